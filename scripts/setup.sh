@@ -1,0 +1,53 @@
+# Sourced by scripts/test.sh and scripts/serve.sh: installs only what is missing, then exports
+# the environment. Tools and build outputs live outside the clone (default ~/.cache/modelslim)
+# so a second run is fast.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${MODELSLIM_CACHE:-$HOME/.cache/modelslim}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_INSTALL_ROOT="$CACHE/tools"
+export PATH="$CARGO_INSTALL_ROOT/bin:$HOME/.cargo/bin:$PATH"
+mkdir -p "$CACHE" "$CARGO_INSTALL_ROOT"
+cd "$ROOT"
+
+TRUNK_VERSION=0.21.14
+# wasm-bindgen-cli must equal the wasm-bindgen crate the lockfile pins.
+BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' Cargo.lock)"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_apt() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if ((${#missing[@]})); then
+    step "installing Debian packages: ${missing[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  step "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
+  step "installing trunk $TRUNK_VERSION (a few minutes, once)"
+  cargo install trunk --version "$TRUNK_VERSION" --locked --quiet
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
+  step "installing wasm-bindgen-cli $BINDGEN_VERSION (a few minutes, once)"
+  # Not --locked: the CLI's own lockfile pins a yanked crate.
+  cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION" --quiet --force
+fi
+
+if ! grep -q "wasm_bindgen = \"$BINDGEN_VERSION\"" Trunk.toml; then
+  echo "Trunk.toml pins a wasm_bindgen other than Cargo.lock's $BINDGEN_VERSION: update [tools]" >&2
+  exit 1
+fi
+
+step "fetching crates (trunk then builds offline)"
+cargo fetch --quiet

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every check: format, lints, native tests (CPU and wgpu on
+# Vulkan/lavapipe), the wasm build, and the page in headless Chromium (WebGPU and CPU fallback).
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+# Chromium for the page test, lavapipe (Mesa's CPU Vulkan) for Burn's native wgpu backend.
+need_apt chromium mesa-vulkan-drivers libvulkan1 ca-certificates
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --release --all-targets --quiet -- -D warnings
+
+step "cargo test --release"
+cargo test --release
+
+step "trunk build --release (the page, dist/)"
+trunk build --release
+
+step "page end-to-end tests in headless Chromium"
+if [ ! -d tests/e2e/node_modules/playwright-core ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
+  npm ci --prefix tests/e2e --no-audit --no-fund --silent
+fi
+MODELSLIM_BIN="$CARGO_TARGET_DIR/release/modelslim" npm test --prefix tests/e2e

@@ -1,0 +1,72 @@
+//! Errors a user can cause: each message says what was wrong and what to do next.
+
+use thiserror::Error;
+
+/// Everything that can go wrong with a user's image, weights file or backend.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The bytes are not a photo the decoder can read.
+    #[error("not a readable image ({0}); use a JPEG, PNG or WebP photo")]
+    NotAnImage(String),
+    /// The image is larger than the decoder is allowed to allocate.
+    #[error("image is too large ({0}); the limit is {max} pixels per side", max = crate::preprocess::MAX_SIDE)]
+    ImageTooLarge(String),
+    /// The weights file is not a safetensors file.
+    #[error("not a safetensors file: {0}")]
+    NotSafetensors(String),
+    /// The file ends before its header says it should.
+    #[error("weights file is truncated: {0}; download it again")]
+    Truncated(String),
+    /// A tensor the network needs is not in the file.
+    #[error("weights: missing tensor '{key}' (expected shape {expected:?}); is this a {model} state_dict?")]
+    MissingKey {
+        key: String,
+        expected: Vec<usize>,
+        model: String,
+    },
+    /// The file holds a tensor the network has no place for.
+    #[error("weights: unexpected tensor '{key}' with shape {found:?}; is this a {model} state_dict?")]
+    ExtraKey {
+        key: String,
+        found: Vec<usize>,
+        model: String,
+    },
+    /// A tensor has the wrong shape.
+    #[error("weights: tensor '{key}' has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A tensor has a dtype the network cannot use.
+    #[error("weights: tensor '{key}' has dtype {dtype}; expected F32, F16 or BF16")]
+    DType { key: String, dtype: String },
+    /// A PyTorch checkpoint that could not be read.
+    #[error("PyTorch checkpoint: {0}")]
+    Checkpoint(String),
+    /// The model's description (metadata) is invalid.
+    #[error("model structure: {0}")]
+    Structure(String),
+    /// The compute backend failed to start or to run.
+    #[error("backend: {0}")]
+    Backend(String),
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    /// Anything the user asked for that cannot be done.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An I/O error with the path it happened on.
+    pub fn io(path: impl AsRef<std::path::Path>, err: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            message: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The 1000 ImageNet classes in class-index order (timm's synset list, Apache-2.0).
+
+use std::sync::OnceLock;
+
+const CLASSES_TSV: &str = include_str!("../assets/imagenet_classes.tsv");
+
+/// One ImageNet class: its WordNet id and readable names.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageNetClass {
+    pub wnid: &'static str,
+    pub name: &'static str,
+}
+
+/// All 1000 classes; index `i` is class `i` of the classifier.
+pub fn imagenet_classes() -> &'static [ImageNetClass] {
+    static CLASSES: OnceLock<Vec<ImageNetClass>> = OnceLock::new();
+    CLASSES.get_or_init(|| {
+        CLASSES_TSV
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(wnid, name)| ImageNetClass { wnid, name })
+            .collect()
+    })
+}
+
+/// The readable name of class `index`, or `class N` for classifiers with other classes.
+pub fn class_name(index: usize) -> String {
+    imagenet_classes()
+        .get(index)
+        .map(|c| c.name.to_string())
+        .unwrap_or_else(|| format!("class {index}"))
+}
+
+/// The class index of a WordNet id (`n02123045`), if it is an ImageNet class.
+pub fn class_of_wnid(wnid: &str) -> Option<usize> {
+    imagenet_classes().iter().position(|c| c.wnid == wnid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousand_classes_in_order() {
+        let classes = imagenet_classes();
+        assert_eq!(classes.len(), 1000);
+        assert_eq!(classes[0].wnid, "n01440764");
+        assert!(classes[0].name.starts_with("tench"));
+        assert_eq!(class_of_wnid("n02123045"), Some(281));
+        assert!(class_name(281).contains("tabby"));
+        assert_eq!(class_name(5000), "class 5000");
+    }
+}

@@ -1,0 +1,145 @@
+//! The building blocks of an inference graph on a Burn device, made from host tensors.
+//!
+//! Plain tensors rather than `nn` modules: the graph is inference-only and its widths change
+//! when it is pruned, so each layer is rebuilt from the host-side state dict in one step.
+
+use burn::tensor::activation::relu;
+use burn::tensor::module::{conv2d, linear};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::tensor::{HostTensor, StateDict};
+use crate::{Error, Result};
+
+/// Fetch a host tensor by name.
+pub fn param<'a>(weights: &'a StateDict, key: &str) -> Result<&'a HostTensor> {
+    weights.get(key).ok_or_else(|| Error::MissingKey {
+        key: key.to_string(),
+        expected: Vec::new(),
+        model: "this network".into(),
+    })
+}
+
+/// Upload a host tensor of rank `D`.
+pub fn upload<const D: usize>(t: &HostTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
+}
+
+/// A convolution without bias (the batch norm after it supplies the shift).
+pub struct Conv {
+    weight: Tensor<4>,
+    options: ConvOptions<2>,
+}
+
+impl Conv {
+    /// Load `{prefix}.weight` with the given stride and symmetric padding.
+    pub fn load(
+        weights: &StateDict,
+        prefix: &str,
+        stride: usize,
+        padding: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let w = param(weights, &format!("{prefix}.weight"))?;
+        Ok(Self {
+            weight: upload(w, device),
+            options: ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1),
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(x, self.weight.clone(), None, self.options.clone())
+    }
+}
+
+/// Batch norm in eval mode, as PyTorch computes it: `(x - mean) / sqrt(var + eps) * γ + β`,
+/// applied as one per-channel scale and shift.
+pub struct BatchNorm {
+    scale: Tensor<4>,
+    shift: Tensor<4>,
+}
+
+impl BatchNorm {
+    /// Load `{prefix}.weight/bias/running_mean/running_var`.
+    pub fn load(weights: &StateDict, prefix: &str, eps: f32, device: &Device) -> Result<Self> {
+        let gamma = param(weights, &format!("{prefix}.weight"))?;
+        let beta = param(weights, &format!("{prefix}.bias"))?;
+        let mean = param(weights, &format!("{prefix}.running_mean"))?;
+        let var = param(weights, &format!("{prefix}.running_var"))?;
+        let c = gamma.len();
+        let scale: Vec<f32> = (0..c)
+            .map(|i| gamma.data[i] / (var.data[i] + eps).sqrt())
+            .collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|i| beta.data[i] - mean.data[i] * scale[i])
+            .collect();
+        let to4 = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, c, 1, 1]), device);
+        Ok(Self {
+            scale: to4(scale),
+            shift: to4(shift),
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        x * self.scale.clone() + self.shift.clone()
+    }
+}
+
+/// Convolution followed by batch norm.
+pub struct ConvBn {
+    conv: Conv,
+    bn: BatchNorm,
+}
+
+impl ConvBn {
+    pub fn load(
+        weights: &StateDict,
+        conv: &str,
+        bn: &str,
+        stride: usize,
+        padding: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        Ok(Self {
+            conv: Conv::load(weights, conv, stride, padding, device)?,
+            bn: BatchNorm::load(weights, bn, 1e-5, device)?,
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+
+    pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.forward(x))
+    }
+}
+
+/// A fully connected layer with PyTorch's `[out, in]` weight layout on the host.
+pub struct Linear {
+    weight_t: Tensor<2>,
+    bias: Tensor<1>,
+}
+
+impl Linear {
+    pub fn load(weights: &StateDict, prefix: &str, device: &Device) -> Result<Self> {
+        let w = param(weights, &format!("{prefix}.weight"))?;
+        let b = param(weights, &format!("{prefix}.bias"))?;
+        let (out, inp) = (w.shape[0], w.shape[1]);
+        // Burn's linear takes `[in, out]`.
+        let mut t = vec![0f32; w.len()];
+        for o in 0..out {
+            for i in 0..inp {
+                t[i * out + o] = w.data[o * inp + i];
+            }
+        }
+        Ok(Self {
+            weight_t: Tensor::from_data(TensorData::new(t, [inp, out]), device),
+            bias: upload(b, device),
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        linear(x, self.weight_t.clone(), Some(self.bias.clone()))
+    }
+}

@@ -1,0 +1,130 @@
+//! Running the network on images and turning logits into ranked classes.
+
+use burn::tensor::{Tensor, TensorData};
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::labels::class_name;
+use crate::model::{Model, ResNet};
+use crate::{Error, Result};
+
+/// One ranked class.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClassScore {
+    pub index: usize,
+    pub label: String,
+    pub prob: f32,
+}
+
+/// The network's answer for one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub top5: Vec<ClassScore>,
+    pub logits: Vec<f32>,
+}
+
+/// Softmax in f64 for stability; returns f32 probabilities.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+/// The `k` most probable classes, best first (ties keep the lower index first).
+pub fn top_k(logits: &[f32], k: usize) -> Vec<ClassScore> {
+    let probs = softmax(logits);
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|i| ClassScore {
+            index: i,
+            label: class_name(i),
+            prob: probs[i],
+        })
+        .collect()
+}
+
+impl Prediction {
+    pub fn from_logits(logits: Vec<f32>) -> Self {
+        Prediction {
+            top5: top_k(&logits, 5),
+            logits,
+        }
+    }
+}
+
+/// A model uploaded to a backend, ready to classify preprocessed images.
+pub struct Classifier {
+    pub backend: Backend,
+    net: ResNet,
+    input_size: usize,
+}
+
+impl Classifier {
+    /// Upload `model` to `backend`.
+    pub fn new(model: &Model, backend: Backend) -> Result<Self> {
+        let net = ResNet::build(&model.config, &model.weights, &backend.device)?;
+        Ok(Classifier {
+            backend,
+            net,
+            input_size: 224,
+        })
+    }
+
+    /// Logits for a batch of normalised CHW images (each `3 × 224 × 224`), read back
+    /// asynchronously (the only way on WebGPU).
+    pub async fn logits(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let s = self.input_size;
+        let per = 3 * s * s;
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(bad) = images.iter().find(|im| im.len() != per) {
+            return Err(Error::Invalid(format!(
+                "input has {} values, expected 3×{s}×{s}",
+                bad.len()
+            )));
+        }
+        let n = images.len();
+        let flat: Vec<f32> = images.concat();
+        let x = Tensor::<4>::from_data(TensorData::new(flat, [n, 3, s, s]), &self.backend.device);
+        let out = self.net.forward(x);
+        let classes = out.dims()[1];
+        let data = out
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Backend(format!("reading results back failed: {e:?}")))?;
+        let values: Vec<f32> = data
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))?;
+        Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Classify one preprocessed image.
+    pub async fn predict(&self, image: Vec<f32>) -> Result<Prediction> {
+        let mut l = self.logits(&[image]).await?;
+        let logits = l.pop().unwrap_or_default();
+        Ok(Prediction::from_logits(logits))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_and_normalises() {
+        let logits = vec![0.0, 3.0, 1.0, 3.0, -2.0, 0.5];
+        let top = top_k(&logits, 5);
+        assert_eq!(
+            top.iter().map(|c| c.index).collect::<Vec<_>>(),
+            vec![1, 3, 2, 5, 0]
+        );
+        let total: f32 = softmax(&logits).iter().sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!((top[0].prob - top[1].prob).abs() < 1e-7);
+    }
+}

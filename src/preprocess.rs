@@ -1,0 +1,294 @@
+//! Image → network input, exactly as torchvision's ImageNet eval transform does it.
+//!
+//! `Resize(256)` (short side to 256, PIL bilinear), `CenterCrop(224)`, `ToTensor()` (scale to
+//! [0, 1]) and `Normalize(mean, std)`. PIL's bilinear resize is not textbook bilinear: when it
+//! shrinks it widens the triangle filter by the scale factor (an antialiasing filter), works in
+//! 22-bit fixed point and rounds to 8 bits between the horizontal and the vertical pass. This
+//! module reproduces that arithmetic (Pillow's `Resample.c`), so the network sees the pixels
+//! PyTorch users trained and evaluated with. EXIF orientation is applied first, as browsers do.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+
+use crate::{Error, Result};
+
+/// The largest width or height accepted, in pixels (a 100-megapixel photo is about 12k wide).
+pub const MAX_SIDE: u32 = 12_000;
+/// ImageNet channel means (RGB), as torchvision normalises.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (RGB).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// How pixels become network input once the photo is resized and cropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    /// The short side after resizing (256 for ImageNet eval).
+    pub resize: u32,
+    /// The square center crop (224).
+    pub crop: u32,
+    /// Per-channel mean subtracted from `pixel / 255`.
+    pub mean: [f32; 3],
+    /// Per-channel divisor applied after the mean.
+    pub std: [f32; 3],
+}
+
+impl Preprocess {
+    /// torchvision's ImageNet evaluation transform.
+    pub const IMAGENET: Preprocess = Preprocess {
+        resize: 256,
+        crop: 224,
+        mean: IMAGENET_MEAN,
+        std: IMAGENET_STD,
+    };
+
+    /// Decode, orient, resize and crop: the 8-bit RGB crop the network will see.
+    pub fn crop_image(&self, bytes: &[u8]) -> Result<RgbImage> {
+        let rgb = decode_rgb(bytes)?;
+        Ok(self.crop_rgb(&rgb))
+    }
+
+    /// Resize (short side) and center-crop an RGB image.
+    pub fn crop_rgb(&self, rgb: &RgbImage) -> RgbImage {
+        let (w, h) = rgb.dimensions();
+        let (nw, nh) = resized_size(w, h, self.resize);
+        let resized = resize_bilinear_pil(rgb, nw, nh);
+        center_crop(&resized, self.crop)
+    }
+
+    /// The normalised CHW tensor of an 8-bit crop.
+    pub fn to_chw(&self, crop: &RgbImage) -> Vec<f32> {
+        let (w, h) = crop.dimensions();
+        let plane = (w * h) as usize;
+        let mut out = vec![0f32; 3 * plane];
+        for (i, px) in crop.pixels().enumerate() {
+            for c in 0..3 {
+                let v = px[c] as f32 / 255.0;
+                out[c * plane + i] = (v - self.mean[c]) / self.std[c];
+            }
+        }
+        out
+    }
+
+    /// Image file bytes → normalised CHW input of shape `[3, crop, crop]`.
+    pub fn run(&self, bytes: &[u8]) -> Result<Vec<f32>> {
+        Ok(self.to_chw(&self.crop_image(bytes)?))
+    }
+}
+
+/// Decode JPEG/PNG/WebP bytes, apply EXIF orientation and convert to 8-bit RGB.
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        return Err(Error::NotAnImage("the file is empty".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::NotAnImage(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(Error::NotAnImage("unknown file format".into()));
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(map_image_error)?;
+    let orientation = decoder.orientation().map_err(map_image_error)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
+    img.apply_orientation(orientation);
+    Ok(img.into_rgb8())
+}
+
+fn map_image_error(e: image::ImageError) -> Error {
+    match e {
+        image::ImageError::Limits(l) => Error::ImageTooLarge(l.to_string()),
+        other => Error::NotAnImage(other.to_string()),
+    }
+}
+
+/// torchvision's `Resize(size)` output for an int size: the short side becomes `size`, the long
+/// side `int(size * long / short)` (truncated, as Python's `int` does).
+pub fn resized_size(w: u32, h: u32, size: u32) -> (u32, u32) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    let new_long = ((size as u64 * long as u64) / short.max(1) as u64) as u32;
+    if w <= h {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    }
+}
+
+/// torchvision's `CenterCrop(size)`: offsets `int(round((dim - size) / 2))` with Python's
+/// round-half-to-even. The image must be at least `size` on both sides.
+pub fn center_crop(img: &RgbImage, size: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let left = round_half_even((w.saturating_sub(size)) as f64 / 2.0);
+    let top = round_half_even((h.saturating_sub(size)) as f64 / 2.0);
+    image::imageops::crop_imm(img, left, top, size.min(w), size.min(h)).to_image()
+}
+
+fn round_half_even(x: f64) -> u32 {
+    let r = x.round();
+    let r = if (x - x.trunc()) == 0.5 && r % 2.0 != 0.0 {
+        r - 1.0
+    } else {
+        r
+    };
+    r as u32
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Pillow's fixed-point filter weights for one axis: for each output index, the first input
+/// index and the integer weights of the inputs it reads.
+struct Coeffs {
+    bounds: Vec<(usize, usize)>,
+    ksize: usize,
+    weights: Vec<i32>,
+}
+
+fn bilinear_filter(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 { 1.0 - x } else { 0.0 }
+}
+
+fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = 1.0 * filterscale;
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C's (int) cast truncates towards zero; clamping to 0 makes that floor here.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize - xmin;
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(xmax) {
+            let w = bilinear_filter((x as f64 + xmin as f64 - center + 0.5) * ss);
+            *kx = w;
+            ww += w;
+        }
+        for x in 0..ksize {
+            let w = if x < xmax && ww != 0.0 { k[x] / ww } else { 0.0 };
+            let fixed = w * (1u32 << PRECISION_BITS) as f64;
+            weights[xx * ksize + x] = if w < 0.0 {
+                (-0.5 + fixed) as i32
+            } else {
+                (0.5 + fixed) as i32
+            };
+        }
+        bounds.push((xmin, xmax));
+    }
+    Coeffs {
+        bounds,
+        ksize,
+        weights,
+    }
+}
+
+fn clip8(v: i64) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resize like `PIL.Image.resize((w, h), Image.BILINEAR)` on an RGB image: horizontal pass, round
+/// to 8 bits, vertical pass.
+pub fn resize_bilinear_pil(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
+    let (in_w, in_h) = img.dimensions();
+    let src = img.as_raw();
+    let (in_w, in_h, out_w, out_h) = (in_w as usize, in_h as usize, out_w as usize, out_h as usize);
+
+    let horizontal = if out_w != in_w {
+        let c = precompute_coeffs(in_w, out_w);
+        let mut out = vec![0u8; out_w * in_h * 3];
+        for y in 0..in_h {
+            let row = &src[y * in_w * 3..(y + 1) * in_w * 3];
+            for xx in 0..out_w {
+                let (xmin, n) = c.bounds[xx];
+                let k = &c.weights[xx * c.ksize..xx * c.ksize + n];
+                for ch in 0..3 {
+                    let mut ss: i64 = 1 << (PRECISION_BITS - 1);
+                    for (x, &w) in k.iter().enumerate() {
+                        ss += row[(xmin + x) * 3 + ch] as i64 * w as i64;
+                    }
+                    out[(y * out_w + xx) * 3 + ch] = clip8(ss);
+                }
+            }
+        }
+        out
+    } else {
+        src.to_vec()
+    };
+
+    let vertical = if out_h != in_h {
+        let c = precompute_coeffs(in_h, out_h);
+        let mut out = vec![0u8; out_w * out_h * 3];
+        for yy in 0..out_h {
+            let (ymin, n) = c.bounds[yy];
+            let k = &c.weights[yy * c.ksize..yy * c.ksize + n];
+            for x in 0..out_w * 3 {
+                let mut ss: i64 = 1 << (PRECISION_BITS - 1);
+                for (y, &w) in k.iter().enumerate() {
+                    ss += horizontal[(ymin + y) * out_w * 3 + x] as i64 * w as i64;
+                }
+                out[yy * out_w * 3 + x] = clip8(ss);
+            }
+        }
+        out
+    } else {
+        horizontal
+    };
+    // The buffer has exactly out_w * out_h * 3 bytes by construction.
+    RgbImage::from_raw(out_w as u32, out_h as u32, vertical)
+        .unwrap_or_else(|| RgbImage::new(out_w as u32, out_h as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_keeps_aspect_like_torchvision() {
+        assert_eq!(resized_size(451, 300, 256), (384, 256));
+        assert_eq!(resized_size(300, 451, 256), (256, 384));
+        assert_eq!(resized_size(640, 427, 256), (383, 256));
+        assert_eq!(resized_size(512, 512, 256), (256, 256));
+    }
+
+    #[test]
+    fn center_crop_rounds_half_to_even() {
+        assert_eq!(round_half_even(16.5), 16);
+        assert_eq!(round_half_even(17.5), 18);
+        assert_eq!(round_half_even(3.0), 3);
+        let img = RgbImage::new(383, 256);
+        assert_eq!(center_crop(&img, 224).dimensions(), (224, 224));
+    }
+
+    #[test]
+    fn constant_image_stays_constant() {
+        let img = RgbImage::from_pixel(301, 257, image::Rgb([10, 128, 250]));
+        let out = resize_bilinear_pil(&img, 256, 218);
+        assert!(out.pixels().all(|p| p.0 == [10, 128, 250]));
+    }
+
+    #[test]
+    fn non_images_are_rejected_with_a_message() {
+        let err = decode_rgb(b"hello, this is text").unwrap_err();
+        assert!(matches!(err, Error::NotAnImage(_)), "{err}");
+        assert!(err.to_string().contains("JPEG, PNG or WebP"));
+        assert!(matches!(decode_rgb(&[]), Err(Error::NotAnImage(_))));
+    }
+
+    #[test]
+    fn normalisation_matches_formula() {
+        let crop = RgbImage::from_pixel(2, 2, image::Rgb([255, 0, 128]));
+        let chw = Preprocess::IMAGENET.to_chw(&crop);
+        assert_eq!(chw.len(), 12);
+        assert!((chw[0] - (1.0 - 0.485) / 0.229).abs() < 1e-6);
+        assert!((chw[4] - (0.0 - 0.456) / 0.224).abs() < 1e-6);
+        assert!((chw[8] - (128.0 / 255.0 - 0.406) / 0.225).abs() < 1e-6);
+    }
+}

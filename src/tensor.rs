@@ -1,0 +1,77 @@
+//! Host-side tensors: the product's own representation of weights, independent of any backend.
+
+use std::collections::BTreeMap;
+
+/// A dense f32 tensor in row-major (C) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    /// A tensor from its shape and data; the data length must equal the shape's product.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        Self { shape, data }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when the tensor holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// Named tensors, sorted by name: a PyTorch-style `state_dict`.
+pub type StateDict = BTreeMap<String, HostTensor>;
+
+/// Gather a strided view (PyTorch storage + offset + size + stride) into a contiguous tensor.
+pub fn gather_strided(
+    storage: &[f32],
+    offset: usize,
+    size: &[usize],
+    stride: &[usize],
+) -> Option<Vec<f32>> {
+    let numel: usize = size.iter().product();
+    if numel == 0 {
+        return Some(Vec::new());
+    }
+    let last = offset + size.iter().zip(stride).map(|(s, st)| (s - 1) * st).sum::<usize>();
+    if last >= storage.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(numel);
+    let mut index = vec![0usize; size.len()];
+    for _ in 0..numel {
+        let pos = offset + index.iter().zip(stride).map(|(i, st)| i * st).sum::<usize>();
+        out.push(storage[pos]);
+        for d in (0..size.len()).rev() {
+            index[d] += 1;
+            if index[d] < size[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_transpose_is_gathered() {
+        // storage holds a 2x3 row-major matrix; view it transposed (3x2, strides 1,3).
+        let storage = [0., 1., 2., 3., 4., 5.];
+        let t = gather_strided(&storage, 0, &[3, 2], &[1, 3]).unwrap();
+        assert_eq!(t, vec![0., 3., 1., 4., 2., 5.]);
+        assert_eq!(gather_strided(&storage, 2, &[2], &[1]).unwrap(), vec![2., 3.]);
+        assert!(gather_strided(&storage, 5, &[2], &[1]).is_none());
+    }
+}

@@ -1,0 +1,168 @@
+//! PyTorch checkpoints (`torch.save` zip format): `archive/data.pkl` describes the tensors,
+//! `archive/data/<key>` holds each storage's raw little-endian bytes.
+
+use std::collections::HashMap;
+use std::io::{Cursor, Read};
+
+use super::pickle::{self, Value};
+use crate::tensor::{HostTensor, StateDict, gather_strided};
+use crate::{Error, Result};
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::Checkpoint(msg.into())
+}
+
+/// True when the bytes start like a zip archive (torch.save's default format since 1.6).
+pub fn is_zip(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04")
+}
+
+/// Read the `state_dict` of a zip-format PyTorch checkpoint.
+pub fn read_pth_zip(bytes: &[u8]) -> Result<StateDict> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| bad(format!("not a readable zip archive ({e}); the file may be truncated")))?;
+    let pkl_name = zip
+        .file_names()
+        .find(|n| n.ends_with("data.pkl"))
+        .map(str::to_string)
+        .ok_or_else(|| bad("no data.pkl inside; is this a torch.save file?"))?;
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    let mut pkl = Vec::new();
+    zip.by_name(&pkl_name)
+        .and_then(|mut f| f.read_to_end(&mut pkl).map_err(Into::into))
+        .map_err(|e| bad(format!("cannot read {pkl_name}: {e}")))?;
+    let (root, _) = pickle::load(&pkl).map_err(|e| bad(e.to_string()))?;
+    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+    state_dict_from_pickle(&root, |key| {
+        if let Some(b) = storages.get(key) {
+            return Ok(b.clone());
+        }
+        let name = format!("{prefix}data/{key}");
+        let mut buf = Vec::new();
+        zip.by_name(&name)
+            .and_then(|mut f| f.read_to_end(&mut buf).map_err(Into::into))
+            .map_err(|e| bad(format!("storage {name}: {e} (truncated file?)")))?;
+        storages.insert(key.to_string(), buf.clone());
+        Ok(buf)
+    })
+}
+
+/// The element type of a PyTorch storage class, and its size in bytes.
+fn storage_dtype(class: &str) -> Option<(&'static str, usize)> {
+    Some(match class {
+        "FloatStorage" => ("f32", 4),
+        "HalfStorage" => ("f16", 2),
+        "BFloat16Storage" => ("bf16", 2),
+        "DoubleStorage" => ("f64", 8),
+        "LongStorage" => ("i64", 8),
+        "IntStorage" => ("i32", 4),
+        _ => return None,
+    })
+}
+
+/// Decode little-endian storage bytes of `dtype` into f32.
+pub fn decode_storage(bytes: &[u8], dtype: &str) -> Vec<f32> {
+    match dtype {
+        "f32" => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        "f16" => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        "bf16" => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        "f64" => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        "i64" => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+    }
+}
+
+fn ints(v: &Value, what: &str) -> Result<Vec<usize>> {
+    v.as_seq()
+        .ok_or_else(|| bad(format!("tensor {what} is not a tuple")))?
+        .iter()
+        .map(|x| {
+            x.as_int()
+                .and_then(|i| usize::try_from(i).ok())
+                .ok_or_else(|| bad(format!("tensor {what} holds a non-integer")))
+        })
+        .collect()
+}
+
+/// Turn the unpickled checkpoint into a state dict, reading storages through `load_storage`.
+pub fn state_dict_from_pickle(
+    root: &Value,
+    mut load_storage: impl FnMut(&str) -> Result<Vec<u8>>,
+) -> Result<StateDict> {
+    // Accept a bare state_dict or the common {"state_dict": ...} / {"model": ...} wrappers.
+    let dict = ["state_dict", "model"]
+        .iter()
+        .find_map(|k| root.get(k).filter(|v| matches!(v, Value::Dict(_))))
+        .unwrap_or(root);
+    let Value::Dict(items) = dict else {
+        return Err(bad("the checkpoint is not a state_dict (a dict of tensors)"));
+    };
+    let mut out = StateDict::new();
+    for (k, v) in items {
+        let Some(name) = k.as_str() else { continue };
+        let tensor = read_tensor(v, &mut load_storage)
+            .map_err(|e| bad(format!("tensor '{name}': {e}")))?;
+        let name = name.strip_prefix("module.").unwrap_or(name);
+        out.insert(name.to_string(), tensor);
+    }
+    Ok(out)
+}
+
+fn read_tensor(
+    v: &Value,
+    load_storage: &mut impl FnMut(&str) -> Result<Vec<u8>>,
+) -> Result<HostTensor> {
+    let Value::Call(callable, args) = v else {
+        return Err(bad("not a tensor"));
+    };
+    let Value::Global(_, func) = callable.as_ref() else {
+        return Err(bad("not a tensor"));
+    };
+    match func.as_str() {
+        "_rebuild_parameter" => {
+            let inner = args.first().ok_or_else(|| bad("empty parameter"))?;
+            read_tensor(inner, load_storage)
+        }
+        "_rebuild_tensor_v2" | "_rebuild_tensor" => {
+            let (Some(Value::PersistentId(pid)), Some(offset), Some(size), Some(stride)) =
+                (args.first(), args.get(1), args.get(2), args.get(3))
+            else {
+                return Err(bad("unexpected tensor layout"));
+            };
+            let pid = pid.as_seq().ok_or_else(|| bad("bad storage reference"))?;
+            let (Some(Value::Global(_, class)), Some(key)) =
+                (pid.get(1), pid.get(2).and_then(Value::as_str))
+            else {
+                return Err(bad("bad storage reference"));
+            };
+            let (dtype, _) = storage_dtype(class)
+                .ok_or_else(|| bad(format!("unsupported storage type {class}")))?;
+            let offset = offset.as_int().unwrap_or(0) as usize;
+            let size = ints(size, "size")?;
+            let stride = ints(stride, "stride")?;
+            let storage = decode_storage(&load_storage(key)?, dtype);
+            let data = gather_strided(&storage, offset, &size, &stride)
+                .ok_or_else(|| bad("storage is shorter than the tensor (truncated file?)"))?;
+            Ok(HostTensor::new(size, data))
+        }
+        other => Err(bad(format!("unsupported object {other}"))),
+    }
+}

@@ -1,0 +1,107 @@
+//! The `modelslim` command line: its JSON contract and its one-line errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn modelslim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelslim"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn sample(name: &str) -> String {
+    root().join("www/samples").join(name).display().to_string()
+}
+
+/// A failure is one line on stderr, a non-zero status, and no panic or backtrace.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "stderr: {stderr}");
+    assert!(stderr.contains(needle), "stderr lacks '{needle}': {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn predict_json_is_one_object_per_image() {
+    let out = modelslim(&[
+        "predict",
+        "--weights",
+        "seeded:42",
+        "--image",
+        &sample("chelsea.png"),
+        "--image",
+        &sample("rocket.jpg"),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2);
+    for (line, name) in lines.iter().zip(["chelsea.png", "rocket.jpg"]) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["image"].as_str().unwrap().ends_with(name));
+        let logits = v["logits"].as_array().unwrap();
+        assert_eq!(logits.len(), 1000);
+        let top5 = v["top5"].as_array().unwrap();
+        assert_eq!(top5.len(), 5);
+        let probs: Vec<f64> = top5.iter().map(|c| c["prob"].as_f64().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]));
+        // top-1 is the arg-max of the logits, and its label is the ImageNet name.
+        let best = logits
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap()))
+            .unwrap()
+            .0;
+        assert_eq!(top5[0]["index"].as_u64().unwrap() as usize, best);
+        let label = top5[0]["label"].as_str().unwrap();
+        assert_eq!(label, modelslim::labels::class_name(best));
+    }
+}
+
+#[test]
+fn weights_written_by_init_weights_predict_like_seeded() {
+    let dir = std::env::temp_dir().join(format!("modelslim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("w.safetensors");
+    let out = modelslim(&["init-weights", "--seed", "42", "--out", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = modelslim(&["predict", "--weights", file.to_str().unwrap(), "--image", &sample("coffee.png"), "--json"]);
+    let b = modelslim(&["predict", "--weights", "seeded:42", "--image", &sample("coffee.png"), "--json"]);
+    assert!(a.status.success() && b.status.success());
+    let la: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let lb: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(la["logits"], lb["logits"]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    let text = root().join("Cargo.toml").display().to_string();
+    let out = modelslim(&["predict", "--weights", "seeded:1", "--image", &text]);
+    assert_clean_failure(&out, "not a readable image");
+
+    let out = modelslim(&["predict", "--weights", "/nonexistent/w.safetensors", "--image", &sample("coffee.png")]);
+    assert_clean_failure(&out, "/nonexistent/w.safetensors");
+
+    let out = modelslim(&["predict", "--weights", &sample("coffee.png"), "--image", &sample("coffee.png")]);
+    assert_clean_failure(&out, "not a safetensors file");
+
+    let out = modelslim(&["predict", "--weights", "seeded:1", "--image", &sample("coffee.png"), "--backend", "tpu"]);
+    assert_clean_failure(&out, "unknown backend 'tpu'");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = modelslim(&["predict", "--image", &sample("coffee.png")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--weights is required"));
+    let out = modelslim(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}

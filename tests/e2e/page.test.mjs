@@ -1,0 +1,155 @@
+// End-to-end: the built page (dist/) in headless Chromium, against the CLI on the same weights.
+//
+// Needs: `trunk build --release` (dist/), the release CLI, Debian's chromium, and
+// `npm ci` here. Run through `bash .ci/run`, or directly:
+//   MODELSLIM_BIN=target/release/modelslim node --test tests/e2e/
+// Screenshots land in tests/e2e/output/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { join, extname, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DIST = process.env.MODELSLIM_DIST || join(ROOT, 'dist');
+const OUT = join(ROOT, 'tests', 'e2e', 'output');
+const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
+const CHROMIUM = process.env.CHROMIUM || '/usr/lib/chromium/chromium';
+const SAMPLES = join(ROOT, 'www', 'samples');
+const PROB_TOLERANCE = 1e-3;
+const FORWARD_TIMEOUT = 10 * 60 * 1000; // SwiftShader WebGPU is a correctness target, not a fast one
+
+const MIME = {
+  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json',
+};
+
+let server, base, browser, weightsFile, reference;
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  process.env.TMPDIR = OUT;
+  assert.ok(existsSync(join(DIST, 'index.html')), `no built page at ${DIST}: run trunk build --release`);
+  weightsFile = join(OUT, 'seed42.safetensors');
+  execFileSync(BIN, ['init-weights', '--seed', '42', '--out', weightsFile]);
+  const lines = execFileSync(BIN, ['predict', '--weights', weightsFile, '--json',
+    '--image', join(SAMPLES, 'chelsea.png'), '--image', join(SAMPLES, 'coffee.png')]).toString().trim().split('\n');
+  reference = Object.fromEntries(lines.map((l) => JSON.parse(l)).map((r) => [r.image.split('/').pop(), r.top5]));
+  writeFileSync(join(OUT, 'not-an-image.jpg'), 'this is a text file, not a photo\n');
+
+  server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    let file = join(DIST, path);
+    if (!file.startsWith(DIST)) { res.writeHead(403).end(); return; }
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+    if (!existsSync(file)) { res.writeHead(404).end(); return; }
+    res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${server.address().port}/`;
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--enable-unsafe-webgpu', '--use-angle=swiftshader', '--use-vulkan=swiftshader',
+      '--enable-features=Vulkan,CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies',
+      '--disable-quic', '--disable-sync', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-default-apps', '--disable-domain-reliability', '--no-pings',
+      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function openPage(query) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || /panicked/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  await page.goto(base + query);
+  await page.waitForFunction(() => document.querySelector('[data-testid=backend]').dataset.kind,
+    null, { timeout: 120_000 });
+  return { page, context, problems };
+}
+
+async function top5Lists(page) {
+  return page.$$eval('[data-testid=top5-original]', (lists) => lists.map((ol) =>
+    [...ol.querySelectorAll('li')].map((li) => ({ index: Number(li.dataset.classIndex), prob: Number(li.dataset.prob) }))));
+}
+
+function assertMatchesCli(got, image) {
+  const want = reference[image];
+  assert.deepEqual(got.map((c) => c.index), want.map((c) => c.index), `${image}: top-5 classes differ from the CLI`);
+  got.forEach((c, i) => assert.ok(Math.abs(c.prob - want[i].prob) <= PROB_TOLERANCE,
+    `${image}: class ${c.index} prob ${c.prob} vs CLI ${want[i].prob}`));
+}
+
+async function uploadAndWait(page, file, count) {
+  await page.setInputFiles('[data-testid=upload]', file);
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=top5-original]').length >= n
+    || !document.querySelector('[data-testid=error]').hidden, count, { timeout: FORWARD_TIMEOUT });
+}
+
+async function predictionFlow(page, wantKind, shot) {
+  const kind = await page.getAttribute('[data-testid=backend]', 'data-kind');
+  assert.equal(kind, wantKind, `backend is ${await page.textContent('[data-testid=backend]')}`);
+  await page.setInputFiles('[data-testid=weights-file]', weightsFile);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
+    null, { timeout: 120_000 });
+
+  await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  let lists = await top5Lists(page);
+  assert.equal(lists.length, 1);
+  assertMatchesCli(lists[0], 'chelsea.png');
+
+  // A non-image: a clear message, and the page keeps working.
+  await page.setInputFiles('[data-testid=upload]', join(OUT, 'not-an-image.jpg'));
+  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
+  assert.match(await page.textContent('[data-testid=error]'), /not a readable image/);
+
+  await uploadAndWait(page, join(SAMPLES, 'coffee.png'), 2);
+  lists = await top5Lists(page);
+  assert.equal(lists.length, 2);
+  assertMatchesCli(lists[1], 'coffee.png');
+  await page.screenshot({ path: join(OUT, shot), fullPage: true });
+}
+
+test('WebGPU: page predictions equal the CLI, bad uploads are reported', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=none');
+  await predictionFlow(page, 'wgpu', 'webgpu.png');
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
+test('CPU fallback (forced): same predictions, a visible notice', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=none&backend=cpu');
+  assert.equal(await page.isVisible('#notice'), true);
+  await predictionFlow(page, 'cpu', 'cpu-fallback.png');
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
+test('weights download blocked: the page says so and offers the file picker', { timeout: 300_000 }, async () => {
+  const { page, context } = await openPage('?backend=cpu');
+  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 120_000 });
+  assert.match(await page.textContent('[data-testid=error]'), /Could not download the ResNet18 weights/);
+  assert.equal(await page.isVisible('text=Load weights file'), true);
+  await page.click('[data-testid=use-seeded]');
+  await page.waitForSelector('#banner:not([hidden])');
+  assert.match(await page.textContent('#banner'), /Random weights — predictions are meaningless/);
+  await page.screenshot({ path: join(OUT, 'download-blocked.png'), fullPage: true });
+  await context.close();
+});
