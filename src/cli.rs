@@ -110,7 +110,11 @@ impl Args {
     }
 
     fn check_known(&self, known: &[&str]) -> std::result::Result<(), CliError> {
-        match self.pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        match self
+            .pairs
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
             Some((k, _)) => Err(CliError::Usage(format!("unknown option --{k}"))),
             None => Ok(()),
         }
@@ -234,7 +238,9 @@ fn bench(args: &[String]) -> std::result::Result<(), CliError> {
         Ok(t.elapsed().as_secs_f64() * 1e3)
     };
     let cold = time()?;
-    let mut warm = (0..runs.max(1)).map(|_| time()).collect::<Result<Vec<_>>>()?;
+    let mut warm = (0..runs.max(1))
+        .map(|_| time())
+        .collect::<Result<Vec<_>>>()?;
     warm.sort_by(f64::total_cmp);
     let pct = |p: f64| warm[((warm.len() - 1) as f64 * p).round() as usize];
     println!(

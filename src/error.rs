@@ -18,14 +18,18 @@ pub enum Error {
     #[error("weights file is truncated: {0}; download it again")]
     Truncated(String),
     /// A tensor the network needs is not in the file.
-    #[error("weights: missing tensor '{key}' (expected shape {expected:?}); is this a {model} state_dict?")]
+    #[error(
+        "weights: missing tensor '{key}' (expected shape {expected:?}); is this a {model} state_dict?"
+    )]
     MissingKey {
         key: String,
         expected: Vec<usize>,
         model: String,
     },
     /// The file holds a tensor the network has no place for.
-    #[error("weights: unexpected tensor '{key}' with shape {found:?}; is this a {model} state_dict?")]
+    #[error(
+        "weights: unexpected tensor '{key}' with shape {found:?}; is this a {model} state_dict?"
+    )]
     ExtraKey {
         key: String,
         found: Vec<usize>,

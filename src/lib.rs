@@ -5,14 +5,14 @@
 //! on a [`backend::Backend`] and run, and the logits become a [`predict::Prediction`].
 //! Nothing in the core knows about the browser; `web` is the only wasm-bindgen layer.
 
+pub mod backend;
 pub mod error;
 pub mod labels;
+pub mod model;
+pub mod predict;
 pub mod preprocess;
 pub mod tensor;
 pub mod weights;
-pub mod model;
-pub mod backend;
-pub mod predict;
 
 #[cfg(target_family = "wasm")]
 pub mod web;

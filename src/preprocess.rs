@@ -173,7 +173,11 @@ fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
             ww += w;
         }
         for x in 0..ksize {
-            let w = if x < xmax && ww != 0.0 { k[x] / ww } else { 0.0 };
+            let w = if x < xmax && ww != 0.0 {
+                k[x] / ww
+            } else {
+                0.0
+            };
             let fixed = w * (1u32 << PRECISION_BITS) as f64;
             weights[xx * ksize + x] = if w < 0.0 {
                 (-0.5 + fixed) as i32

@@ -41,14 +41,24 @@ pub fn gather_strided(
     if numel == 0 {
         return Some(Vec::new());
     }
-    let last = offset + size.iter().zip(stride).map(|(s, st)| (s - 1) * st).sum::<usize>();
+    let last = offset
+        + size
+            .iter()
+            .zip(stride)
+            .map(|(s, st)| (s - 1) * st)
+            .sum::<usize>();
     if last >= storage.len() {
         return None;
     }
     let mut out = Vec::with_capacity(numel);
     let mut index = vec![0usize; size.len()];
     for _ in 0..numel {
-        let pos = offset + index.iter().zip(stride).map(|(i, st)| i * st).sum::<usize>();
+        let pos = offset
+            + index
+                .iter()
+                .zip(stride)
+                .map(|(i, st)| i * st)
+                .sum::<usize>();
         out.push(storage[pos]);
         for d in (0..size.len()).rev() {
             index[d] += 1;
@@ -71,7 +81,10 @@ mod tests {
         let storage = [0., 1., 2., 3., 4., 5.];
         let t = gather_strided(&storage, 0, &[3, 2], &[1, 3]).unwrap();
         assert_eq!(t, vec![0., 3., 1., 4., 2., 5.]);
-        assert_eq!(gather_strided(&storage, 2, &[2], &[1]).unwrap(), vec![2., 3.]);
+        assert_eq!(
+            gather_strided(&storage, 2, &[2], &[1]).unwrap(),
+            vec![2., 3.]
+        );
         assert!(gather_strided(&storage, 5, &[2], &[1]).is_none());
     }
 }

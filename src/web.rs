@@ -30,13 +30,14 @@ pub struct Engine {
     runs: Rc<Cell<u32>>,
 }
 
-/// Open WebGPU unless `prefer` is `"cpu"`; fall back to the CPU backend when WebGPU is
-/// missing or fails to start, and say why.
+/// Open WebGPU unless `prefer` is `"cpu"` (the page says why in `reason`); fall back to the
+/// CPU backend when WebGPU is missing or fails to start, and say why.
 #[wasm_bindgen(js_name = createEngine)]
-pub async fn create_engine(prefer: String) -> Engine {
+pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
     console_error_panic_hook::set_once();
     let (backend, fallback_reason) = if prefer == "cpu" {
-        (Backend::cpu(), Some("CPU backend requested".to_string()))
+        let why = reason.unwrap_or_else(|| "the CPU backend was requested".to_string());
+        (Backend::cpu(), Some(why))
     } else if !webgpu_exposed() {
         (
             Backend::cpu(),
@@ -108,7 +109,13 @@ impl Engine {
     #[wasm_bindgen(js_name = loadWeights)]
     pub fn load_weights(&mut self, bytes: &[u8], name: String) -> Result<(), JsError> {
         let model = Model::from_bytes(bytes).map_err(js_err)?;
-        self.install(&model, format!("{name} ({:.1} M parameters)", model.num_params() as f64 / 1e6))
+        self.install(
+            &model,
+            format!(
+                "{name} ({:.1} M parameters)",
+                model.num_params() as f64 / 1e6
+            ),
+        )
     }
 
     /// Load deterministic random weights (for the offline demo; predictions are meaningless).

@@ -24,7 +24,10 @@ fn assert_clean_failure(out: &Output, needle: &str) {
     assert!(!out.status.success(), "expected failure, got success");
     assert_eq!(stderr.trim_end().lines().count(), 1, "stderr: {stderr}");
     assert!(stderr.contains(needle), "stderr lacks '{needle}': {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -39,7 +42,11 @@ fn predict_json_is_one_object_per_image() {
         &sample("rocket.jpg"),
         "--json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2);
@@ -70,10 +77,34 @@ fn weights_written_by_init_weights_predict_like_seeded() {
     let dir = std::env::temp_dir().join(format!("modelslim-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("w.safetensors");
-    let out = modelslim(&["init-weights", "--seed", "42", "--out", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let a = modelslim(&["predict", "--weights", file.to_str().unwrap(), "--image", &sample("coffee.png"), "--json"]);
-    let b = modelslim(&["predict", "--weights", "seeded:42", "--image", &sample("coffee.png"), "--json"]);
+    let out = modelslim(&[
+        "init-weights",
+        "--seed",
+        "42",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = modelslim(&[
+        "predict",
+        "--weights",
+        file.to_str().unwrap(),
+        "--image",
+        &sample("coffee.png"),
+        "--json",
+    ]);
+    let b = modelslim(&[
+        "predict",
+        "--weights",
+        "seeded:42",
+        "--image",
+        &sample("coffee.png"),
+        "--json",
+    ]);
     assert!(a.status.success() && b.status.success());
     let la: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     let lb: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
@@ -87,13 +118,33 @@ fn bad_inputs_fail_with_one_line() {
     let out = modelslim(&["predict", "--weights", "seeded:1", "--image", &text]);
     assert_clean_failure(&out, "not a readable image");
 
-    let out = modelslim(&["predict", "--weights", "/nonexistent/w.safetensors", "--image", &sample("coffee.png")]);
+    let out = modelslim(&[
+        "predict",
+        "--weights",
+        "/nonexistent/w.safetensors",
+        "--image",
+        &sample("coffee.png"),
+    ]);
     assert_clean_failure(&out, "/nonexistent/w.safetensors");
 
-    let out = modelslim(&["predict", "--weights", &sample("coffee.png"), "--image", &sample("coffee.png")]);
+    let out = modelslim(&[
+        "predict",
+        "--weights",
+        &sample("coffee.png"),
+        "--image",
+        &sample("coffee.png"),
+    ]);
     assert_clean_failure(&out, "not a safetensors file");
 
-    let out = modelslim(&["predict", "--weights", "seeded:1", "--image", &sample("coffee.png"), "--backend", "tpu"]);
+    let out = modelslim(&[
+        "predict",
+        "--weights",
+        "seeded:1",
+        "--image",
+        &sample("coffee.png"),
+        "--backend",
+        "tpu",
+    ]);
     assert_clean_failure(&out, "unknown backend 'tpu'");
 }
 

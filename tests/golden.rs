@@ -25,8 +25,8 @@ struct Golden {
 }
 
 fn golden() -> Golden {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/golden_resnet18_seed42.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/golden_resnet18_seed42.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let inputs = v["inputs"]
         .as_array()
@@ -69,14 +69,23 @@ fn check(backend: Backend) {
                 .zip(&g.logits[i])
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            eprintln!("{}: image {i}: max |Δlogit| = {max:e}", classifier.backend.description);
-            assert!(max <= LOGIT_TOLERANCE, "image {i}: max |Δlogit| {max} > {LOGIT_TOLERANCE}");
+            eprintln!(
+                "{}: image {i}: max |Δlogit| = {max:e}",
+                classifier.backend.description
+            );
+            assert!(
+                max <= LOGIT_TOLERANCE,
+                "image {i}: max |Δlogit| {max} > {LOGIT_TOLERANCE}"
+            );
         }
     }
     // The reference is not degenerate: the logits spread over several units.
     let spread = g.logits[0].iter().cloned().fold(f32::MIN, f32::max)
         - g.logits[0].iter().cloned().fold(f32::MAX, f32::min);
-    assert!(spread > 1.0, "reference logits are nearly constant ({spread})");
+    assert!(
+        spread > 1.0,
+        "reference logits are nearly constant ({spread})"
+    );
 }
 
 #[test]

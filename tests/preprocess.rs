@@ -40,7 +40,10 @@ fn compare(source: PathBuf, fixture: &str) {
 #[test]
 fn png_photos_match_pil() {
     for name in ["chelsea", "coffee", "astronaut"] {
-        compare(root().join(format!("www/samples/{name}.png")), &format!("{name}.png"));
+        compare(
+            root().join(format!("www/samples/{name}.png")),
+            &format!("{name}.png"),
+        );
     }
 }
 
@@ -72,8 +75,11 @@ fn truncated_and_huge_images_are_refused() {
     // A PNG header claiming 20000×20000 pixels.
     let mut huge = Vec::new();
     let img = image::RgbImage::new(1, 1);
-    img.write_to(&mut std::io::Cursor::new(&mut huge), image::ImageFormat::Png)
-        .unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut huge),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
     // IHDR width/height live at bytes 16..24; patch them and fix the CRC.
     huge[16..20].copy_from_slice(&20_000u32.to_be_bytes());
     huge[20..24].copy_from_slice(&20_000u32.to_be_bytes());
@@ -91,7 +97,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -33,7 +33,10 @@ fn plain_torchvision_layout_without_metadata_loads() {
     let m = seeded();
     let mut w = m.weights.clone();
     // torchvision's state_dict carries num_batches_tracked counters; they are ignored.
-    w.insert("bn1.num_batches_tracked".into(), HostTensor::new(vec![], vec![0.0]));
+    w.insert(
+        "bn1.num_batches_tracked".into(),
+        HostTensor::new(vec![], vec![0.0]),
+    );
     let bytes = write_safetensors(&w, HashMap::new()).unwrap();
     let back = Model::from_bytes(&bytes).unwrap();
     assert_eq!(back.weights, m.weights);
@@ -55,7 +58,10 @@ fn missing_key_names_the_key_and_shape() {
 #[test]
 fn wrong_shape_names_both_shapes() {
     let mut w = seeded().weights;
-    w.insert("fc.weight".into(), HostTensor::new(vec![10, 512], vec![0.0; 5120]));
+    w.insert(
+        "fc.weight".into(),
+        HostTensor::new(vec![10, 512], vec![0.0; 5120]),
+    );
     let err = Model::from_bytes(&write_safetensors(&w, HashMap::new()).unwrap()).unwrap_err();
     match &err {
         Error::ShapeMismatch {
@@ -70,7 +76,10 @@ fn wrong_shape_names_both_shapes() {
         other => panic!("expected ShapeMismatch, got {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("[1000, 512]") && msg.contains("[10, 512]"), "{msg}");
+    assert!(
+        msg.contains("[1000, 512]") && msg.contains("[10, 512]"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -95,8 +104,9 @@ fn truncated_file_is_reported_as_truncated() {
 
 #[test]
 fn other_files_are_not_safetensors() {
-    let png = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/chelsea.png"))
-        .unwrap();
+    let png =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/chelsea.png"))
+            .unwrap();
     for bytes in [png.as_slice(), b"hello world, not weights", b"abc"] {
         let err = Model::from_bytes(bytes).unwrap_err();
         assert!(matches!(err, Error::NotSafetensors(_)), "{err}");
@@ -107,10 +117,16 @@ fn other_files_are_not_safetensors() {
 fn integer_tensors_are_refused_by_dtype() {
     use safetensors::{Dtype, tensor::TensorView};
     let data: Vec<u8> = (0..1000i32).flat_map(|v| v.to_le_bytes()).collect();
-    let views = vec![("fc.bias", TensorView::new(Dtype::I32, vec![1000], &data).unwrap())];
+    let views = vec![(
+        "fc.bias",
+        TensorView::new(Dtype::I32, vec![1000], &data).unwrap(),
+    )];
     let bytes = safetensors::serialize(views, None).unwrap();
     let err = Model::from_bytes(&bytes).unwrap_err();
-    assert!(matches!(&err, Error::DType { key, .. } if key == "fc.bias"), "{err}");
+    assert!(
+        matches!(&err, Error::DType { key, .. } if key == "fc.bias"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,7 +144,10 @@ fn pytorch_zip_checkpoint_is_read() {
     assert_eq!(sd["h.weight"].data, vec![0.5, -2.0]);
     // It is not a ResNet18: loading it as a model names the first missing tensor.
     let err = Model::from_bytes(&bytes).unwrap_err();
-    assert!(matches!(&err, Error::MissingKey { key, .. } if key == "conv1.weight"), "{err}");
+    assert!(
+        matches!(&err, Error::MissingKey { key, .. } if key == "conv1.weight"),
+        "{err}"
+    );
     // A truncated checkpoint is an error, not a panic.
     assert!(Model::from_bytes(&bytes[..bytes.len() - 40]).is_err());
 }

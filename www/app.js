@@ -45,9 +45,10 @@ function bindingsReady() {
 
 async function start() {
   const wasm = await bindingsReady();
-  const prefer = params.get('backend') === 'cpu' ? 'cpu' : 'auto';
-  engine = await wasm.createEngine(prefer);
-  $('backend').textContent = engine.backend;
+  const forceCpu = params.get('backend') === 'cpu';
+  engine = await wasm.createEngine(forceCpu ? 'cpu' : 'auto',
+    forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
+  $('backend').textContent = engine.backendKind === 'wgpu' ? await describeAdapter() : engine.backend;
   $('backend').dataset.kind = engine.backendKind;
   if (engine.fallbackReason) {
     const n = $('notice');
@@ -58,6 +59,16 @@ async function start() {
   if (weights === 'seeded') useSeeded();
   else if (weights === 'none') setStatus('ready: load a weights file to begin');
   else await downloadWeights(weights);
+}
+
+// Browsers hide the adapter's name from wgpu; ask WebGPU for what it does tell.
+async function describeAdapter() {
+  try {
+    const info = (await navigator.gpu.requestAdapter())?.info;
+    const parts = [info?.vendor, info?.architecture, info?.description].filter(Boolean);
+    if (parts.length) return `WebGPU (${parts.join(' ')})`;
+  } catch (_) { /* keep the engine's own description */ }
+  return engine.backend;
 }
 
 function modelLoaded(randomWeights) {
@@ -155,9 +166,9 @@ function median(xs) {
 
 function showTiming() {
   const parts = [];
-  if (coldTime !== null) parts.push(`first run (cold: shader compilation, tuning) ${coldTime.toFixed(0)} ms`);
+  if (coldTime !== null) parts.push(`first run (cold: includes shader compilation) ${coldTime.toFixed(0)} ms`);
   if (warmTimes.length) parts.push(`warm median ${median(warmTimes).toFixed(0)} ms over ${warmTimes.length} run(s)`);
-  $('timing').textContent = parts.length ? `Inference on ${engine.backend}: ${parts.join(', ')}.` : '';
+  $('timing').textContent = parts.length ? `Inference on ${$('backend').textContent}: ${parts.join(', ')}.` : '';
 }
 
 async function classify(file) {

@@ -35,8 +35,8 @@ impl Model {
     /// is then checked against it (missing, extra, wrong shape).
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
         let file = weights::read_weights(bytes)?;
-        let config = config_from_metadata(&file.metadata)?
-            .unwrap_or_else(|| ResNetConfig::resnet18(1000));
+        let config =
+            config_from_metadata(&file.metadata)?.unwrap_or_else(|| ResNetConfig::resnet18(1000));
         Model::new(config, file.tensors)
     }
 

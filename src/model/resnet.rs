@@ -89,9 +89,12 @@ impl ResNetConfig {
                     )));
                 }
                 if block.mid_channels == 0 || block.out_channels == 0 || block.stride == 0 {
-                    return Err(Error::Structure(format!("{name} has a zero width or stride")));
+                    return Err(Error::Structure(format!(
+                        "{name} has a zero width or stride"
+                    )));
                 }
-                if !block.downsample && (block.stride != 1 || block.in_channels != block.out_channels)
+                if !block.downsample
+                    && (block.stride != 1 || block.in_channels != block.out_channels)
                 {
                     return Err(Error::Structure(format!(
                         "{name} changes shape without a downsample shortcut"
@@ -119,25 +122,47 @@ impl ResNetConfig {
         for (s, stage) in self.stages.iter().enumerate() {
             for (b, blk) in stage.iter().enumerate() {
                 let p = format!("layer{}.{b}", s + 1);
-                conv(&mut out, format!("{p}.conv1"), blk.mid_channels, blk.in_channels, 3);
+                conv(
+                    &mut out,
+                    format!("{p}.conv1"),
+                    blk.mid_channels,
+                    blk.in_channels,
+                    3,
+                );
                 bn(&mut out, format!("{p}.bn1"), blk.mid_channels);
-                conv(&mut out, format!("{p}.conv2"), blk.out_channels, blk.mid_channels, 3);
+                conv(
+                    &mut out,
+                    format!("{p}.conv2"),
+                    blk.out_channels,
+                    blk.mid_channels,
+                    3,
+                );
                 bn(&mut out, format!("{p}.bn2"), blk.out_channels);
                 if blk.downsample {
                     let d = format!("{p}.downsample");
-                    conv(&mut out, format!("{d}.0"), blk.out_channels, blk.in_channels, 1);
+                    conv(
+                        &mut out,
+                        format!("{d}.0"),
+                        blk.out_channels,
+                        blk.in_channels,
+                        1,
+                    );
                     bn(&mut out, format!("{d}.1"), blk.out_channels);
                 }
             }
         }
-        out.push(("fc.weight".into(), vec![self.num_classes, self.feature_channels()]));
+        out.push((
+            "fc.weight".into(),
+            vec![self.num_classes, self.feature_channels()],
+        ));
         out.push(("fc.bias".into(), vec![self.num_classes]));
         out
     }
 
     /// Multiply-accumulates of one forward pass at `size`×`size` input.
     pub fn macs(&self, size: usize) -> u64 {
-        let conv_out = |s: usize, k: usize, stride: usize, pad: usize| (s + 2 * pad - k) / stride + 1;
+        let conv_out =
+            |s: usize, k: usize, stride: usize, pad: usize| (s + 2 * pad - k) / stride + 1;
         let mut s = conv_out(size, 7, 2, 3);
         let mut macs = (s * s * self.stem_channels * 3 * 49) as u64;
         s = conv_out(s, 3, 2, 1); // max pool
@@ -196,8 +221,14 @@ impl ResNet {
                     1,
                     device,
                 )?;
-                let conv2 =
-                    ConvBn::load(weights, &format!("{p}.conv2"), &format!("{p}.bn2"), 1, 1, device)?;
+                let conv2 = ConvBn::load(
+                    weights,
+                    &format!("{p}.conv2"),
+                    &format!("{p}.bn2"),
+                    1,
+                    1,
+                    device,
+                )?;
                 let downsample = if blk.downsample {
                     Some(ConvBn::load(
                         weights,
@@ -226,7 +257,9 @@ impl ResNet {
         let x = self.stem.forward_relu(x);
         let mut x = max_pool2d(
             x,
-            MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]),
+            MaxPoolOptions::new([3, 3])
+                .with_stride([2, 2])
+                .with_padding([1, 1]),
         );
         for block in &self.blocks {
             x = block.forward(x);

@@ -475,7 +475,11 @@ mod tests {
         assert_eq!(used, data.len());
         assert_eq!(
             v.get("a"),
-            Some(&Value::Tuple(vec![Value::Int(1), Value::Int(300), Value::Int(-2)]))
+            Some(&Value::Tuple(vec![
+                Value::Int(1),
+                Value::Int(300),
+                Value::Int(-2)
+            ]))
         );
         assert_eq!(v.get("b").and_then(Value::as_str), Some("x"));
     }

@@ -19,8 +19,11 @@ pub fn is_zip(bytes: &[u8]) -> bool {
 
 /// Read the `state_dict` of a zip-format PyTorch checkpoint.
 pub fn read_pth_zip(bytes: &[u8]) -> Result<StateDict> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| bad(format!("not a readable zip archive ({e}); the file may be truncated")))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
+        bad(format!(
+            "not a readable zip archive ({e}); the file may be truncated"
+        ))
+    })?;
     let pkl_name = zip
         .file_names()
         .find(|n| n.ends_with("data.pkl"))
@@ -113,13 +116,15 @@ pub fn state_dict_from_pickle(
         .find_map(|k| root.get(k).filter(|v| matches!(v, Value::Dict(_))))
         .unwrap_or(root);
     let Value::Dict(items) = dict else {
-        return Err(bad("the checkpoint is not a state_dict (a dict of tensors)"));
+        return Err(bad(
+            "the checkpoint is not a state_dict (a dict of tensors)",
+        ));
     };
     let mut out = StateDict::new();
     for (k, v) in items {
         let Some(name) = k.as_str() else { continue };
-        let tensor = read_tensor(v, &mut load_storage)
-            .map_err(|e| bad(format!("tensor '{name}': {e}")))?;
+        let tensor =
+            read_tensor(v, &mut load_storage).map_err(|e| bad(format!("tensor '{name}': {e}")))?;
         let name = name.strip_prefix("module.").unwrap_or(name);
         out.insert(name.to_string(), tensor);
     }

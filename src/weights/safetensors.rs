@@ -81,7 +81,10 @@ fn map_error(e: SafeTensorError) -> Error {
 }
 
 /// Serialise f32 tensors (in name order) with string metadata.
-pub fn write_safetensors(tensors: &StateDict, metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+pub fn write_safetensors(
+    tensors: &StateDict,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
     let bytes: Vec<(&String, Vec<u8>, &Vec<usize>)> = tensors
         .iter()
         .map(|(k, t)| {

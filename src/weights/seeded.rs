@@ -95,7 +95,12 @@ mod tests {
         let c = seeded_state_dict(&shapes, 8);
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert!(a["bn1.running_var"].data.iter().all(|v| (0.5..=2.0).contains(v)));
+        assert!(
+            a["bn1.running_var"]
+                .data
+                .iter()
+                .all(|v| (0.5..=2.0).contains(v))
+        );
         let bound = 1.0 / (8f32).sqrt();
         assert!(a["fc.bias"].data.iter().all(|v| v.abs() <= bound));
         let w = &a["conv1.weight"].data;

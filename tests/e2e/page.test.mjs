@@ -73,6 +73,26 @@ after(async () => {
 async function openPage(query) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   const page = await context.newPage();
+  // Watch every WGSL module the page compiles: none may fail, and none may ask for subgroups
+  // on a device that lacks the feature (the trap Burn's autotune fell into in this browser).
+  await page.addInitScript(() => {
+    window.__shaders = { count: 0, problems: [] };
+    if (typeof GPUDevice === 'undefined') return;
+    const create = GPUDevice.prototype.createShaderModule;
+    GPUDevice.prototype.createShaderModule = function (desc) {
+      const module = create.call(this, desc);
+      window.__shaders.count += 1;
+      if (/enable\s+subgroups/.test(desc.code) && !this.features.has('subgroups')) {
+        window.__shaders.problems.push(`${desc.label}: enables subgroups on a device without them`);
+      }
+      module.getCompilationInfo().then((info) => {
+        for (const m of info.messages) {
+          if (m.type === 'error') window.__shaders.problems.push(`${desc.label}: ${m.message}`);
+        }
+      });
+      return module;
+    };
+  });
   const problems = [];
   page.on('console', (msg) => {
     if (msg.type() === 'error' || /panicked/.test(msg.text())) problems.push(`console: ${msg.text()}`);
@@ -131,6 +151,9 @@ test('WebGPU: page predictions equal the CLI, bad uploads are reported', { timeo
   const { page, context, problems } = await openPage('?weights=none');
   await predictionFlow(page, 'wgpu', 'webgpu.png');
   assert.deepEqual(problems, [], 'the browser console must stay clean');
+  const shaders = await page.evaluate(() => window.__shaders);
+  assert.ok(shaders.count > 0, 'no WGSL was compiled: the forward pass did not run on WebGPU');
+  assert.deepEqual(shaders.problems, [], 'WGSL modules failed or asked for missing features');
   await context.close();
 });
 
