@@ -18,6 +18,9 @@ cargo test --release
 step "trunk build --release (the page, dist/)"
 trunk build --release
 
+step "cargo clippy for the browser build (wasm32) -- -D warnings"
+cargo clippy --target wasm32-unknown-unknown --no-default-features --profile wasm-release --quiet -- -D warnings
+
 step "page end-to-end tests in headless Chromium"
 if [ ! -d tests/e2e/node_modules/playwright-core ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
   npm ci --prefix tests/e2e --no-audit --no-fund --silent

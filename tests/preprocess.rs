@@ -106,3 +106,14 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn lossless_webp_decodes_to_the_same_pixels() {
+    let webp = std::fs::read(root().join("tests/fixtures/coffee_lossless.webp")).unwrap();
+    let png = std::fs::read(root().join("www/samples/coffee.png")).unwrap();
+    let a = modelslim::preprocess::decode_rgb(&webp).unwrap();
+    let b = modelslim::preprocess::decode_rgb(&png).unwrap();
+    assert_eq!(a.dimensions(), b.dimensions());
+    assert!(a.as_raw() == b.as_raw(), "lossless WebP pixels differ from the PNG");
+    compare(root().join("tests/fixtures/coffee_lossless.webp"), "coffee.png");
+}

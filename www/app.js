@@ -48,6 +48,7 @@ async function start() {
   const forceCpu = params.get('backend') === 'cpu';
   engine = await wasm.createEngine(forceCpu ? 'cpu' : 'auto',
     forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
+  window.modelslimEngine = engine; // for devtools and tests/e2e/bench.mjs
   $('backend').textContent = engine.backendKind === 'wgpu' ? await describeAdapter() : engine.backend;
   $('backend').dataset.kind = engine.backendKind;
   if (engine.fallbackReason) {

@@ -117,6 +117,9 @@ def main():
         img = Image.open(os.path.join(PHOTOS, name))
         img = ImageOps.exif_transpose(img).convert("RGB")
         crops[name] = torchvision_eval_crop(img)
+    # Lossless WebP of a sample photo: decoding must give the PNG's pixels exactly.
+    Image.open(os.path.join(PHOTOS, "coffee.png")).convert("RGB").save(
+        os.path.join(FIX, "coffee_lossless.webp"), lossless=True)
     rotated = make_rotated_fixture()
     img = ImageOps.exif_transpose(Image.open(rotated)).convert("RGB")
     crops["rotated_exif6.jpg"] = torchvision_eval_crop(img)
