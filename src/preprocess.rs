@@ -90,7 +90,8 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(1 << 30);
+    // Decoded pixels, before the RGB copy: bounded so a browser tab (wasm32) cannot run out.
+    limits.max_alloc = Some(512 << 20);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
     let orientation = decoder.orientation().map_err(map_image_error)?;
