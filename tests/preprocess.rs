@@ -114,6 +114,12 @@ fn lossless_webp_decodes_to_the_same_pixels() {
     let a = modelslim::preprocess::decode_rgb(&webp).unwrap();
     let b = modelslim::preprocess::decode_rgb(&png).unwrap();
     assert_eq!(a.dimensions(), b.dimensions());
-    assert!(a.as_raw() == b.as_raw(), "lossless WebP pixels differ from the PNG");
-    compare(root().join("tests/fixtures/coffee_lossless.webp"), "coffee.png");
+    assert!(
+        a.as_raw() == b.as_raw(),
+        "lossless WebP pixels differ from the PNG"
+    );
+    compare(
+        root().join("tests/fixtures/coffee_lossless.webp"),
+        "coffee.png",
+    );
 }
