@@ -15,7 +15,7 @@ TRUNK_VERSION=0.21.14
 # wasm-bindgen-cli must equal the wasm-bindgen crate the lockfile pins.
 BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' Cargo.lock)"
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 need_apt() {
   local missing=()

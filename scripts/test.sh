@@ -9,6 +9,10 @@ need_apt chromium mesa-vulkan-drivers libvulkan1 ca-certificates
 step "cargo fmt --check"
 cargo fmt --check
 
+# Build first: clippy then reuses the compiled dependencies instead of checking them again.
+step "cargo build --release (CLI and test binaries)"
+cargo test --release --no-run
+
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --release --all-targets --quiet -- -D warnings
 
