@@ -2,34 +2,11 @@
 // the CPU fallback (Burn flex in wasm), through the page's own engine.
 //   npm run bench --prefix tests/e2e            (after `trunk build --release`)
 // Prints the cold first run apart, then min / median / p90 of warm runs, and the ratio.
-import { chromium } from 'playwright-core';
-import { createServer } from 'node:http';
-import { readFileSync, existsSync, statSync } from 'node:fs';
-import { join, extname, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { serveDist, launchChromium } from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DIST = process.env.MODELSLIM_DIST || join(ROOT, 'dist');
 const RUNS = Number(process.env.RUNS || 10);
-const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css',
-  '.png': 'image/png', '.jpg': 'image/jpeg' };
-
-const server = createServer((req, res) => {
-  let file = join(DIST, decodeURIComponent(new URL(req.url, 'http://x').pathname));
-  if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
-  if (!file.startsWith(DIST) || !existsSync(file)) { res.writeHead(404).end(); return; }
-  res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream' });
-  res.end(readFileSync(file));
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}/`;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/lib/chromium/chromium',
-  headless: true,
-  args: ['--enable-unsafe-webgpu', '--use-angle=swiftshader', '--use-vulkan=swiftshader',
-    '--enable-features=Vulkan', '--disable-background-networking', '--no-first-run',
-    '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost'],
-});
+const { server, base } = await serveDist();
+const browser = await launchChromium();
 
 const stats = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

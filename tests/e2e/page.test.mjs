@@ -7,25 +7,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
-import { join, extname, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, DIST, serveDist, launchChromium } from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DIST = process.env.MODELSLIM_DIST || join(ROOT, 'dist');
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
 const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
-const CHROMIUM = process.env.CHROMIUM || '/usr/lib/chromium/chromium';
 const SAMPLES = join(ROOT, 'www', 'samples');
 const PROB_TOLERANCE = 1e-3;
 const FORWARD_TIMEOUT = 10 * 60 * 1000; // SwiftShader WebGPU is a correctness target, not a fast one
-
-const MIME = {
-  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm',
-  '.css': 'text/css', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json',
-};
 
 let server, base, browser, weightsFile, reference;
 
@@ -40,29 +30,8 @@ before(async () => {
   reference = Object.fromEntries(lines.map((l) => JSON.parse(l)).map((r) => [r.image.split('/').pop(), r.top5]));
   writeFileSync(join(OUT, 'not-an-image.jpg'), 'this is a text file, not a photo\n');
 
-  server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    let file = join(DIST, path);
-    if (!file.startsWith(DIST)) { res.writeHead(403).end(); return; }
-    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
-    if (!existsSync(file)) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream' });
-    res.end(readFileSync(file));
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${server.address().port}/`;
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--enable-unsafe-webgpu', '--use-angle=swiftshader', '--use-vulkan=swiftshader',
-      '--enable-features=Vulkan,CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies',
-      '--disable-quic', '--disable-sync', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-default-apps', '--disable-domain-reliability', '--no-pings',
-      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
-    ],
-  });
+  ({ server, base } = await serveDist());
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -1,0 +1,42 @@
+// Shared by the e2e tests and the browser benchmark: serve dist/ on loopback, launch Chromium.
+import { createServer } from 'node:http';
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import { join, extname, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const DIST = process.env.MODELSLIM_DIST || join(ROOT, 'dist');
+
+const MIME = {
+  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json',
+};
+
+/** Serve DIST on 127.0.0.1 (a free port); resolves to { server, base }. */
+export async function serveDist() {
+  const server = createServer((req, res) => {
+    let file = join(DIST, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+    if (!file.startsWith(DIST) || !existsSync(file)) { res.writeHead(404).end(); return; }
+    res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { server, base: `http://127.0.0.1:${server.address().port}/` };
+}
+
+/** Debian's Chromium with WebGPU on SwiftShader and no network but loopback (../shared/BROWSER.md). */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/lib/chromium/chromium',
+    headless: true,
+    args: [
+      '--enable-unsafe-webgpu', '--use-angle=swiftshader', '--use-vulkan=swiftshader',
+      '--enable-features=Vulkan,CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies',
+      '--disable-quic', '--disable-sync', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-default-apps', '--disable-domain-reliability', '--no-pings',
+      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
+    ],
+  });
+}
