@@ -6,6 +6,7 @@
 //! Nothing in the core knows about the browser; `web` is the only wasm-bindgen layer.
 
 pub mod backend;
+pub mod compress;
 pub mod error;
 pub mod labels;
 pub mod model;

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::layers::{ConvBn, Linear};
+use crate::compress::{Layer, Structure};
 use crate::tensor::StateDict;
 use crate::{Error, Result};
 
@@ -157,6 +158,77 @@ impl ResNetConfig {
         ));
         out.push(("fc.bias".into(), vec![self.num_classes]));
         out
+    }
+
+    /// The channel structure (which axes must be pruned together), from the layer list.
+    pub fn structure(&self) -> Structure {
+        let mut st = Structure::default();
+        let conv = |st: &mut Structure, name: String, bn: String, input: usize, output: usize| {
+            st.layers.push(Layer::Conv {
+                name,
+                bn: Some(bn),
+                input,
+                output,
+                depthwise: false,
+            });
+        };
+        let stem = st.space();
+        conv(&mut st, "conv1".into(), "bn1".into(), 0, stem);
+        st.protected.push(stem);
+        let mut x = stem;
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (b, blk) in stage.iter().enumerate() {
+                let p = format!("layer{}.{b}", s + 1);
+                let (mid, out) = (st.space(), st.space());
+                conv(&mut st, format!("{p}.conv1"), format!("{p}.bn1"), x, mid);
+                conv(&mut st, format!("{p}.conv2"), format!("{p}.bn2"), mid, out);
+                let shortcut = if blk.downsample {
+                    let d = st.space();
+                    conv(
+                        &mut st,
+                        format!("{p}.downsample.0"),
+                        format!("{p}.downsample.1"),
+                        x,
+                        d,
+                    );
+                    d
+                } else {
+                    x
+                };
+                st.layers.push(Layer::Add {
+                    a: out,
+                    b: shortcut,
+                });
+                x = out;
+            }
+        }
+        st.layers.push(Layer::Linear {
+            name: "fc".into(),
+            input: x,
+        });
+        st
+    }
+
+    /// The same network with every width read from (pruned) weights.
+    pub fn with_widths_of(&self, weights: &StateDict) -> Result<Self> {
+        let dim = |key: &str, axis: usize| -> Result<usize> {
+            weights
+                .get(key)
+                .and_then(|t| t.shape.get(axis).copied())
+                .ok_or_else(|| Error::Structure(format!("'{key}' is missing after pruning")))
+        };
+        let mut out = self.clone();
+        out.stem_channels = dim("conv1.weight", 0)?;
+        for (s, stage) in out.stages.iter_mut().enumerate() {
+            for (b, blk) in stage.iter_mut().enumerate() {
+                let p = format!("layer{}.{b}", s + 1);
+                blk.in_channels = dim(&format!("{p}.conv1.weight"), 1)?;
+                blk.mid_channels = dim(&format!("{p}.conv1.weight"), 0)?;
+                blk.out_channels = dim(&format!("{p}.conv2.weight"), 0)?;
+            }
+        }
+        out.num_classes = dim("fc.weight", 0)?;
+        Ok(out)
     }
 
     /// Multiply-accumulates of one forward pass at `size`×`size` input.

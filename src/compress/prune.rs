@@ -1,0 +1,304 @@
+//! Structured channel pruning: remove whole channels from every member of a group, so the
+//! network gets physically smaller (new widths, saved with the weights).
+
+use std::collections::HashMap;
+
+use super::groups::{Group, Member};
+use crate::model::Model;
+use crate::tensor::{HostTensor, StateDict};
+use crate::{Error, Result};
+
+/// How a channel's importance is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Importance {
+    /// Sum of |w| over every weight slice of the channel in the group.
+    L1,
+    /// Euclidean norm over the same slices.
+    L2,
+    /// Sum of |γ| over the group's batch norms.
+    BnScale,
+}
+
+impl std::str::FromStr for Importance {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "l1" => Ok(Importance::L1),
+            "l2" => Ok(Importance::L2),
+            "bn" => Ok(Importance::BnScale),
+            other => Err(Error::Invalid(format!(
+                "unknown importance '{other}'; use l1, l2 or bn"
+            ))),
+        }
+    }
+}
+
+/// What to prune and how.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Fraction of each group's channels to remove, in [0, 1).
+    pub ratio: f32,
+    pub importance: Importance,
+    /// Rank channels across all groups (scores normalised by each group's mean) instead of
+    /// removing `ratio` from every group.
+    pub global: bool,
+    /// Keep widths a multiple of this (1 = any width).
+    pub round_to: usize,
+    /// Prune in this many steps, re-scoring between them.
+    pub steps: usize,
+    /// Prune the stem's group too (protected by default).
+    pub prune_stem: bool,
+    /// Per-group ratios by group name (e.g. `layer1.0.conv1`), overriding `ratio`.
+    pub overrides: HashMap<String, f32>,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            ratio: 0.0,
+            importance: Importance::L1,
+            global: false,
+            round_to: 1,
+            steps: 1,
+            prune_stem: false,
+            overrides: HashMap::new(),
+        }
+    }
+}
+
+/// Number of channels of a group (the length of its first member's axis).
+fn group_width(g: &Group, w: &StateDict) -> usize {
+    g.members
+        .first()
+        .and_then(|m| w.get(&m.key))
+        .map(|t| t.shape[g.members[0].axis])
+        .unwrap_or(0)
+}
+
+/// For each channel `c` of `axis`, call `f(c, value)` on every element of that slice.
+fn for_each_in_axis(t: &HostTensor, axis: usize, mut f: impl FnMut(usize, f32)) {
+    let outer: usize = t.shape[..axis].iter().product();
+    let n = t.shape[axis];
+    let inner: usize = t.shape[axis + 1..].iter().product();
+    for o in 0..outer {
+        for c in 0..n {
+            let start = (o * n + c) * inner;
+            for &v in &t.data[start..start + inner] {
+                f(c, v);
+            }
+        }
+    }
+}
+
+/// Importance of each channel of a group.
+pub fn channel_scores(g: &Group, w: &StateDict, importance: Importance) -> Vec<f64> {
+    let n = group_width(g, w);
+    let mut scores = vec![0f64; n];
+    match importance {
+        Importance::BnScale => {
+            for bn in &g.bns {
+                if let Some(gamma) = w.get(&format!("{bn}.weight")) {
+                    for (s, v) in scores.iter_mut().zip(&gamma.data) {
+                        *s += v.abs() as f64;
+                    }
+                }
+            }
+        }
+        Importance::L1 | Importance::L2 => {
+            for m in weight_members(g) {
+                if let Some(t) = w.get(&m.key) {
+                    for_each_in_axis(t, m.axis, |c, v| {
+                        scores[c] += if importance == Importance::L1 {
+                            v.abs() as f64
+                        } else {
+                            (v as f64) * (v as f64)
+                        };
+                    });
+                }
+            }
+            if importance == Importance::L2 {
+                scores.iter_mut().for_each(|s| *s = s.sqrt());
+            }
+        }
+    }
+    scores
+}
+
+/// Conv and linear weights of a group (rank ≥ 2), not its batch-norm vectors.
+fn weight_members(g: &Group) -> impl Iterator<Item = &Member> {
+    g.members
+        .iter()
+        .filter(|m| m.key.ends_with(".weight") && !is_bn(g, &m.key))
+}
+
+fn is_bn(g: &Group, key: &str) -> bool {
+    g.bns.iter().any(|bn| key.starts_with(&format!("{bn}.")))
+}
+
+/// Keep only `keep` (sorted) along `axis`.
+pub fn select_axis(t: &HostTensor, axis: usize, keep: &[usize]) -> HostTensor {
+    let outer: usize = t.shape[..axis].iter().product();
+    let n = t.shape[axis];
+    let inner: usize = t.shape[axis + 1..].iter().product();
+    let mut data = Vec::with_capacity(outer * keep.len() * inner);
+    for o in 0..outer {
+        for &c in keep {
+            let start = (o * n + c) * inner;
+            data.extend_from_slice(&t.data[start..start + inner]);
+        }
+    }
+    let mut shape = t.shape.clone();
+    shape[axis] = keep.len();
+    HostTensor::new(shape, data)
+}
+
+/// How many channels to keep of `width` after removing `ratio`, rounded up to `round_to`,
+/// never zero and never more than `width`.
+pub fn kept_width(width: usize, ratio: f32, round_to: usize) -> usize {
+    let keep = ((width as f64) * (1.0 - ratio as f64)).round().max(1.0) as usize;
+    let r = round_to.max(1);
+    keep.div_ceil(r).saturating_mul(r).clamp(1, width)
+}
+
+/// The indices of the `keep` best channels, in ascending order.
+fn best(scores: &[f64], keep: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut kept: Vec<usize> = order.into_iter().take(keep).collect();
+    kept.sort_unstable();
+    kept
+}
+
+/// Structured channel pruning of `model` along `groups`.
+pub fn prune_channels(model: &Model, groups: &[Group], opts: &PruneOptions) -> Result<StateDict> {
+    let check = |r: f32, what: &str| {
+        if !(0.0..1.0).contains(&r) {
+            Err(Error::Invalid(format!(
+                "{what} {r} is impossible: a pruning ratio must be at least 0 and below 1"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    check(opts.ratio, "ratio")?;
+    for (name, r) in &opts.overrides {
+        check(*r, &format!("ratio for {name}"))?;
+        if !groups.iter().any(|g| &g.name == name) {
+            return Err(Error::Invalid(format!("no channel group named '{name}'")));
+        }
+    }
+    let steps = opts.steps.max(1);
+    let mut w = model.weights.clone();
+    let widths0: Vec<usize> = groups.iter().map(|g| group_width(g, &w)).collect();
+    for step in 1..=steps {
+        let frac = step as f32 / steps as f32;
+        let ratio_of = |g: &Group| -> f32 {
+            if g.protected && !opts.prune_stem && !opts.overrides.contains_key(&g.name) {
+                0.0
+            } else {
+                opts.overrides.get(&g.name).copied().unwrap_or(opts.ratio) * frac
+            }
+        };
+        let scores: Vec<Vec<f64>> = groups
+            .iter()
+            .map(|g| channel_scores(g, &w, opts.importance))
+            .collect();
+        let keeps: Vec<usize> = if opts.global {
+            global_keeps(groups, &scores, &widths0, opts, frac)
+        } else {
+            groups
+                .iter()
+                .zip(&widths0)
+                .map(|(g, &w0)| kept_width(w0, ratio_of(g), opts.round_to))
+                .collect()
+        };
+        for ((g, s), keep) in groups.iter().zip(&scores).zip(keeps) {
+            if keep >= s.len() {
+                continue;
+            }
+            let kept = best(s, keep);
+            for m in &g.members {
+                if let Some(t) = w.get(&m.key) {
+                    let sliced = select_axis(t, m.axis, &kept);
+                    w.insert(m.key.clone(), sliced);
+                }
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// Global ranking: remove the lowest mean-normalised scores across all prunable groups.
+fn global_keeps(
+    groups: &[Group],
+    scores: &[Vec<f64>],
+    widths0: &[usize],
+    opts: &PruneOptions,
+    frac: f32,
+) -> Vec<usize> {
+    let prunable = |g: &Group| !(g.protected && !opts.prune_stem);
+    let total0: usize = groups
+        .iter()
+        .zip(widths0)
+        .filter(|(g, _)| prunable(g))
+        .map(|(_, w)| w)
+        .sum();
+    let current: Vec<usize> = scores.iter().map(Vec::len).collect();
+    let target_removed = (total0 as f64 * (opts.ratio * frac) as f64).round() as usize;
+    let already: usize = groups
+        .iter()
+        .zip(widths0.iter().zip(&current))
+        .filter(|(g, _)| prunable(g))
+        .map(|(_, (w0, c))| w0 - c)
+        .sum();
+    let mut remove = target_removed.saturating_sub(already);
+    let mut pool: Vec<(f64, usize)> = Vec::new();
+    for (gi, (g, s)) in groups.iter().zip(scores).enumerate() {
+        if !prunable(g) || s.is_empty() {
+            continue;
+        }
+        let mean = s.iter().sum::<f64>() / s.len() as f64;
+        let norm = if mean > 0.0 { mean } else { 1.0 };
+        pool.extend(s.iter().map(|v| (v / norm, gi)));
+    }
+    pool.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut keeps = current.clone();
+    for (_, gi) in pool {
+        if remove == 0 {
+            break;
+        }
+        if keeps[gi] > 1 {
+            keeps[gi] -= 1;
+            remove -= 1;
+        }
+    }
+    keeps
+        .iter()
+        .zip(&current)
+        .map(|(&k, &c)| {
+            let r = opts.round_to.max(1);
+            k.div_ceil(r).saturating_mul(r).clamp(1, c)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_widths_round_up_and_never_empty() {
+        assert_eq!(kept_width(64, 0.3, 1), 45);
+        assert_eq!(kept_width(64, 0.3, 8), 48);
+        assert_eq!(kept_width(64, 0.99, 1), 1);
+        assert_eq!(kept_width(64, 0.99, 8), 8);
+        assert_eq!(kept_width(10, 0.0, 8), 10);
+    }
+
+    #[test]
+    fn select_axis_keeps_slices() {
+        let t = HostTensor::new(vec![2, 3], vec![0., 1., 2., 3., 4., 5.]);
+        assert_eq!(select_axis(&t, 1, &[0, 2]).data, vec![0., 2., 3., 5.]);
+        assert_eq!(select_axis(&t, 0, &[1]).data, vec![3., 4., 5.]);
+    }
+}

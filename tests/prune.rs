@@ -1,0 +1,195 @@
+//! Structured pruning: groups derived from ResNet18's structure, physically smaller networks
+//! that still load and run, and pruning that provably changes nothing changes nothing.
+
+use std::collections::HashMap;
+
+use modelslim::backend::Backend;
+use modelslim::compress::{Importance, Member, PruneOptions};
+use modelslim::model::Model;
+use modelslim::predict::Classifier;
+
+fn logits(model: &Model) -> Vec<Vec<f32>> {
+    let c = Classifier::new(model, Backend::cpu()).unwrap();
+    let img: Vec<f32> = (0..3 * 224 * 224)
+        .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
+        .collect();
+    pollster::block_on(c.logits(&[img])).unwrap()
+}
+
+fn member(key: &str, axis: usize) -> Member {
+    Member {
+        key: key.into(),
+        axis,
+    }
+}
+
+#[test]
+fn resnet18_groups_follow_the_residual_adds() {
+    let groups = Model::seeded_resnet18(1).channel_groups();
+    // stem/layer1 sum, 3 more stage sums, 8 block-internal widths.
+    assert_eq!(groups.len(), 12);
+    let stem = groups.iter().find(|g| g.name == "conv1").unwrap();
+    assert!(stem.protected);
+    for m in [
+        member("conv1.weight", 0),
+        member("bn1.weight", 0),
+        member("layer1.0.conv2.weight", 0),
+        member("layer1.0.bn2.running_var", 0),
+        member("layer1.1.conv2.weight", 0),
+        member("layer1.0.conv1.weight", 1),
+        member("layer1.1.conv1.weight", 1),
+        member("layer2.0.conv1.weight", 1),
+        member("layer2.0.downsample.0.weight", 1),
+    ] {
+        assert!(stem.members.contains(&m), "stem group lacks {m:?}");
+    }
+    assert_eq!(stem.bns, vec!["bn1", "layer1.0.bn2", "layer1.1.bn2"]);
+
+    let l2 = groups.iter().find(|g| g.name == "layer2.0.conv2").unwrap();
+    for m in [
+        member("layer2.0.downsample.0.weight", 0),
+        member("layer2.0.downsample.1.weight", 0),
+        member("layer2.1.conv2.weight", 0),
+        member("layer2.1.conv1.weight", 1),
+        member("layer3.0.conv1.weight", 1),
+        member("layer3.0.downsample.0.weight", 1),
+    ] {
+        assert!(l2.members.contains(&m), "layer2 group lacks {m:?}");
+    }
+    let last = groups.iter().find(|g| g.name == "layer4.0.conv2").unwrap();
+    assert!(last.members.contains(&member("fc.weight", 1)));
+    let mid = groups.iter().find(|g| g.name == "layer3.1.conv1").unwrap();
+    assert_eq!(
+        mid.members
+            .iter()
+            .filter(|m| m.key.ends_with("conv2.weight"))
+            .count(),
+        1
+    );
+    // Every prunable tensor axis is in exactly one group; the classes are in none.
+    let mut all: Vec<&Member> = groups.iter().flat_map(|g| &g.members).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n);
+    assert!(!all.contains(&&member("fc.weight", 0)));
+    assert!(!all.contains(&&member("fc.bias", 0)));
+}
+
+#[test]
+fn ratio_zero_changes_nothing() {
+    let m = Model::seeded_resnet18(3);
+    let p = m.pruned(&PruneOptions::default()).unwrap();
+    assert_eq!(p.weights, m.weights);
+    assert_eq!(logits(&p), logits(&m));
+}
+
+#[test]
+fn thirty_percent_makes_a_smaller_network_that_reloads() {
+    let m = Model::seeded_resnet18(4);
+    let opts = PruneOptions {
+        ratio: 0.3,
+        round_to: 8,
+        ..Default::default()
+    };
+    let p = m.pruned(&opts).unwrap();
+    // Stem group protected; other groups 64→48, 128→96 (90 rounded up to 8), 256→184, 512→360.
+    assert_eq!(p.config.stem_channels, 64);
+    assert_eq!(p.config.stages[0][0].mid_channels, 48);
+    assert_eq!(p.config.stages[1][0].out_channels, 96);
+    assert_eq!(p.config.stages[2][1].mid_channels, 184);
+    assert_eq!(p.config.stages[3][1].out_channels, 360);
+    assert!(
+        p.num_params() < m.num_params() * 6 / 10,
+        "{}",
+        p.num_params()
+    );
+    assert!(p.config.macs(224) < m.config.macs(224) * 7 / 10);
+    // Saved with its widths, loaded back, same outputs.
+    let back = Model::from_bytes(&p.to_safetensors().unwrap()).unwrap();
+    assert_eq!(back.config, p.config);
+    assert_eq!(logits(&back), logits(&p));
+}
+
+#[test]
+fn removing_dead_channels_changes_nothing() {
+    let mut m = Model::seeded_resnet18(5);
+    // Kill 16 of layer1.0's 64 inner channels: γ = β = 0 makes them output relu(0) = 0.
+    let dead: Vec<usize> = (0..64).step_by(4).collect();
+    for key in ["layer1.0.bn1.weight", "layer1.0.bn1.bias"] {
+        let t = m.weights.get_mut(key).unwrap();
+        for &c in &dead {
+            t.data[c] = 0.0;
+        }
+    }
+    let opts = PruneOptions {
+        importance: Importance::BnScale,
+        overrides: HashMap::from([("layer1.0.conv1".to_string(), 0.25)]),
+        ..Default::default()
+    };
+    let p = m.pruned(&opts).unwrap();
+    assert_eq!(p.config.stages[0][0].mid_channels, 48);
+    assert_eq!(p.weights["layer1.0.conv2.weight"].shape, vec![64, 48, 3, 3]);
+    let (a, b) = (logits(&m), logits(&p));
+    let max = a[0]
+        .iter()
+        .zip(&b[0])
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(max <= 1e-5, "max |Δlogit| {max}");
+}
+
+#[test]
+fn pruning_never_empties_a_group_and_rejects_impossible_ratios() {
+    let m = Model::seeded_resnet18(6);
+    for importance in [Importance::L1, Importance::L2, Importance::BnScale] {
+        let p = m
+            .pruned(&PruneOptions {
+                ratio: 0.99,
+                importance,
+                global: importance == Importance::L2,
+                steps: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        for stage in &p.config.stages {
+            for b in stage {
+                assert!(b.mid_channels >= 1 && b.out_channels >= 1);
+            }
+        }
+        assert_eq!(logits(&p)[0].len(), 1000);
+    }
+    for bad in [1.0, 1.5, -0.1] {
+        let err = m
+            .pruned(&PruneOptions {
+                ratio: bad,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("impossible"), "{err}");
+    }
+}
+
+#[test]
+fn global_ranking_removes_the_requested_share() {
+    let m = Model::seeded_resnet18(7);
+    let p = m
+        .pruned(&PruneOptions {
+            ratio: 0.3,
+            global: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let width = |model: &Model| -> usize {
+        model
+            .channel_groups()
+            .iter()
+            .filter(|g| !g.protected)
+            .map(|g| model.weights[&g.members[0].key].shape[g.members[0].axis])
+            .sum()
+    };
+    let (before, after) = (width(&m), width(&p));
+    let removed = (before - after) as f64 / before as f64;
+    assert!((removed - 0.3).abs() < 0.01, "removed {removed}");
+    assert_eq!(p.config.stem_channels, 64);
+}
