@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use modelslim::backend::{Backend, BackendKind};
+use modelslim::compress::{Importance, Metrics, PruneOptions, SparsityOptions};
 use modelslim::model::Model;
 use modelslim::predict::{Classifier, Prediction};
 use modelslim::preprocess::Preprocess;
@@ -16,6 +17,8 @@ usage:
   modelslim predict --weights FILE --image FILE [--image FILE ...] [--backend cpu|wgpu] [--json]
   modelslim init-weights --seed N --out FILE.safetensors
   modelslim bench --weights FILE [--backend cpu|wgpu] [--runs N]
+  modelslim compress --weights IN --out OUT.safetensors [--prune-channels R] [--importance l1|l2|bn]
+                     [--round-to N] [--steps N] [--global] [--prune-stem] [--sparsity R] [--json]
 
 FILE for --weights is a .safetensors or PyTorch .pth state_dict in torchvision's ResNet18
 layout, or `seeded:N` for deterministic random weights (meaningless predictions).";
@@ -129,6 +132,7 @@ fn run(args: &[String]) -> std::result::Result<(), CliError> {
         "predict" => predict(rest),
         "init-weights" => init_weights(rest),
         "bench" => bench(rest),
+        "compress" => compress(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -251,5 +255,95 @@ fn bench(args: &[String]) -> std::result::Result<(), CliError> {
         pct(0.5),
         pct(0.9)
     );
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(
+    args: &Args,
+    name: &str,
+    default: T,
+) -> std::result::Result<T, CliError> {
+    match args.one(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| CliError::Usage(format!("--{name}: '{v}' is not a number"))),
+    }
+}
+
+#[derive(Serialize)]
+struct CompressReport {
+    before: Metrics,
+    after: Metrics,
+}
+
+fn compress(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &["json", "global", "prune-stem"])?;
+    args.check_known(&[
+        "weights",
+        "out",
+        "prune-channels",
+        "importance",
+        "round-to",
+        "steps",
+        "sparsity",
+    ])?;
+    let model = load_model(args.required("weights")?)?;
+    let out = PathBuf::from(args.required("out")?);
+    let steps = number(&args, "steps", 1usize)?;
+    let prune = PruneOptions {
+        ratio: number(&args, "prune-channels", 0f32)?,
+        importance: args
+            .one("importance")
+            .unwrap_or("l1")
+            .parse::<Importance>()?,
+        global: args.has("global"),
+        round_to: number(&args, "round-to", 1usize)?,
+        steps,
+        prune_stem: args.has("prune-stem"),
+        ..Default::default()
+    };
+    let sparsity = SparsityOptions {
+        sparsity: number(&args, "sparsity", 0f32)?,
+        steps,
+        ..Default::default()
+    };
+    let compressed = model.pruned(&prune)?.sparsified(&sparsity)?;
+    let bytes = compressed.to_safetensors()?;
+    std::fs::write(&out, &bytes).map_err(|e| Error::io(&out, e))?;
+    let report = CompressReport {
+        before: model.metrics()?,
+        after: compressed.metrics()?,
+    };
+    if args.has("json") {
+        let json = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+        println!("{json}");
+    } else {
+        let (b, a) = (&report.before, &report.after);
+        let ratio = |x: f64, y: f64| if x > 0.0 { y / x } else { 0.0 };
+        println!("wrote {}", out.display());
+        println!("{:<22}{:>14}{:>14}{:>8}", "", "before", "after", "ratio");
+        for (name, x, y) in [
+            ("parameters", b.params as f64, a.params as f64),
+            (
+                "non-zero parameters",
+                b.nonzero_params as f64,
+                a.nonzero_params as f64,
+            ),
+            ("MACs (224x224)", b.macs as f64, a.macs as f64),
+            (
+                "safetensors bytes",
+                b.bytes.safetensors.raw as f64,
+                a.bytes.safetensors.raw as f64,
+            ),
+            (
+                "safetensors gzip",
+                b.bytes.safetensors.gzip as f64,
+                a.bytes.safetensors.gzip as f64,
+            ),
+        ] {
+            println!("{name:<22}{x:>14.0}{y:>14.0}{:>8.3}", ratio(x, y));
+        }
+    }
     Ok(())
 }

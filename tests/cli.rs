@@ -156,3 +156,62 @@ fn usage_errors_exit_2() {
     let out = modelslim(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn compress_reports_before_and_after_and_writes_a_loadable_file() {
+    let dir = std::env::temp_dir().join(format!("modelslim-compress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_file = dir.join("c30-s50.safetensors");
+    let out = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--out",
+        out_file.to_str().unwrap(),
+        "--prune-channels",
+        "0.3",
+        "--round-to",
+        "8",
+        "--sparsity",
+        "0.5",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (b, a) = (&v["before"], &v["after"]);
+    assert_eq!(b["params"], 11_689_512);
+    assert_eq!(b["macs"], 1_814_073_344u64);
+    assert!(a["params"].as_u64().unwrap() < b["params"].as_u64().unwrap() * 6 / 10);
+    assert!(a["nonzero_params"].as_u64().unwrap() < a["params"].as_u64().unwrap() * 6 / 10);
+    assert!(a["macs"].as_u64().unwrap() < b["macs"].as_u64().unwrap());
+    let raw = a["bytes"]["safetensors"]["raw"].as_u64().unwrap();
+    assert_eq!(raw, std::fs::metadata(&out_file).unwrap().len());
+    // Zeros do not shrink the dense file, but they do compress.
+    assert!(a["bytes"]["safetensors"]["gzip"].as_u64().unwrap() < raw * 8 / 10);
+
+    let p = modelslim(&[
+        "predict",
+        "--weights",
+        out_file.to_str().unwrap(),
+        "--image",
+        &sample("coffee.png"),
+        "--json",
+    ]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+
+    let bad = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:1",
+        "--out",
+        out_file.to_str().unwrap(),
+        "--prune-channels",
+        "1.0",
+    ]);
+    assert_clean_failure(&bad, "impossible");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -193,3 +193,41 @@ fn global_ranking_removes_the_requested_share() {
     assert!((removed - 0.3).abs() < 0.01, "removed {removed}");
     assert_eq!(p.config.stem_channels, 64);
 }
+
+#[test]
+fn magnitude_pruning_reaches_the_sparsity_and_keeps_shapes() {
+    use modelslim::compress::SparsityOptions;
+    let m = Model::seeded_resnet18(8);
+    for global in [true, false] {
+        let s = m
+            .sparsified(&SparsityOptions {
+                sparsity: 0.5,
+                global,
+                steps: 3,
+                ..Default::default()
+            })
+            .unwrap();
+        let convs: Vec<&String> = s
+            .weights
+            .keys()
+            .filter(|k| s.weights[*k].shape.len() == 4)
+            .collect();
+        let (zeros, total) = convs.iter().fold((0, 0), |(z, t), k| {
+            let d = &s.weights[*k].data;
+            (z + d.iter().filter(|v| **v == 0.0).count(), t + d.len())
+        });
+        let sparsity = zeros as f64 / total as f64;
+        assert!(
+            (sparsity - 0.5).abs() < 0.001,
+            "global={global}: {sparsity}"
+        );
+        assert_eq!(
+            s.weights["fc.weight"], m.weights["fc.weight"],
+            "classifier untouched"
+        );
+        assert_eq!(s.config, m.config);
+        let metrics = s.metrics().unwrap();
+        assert_eq!(metrics.params, m.num_params());
+        assert!(metrics.nonzero_params < m.num_params() * 6 / 10);
+    }
+}

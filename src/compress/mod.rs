@@ -1,13 +1,18 @@
-//! Compression: channel groups from the network's structure, structured pruning.
-//! (Quantization, unstructured sparsity and export are the next steps of the engine.)
+//! Compression: channel groups from the network's structure, structured pruning, magnitude
+//! sparsity, and the metrics that say what it bought. (Quantization and ONNX export are the
+//! engine's next steps.)
 
 pub mod groups;
+pub mod metrics;
 pub mod prune;
+pub mod sparsity;
 
 use crate::Result;
 use crate::model::Model;
 pub use groups::{Group, Layer, Member, Structure};
+pub use metrics::{FileSize, Metrics};
 pub use prune::{Importance, PruneOptions, prune_channels};
+pub use sparsity::{SparsityOptions, magnitude_prune};
 
 impl Model {
     /// The channel groups of this network.
@@ -20,5 +25,13 @@ impl Model {
         let weights = prune_channels(self, &self.channel_groups(), opts)?;
         let config = self.config.with_widths_of(&weights)?;
         Model::new(config, weights)
+    }
+
+    /// A copy with the smallest weights zeroed (same shapes).
+    pub fn sparsified(&self, opts: &SparsityOptions) -> Result<Model> {
+        Ok(Model {
+            config: self.config.clone(),
+            weights: magnitude_prune(self, opts)?,
+        })
     }
 }

@@ -1,0 +1,66 @@
+//! What a model costs: parameters, non-zero parameters, MACs, file sizes (raw and gzip).
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::Result;
+use crate::model::Model;
+
+/// Bytes of one file format, as written and after gzip (where zeros pay off).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct FileSize {
+    pub raw: usize,
+    pub gzip: usize,
+}
+
+/// Bytes per written format.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Bytes {
+    pub safetensors: FileSize,
+}
+
+/// The measured cost of a model.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Metrics {
+    pub params: usize,
+    pub nonzero_params: usize,
+    /// Multiply-accumulates at 224×224.
+    pub macs: u64,
+    pub bytes: Bytes,
+}
+
+/// gzip (level 6, as `gzip` does by default) size of `data`.
+pub fn gzip_size(data: &[u8]) -> usize {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    enc.finish().map(|v| v.len()).unwrap_or(0)
+}
+
+impl Model {
+    /// Learnable parameters that are not zero.
+    pub fn num_nonzero_params(&self) -> usize {
+        self.weights
+            .iter()
+            .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
+            .map(|(_, t)| t.data.iter().filter(|v| **v != 0.0).count())
+            .sum()
+    }
+
+    /// Measure the model; `safetensors` is the file as it would be written.
+    pub fn metrics(&self) -> Result<Metrics> {
+        let st = self.to_safetensors()?;
+        Ok(Metrics {
+            params: self.num_params(),
+            nonzero_params: self.num_nonzero_params(),
+            macs: self.config.macs(224),
+            bytes: Bytes {
+                safetensors: FileSize {
+                    raw: st.len(),
+                    gzip: gzip_size(&st),
+                },
+            },
+        })
+    }
+}
