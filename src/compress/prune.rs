@@ -236,7 +236,7 @@ fn global_keeps(
     opts: &PruneOptions,
     frac: f32,
 ) -> Vec<usize> {
-    let prunable = |g: &Group| !(g.protected && !opts.prune_stem);
+    let prunable = |g: &Group| !g.protected || opts.prune_stem;
     let total0: usize = groups
         .iter()
         .zip(widths0)
