@@ -18,7 +18,8 @@ usage:
   modelslim init-weights --seed N --out FILE.safetensors
   modelslim bench --weights FILE [--backend cpu|wgpu] [--runs N]
   modelslim compress --weights IN --out OUT.safetensors [--prune-channels R] [--importance l1|l2|bn]
-                     [--round-to N] [--steps N] [--global] [--prune-stem] [--sparsity R] [--json]
+                     [--round-to N] [--steps N] [--global] [--prune-stem] [--sparsity R]
+                     [--recalibrate-bn DIR] [--json]
 
 FILE for --weights is a .safetensors or PyTorch .pth state_dict in torchvision's ResNet18
 layout, or `seeded:N` for deterministic random weights (meaningless predictions).";
@@ -287,6 +288,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         "round-to",
         "steps",
         "sparsity",
+        "recalibrate-bn",
     ])?;
     let model = load_model(args.required("weights")?)?;
     let out = PathBuf::from(args.required("out")?);
@@ -308,7 +310,15 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         steps,
         ..Default::default()
     };
-    let compressed = model.pruned(&prune)?.sparsified(&sparsity)?;
+    let mut compressed = model.pruned(&prune)?.sparsified(&sparsity)?;
+    if let Some(dir) = args.one("recalibrate-bn") {
+        let batches = image_batches(Path::new(dir), 16)?;
+        compressed = pollster::block_on(modelslim::compress::recalibrate_bn(
+            &compressed,
+            Backend::cpu(),
+            &batches,
+        ))?;
+    }
     let bytes = compressed.to_safetensors()?;
     std::fs::write(&out, &bytes).map_err(|e| Error::io(&out, e))?;
     let report = CompressReport {
@@ -346,4 +356,38 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Every JPEG/PNG/WebP directly in `dir`, preprocessed, in name order, in batches of `size`.
+fn image_batches(dir: &Path, size: usize) -> Result<Vec<Vec<Vec<f32>>>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                matches!(
+                    x.to_ascii_lowercase().as_str(),
+                    "jpg" | "jpeg" | "png" | "webp"
+                )
+            })
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::Invalid(format!(
+            "calibration folder {} has no JPEG, PNG or WebP images",
+            dir.display()
+        )));
+    }
+    let mut images = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let input = Preprocess::IMAGENET
+            .run(&read_file(p)?)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
+        images.push(input);
+    }
+    Ok(images
+        .chunks(size.max(1))
+        .map(<[Vec<f32>]>::to_vec)
+        .collect())
 }

@@ -56,6 +56,16 @@ impl Prediction {
     }
 }
 
+/// Read a tensor back to the host as f32.
+async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| Error::Backend(format!("reading results back failed: {e:?}")))?;
+    data.try_to_vec::<f32>()
+        .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))
+}
+
 /// A model uploaded to a backend, ready to classify preprocessed images.
 pub struct Classifier {
     pub backend: Backend,
@@ -74,13 +84,12 @@ impl Classifier {
         })
     }
 
-    /// Logits for a batch of normalised CHW images (each `3 × 224 × 224`), read back
-    /// asynchronously (the only way on WebGPU).
-    pub async fn logits(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    /// Upload a batch of normalised CHW images (each `3 × 224 × 224`).
+    fn input(&self, images: &[Vec<f32>]) -> Result<Tensor<4>> {
         let s = self.input_size;
         let per = 3 * s * s;
         if images.is_empty() {
-            return Ok(Vec::new());
+            return Err(Error::Invalid("no images were given".into()));
         }
         if let Some(bad) = images.iter().find(|im| im.len() != per) {
             return Err(Error::Invalid(format!(
@@ -88,19 +97,40 @@ impl Classifier {
                 bad.len()
             )));
         }
-        let n = images.len();
         let flat: Vec<f32> = images.concat();
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [n, 3, s, s]), &self.backend.device);
-        let out = self.net.forward(x);
+        Ok(Tensor::<4>::from_data(
+            TensorData::new(flat, [images.len(), 3, s, s]),
+            &self.backend.device,
+        ))
+    }
+
+    /// Logits for a batch of normalised CHW images, read back asynchronously (the only way on
+    /// WebGPU).
+    pub async fn logits(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.net.forward(self.input(images)?);
         let classes = out.dims()[1];
-        let data = out
-            .into_data_async()
-            .await
-            .map_err(|e| Error::Backend(format!("reading results back failed: {e:?}")))?;
-        let values: Vec<f32> = data
-            .try_to_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))?;
+        let values = read(out).await?;
         Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Per batch norm: the mean and unbiased variance of its input over `images` (one batch,
+    /// training mode), read back to the host.
+    pub async fn batch_norm_statistics(
+        &self,
+        images: &[Vec<f32>],
+    ) -> Result<Vec<(String, Vec<f32>, Vec<f32>)>> {
+        let x = self.input(images)?;
+        let mut out = Vec::new();
+        for s in self.net.batch_statistics(x) {
+            let mean = read(s.mean).await?;
+            let var = read(s.var).await?;
+            let unbias = s.count as f32 / (s.count.max(2) - 1) as f32;
+            out.push((s.name, mean, var.iter().map(|v| v * unbias).collect()));
+        }
+        Ok(out)
     }
 
     /// Classify one preprocessed image.

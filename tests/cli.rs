@@ -213,5 +213,37 @@ fn compress_reports_before_and_after_and_writes_a_loadable_file() {
         "1.0",
     ]);
     assert_clean_failure(&bad, "impossible");
+
+    // Recalibration from a folder of photos; an empty folder is a one-line error.
+    let recal_file = dir.join("c30-bn.safetensors");
+    let samples = root().join("www/samples").display().to_string();
+    let out = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--out",
+        recal_file.to_str().unwrap(),
+        "--prune-channels",
+        "0.3",
+        "--recalibrate-bn",
+        &samples,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let bad = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:1",
+        "--out",
+        recal_file.to_str().unwrap(),
+        "--recalibrate-bn",
+        empty.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&bad, "has no JPEG, PNG or WebP images");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -5,6 +5,7 @@
 pub mod groups;
 pub mod metrics;
 pub mod prune;
+pub mod recalibrate;
 pub mod sparsity;
 
 use crate::Result;
@@ -12,6 +13,7 @@ use crate::model::Model;
 pub use groups::{Group, Layer, Member, Structure};
 pub use metrics::{FileSize, Metrics};
 pub use prune::{Importance, PruneOptions, prune_channels};
+pub use recalibrate::recalibrate_bn;
 pub use sparsity::{SparsityOptions, magnitude_prune};
 
 impl Model {

@@ -55,8 +55,24 @@ impl Conv {
 /// Batch norm in eval mode, as PyTorch computes it: `(x - mean) / sqrt(var + eps) * γ + β`,
 /// applied as one per-channel scale and shift.
 pub struct BatchNorm {
+    name: String,
     scale: Tensor<4>,
     shift: Tensor<4>,
+    gamma: Tensor<4>,
+    beta: Tensor<4>,
+    eps: f32,
+}
+
+/// The statistics one batch norm saw over one batch (training mode).
+pub struct BatchStats {
+    /// The batch norm's name (`layer1.0.bn1`).
+    pub name: String,
+    /// Per-channel mean, `[C]`.
+    pub mean: Tensor<1>,
+    /// Per-channel biased variance, `[C]`.
+    pub var: Tensor<1>,
+    /// Values per channel (N·H·W), for the unbiased correction.
+    pub count: usize,
 }
 
 impl BatchNorm {
@@ -75,13 +91,35 @@ impl BatchNorm {
             .collect();
         let to4 = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, c, 1, 1]), device);
         Ok(Self {
+            name: prefix.to_string(),
             scale: to4(scale),
             shift: to4(shift),
+            gamma: to4(gamma.data.clone()),
+            beta: to4(beta.data.clone()),
+            eps,
         })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         x * self.scale.clone() + self.shift.clone()
+    }
+
+    /// Training mode: normalise with this batch's own statistics, and record them.
+    pub fn forward_batch(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> Tensor<4> {
+        let [n, c, h, w] = x.dims();
+        let flat = x.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+        let (var, mean) = flat.var_mean_bias(1);
+        let (mean4, var4) = (
+            mean.clone().reshape([1, c, 1, 1]),
+            var.clone().reshape([1, c, 1, 1]),
+        );
+        stats.push(BatchStats {
+            name: self.name.clone(),
+            mean: mean.reshape([c]),
+            var: var.reshape([c]),
+            count: n * h * w,
+        });
+        (x - mean4) / var4.add_scalar(self.eps).sqrt() * self.gamma.clone() + self.beta.clone()
     }
 }
 
@@ -112,6 +150,11 @@ impl ConvBn {
 
     pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
         relu(self.forward(x))
+    }
+
+    /// Training-mode forward (batch statistics), recording them.
+    pub fn forward_batch(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> Tensor<4> {
+        self.bn.forward_batch(self.conv.forward(x), stats)
     }
 }
 

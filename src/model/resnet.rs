@@ -7,7 +7,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{ConvBn, Linear};
+use super::layers::{BatchStats, ConvBn, Linear};
 use crate::compress::{Layer, Structure};
 use crate::tensor::StateDict;
 use crate::{Error, Result};
@@ -260,6 +260,16 @@ struct BasicBlock {
 }
 
 impl BasicBlock {
+    fn forward_batch(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> Tensor<4> {
+        let h = relu(self.conv1.forward_batch(x.clone(), stats));
+        let out = self.conv2.forward_batch(h, stats);
+        let identity = match &self.downsample {
+            Some(d) => d.forward_batch(x, stats),
+            None => x,
+        };
+        relu(out + identity)
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
             Some(d) => d.forward(x.clone()),
@@ -322,6 +332,23 @@ impl ResNet {
         }
         let fc = Linear::load(weights, "fc", device)?;
         Ok(Self { stem, blocks, fc })
+    }
+
+    /// Training-mode pass for batch-norm recalibration: every batch norm normalises with the
+    /// batch's statistics (as PyTorch's `train()` does) and records them, in layer order.
+    pub fn batch_statistics(&self, x: Tensor<4>) -> Vec<BatchStats> {
+        let mut stats = Vec::new();
+        let x = relu(self.stem.forward_batch(x, &mut stats));
+        let mut x = max_pool2d(
+            x,
+            MaxPoolOptions::new([3, 3])
+                .with_stride([2, 2])
+                .with_padding([1, 1]),
+        );
+        for block in &self.blocks {
+            x = block.forward_batch(x, &mut stats);
+        }
+        stats
     }
 
     /// `[N, 3, H, W]` normalised images → `[N, classes]` logits.
