@@ -5,6 +5,7 @@
 pub mod groups;
 pub mod metrics;
 pub mod prune;
+pub mod quantize;
 pub mod recalibrate;
 pub mod sparsity;
 
