@@ -3,7 +3,6 @@
 //! Plain tensors rather than `nn` modules: the graph is inference-only and its widths change
 //! when it is pruned, so each layer is rebuilt from the host-side state dict in one step.
 
-use burn::tensor::activation::relu;
 use burn::tensor::module::{conv2d, linear};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -144,17 +143,14 @@ impl ConvBn {
         })
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
-    }
-
-    pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.forward(x))
-    }
-
-    /// Training-mode forward (batch statistics), recording them.
-    pub fn forward_batch(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> Tensor<4> {
-        self.bn.forward_batch(self.conv.forward(x), stats)
+    /// Eval mode (running statistics) when `stats` is `None`; training mode (this batch's
+    /// statistics, recorded into `stats`) otherwise.
+    pub fn forward(&self, x: Tensor<4>, stats: Option<&mut Vec<BatchStats>>) -> Tensor<4> {
+        let y = self.conv.forward(x);
+        match stats {
+            Some(stats) => self.bn.forward_batch(y, stats),
+            None => self.bn.forward(y),
+        }
     }
 }
 

@@ -260,22 +260,13 @@ struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn forward_batch(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> Tensor<4> {
-        let h = relu(self.conv1.forward_batch(x.clone(), stats));
-        let out = self.conv2.forward_batch(h, stats);
+    fn forward(&self, x: Tensor<4>, mut stats: Option<&mut Vec<BatchStats>>) -> Tensor<4> {
+        let h = relu(self.conv1.forward(x.clone(), stats.as_deref_mut()));
+        let out = self.conv2.forward(h, stats.as_deref_mut());
         let identity = match &self.downsample {
-            Some(d) => d.forward_batch(x, stats),
+            Some(d) => d.forward(x, stats),
             None => x,
         };
-        relu(out + identity)
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let identity = match &self.downsample {
-            Some(d) => d.forward(x.clone()),
-            None => x.clone(),
-        };
-        let out = self.conv2.forward(self.conv1.forward_relu(x));
         relu(out + identity)
     }
 }
@@ -334,11 +325,9 @@ impl ResNet {
         Ok(Self { stem, blocks, fc })
     }
 
-    /// Training-mode pass for batch-norm recalibration: every batch norm normalises with the
-    /// batch's statistics (as PyTorch's `train()` does) and records them, in layer order.
-    pub fn batch_statistics(&self, x: Tensor<4>) -> Vec<BatchStats> {
-        let mut stats = Vec::new();
-        let x = relu(self.stem.forward_batch(x, &mut stats));
+    /// The feature maps before pooling; see [`ConvBn::forward`] for `stats`.
+    fn features(&self, x: Tensor<4>, mut stats: Option<&mut Vec<BatchStats>>) -> Tensor<4> {
+        let x = relu(self.stem.forward(x, stats.as_deref_mut()));
         let mut x = max_pool2d(
             x,
             MaxPoolOptions::new([3, 3])
@@ -346,24 +335,22 @@ impl ResNet {
                 .with_padding([1, 1]),
         );
         for block in &self.blocks {
-            x = block.forward_batch(x, &mut stats);
+            x = block.forward(x, stats.as_deref_mut());
         }
+        x
+    }
+
+    /// Training-mode pass for batch-norm recalibration: every batch norm normalises with the
+    /// batch's statistics (as PyTorch's `train()` does) and records them.
+    pub fn batch_statistics(&self, x: Tensor<4>) -> Vec<BatchStats> {
+        let mut stats = Vec::new();
+        self.features(x, Some(&mut stats));
         stats
     }
 
     /// `[N, 3, H, W]` normalised images → `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.stem.forward_relu(x);
-        let mut x = max_pool2d(
-            x,
-            MaxPoolOptions::new([3, 3])
-                .with_stride([2, 2])
-                .with_padding([1, 1]),
-        );
-        for block in &self.blocks {
-            x = block.forward(x);
-        }
-        let x = adaptive_avg_pool2d(x, [1, 1]);
+        let x = adaptive_avg_pool2d(self.features(x, None), [1, 1]);
         let [n, c, _, _] = x.dims();
         self.fc.forward(x.reshape([n, c]))
     }
