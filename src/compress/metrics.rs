@@ -41,10 +41,8 @@ pub fn gzip_size(data: &[u8]) -> usize {
 impl Model {
     /// Learnable parameters that are not zero.
     pub fn num_nonzero_params(&self) -> usize {
-        self.weights
-            .iter()
-            .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
-            .map(|(_, t)| t.data.iter().filter(|v| **v != 0.0).count())
+        self.learnable()
+            .map(|t| t.data.iter().filter(|v| **v != 0.0).count())
             .sum()
     }
 

@@ -1,6 +1,6 @@
 //! Compression: channel groups from the network's structure, structured pruning, magnitude
-//! sparsity, and the metrics that say what it bought. (Quantization and ONNX export are the
-//! engine's next steps.)
+//! sparsity, batch-norm recalibration, the weight quantizer, and the metrics that say what it
+//! bought. (Quantized files, the fake-quant forward and ONNX export are the engine's next steps.)
 
 pub mod groups;
 pub mod metrics;

@@ -156,6 +156,11 @@ pub fn select_axis(t: &HostTensor, axis: usize, keep: &[usize]) -> HostTensor {
 /// never zero and never more than `width`.
 pub fn kept_width(width: usize, ratio: f32, round_to: usize) -> usize {
     let keep = ((width as f64) * (1.0 - ratio as f64)).round().max(1.0) as usize;
+    round_up(keep, round_to, width)
+}
+
+/// `keep` rounded up to a multiple of `round_to`, within `1..=width`.
+fn round_up(keep: usize, round_to: usize, width: usize) -> usize {
     let r = round_to.max(1);
     keep.div_ceil(r).saturating_mul(r).clamp(1, width)
 }
@@ -275,10 +280,7 @@ fn global_keeps(
     keeps
         .iter()
         .zip(&current)
-        .map(|(&k, &c)| {
-            let r = opts.round_to.max(1);
-            k.div_ceil(r).saturating_mul(r).clamp(1, c)
-        })
+        .map(|(&k, &c)| round_up(k, opts.round_to, c))
         .collect()
 }
 

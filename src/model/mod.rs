@@ -67,11 +67,15 @@ impl Model {
 
     /// Number of learnable parameters (running statistics excluded, as PyTorch counts).
     pub fn num_params(&self) -> usize {
+        self.learnable().map(|t| t.len()).sum()
+    }
+
+    /// The learnable tensors: everything but batch-norm running statistics.
+    pub fn learnable(&self) -> impl Iterator<Item = &crate::tensor::HostTensor> {
         self.weights
             .iter()
             .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
-            .map(|(_, t)| t.len())
-            .sum()
+            .map(|(_, t)| t)
     }
 }
 
