@@ -323,7 +323,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
     std::fs::write(&out, &bytes).map_err(|e| Error::io(&out, e))?;
     let report = CompressReport {
         before: model.metrics()?,
-        after: compressed.metrics()?,
+        after: compressed.metrics_of_file(&bytes),
     };
     if args.has("json") {
         let json = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;

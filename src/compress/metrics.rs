@@ -48,17 +48,21 @@ impl Model {
 
     /// Measure the model; `safetensors` is the file as it would be written.
     pub fn metrics(&self) -> Result<Metrics> {
-        let st = self.to_safetensors()?;
-        Ok(Metrics {
+        Ok(self.metrics_of_file(&self.to_safetensors()?))
+    }
+
+    /// Measure the model given its already serialised safetensors file.
+    pub fn metrics_of_file(&self, st: &[u8]) -> Metrics {
+        Metrics {
             params: self.num_params(),
             nonzero_params: self.num_nonzero_params(),
             macs: self.config.macs(224),
             bytes: Bytes {
                 safetensors: FileSize {
                     raw: st.len(),
-                    gzip: gzip_size(&st),
+                    gzip: gzip_size(st),
                 },
             },
-        })
+        }
     }
 }
