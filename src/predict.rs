@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::labels::class_name;
-use crate::model::{Model, ResNet};
+use crate::model::Model;
+use crate::model::exec::Network;
 use crate::{Error, Result};
 
 /// One ranked class.
@@ -57,7 +58,8 @@ impl Prediction {
 }
 
 /// Read a tensor back to the host as f32.
-async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+/// Read a tensor back to the host (asynchronously: the only way on WebGPU).
+pub async fn read_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t
         .into_data_async()
         .await
@@ -69,14 +71,19 @@ async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 /// A model uploaded to a backend, ready to classify preprocessed images.
 pub struct Classifier {
     pub backend: Backend,
-    net: ResNet,
+    net: Network,
     input_size: usize,
 }
 
 impl Classifier {
     /// Upload `model` to `backend`.
     pub fn new(model: &Model, backend: Backend) -> Result<Self> {
-        let net = ResNet::build(&model.config, &model.weights, &backend.device)?;
+        let net = Network::build(
+            &model.graph(),
+            &model.weights,
+            &model.quant.activations,
+            &backend.device,
+        )?;
         Ok(Classifier {
             backend,
             net,
@@ -112,7 +119,7 @@ impl Classifier {
         }
         let out = self.net.forward(self.input(images)?);
         let classes = out.dims()[1];
-        let values = read(out).await?;
+        let values = read_values(out).await?;
         Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
     }
 
@@ -125,12 +132,22 @@ impl Classifier {
         let x = self.input(images)?;
         let mut out = Vec::new();
         for s in self.net.batch_statistics(x) {
-            let mean = read(s.mean).await?;
-            let var = read(s.var).await?;
+            let mean = read_values(s.mean).await?;
+            let var = read_values(s.var).await?;
             let unbias = s.count as f32 / (s.count.max(2) - 1) as f32;
             out.push((s.name, mean, var.iter().map(|v| v * unbias).collect()));
         }
         Ok(out)
+    }
+
+    /// Run a batch and return the given values as computed (activation calibration).
+    pub fn capture(
+        &self,
+        images: &[Vec<f32>],
+        values: &[usize],
+    ) -> Result<Vec<(usize, Tensor<4>)>> {
+        let (_, captured) = self.net.run(self.input(images)?, None, values);
+        Ok(captured)
     }
 
     /// Classify one preprocessed image.

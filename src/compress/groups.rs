@@ -131,6 +131,8 @@ impl Structure {
                 } => {
                     if let Some(root) = entry(&mut parent, *output, name) {
                         members.push((root, member(format!("{name}.weight"), 0)));
+                        // A conv bias (a folded batch norm), where there is one.
+                        members.push((root, member(format!("{name}.bias"), 0)));
                         if let Some(bn) = bn {
                             for p in ["weight", "bias", "running_mean", "running_var"] {
                                 members.push((root, member(format!("{bn}.{p}"), 0)));

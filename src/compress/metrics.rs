@@ -56,7 +56,7 @@ impl Model {
         Metrics {
             params: self.num_params(),
             nonzero_params: self.num_nonzero_params(),
-            macs: self.config.macs(224),
+            macs: self.graph().macs(224),
             bytes: Bytes {
                 safetensors: FileSize {
                     raw: st.len(),

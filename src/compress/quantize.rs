@@ -8,11 +8,16 @@
 //! `zero_point = 0` and the range `[-(2^(b-1) - 1), 2^(b-1) - 1]` (±127, ±7), so that
 //! `-x` quantizes to `-q`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
 use crate::tensor::HostTensor;
 use crate::{Error, Result};
 
 /// Which elements share one scale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// One scale for the whole tensor.
     PerTensor,
@@ -21,6 +26,142 @@ pub enum Granularity {
     /// One scale per block of `n` consecutive input channels (axis 1), per output channel and
     /// kernel position: ONNX blocked quantization along axis 1.
     Group(usize),
+}
+
+impl std::str::FromStr for Granularity {
+    type Err = Error;
+
+    /// `channel`, `tensor` or `group:N`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "channel" => Ok(Granularity::PerChannel),
+            "tensor" => Ok(Granularity::PerTensor),
+            _ => match s.strip_prefix("group:").map(str::parse::<usize>) {
+                Some(Ok(n)) if n > 0 => Ok(Granularity::Group(n)),
+                _ => Err(Error::Invalid(format!(
+                    "granularity '{s}' is not one of channel, tensor, group:N (N ≥ 1)"
+                ))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Granularity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Granularity::PerChannel => write!(f, "channel"),
+            Granularity::PerTensor => write!(f, "tensor"),
+            Granularity::Group(n) => write!(f, "group:{n}"),
+        }
+    }
+}
+
+/// Static quantization of one activation to `u8`, asymmetric (ONNX Runtime's default for
+/// activations): `q = saturate(round(x / scale) + zero_point)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ActQuant {
+    pub scale: f32,
+    pub zero_point: u8,
+}
+
+impl ActQuant {
+    /// Cover `[lo, hi]` (widened to include 0, so that zero is exact), as ONNX Runtime's
+    /// calibrators compute it.
+    pub fn from_range(lo: f32, hi: f32) -> Self {
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        let scale = (hi - lo) / 255.0;
+        if !(scale.is_finite() && scale > 0.0) {
+            return ActQuant {
+                scale: 1.0,
+                zero_point: 0,
+            };
+        }
+        let zp = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as u8;
+        ActQuant {
+            scale,
+            zero_point: zp,
+        }
+    }
+
+    /// `DequantizeLinear(QuantizeLinear(x))` on the host.
+    pub fn fake(&self, x: f32) -> f32 {
+        let zp = self.zero_point as f32;
+        (((x / self.scale).round_ties_even() + zp).clamp(0.0, 255.0) - zp) * self.scale
+    }
+}
+
+/// The precision one layer's weights are stored in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F16,
+    Int8,
+    Int4,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+
+    /// `none` (or `fp32`), `fp16`, `int8`, `int4`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" | "fp32" | "f32" => Ok(Precision::F32),
+            "fp16" | "f16" => Ok(Precision::F16),
+            "int8" => Ok(Precision::Int8),
+            "int4" => Ok(Precision::Int4),
+            other => Err(Error::Invalid(format!(
+                "quantization '{other}' is not one of none, int8, int4, fp16"
+            ))),
+        }
+    }
+}
+
+impl Precision {
+    /// Integer bits, for the integer precisions.
+    pub fn bits(self) -> Option<u32> {
+        match self {
+            Precision::Int8 => Some(8),
+            Precision::Int4 => Some(4),
+            _ => None,
+        }
+    }
+
+    /// The next higher precision (for the first and last layers).
+    pub fn higher(self) -> Self {
+        match self {
+            Precision::Int4 => Precision::Int8,
+            _ => Precision::F32,
+        }
+    }
+
+    /// A short name for file names and tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Precision::F32 => "fp32",
+            Precision::F16 => "fp16",
+            Precision::Int8 => "int8",
+            Precision::Int4 => "int4",
+        }
+    }
+}
+
+/// How a model's tensors are stored and its activations quantized.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Quantization {
+    /// Integer-quantized tensors: the source of truth for their dequantized `weights`.
+    pub int: BTreeMap<String, QuantizedTensor>,
+    /// Tensors stored in half precision.
+    pub f16: BTreeSet<String>,
+    /// Activations quantized to `u8`, by value name.
+    pub activations: BTreeMap<String, ActQuant>,
+}
+
+impl Quantization {
+    /// Nothing quantized.
+    pub fn is_empty(&self) -> bool {
+        self.int.is_empty() && self.f16.is_empty() && self.activations.is_empty()
+    }
 }
 
 /// A quantized tensor: `values[i] * scale(i)` approximates the original.
@@ -55,7 +196,8 @@ fn scale_index(shape: &[usize], g: Granularity, i: usize) -> usize {
     }
 }
 
-fn scale_shape(shape: &[usize], g: Granularity) -> Vec<usize> {
+/// The shape of the scales for a tensor of `shape`.
+pub fn scale_shape(shape: &[usize], g: Granularity) -> Vec<usize> {
     match g {
         Granularity::PerTensor => vec![],
         Granularity::PerChannel => vec![shape[0]],

@@ -4,7 +4,7 @@
 //! when it is pruned, so each layer is rebuilt from the host-side state dict in one step.
 
 use burn::tensor::module::{conv2d, linear};
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::tensor::{HostTensor, StateDict};
@@ -24,30 +24,55 @@ pub fn upload<const D: usize>(t: &HostTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
 }
 
-/// A convolution without bias (the batch norm after it supplies the shift).
+/// A convolution, with an optional bias (a folded batch norm's shift) and asymmetric zero
+/// padding applied before it when the pads differ (TF-"same").
 pub struct Conv {
     weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
     options: ConvOptions<2>,
+    /// `(left, right, top, bottom)` explicit padding, when not symmetric.
+    pad: Option<(usize, usize, usize, usize)>,
 }
 
 impl Conv {
-    /// Load `{prefix}.weight` with the given stride and symmetric padding.
+    /// Load `{name}.weight` (and `{name}.bias` when `bias`); `pads` are `[top, left, bottom, right]`.
     pub fn load(
         weights: &StateDict,
-        prefix: &str,
+        name: &str,
         stride: usize,
-        padding: usize,
+        pads: [usize; 4],
+        groups: usize,
+        bias: bool,
         device: &Device,
     ) -> Result<Self> {
-        let w = param(weights, &format!("{prefix}.weight"))?;
+        let w = param(weights, &format!("{name}.weight"))?;
+        let bias = if bias {
+            Some(upload(param(weights, &format!("{name}.bias"))?, device))
+        } else {
+            None
+        };
+        let [t, l, b, r] = pads;
+        let symmetric = t == b && l == r;
+        let padding = if symmetric { [t, l] } else { [0, 0] };
         Ok(Self {
             weight: upload(w, device),
-            options: ConvOptions::new([stride, stride], [padding, padding], [1, 1], 1),
+            bias,
+            options: ConvOptions::new([stride, stride], padding, [1, 1], groups.max(1)),
+            pad: (!symmetric).then_some((l, r, t, b)),
         })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(x, self.weight.clone(), None, self.options.clone())
+        let x = match self.pad {
+            Some(p) => x.pad(p, PadMode::Constant(0.0)),
+            None => x,
+        };
+        conv2d(
+            x,
+            self.weight.clone(),
+            self.bias.clone(),
+            self.options.clone(),
+        )
     }
 }
 
@@ -119,38 +144,6 @@ impl BatchNorm {
             count: n * h * w,
         });
         (x - mean4) / var4.add_scalar(self.eps).sqrt() * self.gamma.clone() + self.beta.clone()
-    }
-}
-
-/// Convolution followed by batch norm.
-pub struct ConvBn {
-    conv: Conv,
-    bn: BatchNorm,
-}
-
-impl ConvBn {
-    pub fn load(
-        weights: &StateDict,
-        conv: &str,
-        bn: &str,
-        stride: usize,
-        padding: usize,
-        device: &Device,
-    ) -> Result<Self> {
-        Ok(Self {
-            conv: Conv::load(weights, conv, stride, padding, device)?,
-            bn: BatchNorm::load(weights, bn, 1e-5, device)?,
-        })
-    }
-
-    /// Eval mode (running statistics) when `stats` is `None`; training mode (this batch's
-    /// statistics, recorded into `stats`) otherwise.
-    pub fn forward(&self, x: Tensor<4>, stats: Option<&mut Vec<BatchStats>>) -> Tensor<4> {
-        let y = self.conv.forward(x);
-        match stats {
-            Some(stats) => self.bn.forward_batch(y, stats),
-            None => self.bn.forward(y),
-        }
     }
 }
 

@@ -1,68 +1,79 @@
 //! Networks: their structure (a config that holds every width), their parameters on the host,
 //! and their forward pass on a Burn device.
 
+pub mod exec;
+pub mod graph;
 pub mod layers;
 pub mod resnet;
+pub mod stored;
 
-use std::collections::HashMap;
-
-use serde::{Deserialize, Serialize};
-
+use crate::compress::quantize::Quantization;
 use crate::tensor::StateDict;
-use crate::weights::{self, safetensors::METADATA_KEY};
+use crate::weights;
 use crate::{Error, Result};
-pub use resnet::{BasicBlockConfig, ResNet, ResNetConfig};
-
-/// What a modelslim file says about itself in its safetensors metadata.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ModelCard {
-    /// The architecture family (`resnet18`).
-    pub architecture: String,
-    /// Every layer's width: enough to rebuild a pruned network.
-    pub config: ResNetConfig,
-}
+pub use graph::{Graph, Op};
+pub use resnet::{BasicBlockConfig, ResNetConfig};
+pub use stored::ModelCard;
 
 /// A network's structure and its parameters, held on the host.
 #[derive(Debug, Clone)]
 pub struct Model {
     pub config: ResNetConfig,
+    /// Batch norms folded into the convs before them (every quantized model is folded).
+    pub folded: bool,
+    /// The values the forward pass uses: for quantized tensors, exactly their dequantized
+    /// values.
     pub weights: StateDict,
+    /// How tensors are stored (int8/int4 values and scales, fp16) and activations quantized.
+    pub quant: Quantization,
 }
 
 impl Model {
-    /// Load from weights-file bytes (safetensors or PyTorch zip). The structure comes from the
-    /// file's modelslim metadata when present, else it is torchvision's ResNet18; every tensor
-    /// is then checked against it (missing, extra, wrong shape).
+    /// Load from weights-file bytes (safetensors or PyTorch zip). The structure and the
+    /// quantization come from the file's modelslim metadata when present, else it is
+    /// torchvision's ResNet18; every tensor is then checked against it (missing, extra, wrong
+    /// shape).
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
-        let file = weights::read_weights(bytes)?;
-        let config =
-            config_from_metadata(&file.metadata)?.unwrap_or_else(|| ResNetConfig::resnet18(1000));
-        Model::new(config, file.tensors)
+        if weights::pth::is_zip(bytes) {
+            let file = weights::read_weights(bytes)?;
+            return Model::new(ResNetConfig::resnet18(1000), file.tensors);
+        }
+        stored::read_model(bytes)
     }
 
-    /// Check `weights` against `config` and pair them.
+    /// Check `weights` against `config` and pair them (an unfolded, unquantized network).
     pub fn new(config: ResNetConfig, weights: StateDict) -> Result<Model> {
         config.validate()?;
-        check_state_dict(&config.param_shapes(), &weights, "ResNet18")?;
-        Ok(Model { config, weights })
+        check_state_dict(&config.graph(false).param_shapes(), &weights, "ResNet18")?;
+        Ok(Model {
+            config,
+            folded: false,
+            weights,
+            quant: Quantization::default(),
+        })
     }
 
     /// torchvision's ResNet18 with deterministic random weights (meaningless predictions).
     pub fn seeded_resnet18(seed: u64) -> Model {
         let config = ResNetConfig::resnet18(1000);
-        let weights = weights::seeded::seeded_state_dict(&config.param_shapes(), seed);
-        Model { config, weights }
+        let weights = weights::seeded::seeded_state_dict(&config.graph(false).param_shapes(), seed);
+        Model {
+            config,
+            folded: false,
+            weights,
+            quant: Quantization::default(),
+        }
     }
 
-    /// Serialise as safetensors with the structure in the metadata.
+    /// The network as a graph of operations.
+    pub fn graph(&self) -> Graph {
+        self.config.graph(self.folded)
+    }
+
+    /// Serialise as safetensors: tensors as stored (int8/int4 values plus scales, fp16,
+    /// fp32), the structure and the quantization in the metadata.
     pub fn to_safetensors(&self) -> Result<Vec<u8>> {
-        let card = ModelCard {
-            architecture: "resnet18".into(),
-            config: self.config.clone(),
-        };
-        let json = serde_json::to_string(&card).map_err(|e| Error::Invalid(e.to_string()))?;
-        let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
-        weights::safetensors::write_safetensors(&self.weights, metadata)
+        stored::write_model(self)
     }
 
     /// Number of learnable parameters (running statistics excluded, as PyTorch counts).
@@ -77,21 +88,6 @@ impl Model {
             .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
             .map(|(_, t)| t)
     }
-}
-
-fn config_from_metadata(metadata: &HashMap<String, String>) -> Result<Option<ResNetConfig>> {
-    let Some(json) = metadata.get(METADATA_KEY) else {
-        return Ok(None);
-    };
-    let card: ModelCard = serde_json::from_str(json)
-        .map_err(|e| Error::Structure(format!("unreadable modelslim metadata: {e}")))?;
-    if card.architecture != "resnet18" {
-        return Err(Error::Structure(format!(
-            "architecture '{}' is not supported by this version",
-            card.architecture
-        )));
-    }
-    Ok(Some(card.config))
 }
 
 /// Every expected tensor present with its shape, and nothing else.

@@ -1,14 +1,9 @@
 //! torchvision's ResNet18 (eval mode), with every width held in its config so that a pruned
 //! network can be described, saved and loaded.
 
-use burn::tensor::activation::relu;
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
-use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::layers::{BatchStats, ConvBn, Linear};
-use crate::compress::{Layer, Structure};
+use super::graph::{Graph, Op};
 use crate::tensor::StateDict;
 use crate::{Error, Result};
 
@@ -107,106 +102,111 @@ impl ResNetConfig {
         Ok(())
     }
 
-    /// Every tensor of the torchvision `state_dict` (without `num_batches_tracked`) and its shape.
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let mut out = Vec::new();
-        let conv = |out: &mut Vec<_>, name: String, o: usize, i: usize, k: usize| {
-            out.push((format!("{name}.weight"), vec![o, i, k, k]));
-        };
-        let bn = |out: &mut Vec<(String, Vec<usize>)>, name: String, c: usize| {
-            for p in ["weight", "bias", "running_mean", "running_var"] {
-                out.push((format!("{name}.{p}"), vec![c]));
+    /// The network as a graph. `folded`: every batch norm is folded into the conv before it
+    /// (convs with a bias, no batch-norm nodes), the form quantized models take.
+    pub fn graph(&self, folded: bool) -> Graph {
+        let mut g = Graph::new();
+        // conv (+ batch norm), with torchvision's names.
+        let conv_bn = |g: &mut Graph,
+                       x: usize,
+                       conv: &str,
+                       bn: &str,
+                       io: (usize, usize),
+                       k: usize,
+                       stride: usize,
+                       pad: usize| {
+            let c = g.push(
+                Op::Conv {
+                    name: conv.into(),
+                    in_channels: io.0,
+                    out_channels: io.1,
+                    kernel: k,
+                    stride,
+                    pads: [pad; 4],
+                    groups: 1,
+                    bias: folded,
+                },
+                &[x],
+                conv,
+            );
+            if folded {
+                c
+            } else {
+                g.push(
+                    Op::BatchNorm {
+                        name: bn.into(),
+                        channels: io.1,
+                        eps: 1e-5,
+                    },
+                    &[c],
+                    bn,
+                )
             }
         };
-        conv(&mut out, "conv1".into(), self.stem_channels, 3, 7);
-        bn(&mut out, "bn1".into(), self.stem_channels);
+        let x = conv_bn(&mut g, 0, "conv1", "bn1", (3, self.stem_channels), 7, 2, 3);
+        let x = g.push(Op::Relu, &[x], "relu");
+        let mut x = g.push(
+            Op::MaxPool {
+                kernel: 3,
+                stride: 2,
+                pad: 1,
+            },
+            &[x],
+            "maxpool",
+        );
         for (s, stage) in self.stages.iter().enumerate() {
             for (b, blk) in stage.iter().enumerate() {
                 let p = format!("layer{}.{b}", s + 1);
-                conv(
-                    &mut out,
-                    format!("{p}.conv1"),
-                    blk.mid_channels,
-                    blk.in_channels,
+                let h = conv_bn(
+                    &mut g,
+                    x,
+                    &format!("{p}.conv1"),
+                    &format!("{p}.bn1"),
+                    (blk.in_channels, blk.mid_channels),
                     3,
+                    blk.stride,
+                    1,
                 );
-                bn(&mut out, format!("{p}.bn1"), blk.mid_channels);
-                conv(
-                    &mut out,
-                    format!("{p}.conv2"),
-                    blk.out_channels,
-                    blk.mid_channels,
+                let h = g.push(Op::Relu, &[h], format!("{p}.relu1"));
+                let out = conv_bn(
+                    &mut g,
+                    h,
+                    &format!("{p}.conv2"),
+                    &format!("{p}.bn2"),
+                    (blk.mid_channels, blk.out_channels),
                     3,
+                    1,
+                    1,
                 );
-                bn(&mut out, format!("{p}.bn2"), blk.out_channels);
-                if blk.downsample {
-                    let d = format!("{p}.downsample");
-                    conv(
-                        &mut out,
-                        format!("{d}.0"),
-                        blk.out_channels,
-                        blk.in_channels,
-                        1,
-                    );
-                    bn(&mut out, format!("{d}.1"), blk.out_channels);
-                }
-            }
-        }
-        out.push((
-            "fc.weight".into(),
-            vec![self.num_classes, self.feature_channels()],
-        ));
-        out.push(("fc.bias".into(), vec![self.num_classes]));
-        out
-    }
-
-    /// The channel structure (which axes must be pruned together), from the layer list.
-    pub fn structure(&self) -> Structure {
-        let mut st = Structure::default();
-        let conv = |st: &mut Structure, name: String, bn: String, input: usize, output: usize| {
-            st.layers.push(Layer::Conv {
-                name,
-                bn: Some(bn),
-                input,
-                output,
-                depthwise: false,
-            });
-        };
-        let stem = st.space();
-        conv(&mut st, "conv1".into(), "bn1".into(), 0, stem);
-        st.protected.push(stem);
-        let mut x = stem;
-        for (s, stage) in self.stages.iter().enumerate() {
-            for (b, blk) in stage.iter().enumerate() {
-                let p = format!("layer{}.{b}", s + 1);
-                let (mid, out) = (st.space(), st.space());
-                conv(&mut st, format!("{p}.conv1"), format!("{p}.bn1"), x, mid);
-                conv(&mut st, format!("{p}.conv2"), format!("{p}.bn2"), mid, out);
                 let shortcut = if blk.downsample {
-                    let d = st.space();
-                    conv(
-                        &mut st,
-                        format!("{p}.downsample.0"),
-                        format!("{p}.downsample.1"),
+                    conv_bn(
+                        &mut g,
                         x,
-                        d,
-                    );
-                    d
+                        &format!("{p}.downsample.0"),
+                        &format!("{p}.downsample.1"),
+                        (blk.in_channels, blk.out_channels),
+                        1,
+                        blk.stride,
+                        0,
+                    )
                 } else {
                     x
                 };
-                st.layers.push(Layer::Add {
-                    a: out,
-                    b: shortcut,
-                });
-                x = out;
+                let sum = g.push(Op::Add, &[out, shortcut], format!("{p}.add"));
+                x = g.push(Op::Relu, &[sum], format!("{p}.relu2"));
             }
         }
-        st.layers.push(Layer::Linear {
-            name: "fc".into(),
-            input: x,
-        });
-        st
+        let pooled = g.push(Op::GlobalAvgPool, &[x], "avgpool");
+        g.push(
+            Op::Linear {
+                name: "fc".into(),
+                in_features: self.feature_channels(),
+                out_features: self.num_classes,
+            },
+            &[pooled],
+            "logits",
+        );
+        g
     }
 
     /// The same network with every width read from (pruned) weights.
@@ -230,130 +230,6 @@ impl ResNetConfig {
         out.num_classes = dim("fc.weight", 0)?;
         Ok(out)
     }
-
-    /// Multiply-accumulates of one forward pass at `size`×`size` input.
-    pub fn macs(&self, size: usize) -> u64 {
-        let conv_out =
-            |s: usize, k: usize, stride: usize, pad: usize| (s + 2 * pad - k) / stride + 1;
-        let mut s = conv_out(size, 7, 2, 3);
-        let mut macs = (s * s * self.stem_channels * 3 * 49) as u64;
-        s = conv_out(s, 3, 2, 1); // max pool
-        for stage in &self.stages {
-            for b in stage {
-                let so = conv_out(s, 3, b.stride, 1);
-                macs += (so * so * b.mid_channels * b.in_channels * 9) as u64;
-                macs += (so * so * b.out_channels * b.mid_channels * 9) as u64;
-                if b.downsample {
-                    macs += (so * so * b.out_channels * b.in_channels) as u64;
-                }
-                s = so;
-            }
-        }
-        macs + (self.feature_channels() * self.num_classes) as u64
-    }
-}
-
-struct BasicBlock {
-    conv1: ConvBn,
-    conv2: ConvBn,
-    downsample: Option<ConvBn>,
-}
-
-impl BasicBlock {
-    fn forward(&self, x: Tensor<4>, mut stats: Option<&mut Vec<BatchStats>>) -> Tensor<4> {
-        let h = relu(self.conv1.forward(x.clone(), stats.as_deref_mut()));
-        let out = self.conv2.forward(h, stats.as_deref_mut());
-        let identity = match &self.downsample {
-            Some(d) => d.forward(x, stats),
-            None => x,
-        };
-        relu(out + identity)
-    }
-}
-
-/// ResNet on a Burn device, ready to run.
-pub struct ResNet {
-    stem: ConvBn,
-    blocks: Vec<BasicBlock>,
-    fc: Linear,
-}
-
-impl ResNet {
-    /// Upload `weights` (already checked against `config`) to `device`.
-    pub fn build(config: &ResNetConfig, weights: &StateDict, device: &Device) -> Result<Self> {
-        let stem = ConvBn::load(weights, "conv1", "bn1", 2, 3, device)?;
-        let mut blocks = Vec::new();
-        for (s, stage) in config.stages.iter().enumerate() {
-            for (b, blk) in stage.iter().enumerate() {
-                let p = format!("layer{}.{b}", s + 1);
-                let conv1 = ConvBn::load(
-                    weights,
-                    &format!("{p}.conv1"),
-                    &format!("{p}.bn1"),
-                    blk.stride,
-                    1,
-                    device,
-                )?;
-                let conv2 = ConvBn::load(
-                    weights,
-                    &format!("{p}.conv2"),
-                    &format!("{p}.bn2"),
-                    1,
-                    1,
-                    device,
-                )?;
-                let downsample = if blk.downsample {
-                    Some(ConvBn::load(
-                        weights,
-                        &format!("{p}.downsample.0"),
-                        &format!("{p}.downsample.1"),
-                        blk.stride,
-                        0,
-                        device,
-                    )?)
-                } else {
-                    None
-                };
-                blocks.push(BasicBlock {
-                    conv1,
-                    conv2,
-                    downsample,
-                });
-            }
-        }
-        let fc = Linear::load(weights, "fc", device)?;
-        Ok(Self { stem, blocks, fc })
-    }
-
-    /// The feature maps before pooling; see [`ConvBn::forward`] for `stats`.
-    fn features(&self, x: Tensor<4>, mut stats: Option<&mut Vec<BatchStats>>) -> Tensor<4> {
-        let x = relu(self.stem.forward(x, stats.as_deref_mut()));
-        let mut x = max_pool2d(
-            x,
-            MaxPoolOptions::new([3, 3])
-                .with_stride([2, 2])
-                .with_padding([1, 1]),
-        );
-        for block in &self.blocks {
-            x = block.forward(x, stats.as_deref_mut());
-        }
-        x
-    }
-
-    /// Training-mode pass for batch-norm recalibration: every batch norm normalises with the
-    /// batch's statistics (as PyTorch's `train()` does) and records them.
-    pub fn batch_statistics(&self, x: Tensor<4>) -> Vec<BatchStats> {
-        let mut stats = Vec::new();
-        self.features(x, Some(&mut stats));
-        stats
-    }
-
-    /// `[N, 3, H, W]` normalised images → `[N, classes]` logits.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = adaptive_avg_pool2d(self.features(x, None), [1, 1]);
-        let [n, c, _, _] = x.dims();
-        self.fc.forward(x.reshape([n, c]))
-    }
 }
 
 #[cfg(test)]
@@ -364,7 +240,8 @@ mod tests {
     fn resnet18_matches_torchvision_counts() {
         let c = ResNetConfig::resnet18(1000);
         c.validate().unwrap();
-        let shapes = c.param_shapes();
+        let g = c.graph(false);
+        let shapes = g.param_shapes();
         // torchvision's state_dict has 122 tensors with num_batches_tracked (20 BNs) → 102.
         assert_eq!(shapes.len(), 102);
         let learnable: usize = shapes
@@ -374,7 +251,9 @@ mod tests {
             .sum();
         assert_eq!(learnable, 11_689_512);
         // torchvision reports 1.814 GMACs for resnet18 at 224×224.
-        assert_eq!(c.macs(224) / 1_000_000, 1814);
+        assert_eq!(g.macs(224) / 1_000_000, 1814);
+        // Folding removes the batch norms (4 tensors each) and gives every conv a bias.
+        assert_eq!(c.graph(true).param_shapes().len(), 102 - 20 * 4 + 20);
         assert!(shapes.contains(&("layer2.0.downsample.0.weight".into(), vec![128, 64, 1, 1])));
     }
 

@@ -1,8 +1,9 @@
-//! safetensors files: read any float tensors into a state dict, write f32 tensors with metadata.
+//! safetensors files: read and write tensors as stored, or float tensors as a state dict.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
+pub use safetensors::tensor::Dtype;
+use safetensors::tensor::{SafeTensorError, SafeTensors, TensorView};
 
 use super::pth::decode_storage;
 use crate::tensor::{HostTensor, StateDict};
@@ -11,33 +12,77 @@ use crate::{Error, Result};
 /// The metadata key under which modelslim stores its model description (JSON).
 pub const METADATA_KEY: &str = "modelslim";
 
-/// Read every tensor of a safetensors file (F32/F16/BF16/F64 become f32; integer tensors are
-/// kept only when their name ends with `num_batches_tracked`, which callers drop). Returns the
-/// tensors and the file's string metadata.
-pub fn read_safetensors(bytes: &[u8]) -> Result<(StateDict, HashMap<String, String>)> {
+/// One tensor as the file stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    /// f32 values, little-endian.
+    pub fn from_f32(shape: Vec<usize>, data: &[f32]) -> Self {
+        RawTensor {
+            dtype: Dtype::F32,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    /// The values as f32 when the tensor is a float type (F32/F16/BF16/F64).
+    pub fn float_values(&self, name: &str) -> Result<Vec<f32>> {
+        let dtype = match self.dtype {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+            Dtype::BF16 => "bf16",
+            Dtype::F64 => "f64",
+            other => {
+                return Err(Error::DType {
+                    key: name.to_string(),
+                    dtype: format!("{other:?}"),
+                });
+            }
+        };
+        Ok(decode_storage(&self.bytes, dtype))
+    }
+}
+
+/// Every tensor of a safetensors file as stored, and the file's string metadata.
+pub fn read_raw(bytes: &[u8]) -> Result<(BTreeMap<String, RawTensor>, HashMap<String, String>)> {
     check_header(bytes)?;
     let st = SafeTensors::deserialize(bytes).map_err(map_error)?;
     let metadata = SafeTensors::read_metadata(bytes)
         .ok()
         .and_then(|(_, m)| m.metadata().clone())
         .unwrap_or_default();
+    let tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let raw = RawTensor {
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                bytes: view.data().to_vec(),
+            };
+            (name, raw)
+        })
+        .collect();
+    Ok((tensors, metadata))
+}
+
+/// Read every float tensor of a safetensors file into a state dict (F32/F16/BF16/F64 become
+/// f32; an integer tensor is an error unless its name ends with `num_batches_tracked`, which
+/// is dropped). Returns the tensors and the file's string metadata.
+pub fn read_safetensors(bytes: &[u8]) -> Result<(StateDict, HashMap<String, String>)> {
+    let (raw, metadata) = read_raw(bytes)?;
     let mut out = StateDict::new();
-    for (name, view) in st.tensors() {
-        let dtype = match view.dtype() {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-            Dtype::BF16 => "bf16",
-            Dtype::F64 => "f64",
-            Dtype::I64 if name.ends_with("num_batches_tracked") => "i64",
-            other => {
-                return Err(Error::DType {
-                    key: name,
-                    dtype: format!("{other:?}"),
-                });
-            }
-        };
-        let data = decode_storage(view.data(), dtype);
-        out.insert(name, HostTensor::new(view.shape().to_vec(), data));
+    for (name, t) in raw {
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let data = t.float_values(&name)?;
+        out.insert(name, HostTensor::new(t.shape, data));
     }
     Ok((out, metadata))
 }
@@ -85,17 +130,22 @@ pub fn write_safetensors(
     tensors: &StateDict,
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let bytes: Vec<(&String, Vec<u8>, &Vec<usize>)> = tensors
+    let raw = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), RawTensor::from_f32(t.shape.clone(), &t.data)))
+        .collect();
+    write_raw(&raw, metadata)
+}
+
+/// Serialise tensors as stored (in name order) with string metadata.
+pub fn write_raw(
+    tensors: &BTreeMap<String, RawTensor>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let views = tensors
         .iter()
         .map(|(k, t)| {
-            let b = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (k, b, &t.shape)
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(k, b, shape)| {
-            TensorView::new(Dtype::F32, shape.to_vec(), b)
+            TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
                 .map(|v| (k.as_str(), v))
                 .map_err(|e| Error::Invalid(format!("tensor '{k}': {e}")))
         })

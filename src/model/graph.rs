@@ -1,0 +1,256 @@
+//! A network as a list of operations over named values: the one description that the Burn
+//! forward pass, the channel groups, the parameter shapes, the MAC count and the ONNX export
+//! all read. An architecture only has to say how to build its graph.
+
+use serde::{Deserialize, Serialize};
+
+use crate::compress::{Layer, Structure};
+
+/// One operation. Weight tensors are named `{name}.weight` (and `{name}.bias`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// 2-D convolution, weight `[out, in/groups, k, k]`; `pads` are `[top, left, bottom, right]`
+    /// (TF-"same" padding is asymmetric).
+    Conv {
+        name: String,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        pads: [usize; 4],
+        groups: usize,
+        bias: bool,
+    },
+    /// Batch norm in eval mode (`{name}.weight/bias/running_mean/running_var`).
+    BatchNorm {
+        name: String,
+        channels: usize,
+        eps: f32,
+    },
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+    /// Element-wise sum of two values.
+    Add,
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    },
+    /// `[N, C, H, W]` → `[N, C]` (mean over H and W).
+    GlobalAvgPool,
+    /// `y = x Wᵀ + b`, weight `[out, in]`.
+    Linear {
+        name: String,
+        in_features: usize,
+        out_features: usize,
+    },
+}
+
+/// One node: an operation, the values it reads and the value it writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<usize>,
+    pub output: usize,
+}
+
+/// A network: value 0 is the `[N, 3, H, W]` input, `output` holds the logits.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    /// Every value's name (`input`, `layer1.0.conv1`, …): stable, used by the ONNX export and
+    /// to key activation quantization.
+    pub values: Vec<String>,
+    pub output: usize,
+}
+
+impl Graph {
+    /// A graph whose only value is the input.
+    pub fn new() -> Self {
+        Graph {
+            nodes: Vec::new(),
+            values: vec!["input".into()],
+            output: 0,
+        }
+    }
+
+    /// Append `op` reading `inputs`; returns the new value (named `name`).
+    pub fn push(&mut self, op: Op, inputs: &[usize], name: impl Into<String>) -> usize {
+        self.values.push(name.into());
+        let output = self.values.len() - 1;
+        self.nodes.push(Node {
+            op,
+            inputs: inputs.to_vec(),
+            output,
+        });
+        self.output = output;
+        output
+    }
+
+    /// The conv that is the first operation (the stem), if any.
+    pub fn first_conv(&self) -> Option<&str> {
+        self.nodes.iter().find_map(|n| match &n.op {
+            Op::Conv { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The last linear layer (the classifier), if any.
+    pub fn classifier(&self) -> Option<&str> {
+        self.nodes.iter().rev().find_map(|n| match &n.op {
+            Op::Linear { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Every parameter tensor and its shape, in graph order.
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            match &n.op {
+                Op::Conv {
+                    name,
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    groups,
+                    bias,
+                    ..
+                } => {
+                    out.push((
+                        format!("{name}.weight"),
+                        vec![*out_channels, in_channels / groups, *kernel, *kernel],
+                    ));
+                    if *bias {
+                        out.push((format!("{name}.bias"), vec![*out_channels]));
+                    }
+                }
+                Op::BatchNorm { name, channels, .. } => {
+                    for p in ["weight", "bias", "running_mean", "running_var"] {
+                        out.push((format!("{name}.{p}"), vec![*channels]));
+                    }
+                }
+                Op::Linear {
+                    name,
+                    in_features,
+                    out_features,
+                } => {
+                    out.push((format!("{name}.weight"), vec![*out_features, *in_features]));
+                    out.push((format!("{name}.bias"), vec![*out_features]));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Spatial size of every value for a `size`×`size` input (0 for flat values).
+    pub fn spatial_sizes(&self, size: usize) -> Vec<usize> {
+        let mut s = vec![0usize; self.values.len()];
+        s[0] = size;
+        let out = |x: usize, k: usize, stride: usize, before: usize, after: usize| {
+            (x + before + after).saturating_sub(k) / stride.max(1) + 1
+        };
+        for n in &self.nodes {
+            let x = n.inputs.first().map(|&i| s[i]).unwrap_or(0);
+            s[n.output] = match &n.op {
+                Op::Conv {
+                    kernel,
+                    stride,
+                    pads,
+                    ..
+                } => out(x, *kernel, *stride, pads[0], pads[2]),
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    pad,
+                } => out(x, *kernel, *stride, *pad, *pad),
+                Op::GlobalAvgPool | Op::Linear { .. } => 0,
+                _ => x,
+            };
+        }
+        s
+    }
+
+    /// Multiply-accumulates of convs and linear layers at `size`×`size` input.
+    pub fn macs(&self, size: usize) -> u64 {
+        let s = self.spatial_sizes(size);
+        self.nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Conv {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    groups,
+                    ..
+                } => {
+                    let hw = (s[n.output] * s[n.output]) as u64;
+                    hw * (*out_channels * (in_channels / groups) * kernel * kernel) as u64
+                }
+                Op::Linear {
+                    in_features,
+                    out_features,
+                    ..
+                } => (*in_features * *out_features) as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// The channel structure: every value has a channel space; a conv starts a new one (a
+    /// depthwise conv keeps its input's), an add merges its inputs'. The stem's output space
+    /// is protected by default.
+    pub fn structure(&self) -> Structure {
+        let mut st = Structure::default();
+        let mut space = vec![0usize; self.values.len()];
+        // The batch norm that reads each conv's output, if any.
+        let bn_after = |conv_out: usize| {
+            self.nodes.iter().find_map(|m| match &m.op {
+                Op::BatchNorm { name, .. } if m.inputs == [conv_out] => Some(name.clone()),
+                _ => None,
+            })
+        };
+        for n in &self.nodes {
+            let x = n.inputs.first().map(|&i| space[i]).unwrap_or(0);
+            space[n.output] = match &n.op {
+                Op::Conv {
+                    name,
+                    in_channels,
+                    out_channels,
+                    groups,
+                    ..
+                } => {
+                    let depthwise = *groups > 1 && groups == in_channels && groups == out_channels;
+                    let output = if depthwise { x } else { st.space() };
+                    if !depthwise && st.protected.is_empty() {
+                        st.protected.push(output);
+                    }
+                    st.layers.push(Layer::Conv {
+                        name: name.clone(),
+                        bn: bn_after(n.output),
+                        input: x,
+                        output,
+                        depthwise,
+                    });
+                    output
+                }
+                Op::Add => {
+                    let b = space[n.inputs[1]];
+                    st.layers.push(Layer::Add { a: x, b });
+                    x
+                }
+                Op::Linear { name, .. } => {
+                    st.layers.push(Layer::Linear {
+                        name: name.clone(),
+                        input: x,
+                    });
+                    0
+                }
+                _ => x,
+            };
+        }
+        st
+    }
+}

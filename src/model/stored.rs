@@ -1,0 +1,305 @@
+//! The modelslim safetensors file: tensors as stored — int8 values (`I8`) or int4 values packed
+//! two per byte (`U8`, first element in the low nibble, as ONNX packs `INT4`) each with its
+//! `{name}_scale` (`F32`), fp16 (`F16`) or fp32 — and, in the metadata, the structure (every
+//! width), whether batch norms are folded, each stored tensor's format and the activations'
+//! quantization. Loading dequantizes exactly as `DequantizeLinear` does, so a reloaded model
+//! computes what the saved one did.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Model, ResNetConfig, check_state_dict};
+use crate::compress::quantize::{
+    ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape,
+};
+use crate::tensor::{HostTensor, StateDict};
+use crate::weights::safetensors::{Dtype, METADATA_KEY, RawTensor, read_raw, write_raw};
+use crate::{Error, Result};
+
+/// How one tensor is stored, when not fp32.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TensorFormat {
+    F16,
+    Int { bits: u32, granularity: Granularity },
+}
+
+/// What a modelslim file says about itself in its safetensors metadata.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelCard {
+    /// The architecture family (`resnet18`).
+    pub architecture: String,
+    /// Every layer's width: enough to rebuild a pruned network.
+    pub config: ResNetConfig,
+    /// Batch norms folded into conv biases.
+    #[serde(default)]
+    pub folded: bool,
+    /// Tensors not stored as fp32.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tensors: BTreeMap<String, TensorFormat>,
+    /// Quantized activations, by value name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub activations: BTreeMap<String, ActQuant>,
+}
+
+/// The name of a quantized tensor's scales.
+pub fn scale_key(key: &str) -> String {
+    format!("{key}_scale")
+}
+
+/// Pack signed 4-bit values two per byte, the first in the low nibble.
+pub fn pack_int4(values: &[i8]) -> Vec<u8> {
+    values
+        .chunks(2)
+        .map(|p| {
+            let lo = (p[0] as u8) & 0x0f;
+            let hi = p.get(1).map(|&v| (v as u8) & 0x0f).unwrap_or(0);
+            lo | (hi << 4)
+        })
+        .collect()
+}
+
+/// Unpack `n` signed 4-bit values.
+pub fn unpack_int4(bytes: &[u8], n: usize) -> Vec<i8> {
+    let sign = |v: u8| ((v << 4) as i8) >> 4;
+    bytes
+        .iter()
+        .flat_map(|&b| [sign(b & 0x0f), sign(b >> 4)])
+        .take(n)
+        .collect()
+}
+
+/// Serialise `model` as a modelslim safetensors file.
+pub fn write_model(model: &Model) -> Result<Vec<u8>> {
+    let q = &model.quant;
+    let mut raw: BTreeMap<String, RawTensor> = BTreeMap::new();
+    let mut formats = BTreeMap::new();
+    for (key, t) in &model.weights {
+        if let Some(qt) = q.int.get(key) {
+            let (dtype, bytes) = if qt.bits == 8 {
+                (Dtype::I8, qt.values.iter().map(|&v| v as u8).collect())
+            } else {
+                (Dtype::U8, pack_int4(&qt.values))
+            };
+            let shape = if qt.bits == 8 {
+                qt.shape.clone()
+            } else {
+                vec![qt.values.len().div_ceil(2)]
+            };
+            raw.insert(
+                key.clone(),
+                RawTensor {
+                    dtype,
+                    shape,
+                    bytes,
+                },
+            );
+            raw.insert(
+                scale_key(key),
+                RawTensor::from_f32(vec![qt.scales.len()], &qt.scales),
+            );
+            formats.insert(
+                key.clone(),
+                TensorFormat::Int {
+                    bits: qt.bits,
+                    granularity: qt.granularity,
+                },
+            );
+        } else if q.f16.contains(key) {
+            let bytes = t
+                .data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect();
+            raw.insert(
+                key.clone(),
+                RawTensor {
+                    dtype: Dtype::F16,
+                    shape: t.shape.clone(),
+                    bytes,
+                },
+            );
+            formats.insert(key.clone(), TensorFormat::F16);
+        } else {
+            raw.insert(key.clone(), RawTensor::from_f32(t.shape.clone(), &t.data));
+        }
+    }
+    let card = ModelCard {
+        architecture: "resnet18".into(),
+        config: model.config.clone(),
+        folded: model.folded,
+        tensors: formats,
+        activations: q.activations.clone(),
+    };
+    let json = serde_json::to_string(&card).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_raw(&raw, HashMap::from([(METADATA_KEY.to_string(), json)]))
+}
+
+/// Read a safetensors file: a modelslim file (structure and quantization from its metadata) or
+/// a plain float state dict in torchvision's ResNet18 layout.
+pub fn read_model(bytes: &[u8]) -> Result<Model> {
+    let (mut raw, metadata) = read_raw(bytes)?;
+    raw.retain(|k, _| !k.ends_with("num_batches_tracked"));
+    let card = match metadata.get(METADATA_KEY) {
+        Some(json) => {
+            let card: ModelCard = serde_json::from_str(json)
+                .map_err(|e| Error::Structure(format!("unreadable modelslim metadata: {e}")))?;
+            if card.architecture != "resnet18" {
+                return Err(Error::Structure(format!(
+                    "architecture '{}' is not supported by this version",
+                    card.architecture
+                )));
+            }
+            card
+        }
+        None => ModelCard {
+            architecture: "resnet18".into(),
+            config: ResNetConfig::resnet18(1000),
+            folded: false,
+            tensors: BTreeMap::new(),
+            activations: BTreeMap::new(),
+        },
+    };
+    card.config.validate()?;
+    let graph = card.config.graph(card.folded);
+    let shapes: BTreeMap<String, Vec<usize>> = graph.param_shapes().into_iter().collect();
+    let mut quant = Quantization {
+        activations: card.activations.clone(),
+        ..Default::default()
+    };
+    let mut weights = StateDict::new();
+    for (key, format) in &card.tensors {
+        let shape = shapes.get(key).ok_or_else(|| {
+            Error::Structure(format!(
+                "the metadata describes '{key}', which the network lacks"
+            ))
+        })?;
+        let t = raw.remove(key).ok_or_else(|| Error::MissingKey {
+            key: key.clone(),
+            expected: shape.clone(),
+            model: "this compressed model".into(),
+        })?;
+        match *format {
+            TensorFormat::F16 => {
+                if t.dtype != Dtype::F16 {
+                    return Err(dtype_error(key, "F16", t.dtype));
+                }
+                let data = t.float_values(key)?;
+                weights.insert(key.clone(), HostTensor::new(t.shape, data));
+            }
+            TensorFormat::Int { bits, granularity } => {
+                let qt = read_int(key, t, &mut raw, shape, bits, granularity)?;
+                weights.insert(key.clone(), qt.dequantize());
+                quant.int.insert(key.clone(), qt);
+            }
+        }
+        if *format == TensorFormat::F16 {
+            quant.f16.insert(key.clone());
+        }
+    }
+    for (key, t) in raw {
+        let data = t.float_values(&key)?;
+        if t.shape.iter().product::<usize>() != data.len() {
+            return Err(Error::Truncated(format!(
+                "tensor '{key}' has too few values"
+            )));
+        }
+        weights.insert(key, HostTensor::new(t.shape, data));
+    }
+    let expected: Vec<(String, Vec<usize>)> = shapes.into_iter().collect();
+    check_state_dict(&expected, &weights, "ResNet18")?;
+    Ok(Model {
+        config: card.config,
+        folded: card.folded,
+        weights,
+        quant,
+    })
+}
+
+fn unsupported_bits(bits: u32) -> Result<()> {
+    Err(Error::Structure(format!(
+        "{bits}-bit integers are not supported"
+    )))
+}
+
+fn dtype_error(key: &str, want: &str, found: Dtype) -> Error {
+    Error::Structure(format!(
+        "'{key}' should be stored as {want} but the file has {found:?}"
+    ))
+}
+
+/// Rebuild a quantized tensor from its stored values and scales.
+fn read_int(
+    key: &str,
+    t: RawTensor,
+    raw: &mut BTreeMap<String, RawTensor>,
+    shape: &[usize],
+    bits: u32,
+    granularity: Granularity,
+) -> Result<QuantizedTensor> {
+    if !(2..=8).contains(&bits) {
+        unsupported_bits(bits)?;
+    }
+    let n: usize = shape.iter().product();
+    let values: Vec<i8> = match (bits, t.dtype) {
+        (8, Dtype::I8) => t.bytes.iter().map(|&b| b as i8).collect(),
+        (b, Dtype::U8) if b < 8 => unpack_int4(&t.bytes, n),
+        (_, found) => return Err(dtype_error(key, if bits == 8 { "I8" } else { "U8" }, found)),
+    };
+    if values.len() != n {
+        return Err(Error::ShapeMismatch {
+            key: key.to_string(),
+            expected: shape.to_vec(),
+            found: t.shape,
+        });
+    }
+    let q = qmax(bits) as i8;
+    if values.iter().any(|&v| v < -q || v > q) {
+        return Err(Error::Structure(format!(
+            "'{key}' holds values outside the symmetric {bits}-bit range"
+        )));
+    }
+    let skey = scale_key(key);
+    let s = raw.remove(&skey).ok_or_else(|| Error::MissingKey {
+        key: skey.clone(),
+        expected: scale_shape(shape, granularity),
+        model: "this compressed model".into(),
+    })?;
+    let scales = s.float_values(&skey)?;
+    let sshape = scale_shape(shape, granularity);
+    if scales.len() != sshape.iter().product::<usize>().max(1) {
+        return Err(Error::ShapeMismatch {
+            key: skey,
+            expected: sshape,
+            found: s.shape,
+        });
+    }
+    if !scales.iter().all(|s| s.is_finite() && *s > 0.0) {
+        return Err(Error::Structure(format!(
+            "'{skey}' holds a scale that is not a positive number"
+        )));
+    }
+    Ok(QuantizedTensor {
+        shape: shape.to_vec(),
+        bits,
+        granularity,
+        values,
+        scales,
+        scale_shape: sshape,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int4_packing_round_trips() {
+        let v: Vec<i8> = vec![-7, 7, 0, -1, 3];
+        let packed = pack_int4(&v);
+        assert_eq!(packed.len(), 3);
+        assert_eq!(packed[0], 0x79); // -7 → 0x9 low, 7 → 0x7 high
+        assert_eq!(unpack_int4(&packed, v.len()), v);
+    }
+}
