@@ -5,7 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use modelslim::backend::{Backend, BackendKind};
-use modelslim::compress::{Importance, Metrics, PruneOptions, SparsityOptions};
+use modelslim::compress::pipeline::logits_of;
+use modelslim::compress::{
+    Calibration, CompressOptions, FileSize, Importance, Metrics, Precision, PruneOptions,
+    QuantOptions, SparsityOptions,
+};
+use modelslim::export::to_onnx;
 use modelslim::model::Model;
 use modelslim::predict::{Classifier, Prediction};
 use modelslim::preprocess::Preprocess;
@@ -17,12 +22,23 @@ usage:
   modelslim predict --weights FILE --image FILE [--image FILE ...] [--backend cpu|wgpu] [--json]
   modelslim init-weights --seed N --out FILE.safetensors
   modelslim bench --weights FILE [--backend cpu|wgpu] [--runs N]
-  modelslim compress --weights IN --out OUT.safetensors [--prune-channels R] [--importance l1|l2|bn]
-                     [--round-to N] [--steps N] [--global] [--prune-stem] [--sparsity R]
-                     [--recalibrate-bn DIR] [--json]
+  modelslim compress --weights IN --out OUT.safetensors [--onnx OUT.onnx]
+                     [--prune-channels R] [--importance l1|l2|bn] [--round-to N] [--steps N]
+                     [--global] [--prune-stem] [--sparsity R] [--recalibrate-bn DIR]
+                     [--quant none|int8|int4|fp16] [--granularity channel|tensor|group:N]
+                     [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
+                     [--act-quant] [--calibration minmax|percentile[:P]] [--calibrate DIR]
+                     [--backend cpu|wgpu] [--json]
+  modelslim eval --weights FILE [--reference FILE] --images DIR [--images DIR ...]
+                 [--backend cpu|wgpu] [--json]
+  modelslim sensitivity --weights FILE --calibrate DIR [--quant int8|int4|fp16]
+                        [--granularity channel|tensor|group:N] [--top N] [--json]
+  modelslim export --weights FILE --onnx OUT.onnx
 
 FILE for --weights is a .safetensors or PyTorch .pth state_dict in torchvision's ResNet18
-layout, or `seeded:N` for deterministic random weights (meaningless predictions).";
+layout, a file written by `modelslim compress`, or `seeded:N` for deterministic random weights
+(meaningless predictions). Image folders are read recursively; a file's label is its folder's
+ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.";
 
 pub fn main() -> i32 {
     // A panic inside a library must still end as one line, not a backtrace.
@@ -134,6 +150,9 @@ fn run(args: &[String]) -> std::result::Result<(), CliError> {
         "init-weights" => init_weights(rest),
         "bench" => bench(rest),
         "compress" => compress(rest),
+        "eval" => eval(rest),
+        "sensitivity" => sensitivity(rest),
+        "export" => export(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -276,64 +295,162 @@ fn number<T: std::str::FromStr>(
 struct CompressReport {
     before: Metrics,
     after: Metrics,
+    /// What the compressed file stores.
+    quantization: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agreement: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration_images: Option<usize>,
+    seconds: f64,
 }
 
 fn compress(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json", "global", "prune-stem"])?;
+    let args = Args::parse(
+        args,
+        &[
+            "json",
+            "global",
+            "prune-stem",
+            "act-quant",
+            "keep-first-last",
+        ],
+    )?;
     args.check_known(&[
         "weights",
         "out",
+        "onnx",
         "prune-channels",
         "importance",
         "round-to",
         "steps",
         "sparsity",
         "recalibrate-bn",
+        "quant",
+        "granularity",
+        "layer-quant",
+        "calibration",
+        "calibrate",
+        "backend",
     ])?;
+    let t0 = Instant::now();
     let model = load_model(args.required("weights")?)?;
     let out = PathBuf::from(args.required("out")?);
     let steps = number(&args, "steps", 1usize)?;
-    let prune = PruneOptions {
-        ratio: number(&args, "prune-channels", 0f32)?,
-        importance: args
-            .one("importance")
-            .unwrap_or("l1")
-            .parse::<Importance>()?,
-        global: args.has("global"),
-        round_to: number(&args, "round-to", 1usize)?,
-        steps,
-        prune_stem: args.has("prune-stem"),
-        ..Default::default()
-    };
-    let sparsity = SparsityOptions {
-        sparsity: number(&args, "sparsity", 0f32)?,
-        steps,
-        ..Default::default()
-    };
-    let mut compressed = model.pruned(&prune)?.sparsified(&sparsity)?;
-    if let Some(dir) = args.one("recalibrate-bn") {
-        let batches = image_batches(Path::new(dir), 16)?;
-        compressed = pollster::block_on(modelslim::compress::recalibrate_bn(
-            &compressed,
-            Backend::cpu(),
-            &batches,
-        ))?;
+    let mut overrides = std::collections::BTreeMap::new();
+    for spec in args.all("layer-quant") {
+        let (layer, p) = spec.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!("--layer-quant '{spec}': expected LAYER=PRECISION"))
+        })?;
+        overrides.insert(layer.to_string(), p.parse::<Precision>()?);
     }
+    let opts = CompressOptions {
+        prune: PruneOptions {
+            ratio: number(&args, "prune-channels", 0f32)?,
+            importance: args
+                .one("importance")
+                .unwrap_or("l1")
+                .parse::<Importance>()?,
+            global: args.has("global"),
+            round_to: number(&args, "round-to", 1usize)?,
+            steps,
+            prune_stem: args.has("prune-stem"),
+            ..Default::default()
+        },
+        sparsity: SparsityOptions {
+            sparsity: number(&args, "sparsity", 0f32)?,
+            steps,
+            ..Default::default()
+        },
+        recalibrate_bn: args.one("recalibrate-bn").is_some(),
+        quant: QuantOptions {
+            weights: args.one("quant").unwrap_or("none").parse()?,
+            granularity: args.one("granularity").unwrap_or("channel").parse()?,
+            keep_first_last: args.has("keep-first-last"),
+            overrides,
+        },
+        act_quant: if args.has("act-quant") {
+            Some(
+                args.one("calibration")
+                    .unwrap_or("minmax")
+                    .parse::<Calibration>()?,
+            )
+        } else {
+            None
+        },
+    };
+    if opts.act_quant.is_some() && args.one("calibrate").is_none() {
+        return Err(CliError::Run(Error::Invalid(
+            "--act-quant needs --calibrate DIR (images to measure activation ranges on)".into(),
+        )));
+    }
+    // Fail on impossible combinations before reading any image.
+    opts.check(
+        usize::from(args.one("recalibrate-bn").is_some()),
+        usize::from(args.one("calibrate").is_some()),
+    )?;
+    let backend = backend_arg(&args)?;
+    let bn_images = match args.one("recalibrate-bn") {
+        Some(dir) => load_images(&[dir])?.into_iter().map(|i| i.input).collect(),
+        None => Vec::new(),
+    };
+    let calib_images: Vec<Vec<f32>> = match args.one("calibrate") {
+        Some(dir) => load_images(&[dir])?.into_iter().map(|i| i.input).collect(),
+        None => Vec::new(),
+    };
+    let compressed = pollster::block_on(modelslim::compress::compress(
+        &model,
+        &opts,
+        &bn_images,
+        &calib_images,
+        16,
+        &backend,
+        &mut |p| {
+            if !args.has("json") {
+                eprintln!("[{}/{}] {}", p.step, p.steps, p.label);
+            }
+            true
+        },
+    ))?;
     let bytes = compressed.to_safetensors()?;
     std::fs::write(&out, &bytes).map_err(|e| Error::io(&out, e))?;
+    let mut before = model.metrics()?;
+    let mut after = compressed.metrics_of_file(&bytes);
+    if let Some(path) = args.one("onnx") {
+        let path = PathBuf::from(path);
+        let onnx = to_onnx(&compressed)?;
+        std::fs::write(&path, &onnx).map_err(|e| Error::io(&path, e))?;
+        after.bytes.onnx = Some(FileSize::of(&onnx));
+        before.bytes.onnx = Some(FileSize::of(&to_onnx(&model)?));
+    }
+    let agreement = if calib_images.is_empty() {
+        None
+    } else {
+        let a = pollster::block_on(logits_of(&model, &backend, &calib_images, 16))?;
+        let b = pollster::block_on(logits_of(&compressed, &backend, &calib_images, 16))?;
+        Some(modelslim::compress::agreement(&a, &b))
+    };
     let report = CompressReport {
-        before: model.metrics()?,
-        after: compressed.metrics_of_file(&bytes),
+        before,
+        after,
+        quantization: compressed.quant.describe(),
+        agreement: agreement.as_ref().map(|a| a.agreement),
+        kl: agreement.as_ref().map(|a| a.kl),
+        calibration_images: agreement.as_ref().map(|a| a.n),
+        seconds: t0.elapsed().as_secs_f64(),
     };
     if args.has("json") {
-        let json = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;
-        println!("{json}");
+        print_json(&report)?;
     } else {
         let (b, a) = (&report.before, &report.after);
         let ratio = |x: f64, y: f64| if x > 0.0 { y / x } else { 0.0 };
-        println!("wrote {}", out.display());
+        println!("wrote {} ({})", out.display(), report.quantization);
+        if let Some(p) = args.one("onnx") {
+            println!("wrote {p}");
+        }
         println!("{:<22}{:>14}{:>14}{:>8}", "", "before", "after", "ratio");
-        for (name, x, y) in [
+        let mut rows = vec![
             ("parameters", b.params as f64, a.params as f64),
             (
                 "non-zero parameters",
@@ -351,43 +468,241 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
                 b.bytes.safetensors.gzip as f64,
                 a.bytes.safetensors.gzip as f64,
             ),
-        ] {
+        ];
+        if let (Some(x), Some(y)) = (b.bytes.onnx, a.bytes.onnx) {
+            rows.push(("onnx bytes", x.raw as f64, y.raw as f64));
+            rows.push(("onnx gzip", x.gzip as f64, y.gzip as f64));
+        }
+        for (name, x, y) in rows {
             println!("{name:<22}{x:>14.0}{y:>14.0}{:>8.3}", ratio(x, y));
+        }
+        if let Some(a) = &agreement {
+            println!(
+                "on {} calibration images: top-1 agreement {:.3}, mean KL {:.4}",
+                a.n, a.agreement, a.kl
+            );
+        }
+        println!("took {:.1} s", report.seconds);
+    }
+    Ok(())
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let json = serde_json::to_string(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    println!("{json}");
+    Ok(())
+}
+
+fn export(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &[])?;
+    args.check_known(&["weights", "onnx"])?;
+    let model = load_model(args.required("weights")?)?;
+    let path = PathBuf::from(args.required("onnx")?);
+    let onnx = to_onnx(&model)?;
+    std::fs::write(&path, &onnx).map_err(|e| Error::io(&path, e))?;
+    eprintln!(
+        "wrote {} ({} bytes, {})",
+        path.display(),
+        onnx.len(),
+        model.quant.describe()
+    );
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    n: usize,
+    /// Images whose label is known (top-1/top-5 are over these).
+    labelled: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top5: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agreement: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kl: Option<f64>,
+}
+
+fn eval(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &["json"])?;
+    args.check_known(&["weights", "reference", "images", "backend"])?;
+    let dirs = args.all("images");
+    if dirs.is_empty() {
+        return Err(CliError::Usage("--images is required".into()));
+    }
+    let model = load_model(args.required("weights")?)?;
+    let reference = args.one("reference").map(load_model).transpose()?;
+    let backend = backend_arg(&args)?;
+    let images = load_images(&dirs)?;
+    let inputs: Vec<Vec<f32>> = images.iter().map(|i| i.input.clone()).collect();
+    let logits = pollster::block_on(logits_of(&model, &backend, &inputs, 16))?;
+    let (mut labelled, mut top1, mut top5) = (0usize, 0usize, 0usize);
+    for (img, l) in images.iter().zip(&logits) {
+        let Some(label) = img.label else { continue };
+        labelled += 1;
+        let top = modelslim::predict::top_k(l, 5);
+        top1 += usize::from(top.first().is_some_and(|c| c.index == label));
+        top5 += usize::from(top.iter().any(|c| c.index == label));
+    }
+    let agreement = match &reference {
+        Some(r) => {
+            let rl = pollster::block_on(logits_of(r, &backend, &inputs, 16))?;
+            Some(modelslim::compress::agreement(&rl, &logits))
+        }
+        None => None,
+    };
+    let frac = |k: usize| (labelled > 0).then(|| k as f64 / labelled as f64);
+    let report = EvalReport {
+        n: images.len(),
+        labelled,
+        top1: frac(top1),
+        top5: frac(top5),
+        agreement: agreement.as_ref().map(|a| a.agreement),
+        kl: agreement.as_ref().map(|a| a.kl),
+    };
+    if args.has("json") {
+        print_json(&report)?;
+    } else {
+        println!("images: {} ({} labelled)", report.n, report.labelled);
+        if let (Some(t1), Some(t5)) = (report.top1, report.top5) {
+            println!("top-1: {t1:.4}\ntop-5: {t5:.4}");
+        }
+        if let (Some(a), Some(kl)) = (report.agreement, report.kl) {
+            println!("top-1 agreement with the reference: {a:.4}\nmean KL: {kl:.5}");
         }
     }
     Ok(())
 }
 
-/// Every JPEG/PNG/WebP directly in `dir`, preprocessed, in name order, in batches of `size`.
-fn image_batches(dir: &Path, size: usize) -> Result<Vec<Vec<Vec<f32>>>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-                matches!(
-                    x.to_ascii_lowercase().as_str(),
-                    "jpg" | "jpeg" | "png" | "webp"
-                )
-            })
-        })
+fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &["json"])?;
+    args.check_known(&[
+        "weights",
+        "calibrate",
+        "quant",
+        "granularity",
+        "top",
+        "backend",
+    ])?;
+    let model = load_model(args.required("weights")?)?;
+    let precision: Precision = args.one("quant").unwrap_or("int8").parse()?;
+    if precision == Precision::F32 {
+        return Err(CliError::Usage(
+            "--quant must be int8, int4 or fp16 for a sensitivity scan".into(),
+        ));
+    }
+    let granularity = args.one("granularity").unwrap_or("channel").parse()?;
+    let top = number(&args, "top", usize::MAX)?;
+    let images: Vec<Vec<f32>> = load_images(&[args.required("calibrate")?])?
+        .into_iter()
+        .map(|i| i.input)
         .collect();
+    let backend = backend_arg(&args)?;
+    let json = args.has("json");
+    let rows = pollster::block_on(modelslim::compress::pipeline::sensitivity(
+        &model,
+        precision,
+        granularity,
+        &images,
+        &backend,
+        &mut |p| {
+            if !json {
+                eprint!("\r[{}/{}] {:<40}", p.step, p.steps, p.label);
+            }
+            true
+        },
+    ))?;
+    if json {
+        print_json(&rows)?;
+    } else {
+        eprintln!();
+        println!(
+            "{} one layer at a time, {} images; most sensitive first",
+            precision.label(),
+            images.len()
+        );
+        println!(
+            "{:<24}{:>10}{:>11}{:>12}",
+            "layer", "params", "agreement", "mean KL"
+        );
+        for r in rows.iter().take(top) {
+            println!(
+                "{:<24}{:>10}{:>11.3}{:>12.6}",
+                r.layer, r.params, r.agreement, r.kl
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A preprocessed image and its class index when its path names one.
+struct LabelledImage {
+    input: Vec<f32>,
+    label: Option<usize>,
+}
+
+/// The label a path carries: its parent folder's wnid, or its file name's `wnid_` prefix.
+fn label_of(path: &Path) -> Option<usize> {
+    let from_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.split_once('_'))
+        .and_then(|(w, _)| modelslim::labels::class_of_wnid(w));
+    from_name.or_else(|| {
+        path.parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(modelslim::labels::class_of_wnid)
+    })
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+        matches!(
+            x.to_ascii_lowercase().as_str(),
+            "jpg" | "jpeg" | "png" | "webp"
+        )
+    })
+}
+
+/// Every JPEG/PNG/WebP under `dirs` (recursively, in name order), preprocessed.
+fn load_images(dirs: &[&str]) -> Result<Vec<LabelledImage>> {
+    let mut paths = Vec::new();
+    for dir in dirs {
+        let mut stack = vec![PathBuf::from(dir)];
+        let root = PathBuf::from(dir);
+        if !root.is_dir() {
+            return Err(Error::Invalid(format!("{dir} is not a folder")));
+        }
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
+                let p = e.map_err(|e| Error::io(&d, e))?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if is_image(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+    }
     paths.sort();
     if paths.is_empty() {
         return Err(Error::Invalid(format!(
-            "calibration folder {} has no JPEG, PNG or WebP images",
-            dir.display()
+            "{} holds no JPEG, PNG or WebP images",
+            dirs.join(", ")
         )));
     }
-    let mut images = Vec::with_capacity(paths.len());
-    for p in &paths {
-        let input = Preprocess::IMAGENET
-            .run(&read_file(p)?)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
-        images.push(input);
-    }
-    Ok(images
-        .chunks(size.max(1))
-        .map(<[Vec<f32>]>::to_vec)
-        .collect())
+    paths
+        .iter()
+        .map(|p| {
+            let input = Preprocess::IMAGENET
+                .run(&read_file(p)?)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
+            Ok(LabelledImage {
+                input,
+                label: label_of(p),
+            })
+        })
+        .collect()
 }

@@ -60,6 +60,9 @@ pub enum Error {
     /// Anything the user asked for that cannot be done.
     #[error("{0}")]
     Invalid(String),
+    /// The user cancelled a long run.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// The crate's result type.

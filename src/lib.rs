@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod compress;
 pub mod error;
+pub mod export;
 pub mod labels;
 pub mod model;
 pub mod predict;

@@ -14,10 +14,22 @@ pub struct FileSize {
     pub gzip: usize,
 }
 
+impl FileSize {
+    /// Measure `data`.
+    pub fn of(data: &[u8]) -> Self {
+        FileSize {
+            raw: data.len(),
+            gzip: gzip_size(data),
+        }
+    }
+}
+
 /// Bytes per written format.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Bytes {
     pub safetensors: FileSize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<FileSize>,
 }
 
 /// The measured cost of a model.
@@ -58,10 +70,8 @@ impl Model {
             nonzero_params: self.num_nonzero_params(),
             macs: self.graph().macs(224),
             bytes: Bytes {
-                safetensors: FileSize {
-                    raw: st.len(),
-                    gzip: gzip_size(st),
-                },
+                safetensors: FileSize::of(st),
+                onnx: None,
             },
         }
     }

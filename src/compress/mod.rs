@@ -4,6 +4,7 @@
 
 pub mod groups;
 pub mod metrics;
+pub mod pipeline;
 pub mod prune;
 pub mod qmodel;
 pub mod quantize;
@@ -14,6 +15,7 @@ use crate::Result;
 use crate::model::Model;
 pub use groups::{Group, Layer, Member, Structure};
 pub use metrics::{FileSize, Metrics};
+pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
 pub use prune::{Importance, PruneOptions, prune_channels};
 pub use qmodel::{Calibration, QuantOptions};
 pub use quantize::{ActQuant, Granularity, Precision, Quantization};

@@ -1,0 +1,277 @@
+//! The whole compression, in the order that works: structured pruning, magnitude sparsity,
+//! batch-norm recalibration, weight quantization, activation calibration. The CLI and the page
+//! both call [`compress`]; each step is reported to a progress callback, which may cancel.
+
+use serde::Serialize;
+
+use super::qmodel::{Calibration, QuantOptions};
+use super::quantize::Precision;
+use super::{PruneOptions, SparsityOptions, recalibrate_bn};
+use crate::backend::Backend;
+use crate::model::{Model, Op};
+use crate::predict::{Classifier, softmax};
+use crate::{Error, Result};
+
+/// Everything one compression run does.
+#[derive(Debug, Clone, Default)]
+pub struct CompressOptions {
+    pub prune: PruneOptions,
+    pub sparsity: SparsityOptions,
+    /// Re-estimate batch-norm statistics on the calibration images after pruning.
+    pub recalibrate_bn: bool,
+    pub quant: QuantOptions,
+    /// Quantize activations to u8, ranges from the calibration images.
+    pub act_quant: Option<Calibration>,
+}
+
+impl CompressOptions {
+    /// Refuse what cannot work before any time is spent.
+    pub fn check(&self, bn_images: usize, act_images: usize) -> Result<()> {
+        if self.recalibrate_bn && bn_images == 0 {
+            return Err(Error::Invalid(
+                "batch-norm recalibration needs calibration images".into(),
+            ));
+        }
+        if self.act_quant.is_some() && act_images == 0 {
+            return Err(Error::Invalid(
+                "activation quantization needs calibration images".into(),
+            ));
+        }
+        if self.act_quant.is_some() {
+            if self.quant.weights == Precision::Int4 {
+                return Err(Error::Invalid(
+                    "int4 weights with quantized activations are not supported: use int8, or leave activations in float"
+                        .into(),
+                ));
+            }
+            if self.quant.weights != Precision::Int8 {
+                return Err(Error::Invalid(
+                    "activation quantization needs int8 weights (--quant int8)".into(),
+                ));
+            }
+            if let super::Granularity::Group(_) = self.quant.granularity {
+                return Err(Error::Invalid(
+                    "activation quantization needs per-channel or per-tensor weights, not groups"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One step of a run, for progress reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    /// 1-based step number and the total.
+    pub step: usize,
+    pub steps: usize,
+    /// What the step does, for people.
+    pub label: String,
+}
+
+/// Run every requested step on `model`. `bn_images` (batch-norm recalibration) and
+/// `act_images` (activation calibration) are preprocessed images, used in batches of `batch`.
+/// `progress` is told before each step; returning `false` cancels.
+pub async fn compress(
+    model: &Model,
+    opts: &CompressOptions,
+    bn_images: &[Vec<f32>],
+    act_images: &[Vec<f32>],
+    batch: usize,
+    backend: &Backend,
+    progress: &mut dyn FnMut(&Progress) -> bool,
+) -> Result<Model> {
+    opts.check(bn_images.len(), act_images.len())?;
+    let batches_of = |images: &[Vec<f32>]| -> Vec<Vec<Vec<f32>>> {
+        images.chunks(batch.max(1)).map(<[_]>::to_vec).collect()
+    };
+    let prune = opts.prune.ratio > 0.0 || !opts.prune.overrides.is_empty();
+    let mut labels: Vec<String> = Vec::new();
+    if prune {
+        let n = opts.prune.steps.max(1);
+        labels.push(format!(
+            "pruning channels ({n} step{}, re-scoring between them)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if opts.sparsity.sparsity > 0.0 {
+        labels.push("zeroing the smallest weights".into());
+    }
+    if opts.recalibrate_bn {
+        labels.push("recalibrating batch norms".into());
+    }
+    if opts.quant.weights != Precision::F32 || !opts.quant.overrides.is_empty() {
+        labels.push(format!(
+            "quantizing weights to {}",
+            opts.quant.weights.label()
+        ));
+    }
+    if opts.act_quant.is_some() {
+        labels.push("calibrating activation ranges".into());
+    }
+    let steps = labels.len();
+    let mut step = 0;
+    let mut report = |progress: &mut dyn FnMut(&Progress) -> bool| -> Result<()> {
+        let p = Progress {
+            step: step + 1,
+            steps,
+            label: labels.get(step).cloned().unwrap_or_default(),
+        };
+        step += 1;
+        if progress(&p) {
+            Ok(())
+        } else {
+            Err(Error::Cancelled)
+        }
+    };
+
+    let mut m = model.clone();
+    if prune {
+        report(progress)?;
+        m = m.pruned(&opts.prune)?;
+    }
+    if opts.sparsity.sparsity > 0.0 {
+        report(progress)?;
+        m = m.sparsified(&opts.sparsity)?;
+    }
+    if opts.recalibrate_bn {
+        report(progress)?;
+        m = recalibrate_bn(&m, backend.clone(), &batches_of(bn_images)).await?;
+    }
+    if opts.quant.weights != Precision::F32 || !opts.quant.overrides.is_empty() {
+        report(progress)?;
+        m = m.quantized(&opts.quant)?;
+    }
+    if let Some(method) = opts.act_quant {
+        report(progress)?;
+        let act = m
+            .calibrate_activations(backend.clone(), &batches_of(act_images), method)
+            .await?;
+        m = m.with_activation_quant(act)?;
+    }
+    Ok(m)
+}
+
+/// How a compressed model's outputs compare with the original's on the same images.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Agreement {
+    pub n: usize,
+    /// Fraction of images with the same top-1 class.
+    pub agreement: f64,
+    /// Mean KL divergence of the compressed softmax from the original's (nats).
+    pub kl: f64,
+}
+
+/// Compare two sets of logits image by image.
+pub fn agreement(reference: &[Vec<f32>], other: &[Vec<f32>]) -> Agreement {
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    };
+    let n = reference.len().min(other.len());
+    let mut same = 0usize;
+    let mut kl = 0f64;
+    for (a, b) in reference.iter().zip(other) {
+        same += usize::from(argmax(a) == argmax(b));
+        let (p, q) = (softmax(a), softmax(b));
+        kl += p
+            .iter()
+            .zip(&q)
+            .filter(|(p, _)| **p > 0.0)
+            .map(|(p, q)| *p as f64 * ((*p as f64) / (*q as f64).max(1e-30)).ln())
+            .sum::<f64>();
+    }
+    Agreement {
+        n,
+        agreement: if n > 0 { same as f64 / n as f64 } else { 0.0 },
+        kl: if n > 0 { kl / n as f64 } else { 0.0 },
+    }
+}
+
+/// Logits of `model` for `images`, in batches.
+pub async fn logits_of(
+    model: &Model,
+    backend: &Backend,
+    images: &[Vec<f32>],
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let c = Classifier::new(model, backend.clone())?;
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(batch.max(1)) {
+        out.extend(c.logits(chunk).await?);
+    }
+    Ok(out)
+}
+
+/// One row of the sensitivity table: compressing only `layer` changed the outputs this much.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Sensitivity {
+    pub layer: String,
+    pub params: usize,
+    pub agreement: f64,
+    pub kl: f64,
+}
+
+/// Per-layer sensitivity: quantize one conv/linear layer at a time to `precision` (all others
+/// fp32) and measure the outputs against the original on `images`. Sorted most sensitive first.
+pub async fn sensitivity(
+    model: &Model,
+    precision: Precision,
+    granularity: super::Granularity,
+    images: &[Vec<f32>],
+    backend: &Backend,
+    progress: &mut dyn FnMut(&Progress) -> bool,
+) -> Result<Vec<Sensitivity>> {
+    if images.is_empty() {
+        return Err(Error::Invalid(
+            "sensitivity needs at least one calibration image".into(),
+        ));
+    }
+    let reference = logits_of(model, backend, images, 16).await?;
+    let graph = model.graph();
+    let layers: Vec<(String, usize)> = graph
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Conv { name, .. } | Op::Linear { name, .. } => {
+                let params = model
+                    .weights
+                    .get(&format!("{name}.weight"))
+                    .map(|t| t.len())
+                    .unwrap_or(0);
+                Some((name.clone(), params))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(layers.len());
+    for (i, (layer, params)) in layers.iter().enumerate() {
+        let p = Progress {
+            step: i + 1,
+            steps: layers.len(),
+            label: format!("sensitivity of {layer}"),
+        };
+        if !progress(&p) {
+            return Err(Error::Cancelled);
+        }
+        let opts = QuantOptions {
+            weights: Precision::F32,
+            granularity,
+            keep_first_last: false,
+            overrides: [(layer.clone(), precision)].into_iter().collect(),
+        };
+        let q = model.quantized(&opts)?;
+        let a = agreement(&reference, &logits_of(&q, backend, images, 16).await?);
+        rows.push(Sensitivity {
+            layer: layer.clone(),
+            params: *params,
+            agreement: a.agreement,
+            kl: a.kl,
+        });
+    }
+    rows.sort_by(|a, b| b.kl.total_cmp(&a.kl));
+    Ok(rows)
+}

@@ -1,0 +1,384 @@
+//! ONNX export of a model as modelslim runs it: the graph node for node, fp32 or fp16 weights
+//! (`Cast` back to float), int8/int4 weights as `DequantizeLinear` (per-tensor, per-axis or
+//! blocked), and quantized activations as `QuantizeLinear` → `DequantizeLinear` pairs — a QDQ
+//! graph that int8 runtimes fuse into integer kernels. Input `input` `[N, 3, 224, 224]`, output
+//! `logits` `[N, classes]`, `N` dynamic.
+
+use prost::Message;
+
+use super::proto::*;
+use crate::compress::qmodel::bias_scales;
+use crate::compress::quantize::{ActQuant, Granularity, QuantizedTensor};
+use crate::model::stored::pack_int4;
+use crate::model::{Model, Op};
+use crate::tensor::HostTensor;
+use crate::{Error, Result};
+
+/// Serialise `model` as an ONNX file.
+pub fn to_onnx(model: &Model) -> Result<Vec<u8>> {
+    Ok(model_proto(model)?.encode_to_vec())
+}
+
+/// The opset the model needs: 21 for int4 or blocked weights, else 13 (read by more runtimes).
+pub fn opset_for(model: &Model) -> i64 {
+    let modern = model
+        .quant
+        .int
+        .values()
+        .any(|q| q.bits != 8 || matches!(q.granularity, Granularity::Group(_)));
+    if modern { 21 } else { 13 }
+}
+
+struct Builder<'a> {
+    model: &'a Model,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+}
+
+fn attr_int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        i,
+        r#type: attribute_type::INT,
+        ..Default::default()
+    }
+}
+
+fn attr_ints(name: &str, ints: &[usize]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        ints: ints.iter().map(|&v| v as i64).collect(),
+        r#type: attribute_type::INTS,
+        ..Default::default()
+    }
+}
+
+fn attr_float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        f,
+        r#type: attribute_type::FLOAT,
+        ..Default::default()
+    }
+}
+
+fn tensor(name: &str, data_type: i32, dims: &[usize], raw_data: Vec<u8>) -> TensorProto {
+    TensorProto {
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type,
+        name: name.into(),
+        raw_data,
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(v) => DimensionValue::DimValue(*v as i64),
+                None => DimensionValue::DimParam("N".into()),
+            }),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: data_type::FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+    }
+}
+
+impl Builder<'_> {
+    fn node(&mut self, op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) {
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            name: format!("{output}_{op}"),
+            op_type: op.into(),
+            attribute: attrs,
+            domain: String::new(),
+        });
+    }
+
+    fn host(&self, key: &str) -> Result<&HostTensor> {
+        self.model
+            .weights
+            .get(key)
+            .ok_or_else(|| Error::Structure(format!("'{key}' is missing")))
+    }
+
+    /// Emit the parameter `key` as stored; returns the name of its float value.
+    fn param(&mut self, key: &str) -> Result<String> {
+        if let Some(q) = self.model.quant.int.get(key) {
+            let q = q.clone();
+            self.dequantize_weight(key, &q);
+        } else if self.model.quant.f16.contains(key) {
+            let t = self.host(key)?;
+            let bytes = t
+                .data
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect();
+            let stored = format!("{key}_fp16");
+            let init = tensor(&stored, data_type::FLOAT16, &t.shape, bytes);
+            self.initializers.push(init);
+            self.node(
+                "Cast",
+                &[&stored],
+                key,
+                vec![attr_int("to", data_type::FLOAT as i64)],
+            );
+        } else {
+            let t = self.host(key)?;
+            let init = tensor(key, data_type::FLOAT, &t.shape, f32_bytes(&t.data));
+            self.initializers.push(init);
+        }
+        Ok(key.to_string())
+    }
+
+    fn dequantize_weight(&mut self, key: &str, q: &QuantizedTensor) {
+        let (dtype, bytes) = if q.bits == 8 {
+            (data_type::INT8, q.values.iter().map(|&v| v as u8).collect())
+        } else {
+            (data_type::INT4, pack_int4(&q.values))
+        };
+        let (qn, sn, zn) = (
+            format!("{key}_quantized"),
+            format!("{key}_scale"),
+            format!("{key}_zero_point"),
+        );
+        let zeros = if q.bits == 8 {
+            vec![0u8; q.scales.len()]
+        } else {
+            vec![0u8; q.scales.len().div_ceil(2)]
+        };
+        self.initializers.push(tensor(&qn, dtype, &q.shape, bytes));
+        self.initializers.push(tensor(
+            &sn,
+            data_type::FLOAT,
+            &q.scale_shape,
+            f32_bytes(&q.scales),
+        ));
+        self.initializers
+            .push(tensor(&zn, dtype, &q.scale_shape, zeros));
+        let attrs = match q.granularity {
+            Granularity::PerTensor => vec![],
+            Granularity::PerChannel => vec![attr_int("axis", 0)],
+            Granularity::Group(n) => vec![attr_int("axis", 1), attr_int("block_size", n as i64)],
+        };
+        self.node("DequantizeLinear", &[&qn, &sn, &zn], key, attrs);
+    }
+
+    /// A bias on the int32 grid `scale_in × scale_w[c]`.
+    fn int32_bias(
+        &mut self,
+        key: &str,
+        weight: &QuantizedTensor,
+        input: &ActQuant,
+    ) -> Result<String> {
+        let b = self.host(key)?;
+        let scales = bias_scales(weight, input);
+        let q: Vec<i32> = b
+            .data
+            .iter()
+            .zip(&scales)
+            .map(|(v, s)| (v / s).round_ties_even() as i32)
+            .collect();
+        let (qn, sn) = (format!("{key}_quantized"), format!("{key}_scale"));
+        let bytes = q.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers
+            .push(tensor(&qn, data_type::INT32, &b.shape, bytes));
+        self.initializers.push(tensor(
+            &sn,
+            data_type::FLOAT,
+            &[scales.len()],
+            f32_bytes(&scales),
+        ));
+        self.node(
+            "DequantizeLinear",
+            &[&qn, &sn],
+            key,
+            vec![attr_int("axis", 0)],
+        );
+        Ok(key.to_string())
+    }
+
+    /// The bias of layer `name` reading the activation `input`.
+    fn bias(&mut self, name: &str, input: Option<&ActQuant>) -> Result<String> {
+        let (wkey, bkey) = (format!("{name}.weight"), format!("{name}.bias"));
+        match (self.model.quant.int.get(&wkey), input) {
+            (Some(w), Some(a)) if !matches!(w.granularity, Granularity::Group(_)) => {
+                let w = w.clone();
+                self.int32_bias(&bkey, &w, a)
+            }
+            _ => self.param(&bkey),
+        }
+    }
+
+    /// `QuantizeLinear` → `DequantizeLinear` on `value`; returns the dequantized name.
+    fn qdq(&mut self, value: &str, q: &ActQuant) -> String {
+        let (sn, zn) = (format!("{value}_scale"), format!("{value}_zero_point"));
+        self.initializers
+            .push(tensor(&sn, data_type::FLOAT, &[], f32_bytes(&[q.scale])));
+        self.initializers
+            .push(tensor(&zn, data_type::UINT8, &[], vec![q.zero_point]));
+        let (qn, dn) = (format!("{value}_quantized"), format!("{value}_dequantized"));
+        self.node("QuantizeLinear", &[value, &sn, &zn], &qn, vec![]);
+        self.node("DequantizeLinear", &[&qn, &sn, &zn], &dn, vec![]);
+        dn
+    }
+}
+
+/// The whole ONNX model.
+pub fn model_proto(model: &Model) -> Result<ModelProto> {
+    let graph = model.graph();
+    let act = &model.quant.activations;
+    let mut b = Builder {
+        model,
+        nodes: Vec::new(),
+        initializers: Vec::new(),
+    };
+    // The name each value is read under (its dequantized copy when quantized).
+    let mut read_as: Vec<String> = graph.values.clone();
+    if let Some(q) = act.get(&graph.values[0]) {
+        read_as[0] = b.qdq(&graph.values[0], q);
+    }
+    let mut relu6_bounds = false;
+    for n in &graph.nodes {
+        let out = graph.values[n.output].clone();
+        let x = read_as[n.inputs[0]].clone();
+        let input_act = act.get(&graph.values[n.inputs[0]]);
+        match &n.op {
+            Op::Conv {
+                name,
+                kernel,
+                stride,
+                pads,
+                groups,
+                bias,
+                ..
+            } => {
+                let w = b.param(&format!("{name}.weight"))?;
+                let mut inputs = vec![x, w];
+                if *bias {
+                    inputs.push(b.bias(name, input_act)?);
+                }
+                let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                b.node(
+                    "Conv",
+                    &inputs,
+                    &out,
+                    vec![
+                        attr_ints("kernel_shape", &[*kernel, *kernel]),
+                        attr_ints("strides", &[*stride, *stride]),
+                        attr_ints("pads", pads),
+                        attr_ints("dilations", &[1, 1]),
+                        attr_int("group", *groups as i64),
+                    ],
+                );
+            }
+            Op::BatchNorm { name, eps, .. } => {
+                let p: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
+                    .iter()
+                    .map(|s| b.param(&format!("{name}.{s}")))
+                    .collect::<Result<_>>()?;
+                b.node(
+                    "BatchNormalization",
+                    &[&x, &p[0], &p[1], &p[2], &p[3]],
+                    &out,
+                    vec![attr_float("epsilon", *eps)],
+                );
+            }
+            Op::Relu => b.node("Relu", &[&x], &out, vec![]),
+            Op::Relu6 => {
+                if !relu6_bounds {
+                    b.initializers.push(tensor(
+                        "relu6_min",
+                        data_type::FLOAT,
+                        &[],
+                        f32_bytes(&[0.0]),
+                    ));
+                    b.initializers.push(tensor(
+                        "relu6_max",
+                        data_type::FLOAT,
+                        &[],
+                        f32_bytes(&[6.0]),
+                    ));
+                    relu6_bounds = true;
+                }
+                b.node("Clip", &[&x, "relu6_min", "relu6_max"], &out, vec![]);
+            }
+            Op::Add => {
+                let y = read_as[n.inputs[1]].clone();
+                b.node("Add", &[&x, &y], &out, vec![]);
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad,
+            } => b.node(
+                "MaxPool",
+                &[&x],
+                &out,
+                vec![
+                    attr_ints("kernel_shape", &[*kernel, *kernel]),
+                    attr_ints("strides", &[*stride, *stride]),
+                    attr_ints("pads", &[*pad; 4]),
+                ],
+            ),
+            Op::GlobalAvgPool => {
+                let pooled = format!("{out}_4d");
+                b.node("GlobalAveragePool", &[&x], &pooled, vec![]);
+                b.node("Flatten", &[&pooled], &out, vec![attr_int("axis", 1)]);
+            }
+            Op::Linear { name, .. } => {
+                let w = b.param(&format!("{name}.weight"))?;
+                let bias = b.bias(name, input_act)?;
+                b.node("Gemm", &[&x, &w, &bias], &out, vec![attr_int("transB", 1)]);
+            }
+        }
+        if let Some(q) = act.get(&out) {
+            read_as[n.output] = b.qdq(&out, q);
+        }
+    }
+    let classes = model.config.num_classes;
+    let output_name = read_as[graph.output].clone();
+    if output_name != "logits" {
+        return Err(Error::Structure(
+            "the network's output must be the classifier's logits".into(),
+        ));
+    }
+    let opset = opset_for(model);
+    Ok(ModelProto {
+        ir_version: if opset >= 21 { 10 } else { 7 },
+        producer_name: "modelslim".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        domain: String::new(),
+        model_version: 1,
+        doc_string: format!("resnet18, {}", model.quant.describe()),
+        graph: Some(GraphProto {
+            node: b.nodes,
+            name: "modelslim".into(),
+            initializer: b.initializers,
+            doc_string: String::new(),
+            input: vec![value_info("input", &[None, Some(3), Some(224), Some(224)])],
+            output: vec![value_info("logits", &[None, Some(classes)])],
+        }),
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        metadata_props: vec![StringStringEntryProto {
+            key: "modelslim.quantization".into(),
+            value: model.quant.describe(),
+        }],
+    })
+}
