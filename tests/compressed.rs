@@ -1,0 +1,292 @@
+//! Compressed files: every kind of compressed model saves and reloads to identical logits,
+//! stores what it claims (I8 + scales, packed int4, F16), folds batch norms without changing
+//! the function, quantizes activations exactly as ONNX's QuantizeLinear does, and refuses
+//! damaged files and impossible requests with a reason.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Tensor, TensorData};
+use modelslim::Error;
+use modelslim::backend::Backend;
+use modelslim::compress::{
+    ActQuant, Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantOptions,
+    SparsityOptions, compress,
+};
+use modelslim::model::Model;
+use modelslim::model::exec::fake_quantize;
+use modelslim::predict::Classifier;
+use modelslim::weights::safetensors::{Dtype, read_raw, write_raw};
+
+fn images() -> Vec<Vec<f32>> {
+    (0..2)
+        .map(|k| {
+            (0..3 * 224 * 224)
+                .map(|i| (((i * (k + 3)) % 101) as f32 / 50.0) - 1.0)
+                .collect()
+        })
+        .collect()
+}
+
+fn logits(model: &Model) -> Vec<Vec<f32>> {
+    let c = Classifier::new(model, Backend::cpu()).unwrap();
+    pollster::block_on(c.logits(&images())).unwrap()
+}
+
+fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn quant(weights: Precision, granularity: Granularity) -> QuantOptions {
+    QuantOptions {
+        weights,
+        granularity,
+        ..Default::default()
+    }
+}
+
+fn run(m: &Model, opts: &CompressOptions, calib: &[Vec<f32>]) -> Result<Model, Error> {
+    pollster::block_on(compress(
+        m,
+        opts,
+        calib,
+        calib,
+        4,
+        &Backend::cpu(),
+        &mut |_| true,
+    ))
+}
+
+#[test]
+fn every_compressed_kind_reloads_to_identical_logits() {
+    let m = Model::seeded_resnet18(3);
+    let pruned = CompressOptions {
+        prune: PruneOptions {
+            ratio: 0.3,
+            round_to: 8,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sparse = CompressOptions {
+        sparsity: SparsityOptions {
+            sparsity: 0.5,
+            steps: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let q = |w, g| CompressOptions {
+        quant: quant(w, g),
+        ..Default::default()
+    };
+    let act = CompressOptions {
+        prune: pruned.prune.clone(),
+        quant: quant(Precision::Int8, Granularity::PerChannel),
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    };
+    let cases = [
+        ("pruned", pruned),
+        ("sparse", sparse),
+        ("int8", q(Precision::Int8, Granularity::PerChannel)),
+        (
+            "int8 per-tensor",
+            q(Precision::Int8, Granularity::PerTensor),
+        ),
+        ("int4", q(Precision::Int4, Granularity::PerChannel)),
+        ("int4 group:16", q(Precision::Int4, Granularity::Group(16))),
+        ("fp16", q(Precision::F16, Granularity::PerChannel)),
+        ("pruned + int8 + activations", act),
+    ];
+    for (name, opts) in cases {
+        let c = run(&m, &opts, &images()).unwrap();
+        let bytes = c.to_safetensors().unwrap();
+        let back = Model::from_bytes(&bytes).unwrap();
+        assert_eq!(back.config, c.config, "{name}");
+        assert_eq!(back.quant, c.quant, "{name}");
+        assert_eq!(back.weights, c.weights, "{name}");
+        assert_eq!(
+            logits(&back),
+            logits(&c),
+            "{name}: logits changed on reload"
+        );
+    }
+}
+
+#[test]
+fn files_store_what_they_claim() {
+    let m = Model::seeded_resnet18(3);
+    let int8 = m
+        .quantized(&quant(Precision::Int8, Granularity::PerChannel))
+        .unwrap();
+    let (raw, _) = read_raw(&int8.to_safetensors().unwrap()).unwrap();
+    let w = &raw["layer1.0.conv1.weight"];
+    assert_eq!(w.dtype, Dtype::I8);
+    assert_eq!(w.shape, vec![64, 64, 3, 3]);
+    assert_eq!(raw["layer1.0.conv1.weight_scale"].shape, vec![64]);
+    // Batch norms are folded into conv biases.
+    assert!(raw.contains_key("layer1.0.conv1.bias"));
+    assert!(!raw.contains_key("layer1.0.bn1.weight"));
+
+    let int4 = m
+        .quantized(&quant(Precision::Int4, Granularity::PerChannel))
+        .unwrap();
+    let (raw, _) = read_raw(&int4.to_safetensors().unwrap()).unwrap();
+    let w = &raw["layer1.0.conv1.weight"];
+    assert_eq!(w.dtype, Dtype::U8);
+    assert_eq!(w.bytes.len(), 64 * 64 * 9 / 2);
+
+    let fp16 = m
+        .quantized(&quant(Precision::F16, Granularity::PerChannel))
+        .unwrap();
+    let (raw, _) = read_raw(&fp16.to_safetensors().unwrap()).unwrap();
+    assert_eq!(raw["fc.weight"].dtype, Dtype::F16);
+
+    // Sizes: int8 ≈ ¼, int4 ≈ ⅛, fp16 ≈ ½ of fp32.
+    let size = |m: &Model| m.to_safetensors().unwrap().len() as f64;
+    let full = size(&m);
+    assert!(size(&int8) / full < 0.26);
+    assert!(size(&int4) / full < 0.14);
+    assert!(size(&fp16) / full < 0.51);
+}
+
+#[test]
+fn folding_batch_norms_keeps_the_function() {
+    let m = Model::seeded_resnet18(5);
+    let f = m.fold_bn().unwrap();
+    assert!(f.folded);
+    let d = max_abs_diff(&logits(&m), &logits(&f));
+    assert!(d < 1e-4, "folding changed logits by {d}");
+    // Layers kept in fp32 by --keep-first-last.
+    let opts = QuantOptions {
+        weights: Precision::Int8,
+        keep_first_last: true,
+        ..Default::default()
+    };
+    let q = m.quantized(&opts).unwrap();
+    assert!(!q.quant.int.contains_key("conv1.weight"));
+    assert!(!q.quant.int.contains_key("fc.weight"));
+    assert!(q.quant.int.contains_key("layer1.0.conv1.weight"));
+    let opts = QuantOptions {
+        weights: Precision::Int4,
+        keep_first_last: true,
+        ..Default::default()
+    };
+    let q = m.quantized(&opts).unwrap();
+    assert_eq!(q.quant.int["conv1.weight"].bits, 8);
+    assert_eq!(q.quant.int["layer1.0.conv1.weight"].bits, 4);
+}
+
+#[test]
+fn activation_fake_quant_equals_quantize_linear_on_the_host() {
+    let q = ActQuant::from_range(-1.0, 3.0);
+    assert_eq!(q.zero_point, 64); // round(1 / (4/255)) = round(63.75)
+    // Values around ties, out of range and exactly on the grid.
+    let xs: Vec<f32> = (-700..700).map(|i| i as f32 * q.scale * 0.25).collect();
+    let t = Tensor::<4>::from_data(
+        TensorData::new(xs.clone(), [1, 1, 1, xs.len()]),
+        &Backend::cpu().device,
+    );
+    let got: Vec<f32> = fake_quantize(t, q).into_data().try_to_vec::<f32>().unwrap();
+    for (x, g) in xs.iter().zip(&got) {
+        assert_eq!(*g, q.fake(*x), "x = {x}");
+    }
+    assert_eq!(q.fake(100.0), (255.0 - 64.0) * q.scale);
+    assert_eq!(q.fake(-100.0), -64.0 * q.scale);
+    // All-zero activations get a usable scale.
+    assert_eq!(ActQuant::from_range(0.0, 0.0).scale, 1.0);
+}
+
+#[test]
+fn damaged_files_and_impossible_requests_are_refused() {
+    let m = Model::seeded_resnet18(3);
+    let q = m
+        .quantized(&quant(Precision::Int8, Granularity::PerChannel))
+        .unwrap();
+    let (raw, meta) = read_raw(&q.to_safetensors().unwrap()).unwrap();
+    let meta: std::collections::HashMap<String, String> = meta;
+
+    // A missing scale.
+    let mut r = raw.clone();
+    r.remove("fc.weight_scale");
+    let err = Model::from_bytes(&write_raw(&r, meta.clone()).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("fc.weight_scale"), "{err}");
+
+    // Values stored as another type than the metadata says.
+    let mut r = raw.clone();
+    let w = r.get_mut("fc.weight").unwrap();
+    w.dtype = Dtype::U8;
+    let err = Model::from_bytes(&write_raw(&r, meta.clone()).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("I8"), "{err}");
+
+    // A negative scale.
+    let mut r = raw.clone();
+    let s = r.get_mut("fc.weight_scale").unwrap();
+    s.bytes[..4].copy_from_slice(&(-1.0f32).to_le_bytes());
+    let err = Model::from_bytes(&write_raw(&r, meta.clone()).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("scale"), "{err}");
+
+    // Quantized models are not compressed again.
+    assert!(q.pruned(&PruneOptions::default()).is_err());
+    assert!(
+        q.quantized(&quant(Precision::Int8, Granularity::PerChannel))
+            .is_err()
+    );
+
+    // int4 with quantized activations, and activation quantization without images.
+    let opts = CompressOptions {
+        quant: quant(Precision::Int4, Granularity::PerChannel),
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    };
+    let err = run(&m, &opts, &images()).unwrap_err();
+    assert!(err.to_string().contains("int4"), "{err}");
+    let opts = CompressOptions {
+        quant: quant(Precision::Int8, Granularity::PerChannel),
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    };
+    let err = run(&m, &opts, &[]).unwrap_err();
+    assert!(err.to_string().contains("calibration images"), "{err}");
+
+    // A per-layer precision for a layer that does not exist.
+    let opts = QuantOptions {
+        weights: Precision::Int8,
+        overrides: BTreeMap::from([("layer9.conv".to_string(), Precision::F32)]),
+        ..Default::default()
+    };
+    assert!(m.quantized(&opts).is_err());
+}
+
+#[test]
+fn cancelling_stops_the_run() {
+    let m = Model::seeded_resnet18(3);
+    let opts = CompressOptions {
+        prune: PruneOptions {
+            ratio: 0.3,
+            ..Default::default()
+        },
+        quant: quant(Precision::Int8, Granularity::PerChannel),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let r = pollster::block_on(compress(
+        &m,
+        &opts,
+        &[],
+        &[],
+        4,
+        &Backend::cpu(),
+        &mut |p| {
+            seen.push(p.label.clone());
+            p.step < 2
+        },
+    ));
+    assert!(matches!(r, Err(Error::Cancelled)));
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].contains("int8"), "{seen:?}");
+}
