@@ -49,5 +49,20 @@ if ! grep -q "wasm_bindgen = \"$BINDGEN_VERSION\"" Trunk.toml; then
   exit 1
 fi
 
+# Python with onnxruntime: the independent engine the ONNX export is checked against.
+PY_ENV="$CACHE/python"
+PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6"
+export MODELSLIM_PYTHON="$PY_ENV/bin/python"
+if [ "$(cat "$PY_ENV/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
+  step "installing $PY_REQS into $PY_ENV (once)"
+  if ! python3 -m venv --clear "$PY_ENV" 2>/dev/null; then
+    need_apt python3-venv
+    python3 -m venv --clear "$PY_ENV"
+  fi
+  # shellcheck disable=SC2086
+  "$PY_ENV/bin/pip" install --quiet --disable-pip-version-check $PY_REQS
+  echo "$PY_REQS" > "$PY_ENV/.reqs"
+fi
+
 step "fetching crates (trunk then builds offline)"
 cargo fetch --quiet

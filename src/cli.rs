@@ -1,6 +1,7 @@
 //! Argument parsing and the commands. Every failure a user can cause ends in one line on stderr
 //! and a non-zero exit status.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -407,7 +408,8 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         16,
         &backend,
         &mut |p| {
-            if !args.has("json") {
+            // Progress only for people watching: piped stderr stays one line on failure.
+            if std::io::stderr().is_terminal() {
                 eprintln!("[{}/{}] {}", p.step, p.steps, p.label);
             }
             true
@@ -599,7 +601,7 @@ fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
         .map(|i| i.input)
         .collect();
     let backend = backend_arg(&args)?;
-    let json = args.has("json");
+    let json = args.has("json") || !std::io::stderr().is_terminal();
     let rows = pollster::block_on(modelslim::compress::pipeline::sensitivity(
         &model,
         precision,
@@ -613,10 +615,12 @@ fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
             true
         },
     ))?;
-    if json {
+    if args.has("json") {
         print_json(&rows)?;
     } else {
-        eprintln!();
+        if !json {
+            eprintln!();
+        }
         println!(
             "{} one layer at a time, {} images; most sensitive first",
             precision.label(),

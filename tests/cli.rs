@@ -244,6 +244,169 @@ fn compress_reports_before_and_after_and_writes_a_loadable_file() {
         "--recalibrate-bn",
         empty.to_str().unwrap(),
     ]);
-    assert_clean_failure(&bad, "has no JPEG, PNG or WebP images");
+    assert_clean_failure(&bad, "no JPEG, PNG or WebP images");
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn compress_quantizes_exports_onnx_and_reports_agreement() {
+    let dir = std::env::temp_dir().join(format!("modelslim-quant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (st, onnx) = (dir.join("c30-int8.safetensors"), dir.join("c30-int8.onnx"));
+    let samples = root().join("www/samples").display().to_string();
+    let out = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--out",
+        st.to_str().unwrap(),
+        "--onnx",
+        onnx.to_str().unwrap(),
+        "--prune-channels",
+        "0.3",
+        "--quant",
+        "int8",
+        "--act-quant",
+        "--calibrate",
+        &samples,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (b, a) = (&v["before"], &v["after"]);
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
+    assert_eq!(a["bytes"]["onnx"]["raw"].as_u64().unwrap(), size(&onnx));
+    assert_eq!(
+        a["bytes"]["safetensors"]["raw"].as_u64().unwrap(),
+        size(&st)
+    );
+    let fp32_onnx = b["bytes"]["onnx"]["raw"].as_u64().unwrap();
+    assert!(
+        size(&onnx) * 5 <= fp32_onnx,
+        "30 % + int8 must be ≤ 20 % of fp32"
+    );
+    let agreement = v["agreement"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&agreement));
+    assert_eq!(v["calibration_images"], 4);
+    assert!(v["quantization"].as_str().unwrap().contains("int8"));
+
+    // The compressed file predicts, evaluates and re-exports.
+    let p = modelslim(&[
+        "predict",
+        "--weights",
+        st.to_str().unwrap(),
+        "--image",
+        &sample("coffee.png"),
+        "--json",
+    ]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let again = dir.join("again.onnx");
+    let e = modelslim(&[
+        "export",
+        "--weights",
+        st.to_str().unwrap(),
+        "--onnx",
+        again.to_str().unwrap(),
+    ]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&onnx).unwrap()
+    );
+
+    // Impossible requests: one line each.
+    let bad = |extra: &[&str], needle: &str| {
+        let mut args = vec!["compress", "--weights", "seeded:1", "--out", "/dev/null"];
+        args.extend_from_slice(extra);
+        assert_clean_failure(&modelslim(&args), needle);
+    };
+    bad(
+        &["--quant", "int4", "--act-quant", "--calibrate", &samples],
+        "int4",
+    );
+    bad(&["--quant", "int8", "--act-quant"], "--calibrate");
+    bad(&["--quant", "int3"], "not one of none, int8, int4, fp16");
+    bad(
+        &["--quant", "int8", "--granularity", "group:0"],
+        "granularity",
+    );
+    bad(
+        &["--layer-quant", "nope=int8", "--quant", "int8"],
+        "no layer",
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn eval_reads_labels_from_names_and_compares_with_a_reference() {
+    let dir = std::env::temp_dir().join(format!("modelslim-eval-{}", std::process::id()));
+    let cats = dir.join("n02123045");
+    std::fs::create_dir_all(&cats).unwrap();
+    std::fs::copy(sample("chelsea.png"), cats.join("chelsea.png")).unwrap();
+    std::fs::copy(sample("coffee.png"), dir.join("n07920052_espresso.png")).unwrap();
+    std::fs::copy(sample("rocket.jpg"), dir.join("rocket.jpg")).unwrap();
+    let out = modelslim(&[
+        "eval",
+        "--weights",
+        "seeded:42",
+        "--reference",
+        "seeded:42",
+        "--images",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["n"], 3);
+    assert_eq!(v["labelled"], 2);
+    let (t1, t5) = (v["top1"].as_f64().unwrap(), v["top5"].as_f64().unwrap());
+    assert!(t1 <= t5 && t5 <= 1.0);
+    assert_eq!(v["agreement"], 1.0);
+    assert_eq!(v["kl"], 0.0);
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let bad = modelslim(&[
+        "eval",
+        "--weights",
+        "seeded:1",
+        "--images",
+        empty.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&bad, "no JPEG, PNG or WebP images");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn sensitivity_lists_every_layer_most_sensitive_first() {
+    let samples = root().join("www/samples").display().to_string();
+    let out = modelslim(&[
+        "sensitivity",
+        "--weights",
+        "seeded:42",
+        "--calibrate",
+        &samples,
+        "--quant",
+        "int4",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    // 20 convs and the classifier.
+    assert_eq!(rows.len(), 21);
+    let kls: Vec<f64> = rows.iter().map(|r| r["kl"].as_f64().unwrap()).collect();
+    assert!(kls.windows(2).all(|w| w[0] >= w[1]));
+    assert!(kls[0] > 0.0);
 }
