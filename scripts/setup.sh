@@ -51,7 +51,7 @@ fi
 
 # Python with onnxruntime: the independent engine the ONNX export is checked against.
 PY_ENV="$CACHE/python"
-PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6"
+PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 pillow==13.0.0"
 export MODELSLIM_PYTHON="$PY_ENV/bin/python"
 if [ "$(cat "$PY_ENV/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   step "installing $PY_REQS into $PY_ENV (once)"

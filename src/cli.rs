@@ -407,12 +407,12 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         &calib_images,
         16,
         &backend,
-        &mut |p| {
+        |p| {
             // Progress only for people watching: piped stderr stays one line on failure.
             if std::io::stderr().is_terminal() {
                 eprintln!("[{}/{}] {}", p.step, p.steps, p.label);
             }
-            true
+            async { true }
         },
     ))?;
     let bytes = compressed.to_safetensors()?;
@@ -608,11 +608,11 @@ fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
         granularity,
         &images,
         &backend,
-        &mut |p| {
+        |p| {
             if !json {
                 eprint!("\r[{}/{}] {:<40}", p.step, p.steps, p.label);
             }
-            true
+            async { true }
         },
     ))?;
     if args.has("json") {

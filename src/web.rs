@@ -1,15 +1,23 @@
-//! The browser's entry points (wasm-bindgen). Thin: bytes in, JSON strings out; the page's
-//! script does the DOM. Everything else is the same core the CLI and the tests use.
+//! The browser's entry points (wasm-bindgen). Thin: bytes and JSON in, JSON strings and bytes
+//! out; the page's script does the DOM. Everything else is the same core the CLI and the tests
+//! use — compression, export and metrics included.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::{Backend, BackendKind};
+use crate::compress::pipeline::{Agreement, Progress, agreement, sensitivity};
+use crate::compress::{
+    Calibration, CompressOptions, FileSize, LayerStat, Metrics, Precision, PruneOptions,
+    QuantOptions, SparsityOptions, compress, layer_report,
+};
+use crate::export::to_onnx;
 use crate::model::Model;
-use crate::predict::{ClassScore, Classifier};
+use crate::predict::{ClassScore, Classifier, Prediction};
 use crate::preprocess::Preprocess;
 
 fn now_ms() -> f64 {
@@ -20,14 +28,90 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// The page's engine: one backend, at most one loaded model.
+fn to_json<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    serde_json::to_string(v)
+        .map(|s| JsValue::from_str(&s))
+        .map_err(|e| js_err(e).into())
+}
+
+/// Let the browser paint and handle input: resolve on the next macrotask.
+async fn yield_to_browser() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        let set_timeout = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        match set_timeout {
+            Some(f) => {
+                let _ = f.call2(&JsValue::NULL, &resolve, &JsValue::from(0));
+            }
+            None => {
+                let _ = resolve.call0(&JsValue::NULL);
+            }
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// A model on the device, with its forward-pass count (the first one is cold).
+struct Loaded {
+    model: Model,
+    classifier: Classifier,
+    runs: Cell<u32>,
+}
+
+impl Loaded {
+    fn new(model: Model, backend: &Backend) -> crate::Result<Self> {
+        let classifier = Classifier::new(&model, backend.clone())?;
+        Ok(Loaded {
+            model,
+            classifier,
+            runs: Cell::new(0),
+        })
+    }
+
+    /// Logits of one image, timed; `cold` for the first pass on this model.
+    async fn run(&self, input: &[f32]) -> crate::Result<(Vec<f32>, f64, bool)> {
+        let t = now_ms();
+        let mut l = self.classifier.logits(&[input.to_vec()]).await?;
+        let ms = now_ms() - t;
+        let cold = self.runs.get() == 0;
+        self.runs.set(self.runs.get() + 1);
+        Ok((l.pop().unwrap_or_default(), ms, cold))
+    }
+}
+
+/// The result of the last compression, ready to download.
+struct Compressed {
+    loaded: Loaded,
+    onnx: Vec<u8>,
+    safetensors: Vec<u8>,
+    card: String,
+    stem: String,
+}
+
+struct Photo {
+    name: String,
+    input: Vec<f32>,
+}
+
+#[derive(Default)]
+struct State {
+    original: Option<Rc<Loaded>>,
+    /// The original's fp32 ONNX size, measured once per loaded model.
+    original_onnx: Option<FileSize>,
+    compressed: Option<Rc<Compressed>>,
+    photos: Vec<Rc<Photo>>,
+    busy: bool,
+}
+
+/// The page's engine: one backend, the loaded model, its compressed version, the photos.
 #[wasm_bindgen]
 pub struct Engine {
     backend: Backend,
     fallback_reason: Option<String>,
-    classifier: Option<Rc<Classifier>>,
-    model_info: String,
-    runs: Rc<Cell<u32>>,
+    model_info: Rc<RefCell<String>>,
+    state: Rc<RefCell<State>>,
 }
 
 /// Open WebGPU unless `prefer` is `"cpu"` (the page says why in `reason`); fall back to the
@@ -52,9 +136,8 @@ pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
     Engine {
         backend,
         fallback_reason,
-        classifier: None,
-        model_info: String::new(),
-        runs: Rc::new(Cell::new(0)),
+        model_info: Rc::new(RefCell::new(String::new())),
+        state: Rc::new(RefCell::new(State::default())),
     }
 }
 
@@ -74,6 +157,178 @@ struct PredictOut<'a> {
     inference_ms: f64,
     /// True for the first forward pass after a model was loaded (shader compilation, autotune).
     cold: bool,
+}
+
+/// One model's answer for one photo.
+#[derive(Serialize)]
+struct Answer {
+    top5: Vec<ClassScore>,
+    inference_ms: f64,
+    cold: bool,
+}
+
+#[derive(Serialize)]
+struct PhotoOut {
+    index: usize,
+    name: String,
+    preprocess_ms: f64,
+    original: Option<Answer>,
+    compressed: Option<Answer>,
+}
+
+/// The page's compression settings (the same names and defaults as the CLI's flags).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct WebOptions {
+    prune_channels: f32,
+    importance: String,
+    round_to: usize,
+    steps: usize,
+    sparsity: f32,
+    recalibrate_bn: bool,
+    quant: String,
+    granularity: String,
+    keep_first_last: bool,
+    act_quant: bool,
+    calibration: String,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            prune_channels: 0.0,
+            importance: "l1".into(),
+            round_to: 1,
+            steps: 1,
+            sparsity: 0.0,
+            recalibrate_bn: false,
+            quant: "none".into(),
+            granularity: "channel".into(),
+            keep_first_last: false,
+            act_quant: false,
+            calibration: "minmax".into(),
+        }
+    }
+}
+
+impl WebOptions {
+    fn to_core(&self) -> crate::Result<CompressOptions> {
+        if !(0.0..=0.9).contains(&self.prune_channels) {
+            return Err(crate::Error::Invalid(format!(
+                "a channel ratio of {} would empty layers: use 0 to 0.9",
+                self.prune_channels
+            )));
+        }
+        Ok(CompressOptions {
+            prune: PruneOptions {
+                ratio: self.prune_channels,
+                importance: self.importance.parse()?,
+                round_to: self.round_to.max(1),
+                steps: self.steps.max(1),
+                ..Default::default()
+            },
+            sparsity: SparsityOptions {
+                sparsity: self.sparsity,
+                steps: self.steps.max(1),
+                ..Default::default()
+            },
+            recalibrate_bn: self.recalibrate_bn,
+            quant: QuantOptions {
+                weights: self.quant.parse::<Precision>()?,
+                granularity: self.granularity.parse()?,
+                keep_first_last: self.keep_first_last,
+                overrides: Default::default(),
+            },
+            act_quant: if self.act_quant {
+                Some(self.calibration.parse::<Calibration>()?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// What the page shows after a compression run.
+#[derive(Serialize)]
+struct CompressOut {
+    before: Metrics,
+    after: Metrics,
+    quantization: String,
+    layers: Vec<LayerStat>,
+    /// Per photo, the compressed model's answer (the original's is already on the page).
+    photos: Vec<Answer>,
+    /// Over the uploaded photos, against the original.
+    agreement: Option<Agreement>,
+    file_stem: String,
+    seconds: f64,
+}
+
+/// The downloadable model card.
+#[derive(Serialize)]
+struct ModelCard<'a> {
+    tool: &'static str,
+    version: &'static str,
+    architecture: &'static str,
+    file_stem: &'a str,
+    settings: &'a WebOptions,
+    quantization: &'a str,
+    before: &'a Metrics,
+    after: &'a Metrics,
+    agreement_on_uploaded_photos: Option<&'a Agreement>,
+    calibration_photos: usize,
+    backend: &'a str,
+    note: &'static str,
+}
+
+#[derive(Serialize)]
+struct BenchOut {
+    runs: usize,
+    cold_ms: Option<f64>,
+    median_ms: f64,
+    p90_ms: f64,
+    min_ms: f64,
+}
+
+fn busy_guard(state: &Rc<RefCell<State>>) -> Result<BusyGuard, JsValue> {
+    let mut s = state.borrow_mut();
+    if s.busy {
+        return Err(JsError::new("another run is in progress: wait for it or cancel it").into());
+    }
+    s.busy = true;
+    Ok(BusyGuard(state.clone()))
+}
+
+/// Clears the busy flag however a run ends.
+struct BusyGuard(Rc<RefCell<State>>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.borrow_mut().busy = false;
+    }
+}
+
+async fn answer(loaded: &Loaded, input: &[f32]) -> crate::Result<(Answer, Vec<f32>)> {
+    let (logits, ms, cold) = loaded.run(input).await?;
+    let p = Prediction::from_logits(logits.clone());
+    Ok((
+        Answer {
+            top5: p.top5,
+            inference_ms: ms,
+            cold,
+        },
+        logits,
+    ))
+}
+
+/// Call the page's progress callback and yield; `false` when it asked to cancel.
+async fn report(callback: &js_sys::Function, p: Progress) -> bool {
+    let json = serde_json::to_string(&p).unwrap_or_default();
+    let keep_going = callback
+        .call1(&JsValue::NULL, &JsValue::from_str(&json))
+        .map(|v| v.as_bool() != Some(false))
+        .unwrap_or(true);
+    yield_to_browser().await;
+    keep_going
 }
 
 #[wasm_bindgen]
@@ -102,62 +357,389 @@ impl Engine {
     /// What is loaded, for the status line.
     #[wasm_bindgen(getter, js_name = modelInfo)]
     pub fn model_info(&self) -> String {
-        self.model_info.clone()
+        self.model_info.borrow().clone()
     }
 
-    /// Load a weights file (safetensors, or a PyTorch zip checkpoint) from its bytes.
+    /// How many photos are held (calibration uses them all).
+    #[wasm_bindgen(getter, js_name = photoCount)]
+    pub fn photo_count(&self) -> usize {
+        self.state.borrow().photos.len()
+    }
+
+    /// Load a weights file (safetensors — including one this page or the CLI compressed — or
+    /// a PyTorch zip checkpoint) from its bytes.
     #[wasm_bindgen(js_name = loadWeights)]
     pub fn load_weights(&mut self, bytes: &[u8], name: String) -> Result<(), JsError> {
         let model = Model::from_bytes(bytes).map_err(js_err)?;
-        self.install(
-            &model,
-            format!(
-                "{name} ({:.1} M parameters)",
-                model.num_params() as f64 / 1e6
-            ),
-        )
+        let what = if model.quant.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", model.quant.describe())
+        };
+        let info = format!(
+            "{name} ({:.2} M parameters{what})",
+            model.num_params() as f64 / 1e6
+        );
+        self.install(model, info)
     }
 
     /// Load deterministic random weights (for the offline demo; predictions are meaningless).
     #[wasm_bindgen(js_name = loadSeeded)]
     pub fn load_seeded(&mut self, seed: u32) -> Result<(), JsError> {
         let model = Model::seeded_resnet18(seed as u64);
-        self.install(&model, format!("random weights, seed {seed}"))
+        self.install(model, format!("random weights, seed {seed}"))
     }
 
-    fn install(&mut self, model: &Model, info: String) -> Result<(), JsError> {
-        self.classifier = None;
-        let classifier = Classifier::new(model, self.backend.clone()).map_err(js_err)?;
-        self.classifier = Some(Rc::new(classifier));
-        self.model_info = info;
-        self.runs = Rc::new(Cell::new(0));
+    fn install(&mut self, model: Model, info: String) -> Result<(), JsError> {
+        let mut s = self.state.borrow_mut();
+        if s.busy {
+            return Err(JsError::new(
+                "a run is in progress: wait for it or cancel it before loading another model",
+            ));
+        }
+        s.original = None;
+        s.compressed = None;
+        s.original_onnx = None;
+        s.original = Some(Rc::new(Loaded::new(model, &self.backend).map_err(js_err)?));
+        *self.model_info.borrow_mut() = info;
         Ok(())
     }
 
-    /// Classify one image file's bytes; resolves to JSON `{top5, preprocess_ms, inference_ms,
-    /// cold}`, or rejects with a message for the user.
+    /// Classify one image file's bytes with the loaded model, without keeping the photo;
+    /// resolves to JSON `{top5, preprocess_ms, inference_ms, cold}`.
     pub fn predict(&self, image: Vec<u8>) -> js_sys::Promise {
-        let classifier = self.classifier.clone();
-        let runs = self.runs.clone();
+        let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             let t0 = now_ms();
             let input = Preprocess::IMAGENET.run(&image).map_err(js_err)?;
             let t1 = now_ms();
-            let Some(classifier) = classifier else {
+            let Some(original) = state.borrow().original.clone() else {
                 return Err(JsError::new("no model is loaded yet").into());
             };
-            let p = classifier.predict(input).await.map_err(js_err)?;
-            let t2 = now_ms();
-            let cold = runs.get() == 0;
-            runs.set(runs.get() + 1);
-            let json = serde_json::to_string(&PredictOut {
-                top5: &p.top5,
+            let (a, _) = answer(&original, &input).await.map_err(js_err)?;
+            to_json(&PredictOut {
+                top5: &a.top5,
                 preprocess_ms: t1 - t0,
-                inference_ms: t2 - t1,
-                cold,
+                inference_ms: a.inference_ms,
+                cold: a.cold,
+            })
+        })
+    }
+
+    /// Keep a photo (for comparisons and calibration) and classify it with the original and,
+    /// when there is one, the compressed model. Resolves to JSON `{index, name,
+    /// preprocess_ms, original, compressed}`; rejects with a message for a bad image.
+    #[wasm_bindgen(js_name = addPhoto)]
+    pub fn add_photo(&self, image: Vec<u8>, name: String) -> js_sys::Promise {
+        let state = self.state.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let t0 = now_ms();
+            let input = Preprocess::IMAGENET.run(&image).map_err(js_err)?;
+            let preprocess_ms = now_ms() - t0;
+            let (original, compressed) = {
+                let s = state.borrow();
+                (s.original.clone(), s.compressed.clone())
+            };
+            let Some(original) = original else {
+                return Err(JsError::new("no model is loaded yet").into());
+            };
+            let photo = Rc::new(Photo { name, input });
+            let (o, _) = answer(&original, &photo.input).await.map_err(js_err)?;
+            let c = match &compressed {
+                Some(c) => Some(answer(&c.loaded, &photo.input).await.map_err(js_err)?.0),
+                None => None,
+            };
+            let index = {
+                let mut s = state.borrow_mut();
+                s.photos.push(photo.clone());
+                s.photos.len() - 1
+            };
+            to_json(&PhotoOut {
+                index,
+                name: photo.name.clone(),
+                preprocess_ms,
+                original: Some(o),
+                compressed: c,
+            })
+        })
+    }
+
+    /// Classify every kept photo again (after another model was loaded). Resolves to a JSON
+    /// list of `{index, name, original, compressed}`.
+    #[wasm_bindgen(js_name = predictAll)]
+    pub fn predict_all(&self) -> js_sys::Promise {
+        let state = self.state.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (original, compressed, photos) = {
+                let s = state.borrow();
+                (s.original.clone(), s.compressed.clone(), s.photos.clone())
+            };
+            let Some(original) = original else {
+                return Err(JsError::new("no model is loaded yet").into());
+            };
+            let mut out = Vec::new();
+            for (index, p) in photos.iter().enumerate() {
+                let (o, _) = answer(&original, &p.input).await.map_err(js_err)?;
+                let c = match &compressed {
+                    Some(c) => Some(answer(&c.loaded, &p.input).await.map_err(js_err)?.0),
+                    None => None,
+                };
+                out.push(PhotoOut {
+                    index,
+                    name: p.name.clone(),
+                    preprocess_ms: 0.0,
+                    original: Some(o),
+                    compressed: c,
+                });
+                yield_to_browser().await;
+            }
+            to_json(&out)
+        })
+    }
+
+    /// Forget the kept photos.
+    #[wasm_bindgen(js_name = clearPhotos)]
+    pub fn clear_photos(&self) {
+        self.state.borrow_mut().photos.clear();
+    }
+
+    /// Compress the loaded model with `options` (JSON, the CLI's flag names with `_`), using
+    /// the kept photos for calibration. `on_progress(json)` is called before each step and may
+    /// return `false` to cancel. Resolves to the report JSON; the files are then ready for
+    /// `download`.
+    pub fn compress(&self, options: String, on_progress: js_sys::Function) -> js_sys::Promise {
+        let state = self.state.clone();
+        let backend = self.backend.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let _guard = busy_guard(&state)?;
+            let t0 = now_ms();
+            let web: WebOptions =
+                serde_json::from_str(&options).map_err(|e| js_err(format!("bad settings: {e}")))?;
+            let opts = web.to_core().map_err(js_err)?;
+            let (original, photos) = {
+                let s = state.borrow();
+                (s.original.clone(), s.photos.clone())
+            };
+            let Some(original) = original else {
+                return Err(JsError::new("load a model before compressing").into());
+            };
+            let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.clone()).collect();
+            if (opts.recalibrate_bn || opts.act_quant.is_some()) && images.is_empty() {
+                return Err(JsError::new(
+                    "batch-norm recalibration and int8 activations are calibrated on your photos: upload some first (8 or more give steadier ranges)",
+                )
+                .into());
+            }
+            let model = compress(&original.model, &opts, &images, &images, 4, &backend, |p| {
+                report(&on_progress, p)
+            })
+            .await
+            .map_err(js_err)?;
+
+            let last = Progress {
+                step: 0,
+                steps: 0,
+                label: "writing the ONNX and safetensors files".into(),
+            };
+            if !report(&on_progress, last).await {
+                return Err(js_err(crate::Error::Cancelled).into());
+            }
+            let safetensors = model.to_safetensors().map_err(js_err)?;
+            let onnx = to_onnx(&model).map_err(js_err)?;
+            let cached = state.borrow().original_onnx;
+            let original_onnx = match cached {
+                Some(s) => s,
+                None => {
+                    let s = FileSize::of(&to_onnx(&original.model).map_err(js_err)?);
+                    state.borrow_mut().original_onnx = Some(s);
+                    s
+                }
+            };
+            let mut before = original.model.metrics().map_err(js_err)?;
+            before.bytes.onnx = Some(original_onnx);
+            let mut after = model.metrics_of_file(&safetensors);
+            after.bytes.onnx = Some(FileSize::of(&onnx));
+
+            let p = Progress {
+                step: 0,
+                steps: 0,
+                label: "classifying your photos with the compressed model".into(),
+            };
+            if !report(&on_progress, p).await {
+                return Err(js_err(crate::Error::Cancelled).into());
+            }
+            let loaded = Loaded::new(model, &backend).map_err(js_err)?;
+            let (mut answers, mut ref_logits, mut new_logits) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for p in &photos {
+                let (_, lo) = answer(&original, &p.input).await.map_err(js_err)?;
+                let (a, lc) = answer(&loaded, &p.input).await.map_err(js_err)?;
+                answers.push(a);
+                ref_logits.push(lo);
+                new_logits.push(lc);
+                yield_to_browser().await;
+            }
+            let agreement = (!photos.is_empty()).then(|| agreement(&ref_logits, &new_logits));
+            let stem = opts.file_stem("resnet18");
+            let quantization = loaded.model.quant.describe();
+            let layers = layer_report(&original.model, &loaded.model);
+            let card = serde_json::to_string_pretty(&ModelCard {
+                tool: "modelslim",
+                version: env!("CARGO_PKG_VERSION"),
+                architecture: "resnet18",
+                file_stem: &stem,
+                settings: &web,
+                quantization: &quantization,
+                before: &before,
+                after: &after,
+                agreement_on_uploaded_photos: agreement.as_ref(),
+                calibration_photos: if opts.recalibrate_bn || opts.act_quant.is_some() {
+                    images.len()
+                } else {
+                    0
+                },
+                backend: &backend.description,
+                note: "Sizes are the downloaded files' bytes. Agreement is measured on the photos uploaded to the page, against the uncompressed model; it is not ImageNet accuracy.",
             })
             .map_err(js_err)?;
-            Ok(JsValue::from_str(&json))
+            let out = CompressOut {
+                before,
+                after,
+                quantization,
+                layers,
+                photos: answers,
+                agreement,
+                file_stem: stem.clone(),
+                seconds: (now_ms() - t0) / 1e3,
+            };
+            state.borrow_mut().compressed = Some(Rc::new(Compressed {
+                loaded,
+                onnx,
+                safetensors,
+                card,
+                stem,
+            }));
+            to_json(&out)
         })
+    }
+
+    /// Time `runs` forward passes of `which` (`original` or `compressed`) on one image, after
+    /// one warm-up pass (reported as cold when it was the model's first).
+    pub fn benchmark(&self, which: String, runs: usize) -> js_sys::Promise {
+        let state = self.state.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let _guard = busy_guard(&state)?;
+            let loaded: Option<Rc<dyn AsLoaded>> = {
+                let s = state.borrow();
+                match which.as_str() {
+                    "original" => s.original.clone().map(|l| l as Rc<dyn AsLoaded>),
+                    "compressed" => s.compressed.clone().map(|c| c as Rc<dyn AsLoaded>),
+                    _ => None,
+                }
+            };
+            let Some(loaded) = loaded else {
+                return Err(
+                    JsError::new(&format!("there is no {which} model to benchmark")).into(),
+                );
+            };
+            let loaded = loaded.loaded();
+            let input = vec![0.1f32; 3 * 224 * 224];
+            let (_, first, cold) = loaded.run(&input).await.map_err(js_err)?;
+            yield_to_browser().await;
+            let mut times = Vec::new();
+            for _ in 0..runs.max(1) {
+                let (_, ms, _) = loaded.run(&input).await.map_err(js_err)?;
+                times.push(ms);
+                yield_to_browser().await;
+            }
+            times.sort_by(f64::total_cmp);
+            let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+            to_json(&BenchOut {
+                runs: times.len(),
+                cold_ms: cold.then_some(first),
+                median_ms: pct(0.5),
+                p90_ms: pct(0.9),
+                min_ms: times[0],
+            })
+        })
+    }
+
+    /// Quantize one layer at a time to `quant` and measure how far the outputs move on the
+    /// kept photos. Resolves to a JSON list, most sensitive first.
+    pub fn sensitivity(&self, quant: String, on_progress: js_sys::Function) -> js_sys::Promise {
+        let state = self.state.clone();
+        let backend = self.backend.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let _guard = busy_guard(&state)?;
+            let precision: Precision = quant.parse().map_err(js_err)?;
+            let (original, photos) = {
+                let s = state.borrow();
+                (s.original.clone(), s.photos.clone())
+            };
+            let Some(original) = original else {
+                return Err(JsError::new("load a model first").into());
+            };
+            if photos.is_empty() {
+                return Err(JsError::new(
+                    "sensitivity is measured on your photos: upload some first",
+                )
+                .into());
+            }
+            let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.clone()).collect();
+            let rows = sensitivity(
+                &original.model,
+                precision,
+                crate::compress::Granularity::PerChannel,
+                &images,
+                &backend,
+                |p| report(&on_progress, p),
+            )
+            .await
+            .map_err(js_err)?;
+            to_json(&rows)
+        })
+    }
+
+    /// The compressed model's file: `onnx`, `safetensors` or `card` (JSON).
+    pub fn download(&self, format: String) -> Result<Vec<u8>, JsError> {
+        let s = self.state.borrow();
+        let c = s
+            .compressed
+            .as_ref()
+            .ok_or_else(|| JsError::new("compress the model first"))?;
+        match format.as_str() {
+            "onnx" => Ok(c.onnx.clone()),
+            "safetensors" => Ok(c.safetensors.clone()),
+            "card" => Ok(c.card.clone().into_bytes()),
+            other => Err(JsError::new(&format!("unknown format '{other}'"))),
+        }
+    }
+
+    /// The file name for `download(format)`, e.g. `resnet18-c30-int8.onnx`.
+    #[wasm_bindgen(js_name = downloadName)]
+    pub fn download_name(&self, format: String) -> Option<String> {
+        let s = self.state.borrow();
+        let stem = &s.compressed.as_ref()?.stem;
+        Some(match format.as_str() {
+            "card" => format!("{stem}.json"),
+            ext => format!("{stem}.{ext}"),
+        })
+    }
+}
+
+/// Both the original and the compressed model can be benchmarked.
+trait AsLoaded {
+    fn loaded(&self) -> &Loaded;
+}
+
+impl AsLoaded for Loaded {
+    fn loaded(&self) -> &Loaded {
+        self
+    }
+}
+
+impl AsLoaded for Compressed {
+    fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 }

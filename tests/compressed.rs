@@ -56,7 +56,7 @@ fn run(m: &Model, opts: &CompressOptions, calib: &[Vec<f32>]) -> Result<Model, E
         calib,
         4,
         &Backend::cpu(),
-        &mut |_| true,
+        |_| async { true },
     ))
 }
 
@@ -274,18 +274,10 @@ fn cancelling_stops_the_run() {
         ..Default::default()
     };
     let mut seen = Vec::new();
-    let r = pollster::block_on(compress(
-        &m,
-        &opts,
-        &[],
-        &[],
-        4,
-        &Backend::cpu(),
-        &mut |p| {
-            seen.push(p.label.clone());
-            p.step < 2
-        },
-    ));
+    let r = pollster::block_on(compress(&m, &opts, &[], &[], 4, &Backend::cpu(), |p| {
+        seen.push(p.label.clone());
+        async move { p.step < 2 }
+    }));
     assert!(matches!(r, Err(Error::Cancelled)));
     assert_eq!(seen.len(), 2);
     assert!(seen[1].contains("int8"), "{seen:?}");

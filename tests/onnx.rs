@@ -167,7 +167,7 @@ fn int8_qdq_with_calibrated_activations_matches_onnxruntime() {
             &images,
             4,
             &Backend::cpu(),
-            &mut |_| true,
+            |_| async { true },
         ))
         .unwrap();
         assert!(!q.quant.activations.is_empty());

@@ -81,7 +81,11 @@ function modelLoaded(randomWeights) {
   warmTimes.length = 0;
   coldTime = null;
   $('timing').textContent = '';
+  const row = $('bench-original');
+  row.innerHTML = '<th>original</th><td colspan="9" class="small">compress (or measure latency) to fill this row</td>';
+  for (const k of ['msMedian', 'params', 'macs', 'bytesOnnx']) delete row.dataset[k];
   setStatus('model ready: add photos');
+  enqueue(reclassify);
 }
 
 async function downloadWeights(url) {
@@ -151,13 +155,57 @@ async function loadWeightsFile(file) {
   }
 }
 
+// ---- photos: one card per photo, original and compressed top-5 side by side -------------
+const photos = []; // {name, el, original, compressed}
+
 function card(name) {
   const el = document.createElement('div');
   el.className = 'card';
-  el.innerHTML = '<img alt=""><div class="body"><div class="name"></div><div class="out"></div></div>';
+  el.innerHTML = '<img alt=""><div class="body"><div class="name"></div><div class="mark"></div>' +
+    '<div class="pair"><div class="orig"><h4>original</h4></div><div class="comp"><h4>compressed</h4></div></div>' +
+    '<div class="out"></div></div>';
   el.querySelector('.name').textContent = name;
   $('results').append(el);
   return el;
+}
+
+function top5List(top5, testid, image) {
+  const ol = document.createElement('ol');
+  ol.setAttribute('data-testid', testid);
+  ol.dataset.image = image;
+  for (const c of top5) {
+    const li = document.createElement('li');
+    li.dataset.classIndex = c.index;
+    li.dataset.prob = c.prob;
+    li.innerHTML = '<span></span> <b></b><div class="bar-bg"><div class="bar-fg"></div></div>';
+    li.querySelector('span').textContent = c.label.split(',')[0];
+    li.querySelector('span').title = `${c.label} (class ${c.index})`;
+    li.querySelector('b').textContent = `${(c.prob * 100).toFixed(1)}%`;
+    li.querySelector('.bar-fg').style.width = `${Math.max(1, c.prob * 100)}%`;
+    ol.append(li);
+  }
+  return ol;
+}
+
+function renderPhoto(p) {
+  const orig = p.el.querySelector('.orig');
+  const comp = p.el.querySelector('.comp');
+  orig.querySelector('ol')?.remove();
+  comp.querySelector('ol')?.remove();
+  comp.querySelector('.none')?.remove();
+  if (p.original) orig.append(top5List(p.original.top5, 'top5-original', p.name));
+  if (p.compressed) comp.append(top5List(p.compressed.top5, 'top5-compressed', p.name));
+  else {
+    const none = document.createElement('p');
+    none.className = 'small none';
+    none.textContent = 'compress to compare';
+    comp.append(none);
+  }
+  const mark = p.el.querySelector('.mark');
+  const differs = p.original && p.compressed && p.original.top5[0].index !== p.compressed.top5[0].index;
+  p.el.classList.toggle('differs', Boolean(differs));
+  mark.className = 'mark ' + (differs ? 'differs-mark' : 'same-mark');
+  mark.textContent = !p.compressed ? '' : differs ? '≠ top-1 differs' : '= same top-1';
 }
 
 function median(xs) {
@@ -169,13 +217,21 @@ function showTiming() {
   const parts = [];
   if (coldTime !== null) parts.push(`first run (cold: includes shader compilation) ${coldTime.toFixed(0)} ms`);
   if (warmTimes.length) parts.push(`warm median ${median(warmTimes).toFixed(0)} ms over ${warmTimes.length} run(s)`);
-  $('timing').textContent = parts.length ? `Inference on ${$('backend').textContent}: ${parts.join(', ')}.` : '';
+  $('timing').textContent = parts.length ? `Original model on ${$('backend').textContent}: ${parts.join(', ')}.` : '';
+}
+
+function recordTime(answer) {
+  if (!answer) return;
+  if (answer.cold) coldTime = answer.inference_ms;
+  else warmTimes.push(answer.inference_ms);
+  showTiming();
 }
 
 async function classify(file) {
   const el = card(file.name);
   const out = el.querySelector('.out');
   if (!engine || !engine.modelInfo) {
+    el.classList.add('failed');
     out.innerHTML = '<p class="err"></p>';
     out.firstChild.textContent = 'Load a model first.';
     showError(`${file.name}: load a model first (download the ImageNet weights, pick a file, or use random weights).`);
@@ -184,34 +240,20 @@ async function classify(file) {
   setStatus(`classifying ${file.name}…`);
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    const result = JSON.parse(await engine.predict(bytes));
+    const r = JSON.parse(await engine.addPhoto(bytes, file.name));
     el.querySelector('img').src = URL.createObjectURL(file);
-    const ol = document.createElement('ol');
-    ol.dataset.testid = 'top5-original';
-    ol.setAttribute('data-testid', 'top5-original');
-    ol.dataset.image = file.name;
-    for (const c of result.top5) {
-      const li = document.createElement('li');
-      li.dataset.classIndex = c.index;
-      li.dataset.prob = c.prob;
-      li.innerHTML = '<span></span> <b></b><div class="bar-bg"><div class="bar-fg"></div></div>';
-      li.querySelector('span').textContent = c.label.split(',')[0];
-      li.querySelector('span').title = `${c.label} (class ${c.index})`;
-      li.querySelector('b').textContent = `${(c.prob * 100).toFixed(1)}%`;
-      li.querySelector('.bar-fg').style.width = `${Math.max(1, c.prob * 100)}%`;
-      ol.append(li);
-    }
-    out.append(ol);
+    const p = { name: file.name, el, original: r.original, compressed: r.compressed };
+    photos.push(p);
+    renderPhoto(p);
+    recordTime(r.original);
     const t = document.createElement('p');
     t.className = 'small';
-    t.textContent = `${result.inference_ms.toFixed(0)} ms${result.cold ? ' (cold)' : ''} + ${result.preprocess_ms.toFixed(0)} ms preprocessing`;
+    t.textContent = `${r.original.inference_ms.toFixed(0)} ms${r.original.cold ? ' (cold)' : ''} + ${r.preprocess_ms.toFixed(0)} ms preprocessing`;
     out.append(t);
-    if (result.cold) coldTime = result.inference_ms;
-    else warmTimes.push(result.inference_ms);
-    showTiming();
-    setStatus(`done: ${file.name}`);
+    setStatus(`done: ${file.name} (${photos.length} photo${photos.length === 1 ? '' : 's'} kept for comparison and calibration)`);
   } catch (e) {
     el.classList.add('failed');
+    el.querySelector('.pair').remove();
     out.innerHTML = '<p class="err"></p>';
     out.firstChild.textContent = message(e);
     showError(`${file.name}: ${message(e)}`);
@@ -222,6 +264,279 @@ async function classify(file) {
 function classifyAll(files) {
   clearError();
   for (const f of files) enqueue(() => classify(f));
+}
+
+// After another model is loaded: the kept photos are classified again, the comparison reset.
+async function reclassify() {
+  resetCompressed();
+  if (!photos.length) return;
+  setStatus(`classifying ${photos.length} photo(s) with the new model…`);
+  const all = JSON.parse(await engine.predictAll());
+  for (const r of all) {
+    const p = photos[r.index];
+    if (!p) continue;
+    p.original = r.original;
+    p.compressed = r.compressed;
+    renderPhoto(p);
+  }
+  setStatus('model ready');
+}
+
+// ---- compression -------------------------------------------------------------------------
+const PRESETS = {
+  pi: {
+    values: { 'prune-channels': 0, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
+      'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': false },
+    note: 'A full int8 QDQ graph: ONNX Runtime and TFLite run it with int8 kernels on ARM (about 4× smaller, usually 2–3× faster there). Needs your photos for calibration.',
+  },
+  balanced: {
+    values: { 'prune-channels': 0.3, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
+      'act-quant': false, 'keep-first-last': false, 'recalibrate-bn': false },
+    note: '30 % fewer channels in every prunable layer (≈ 40 % fewer MACs) and int8 weights: about ⅛ of the fp32 file. Tick "recalibrate batch norms" when you have photos.',
+  },
+  fastest: {
+    values: { 'prune-channels': 0.5, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
+      'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': true },
+    note: 'Half the channels (≈ 60 % fewer MACs), int8 weights and activations, batch norms recalibrated on your photos. Expect an accuracy cost: check the agreement.',
+  },
+  smallest: {
+    values: { 'prune-channels': 0.5, sparsity: 0, steps: 1, quant: 'int4', granularity: 'channel',
+      'act-quant': false, 'keep-first-last': true, 'recalibrate-bn': false },
+    note: 'Half the channels and int4 weights (first conv and classifier int8): the smallest file, the largest accuracy cost.',
+  },
+};
+
+function applyPreset(name) {
+  const p = PRESETS[name];
+  for (const [id, v] of Object.entries(p.values)) {
+    const el = $(id);
+    if (el.type === 'checkbox') el.checked = v;
+    else el.value = v;
+  }
+  $('preset-note').textContent = p.note;
+}
+
+function readOptions() {
+  const num = (id, lo, hi, what) => {
+    const v = Number($(id).value);
+    if (!Number.isFinite(v) || v < lo || v > hi) throw new Error(`${what} must be between ${lo} and ${hi}`);
+    return v;
+  };
+  return {
+    prune_channels: num('prune-channels', 0, 0.9, 'The share of channels to remove'),
+    importance: $('importance').value,
+    sparsity: num('sparsity', 0, 0.95, 'The share of weights to zero'),
+    steps: Math.round(num('steps', 1, 10, 'Steps')),
+    quant: $('quant').value,
+    granularity: $('granularity').value,
+    act_quant: $('act-quant').checked,
+    keep_first_last: $('keep-first-last').checked,
+    recalibrate_bn: $('recalibrate-bn').checked,
+  };
+}
+
+let cancelRequested = false;
+let report = null;
+
+function resetCompressed() {
+  report = null;
+  for (const id of ['download-onnx', 'download-safetensors', 'download-card']) {
+    $(id).classList.add('disabled');
+    $(id).removeAttribute('href');
+  }
+  $('agreement').hidden = true;
+  const row = $('bench-compressed');
+  row.innerHTML = '<th>compressed</th><td colspan="9" class="small">compress first</td>';
+  for (const k of ['msMedian', 'params', 'macs', 'bytesOnnx']) delete row.dataset[k];
+  $('bench-ratio').innerHTML = '<th>ratio</th><td colspan="9"></td>';
+  for (const p of photos) { p.compressed = null; renderPhoto(p); }
+}
+
+function progress(p) {
+  $('progress').hidden = false;
+  $('progress-bar').value = p.steps ? (p.step - 1) / p.steps : 0.95;
+  $('progress-label').textContent = p.steps ? `step ${p.step} of ${p.steps}: ${p.label}` : p.label;
+  return !cancelRequested;
+}
+
+async function runCompression() {
+  clearError();
+  let opts;
+  try {
+    opts = readOptions();
+  } catch (e) {
+    showError(message(e));
+    return;
+  }
+  if (!engine || !engine.modelInfo) {
+    showError('Load a model first.');
+    return;
+  }
+  if ((opts.act_quant || opts.recalibrate_bn) && engine.photoCount === 0) {
+    showError('int8 activations and batch-norm recalibration are calibrated on your photos: upload at least 4 in step 2 first (16 or more are better).');
+    return;
+  }
+  cancelRequested = false;
+  $('compress').disabled = true;
+  $('cancel').hidden = false;
+  setStatus('compressing…');
+  const t0 = performance.now();
+  try {
+    const json = await engine.compress(JSON.stringify(opts), (s) => progress(JSON.parse(s)));
+    report = JSON.parse(json);
+    report.page_seconds = (performance.now() - t0) / 1e3;
+    showReport(report);
+    setStatus(`compressed in ${report.seconds.toFixed(1)} s: ${report.file_stem}`);
+  } catch (e) {
+    const m = message(e);
+    if (m === 'cancelled') setStatus('compression cancelled; the original model is unchanged');
+    else {
+      showError(`Compression failed: ${m}. The original model is unchanged; adjust the settings and try again.`);
+      setStatus('ready');
+    }
+  } finally {
+    $('compress').disabled = false;
+    $('cancel').hidden = true;
+    $('progress').hidden = true;
+  }
+}
+
+const fmtBytes = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} kB`);
+const fmtCount = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n.toLocaleString('en'));
+
+function fillBenchRow(row, label, m) {
+  row.dataset.params = m.params;
+  row.dataset.macs = m.macs;
+  row.dataset.bytesOnnx = m.bytes.onnx.raw;
+  row.dataset.bytesSafetensors = m.bytes.safetensors.raw;
+  row.innerHTML = `<th>${label}</th><td>${fmtCount(m.params)}</td><td>${(m.macs / 1e9).toFixed(3)} G</td>` +
+    `<td>${fmtBytes(m.bytes.onnx.raw)}</td><td>${fmtBytes(m.bytes.onnx.gzip)}</td>` +
+    `<td>${fmtBytes(m.bytes.safetensors.raw)}</td><td>${fmtBytes(m.bytes.safetensors.gzip)}</td>` +
+    '<td class="cold">–</td><td class="median">–</td><td class="p90">–</td>';
+}
+
+function showReport(r) {
+  fillBenchRow($('bench-original'), 'original', r.before);
+  fillBenchRow($('bench-compressed'), `compressed <span class="small">(${r.file_stem})</span>`, r.after);
+  const ratio = (k) => (k(r.after) / k(r.before)).toFixed(3);
+  $('bench-ratio').innerHTML = `<th>ratio</th><td>${ratio((m) => m.params)}</td><td>${ratio((m) => m.macs)}</td>` +
+    `<td>${ratio((m) => m.bytes.onnx.raw)}</td><td>${ratio((m) => m.bytes.onnx.gzip)}</td>` +
+    `<td>${ratio((m) => m.bytes.safetensors.raw)}</td><td>${ratio((m) => m.bytes.safetensors.gzip)}</td><td colspan="3"></td>`;
+  r.photos.forEach((a, i) => { if (photos[i]) { photos[i].compressed = a; renderPhoto(photos[i]); } });
+  const ag = $('agreement');
+  if (r.agreement) {
+    ag.dataset.agreement = r.agreement.agreement;
+    const same = Math.round(r.agreement.agreement * r.agreement.n);
+    ag.textContent = `Top-1 agreement with the original: ${same} of ${r.agreement.n} photos ` +
+      `(${(r.agreement.agreement * 100).toFixed(0)} %), mean KL ${r.agreement.kl.toFixed(4)}. ` +
+      `Quantization: ${r.quantization}.`;
+  } else {
+    delete ag.dataset.agreement;
+    ag.textContent = `No photos to compare on: upload some to see the agreement. Quantization: ${r.quantization}.`;
+  }
+  ag.hidden = false;
+  for (const f of ['onnx', 'safetensors', 'card']) {
+    const a = $(`download-${f}`);
+    const bytes = engine.download(f);
+    const type = f === 'card' ? 'application/json' : 'application/octet-stream';
+    if (a.href) URL.revokeObjectURL(a.href);
+    a.href = URL.createObjectURL(new Blob([bytes], { type }));
+    a.download = engine.downloadName(f);
+    a.textContent = `${a.download} (${fmtBytes(bytes.length)})`;
+    a.classList.remove('disabled');
+  }
+  drawLayers(r.layers);
+  $('bench-note').textContent = benchNote(r);
+}
+
+function benchNote(r) {
+  const quant = r.quantization !== 'fp32';
+  const backend = engine.backendKind === 'wgpu' ? 'WebGPU' : 'the CPU (wasm)';
+  let s = `Latency is measured here on ${backend}. Fewer channels mean fewer MACs and run faster everywhere.`;
+  if (quant) {
+    s += ' Quantization makes the files smaller, but this page computes in float32 (it simulates the integer rounding to show you the exact predictions), so it does not run faster here; on int8 runtimes (ONNX Runtime, TFLite on ARM) the QDQ graph runs with integer kernels.';
+  }
+  return s;
+}
+
+function drawLayers(layers) {
+  const box = $('layers');
+  box.innerHTML = '';
+  for (const l of layers) {
+    const max = l.width_before || 1;
+    const row = document.createElement('div');
+    row.className = 'crow';
+    row.innerHTML = '<span class="lname"></span><div class="track"><div class="before"></div><div class="after"></div><div class="zero"></div></div><span class="val"></span>';
+    row.querySelector('.lname').textContent = l.layer;
+    row.querySelector('.before').style.width = `${(100 * l.width_before) / max}%`;
+    row.querySelector('.after').style.width = `${(100 * l.width_after) / max}%`;
+    row.querySelector('.zero').style.width = `${(100 * l.width_after * l.sparsity) / max}%`;
+    row.querySelector('.val').textContent = `${l.width_before}→${l.width_after}` +
+      (l.sparsity >= 0.005 ? `, ${(l.sparsity * 100).toFixed(0)} % zeros` : '') + ` · ${l.format}`;
+    row.title = `${l.layer}: ${l.width_before} → ${l.width_after} output channels, ${(l.sparsity * 100).toFixed(1)} % zero weights, stored as ${l.format}`;
+    box.append(row);
+  }
+  const legend = document.createElement('p');
+  legend.textContent = 'Each bar is one layer\'s output channels: blue the share kept, grey the share removed; ' +
+    'the orange underline is the share of its weights that are zero (pruned, or rounded to zero by quantization).';
+  box.append(legend);
+}
+
+async function runBenchmark() {
+  clearError();
+  const runs = Math.max(1, Math.min(50, Math.round(Number($('bench-runs').value) || 5)));
+  for (const which of ['original', 'compressed']) {
+    const row = $(`bench-${which}`);
+    if (which === 'compressed' && !report) continue;
+    if (which === 'original' && !row.dataset.params) {
+      row.innerHTML = '<th>original</th><td colspan="6" class="small">compress to see sizes</td><td class="cold">–</td><td class="median">–</td><td class="p90">–</td>';
+    }
+    setStatus(`benchmarking the ${which} model: ${runs} runs after a warm-up…`);
+    const b = JSON.parse(await engine.benchmark(which, runs));
+    row.dataset.msMedian = b.median_ms;
+    row.dataset.msP90 = b.p90_ms;
+    row.querySelector('.cold').textContent = b.cold_ms === null ? 'warmed up' : `${b.cold_ms.toFixed(0)} ms`;
+    row.querySelector('.median').textContent = `${b.median_ms.toFixed(0)} ms`;
+    row.querySelector('.p90').textContent = `${b.p90_ms.toFixed(0)} ms`;
+  }
+  const o = Number($('bench-original').dataset.msMedian);
+  const c = Number($('bench-compressed').dataset.msMedian);
+  if (o && c) {
+    const cell = $('bench-ratio').querySelector('td:last-child');
+    if (cell) cell.textContent = `latency ×${(c / o).toFixed(2)}`;
+  }
+  setStatus(`benchmark done (${runs} warm runs each, on ${$('backend').textContent})`);
+}
+
+async function runSensitivity() {
+  clearError();
+  if (!engine.photoCount) {
+    showError('Sensitivity is measured on your photos: upload some in step 2 first.');
+    return;
+  }
+  cancelRequested = false;
+  $('cancel').hidden = false;
+  try {
+    const rows = JSON.parse(await engine.sensitivity($('sens-quant').value, (s) => progress(JSON.parse(s))));
+    const box = $('sens');
+    box.innerHTML = '';
+    const max = Math.max(...rows.map((r) => r.kl), 1e-12);
+    for (const r of rows) {
+      const row = document.createElement('div');
+      row.className = 'crow';
+      row.innerHTML = '<span class="lname"></span><div class="track"><div class="sens"></div></div><span class="val"></span>';
+      row.querySelector('.lname').textContent = r.layer;
+      row.querySelector('.sens').style.width = `${(100 * r.kl) / max}%`;
+      row.querySelector('.val').textContent = `KL ${r.kl.toExponential(1)}, ${(r.agreement * 100).toFixed(0)} % agree`;
+      box.append(row);
+    }
+    setStatus(`sensitivity measured on ${engine.photoCount} photo(s); the top layers are candidates to keep in higher precision`);
+  } catch (e) {
+    if (message(e) !== 'cancelled') showError(`Sensitivity failed: ${message(e)}`);
+  } finally {
+    $('cancel').hidden = true;
+    $('progress').hidden = true;
+  }
 }
 
 $('upload').addEventListener('change', (ev) => {
@@ -236,6 +551,18 @@ $('weights-file').addEventListener('change', (ev) => {
 $('use-seeded').addEventListener('click', () => enqueue(async () => useSeeded()));
 $('retry-download').addEventListener('click', () =>
   enqueue(() => downloadWeights(params.get('weights') || DEFAULT_WEIGHTS_URL)));
+$('compress').addEventListener('click', () => enqueue(runCompression));
+$('cancel').addEventListener('click', () => { cancelRequested = true; setStatus('cancelling after the current step…'); });
+$('bench').addEventListener('click', () => enqueue(runBenchmark));
+$('sensitivity').addEventListener('click', () => enqueue(runSensitivity));
+for (const b of document.querySelectorAll('.preset')) b.addEventListener('click', () => applyPreset(b.dataset.preset));
+$('clear-photos').addEventListener('click', () => enqueue(async () => {
+  engine?.clearPhotos();
+  photos.length = 0;
+  $('results').innerHTML = '';
+  $('agreement').hidden = true;
+  setStatus('photos cleared');
+}));
 $('samples').addEventListener('click', () => enqueue(async () => {
   const files = [];
   for (const name of SAMPLES) {

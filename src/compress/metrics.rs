@@ -76,3 +76,51 @@ impl Model {
         }
     }
 }
+
+/// One conv or linear layer before and after compression.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LayerStat {
+    pub layer: String,
+    /// Output channels (features for the classifier).
+    pub width_before: usize,
+    pub width_after: usize,
+    /// Fraction of the layer's weights that are zero after compression.
+    pub sparsity: f64,
+    /// How the layer's weights are stored after compression (`fp32`, `int8 channel`, …).
+    pub format: String,
+}
+
+/// Per conv/linear layer of `compressed`: widths against `original`, sparsity and format.
+pub fn layer_report(original: &Model, compressed: &Model) -> Vec<LayerStat> {
+    use crate::model::Op;
+    let width = |m: &Model, key: &str| m.weights.get(key).map(|t| t.shape[0]).unwrap_or(0);
+    compressed
+        .graph()
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Conv { name, .. } | Op::Linear { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .map(|layer| {
+            let key = format!("{layer}.weight");
+            let t = compressed.weights.get(&key);
+            let zeros = t
+                .map(|t| t.data.iter().filter(|v| **v == 0.0).count())
+                .unwrap_or(0);
+            let n = t.map(|t| t.len()).unwrap_or(0).max(1);
+            let format = match compressed.quant.int.get(&key) {
+                Some(q) => format!("int{} {}", q.bits, q.granularity),
+                None if compressed.quant.f16.contains(&key) => "fp16".into(),
+                None => "fp32".into(),
+            };
+            LayerStat {
+                width_before: width(original, &key),
+                width_after: width(compressed, &key),
+                sparsity: zeros as f64 / n as f64,
+                format,
+                layer,
+            }
+        })
+        .collect()
+}

@@ -14,7 +14,7 @@ pub mod sparsity;
 use crate::Result;
 use crate::model::Model;
 pub use groups::{Group, Layer, Member, Structure};
-pub use metrics::{FileSize, Metrics};
+pub use metrics::{FileSize, LayerStat, Metrics, layer_report};
 pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
 pub use prune::{Importance, PruneOptions, prune_channels};
 pub use qmodel::{Calibration, QuantOptions};

@@ -2,6 +2,8 @@
 //! batch-norm recalibration, weight quantization, activation calibration. The CLI and the page
 //! both call [`compress`]; each step is reported to a progress callback, which may cancel.
 
+use std::future::Future;
+
 use serde::Serialize;
 
 use super::qmodel::{Calibration, QuantOptions};
@@ -60,6 +62,43 @@ impl CompressOptions {
     }
 }
 
+impl CompressOptions {
+    /// A file name stem that says what the file is: `resnet18-c30-int8`,
+    /// `resnet18-s50-int8a8-bn` (c: channels pruned %, s: sparsity %, a8: u8 activations,
+    /// bn: recalibrated batch norms).
+    pub fn file_stem(&self, architecture: &str) -> String {
+        let pct = |r: f32| (r * 100.0).round() as u32;
+        let mut parts = vec![architecture.to_string()];
+        if self.prune.ratio > 0.0 {
+            parts.push(format!("c{}", pct(self.prune.ratio)));
+        }
+        if self.sparsity.sparsity > 0.0 {
+            parts.push(format!("s{}", pct(self.sparsity.sparsity)));
+        }
+        if self.quant.weights != Precision::F32 {
+            let mut q = self.quant.weights.label().to_string();
+            if self.quant.weights.bits().is_some() {
+                match self.quant.granularity {
+                    super::Granularity::PerTensor => q.push('t'),
+                    super::Granularity::Group(n) => q.push_str(&format!("g{n}")),
+                    super::Granularity::PerChannel => {}
+                }
+            }
+            if self.act_quant.is_some() {
+                q.push_str("a8");
+            }
+            parts.push(q);
+        }
+        if self.recalibrate_bn {
+            parts.push("bn".into());
+        }
+        if parts.len() == 1 {
+            parts.push("fp32".into());
+        }
+        parts.join("-")
+    }
+}
+
 /// One step of a run, for progress reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Progress {
@@ -72,16 +111,21 @@ pub struct Progress {
 
 /// Run every requested step on `model`. `bn_images` (batch-norm recalibration) and
 /// `act_images` (activation calibration) are preprocessed images, used in batches of `batch`.
-/// `progress` is told before each step; returning `false` cancels.
-pub async fn compress(
+/// `progress` is told before each step and awaited (the page yields to its event loop there);
+/// resolving to `false` cancels.
+pub async fn compress<P, F>(
     model: &Model,
     opts: &CompressOptions,
     bn_images: &[Vec<f32>],
     act_images: &[Vec<f32>],
     batch: usize,
     backend: &Backend,
-    progress: &mut dyn FnMut(&Progress) -> bool,
-) -> Result<Model> {
+    mut progress: P,
+) -> Result<Model>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
     opts.check(bn_images.len(), act_images.len())?;
     let batches_of = |images: &[Vec<f32>]| -> Vec<Vec<Vec<f32>>> {
         images.chunks(batch.max(1)).map(<[_]>::to_vec).collect()
@@ -112,39 +156,45 @@ pub async fn compress(
     }
     let steps = labels.len();
     let mut step = 0;
-    let mut report = |progress: &mut dyn FnMut(&Progress) -> bool| -> Result<()> {
+    let mut next = move || {
         let p = Progress {
             step: step + 1,
             steps,
             label: labels.get(step).cloned().unwrap_or_default(),
         };
         step += 1;
-        if progress(&p) {
-            Ok(())
-        } else {
-            Err(Error::Cancelled)
-        }
+        p
     };
 
     let mut m = model.clone();
     if prune {
-        report(progress)?;
+        if !progress(next()).await {
+            return Err(Error::Cancelled);
+        }
         m = m.pruned(&opts.prune)?;
     }
     if opts.sparsity.sparsity > 0.0 {
-        report(progress)?;
+        if !progress(next()).await {
+            return Err(Error::Cancelled);
+        }
         m = m.sparsified(&opts.sparsity)?;
     }
     if opts.recalibrate_bn {
-        report(progress)?;
+        if !progress(next()).await {
+            return Err(Error::Cancelled);
+        }
         m = recalibrate_bn(&m, backend.clone(), &batches_of(bn_images)).await?;
     }
     if opts.quant.weights != Precision::F32 || !opts.quant.overrides.is_empty() {
-        report(progress)?;
+        if !progress(next()).await {
+            return Err(Error::Cancelled);
+        }
         m = m.quantized(&opts.quant)?;
     }
     if let Some(method) = opts.act_quant {
-        report(progress)?;
+        if !progress(next()).await {
+            return Err(Error::Cancelled);
+        }
         let act = m
             .calibrate_activations(backend.clone(), &batches_of(act_images), method)
             .await?;
@@ -217,14 +267,18 @@ pub struct Sensitivity {
 
 /// Per-layer sensitivity: quantize one conv/linear layer at a time to `precision` (all others
 /// fp32) and measure the outputs against the original on `images`. Sorted most sensitive first.
-pub async fn sensitivity(
+pub async fn sensitivity<P, F>(
     model: &Model,
     precision: Precision,
     granularity: super::Granularity,
     images: &[Vec<f32>],
     backend: &Backend,
-    progress: &mut dyn FnMut(&Progress) -> bool,
-) -> Result<Vec<Sensitivity>> {
+    mut progress: P,
+) -> Result<Vec<Sensitivity>>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
     if images.is_empty() {
         return Err(Error::Invalid(
             "sensitivity needs at least one calibration image".into(),
@@ -254,7 +308,7 @@ pub async fn sensitivity(
             steps: layers.len(),
             label: format!("sensitivity of {layer}"),
         };
-        if !progress(&p) {
+        if !progress(p).await {
             return Err(Error::Cancelled);
         }
         let opts = QuantOptions {

@@ -1,0 +1,171 @@
+// End-to-end: compress in the page (WebGPU on SwiftShader), compare, benchmark, download — and
+// check the downloads outside the browser: the ONNX in onnxruntime (photos preprocessed
+// independently, by Pillow), the safetensors with the CLI, the panel's numbers against
+// `modelslim compress --json`.
+//
+// Needs what page.test.mjs needs, plus MODELSLIM_PYTHON: a Python with onnxruntime, numpy and
+// Pillow (scripts/setup.sh installs one).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, DIST, serveDist, launchChromium } from './harness.mjs';
+
+const OUT = join(ROOT, 'tests', 'e2e', 'output');
+const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
+const PYTHON = process.env.MODELSLIM_PYTHON || 'python3';
+const SAMPLES = join(ROOT, 'www', 'samples');
+const PHOTOS = ['chelsea.png', 'coffee.png'].map((n) => join(SAMPLES, n));
+const TIMEOUT = 10 * 60 * 1000;
+
+let server, base, browser;
+
+before(async () => {
+  mkdirSync(OUT, { recursive: true });
+  assert.ok(existsSync(join(DIST, 'index.html')), `no built page at ${DIST}: run trunk build --release`);
+  ({ server, base } = await serveDist());
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function openPage(query) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || /panicked/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  await page.goto(base + query);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
+    null, { timeout: 120_000 });
+  return { page, context, problems };
+}
+
+function lists(page, testid) {
+  return page.$$eval(`[data-testid=${testid}]`, (ols) => ols.map((ol) => ({
+    image: ol.dataset.image,
+    top5: [...ol.querySelectorAll('li')].map((li) => ({ index: Number(li.dataset.classIndex), prob: Number(li.dataset.prob) })),
+  })));
+}
+
+async function download(page, testid) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click(`[data-testid=${testid}]`)]);
+  const path = join(OUT, dl.suggestedFilename());
+  await dl.saveAs(path);
+  return { path, name: dl.suggestedFilename() };
+}
+
+function maxProbDiff(a, b) {
+  const pb = new Map(b.map((c) => [c.index, c.prob]));
+  return Math.max(...a.filter((c) => pb.has(c.index)).map((c) => Math.abs(c.prob - pb.get(c.index))));
+}
+
+test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser', { timeout: 3 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded');
+  assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');
+  await page.setInputFiles('[data-testid=upload]', PHOTOS);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 2,
+    null, { timeout: TIMEOUT });
+
+  await page.fill('[data-testid=prune-channels]', '0.3');
+  await page.selectOption('[data-testid=quant]', 'int8');
+  const t0 = Date.now();
+  await page.click('[data-testid=compress]');
+  await page.waitForSelector('[data-testid=progress]:not([hidden])', { timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-compressed]').length === 2
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const seconds = (Date.now() - t0) / 1e3;
+  const compressed = await lists(page, 'top5-compressed');
+  const agreement = await page.getAttribute('[data-testid=agreement]', 'data-agreement');
+  assert.ok(Number(agreement) >= 0 && Number(agreement) <= 1, `agreement ${agreement}`);
+
+  // The ONNX file in onnxruntime, on photos preprocessed by Pillow: same top-1, probabilities
+  // within 0.02.
+  const onnx = await download(page, 'download-onnx');
+  assert.equal(onnx.name, 'resnet18-c30-int8.onnx');
+  const ort = execFileSync(PYTHON, [join(ROOT, 'tests/golden/onnx_top5.py'), onnx.path, ...PHOTOS])
+    .toString().trim().split('\n').map((l) => JSON.parse(l));
+  for (const [i, r] of ort.entries()) {
+    assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
+    assert.ok(maxProbDiff(compressed[i].top5, r.top5) <= 0.02, `${r.image}: probabilities differ`);
+  }
+
+  // The safetensors with the CLI: the same top-5.
+  const st = await download(page, 'download-safetensors');
+  assert.equal(st.name, 'resnet18-c30-int8.safetensors');
+  const cli = execFileSync(BIN, ['predict', '--weights', st.path, '--json', ...PHOTOS.flatMap((p) => ['--image', p])])
+    .toString().trim().split('\n').map((l) => JSON.parse(l));
+  for (const [i, r] of cli.entries()) {
+    assert.deepEqual(compressed[i].top5.map((c) => c.index), r.top5.map((c) => c.index), `${r.image}: CLI top-5 differs`);
+    assert.ok(maxProbDiff(compressed[i].top5, r.top5) <= 1e-3, `${r.image}: CLI probabilities differ`);
+  }
+  const card = JSON.parse(execFileSync('cat', [(await download(page, 'download-card')).path]).toString());
+  assert.equal(card.settings.prune_channels, 0.3);
+  assert.equal(card.after.bytes.onnx.raw, statSync(onnx.path).size);
+
+  // The panel's numbers equal the CLI's for the same settings.
+  const ref = JSON.parse(execFileSync(BIN, ['compress', '--weights', 'seeded:42', '--out', join(OUT, 'cli-c30-int8.safetensors'),
+    '--onnx', join(OUT, 'cli-c30-int8.onnx'), '--prune-channels', '0.3', '--quant', 'int8', '--json']).toString());
+  for (const [row, m] of [['bench-original', ref.before], ['bench-compressed', ref.after]]) {
+    const d = await page.$eval(`[data-testid=${row}]`, (el) => ({ ...el.dataset }));
+    assert.equal(Number(d.params), m.params, `${row} params`);
+    assert.equal(Number(d.macs), m.macs, `${row} MACs`);
+    assert.equal(Number(d.bytesOnnx), m.bytes.onnx.raw, `${row} ONNX bytes`);
+    assert.equal(Number(d.bytesSafetensors), m.bytes.safetensors.raw, `${row} safetensors bytes`);
+  }
+  assert.equal(statSync(st.path).size, ref.after.bytes.safetensors.raw);
+
+  // Latency of both, warm median over 2 runs after a warm-up.
+  await page.fill('#bench-runs', '2');
+  await page.click('[data-testid=bench]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=bench-compressed]').dataset.msMedian,
+    null, { timeout: TIMEOUT });
+  const ms = await page.$$eval('[data-testid^=bench-]', (rows) => rows.filter((r) => r.dataset.msMedian)
+    .map((r) => Number(r.dataset.msMedian)));
+  assert.equal(ms.length, 2);
+  assert.ok(ms.every((v) => v > 0));
+  await page.screenshot({ path: join(OUT, 'compressed.png'), fullPage: true });
+  console.log(`compress + compare took ${seconds.toFixed(1)} s in the page; warm median original ${ms[0].toFixed(0)} ms, compressed ${ms[1].toFixed(0)} ms`);
+
+  // The downloaded safetensors, loaded back into the page, predicts what "after" showed.
+  await page.setInputFiles('[data-testid=weights-file]', st.path);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent)
+    && document.querySelectorAll('[data-testid=top5-compressed]').length === 0, null, { timeout: TIMEOUT });
+  const reloaded = await lists(page, 'top5-original');
+  assert.equal(reloaded.length, 2);
+  for (const [i, r] of reloaded.entries()) {
+    assert.deepEqual(r.top5.map((c) => c.index), compressed[i].top5.map((c) => c.index));
+    assert.ok(maxProbDiff(r.top5, compressed[i].top5) <= 1e-6, 'reloaded probabilities differ');
+  }
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
+test('bad settings and missing photos get a message; the page stays usable', { timeout: TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  await page.fill('[data-testid=prune-channels]', '0.95');
+  await page.click('[data-testid=compress]');
+  await page.waitForSelector('[data-testid=error]:not([hidden])');
+  assert.match(await page.textContent('[data-testid=error]'), /between 0 and 0.9/);
+
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await page.waitForFunction(() => /upload at least 4/.test(document.querySelector('[data-testid=error]').textContent));
+
+  // With a photo the same preset works.
+  await page.setInputFiles('[data-testid=upload]', PHOTOS[0]);
+  await page.waitForSelector('[data-testid=top5-original]', { timeout: TIMEOUT });
+  await page.click('[data-testid=compress]');
+  await page.waitForSelector('[data-testid=top5-compressed]', { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  assert.match(await page.textContent('[data-testid=download-onnx]'), /resnet18-int8a8\.onnx/);
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});

@@ -1,0 +1,44 @@
+"""Classify photos with an ONNX file in onnxruntime, preprocessing them independently of
+modelslim (Pillow + numpy, torchvision's eval transform: resize the short side to 256 with
+bilinear filtering, center crop 224, ImageNet mean/std).
+
+usage: onnx_top5.py MODEL.onnx PHOTO [PHOTO ...]
+prints one JSON line per photo: {"image": NAME, "top5": [{"index", "prob"}, ...]}
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def preprocess(path):
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    if w <= h:
+        size = (256, int(256 * h / w))
+    else:
+        size = (int(256 * w / h), 256)
+    img = img.resize(size, Image.BILINEAR)
+    w, h = img.size
+    left, top = int(round((w - 224) / 2.0)), int(round((h - 224) / 2.0))
+    img = img.crop((left, top, left + 224, top + 224))
+    x = (np.asarray(img, dtype=np.float32) / 255.0 - MEAN) / STD
+    return x.transpose(2, 0, 1)
+
+
+model, photos = sys.argv[1], sys.argv[2:]
+session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+batch = np.stack([preprocess(p) for p in photos]).astype(np.float32)
+(logits,) = session.run(["logits"], {"input": batch})
+for path, l in zip(photos, logits):
+    p = np.exp(l - l.max())
+    p /= p.sum()
+    top = np.argsort(-p, kind="stable")[:5]
+    print(json.dumps({"image": os.path.basename(path),
+                      "top5": [{"index": int(i), "prob": float(p[i])} for i in top]}))
