@@ -93,13 +93,15 @@ struct Compressed {
 struct Photo {
     name: String,
     input: Vec<f32>,
+    /// The loaded original model's logits for this photo (reset when another model loads).
+    original_logits: RefCell<Option<Vec<f32>>>,
 }
 
 #[derive(Default)]
 struct State {
     original: Option<Rc<Loaded>>,
-    /// The original's fp32 ONNX size, measured once per loaded model.
-    original_onnx: Option<FileSize>,
+    /// The original's metrics (fp32 file sizes included), measured once per loaded model.
+    original_metrics: Option<Metrics>,
     compressed: Option<Rc<Compressed>>,
     photos: Vec<Rc<Photo>>,
     busy: bool,
@@ -399,7 +401,10 @@ impl Engine {
         }
         s.original = None;
         s.compressed = None;
-        s.original_onnx = None;
+        s.original_metrics = None;
+        for p in &s.photos {
+            *p.original_logits.borrow_mut() = None;
+        }
         s.original = Some(Rc::new(Loaded::new(model, &self.backend).map_err(js_err)?));
         *self.model_info.borrow_mut() = info;
         Ok(())
@@ -443,8 +448,13 @@ impl Engine {
             let Some(original) = original else {
                 return Err(JsError::new("no model is loaded yet").into());
             };
-            let photo = Rc::new(Photo { name, input });
-            let (o, _) = answer(&original, &photo.input).await.map_err(js_err)?;
+            let photo = Rc::new(Photo {
+                name,
+                input,
+                original_logits: RefCell::new(None),
+            });
+            let (o, logits) = answer(&original, &photo.input).await.map_err(js_err)?;
+            *photo.original_logits.borrow_mut() = Some(logits);
             let c = match &compressed {
                 Some(c) => Some(answer(&c.loaded, &photo.input).await.map_err(js_err)?.0),
                 None => None,
@@ -479,7 +489,8 @@ impl Engine {
             };
             let mut out = Vec::new();
             for (index, p) in photos.iter().enumerate() {
-                let (o, _) = answer(&original, &p.input).await.map_err(js_err)?;
+                let (o, logits) = answer(&original, &p.input).await.map_err(js_err)?;
+                *p.original_logits.borrow_mut() = Some(logits);
                 let c = match &compressed {
                     Some(c) => Some(answer(&c.loaded, &p.input).await.map_err(js_err)?.0),
                     None => None,
@@ -545,20 +556,24 @@ impl Engine {
                 return Err(js_err(crate::Error::Cancelled).into());
             }
             let safetensors = model.to_safetensors().map_err(js_err)?;
+            yield_to_browser().await;
             let onnx = to_onnx(&model).map_err(js_err)?;
-            let cached = state.borrow().original_onnx;
-            let original_onnx = match cached {
-                Some(s) => s,
-                None => {
-                    let s = FileSize::of(&to_onnx(&original.model).map_err(js_err)?);
-                    state.borrow_mut().original_onnx = Some(s);
-                    s
-                }
-            };
-            let mut before = original.model.metrics().map_err(js_err)?;
-            before.bytes.onnx = Some(original_onnx);
+            yield_to_browser().await;
             let mut after = model.metrics_of_file(&safetensors);
             after.bytes.onnx = Some(FileSize::of(&onnx));
+            yield_to_browser().await;
+            // The original's sizes (its fp32 files, gzipped too) are measured once per model.
+            let cached = state.borrow().original_metrics.clone();
+            let before = match cached {
+                Some(m) => m,
+                None => {
+                    let mut m = original.model.metrics().map_err(js_err)?;
+                    yield_to_browser().await;
+                    m.bytes.onnx = Some(FileSize::of(&to_onnx(&original.model).map_err(js_err)?));
+                    state.borrow_mut().original_metrics = Some(m.clone());
+                    m
+                }
+            };
 
             let p = Progress {
                 step: 0,
@@ -572,7 +587,11 @@ impl Engine {
             let (mut answers, mut ref_logits, mut new_logits) =
                 (Vec::new(), Vec::new(), Vec::new());
             for p in &photos {
-                let (_, lo) = answer(&original, &p.input).await.map_err(js_err)?;
+                let cached = p.original_logits.borrow().clone();
+                let lo = match cached {
+                    Some(l) => l,
+                    None => answer(&original, &p.input).await.map_err(js_err)?.1,
+                };
                 let (a, lc) = answer(&loaded, &p.input).await.map_err(js_err)?;
                 answers.push(a);
                 ref_logits.push(lo);

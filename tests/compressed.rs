@@ -282,3 +282,21 @@ fn cancelling_stops_the_run() {
     assert_eq!(seen.len(), 2);
     assert!(seen[1].contains("int8"), "{seen:?}");
 }
+
+#[test]
+fn file_names_say_what_the_file_is() {
+    let mut o = CompressOptions::default();
+    assert_eq!(o.file_stem("resnet18"), "resnet18-fp32");
+    o.prune.ratio = 0.3;
+    o.quant = quant(Precision::Int8, Granularity::PerChannel);
+    assert_eq!(o.file_stem("resnet18"), "resnet18-c30-int8");
+    o.act_quant = Some(Calibration::MinMax);
+    o.recalibrate_bn = true;
+    o.sparsity.sparsity = 0.5;
+    assert_eq!(o.file_stem("resnet18"), "resnet18-c30-s50-int8a8-bn");
+    let o = CompressOptions {
+        quant: quant(Precision::Int4, Granularity::Group(32)),
+        ..Default::default()
+    };
+    assert_eq!(o.file_stem("resnet18"), "resnet18-int4g32");
+}

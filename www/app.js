@@ -352,7 +352,10 @@ function resetCompressed() {
   for (const p of photos) { p.compressed = null; renderPhoto(p); }
 }
 
+let stepTimes = []; // [{label, start}] of the current run
+
 function progress(p) {
+  stepTimes.push({ label: p.label, start: performance.now() });
   $('progress').hidden = false;
   $('progress-bar').value = p.steps ? (p.step - 1) / p.steps : 0.95;
   $('progress-label').textContent = p.steps ? `step ${p.step} of ${p.steps}: ${p.label}` : p.label;
@@ -377,6 +380,7 @@ async function runCompression() {
     return;
   }
   cancelRequested = false;
+  stepTimes = [];
   $('compress').disabled = true;
   $('cancel').hidden = false;
   setStatus('compressing…');
@@ -384,7 +388,11 @@ async function runCompression() {
   try {
     const json = await engine.compress(JSON.stringify(opts), (s) => progress(JSON.parse(s)));
     report = JSON.parse(json);
-    report.page_seconds = (performance.now() - t0) / 1e3;
+    const end = performance.now();
+    report.page_seconds = (end - t0) / 1e3;
+    report.steps = stepTimes.map((st, i) => ({
+      label: st.label, seconds: ((stepTimes[i + 1]?.start ?? end) - st.start) / 1e3,
+    }));
     showReport(report);
     setStatus(`compressed in ${report.seconds.toFixed(1)} s: ${report.file_stem}`);
   } catch (e) {
@@ -446,6 +454,9 @@ function showReport(r) {
     a.classList.remove('disabled');
   }
   drawLayers(r.layers);
+  const steps = (r.steps || []).map((st) => `${st.label} ${st.seconds.toFixed(1)} s`).join(' · ');
+  $('steps-timing').textContent = `Compression took ${r.page_seconds.toFixed(1)} s on ${$('backend').textContent}: ${steps}.`;
+  $('steps-timing').dataset.steps = JSON.stringify(r.steps || []);
   $('bench-note').textContent = benchNote(r);
 }
 

@@ -132,6 +132,8 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
   assert.equal(ms.length, 2);
   assert.ok(ms.every((v) => v > 0));
   await page.screenshot({ path: join(OUT, 'compressed.png'), fullPage: true });
+  const steps = JSON.parse(await page.getAttribute('#steps-timing', 'data-steps'));
+  console.log(`steps: ${steps.map((st) => `${st.label}: ${st.seconds.toFixed(1)} s`).join('; ')}`);
   console.log(`compress + compare took ${seconds.toFixed(1)} s in the page; warm median original ${ms[0].toFixed(0)} ms, compressed ${ms[1].toFixed(0)} ms`);
 
   // The downloaded safetensors, loaded back into the page, predicts what "after" showed.
@@ -166,6 +168,13 @@ test('bad settings and missing photos get a message; the page stays usable', { t
   await page.waitForSelector('[data-testid=top5-compressed]', { timeout: TIMEOUT });
   assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
   assert.match(await page.textContent('[data-testid=download-onnx]'), /resnet18-int8a8\.onnx/);
+
+  // The per-layer sensitivity chart: one row per conv and the classifier.
+  await page.click('#sensitivity');
+  await page.waitForFunction(() => document.querySelectorAll('#sens .crow').length === 21
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  await page.screenshot({ path: join(OUT, 'sensitivity-cpu.png'), fullPage: true });
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });
