@@ -285,22 +285,22 @@ async function reclassify() {
 // ---- compression -------------------------------------------------------------------------
 const PRESETS = {
   pi: {
-    values: { 'prune-channels': 0, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
+    values: { 'prune-channels': 0, 'round-to': 1, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
       'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': false },
     note: 'A full int8 QDQ graph: ONNX Runtime and TFLite run it with int8 kernels on ARM (about 4× smaller, usually 2–3× faster there). Needs your photos for calibration.',
   },
   balanced: {
-    values: { 'prune-channels': 0.3, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
+    values: { 'prune-channels': 0.3, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
       'act-quant': false, 'keep-first-last': false, 'recalibrate-bn': false },
     note: '30 % fewer channels in every prunable layer (≈ 40 % fewer MACs) and int8 weights: about ⅛ of the fp32 file. Tick "recalibrate batch norms" when you have photos.',
   },
   fastest: {
-    values: { 'prune-channels': 0.5, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
+    values: { 'prune-channels': 0.5, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
       'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': true },
     note: 'Half the channels (≈ 60 % fewer MACs), int8 weights and activations, batch norms recalibrated on your photos. Expect an accuracy cost: check the agreement.',
   },
   smallest: {
-    values: { 'prune-channels': 0.5, sparsity: 0, steps: 1, quant: 'int4', granularity: 'channel',
+    values: { 'prune-channels': 0.5, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int4', granularity: 'channel',
       'act-quant': false, 'keep-first-last': true, 'recalibrate-bn': false },
     note: 'Half the channels and int4 weights (first conv and classifier int8): the smallest file, the largest accuracy cost.',
   },
@@ -325,6 +325,7 @@ function readOptions() {
   return {
     prune_channels: num('prune-channels', 0, 0.9, 'The share of channels to remove'),
     importance: $('importance').value,
+    round_to: Math.round(num('round-to', 1, 64, 'The width multiple')),
     sparsity: num('sparsity', 0, 0.95, 'The share of weights to zero'),
     steps: Math.round(num('steps', 1, 10, 'Steps')),
     quant: $('quant').value,
@@ -463,7 +464,8 @@ function showReport(r) {
 function benchNote(r) {
   const quant = r.quantization !== 'fp32';
   const backend = engine.backendKind === 'wgpu' ? 'WebGPU' : 'the CPU (wasm)';
-  let s = `Latency is measured here on ${backend}. Fewer channels mean fewer MACs and run faster everywhere.`;
+  let s = `Latency is measured here on ${backend}. Fewer channels mean fewer MACs and usually run faster;` +
+    ' on WebGPU keep widths multiples of 8 ("round widths"): odd widths can cancel the gain.';
   if (quant) {
     s += ' Quantization makes the files smaller, but this page computes in float32 (it simulates the integer rounding to show you the exact predictions), so it does not run faster here; on int8 runtimes (ONNX Runtime, TFLite on ARM) the QDQ graph runs with integer kernels.';
   }
