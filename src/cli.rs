@@ -35,9 +35,13 @@ usage:
   modelslim sensitivity --weights FILE --calibrate DIR [--quant int8|int4|fp16]
                         [--granularity channel|tensor|group:N] [--top N] [--json]
   modelslim export --weights FILE --onnx OUT.onnx
+  modelslim convert --weights FILE.pth --out FILE.safetensors
 
-FILE for --weights is a .safetensors or PyTorch .pth state_dict in torchvision's ResNet18
-layout, a file written by `modelslim compress`, or `seeded:N` for deterministic random weights
+Every command that takes --weights also takes --model resnet18|efficientnet-lite0 (detected
+from the weights' names when absent; compressed files carry it).
+
+FILE for --weights is a .safetensors or PyTorch .pth state_dict (zip or legacy format) of
+torchvision's ResNet18 or EfficientNet-Lite0 (lukemelas' names), a file modelslim wrote, or `seeded:N` for deterministic random weights
 (meaningless predictions). Image folders are read recursively; a file's label is its folder's
 ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.";
 
@@ -154,6 +158,7 @@ fn run(args: &[String]) -> std::result::Result<(), CliError> {
         "eval" => eval(rest),
         "sensitivity" => sensitivity(rest),
         "export" => export(rest),
+        "convert" => convert(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -166,20 +171,30 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-/// `seeded:N` or a weights file.
-pub fn load_model(spec: &str) -> Result<Model> {
+/// `seeded:N` or a weights file, of network `model` when given (else detected from the keys).
+pub fn load_model_as(spec: &str, model: Option<&str>) -> Result<Model> {
     if let Some(seed) = spec.strip_prefix("seeded:") {
         let seed = seed
             .parse()
             .map_err(|_| Error::Invalid(format!("'{spec}': the seed must be an integer")))?;
+        if model.is_some_and(|m| m != "resnet18") {
+            return Err(Error::Invalid(
+                "seeded weights exist for resnet18 only".into(),
+            ));
+        }
         return Ok(Model::seeded_resnet18(seed));
     }
     let path = PathBuf::from(spec);
     let bytes = read_file(&path)?;
-    Model::from_bytes(&bytes).map_err(|e| match e {
+    Model::from_bytes_as(&bytes, model).map_err(|e| match e {
         Error::Io { .. } => e,
         other => Error::Invalid(format!("{}: {other}", path.display())),
     })
+}
+
+/// The model named by `--weights` (and `--model`).
+fn load_model(args: &Args) -> std::result::Result<Model, CliError> {
+    Ok(load_model_as(args.required("weights")?, args.one("model"))?)
 }
 
 fn backend_arg(args: &Args) -> std::result::Result<Backend, CliError> {
@@ -196,16 +211,17 @@ struct PredictLine<'a> {
 
 fn predict(args: &[String]) -> std::result::Result<(), CliError> {
     let args = Args::parse(args, &["json"])?;
-    args.check_known(&["weights", "image", "backend"])?;
+    args.check_known(&["weights", "model", "image", "backend"])?;
     let images = args.all("image");
     if images.is_empty() {
         return Err(CliError::Usage("--image is required".into()));
     }
-    let model = load_model(args.required("weights")?)?;
+    let model = load_model(&args)?;
     let classifier = Classifier::new(&model, backend_arg(&args)?)?;
     for path in images {
         let bytes = read_file(Path::new(path))?;
-        let input = Preprocess::IMAGENET
+        let input = model
+            .preprocess()
             .run(&bytes)
             .map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
         let p: Prediction = pollster::block_on(classifier.predict(input))?;
@@ -231,7 +247,7 @@ fn init_weights(args: &[String]) -> std::result::Result<(), CliError> {
     let args = Args::parse(args, &[])?;
     args.check_known(&["seed", "out"])?;
     let seed = args.required("seed")?;
-    let model = load_model(&format!("seeded:{seed}"))?;
+    let model = load_model_as(&format!("seeded:{seed}"), None)?;
     let out = PathBuf::from(args.required("out")?);
     let bytes = model.to_safetensors()?;
     std::fs::write(&out, &bytes).map_err(|e| Error::io(&out, e))?;
@@ -246,13 +262,13 @@ fn init_weights(args: &[String]) -> std::result::Result<(), CliError> {
 
 fn bench(args: &[String]) -> std::result::Result<(), CliError> {
     let args = Args::parse(args, &[])?;
-    args.check_known(&["weights", "backend", "runs"])?;
+    args.check_known(&["weights", "model", "backend", "runs"])?;
     let runs: usize = args
         .one("runs")
         .unwrap_or("10")
         .parse()
         .map_err(|_| CliError::Usage("--runs must be a number".into()))?;
-    let model = load_model(args.required("weights")?)?;
+    let model = load_model(&args)?;
     let t0 = Instant::now();
     let classifier = Classifier::new(&model, backend_arg(&args)?)?;
     let upload_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -320,6 +336,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
     )?;
     args.check_known(&[
         "weights",
+        "model",
         "out",
         "onnx",
         "prune-channels",
@@ -336,7 +353,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         "backend",
     ])?;
     let t0 = Instant::now();
-    let model = load_model(args.required("weights")?)?;
+    let model = load_model(&args)?;
     let out = PathBuf::from(args.required("out")?);
     let steps = number(&args, "steps", 1usize)?;
     let mut overrides = std::collections::BTreeMap::new();
@@ -393,11 +410,17 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
     )?;
     let backend = backend_arg(&args)?;
     let bn_images = match args.one("recalibrate-bn") {
-        Some(dir) => load_images(&[dir])?.into_iter().map(|i| i.input).collect(),
+        Some(dir) => load_images(&[dir], model.preprocess())?
+            .into_iter()
+            .map(|i| i.input)
+            .collect(),
         None => Vec::new(),
     };
     let calib_images: Vec<Vec<f32>> = match args.one("calibrate") {
-        Some(dir) => load_images(&[dir])?.into_iter().map(|i| i.input).collect(),
+        Some(dir) => load_images(&[dir], model.preprocess())?
+            .into_iter()
+            .map(|i| i.input)
+            .collect(),
         None => Vec::new(),
     };
     let compressed = pollster::block_on(modelslim::compress::compress(
@@ -495,10 +518,27 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
+fn convert(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &[])?;
+    args.check_known(&["weights", "model", "out"])?;
+    let model = load_model(&args)?;
+    let out = PathBuf::from(args.required("out")?);
+    let bytes = model.to_safetensors()?;
+    std::fs::write(&out, &bytes).map_err(|e| Error::io(&out, e))?;
+    eprintln!(
+        "wrote {} ({}, {} bytes, {} parameters)",
+        out.display(),
+        model.arch.display(),
+        bytes.len(),
+        model.num_params()
+    );
+    Ok(())
+}
+
 fn export(args: &[String]) -> std::result::Result<(), CliError> {
     let args = Args::parse(args, &[])?;
-    args.check_known(&["weights", "onnx"])?;
-    let model = load_model(args.required("weights")?)?;
+    args.check_known(&["weights", "model", "onnx"])?;
+    let model = load_model(&args)?;
     let path = PathBuf::from(args.required("onnx")?);
     let onnx = to_onnx(&model)?;
     std::fs::write(&path, &onnx).map_err(|e| Error::io(&path, e))?;
@@ -528,15 +568,18 @@ struct EvalReport {
 
 fn eval(args: &[String]) -> std::result::Result<(), CliError> {
     let args = Args::parse(args, &["json"])?;
-    args.check_known(&["weights", "reference", "images", "backend"])?;
+    args.check_known(&["weights", "model", "reference", "images", "backend"])?;
     let dirs = args.all("images");
     if dirs.is_empty() {
         return Err(CliError::Usage("--images is required".into()));
     }
-    let model = load_model(args.required("weights")?)?;
-    let reference = args.one("reference").map(load_model).transpose()?;
+    let model = load_model(&args)?;
+    let reference = args
+        .one("reference")
+        .map(|r| load_model_as(r, None))
+        .transpose()?;
     let backend = backend_arg(&args)?;
-    let images = load_images(&dirs)?;
+    let images = load_images(&dirs, model.preprocess())?;
     let inputs: Vec<Vec<f32>> = images.iter().map(|i| i.input.clone()).collect();
     let logits = pollster::block_on(logits_of(&model, &backend, &inputs, 16))?;
     let (mut labelled, mut top1, mut top5) = (0usize, 0usize, 0usize);
@@ -581,13 +624,14 @@ fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
     let args = Args::parse(args, &["json"])?;
     args.check_known(&[
         "weights",
+        "model",
         "calibrate",
         "quant",
         "granularity",
         "top",
         "backend",
     ])?;
-    let model = load_model(args.required("weights")?)?;
+    let model = load_model(&args)?;
     let precision: Precision = args.one("quant").unwrap_or("int8").parse()?;
     if precision == Precision::F32 {
         return Err(CliError::Usage(
@@ -596,7 +640,7 @@ fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
     }
     let granularity = args.one("granularity").unwrap_or("channel").parse()?;
     let top = number(&args, "top", usize::MAX)?;
-    let images: Vec<Vec<f32>> = load_images(&[args.required("calibrate")?])?
+    let images: Vec<Vec<f32>> = load_images(&[args.required("calibrate")?], model.preprocess())?
         .into_iter()
         .map(|i| i.input)
         .collect();
@@ -671,7 +715,7 @@ fn is_image(p: &Path) -> bool {
 }
 
 /// Every JPEG/PNG/WebP under `dirs` (recursively, in name order), preprocessed.
-fn load_images(dirs: &[&str]) -> Result<Vec<LabelledImage>> {
+fn load_images(dirs: &[&str], pre: Preprocess) -> Result<Vec<LabelledImage>> {
     let mut paths = Vec::new();
     for dir in dirs {
         let mut stack = vec![PathBuf::from(dir)];
@@ -700,7 +744,7 @@ fn load_images(dirs: &[&str]) -> Result<Vec<LabelledImage>> {
     paths
         .iter()
         .map(|p| {
-            let input = Preprocess::IMAGENET
+            let input = pre
                 .run(&read_file(p)?)
                 .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
             Ok(LabelledImage {

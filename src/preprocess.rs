@@ -42,6 +42,15 @@ impl Preprocess {
         std: IMAGENET_STD,
     };
 
+    /// EfficientNet-Lite's input: `(x − 127) / 128` on 0–255 pixels, after the same resize
+    /// 256 and center crop 224.
+    pub const LITE: Preprocess = Preprocess {
+        resize: 256,
+        crop: 224,
+        mean: [127.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+    };
+
     /// Decode, orient, resize and crop: the 8-bit RGB crop the network will see.
     pub fn crop_image(&self, bytes: &[u8]) -> Result<RgbImage> {
         let rgb = decode_rgb(bytes)?;

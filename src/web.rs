@@ -18,7 +18,6 @@ use crate::compress::{
 use crate::export::to_onnx;
 use crate::model::Model;
 use crate::predict::{ClassScore, Classifier, Prediction};
-use crate::preprocess::Preprocess;
 
 fn now_ms() -> f64 {
     js_sys::Date::now()
@@ -270,7 +269,7 @@ struct CompressOut {
 struct ModelCard<'a> {
     tool: &'static str,
     version: &'static str,
-    architecture: &'static str,
+    architecture: &'a str,
     file_stem: &'a str,
     settings: &'a WebOptions,
     quantization: &'a str,
@@ -415,12 +414,12 @@ impl Engine {
     pub fn predict(&self, image: Vec<u8>) -> js_sys::Promise {
         let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let t0 = now_ms();
-            let input = Preprocess::IMAGENET.run(&image).map_err(js_err)?;
-            let t1 = now_ms();
             let Some(original) = state.borrow().original.clone() else {
                 return Err(JsError::new("no model is loaded yet").into());
             };
+            let t0 = now_ms();
+            let input = original.model.preprocess().run(&image).map_err(js_err)?;
+            let t1 = now_ms();
             let (a, _) = answer(&original, &input).await.map_err(js_err)?;
             to_json(&PredictOut {
                 top5: &a.top5,
@@ -438,9 +437,6 @@ impl Engine {
     pub fn add_photo(&self, image: Vec<u8>, name: String) -> js_sys::Promise {
         let state = self.state.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let t0 = now_ms();
-            let input = Preprocess::IMAGENET.run(&image).map_err(js_err)?;
-            let preprocess_ms = now_ms() - t0;
             let (original, compressed) = {
                 let s = state.borrow();
                 (s.original.clone(), s.compressed.clone())
@@ -448,6 +444,9 @@ impl Engine {
             let Some(original) = original else {
                 return Err(JsError::new("no model is loaded yet").into());
             };
+            let t0 = now_ms();
+            let input = original.model.preprocess().run(&image).map_err(js_err)?;
+            let preprocess_ms = now_ms() - t0;
             let photo = Rc::new(Photo {
                 name,
                 input,
@@ -599,13 +598,14 @@ impl Engine {
                 yield_to_browser().await;
             }
             let agreement = (!photos.is_empty()).then(|| agreement(&ref_logits, &new_logits));
-            let stem = opts.file_stem("resnet18");
+            let arch = original.model.arch.name();
+            let stem = opts.file_stem(arch);
             let quantization = loaded.model.quant.describe();
             let layers = layer_report(&original.model, &loaded.model);
             let card = serde_json::to_string_pretty(&ModelCard {
                 tool: "modelslim",
                 version: env!("CARGO_PKG_VERSION"),
-                architecture: "resnet18",
+                architecture: arch,
                 file_stem: &stem,
                 settings: &web,
                 quantization: &quantization,

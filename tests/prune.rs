@@ -94,11 +94,11 @@ fn thirty_percent_makes_a_smaller_network_that_reloads() {
     };
     let p = m.pruned(&opts).unwrap();
     // Stem group protected; other groups 64→48, 128→96 (90 rounded up to 8), 256→184, 512→360.
-    assert_eq!(p.config.stem_channels, 64);
-    assert_eq!(p.config.stages[0][0].mid_channels, 48);
-    assert_eq!(p.config.stages[1][0].out_channels, 96);
-    assert_eq!(p.config.stages[2][1].mid_channels, 184);
-    assert_eq!(p.config.stages[3][1].out_channels, 360);
+    assert_eq!(p.resnet().unwrap().stem_channels, 64);
+    assert_eq!(p.resnet().unwrap().stages[0][0].mid_channels, 48);
+    assert_eq!(p.resnet().unwrap().stages[1][0].out_channels, 96);
+    assert_eq!(p.resnet().unwrap().stages[2][1].mid_channels, 184);
+    assert_eq!(p.resnet().unwrap().stages[3][1].out_channels, 360);
     assert!(
         p.num_params() < m.num_params() * 6 / 10,
         "{}",
@@ -107,7 +107,7 @@ fn thirty_percent_makes_a_smaller_network_that_reloads() {
     assert!(p.graph().macs(224) < m.graph().macs(224) * 7 / 10);
     // Saved with its widths, loaded back, same outputs.
     let back = Model::from_bytes(&p.to_safetensors().unwrap()).unwrap();
-    assert_eq!(back.config, p.config);
+    assert_eq!(back.arch, p.arch);
     assert_eq!(logits(&back), logits(&p));
 }
 
@@ -128,7 +128,7 @@ fn removing_dead_channels_changes_nothing() {
         ..Default::default()
     };
     let p = m.pruned(&opts).unwrap();
-    assert_eq!(p.config.stages[0][0].mid_channels, 48);
+    assert_eq!(p.resnet().unwrap().stages[0][0].mid_channels, 48);
     assert_eq!(p.weights["layer1.0.conv2.weight"].shape, vec![64, 48, 3, 3]);
     let (a, b) = (logits(&m), logits(&p));
     let max = a[0]
@@ -152,7 +152,7 @@ fn pruning_never_empties_a_group_and_rejects_impossible_ratios() {
                 ..Default::default()
             })
             .unwrap();
-        for stage in &p.config.stages {
+        for stage in &p.resnet().unwrap().stages {
             for b in stage {
                 assert!(b.mid_channels >= 1 && b.out_channels >= 1);
             }
@@ -191,7 +191,7 @@ fn global_ranking_removes_the_requested_share() {
     let (before, after) = (width(&m), width(&p));
     let removed = (before - after) as f64 / before as f64;
     assert!((removed - 0.3).abs() < 0.01, "removed {removed}");
-    assert_eq!(p.config.stem_channels, 64);
+    assert_eq!(p.resnet().unwrap().stem_channels, 64);
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn magnitude_pruning_reaches_the_sparsity_and_keeps_shapes() {
             s.weights["fc.weight"], m.weights["fc.weight"],
             "classifier untouched"
         );
-        assert_eq!(s.config, m.config);
+        assert_eq!(s.arch, m.arch);
         let metrics = s.metrics().unwrap();
         assert_eq!(metrics.params, m.num_params());
         assert!(metrics.nonzero_params < m.num_params() * 6 / 10);

@@ -97,7 +97,7 @@ fn recalibration_works_on_pruned_widths_and_needs_images() {
         &[vec![photo("rocket.jpg")], vec![photo("astronaut.png")]],
     ))
     .unwrap();
-    assert_eq!(recal.config, pruned.config);
+    assert_eq!(recal.arch, pruned.arch);
     assert!(
         recal.weights["layer4.1.bn2.running_var"]
             .data

@@ -32,8 +32,8 @@ impl Model {
     pub fn pruned(&self, opts: &PruneOptions) -> Result<Model> {
         self.refuse_if_quantized("prune")?;
         let weights = prune_channels(self, &self.channel_groups(), opts)?;
-        let config = self.config.with_widths_of(&weights)?;
-        Model::new(config, weights)
+        let arch = self.arch.with_widths_of(&weights)?;
+        Model::new(arch, weights)
     }
 
     /// A copy with the smallest weights zeroed (same shapes).

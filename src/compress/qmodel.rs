@@ -126,7 +126,7 @@ impl Model {
             }
         }
         let out = Model {
-            config: self.config.clone(),
+            arch: self.arch.clone(),
             folded: true,
             weights: w,
             quant: self.quant.clone(),
@@ -134,7 +134,7 @@ impl Model {
         super::super::model::check_state_dict(
             &out.graph().param_shapes(),
             &out.weights,
-            "ResNet18",
+            out.arch.display(),
         )?;
         Ok(out)
     }

@@ -349,7 +349,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
             read_as[n.output] = b.qdq(&out, q);
         }
     }
-    let classes = model.config.num_classes;
+    let classes = model.arch.num_classes();
     let output_name = read_as[graph.output].clone();
     if output_name != "logits" {
         return Err(Error::Structure(
@@ -363,7 +363,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
         producer_version: env!("CARGO_PKG_VERSION").into(),
         domain: String::new(),
         model_version: 1,
-        doc_string: format!("resnet18, {}", model.quant.describe()),
+        doc_string: format!("{}, {}", model.arch.name(), model.quant.describe()),
         graph: Some(GraphProto {
             node: b.nodes,
             name: "modelslim".into(),

@@ -1,6 +1,7 @@
 //! Networks: their structure (a config that holds every width), their parameters on the host,
 //! and their forward pass on a Burn device.
 
+pub mod efficientnet;
 pub mod exec;
 pub mod graph;
 pub mod layers;
@@ -8,17 +9,128 @@ pub mod resnet;
 pub mod stored;
 
 use crate::compress::quantize::Quantization;
+use crate::preprocess::Preprocess;
 use crate::tensor::StateDict;
 use crate::weights;
 use crate::{Error, Result};
+pub use efficientnet::{EfficientNetConfig, MbBlockConfig};
 pub use graph::{Graph, Op};
 pub use resnet::{BasicBlockConfig, ResNetConfig};
 pub use stored::ModelCard;
 
+/// The networks modelslim knows, each with every width in its config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arch {
+    ResNet18(ResNetConfig),
+    EfficientNetLite0(EfficientNetConfig),
+}
+
+impl Arch {
+    /// The short name used in files and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::ResNet18(_) => "resnet18",
+            Arch::EfficientNetLite0(_) => "efficientnet-lite0",
+        }
+    }
+
+    /// The name people read.
+    pub fn display(&self) -> &'static str {
+        match self {
+            Arch::ResNet18(_) => "ResNet18",
+            Arch::EfficientNetLite0(_) => "EfficientNet-Lite0",
+        }
+    }
+
+    /// The unpruned network of that name (`resnet18`, `efficientnet-lite0`).
+    pub fn by_name(name: &str) -> Result<Arch> {
+        match name {
+            "resnet18" => Ok(Arch::ResNet18(ResNetConfig::resnet18(1000))),
+            "efficientnet-lite0" => Ok(Arch::EfficientNetLite0(EfficientNetConfig::lite0(1000))),
+            other => Err(Error::Invalid(format!(
+                "unknown model '{other}'; use resnet18 or efficientnet-lite0"
+            ))),
+        }
+    }
+
+    /// Guess the network from a state dict's keys (torchvision's or lukemelas' names).
+    pub fn detect(weights: &StateDict) -> Result<Arch> {
+        if weights.contains_key("_conv_stem.weight") {
+            Arch::by_name("efficientnet-lite0")
+        } else if weights.contains_key("conv1.weight") && weights.contains_key("fc.weight") {
+            Arch::by_name("resnet18")
+        } else {
+            Err(Error::Structure(
+                "these weights are neither torchvision's ResNet18 nor EfficientNet-Lite0 (no conv1.weight or _conv_stem.weight)".into(),
+            ))
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Arch::ResNet18(c) => c.validate(),
+            Arch::EfficientNetLite0(c) => c.validate(),
+        }
+    }
+
+    pub fn graph(&self, folded: bool) -> Graph {
+        match self {
+            Arch::ResNet18(c) => c.graph(folded),
+            Arch::EfficientNetLite0(c) => c.graph(folded),
+        }
+    }
+
+    /// The same network with every width read from (pruned) weights.
+    pub fn with_widths_of(&self, weights: &StateDict) -> Result<Arch> {
+        Ok(match self {
+            Arch::ResNet18(c) => Arch::ResNet18(c.with_widths_of(weights)?),
+            Arch::EfficientNetLite0(c) => Arch::EfficientNetLite0(c.with_widths_of(weights)?),
+        })
+    }
+
+    /// How photos become this network's input.
+    pub fn preprocess(&self) -> Preprocess {
+        match self {
+            Arch::ResNet18(_) => Preprocess::IMAGENET,
+            Arch::EfficientNetLite0(_) => Preprocess::LITE,
+        }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Arch::ResNet18(c) => c.num_classes,
+            Arch::EfficientNetLite0(c) => c.num_classes,
+        }
+    }
+
+    /// The config as JSON, for the file's metadata.
+    pub fn config_json(&self) -> serde_json::Value {
+        match self {
+            Arch::ResNet18(c) => serde_json::to_value(c),
+            Arch::EfficientNetLite0(c) => serde_json::to_value(c),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The config of network `name` from its JSON.
+    pub fn from_json(name: &str, config: serde_json::Value) -> Result<Arch> {
+        let bad = |e: serde_json::Error| Error::Structure(format!("unreadable {name} config: {e}"));
+        match name {
+            "resnet18" => Ok(Arch::ResNet18(serde_json::from_value(config).map_err(bad)?)),
+            "efficientnet-lite0" => Ok(Arch::EfficientNetLite0(
+                serde_json::from_value(config).map_err(bad)?,
+            )),
+            other => Err(Error::Structure(format!(
+                "architecture '{other}' is not supported by this version"
+            ))),
+        }
+    }
+}
+
 /// A network's structure and its parameters, held on the host.
 #[derive(Debug, Clone)]
 pub struct Model {
-    pub config: ResNetConfig,
+    pub arch: Arch,
     /// Batch norms folded into the convs before them (every quantized model is folded).
     pub folded: bool,
     /// The values the forward pass uses: for quantized tensors, exactly their dequantized
@@ -34,19 +146,38 @@ impl Model {
     /// torchvision's ResNet18; every tensor is then checked against it (missing, extra, wrong
     /// shape).
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
-        if weights::pth::is_zip(bytes) {
-            let file = weights::read_weights(bytes)?;
-            return Model::new(ResNetConfig::resnet18(1000), file.tensors);
-        }
-        stored::read_model(bytes)
+        Model::from_bytes_as(bytes, None)
     }
 
-    /// Check `weights` against `config` and pair them (an unfolded, unquantized network).
-    pub fn new(config: ResNetConfig, weights: StateDict) -> Result<Model> {
-        config.validate()?;
-        check_state_dict(&config.graph(false).param_shapes(), &weights, "ResNet18")?;
+    /// Like [`Model::from_bytes`], for network `model` (`resnet18`, `efficientnet-lite0`)
+    /// when given; else detected from the keys.
+    pub fn from_bytes_as(bytes: &[u8], model: Option<&str>) -> Result<Model> {
+        if weights::pth::is_zip(bytes) || weights::pth::is_legacy(bytes) {
+            let file = weights::read_weights(bytes)?;
+            let arch = match model {
+                Some(name) => Arch::by_name(name)?,
+                None => Arch::detect(&file.tensors)?,
+            };
+            return Model::new(arch, file.tensors);
+        }
+        let m = stored::read_model(bytes, model)?;
+        if let Some(name) = model
+            && m.arch.name() != name
+        {
+            return Err(Error::Structure(format!(
+                "the file holds {}, not {name}",
+                m.arch.name()
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Check `weights` against `arch` and pair them (an unfolded, unquantized network).
+    pub fn new(arch: Arch, weights: StateDict) -> Result<Model> {
+        arch.validate()?;
+        check_state_dict(&arch.graph(false).param_shapes(), &weights, arch.display())?;
         Ok(Model {
-            config,
+            arch,
             folded: false,
             weights,
             quant: Quantization::default(),
@@ -58,7 +189,7 @@ impl Model {
         let config = ResNetConfig::resnet18(1000);
         let weights = weights::seeded::seeded_state_dict(&config.graph(false).param_shapes(), seed);
         Model {
-            config,
+            arch: Arch::ResNet18(config),
             folded: false,
             weights,
             quant: Quantization::default(),
@@ -67,7 +198,20 @@ impl Model {
 
     /// The network as a graph of operations.
     pub fn graph(&self) -> Graph {
-        self.config.graph(self.folded)
+        self.arch.graph(self.folded)
+    }
+
+    /// ResNet18's config, when this is a ResNet18.
+    pub fn resnet(&self) -> Option<&ResNetConfig> {
+        match &self.arch {
+            Arch::ResNet18(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// How photos become this network's input.
+    pub fn preprocess(&self) -> Preprocess {
+        self.arch.preprocess()
     }
 
     /// Serialise as safetensors: tensors as stored (int8/int4 values plus scales, fp16,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Model, ResNetConfig, check_state_dict};
+use super::{Arch, Model, check_state_dict};
 use crate::compress::quantize::{
     ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape,
 };
@@ -28,10 +28,10 @@ pub enum TensorFormat {
 /// What a modelslim file says about itself in its safetensors metadata.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelCard {
-    /// The architecture family (`resnet18`).
+    /// The architecture (`resnet18`, `efficientnet-lite0`).
     pub architecture: String,
     /// Every layer's width: enough to rebuild a pruned network.
-    pub config: ResNetConfig,
+    pub config: serde_json::Value,
     /// Batch norms folded into conv biases.
     #[serde(default)]
     pub folded: bool,
@@ -126,8 +126,8 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
         }
     }
     let card = ModelCard {
-        architecture: "resnet18".into(),
-        config: model.config.clone(),
+        architecture: model.arch.name().into(),
+        config: model.arch.config_json(),
         folded: model.folded,
         tensors: formats,
         activations: q.activations.clone(),
@@ -137,32 +137,33 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
 }
 
 /// Read a safetensors file: a modelslim file (structure and quantization from its metadata) or
-/// a plain float state dict in torchvision's ResNet18 layout.
-pub fn read_model(bytes: &[u8]) -> Result<Model> {
+/// a plain float state dict of network `model` (detected from the keys when `None`).
+pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     let (mut raw, metadata) = read_raw(bytes)?;
     raw.retain(|k, _| !k.ends_with("num_batches_tracked"));
     let card = match metadata.get(METADATA_KEY) {
-        Some(json) => {
-            let card: ModelCard = serde_json::from_str(json)
-                .map_err(|e| Error::Structure(format!("unreadable modelslim metadata: {e}")))?;
-            if card.architecture != "resnet18" {
-                return Err(Error::Structure(format!(
-                    "architecture '{}' is not supported by this version",
-                    card.architecture
-                )));
+        Some(json) => serde_json::from_str::<ModelCard>(json)
+            .map_err(|e| Error::Structure(format!("unreadable modelslim metadata: {e}")))?,
+        None => {
+            let arch = match model {
+                Some(name) => Arch::by_name(name)?,
+                None if raw.contains_key("_conv_stem.weight") => {
+                    Arch::by_name("efficientnet-lite0")?
+                }
+                None => Arch::by_name("resnet18")?,
+            };
+            ModelCard {
+                architecture: arch.name().into(),
+                config: arch.config_json(),
+                folded: false,
+                tensors: BTreeMap::new(),
+                activations: BTreeMap::new(),
             }
-            card
         }
-        None => ModelCard {
-            architecture: "resnet18".into(),
-            config: ResNetConfig::resnet18(1000),
-            folded: false,
-            tensors: BTreeMap::new(),
-            activations: BTreeMap::new(),
-        },
     };
-    card.config.validate()?;
-    let graph = card.config.graph(card.folded);
+    let arch = Arch::from_json(&card.architecture, card.config.clone())?;
+    arch.validate()?;
+    let graph = arch.graph(card.folded);
     let shapes: BTreeMap<String, Vec<usize>> = graph.param_shapes().into_iter().collect();
     let mut quant = Quantization {
         activations: card.activations.clone(),
@@ -208,9 +209,9 @@ pub fn read_model(bytes: &[u8]) -> Result<Model> {
         weights.insert(key, HostTensor::new(t.shape, data));
     }
     let expected: Vec<(String, Vec<usize>)> = shapes.into_iter().collect();
-    check_state_dict(&expected, &weights, "ResNet18")?;
+    check_state_dict(&expected, &weights, arch.display())?;
     Ok(Model {
-        config: card.config,
+        arch,
         folded: card.folded,
         weights,
         quant,

