@@ -82,5 +82,8 @@ with zipfile.ZipFile(glob.glob(f"{d}/*.whl")[0]) as z:
 PY
 fi
 
+# The page serves them too (its "EfficientNet-Lite0" button): www/models/ is copied into dist/.
+cp -u "$MODELSLIM_EFFNET_PTH" "$ROOT/www/models/"
+
 step "fetching crates (trunk then builds offline)"
 cargo fetch --quiet

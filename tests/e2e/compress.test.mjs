@@ -181,3 +181,35 @@ test('bad settings and missing photos get a message; the page stays usable', { t
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });
+
+test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 for the Pi', { timeout: 2 * TIMEOUT }, async () => {
+  const pth = join(ROOT, 'www', 'models', 'efficientnet-lite0-57934424.pth');
+  assert.ok(existsSync(pth), 'run scripts/setup.sh: it puts the EfficientNet-Lite0 weights in www/models/');
+  const { page, context, problems } = await openPage('?weights=efficientnet-lite0');
+  assert.match(await page.textContent('#model-info'), /EfficientNet-Lite0/);
+  await page.setInputFiles('[data-testid=upload]', PHOTOS);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 2,
+    null, { timeout: TIMEOUT });
+  const original = await lists(page, 'top5-original');
+  // The same as the CLI on the package's file.
+  const cli = execFileSync(BIN, ['predict', '--weights', pth, '--json', ...PHOTOS.flatMap((p) => ['--image', p])])
+    .toString().trim().split('\n').map((l) => JSON.parse(l));
+  for (const [i, r] of cli.entries()) {
+    assert.deepEqual(original[i].top5.map((c) => c.index), r.top5.map((c) => c.index), `${r.image}: page and CLI differ`);
+    assert.ok(maxProbDiff(original[i].top5, r.top5) <= 1e-3);
+  }
+  assert.ok([281, 282, 283, 284, 285].includes(original[0].top5[0].index), 'chelsea is not a cat');
+  assert.equal(original[1].top5[0].index, 967, 'coffee is not espresso');
+
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-compressed]').length === 2
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  assert.match(await page.textContent('[data-testid=download-onnx]'), /efficientnet-lite0-int8a8\.onnx/);
+  const compressed = await lists(page, 'top5-compressed');
+  assert.equal(compressed[1].top5[0].index, 967, 'int8 coffee is not espresso');
+  await page.screenshot({ path: join(OUT, 'efficientnet.png'), fullPage: true });
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prints the README's accuracy table: EfficientNet-Lite0 (real ImageNet weights) compressed with
+# each preset by `modelslim compress`, scored by `modelslim eval` on the 250 ImageNet validation
+# photos, agreement measured against the fp32 model. Calibration (activations, BN recalibration)
+# uses 64 `imagenet-samples` photos, never the photos scored.
+#   bash scripts/accuracy.sh [DATA_DIR]     (DATA_DIR holds imagenet-val/ and imagenet-samples/)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh" >/dev/null
+DATA="${1:-${MODELSLIM_DATA:-$ROOT/../shared/data}}"
+cargo build --release --quiet
+BIN="$CARGO_TARGET_DIR/release/modelslim"
+W="$MODELSLIM_EFFNET_PTH"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+mkdir -p "$OUT/calib"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -64 | xargs -I{} cp {} "$OUT/calib/"
+
+presets=(
+  "fp32|"
+  "fp16|--quant fp16"
+  "int8 weights, per-channel|--quant int8"
+  "int8 weights, per-channel, first/last fp32|--quant int8 --keep-first-last"
+  "int8 weights, per-tensor|--quant int8 --granularity tensor"
+  "int8 weights + activations (min-max)|--quant int8 --act-quant --calibrate $OUT/calib"
+  "int8 weights + activations (percentile 99.99)|--quant int8 --act-quant --calibration percentile:99.99 --calibrate $OUT/calib"
+  "int8 weights + activations, first/last fp32|--quant int8 --keep-first-last --act-quant --calibrate $OUT/calib"
+  "int4 weights, per-channel, first/last int8|--quant int4 --keep-first-last"
+  "int4 weights, groups of 32, first/last int8|--quant int4 --granularity group:32 --keep-first-last"
+  "30 % channels|--prune-channels 0.3 --round-to 8"
+  "30 % channels + BN recalibration|--prune-channels 0.3 --round-to 8 --recalibrate-bn $OUT/calib"
+  "50 % channels|--prune-channels 0.5 --round-to 8"
+  "50 % channels + BN recalibration|--prune-channels 0.5 --round-to 8 --recalibrate-bn $OUT/calib"
+  "50 % sparsity (3 steps)|--sparsity 0.5 --steps 3"
+  "30 % channels + BN recal. + int8 weights|--prune-channels 0.3 --round-to 8 --recalibrate-bn $OUT/calib --quant int8 --keep-first-last"
+)
+printf '| preset | params | MACs | ONNX | ONNX gzip | top-1 | top-5 | agreement with fp32 |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+for p in "${presets[@]}"; do
+  name="${p%%|*}"; flags="${p#*|}"
+  # shellcheck disable=SC2086
+  "$BIN" compress --weights "$W" --out "$OUT/m.safetensors" --onnx "$OUT/m.onnx" $flags --json > "$OUT/c.json"
+  "$BIN" eval --weights "$OUT/m.safetensors" --reference "$W" --images "$DATA/imagenet-val" --json > "$OUT/e.json"
+  python3 - "$name" "$OUT/c.json" "$OUT/e.json" <<'PY'
+import json, sys
+name, c, e = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+a = c["after"]
+mb = lambda n: f"{n / 1e6:.2f} MB"
+print(f"| {name} | {a['params']:,} | {a['macs'] / 1e6:.0f} M | {mb(a['bytes']['onnx']['raw'])} "
+      f"| {mb(a['bytes']['onnx']['gzip'])} | {e['top1']:.3f} | {e['top5']:.3f} | {e['agreement']:.3f} |")
+PY
+done
+echo
+echo "($(find "$DATA/imagenet-val" -name '*.JPEG' | wc -l) ImageNet validation photos, 10 classes, 1000-way; calibration: 64 imagenet-samples photos)"
