@@ -142,8 +142,11 @@ fn pytorch_zip_checkpoint_is_read() {
     assert_eq!(sd["b.weight"].data, vec![0., 3., 1., 4., 2., 5.]);
     assert_eq!(sd["bn.num_batches_tracked"].data, vec![7.0]);
     assert_eq!(sd["h.weight"].data, vec![0.5, -2.0]);
-    // It is not a ResNet18: loading it as a model names the first missing tensor.
+    // It is neither network: detection says so; loading it as a ResNet18 names the first
+    // missing tensor.
     let err = Model::from_bytes(&bytes).unwrap_err();
+    assert!(err.to_string().contains("neither"), "{err}");
+    let err = Model::from_bytes_as(&bytes, Some("resnet18")).unwrap_err();
     assert!(
         matches!(&err, Error::MissingKey { key, .. } if key == "conv1.weight"),
         "{err}"
