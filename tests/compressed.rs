@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::{Tensor, TensorData};
+mod common;
+use common::max_abs_diff;
 use modelslim::Error;
 use modelslim::backend::Backend;
 use modelslim::compress::{
@@ -30,14 +32,6 @@ fn images() -> Vec<Vec<f32>> {
 fn logits(model: &Model) -> Vec<Vec<f32>> {
     let c = Classifier::new(model, Backend::cpu()).unwrap();
     pollster::block_on(c.logits(&images())).unwrap()
-}
-
-fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn quant(weights: Precision, granularity: Granularity) -> QuantOptions {

@@ -11,6 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use modelslim::backend::Backend;
 use modelslim::compress::pipeline::logits_of;
 use modelslim::compress::{
@@ -119,36 +121,9 @@ fn legacy_checkpoint_loads_as_efficientnet_lite0_and_sees_cats_and_coffee() {
     assert_eq!(cup[0].index, 967);
     assert!(cup[..2].iter().all(|c| [967, 968].contains(&c.index)));
 
-    // The fp32 ONNX export gives the same logits in onnxruntime (tests/onnx.rs's harness).
-    let onnx = to_onnx(&m).unwrap();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("effnet");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (model, input, output) = (dir.join("m.onnx"), dir.join("in.f32"), dir.join("out.f32"));
-    std::fs::write(&model, onnx).unwrap();
-    let flat: Vec<u8> = images
-        .iter()
-        .flatten()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    std::fs::write(&input, flat).unwrap();
-    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let status = std::process::Command::new(python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/run_onnx.py"))
-        .args([&model, &input, &output])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let theirs: Vec<f32> = std::fs::read(&output)
-        .unwrap()
-        .chunks(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let d = logits
-        .iter()
-        .flatten()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    // The fp32 ONNX export gives the same logits in onnxruntime.
+    let theirs = common::onnxruntime(&to_onnx(&m).unwrap(), &images, "effnet-fp32", true);
+    let d = common::max_abs_diff(&logits, &theirs);
     eprintln!("max |Δlogit| vs onnxruntime: {d:.2e}");
     assert!(d <= 1e-4, "ONNX logits differ by {d}");
 }

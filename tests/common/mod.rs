@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests that compare against onnxruntime.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Logits of `onnx` for `images` in onnxruntime (`tests/golden/run_onnx.py`).
+pub fn onnxruntime(onnx: &[u8], images: &[Vec<f32>], name: &str, optimize: bool) -> Vec<Vec<f32>> {
+    let (model, input, output) = (
+        scratch(&format!("{name}.onnx")),
+        scratch(&format!("{name}.in.f32")),
+        scratch(&format!("{name}.out.f32")),
+    );
+    std::fs::write(&model, onnx).unwrap();
+    let flat: Vec<u8> = images
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(&input, flat).unwrap();
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/run_onnx.py");
+    let mut cmd = Command::new(&python);
+    cmd.arg(script).arg(&model).arg(&input).arg(&output);
+    if !optimize {
+        cmd.arg("--no-optimize");
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {python} (set MODELSLIM_PYTHON to a Python with onnxruntime): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "onnxruntime failed on {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&output).unwrap();
+    let values: Vec<f32> = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let classes = values.len() / images.len();
+    values.chunks(classes).map(<[f32]>::to_vec).collect()
+}
+
+/// The largest element-wise difference of two sets of logits.
+pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
