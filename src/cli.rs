@@ -28,8 +28,8 @@ usage:
                      [--global] [--prune-stem] [--sparsity R] [--recalibrate-bn DIR]
                      [--quant none|int8|int4|fp16] [--granularity channel|tensor|group:N]
                      [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
-                     [--act-quant] [--calibration minmax|percentile[:P]] [--calibrate DIR]
-                     [--backend cpu|wgpu] [--json]
+                     [--bias-correction] [--act-quant] [--calibration minmax|percentile[:P]]
+                     [--calibrate DIR] [--backend cpu|wgpu] [--json]
   modelslim eval --weights FILE [--reference FILE] --images DIR [--images DIR ...]
                  [--backend cpu|wgpu] [--json]
   modelslim sensitivity --weights FILE --calibrate DIR [--quant int8|int4|fp16]
@@ -332,6 +332,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
             "prune-stem",
             "act-quant",
             "keep-first-last",
+            "bias-correction",
         ],
     )?;
     args.check_known(&[
@@ -388,6 +389,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
             keep_first_last: args.has("keep-first-last"),
             overrides,
         },
+        bias_correction: args.has("bias-correction"),
         act_quant: if args.has("act-quant") {
             Some(
                 args.one("calibration")
@@ -398,6 +400,11 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
             None
         },
     };
+    if opts.bias_correction && args.one("calibrate").is_none() {
+        return Err(CliError::Run(Error::Invalid(
+            "--bias-correction needs --calibrate DIR (images to measure input means on)".into(),
+        )));
+    }
     if opts.act_quant.is_some() && args.one("calibrate").is_none() {
         return Err(CliError::Run(Error::Invalid(
             "--act-quant needs --calibrate DIR (images to measure activation ranges on)".into(),

@@ -194,6 +194,7 @@ struct WebOptions {
     keep_first_last: bool,
     act_quant: bool,
     calibration: String,
+    bias_correction: bool,
 }
 
 impl Default for WebOptions {
@@ -210,6 +211,7 @@ impl Default for WebOptions {
             keep_first_last: false,
             act_quant: false,
             calibration: "minmax".into(),
+            bias_correction: false,
         }
     }
 }
@@ -242,6 +244,7 @@ impl WebOptions {
                 keep_first_last: self.keep_first_last,
                 overrides: Default::default(),
             },
+            bias_correction: self.bias_correction,
             act_quant: if self.act_quant {
                 Some(self.calibration.parse::<Calibration>()?)
             } else {
@@ -548,7 +551,9 @@ impl Engine {
                 return Err(JsError::new("load a model before compressing").into());
             };
             let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.borrow().clone()).collect();
-            if (opts.recalibrate_bn || opts.act_quant.is_some()) && images.is_empty() {
+            if (opts.recalibrate_bn || opts.act_quant.is_some() || opts.bias_correction)
+                && images.is_empty()
+            {
                 return Err(JsError::new(
                     "batch-norm recalibration and int8 activations are calibrated on your photos: upload some first (8 or more give steadier ranges)",
                 )
@@ -627,7 +632,10 @@ impl Engine {
                 before: &before,
                 after: &after,
                 agreement_on_uploaded_photos: agreement.as_ref(),
-                calibration_photos: if opts.recalibrate_bn || opts.act_quant.is_some() {
+                calibration_photos: if opts.recalibrate_bn
+                    || opts.act_quant.is_some()
+                    || opts.bias_correction
+                {
                     images.len()
                 } else {
                     0

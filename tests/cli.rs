@@ -329,6 +329,7 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         "int4",
     );
     bad(&["--quant", "int8", "--act-quant"], "--calibrate");
+    bad(&["--quant", "int8", "--bias-correction"], "--calibrate");
     bad(&["--quant", "int3"], "not one of none, int8, int4, fp16");
     bad(
         &["--quant", "int8", "--granularity", "group:0"],

@@ -294,3 +294,41 @@ fn file_names_say_what_the_file_is() {
     };
     assert_eq!(o.file_stem("resnet18"), "resnet18-int4g32");
 }
+
+#[test]
+fn bias_correction_moves_quantized_outputs_back_towards_float() {
+    let m = Model::seeded_resnet18(3);
+    let photos: Vec<Vec<f32>> = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"]
+        .iter()
+        .map(|n| {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("www/samples")
+                .join(n);
+            m.preprocess().run(&std::fs::read(p).unwrap()).unwrap()
+        })
+        .collect();
+    let float = logits(&m);
+    let kl = |bias_correction: bool| {
+        let q = run(
+            &m,
+            &CompressOptions {
+                quant: quant(Precision::Int4, Granularity::PerChannel),
+                bias_correction,
+                ..Default::default()
+            },
+            &photos,
+        )
+        .unwrap();
+        modelslim::compress::agreement(&float, &logits(&q)).kl
+    };
+    let (plain, corrected) = (kl(false), kl(true));
+    eprintln!("int4 mean KL to float: {plain:.5} plain, {corrected:.5} bias-corrected");
+    assert!(corrected < plain);
+    // It needs images.
+    let opts = CompressOptions {
+        quant: quant(Precision::Int8, Granularity::PerChannel),
+        bias_correction: true,
+        ..Default::default()
+    };
+    assert!(run(&m, &opts, &[]).is_err());
+}

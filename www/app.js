@@ -305,22 +305,22 @@ async function reclassify() {
 const PRESETS = {
   pi: {
     values: { 'prune-channels': 0, 'round-to': 1, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
-      'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': false },
-    note: 'A full int8 QDQ graph: ONNX Runtime and TFLite run it with int8 kernels on ARM (about 4× smaller, usually 2–3× faster there). Needs your photos for calibration.',
+      'act-quant': true, 'bias-correction': true, 'keep-first-last': false, 'recalibrate-bn': false },
+    note: 'A full int8 QDQ graph: ONNX Runtime and TFLite run it with int8 kernels on ARM (about 4× smaller, usually 2–3× faster there). Biases are corrected for the rounding. Needs your photos for calibration.',
   },
   balanced: {
     values: { 'prune-channels': 0.3, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
-      'act-quant': false, 'keep-first-last': false, 'recalibrate-bn': false },
+      'bias-correction': false, 'act-quant': false, 'keep-first-last': false, 'recalibrate-bn': false },
     note: '30 % fewer channels in every prunable layer (≈ 40 % fewer MACs) and int8 weights: about ⅛ of the fp32 file. Tick "recalibrate batch norms" when you have photos.',
   },
   fastest: {
     values: { 'prune-channels': 0.5, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
-      'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': true },
+      'bias-correction': false, 'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': true },
     note: 'Half the channels (≈ 60 % fewer MACs), int8 weights and activations, batch norms recalibrated on your photos. Expect an accuracy cost: check the agreement.',
   },
   smallest: {
     values: { 'prune-channels': 0.5, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int4', granularity: 'channel',
-      'act-quant': false, 'keep-first-last': true, 'recalibrate-bn': false },
+      'bias-correction': false, 'act-quant': false, 'keep-first-last': true, 'recalibrate-bn': false },
     note: 'Half the channels and int4 weights (first conv and classifier int8): the smallest file, the largest accuracy cost.',
   },
 };
@@ -350,6 +350,7 @@ function readOptions() {
     quant: $('quant').value,
     granularity: $('granularity').value,
     act_quant: $('act-quant').checked,
+    bias_correction: $('bias-correction').checked,
     keep_first_last: $('keep-first-last').checked,
     recalibrate_bn: $('recalibrate-bn').checked,
   };
@@ -395,8 +396,8 @@ async function runCompression() {
     showError('Load a model first.');
     return;
   }
-  if ((opts.act_quant || opts.recalibrate_bn) && engine.photoCount === 0) {
-    showError('int8 activations and batch-norm recalibration are calibrated on your photos: upload at least 4 in step 2 first (16 or more are better).');
+  if ((opts.act_quant || opts.recalibrate_bn || opts.bias_correction) && engine.photoCount === 0) {
+    showError('int8 activations, bias correction and batch-norm recalibration are calibrated on your photos: upload at least 4 in step 2 first (16 or more are better).');
     return;
   }
   cancelRequested = false;

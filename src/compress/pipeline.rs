@@ -24,6 +24,9 @@ pub struct CompressOptions {
     pub quant: QuantOptions,
     /// Quantize activations to u8, ranges from the calibration images.
     pub act_quant: Option<Calibration>,
+    /// After weight quantization, shift each integer layer's bias by the mean output change its
+    /// rounding causes on the calibration images (bias correction).
+    pub bias_correction: bool,
 }
 
 impl CompressOptions {
@@ -32,6 +35,11 @@ impl CompressOptions {
         if self.recalibrate_bn && bn_images == 0 {
             return Err(Error::Invalid(
                 "batch-norm recalibration needs calibration images".into(),
+            ));
+        }
+        if self.bias_correction && act_images == 0 {
+            return Err(Error::Invalid(
+                "bias correction needs calibration images".into(),
             ));
         }
         if self.act_quant.is_some() && act_images == 0 {
@@ -151,6 +159,9 @@ where
             opts.quant.weights.label()
         ));
     }
+    if opts.bias_correction {
+        labels.push("correcting biases for the rounding".into());
+    }
     if opts.act_quant.is_some() {
         labels.push("calibrating activation ranges".into());
     }
@@ -189,7 +200,16 @@ where
         if !progress(next()).await {
             return Err(Error::Cancelled);
         }
+        let float = m.fold_bn()?;
         m = m.quantized(&opts.quant)?;
+        if opts.bias_correction {
+            if !progress(next()).await {
+                return Err(Error::Cancelled);
+            }
+            m = m
+                .bias_corrected(&float, backend.clone(), &batches_of(act_images))
+                .await?;
+        }
     }
     if let Some(method) = opts.act_quant {
         if !progress(next()).await {
