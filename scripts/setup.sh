@@ -55,6 +55,7 @@ PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 pillow==13.0.0"
 export MODELSLIM_PYTHON="$PY_ENV/bin/python"
 if [ "$(cat "$PY_ENV/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   step "installing $PY_REQS into $PY_ENV (once)"
+  command -v python3 >/dev/null || need_apt python3 python3-venv
   if ! python3 -m venv --clear "$PY_ENV" 2>/dev/null; then
     need_apt python3-venv
     python3 -m venv --clear "$PY_ENV"
