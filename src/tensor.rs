@@ -27,6 +27,20 @@ impl HostTensor {
     }
 }
 
+/// f32 values as little-endian bytes (safetensors `F32`, ONNX `FLOAT` raw data).
+pub fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Values rounded to IEEE half precision, as little-endian bytes (safetensors `F16`, ONNX
+/// `FLOAT16` raw data).
+pub fn f16_le_bytes(values: &[f32]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect()
+}
+
 /// Named tensors, sorted by name: a PyTorch-style `state_dict`.
 pub type StateDict = BTreeMap<String, HostTensor>;
 

@@ -11,7 +11,7 @@ use crate::compress::qmodel::bias_scales;
 use crate::compress::quantize::{ActQuant, Granularity, QuantizedTensor};
 use crate::model::stored::pack_int4;
 use crate::model::{Model, Op};
-use crate::tensor::HostTensor;
+use crate::tensor::{HostTensor, f16_le_bytes, f32_le_bytes};
 use crate::{Error, Result};
 
 /// Serialise `model` as an ONNX file.
@@ -71,10 +71,6 @@ fn tensor(name: &str, data_type: i32, dims: &[usize], raw_data: Vec<u8>) -> Tens
     }
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     let dim = dims
         .iter()
@@ -122,13 +118,8 @@ impl Builder<'_> {
             self.dequantize_weight(key, &q);
         } else if self.model.quant.f16.contains(key) {
             let t = self.host(key)?;
-            let bytes = t
-                .data
-                .iter()
-                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                .collect();
             let stored = format!("{key}_fp16");
-            let init = tensor(&stored, data_type::FLOAT16, &t.shape, bytes);
+            let init = tensor(&stored, data_type::FLOAT16, &t.shape, f16_le_bytes(&t.data));
             self.initializers.push(init);
             self.node(
                 "Cast",
@@ -138,7 +129,7 @@ impl Builder<'_> {
             );
         } else {
             let t = self.host(key)?;
-            let init = tensor(key, data_type::FLOAT, &t.shape, f32_bytes(&t.data));
+            let init = tensor(key, data_type::FLOAT, &t.shape, f32_le_bytes(&t.data));
             self.initializers.push(init);
         }
         Ok(key.to_string())
@@ -165,7 +156,7 @@ impl Builder<'_> {
             &sn,
             data_type::FLOAT,
             &q.scale_shape,
-            f32_bytes(&q.scales),
+            f32_le_bytes(&q.scales),
         ));
         self.initializers
             .push(tensor(&zn, dtype, &q.scale_shape, zeros));
@@ -200,7 +191,7 @@ impl Builder<'_> {
             &sn,
             data_type::FLOAT,
             &[scales.len()],
-            f32_bytes(&scales),
+            f32_le_bytes(&scales),
         ));
         self.node(
             "DequantizeLinear",
@@ -227,7 +218,7 @@ impl Builder<'_> {
     fn qdq(&mut self, value: &str, q: &ActQuant) -> String {
         let (sn, zn) = (format!("{value}_scale"), format!("{value}_zero_point"));
         self.initializers
-            .push(tensor(&sn, data_type::FLOAT, &[], f32_bytes(&[q.scale])));
+            .push(tensor(&sn, data_type::FLOAT, &[], f32_le_bytes(&[q.scale])));
         self.initializers
             .push(tensor(&zn, data_type::UINT8, &[], vec![q.zero_point]));
         let (qn, dn) = (format!("{value}_quantized"), format!("{value}_dequantized"));
@@ -304,13 +295,13 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                         "relu6_min",
                         data_type::FLOAT,
                         &[],
-                        f32_bytes(&[0.0]),
+                        f32_le_bytes(&[0.0]),
                     ));
                     b.initializers.push(tensor(
                         "relu6_max",
                         data_type::FLOAT,
                         &[],
-                        f32_bytes(&[6.0]),
+                        f32_le_bytes(&[6.0]),
                     ));
                     relu6_bounds = true;
                 }

@@ -13,7 +13,7 @@ use super::{Arch, Model, check_state_dict};
 use crate::compress::quantize::{
     ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape,
 };
-use crate::tensor::{HostTensor, StateDict};
+use crate::tensor::{HostTensor, StateDict, f16_le_bytes};
 use crate::weights::safetensors::{Dtype, METADATA_KEY, RawTensor, read_raw, write_raw};
 use crate::{Error, Result};
 
@@ -107,17 +107,12 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
                 },
             );
         } else if q.f16.contains(key) {
-            let bytes = t
-                .data
-                .iter()
-                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-                .collect();
             raw.insert(
                 key.clone(),
                 RawTensor {
                     dtype: Dtype::F16,
                     shape: t.shape.clone(),
-                    bytes,
+                    bytes: f16_le_bytes(&t.data),
                 },
             );
             formats.insert(key.clone(), TensorFormat::F16);

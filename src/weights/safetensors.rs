@@ -6,7 +6,7 @@ pub use safetensors::tensor::Dtype;
 use safetensors::tensor::{SafeTensorError, SafeTensors, TensorView};
 
 use super::pth::decode_storage;
-use crate::tensor::{HostTensor, StateDict};
+use crate::tensor::{HostTensor, StateDict, f32_le_bytes};
 use crate::{Error, Result};
 
 /// The metadata key under which modelslim stores its model description (JSON).
@@ -26,7 +26,7 @@ impl RawTensor {
         RawTensor {
             dtype: Dtype::F32,
             shape,
-            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            bytes: f32_le_bytes(data),
         }
     }
 
