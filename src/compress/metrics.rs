@@ -92,16 +92,12 @@ pub struct LayerStat {
 
 /// Per conv/linear layer of `compressed`: widths against `original`, sparsity and format.
 pub fn layer_report(original: &Model, compressed: &Model) -> Vec<LayerStat> {
-    use crate::model::Op;
     let width = |m: &Model, key: &str| m.weights.get(key).map(|t| t.shape[0]).unwrap_or(0);
     compressed
         .graph()
         .nodes
         .iter()
-        .filter_map(|n| match &n.op {
-            Op::Conv { name, .. } | Op::Linear { name, .. } => Some(name.clone()),
-            _ => None,
-        })
+        .filter_map(|n| n.op.layer_name().map(str::to_string))
         .map(|layer| {
             let key = format!("{layer}.weight");
             let t = compressed.weights.get(&key);

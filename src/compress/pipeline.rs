@@ -10,7 +10,7 @@ use super::qmodel::{Calibration, QuantOptions};
 use super::quantize::Precision;
 use super::{PruneOptions, SparsityOptions, recalibrate_bn};
 use crate::backend::Backend;
-use crate::model::{Model, Op};
+use crate::model::Model;
 use crate::predict::{Classifier, softmax};
 use crate::{Error, Result};
 
@@ -200,15 +200,18 @@ where
         if !progress(next()).await {
             return Err(Error::Cancelled);
         }
-        let float = m.fold_bn()?;
-        m = m.quantized(&opts.quant)?;
+        let quantized = m.quantized(&opts.quant)?;
         if opts.bias_correction {
             if !progress(next()).await {
                 return Err(Error::Cancelled);
             }
-            m = m
+            // Input means are measured on the folded float model.
+            let float = m.fold_bn()?;
+            m = quantized
                 .bias_corrected(&float, backend.clone(), &batches_of(act_images))
                 .await?;
+        } else {
+            m = quantized;
         }
     }
     if let Some(method) = opts.act_quant {
@@ -309,16 +312,14 @@ where
     let layers: Vec<(String, usize)> = graph
         .nodes
         .iter()
-        .filter_map(|n| match &n.op {
-            Op::Conv { name, .. } | Op::Linear { name, .. } => {
-                let params = model
-                    .weights
-                    .get(&format!("{name}.weight"))
-                    .map(|t| t.len())
-                    .unwrap_or(0);
-                Some((name.clone(), params))
-            }
-            _ => None,
+        .filter_map(|n| n.op.layer_name())
+        .map(|name| {
+            let params = model
+                .weights
+                .get(&format!("{name}.weight"))
+                .map(|t| t.len())
+                .unwrap_or(0);
+            (name.to_string(), params)
         })
         .collect();
     let mut rows = Vec::with_capacity(layers.len());

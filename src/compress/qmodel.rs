@@ -131,7 +131,7 @@ impl Model {
             weights: w,
             quant: self.quant.clone(),
         };
-        super::super::model::check_state_dict(
+        crate::model::check_state_dict(
             &out.graph().param_shapes(),
             &out.weights,
             out.arch.display(),
@@ -146,10 +146,7 @@ impl Model {
         graph
             .nodes
             .iter()
-            .filter_map(|n| match &n.op {
-                Op::Conv { name, .. } | Op::Linear { name, .. } => Some(name.as_str()),
-                _ => None,
-            })
+            .filter_map(|n| n.op.layer_name())
             .map(|name| {
                 let edge = Some(name) == first || Some(name) == last;
                 let p = match opts.overrides.get(name) {
@@ -170,17 +167,14 @@ impl Model {
                 "this model is already quantized: compress the original instead".into(),
             ));
         }
-        for name in opts.overrides.keys() {
-            if !self
-                .graph()
-                .nodes
-                .iter()
-                .any(|n| matches!(&n.op, Op::Conv { name: c, .. } | Op::Linear { name: c, .. } if c == name))
-            {
-                return Err(Error::Invalid(format!("no layer named '{name}'")));
-            }
-        }
         let layers = self.layer_precisions(opts);
+        if let Some(name) = opts
+            .overrides
+            .keys()
+            .find(|name| !layers.iter().any(|(l, _)| l == *name))
+        {
+            return Err(Error::Invalid(format!("no layer named '{name}'")));
+        }
         if layers.iter().all(|(_, p)| *p == Precision::F32) {
             return Ok(self.clone());
         }
@@ -220,15 +214,15 @@ impl Model {
         let graph = self.graph();
         let mut points = Vec::new();
         for n in &graph.nodes {
-            let reads: &[usize] = match &n.op {
-                Op::Conv { name, .. } | Op::Linear { name, .. } => {
+            let reads: &[usize] = match (&n.op, n.op.layer_name()) {
+                (_, Some(name)) => {
                     if self.quant.int.contains_key(&format!("{name}.weight")) {
                         &n.inputs
                     } else {
                         &[]
                     }
                 }
-                Op::Add | Op::GlobalAvgPool => &n.inputs,
+                (Op::Add | Op::GlobalAvgPool, None) => &n.inputs,
                 _ => &[],
             };
             for &v in reads {
@@ -372,9 +366,8 @@ impl Model {
         let mut out = self.clone();
         let graph = self.graph();
         for n in &graph.nodes {
-            let name = match &n.op {
-                Op::Conv { name, .. } | Op::Linear { name, .. } => name,
-                _ => continue,
+            let Some(name) = n.op.layer_name() else {
+                continue;
             };
             let (Some(qt), Some(a)) = (
                 self.quant.int.get(&format!("{name}.weight")),

@@ -47,6 +47,17 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The name of the layer when this is a conv or a linear layer (the ops with weights that
+    /// are pruned and quantized).
+    pub fn layer_name(&self) -> Option<&str> {
+        match self {
+            Op::Conv { name, .. } | Op::Linear { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
 /// One node: an operation, the values it reads and the value it writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
