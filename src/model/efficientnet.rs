@@ -115,6 +115,8 @@ impl EfficientNetConfig {
     /// The network as a graph (see `ResNetConfig::graph` for `folded`).
     pub fn graph(&self, folded: bool) -> Graph {
         let mut g = Graph::new();
+        // conv + batch norm with lukemelas' names, TF-"same" padding for an input of `size`,
+        // BN eps 1e-3.
         let conv = |g: &mut Graph,
                     x: usize,
                     name: &str,
@@ -125,33 +127,8 @@ impl EfficientNetConfig {
                     size: usize,
                     groups: usize| {
             let (before, after, _) = same_pad(size, k, stride);
-            let c = g.push(
-                Op::Conv {
-                    name: name.into(),
-                    in_channels: io.0,
-                    out_channels: io.1,
-                    kernel: k,
-                    stride,
-                    pads: [before, before, after, after],
-                    groups,
-                    bias: folded,
-                },
-                &[x],
-                name,
-            );
-            if folded {
-                c
-            } else {
-                g.push(
-                    Op::BatchNorm {
-                        name: bn.into(),
-                        channels: io.1,
-                        eps: 1e-3,
-                    },
-                    &[c],
-                    bn,
-                )
-            }
+            let pads = [before, before, after, after];
+            g.conv_bn(x, name, bn, io, k, stride, pads, groups, 1e-3, folded)
         };
         let relu6 = |g: &mut Graph, x: usize, name: String| g.push(Op::Relu6, &[x], name);
         let mut size = self.image_size;

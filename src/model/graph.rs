@@ -99,6 +99,51 @@ impl Graph {
         output
     }
 
+    /// A conv named `conv` reading `x`, then its batch norm `bn` — or, when `folded`, the conv
+    /// alone with a bias (the batch norm folded into it, as quantized models are). Returns the
+    /// value the next layer reads.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_bn(
+        &mut self,
+        x: usize,
+        conv: &str,
+        bn: &str,
+        (in_channels, out_channels): (usize, usize),
+        kernel: usize,
+        stride: usize,
+        pads: [usize; 4],
+        groups: usize,
+        eps: f32,
+        folded: bool,
+    ) -> usize {
+        let c = self.push(
+            Op::Conv {
+                name: conv.into(),
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                pads,
+                groups,
+                bias: folded,
+            },
+            &[x],
+            conv,
+        );
+        if folded {
+            return c;
+        }
+        self.push(
+            Op::BatchNorm {
+                name: bn.into(),
+                channels: out_channels,
+                eps,
+            },
+            &[c],
+            bn,
+        )
+    }
+
     /// The conv that is the first operation (the stem), if any.
     pub fn first_conv(&self) -> Option<&str> {
         self.nodes.iter().find_map(|n| match &n.op {

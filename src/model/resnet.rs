@@ -106,7 +106,7 @@ impl ResNetConfig {
     /// (convs with a bias, no batch-norm nodes), the form quantized models take.
     pub fn graph(&self, folded: bool) -> Graph {
         let mut g = Graph::new();
-        // conv (+ batch norm), with torchvision's names.
+        // conv + batch norm with torchvision's names, symmetric padding, BN eps 1e-5.
         let conv_bn = |g: &mut Graph,
                        x: usize,
                        conv: &str,
@@ -115,33 +115,7 @@ impl ResNetConfig {
                        k: usize,
                        stride: usize,
                        pad: usize| {
-            let c = g.push(
-                Op::Conv {
-                    name: conv.into(),
-                    in_channels: io.0,
-                    out_channels: io.1,
-                    kernel: k,
-                    stride,
-                    pads: [pad; 4],
-                    groups: 1,
-                    bias: folded,
-                },
-                &[x],
-                conv,
-            );
-            if folded {
-                c
-            } else {
-                g.push(
-                    Op::BatchNorm {
-                        name: bn.into(),
-                        channels: io.1,
-                        eps: 1e-5,
-                    },
-                    &[c],
-                    bn,
-                )
-            }
+            g.conv_bn(x, conv, bn, io, k, stride, [pad; 4], 1, 1e-5, folded)
         };
         let x = conv_bn(&mut g, 0, "conv1", "bn1", (3, self.stem_channels), 7, 2, 3);
         let x = g.push(Op::Relu, &[x], "relu");
