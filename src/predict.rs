@@ -68,6 +68,14 @@ pub async fn read_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))
 }
 
+/// One graph value read back by [`Classifier::capture`]: `[N, C, H, W]` values in row-major
+/// order.
+pub struct Captured {
+    pub value: usize,
+    pub dims: [usize; 4],
+    pub data: Vec<f32>,
+}
+
 /// A model uploaded to a backend, ready to classify preprocessed images.
 pub struct Classifier {
     pub backend: Backend,
@@ -140,14 +148,20 @@ impl Classifier {
         Ok(out)
     }
 
-    /// Run a batch and return the given values as computed (activation calibration).
-    pub fn capture(
-        &self,
-        images: &[Vec<f32>],
-        values: &[usize],
-    ) -> Result<Vec<(usize, Tensor<4>)>> {
+    /// Run a batch and read the given values back to the host as computed (activation
+    /// calibration, bias correction).
+    pub async fn capture(&self, images: &[Vec<f32>], values: &[usize]) -> Result<Vec<Captured>> {
         let (_, captured) = self.net.run(self.input(images)?, None, values);
-        Ok(captured)
+        let mut out = Vec::with_capacity(captured.len());
+        for (value, t) in captured {
+            let dims = t.dims();
+            out.push(Captured {
+                value,
+                dims,
+                data: read_values(t).await?,
+            });
+        }
+        Ok(out)
     }
 
     /// Classify one preprocessed image.

@@ -11,7 +11,7 @@ use super::quantize::{
 };
 use crate::backend::Backend;
 use crate::model::{Model, Op};
-use crate::predict::{Classifier, read_values};
+use crate::predict::Classifier;
 use crate::tensor::HostTensor;
 use crate::{Error, Result};
 
@@ -255,12 +255,11 @@ impl Model {
         let mut ranges: Vec<(f32, f32, Vec<f32>)> =
             vec![(f32::INFINITY, f32::NEG_INFINITY, Vec::new()); points.len()];
         for batch in batches.iter().filter(|b| !b.is_empty()) {
-            let captured = classifier.capture(batch, &points)?;
-            for (v, t) in captured {
-                let Some(k) = points.iter().position(|&p| p == v) else {
+            for cap in classifier.capture(batch, &points).await? {
+                let Some(k) = points.iter().position(|&p| p == cap.value) else {
                     continue;
                 };
-                let values = read_values(t).await?;
+                let values = cap.data;
                 let r = &mut ranges[k];
                 for &x in &values {
                     r.0 = r.0.min(x);
@@ -317,11 +316,10 @@ impl Model {
         // Per captured value: the sum of each channel's values and the count per channel.
         let mut sums: BTreeMap<usize, (Vec<f64>, usize)> = BTreeMap::new();
         for batch in batches.iter().filter(|b| !b.is_empty()) {
-            for (v, t) in classifier.capture(batch, &points)? {
-                let [n, c, h, w] = t.dims();
-                let values = read_values(t).await?;
-                let e = sums.entry(v).or_insert_with(|| (vec![0.0; c], 0));
-                for (i, x) in values.iter().enumerate() {
+            for cap in classifier.capture(batch, &points).await? {
+                let [n, c, h, w] = cap.dims;
+                let e = sums.entry(cap.value).or_insert_with(|| (vec![0.0; c], 0));
+                for (i, x) in cap.data.iter().enumerate() {
                     e.0[(i / (h * w)) % c] += *x as f64;
                 }
                 e.1 += n * h * w;
