@@ -18,6 +18,15 @@ fn sample(name: &str) -> String {
     root().join("www/samples").join(name).display().to_string()
 }
 
+/// The command succeeded; else its stderr is the message.
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A failure is one line on stderr, a non-zero status, and no panic or backtrace.
 fn assert_clean_failure(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -42,11 +51,7 @@ fn predict_json_is_one_object_per_image() {
         &sample("rocket.jpg"),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2);
@@ -84,11 +89,7 @@ fn weights_written_by_init_weights_predict_like_seeded() {
         "--out",
         file.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let a = modelslim(&[
         "predict",
         "--weights",
@@ -176,11 +177,7 @@ fn compress_reports_before_and_after_and_writes_a_loadable_file() {
         "0.5",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (b, a) = (&v["before"], &v["after"]);
     assert_eq!(b["params"], 11_689_512);
@@ -201,7 +198,7 @@ fn compress_reports_before_and_after_and_writes_a_loadable_file() {
         &sample("coffee.png"),
         "--json",
     ]);
-    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert_success(&p);
 
     let bad = modelslim(&[
         "compress",
@@ -228,11 +225,7 @@ fn compress_reports_before_and_after_and_writes_a_loadable_file() {
         "--recalibrate-bn",
         &samples,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let bad = modelslim(&[
@@ -271,11 +264,7 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         &samples,
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (b, a) = (&v["before"], &v["after"]);
     let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
@@ -303,7 +292,7 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         &sample("coffee.png"),
         "--json",
     ]);
-    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert_success(&p);
     let again = dir.join("again.onnx");
     let e = modelslim(&[
         "export",
@@ -312,7 +301,7 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         "--onnx",
         again.to_str().unwrap(),
     ]);
-    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    assert_success(&e);
     assert_eq!(
         std::fs::read(&again).unwrap(),
         std::fs::read(&onnx).unwrap()
@@ -360,11 +349,7 @@ fn eval_reads_labels_from_names_and_compares_with_a_reference() {
         dir.to_str().unwrap(),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n"], 3);
     assert_eq!(v["labelled"], 2);
@@ -399,11 +384,7 @@ fn sensitivity_lists_every_layer_most_sensitive_first() {
         "int4",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     // 20 convs and the classifier.
     assert_eq!(rows.len(), 21);
