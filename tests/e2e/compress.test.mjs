@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, DIST, serveDist, launchChromium } from './harness.mjs';
+import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
 
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
 const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
@@ -36,11 +36,7 @@ after(async () => {
 async function openPage(query) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, acceptDownloads: true });
   const page = await context.newPage();
-  const problems = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || /panicked/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  const problems = watchConsole(page);
   await page.goto(base + query);
   await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
     null, { timeout: 120_000 });

@@ -40,3 +40,13 @@ export function launchChromium() {
     ],
   });
 }
+
+/** Collect console errors, panics and page errors: the console must stay clean. */
+export function watchConsole(page) {
+  const problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || /panicked/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  return problems;
+}

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, DIST, serveDist, launchChromium } from './harness.mjs';
+import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
 
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
 const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
@@ -62,11 +62,7 @@ async function openPage(query) {
       return module;
     };
   });
-  const problems = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || /panicked/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  const problems = watchConsole(page);
   await page.goto(base + query);
   await page.waitForFunction(() => document.querySelector('[data-testid=backend]').dataset.kind,
     null, { timeout: 120_000 });
