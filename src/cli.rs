@@ -388,6 +388,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
             granularity: args.one("granularity").unwrap_or("channel").parse()?,
             keep_first_last: args.has("keep-first-last"),
             overrides,
+            exact_scales: false,
         },
         bias_correction: args.has("bias-correction"),
         act_quant: if args.has("act-quant") {

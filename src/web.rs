@@ -243,6 +243,7 @@ impl WebOptions {
                 granularity: self.granularity.parse()?,
                 keep_first_last: self.keep_first_last,
                 overrides: Default::default(),
+                exact_scales: false,
             },
             bias_correction: self.bias_correction,
             act_quant: if self.act_quant {

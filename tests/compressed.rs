@@ -177,8 +177,10 @@ fn folding_batch_norms_keeps_the_function() {
 
 #[test]
 fn activation_fake_quant_equals_quantize_linear_on_the_host() {
+    // The range 4 needs a step of 4/255; the next power of two is 1/32, and zero sits at
+    // round(1 / (1/32)) = 32.
     let q = ActQuant::from_range(-1.0, 3.0);
-    assert_eq!(q.zero_point, 64); // round(1 / (4/255)) = round(63.75)
+    assert_eq!((q.scale, q.zero_point), (1.0 / 32.0, 32));
     // Values around ties, out of range and exactly on the grid.
     let xs: Vec<f32> = (-700..700).map(|i| i as f32 * q.scale * 0.25).collect();
     let t = Tensor::<4>::from_data(
@@ -189,10 +191,89 @@ fn activation_fake_quant_equals_quantize_linear_on_the_host() {
     for (x, g) in xs.iter().zip(&got) {
         assert_eq!(*g, q.fake(*x), "x = {x}");
     }
-    assert_eq!(q.fake(100.0), (255.0 - 64.0) * q.scale);
-    assert_eq!(q.fake(-100.0), -64.0 * q.scale);
+    assert_eq!(q.fake(100.0), (255.0 - 32.0) * q.scale);
+    assert_eq!(q.fake(-100.0), -32.0 * q.scale);
     // All-zero activations get a usable scale.
     assert_eq!(ActQuant::from_range(0.0, 0.0).scale, 1.0);
+}
+
+#[test]
+fn activation_steps_are_powers_of_two_fitted_to_the_values() {
+    // A tail: 10,000 values in [0, 1) and one at 9. Covering 9 takes a step of 9/255, 1/16 as a
+    // power of two (squared error ≈ 10,000 · (1/16)²/12 = 3.3); a step of 1/32 clips the one
+    // value to 7.97 (error 1.06) and halves everyone else's (0.8): 1.9 in all.
+    let mut sample: Vec<f32> = (0..10_000).map(|i| i as f32 / 10_000.0).collect();
+    sample.push(9.0);
+    let widest = ActQuant::from_range(0.0, 9.0);
+    assert_eq!(widest.scale, 1.0 / 16.0);
+    let fitted = ActQuant::fit(0.0, 9.0, &sample);
+    assert_eq!((fitted.scale, fitted.zero_point), (1.0 / 32.0, 0));
+    // Values that fill their range keep the widest step.
+    let even: Vec<f32> = (0..=6000).map(|i| i as f32 * 0.001).collect();
+    assert_eq!(
+        ActQuant::fit(0.0, 6.0, &even),
+        ActQuant::from_range(0.0, 6.0)
+    );
+    // Zero stays exact for a range across it.
+    let q = ActQuant::fit(-1.0, 3.0, &sample);
+    assert_eq!(q.fake(0.0), 0.0);
+    for s in [
+        q.scale,
+        fitted.scale,
+        ActQuant::from_range(-3e-5, 7e3).scale,
+    ] {
+        assert_eq!(
+            s,
+            2f32.powi(s.log2().round() as i32),
+            "{s} is not a power of two"
+        );
+    }
+}
+
+#[test]
+fn weight_scales_round_up_to_five_significant_bits_only_with_quantized_activations() {
+    use modelslim::compress::quantize::{EXACT_WEIGHT_SCALE_BITS, round_up_to_bits};
+    assert_eq!(round_up_to_bits(1.0, 5), 1.0);
+    assert_eq!(round_up_to_bits(1.0 + 1e-6, 5), 1.0625); // the next 5-bit value above 1
+    assert_eq!(round_up_to_bits(1.97, 5), 2.0); // carries into the exponent
+    assert_eq!(round_up_to_bits(0.3, 1), 0.5);
+    let m = Model::seeded_resnet18(4);
+    let on_grid = |s: f32| round_up_to_bits(s, EXACT_WEIGHT_SCALE_BITS) == s;
+    let weight_only = m
+        .quantized(&quant(Precision::Int8, Granularity::PerChannel))
+        .unwrap();
+    let scales = &weight_only.quant.int["layer1.0.conv1.weight"].scales;
+    assert!(
+        !scales.iter().all(|&s| on_grid(s)),
+        "weight-only scales need no grid"
+    );
+    let opts = CompressOptions {
+        quant: quant(Precision::Int8, Granularity::PerChannel),
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    };
+    let photo = vec![0.5f32; 3 * 224 * 224];
+    let q = pollster::block_on(compress(
+        &m,
+        &opts,
+        &[],
+        &[photo],
+        1,
+        &Backend::cpu(),
+        |_| async { true },
+    ))
+    .unwrap();
+    for (key, t) in &q.quant.int {
+        assert!(
+            t.scales.iter().all(|&s| on_grid(s)),
+            "{key}: scale off the grid"
+        );
+        // Rounding up never clips: every weight still fits in ±127 steps.
+        let original = &weight_only.quant.int[key];
+        for (a, b) in t.scales.iter().zip(&original.scales) {
+            assert!(a >= b && *a <= b * (1.0 + 1.0 / 16.0), "{key}: {b} → {a}");
+        }
+    }
 }
 
 #[test]

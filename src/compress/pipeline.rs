@@ -200,7 +200,13 @@ where
         if !progress(next()).await {
             return Err(Error::Cancelled);
         }
-        let quantized = m.quantized(&opts.quant)?;
+        // With quantized activations, weight scales go on the grid that keeps the exported
+        // graph's arithmetic exact (see `ActQuant`).
+        let quant = QuantOptions {
+            exact_scales: opts.quant.exact_scales || opts.act_quant.is_some(),
+            ..opts.quant.clone()
+        };
+        let quantized = m.quantized(&quant)?;
         if opts.bias_correction {
             if !progress(next()).await {
                 return Err(Error::Cancelled);
@@ -337,6 +343,7 @@ where
             granularity,
             keep_first_last: false,
             overrides: [(layer.clone(), precision)].into_iter().collect(),
+            exact_scales: false,
         };
         let q = model.quantized(&opts)?;
         let a = agreement(&reference, &logits_of(&q, backend, images, 16).await?);

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::quantize::{
-    ActQuant, Granularity, Precision, Quantization, QuantizedTensor, quantize, round_to_f16,
+    ActQuant, EXACT_WEIGHT_SCALE_BITS, Granularity, Precision, Quantization, QuantizedTensor,
+    quantize_with_scale_bits, round_to_f16,
 };
 use crate::backend::Backend;
 use crate::model::{Model, Op};
@@ -55,6 +56,10 @@ pub struct QuantOptions {
     pub keep_first_last: bool,
     /// Per-layer precision, by layer name (`layer1.0.conv1`, `fc`).
     pub overrides: BTreeMap<String, Precision>,
+    /// Round integer weight scales up to [`EXACT_WEIGHT_SCALE_BITS`] significant bits, so that
+    /// with quantized activations the exported graph's arithmetic is exact (see [`ActQuant`]).
+    /// The pipeline sets it whenever activations are quantized.
+    pub exact_scales: bool,
 }
 
 impl Default for QuantOptions {
@@ -64,6 +69,7 @@ impl Default for QuantOptions {
             granularity: Granularity::PerChannel,
             keep_first_last: false,
             overrides: BTreeMap::new(),
+            exact_scales: false,
         }
     }
 }
@@ -199,7 +205,8 @@ impl Model {
                         .get(&wkey)
                         .ok_or_else(|| Error::Structure(format!("'{wkey}' is missing")))?;
                     // A linear layer has no kernel positions: groups run along its inputs too.
-                    let qt = quantize(t, bits, opts.granularity)?;
+                    let scale_bits = opts.exact_scales.then_some(EXACT_WEIGHT_SCALE_BITS);
+                    let qt = quantize_with_scale_bits(t, bits, opts.granularity, scale_bits)?;
                     out.weights.insert(wkey.clone(), qt.dequantize());
                     out.quant.int.insert(wkey, qt);
                 }
@@ -235,7 +242,8 @@ impl Model {
     }
 
     /// Estimate every activation point's range from `batches` of preprocessed images (the
-    /// model as it is, activations in float) and return the `u8` quantization of each.
+    /// model as it is, activations in float) and return the `u8` quantization of each: a
+    /// power-of-two step fitted to that range and a sample of the values ([`ActQuant::fit`]).
     pub async fn calibrate_activations(
         &self,
         backend: Backend,
@@ -250,7 +258,7 @@ impl Model {
         let points = self.activation_points();
         let names = self.graph().values;
         let classifier = Classifier::new(self, backend)?;
-        // Per point: exact min and max, and a bounded sample for percentiles.
+        // Per point: exact min and max, and a bounded sample (percentiles, step choice).
         const SAMPLE: usize = 1 << 18;
         let mut ranges: Vec<(f32, f32, Vec<f32>)> =
             vec![(f32::INFINITY, f32::NEG_INFINITY, Vec::new()); points.len()];
@@ -265,10 +273,8 @@ impl Model {
                     r.0 = r.0.min(x);
                     r.1 = r.1.max(x);
                 }
-                if let Calibration::Percentile(_) = method {
-                    let stride = values.len().div_ceil(SAMPLE / batches.len().max(1)).max(1);
-                    r.2.extend(values.iter().step_by(stride));
-                }
+                let stride = values.len().div_ceil(SAMPLE / batches.len().max(1)).max(1);
+                r.2.extend(values.iter().step_by(stride));
             }
         }
         let mut out = BTreeMap::new();
@@ -285,7 +291,7 @@ impl Model {
                     (at(100.0 - p), at(p))
                 }
             };
-            out.insert(names[v].clone(), ActQuant::from_range(lo, hi));
+            out.insert(names[v].clone(), ActQuant::fit(lo, hi, sample));
         }
         Ok(out)
     }
