@@ -4,6 +4,7 @@
 # photos, agreement measured against the fp32 model. Calibration (activations, BN recalibration)
 # uses 64 `imagenet-samples` photos, never the photos scored.
 #   bash scripts/accuracy.sh [DATA_DIR]     (DATA_DIR holds imagenet-val/ and imagenet-samples/)
+#   ONLY=activations bash scripts/accuracy.sh   only the rows whose name contains the word
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh" >/dev/null
@@ -40,6 +41,7 @@ printf '| preset | params | MACs | ONNX | ONNX gzip | top-1 | top-5 | agreement 
 printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for p in "${presets[@]}"; do
   name="${p%%|*}"; flags="${p#*|}"
+  [[ -z "${ONLY:-}" || "$name" == *"$ONLY"* ]] || continue
   # shellcheck disable=SC2086
   "$BIN" compress --weights "$W" --out "$OUT/m.safetensors" --onnx "$OUT/m.onnx" $flags --json > "$OUT/c.json"
   "$BIN" eval --weights "$OUT/m.safetensors" --reference "$W" --images "$DATA/imagenet-val" --json > "$OUT/e.json"

@@ -166,6 +166,8 @@ struct PredictOut<'a> {
 #[derive(Serialize)]
 struct Answer {
     top5: Vec<ClassScore>,
+    /// For the page's tests: the raw logits, compared with onnxruntime's on the downloaded file.
+    logits: Vec<f32>,
     inference_ms: f64,
     cold: bool,
 }
@@ -316,14 +318,15 @@ impl Drop for BusyGuard {
 
 async fn answer(loaded: &Loaded, input: &[f32]) -> crate::Result<(Answer, Vec<f32>)> {
     let (logits, ms, cold) = loaded.run(input).await?;
-    let p = Prediction::from_logits(logits.clone());
+    let p = Prediction::from_logits(logits);
     Ok((
         Answer {
             top5: p.top5,
+            logits: p.logits.clone(),
             inference_ms: ms,
             cold,
         },
-        logits,
+        p.logits,
     ))
 }
 

@@ -188,11 +188,13 @@ function card(name) {
   return el;
 }
 
-function top5List(top5, testid, image) {
+function top5List(answer, testid, image) {
   const ol = document.createElement('ol');
   ol.setAttribute('data-testid', testid);
   ol.dataset.image = image;
-  for (const c of top5) {
+  // The raw logits, for the tests that compare them with onnxruntime's on the downloaded file.
+  ol.dataset.logits = JSON.stringify(answer.logits);
+  for (const c of answer.top5) {
     const li = document.createElement('li');
     li.dataset.classIndex = c.index;
     li.dataset.prob = c.prob;
@@ -212,8 +214,8 @@ function renderPhoto(p) {
   orig.querySelector('ol')?.remove();
   comp.querySelector('ol')?.remove();
   comp.querySelector('.none')?.remove();
-  if (p.original) orig.append(top5List(p.original.top5, 'top5-original', p.name));
-  if (p.compressed) comp.append(top5List(p.compressed.top5, 'top5-compressed', p.name));
+  if (p.original) orig.append(top5List(p.original, 'top5-original', p.name));
+  if (p.compressed) comp.append(top5List(p.compressed, 'top5-compressed', p.name));
   else {
     const none = document.createElement('p');
     none.className = 'small none';

@@ -17,6 +17,9 @@ const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'models
 const PYTHON = process.env.MODELSLIM_PYTHON || 'python3';
 const SAMPLES = join(ROOT, 'www', 'samples');
 const PHOTOS = ['chelsea.png', 'coffee.png'].map((n) => join(SAMPLES, n));
+// 256×256 crops of the same photos: resizing the short side to 256 leaves them as they are, so
+// Pillow and the page give the network bit-identical inputs and logits can be compared tightly.
+const PHOTOS_256 = ['chelsea-256.png', 'coffee-256.png'].map((n) => join(ROOT, 'tests', 'fixtures', 'photos256', n));
 const TIMEOUT = 10 * 60 * 1000;
 
 let server, base, browser;
@@ -46,6 +49,7 @@ async function openPage(query) {
 function lists(page, testid) {
   return page.$$eval(`[data-testid=${testid}]`, (ols) => ols.map((ol) => ({
     image: ol.dataset.image,
+    logits: JSON.parse(ol.dataset.logits),
     top5: [...ol.querySelectorAll('li')].map((li) => ({ index: Number(li.dataset.classIndex), prob: Number(li.dataset.prob) })),
   })));
 }
@@ -55,6 +59,15 @@ async function download(page, testid) {
   const path = join(OUT, dl.suggestedFilename());
   await dl.saveAs(path);
   return { path, name: dl.suggestedFilename() };
+}
+
+function onnxruntime(onnx, photos, { optimize }) {
+  const args = [join(ROOT, 'tests/golden/onnx_top5.py'), onnx, ...photos, ...(optimize ? [] : ['--no-optimize'])];
+  return execFileSync(PYTHON, args, { maxBuffer: 64 << 20 }).toString().trim().split('\n').map((l) => JSON.parse(l));
+}
+
+function maxLogitDiff(a, b) {
+  return Math.max(...a.map((v, i) => Math.abs(v - b[i])));
 }
 
 function maxProbDiff(a, b) {
@@ -86,8 +99,7 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
   // within 0.02.
   const onnx = await download(page, 'download-onnx');
   assert.equal(onnx.name, 'resnet18-c30-int8.onnx');
-  const ort = execFileSync(PYTHON, [join(ROOT, 'tests/golden/onnx_top5.py'), onnx.path, ...PHOTOS])
-    .toString().trim().split('\n').map((l) => JSON.parse(l));
+  const ort = onnxruntime(onnx.path, PHOTOS, { optimize: true });
   for (const [i, r] of ort.entries()) {
     assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
     assert.ok(maxProbDiff(compressed[i].top5, r.top5) <= 0.02, `${r.image}: probabilities differ`);
@@ -144,6 +156,37 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
   for (const [i, r] of reloaded.entries()) {
     assert.deepEqual(r.top5.map((c) => c.index), compressed[i].top5.map((c) => c.index));
     assert.ok(maxProbDiff(r.top5, compressed[i].top5) <= 1e-6, 'reloaded probabilities differ');
+  }
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
+// With int8 activations the exported graph's arithmetic is exact (power-of-two activation steps,
+// 5-bit weight scales), so the page on WebGPU, onnxruntime as written and onnxruntime's fused
+// integer kernels must give the same logits: 1e-3 bounds f32 rounding in the classifier's sums
+// on logits spanning ~9, where the old arbitrary scales differed by 0.03–0.04.
+test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'s logits', { timeout: 2 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded');
+  assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');
+  await page.setInputFiles('[data-testid=upload]', PHOTOS_256);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 2,
+    null, { timeout: TIMEOUT });
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-compressed]').length === 2
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const compressed = await lists(page, 'top5-compressed');
+  const onnx = await download(page, 'download-onnx');
+  assert.equal(onnx.name, 'resnet18-int8a8.onnx');
+  for (const optimize of [false, true]) {
+    const ort = onnxruntime(onnx.path, PHOTOS_256, { optimize });
+    for (const [i, r] of ort.entries()) {
+      const d = maxLogitDiff(compressed[i].logits, r.logits);
+      console.log(`${r.image}, optimize=${optimize}: max |Δlogit| ${d.toExponential(2)}`);
+      assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
+      assert.ok(d <= 1e-3, `${r.image}, optimize=${optimize}: logits differ by ${d}`);
+    }
   }
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();

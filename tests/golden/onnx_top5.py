@@ -2,8 +2,10 @@
 modelslim (Pillow + numpy, torchvision's eval transform: resize the short side to 256 with
 bilinear filtering, center crop 224, ImageNet mean/std).
 
-usage: onnx_top5.py MODEL.onnx PHOTO [PHOTO ...]
-prints one JSON line per photo: {"image": NAME, "top5": [{"index", "prob"}, ...]}
+usage: onnx_top5.py MODEL.onnx PHOTO [PHOTO ...] [--no-optimize]
+prints one JSON line per photo: {"image": NAME, "top5": [{"index", "prob"}, ...], "logits": [...]}
+--no-optimize runs the graph as written (no fusion of QuantizeLinear/DequantizeLinear pairs
+into integer kernels).
 """
 import json
 import os
@@ -32,8 +34,12 @@ def preprocess(path):
     return x.transpose(2, 0, 1)
 
 
-model, photos = sys.argv[1], sys.argv[2:]
-session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+model, photos = args[0], args[1:]
+opts = ort.SessionOptions()
+if "--no-optimize" in sys.argv:
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 batch = np.stack([preprocess(p) for p in photos]).astype(np.float32)
 (logits,) = session.run(["logits"], {"input": batch})
 for path, l in zip(photos, logits):
@@ -41,4 +47,5 @@ for path, l in zip(photos, logits):
     p /= p.sum()
     top = np.argsort(-p, kind="stable")[:5]
     print(json.dumps({"image": os.path.basename(path),
-                      "top5": [{"index": int(i), "prob": float(p[i])} for i in top]}))
+                      "top5": [{"index": int(i), "prob": float(p[i])} for i in top],
+                      "logits": [float(v) for v in l]}))
