@@ -2,6 +2,7 @@
 # Prints the README's preset table: every preset compressed with `modelslim compress --json`
 # (ONNX and safetensors written for real, sizes measured on the files), CPU time included.
 #   bash scripts/presets.sh [WEIGHTS] [CALIBRATION_DIR]
+#   ONLY=act bash scripts/presets.sh   only the rows whose name contains the word
 # WEIGHTS defaults to seeded:42 (torchvision's ResNet18 layout, random weights: sizes and
 # MACs are real, agreement on random weights says little — see issue 5's real-weights table).
 set -euo pipefail
@@ -31,6 +32,7 @@ printf '| preset | params | MACs | ONNX bytes | ONNX gzip | vs fp32 ONNX | safet
 printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for p in "${presets[@]}"; do
   name="${p%%|*}"; flags="${p#*|}"
+  [[ -z "${ONLY:-}" || "$name" == *"$ONLY"* ]] || continue
   # shellcheck disable=SC2086
   "$BIN" compress --weights "$WEIGHTS" --out "$OUT/m.safetensors" --onnx "$OUT/m.onnx" $flags --json > "$OUT/r.json"
   python3 - "$name" "$OUT/r.json" <<'PY'
