@@ -46,6 +46,20 @@ async function openPage(query) {
   return { page, context, problems };
 }
 
+// Upload photos and wait until the original model has answered for each.
+async function upload(page, photos) {
+  await page.setInputFiles('[data-testid=upload]', photos);
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=top5-original]').length === n,
+    photos.length, { timeout: TIMEOUT });
+}
+
+// Wait until the compressed model has answered for `n` photos; a message instead fails the test.
+async function compressedShown(page, n) {
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=top5-compressed]').length === n
+    || !document.querySelector('[data-testid=error]').hidden, n, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+}
+
 function lists(page, testid) {
   return page.$$eval(`[data-testid=${testid}]`, (ols) => ols.map((ol) => ({
     image: ol.dataset.image,
@@ -78,18 +92,14 @@ function maxProbDiff(a, b) {
 test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser', { timeout: 3 * TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=seeded');
   assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');
-  await page.setInputFiles('[data-testid=upload]', PHOTOS);
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 2,
-    null, { timeout: TIMEOUT });
+  await upload(page, PHOTOS);
 
   await page.fill('[data-testid=prune-channels]', '0.3');
   await page.selectOption('[data-testid=quant]', 'int8');
   const t0 = Date.now();
   await page.click('[data-testid=compress]');
   await page.waitForSelector('[data-testid=progress]:not([hidden])', { timeout: 60_000 });
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-compressed]').length === 2
-    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
-  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  await compressedShown(page, 2);
   const seconds = (Date.now() - t0) / 1e3;
   const compressed = await lists(page, 'top5-compressed');
   const agreement = await page.getAttribute('[data-testid=agreement]', 'data-agreement');
@@ -168,14 +178,10 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
 test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'s logits', { timeout: 2 * TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=seeded');
   assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');
-  await page.setInputFiles('[data-testid=upload]', PHOTOS_256);
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 2,
-    null, { timeout: TIMEOUT });
+  await upload(page, PHOTOS_256);
   await page.click('text=int8 for Raspberry Pi / ARM');
   await page.click('[data-testid=compress]');
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-compressed]').length === 2
-    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
-  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  await compressedShown(page, 2);
   const compressed = await lists(page, 'top5-compressed');
   const onnx = await download(page, 'download-onnx');
   assert.equal(onnx.name, 'resnet18-int8a8.onnx');
@@ -226,9 +232,7 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
   assert.ok(existsSync(pth), 'run scripts/setup.sh: it puts the EfficientNet-Lite0 weights in www/models/');
   const { page, context, problems } = await openPage('?weights=efficientnet-lite0');
   assert.match(await page.textContent('#model-info'), /EfficientNet-Lite0/);
-  await page.setInputFiles('[data-testid=upload]', PHOTOS);
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 2,
-    null, { timeout: TIMEOUT });
+  await upload(page, PHOTOS);
   const original = await lists(page, 'top5-original');
   // The same as the CLI on the package's file.
   const cli = execFileSync(BIN, ['predict', '--weights', pth, '--json', ...PHOTOS.flatMap((p) => ['--image', p])])
@@ -242,9 +246,7 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
 
   await page.click('text=int8 for Raspberry Pi / ARM');
   await page.click('[data-testid=compress]');
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-compressed]').length === 2
-    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
-  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  await compressedShown(page, 2);
   assert.match(await page.textContent('[data-testid=download-onnx]'), /efficientnet-lite0-int8a8\.onnx/);
   const compressed = await lists(page, 'top5-compressed');
   assert.equal(compressed[1].top5[0].index, 967, 'int8 coffee is not espresso');
