@@ -13,6 +13,7 @@ pub mod labels;
 pub mod model;
 pub mod predict;
 pub mod preprocess;
+pub mod quant;
 pub mod tensor;
 pub mod weights;
 

@@ -232,7 +232,7 @@ fn activation_steps_are_powers_of_two_fitted_to_the_values() {
 
 #[test]
 fn weight_scales_round_up_to_five_significant_bits_only_with_quantized_activations() {
-    use modelslim::compress::quantize::{EXACT_WEIGHT_SCALE_BITS, round_up_to_bits};
+    use modelslim::quant::{EXACT_WEIGHT_SCALE_BITS, round_up_to_bits};
     assert_eq!(round_up_to_bits(1.0, 5), 1.0);
     assert_eq!(round_up_to_bits(1.0 + 1e-6, 5), 1.0625); // the next 5-bit value above 1
     assert_eq!(round_up_to_bits(1.97, 5), 2.0); // carries into the exponent

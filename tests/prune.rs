@@ -4,9 +4,12 @@
 use std::collections::HashMap;
 
 use modelslim::backend::Backend;
-use modelslim::compress::{Importance, Member, PruneOptions};
+use modelslim::compress::{
+    ChannelImportance, Group, Importance, Member, PruneOptions, prune_channels, prune_channels_by,
+};
 use modelslim::model::Model;
 use modelslim::predict::Classifier;
+use modelslim::tensor::StateDict;
 
 fn logits(model: &Model) -> Vec<Vec<f32>> {
     let c = Classifier::new(model, Backend::cpu()).unwrap();
@@ -230,4 +233,36 @@ fn magnitude_pruning_reaches_the_sparsity_and_keeps_shapes() {
         assert_eq!(metrics.params, m.num_params());
         assert!(metrics.nonzero_params < m.num_params() * 6 / 10);
     }
+}
+
+/// A criterion from outside the crate: keeps the channels L1 would remove.
+struct ReverseL1;
+
+impl ChannelImportance for ReverseL1 {
+    fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
+        Importance::L1
+            .criterion()
+            .scores(g, w)
+            .iter()
+            .map(|s| -s)
+            .collect()
+    }
+}
+
+#[test]
+fn importance_criteria_plug_in() {
+    let m = Model::seeded_resnet18(6);
+    let groups = m.channel_groups();
+    let opts = PruneOptions {
+        ratio: 0.5,
+        ..Default::default()
+    };
+    let l1 = prune_channels(&m, &groups, &opts).unwrap();
+    let reverse = prune_channels_by(&m, &groups, &opts, &ReverseL1).unwrap();
+    let key = "layer1.0.conv1.weight";
+    assert_eq!(l1[key].shape, reverse[key].shape, "same widths either way");
+    // L1 keeps the larger half of the channels, the reversed criterion the smaller half.
+    let l1_norm =
+        |t: &modelslim::tensor::HostTensor| t.data.iter().map(|v| v.abs() as f64).sum::<f64>();
+    assert!(l1_norm(&l1[key]) > l1_norm(&reverse[key]));
 }

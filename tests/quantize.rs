@@ -1,8 +1,8 @@
 //! Weight quantization: the product's int8/int4 values + scales, checked against the ONNX
 //! QuantizeLinear/DequantizeLinear definitions (quoted in src/compress/quantize.rs).
 
-use modelslim::compress::quantize::{Granularity, qmax, quantize, round_to_f16};
 use modelslim::model::Model;
+use modelslim::quant::{Granularity, qmax, quantize, round_to_f16};
 use modelslim::tensor::HostTensor;
 
 fn conv_weight() -> HostTensor {

@@ -1,24 +1,29 @@
-//! Compression: channel groups from the network's structure, structured pruning, magnitude
-//! sparsity, batch-norm recalibration, the weight quantizer, and the metrics that say what it
-//! bought, quantization of whole models with calibrated activations.
+//! Compression: structured pruning along the network's channel groups, magnitude sparsity,
+//! batch-norm recalibration, quantization of whole models with calibrated activations, and the
+//! metrics that say what it bought. It builds on `model` (networks, channel groups) and `quant`
+//! (the quantization scheme); neither of those imports anything from here.
 
-pub mod groups;
+pub mod bias_correction;
+pub mod calibrate;
+pub mod fold;
+pub mod importance;
 pub mod metrics;
 pub mod pipeline;
 pub mod prune;
-pub mod qmodel;
-pub mod quantize;
+pub mod quantize_weights;
 pub mod recalibrate;
 pub mod sparsity;
 
 use crate::Result;
 use crate::model::Model;
-pub use groups::{Group, Layer, Member, Structure};
+pub use crate::model::channels::{Group, Layer, Member, Structure};
+pub use crate::quant::{ActQuant, Granularity, Precision, Quantization};
+pub use calibrate::Calibration;
+pub use importance::{ChannelImportance, Importance};
 pub use metrics::{FileSize, LayerStat, Metrics, layer_report};
 pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
-pub use prune::{Importance, PruneOptions, prune_channels};
-pub use qmodel::{Calibration, QuantOptions};
-pub use quantize::{ActQuant, Granularity, Precision, Quantization};
+pub use prune::{PruneOptions, prune_channels, prune_channels_by};
+pub use quantize_weights::QuantOptions;
 pub use recalibrate::recalibrate_bn;
 pub use sparsity::{SparsityOptions, magnitude_prune};
 

@@ -6,12 +6,12 @@ use std::future::Future;
 
 use serde::Serialize;
 
-use super::qmodel::{Calibration, QuantOptions};
-use super::quantize::Precision;
+use super::{Calibration, QuantOptions};
 use super::{PruneOptions, SparsityOptions, recalibrate_bn};
 use crate::backend::Backend;
 use crate::model::Model;
 use crate::predict::{Classifier, softmax};
+use crate::quant::Precision;
 use crate::{Error, Result};
 
 /// Everything one compression run does.

@@ -3,35 +3,11 @@
 
 use std::collections::HashMap;
 
-use super::groups::{Group, Member};
+use super::importance::{ChannelImportance, Importance, group_width};
 use crate::model::Model;
+use crate::model::channels::Group;
 use crate::tensor::{HostTensor, StateDict};
 use crate::{Error, Result};
-
-/// How a channel's importance is scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Importance {
-    /// Sum of |w| over every weight slice of the channel in the group.
-    L1,
-    /// Euclidean norm over the same slices.
-    L2,
-    /// Sum of |γ| over the group's batch norms.
-    BnScale,
-}
-
-impl std::str::FromStr for Importance {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "l1" => Ok(Importance::L1),
-            "l2" => Ok(Importance::L2),
-            "bn" => Ok(Importance::BnScale),
-            other => Err(Error::Invalid(format!(
-                "unknown importance '{other}'; use l1, l2 or bn"
-            ))),
-        }
-    }
-}
 
 /// What to prune and how.
 #[derive(Debug, Clone)]
@@ -64,75 +40,6 @@ impl Default for PruneOptions {
             overrides: HashMap::new(),
         }
     }
-}
-
-/// Number of channels of a group (the length of its first member's axis).
-fn group_width(g: &Group, w: &StateDict) -> usize {
-    g.members
-        .first()
-        .and_then(|m| w.get(&m.key))
-        .map(|t| t.shape[g.members[0].axis])
-        .unwrap_or(0)
-}
-
-/// For each channel `c` of `axis`, call `f(c, value)` on every element of that slice.
-fn for_each_in_axis(t: &HostTensor, axis: usize, mut f: impl FnMut(usize, f32)) {
-    let outer: usize = t.shape[..axis].iter().product();
-    let n = t.shape[axis];
-    let inner: usize = t.shape[axis + 1..].iter().product();
-    for o in 0..outer {
-        for c in 0..n {
-            let start = (o * n + c) * inner;
-            for &v in &t.data[start..start + inner] {
-                f(c, v);
-            }
-        }
-    }
-}
-
-/// Importance of each channel of a group.
-pub fn channel_scores(g: &Group, w: &StateDict, importance: Importance) -> Vec<f64> {
-    let n = group_width(g, w);
-    let mut scores = vec![0f64; n];
-    match importance {
-        Importance::BnScale => {
-            for bn in &g.bns {
-                if let Some(gamma) = w.get(&format!("{bn}.weight")) {
-                    for (s, v) in scores.iter_mut().zip(&gamma.data) {
-                        *s += v.abs() as f64;
-                    }
-                }
-            }
-        }
-        Importance::L1 | Importance::L2 => {
-            for m in weight_members(g) {
-                if let Some(t) = w.get(&m.key) {
-                    for_each_in_axis(t, m.axis, |c, v| {
-                        scores[c] += if importance == Importance::L1 {
-                            v.abs() as f64
-                        } else {
-                            (v as f64) * (v as f64)
-                        };
-                    });
-                }
-            }
-            if importance == Importance::L2 {
-                scores.iter_mut().for_each(|s| *s = s.sqrt());
-            }
-        }
-    }
-    scores
-}
-
-/// Conv and linear weights of a group (rank ≥ 2), not its batch-norm vectors.
-fn weight_members(g: &Group) -> impl Iterator<Item = &Member> {
-    g.members
-        .iter()
-        .filter(|m| m.key.ends_with(".weight") && !is_bn(g, &m.key))
-}
-
-fn is_bn(g: &Group, key: &str) -> bool {
-    g.bns.iter().any(|bn| key.starts_with(&format!("{bn}.")))
 }
 
 /// Keep only `keep` (sorted) along `axis`.
@@ -174,8 +81,19 @@ fn best(scores: &[f64], keep: usize) -> Vec<usize> {
     kept
 }
 
-/// Structured channel pruning of `model` along `groups`.
+/// Structured channel pruning of `model` along `groups`, channels ranked by `opts.importance`.
 pub fn prune_channels(model: &Model, groups: &[Group], opts: &PruneOptions) -> Result<StateDict> {
+    prune_channels_by(model, groups, opts, opts.importance.criterion())
+}
+
+/// [`prune_channels`] with any importance criterion (e.g. one computed from calibration
+/// statistics); `opts.importance` is not read.
+pub fn prune_channels_by(
+    model: &Model,
+    groups: &[Group],
+    opts: &PruneOptions,
+    criterion: &dyn ChannelImportance,
+) -> Result<StateDict> {
     let check = |r: f32, what: &str| {
         if !(0.0..1.0).contains(&r) {
             Err(Error::Invalid(format!(
@@ -204,10 +122,7 @@ pub fn prune_channels(model: &Model, groups: &[Group], opts: &PruneOptions) -> R
                 opts.overrides.get(&g.name).copied().unwrap_or(opts.ratio) * frac
             }
         };
-        let scores: Vec<Vec<f64>> = groups
-            .iter()
-            .map(|g| channel_scores(g, &w, opts.importance))
-            .collect();
+        let scores: Vec<Vec<f64>> = groups.iter().map(|g| criterion.scores(g, &w)).collect();
         let keeps: Vec<usize> = if opts.global {
             global_keeps(groups, &scores, &widths0, opts, frac)
         } else {

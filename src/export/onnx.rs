@@ -7,10 +7,9 @@
 use prost::Message;
 
 use super::proto::*;
-use crate::compress::qmodel::bias_scales;
-use crate::compress::quantize::{ActQuant, Granularity, QuantizedTensor};
 use crate::model::stored::pack_int4;
 use crate::model::{Model, Op};
+use crate::quant::{ActQuant, Granularity, QuantizedTensor, bias_scales};
 use crate::tensor::{HostTensor, f16_le_bytes, f32_le_bytes};
 use crate::{Error, Result};
 

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::graph::{Graph, Op};
 use super::layers::{BatchNorm, BatchStats, Conv, Linear};
-use crate::compress::quantize::ActQuant;
+use crate::quant::ActQuant;
 use crate::tensor::StateDict;
 use crate::{Error, Result};
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compress::{Layer, Structure};
+use super::channels::{Layer, Structure};
 
 /// One operation. Weight tensors are named `{name}.weight` (and `{name}.bias`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Networks: their structure (a config that holds every width), their parameters on the host,
 //! and their forward pass on a Burn device.
 
+pub mod channels;
 pub mod efficientnet;
 pub mod exec;
 pub mod graph;
@@ -8,8 +9,8 @@ pub mod layers;
 pub mod resnet;
 pub mod stored;
 
-use crate::compress::quantize::Quantization;
 use crate::preprocess::Preprocess;
+use crate::quant::Quantization;
 use crate::tensor::StateDict;
 use crate::weights;
 use crate::{Error, Result};

@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::{Arch, Model, check_state_dict};
-use crate::compress::quantize::{
-    ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape,
-};
+use crate::quant::{ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape};
 use crate::tensor::{HostTensor, StateDict, f16_le_bytes};
 use crate::weights::safetensors::{Dtype, METADATA_KEY, RawTensor, read_raw, write_raw};
 use crate::{Error, Result};

@@ -1,0 +1,130 @@
+//! How much each channel of a group matters. Pruning removes the lowest-scoring channels; a
+//! criterion is anything that scores a group's channels ([`ChannelImportance`]), so criteria
+//! computed from calibration statistics plug in beside the weight-only ones here.
+
+use crate::model::channels::{Group, Member};
+use crate::tensor::{HostTensor, StateDict};
+use crate::{Error, Result};
+
+/// Scores every channel of a group, in channel order: the higher, the more it matters.
+pub trait ChannelImportance {
+    fn scores(&self, group: &Group, weights: &StateDict) -> Vec<f64>;
+}
+
+/// Sum of |w| over every weight slice of the channel in the group.
+pub struct L1Norm;
+/// Euclidean norm over the same slices.
+pub struct L2Norm;
+/// Sum of |γ| over the group's batch norms.
+pub struct BnScale;
+
+/// The built-in criteria, by the name the CLI and the page use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Importance {
+    /// `l1`: [`L1Norm`].
+    L1,
+    /// `l2`: [`L2Norm`].
+    L2,
+    /// `bn`: [`BnScale`].
+    BnScale,
+}
+
+impl std::str::FromStr for Importance {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "l1" => Ok(Importance::L1),
+            "l2" => Ok(Importance::L2),
+            "bn" => Ok(Importance::BnScale),
+            other => Err(Error::Invalid(format!(
+                "unknown importance '{other}'; use l1, l2 or bn"
+            ))),
+        }
+    }
+}
+
+impl Importance {
+    /// The criterion this name stands for.
+    pub fn criterion(self) -> &'static dyn ChannelImportance {
+        match self {
+            Importance::L1 => &L1Norm,
+            Importance::L2 => &L2Norm,
+            Importance::BnScale => &BnScale,
+        }
+    }
+}
+
+/// Number of channels of a group (the length of its first member's axis).
+pub fn group_width(g: &Group, w: &StateDict) -> usize {
+    g.members
+        .first()
+        .and_then(|m| w.get(&m.key))
+        .map(|t| t.shape[g.members[0].axis])
+        .unwrap_or(0)
+}
+
+/// For each channel `c` of `axis`, call `f(c, value)` on every element of that slice.
+fn for_each_in_axis(t: &HostTensor, axis: usize, mut f: impl FnMut(usize, f32)) {
+    let outer: usize = t.shape[..axis].iter().product();
+    let n = t.shape[axis];
+    let inner: usize = t.shape[axis + 1..].iter().product();
+    for o in 0..outer {
+        for c in 0..n {
+            let start = (o * n + c) * inner;
+            for &v in &t.data[start..start + inner] {
+                f(c, v);
+            }
+        }
+    }
+}
+
+/// Sum `f(w)` over every weight slice of each channel of the group (its convs and linear
+/// layers, not its batch norms).
+fn weight_sums(g: &Group, w: &StateDict, f: impl Fn(f32) -> f64) -> Vec<f64> {
+    let mut scores = vec![0f64; group_width(g, w)];
+    for m in weight_members(g) {
+        if let Some(t) = w.get(&m.key) {
+            for_each_in_axis(t, m.axis, |c, v| scores[c] += f(v));
+        }
+    }
+    scores
+}
+
+impl ChannelImportance for L1Norm {
+    fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
+        weight_sums(g, w, |v| v.abs() as f64)
+    }
+}
+
+impl ChannelImportance for L2Norm {
+    fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
+        let mut s = weight_sums(g, w, |v| (v as f64) * (v as f64));
+        s.iter_mut().for_each(|x| *x = x.sqrt());
+        s
+    }
+}
+
+impl ChannelImportance for BnScale {
+    fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
+        let mut scores = vec![0f64; group_width(g, w)];
+        for bn in &g.bns {
+            if let Some(gamma) = w.get(&format!("{bn}.weight")) {
+                for (s, v) in scores.iter_mut().zip(&gamma.data) {
+                    *s += v.abs() as f64;
+                }
+            }
+        }
+        scores
+    }
+}
+
+/// Conv and linear weights of a group (rank ≥ 2), not its batch-norm vectors.
+fn weight_members(g: &Group) -> impl Iterator<Item = &Member> {
+    g.members
+        .iter()
+        .filter(|m| m.key.ends_with(".weight") && !is_bn(g, &m.key))
+}
+
+fn is_bn(g: &Group, key: &str) -> bool {
+    g.bns.iter().any(|bn| key.starts_with(&format!("{bn}.")))
+}
