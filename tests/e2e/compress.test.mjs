@@ -92,7 +92,7 @@ function maxProbDiff(a, b) {
 test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser', { timeout: 3 * TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=seeded');
   assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');
-  await upload(page, PHOTOS);
+  await upload(page, PHOTOS_256);
 
   await page.fill('[data-testid=prune-channels]', '0.3');
   await page.selectOption('[data-testid=quant]', 'int8');
@@ -105,24 +105,27 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
   const agreement = await page.getAttribute('[data-testid=agreement]', 'data-agreement');
   assert.ok(Number(agreement) >= 0 && Number(agreement) <= 1, `agreement ${agreement}`);
 
-  // The ONNX file in onnxruntime, on photos preprocessed by Pillow: same top-1, probabilities
-  // within 0.02.
+  // The ONNX file in onnxruntime, on the photos as Pillow reads them: the same top-1, logits
+  // within 1e-3 (float rounding only: the int8 weights dequantize to the same values on both
+  // sides; the logits span ~9).
   const onnx = await download(page, 'download-onnx');
   assert.equal(onnx.name, 'resnet18-c30-int8.onnx');
-  const ort = onnxruntime(onnx.path, PHOTOS, { optimize: true });
+  const ort = onnxruntime(onnx.path, PHOTOS_256, { optimize: true });
   for (const [i, r] of ort.entries()) {
     assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
-    assert.ok(maxProbDiff(compressed[i].top5, r.top5) <= 0.02, `${r.image}: probabilities differ`);
+    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
   }
 
   // The safetensors with the CLI: the same top-5.
   const st = await download(page, 'download-safetensors');
   assert.equal(st.name, 'resnet18-c30-int8.safetensors');
-  const cli = execFileSync(BIN, ['predict', '--weights', st.path, '--json', ...PHOTOS.flatMap((p) => ['--image', p])])
+  const cli = execFileSync(BIN, ['predict', '--weights', st.path, '--json', ...PHOTOS_256.flatMap((p) => ['--image', p])])
     .toString().trim().split('\n').map((l) => JSON.parse(l));
   for (const [i, r] of cli.entries()) {
     assert.deepEqual(compressed[i].top5.map((c) => c.index), r.top5.map((c) => c.index), `${r.image}: CLI top-5 differs`);
-    assert.ok(maxProbDiff(compressed[i].top5, r.top5) <= 1e-3, `${r.image}: CLI probabilities differ`);
+    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    assert.ok(d <= 1e-3, `${r.image}: the CLI's logits differ by ${d}`);
   }
   const card = JSON.parse(execFileSync('cat', [(await download(page, 'download-card')).path]).toString());
   assert.equal(card.settings.prune_channels, 0.3);
