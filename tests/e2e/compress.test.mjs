@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, existsSync, statSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
 
@@ -142,6 +142,9 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
     assert.equal(Number(d.bytesSafetensors), m.bytes.safetensors.raw, `${row} safetensors bytes`);
   }
   assert.equal(statSync(st.path).size, ref.after.bytes.safetensors.raw);
+  // No calibration photos involved: the page and the CLI write the same bytes.
+  assert.ok(readFileSync(onnx.path).equals(readFileSync(join(OUT, 'cli-c30-int8.onnx'))), 'the page\'s ONNX differs from the CLI\'s');
+  assert.ok(readFileSync(st.path).equals(readFileSync(join(OUT, 'cli-c30-int8.safetensors'))), 'the page\'s safetensors differs from the CLI\'s');
 
   // Latency from the photo runs right away; then 2 timed runs after a warm-up.
   for (const row of ['bench-original', 'bench-compressed']) {
