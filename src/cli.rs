@@ -7,10 +7,7 @@ use std::time::Instant;
 
 use modelslim::backend::{Backend, BackendKind};
 use modelslim::compress::pipeline::logits_of;
-use modelslim::compress::{
-    Calibration, CompressOptions, FileSize, Importance, Metrics, Precision, PruneOptions,
-    QuantOptions, SparsityOptions,
-};
+use modelslim::compress::{FileSize, Metrics, Precision, Settings};
 use modelslim::export::to_onnx;
 use modelslim::model::Model;
 use modelslim::predict::{Classifier, Prediction};
@@ -356,51 +353,33 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
     let t0 = Instant::now();
     let model = load_model(&args)?;
     let out = PathBuf::from(args.required("out")?);
-    let steps = number(&args, "steps", 1usize)?;
-    let mut overrides = std::collections::BTreeMap::new();
+    let mut layer_quant = std::collections::BTreeMap::new();
     for spec in args.all("layer-quant") {
         let (layer, p) = spec.split_once('=').ok_or_else(|| {
             CliError::Usage(format!("--layer-quant '{spec}': expected LAYER=PRECISION"))
         })?;
-        overrides.insert(layer.to_string(), p.parse::<Precision>()?);
+        layer_quant.insert(layer.to_string(), p.to_string());
     }
-    let opts = CompressOptions {
-        prune: PruneOptions {
-            ratio: number(&args, "prune-channels", 0f32)?,
-            importance: args
-                .one("importance")
-                .unwrap_or("l1")
-                .parse::<Importance>()?,
-            global: args.has("global"),
-            round_to: number(&args, "round-to", 1usize)?,
-            steps,
-            prune_stem: args.has("prune-stem"),
-            ..Default::default()
-        },
-        sparsity: SparsityOptions {
-            sparsity: number(&args, "sparsity", 0f32)?,
-            steps,
-            ..Default::default()
-        },
+    let defaults = Settings::default();
+    let text = |name: &str, default: &str| args.one(name).unwrap_or(default).to_string();
+    let settings = Settings {
+        prune_channels: number(&args, "prune-channels", defaults.prune_channels)?,
+        importance: text("importance", &defaults.importance),
+        global: args.has("global"),
+        round_to: number(&args, "round-to", defaults.round_to)?,
+        steps: number(&args, "steps", defaults.steps)?,
+        prune_stem: args.has("prune-stem"),
+        sparsity: number(&args, "sparsity", defaults.sparsity)?,
         recalibrate_bn: args.one("recalibrate-bn").is_some(),
-        quant: QuantOptions {
-            weights: args.one("quant").unwrap_or("none").parse()?,
-            granularity: args.one("granularity").unwrap_or("channel").parse()?,
-            keep_first_last: args.has("keep-first-last"),
-            overrides,
-            exact_scales: false,
-        },
+        quant: text("quant", &defaults.quant),
+        granularity: text("granularity", &defaults.granularity),
+        keep_first_last: args.has("keep-first-last"),
+        layer_quant,
+        act_quant: args.has("act-quant"),
+        calibration: text("calibration", &defaults.calibration),
         bias_correction: args.has("bias-correction"),
-        act_quant: if args.has("act-quant") {
-            Some(
-                args.one("calibration")
-                    .unwrap_or("minmax")
-                    .parse::<Calibration>()?,
-            )
-        } else {
-            None
-        },
     };
+    let opts = settings.to_options()?;
     if opts.bias_correction && args.one("calibrate").is_none() {
         return Err(CliError::Run(Error::Invalid(
             "--bias-correction needs --calibrate DIR (images to measure input means on)".into(),

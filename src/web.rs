@@ -5,15 +5,14 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::{Backend, BackendKind};
 use crate::compress::pipeline::{Agreement, Progress, agreement, sensitivity};
 use crate::compress::{
-    Calibration, CompressOptions, FileSize, LayerStat, Metrics, Precision, PruneOptions,
-    QuantOptions, SparsityOptions, compress, layer_report,
+    FileSize, LIMITS, LayerStat, Metrics, Precision, Settings, compress, layer_report, presets,
 };
 use crate::export::to_onnx;
 use crate::model::Model;
@@ -119,6 +118,35 @@ pub struct Engine {
 
 /// Open WebGPU unless `prefer` is `"cpu"` (the page says why in `reason`); fall back to the
 /// CPU backend when WebGPU is missing or fails to start, and say why.
+/// The compression settings' limits and presets, defined in the core, as JSON for the page's
+/// form: `{"defaults": Settings, "limits": [Limit], "presets": [Preset]}`.
+#[wasm_bindgen(js_name = settingsSpec)]
+pub fn settings_spec() -> String {
+    serde_json::json!({
+        "defaults": Settings::default(),
+        "limits": LIMITS,
+        "presets": presets(),
+    })
+    .to_string()
+}
+
+/// The calibration photos the settings (page JSON) need: `null`, or
+/// `{"min", "advised", "better", "why"}` plus `"message"`, the request to show.
+#[wasm_bindgen(js_name = calibrationNeed)]
+pub fn calibration_need(options: String) -> Result<String, JsValue> {
+    let settings: Settings =
+        serde_json::from_str(&options).map_err(|e| js_err(format!("bad settings: {e}")))?;
+    Ok(match settings.calibration_need() {
+        Some(n) => {
+            let message = n.message();
+            let mut v = serde_json::to_value(n).map_err(js_err)?;
+            v["message"] = message.into();
+            v.to_string()
+        }
+        None => "null".into(),
+    })
+}
+
 #[wasm_bindgen(js_name = createEngine)]
 pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
     console_error_panic_hook::set_once();
@@ -181,82 +209,6 @@ struct PhotoOut {
     compressed: Option<Answer>,
 }
 
-/// The page's compression settings (the same names and defaults as the CLI's flags).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-struct WebOptions {
-    prune_channels: f32,
-    importance: String,
-    round_to: usize,
-    steps: usize,
-    sparsity: f32,
-    recalibrate_bn: bool,
-    quant: String,
-    granularity: String,
-    keep_first_last: bool,
-    act_quant: bool,
-    calibration: String,
-    bias_correction: bool,
-}
-
-impl Default for WebOptions {
-    fn default() -> Self {
-        WebOptions {
-            prune_channels: 0.0,
-            importance: "l1".into(),
-            round_to: 1,
-            steps: 1,
-            sparsity: 0.0,
-            recalibrate_bn: false,
-            quant: "none".into(),
-            granularity: "channel".into(),
-            keep_first_last: false,
-            act_quant: false,
-            calibration: "minmax".into(),
-            bias_correction: false,
-        }
-    }
-}
-
-impl WebOptions {
-    fn to_core(&self) -> crate::Result<CompressOptions> {
-        if !(0.0..=0.9).contains(&self.prune_channels) {
-            return Err(crate::Error::Invalid(format!(
-                "a channel ratio of {} would empty layers: use 0 to 0.9",
-                self.prune_channels
-            )));
-        }
-        Ok(CompressOptions {
-            prune: PruneOptions {
-                ratio: self.prune_channels,
-                importance: self.importance.parse()?,
-                round_to: self.round_to.max(1),
-                steps: self.steps.max(1),
-                ..Default::default()
-            },
-            sparsity: SparsityOptions {
-                sparsity: self.sparsity,
-                steps: self.steps.max(1),
-                ..Default::default()
-            },
-            recalibrate_bn: self.recalibrate_bn,
-            quant: QuantOptions {
-                weights: self.quant.parse::<Precision>()?,
-                granularity: self.granularity.parse()?,
-                keep_first_last: self.keep_first_last,
-                overrides: Default::default(),
-                exact_scales: false,
-            },
-            bias_correction: self.bias_correction,
-            act_quant: if self.act_quant {
-                Some(self.calibration.parse::<Calibration>()?)
-            } else {
-                None
-            },
-        })
-    }
-}
-
 /// What the page shows after a compression run.
 #[derive(Serialize)]
 struct CompressOut {
@@ -279,7 +231,7 @@ struct ModelCard<'a> {
     version: &'static str,
     architecture: &'a str,
     file_stem: &'a str,
-    settings: &'a WebOptions,
+    settings: &'a Settings,
     quantization: &'a str,
     before: &'a Metrics,
     after: &'a Metrics,
@@ -544,9 +496,9 @@ impl Engine {
         wasm_bindgen_futures::future_to_promise(async move {
             let _guard = busy_guard(&state)?;
             let t0 = now_ms();
-            let web: WebOptions =
+            let settings: Settings =
                 serde_json::from_str(&options).map_err(|e| js_err(format!("bad settings: {e}")))?;
-            let opts = web.to_core().map_err(js_err)?;
+            let opts = settings.to_options().map_err(js_err)?;
             let (original, photos) = {
                 let s = state.borrow();
                 (s.original.clone(), s.photos.clone())
@@ -555,13 +507,10 @@ impl Engine {
                 return Err(JsError::new("load a model before compressing").into());
             };
             let images: Vec<Vec<f32>> = photos.iter().map(|p| p.input.borrow().clone()).collect();
-            if (opts.recalibrate_bn || opts.act_quant.is_some() || opts.bias_correction)
-                && images.is_empty()
+            if let Some(need) = settings.calibration_need()
+                && images.len() < need.min
             {
-                return Err(JsError::new(
-                    "batch-norm recalibration and int8 activations are calibrated on your photos: upload some first (8 or more give steadier ranges)",
-                )
-                .into());
+                return Err(JsError::new(&need.message()).into());
             }
             let model = compress(&original.model, &opts, &images, &images, 4, &backend, |p| {
                 report(&on_progress, p)
@@ -631,7 +580,7 @@ impl Engine {
                 version: env!("CARGO_PKG_VERSION"),
                 architecture: arch,
                 file_stem: &stem,
-                settings: &web,
+                settings: &settings,
                 quantization: &quantization,
                 before: &before,
                 after: &after,

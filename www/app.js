@@ -45,6 +45,7 @@ function bindingsReady() {
 
 async function start() {
   const wasm = await bindingsReady();
+  useSpec(wasm);
   const forceCpu = params.get('backend') === 'cpu';
   engine = await wasm.createEngine(forceCpu ? 'cpu' : 'auto',
     forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
@@ -304,33 +305,29 @@ async function reclassify() {
 }
 
 // ---- compression -------------------------------------------------------------------------
-const PRESETS = {
-  pi: {
-    values: { 'prune-channels': 0, 'round-to': 1, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
-      'act-quant': true, 'bias-correction': true, 'keep-first-last': false, 'recalibrate-bn': false },
-    note: 'A full int8 QDQ graph: ONNX Runtime and TFLite run it with int8 kernels on ARM (about 4× smaller, usually 2–3× faster there). Biases are corrected for the rounding. Needs your photos for calibration.',
-  },
-  balanced: {
-    values: { 'prune-channels': 0.3, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
-      'bias-correction': false, 'act-quant': false, 'keep-first-last': false, 'recalibrate-bn': false },
-    note: '30 % fewer channels in every prunable layer (≈ 40 % fewer MACs) and int8 weights: about ⅛ of the fp32 file. Tick "recalibrate batch norms" when you have photos.',
-  },
-  fastest: {
-    values: { 'prune-channels': 0.5, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int8', granularity: 'channel',
-      'bias-correction': false, 'act-quant': true, 'keep-first-last': false, 'recalibrate-bn': true },
-    note: 'Half the channels (≈ 60 % fewer MACs), int8 weights and activations, batch norms recalibrated on your photos. Expect an accuracy cost: check the agreement.',
-  },
-  smallest: {
-    values: { 'prune-channels': 0.5, 'round-to': 8, sparsity: 0, steps: 1, quant: 'int4', granularity: 'channel',
-      'bias-correction': false, 'act-quant': false, 'keep-first-last': true, 'recalibrate-bn': false },
-    note: 'Half the channels and int4 weights (first conv and classifier int8): the smallest file, the largest accuracy cost.',
-  },
-};
+// Limits, presets and the calibration-photo rule come from the core (`settingsSpec`), so the
+// form, the CLI and the engine share one definition.
+let spec = null;
 
-function applyPreset(name) {
-  const p = PRESETS[name];
-  for (const [id, v] of Object.entries(p.values)) {
-    const el = $(id);
+function useSpec(wasm) {
+  spec = JSON.parse(wasm.settingsSpec());
+  for (const l of spec.limits) {
+    const el = $(l.name.replaceAll('_', '-'));
+    el.min = l.min;
+    el.max = l.max;
+  }
+  for (const b of document.querySelectorAll('.preset')) {
+    const p = spec.presets.find((q) => q.id === b.dataset.preset);
+    if (p) b.textContent = p.name;
+  }
+}
+
+function applyPreset(id) {
+  const p = spec?.presets.find((q) => q.id === id);
+  if (!p) return;
+  for (const [key, v] of Object.entries(p.settings)) {
+    const el = $(key.replaceAll('_', '-'));
+    if (!el) continue; // settings the form does not show (per-layer precision, …)
     if (el.type === 'checkbox') el.checked = v;
     else el.value = v;
   }
@@ -338,17 +335,20 @@ function applyPreset(name) {
 }
 
 function readOptions() {
-  const num = (id, lo, hi, what) => {
-    const v = Number($(id).value);
-    if (!Number.isFinite(v) || v < lo || v > hi) throw new Error(`${what} must be between ${lo} and ${hi}`);
+  const num = (name) => {
+    const l = spec.limits.find((x) => x.name === name);
+    const v = Number($(name.replaceAll('_', '-')).value);
+    if (!Number.isFinite(v) || v < l.min || v > l.max) {
+      throw new Error(`${l.what[0].toUpperCase()}${l.what.slice(1)} must be between ${l.min} and ${l.max}`);
+    }
     return v;
   };
   return {
-    prune_channels: num('prune-channels', 0, 0.9, 'The share of channels to remove'),
+    prune_channels: num('prune_channels'),
     importance: $('importance').value,
-    round_to: Math.round(num('round-to', 1, 64, 'The width multiple')),
-    sparsity: num('sparsity', 0, 0.95, 'The share of weights to zero'),
-    steps: Math.round(num('steps', 1, 10, 'Steps')),
+    round_to: Math.round(num('round_to')),
+    sparsity: num('sparsity'),
+    steps: Math.round(num('steps')),
     quant: $('quant').value,
     granularity: $('granularity').value,
     act_quant: $('act-quant').checked,
@@ -398,8 +398,9 @@ async function runCompression() {
     showError('Load a model first.');
     return;
   }
-  if ((opts.act_quant || opts.recalibrate_bn || opts.bias_correction) && engine.photoCount === 0) {
-    showError('int8 activations, bias correction and batch-norm recalibration are calibrated on your photos: upload at least 4 in step 2 first (16 or more are better).');
+  const need = JSON.parse(window.wasmBindings.calibrationNeed(JSON.stringify(opts)));
+  if (need && engine.photoCount < need.min) {
+    showError(`${need.message} (step 2).`);
     return;
   }
   cancelRequested = false;

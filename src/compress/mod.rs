@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod prune;
 pub mod quantize_weights;
 pub mod recalibrate;
+pub mod settings;
 pub mod sparsity;
 
 use crate::Result;
@@ -25,6 +26,7 @@ pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement,
 pub use prune::{PruneOptions, prune_channels, prune_channels_by};
 pub use quantize_weights::QuantOptions;
 pub use recalibrate::recalibrate_bn;
+pub use settings::{CalibrationNeed, LIMITS, Limit, Preset, Settings, presets};
 pub use sparsity::{SparsityOptions, magnitude_prune};
 
 impl Model {

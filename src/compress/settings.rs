@@ -1,0 +1,287 @@
+//! The compression settings people choose, defined once. The CLI fills [`Settings`] from its
+//! flags, the page from its form (the same names, as JSON), the model card records it, and
+//! [`Settings::to_options`] is the one conversion into the pipeline's options. The limits the
+//! page's form enforces, the rule for how many calibration photos are needed and the presets
+//! live here too, so that no front end carries its own copy.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Calibration, CompressOptions, Importance, PruneOptions, QuantOptions, SparsityOptions,
+};
+use crate::quant::Precision;
+use crate::{Error, Result};
+
+/// Every compression knob, with the CLI's flag names (`prune_channels` is `--prune-channels`)
+/// and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Share of each channel group to remove.
+    pub prune_channels: f32,
+    /// `l1`, `l2` or `bn`.
+    pub importance: String,
+    /// Rank channels across all groups instead of the same share from each.
+    pub global: bool,
+    /// Keep widths a multiple of this.
+    pub round_to: usize,
+    /// Prune (and sparsify) in this many steps.
+    pub steps: usize,
+    /// Let the stem's group lose channels too.
+    pub prune_stem: bool,
+    /// Share of the weights to zero.
+    pub sparsity: f32,
+    /// Re-estimate batch-norm statistics on the calibration photos.
+    pub recalibrate_bn: bool,
+    /// `none`, `int8`, `int4` or `fp16`.
+    pub quant: String,
+    /// `channel`, `tensor` or `group:N`.
+    pub granularity: String,
+    /// First conv and classifier one step higher.
+    pub keep_first_last: bool,
+    /// Per-layer precision, `layer name → none|int8|int4|fp16`.
+    pub layer_quant: BTreeMap<String, String>,
+    /// Quantize activations to u8 (ranges from the calibration photos).
+    pub act_quant: bool,
+    /// `minmax` or `percentile[:P]`.
+    pub calibration: String,
+    /// Remove the rounding's mean output shift from each integer layer's bias.
+    pub bias_correction: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            prune_channels: 0.0,
+            importance: "l1".into(),
+            global: false,
+            round_to: 1,
+            steps: 1,
+            prune_stem: false,
+            sparsity: 0.0,
+            recalibrate_bn: false,
+            quant: "none".into(),
+            granularity: "channel".into(),
+            keep_first_last: false,
+            layer_quant: BTreeMap::new(),
+            act_quant: false,
+            calibration: "minmax".into(),
+            bias_correction: false,
+        }
+    }
+}
+
+/// The range of a numeric setting, for forms and messages.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Limit {
+    /// The setting's name in [`Settings`].
+    pub name: &'static str,
+    /// What it is, for people ("the share of channels to remove").
+    pub what: &'static str,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Beyond these values a setting empties layers or does nothing useful: 90 % of a group's
+/// channels is the most that still leaves every layer a few; 95 % sparsity likewise; widths
+/// rounded to more than 64 and more than 10 steps have no use on these networks.
+pub const LIMITS: [Limit; 4] = [
+    Limit {
+        name: "prune_channels",
+        what: "the share of channels to remove",
+        min: 0.0,
+        max: 0.9,
+    },
+    Limit {
+        name: "round_to",
+        what: "the width multiple",
+        min: 1.0,
+        max: 64.0,
+    },
+    Limit {
+        name: "sparsity",
+        what: "the share of weights to zero",
+        min: 0.0,
+        max: 0.95,
+    },
+    Limit {
+        name: "steps",
+        what: "the number of steps",
+        min: 1.0,
+        max: 10.0,
+    },
+];
+
+/// How many calibration photos a run needs: `min` to run at all, `advised` for usable ranges,
+/// `better` for steady ones (the ranges and means are estimated from the photos' values).
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationNeed {
+    pub min: usize,
+    pub advised: usize,
+    pub better: usize,
+    /// The steps that use the photos, for people.
+    pub why: String,
+}
+
+impl CalibrationNeed {
+    /// The one-line request for photos, when fewer than `min` are there.
+    pub fn message(&self) -> String {
+        format!(
+            "{} calibrated on your photos: upload at least {} first ({} or more are better)",
+            self.why, self.advised, self.better
+        )
+    }
+}
+
+impl Settings {
+    /// The limit a value breaks, as a one-line message.
+    pub fn check_limits(&self) -> Result<()> {
+        let values = [
+            self.prune_channels as f64,
+            self.round_to as f64,
+            self.sparsity as f64,
+            self.steps as f64,
+        ];
+        for (limit, v) in LIMITS.iter().zip(values) {
+            if !(limit.min..=limit.max).contains(&v) {
+                return Err(Error::Invalid(format!(
+                    "{} {v} is impossible: it must be between {} and {}",
+                    limit.what, limit.min, limit.max
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Which steps need calibration photos, and how many; `None` when none does.
+    pub fn calibration_need(&self) -> Option<CalibrationNeed> {
+        let mut uses = Vec::new();
+        if self.act_quant {
+            uses.push("int8 activations");
+        }
+        if self.bias_correction {
+            uses.push("bias correction");
+        }
+        if self.recalibrate_bn {
+            uses.push("batch-norm recalibration");
+        }
+        let why = match uses.as_slice() {
+            [] => return None,
+            [one] => format!("{one} is"),
+            [init @ .., last] => format!("{} and {last} are", init.join(", ")),
+        };
+        Some(CalibrationNeed {
+            min: 1,
+            advised: 4,
+            better: 16,
+            why,
+        })
+    }
+
+    /// The pipeline's options, or the first setting that is out of range or not understood.
+    pub fn to_options(&self) -> Result<CompressOptions> {
+        self.check_limits()?;
+        let mut overrides = BTreeMap::new();
+        for (layer, p) in &self.layer_quant {
+            overrides.insert(layer.clone(), p.parse::<Precision>()?);
+        }
+        Ok(CompressOptions {
+            prune: PruneOptions {
+                ratio: self.prune_channels,
+                importance: self.importance.parse::<Importance>()?,
+                global: self.global,
+                round_to: self.round_to,
+                steps: self.steps,
+                prune_stem: self.prune_stem,
+                ..Default::default()
+            },
+            sparsity: SparsityOptions {
+                sparsity: self.sparsity,
+                steps: self.steps,
+                ..Default::default()
+            },
+            recalibrate_bn: self.recalibrate_bn,
+            quant: QuantOptions {
+                weights: self.quant.parse()?,
+                granularity: self.granularity.parse()?,
+                keep_first_last: self.keep_first_last,
+                overrides,
+                exact_scales: false,
+            },
+            bias_correction: self.bias_correction,
+            act_quant: if self.act_quant {
+                Some(self.calibration.parse::<Calibration>()?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// A named starting point for the settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preset {
+    /// Stable id (`pi`, `balanced`, `fastest`, `smallest`).
+    pub id: &'static str,
+    /// The button's label.
+    pub name: &'static str,
+    /// One line on what it does and costs.
+    pub note: &'static str,
+    pub settings: Settings,
+}
+
+/// The presets the page offers.
+pub fn presets() -> Vec<Preset> {
+    let base = Settings::default();
+    vec![
+        Preset {
+            id: "pi",
+            name: "int8 for Raspberry Pi / ARM",
+            note: "A full int8 QDQ graph: ONNX Runtime and TFLite run it with int8 kernels on ARM (about 4× smaller, usually 2–3× faster there). Biases are corrected for the rounding. Needs your photos for calibration.",
+            settings: Settings {
+                quant: "int8".into(),
+                act_quant: true,
+                bias_correction: true,
+                ..base.clone()
+            },
+        },
+        Preset {
+            id: "balanced",
+            name: "Balanced: 30 % channels + int8",
+            note: "30 % fewer channels in every prunable layer (≈ 40 % fewer MACs) and int8 weights: about ⅛ of the fp32 file. Tick \"recalibrate batch norms\" when you have photos.",
+            settings: Settings {
+                prune_channels: 0.3,
+                round_to: 8,
+                quant: "int8".into(),
+                ..base.clone()
+            },
+        },
+        Preset {
+            id: "fastest",
+            name: "Fastest: 50 % channels + int8",
+            note: "Half the channels (≈ 60 % fewer MACs), int8 weights and activations, batch norms recalibrated on your photos. Expect an accuracy cost: check the agreement.",
+            settings: Settings {
+                prune_channels: 0.5,
+                round_to: 8,
+                quant: "int8".into(),
+                act_quant: true,
+                recalibrate_bn: true,
+                ..base.clone()
+            },
+        },
+        Preset {
+            id: "smallest",
+            name: "Smallest: 50 % channels + int4",
+            note: "Half the channels and int4 weights (first conv and classifier int8): the smallest file, the largest accuracy cost.",
+            settings: Settings {
+                prune_channels: 0.5,
+                round_to: 8,
+                quant: "int4".into(),
+                keep_first_last: true,
+                ..base
+            },
+        },
+    ]
+}
