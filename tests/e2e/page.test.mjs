@@ -39,29 +39,43 @@ after(async () => {
   server?.close();
 });
 
+function watchShaders() {
+  globalThis.__shaders = { count: 0, problems: [] };
+  if (typeof GPUDevice === 'undefined') return;
+  const create = GPUDevice.prototype.createShaderModule;
+  GPUDevice.prototype.createShaderModule = function (desc) {
+    const module = create.call(this, desc);
+    globalThis.__shaders.count += 1;
+    if (/enable\s+subgroups/.test(desc.code) && !this.features.has('subgroups')) {
+      globalThis.__shaders.problems.push(`${desc.label}: enables subgroups on a device without them`);
+    }
+    module.getCompilationInfo().then((info) => {
+      for (const m of info.messages) {
+        if (m.type === 'error') globalThis.__shaders.problems.push(`${desc.label}: ${m.message}`);
+      }
+    });
+    return module;
+  };
+}
+
+// What the page and its workers compiled, together.
+async function compiledShaders(page) {
+  const all = [await page.evaluate(() => globalThis.__shaders)];
+  for (const w of page.workers()) all.push(await w.evaluate(() => globalThis.__shaders));
+  return {
+    count: all.reduce((n, s) => n + (s?.count || 0), 0),
+    problems: all.flatMap((s) => s?.problems || []),
+  };
+}
+
 async function openPage(query) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   const page = await context.newPage();
   // Watch every WGSL module the page compiles: none may fail, and none may ask for subgroups
   // on a device that lacks the feature (the trap Burn's autotune fell into in this browser).
-  await page.addInitScript(() => {
-    window.__shaders = { count: 0, problems: [] };
-    if (typeof GPUDevice === 'undefined') return;
-    const create = GPUDevice.prototype.createShaderModule;
-    GPUDevice.prototype.createShaderModule = function (desc) {
-      const module = create.call(this, desc);
-      window.__shaders.count += 1;
-      if (/enable\s+subgroups/.test(desc.code) && !this.features.has('subgroups')) {
-        window.__shaders.problems.push(`${desc.label}: enables subgroups on a device without them`);
-      }
-      module.getCompilationInfo().then((info) => {
-        for (const m of info.messages) {
-          if (m.type === 'error') window.__shaders.problems.push(`${desc.label}: ${m.message}`);
-        }
-      });
-      return module;
-    };
-  });
+  // The engine runs in a worker, so the watch goes there too (before its first forward pass).
+  await page.addInitScript(watchShaders);
+  page.on('worker', (w) => w.evaluate(watchShaders).catch(() => {}));
   const problems = watchConsole(page);
   await page.goto(base + query);
   await page.waitForFunction(() => document.querySelector('[data-testid=backend]').dataset.kind,
@@ -116,7 +130,7 @@ test('WebGPU: page predictions equal the CLI, bad uploads are reported', { timeo
   const { page, context, problems } = await openPage('?weights=none');
   await predictionFlow(page, 'wgpu', 'webgpu.png');
   assert.deepEqual(problems, [], 'the browser console must stay clean');
-  const shaders = await page.evaluate(() => window.__shaders);
+  const shaders = await compiledShaders(page);
   assert.ok(shaders.count > 0, 'no WGSL was compiled: the forward pass did not run on WebGPU');
   assert.deepEqual(shaders.problems, [], 'WGSL modules failed or asked for missing features');
   await context.close();

@@ -1,0 +1,52 @@
+// modelslim's engine in a dedicated worker: the model, the photos, compression and benchmarks
+// run here, so the page's main thread only handles the DOM and stays responsive. The page
+// (www/engine.js) sends {type: 'init'} once, then {type: 'call', id, method, args}; function
+// arguments (progress callbacks) arrive as {__callback: k} and are called back with
+// {type: 'callback'} messages; {type: 'cancel', id} makes that call's callbacks answer false.
+let engine = null;
+const cancelled = new Set();
+
+function state() {
+  return {
+    backend: engine.backend,
+    backendKind: engine.backendKind,
+    fallbackReason: engine.fallbackReason,
+    modelInfo: engine.modelInfo,
+    photoCount: engine.photoCount,
+  };
+}
+
+function errorText(e) {
+  return (e && e.message) || String(e);
+}
+
+onmessage = async (e) => {
+  const m = e.data;
+  if (m.type === 'cancel') {
+    cancelled.add(m.id);
+  } else if (m.type === 'init') {
+    try {
+      const bindings = await import(m.bindings);
+      await bindings.default({ module_or_path: m.wasm });
+      engine = await bindings.createEngine(m.prefer, m.reason ?? undefined);
+      postMessage({ type: 'ready', state: state() });
+    } catch (err) {
+      postMessage({ type: 'failed', error: errorText(err) });
+    }
+  } else if (m.type === 'call') {
+    const args = m.args.map((a) => (a && a.__callback !== undefined
+      ? (arg) => {
+        postMessage({ type: 'callback', id: m.id, k: a.__callback, arg });
+        return !cancelled.has(m.id);
+      }
+      : a));
+    try {
+      const result = await engine[m.method](...args);
+      postMessage({ type: 'result', id: m.id, result, state: state() });
+    } catch (err) {
+      postMessage({ type: 'result', id: m.id, error: errorText(err), state: state() });
+    } finally {
+      cancelled.delete(m.id);
+    }
+  }
+};

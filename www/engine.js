@@ -1,0 +1,82 @@
+// The page's handle on the engine: in a dedicated worker (www/engine-worker.js) where the
+// browser can run it there, else on the main thread. Either way every method returns a
+// promise and the getters (backend, backendKind, fallbackReason, modelInfo, photoCount) read
+// the engine's state as of its last answer.
+
+const GETTERS = ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount'];
+
+// The URLs of the wasm-bindgen module and its .wasm, as Trunk linked them into the page.
+function bindingUrls() {
+  const js = document.querySelector('link[rel=modulepreload][href*="modelslim"]')?.href;
+  const wasm = document.querySelector('link[rel=preload][href$=".wasm"]')?.href;
+  return js && wasm ? { js, wasm } : null;
+}
+
+async function workerEngine(prefer, reason) {
+  const urls = bindingUrls();
+  if (typeof Worker === 'undefined' || !urls) throw new Error('this browser has no module workers');
+  const worker = new Worker('engine-worker.js', { type: 'module' });
+  let state = {};
+  await new Promise((resolve, reject) => {
+    worker.onmessage = (e) => {
+      if (e.data.type === 'ready') { state = e.data.state; resolve(); } else reject(new Error(e.data.error));
+    };
+    worker.onerror = (e) => reject(new Error(e.message || 'the worker did not start'));
+    worker.postMessage({ type: 'init', bindings: urls.js, wasm: urls.wasm, prefer, reason });
+  });
+  let next = 0;
+  const pending = new Map(); // id → {resolve, reject, callbacks}
+  worker.onmessage = (e) => {
+    const m = e.data;
+    const p = pending.get(m.id);
+    if (!p) return;
+    if (m.type === 'callback') {
+      if (p.callbacks[m.k](m.arg) === false) worker.postMessage({ type: 'cancel', id: m.id });
+      return;
+    }
+    pending.delete(m.id);
+    state = m.state;
+    if (m.error !== undefined) p.reject(new Error(m.error));
+    else p.resolve(m.result);
+  };
+  worker.onerror = (e) => {
+    for (const p of pending.values()) p.reject(new Error(`the engine stopped: ${e.message || 'worker error'}`));
+    pending.clear();
+  };
+  const call = (method, args) => new Promise((resolve, reject) => {
+    const id = next++;
+    const callbacks = [];
+    const sent = args.map((a) => (typeof a === 'function' ? { __callback: callbacks.push(a) - 1 } : a));
+    pending.set(id, { resolve, reject, callbacks });
+    worker.postMessage({ type: 'call', id, method, args: sent });
+  });
+  return new Proxy({ inWorker: true }, {
+    get(target, prop) {
+      if (prop in target) return target[prop];
+      if (GETTERS.includes(prop)) return state[prop];
+      if (prop === 'then') return undefined; // not a promise itself
+      return (...args) => call(prop, args);
+    },
+  });
+}
+
+// The engine on the main thread, with the worker engine's promise-returning interface.
+function mainThreadEngine(engine, whyNotWorker) {
+  return new Proxy({ inWorker: false, whyNotWorker }, {
+    get(target, prop) {
+      if (prop in target) return target[prop];
+      if (GETTERS.includes(prop)) return engine[prop];
+      if (prop === 'then') return undefined;
+      return async (...args) => engine[prop](...args);
+    },
+  });
+}
+
+export async function createEngine(wasm, prefer, reason, { mainThread = false } = {}) {
+  try {
+    if (mainThread) throw new Error('the main thread was requested (?engine=main)');
+    return await workerEngine(prefer, reason);
+  } catch (e) {
+    return mainThreadEngine(await wasm.createEngine(prefer, reason), (e && e.message) || String(e));
+  }
+}
