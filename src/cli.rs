@@ -12,6 +12,7 @@ use modelslim::export::to_onnx;
 use modelslim::model::Model;
 use modelslim::predict::{Classifier, Prediction};
 use modelslim::preprocess::Preprocess;
+use modelslim::timing::Timing;
 use modelslim::{Error, Result};
 use serde::Serialize;
 
@@ -276,18 +277,15 @@ fn bench(args: &[String]) -> std::result::Result<(), CliError> {
         Ok(t.elapsed().as_secs_f64() * 1e3)
     };
     let cold = time()?;
-    let mut warm = (0..runs.max(1))
+    let warm = (0..runs.max(1))
         .map(|_| time())
         .collect::<Result<Vec<_>>>()?;
-    warm.sort_by(f64::total_cmp);
-    let pct = |p: f64| warm[((warm.len() - 1) as f64 * p).round() as usize];
+    let Some(t) = Timing::of(&warm) else {
+        return Ok(());
+    };
     println!(
         "backend: {}\nupload: {upload_ms:.1} ms\ncold first forward: {cold:.1} ms\nwarm ({} runs): min {:.1} ms, median {:.1} ms, p90 {:.1} ms",
-        classifier.backend.description,
-        warm.len(),
-        warm[0],
-        pct(0.5),
-        pct(0.9)
+        classifier.backend.description, t.runs, t.min_ms, t.median_ms, t.p90_ms
     );
     Ok(())
 }

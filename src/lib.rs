@@ -15,6 +15,7 @@ pub mod predict;
 pub mod preprocess;
 pub mod quant;
 pub mod tensor;
+pub mod timing;
 pub mod weights;
 
 #[cfg(target_family = "wasm")]

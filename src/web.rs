@@ -17,6 +17,7 @@ use crate::compress::{
 use crate::export::to_onnx;
 use crate::model::Model;
 use crate::predict::{ClassScore, Classifier, Prediction};
+use crate::timing::Timing;
 
 fn now_ms() -> f64 {
     js_sys::Date::now()
@@ -147,6 +148,13 @@ pub fn calibration_need(options: String) -> Result<String, JsValue> {
     })
 }
 
+/// Latency statistics of `times_ms` with the engine's one definition of each (the page's
+/// per-photo latencies): `{"runs", "min_ms", "median_ms", "p90_ms"}`, or `null` for no runs.
+#[wasm_bindgen(js_name = latencyStats)]
+pub fn latency_stats(times_ms: Vec<f64>) -> String {
+    serde_json::to_string(&Timing::of(&times_ms)).unwrap_or_else(|_| "null".into())
+}
+
 #[wasm_bindgen(js_name = createEngine)]
 pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
     console_error_panic_hook::set_once();
@@ -243,11 +251,9 @@ struct ModelCard<'a> {
 
 #[derive(Serialize)]
 struct BenchOut {
-    runs: usize,
     cold_ms: Option<f64>,
-    median_ms: f64,
-    p90_ms: f64,
-    min_ms: f64,
+    #[serde(flatten)]
+    warm: Timing,
 }
 
 fn busy_guard(state: &Rc<RefCell<State>>) -> Result<BusyGuard, JsValue> {
@@ -647,14 +653,12 @@ impl Engine {
                 times.push(ms);
                 yield_to_browser().await;
             }
-            times.sort_by(f64::total_cmp);
-            let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+            let Some(warm) = Timing::of(&times) else {
+                return Err(JsError::new("no runs were timed").into());
+            };
             to_json(&BenchOut {
-                runs: times.len(),
                 cold_ms: cold.then_some(first),
-                median_ms: pct(0.5),
-                p90_ms: pct(0.9),
-                min_ms: times[0],
+                warm,
             })
         })
     }

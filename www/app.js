@@ -242,15 +242,16 @@ function renderPhoto(p) {
   mark.textContent = !p.compressed ? '' : differs ? '≠ top-1 differs' : '= same top-1';
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)];
+// Min, median and p90 as the engine defines them (one definition for the page, the engine's
+// benchmark and the CLI).
+function latencyStats(times) {
+  return JSON.parse(window.wasmBindings.latencyStats(new Float64Array(times)));
 }
 
 function showTiming() {
   const parts = [];
   if (coldTime !== null) parts.push(`first run (cold: includes shader compilation) ${coldTime.toFixed(0)} ms`);
-  if (warmTimes.length) parts.push(`warm median ${median(warmTimes).toFixed(0)} ms over ${warmTimes.length} run(s)`);
+  if (warmTimes.length) parts.push(`warm median ${latencyStats(warmTimes).median_ms.toFixed(0)} ms over ${warmTimes.length} run(s)`);
   $('timing').textContent = parts.length ? `Original model on ${$('backend').textContent}: ${parts.join(', ')}.` : '';
 }
 
@@ -507,16 +508,15 @@ async function showReport(r) {
 function fillLatency(row, warm, cold, source) {
   const times = warm.length ? warm : cold !== null ? [cold] : [];
   if (!times.length) return;
-  const s = [...times].sort((a, b) => a - b);
-  const at = (p) => s[Math.round((s.length - 1) * p)];
-  row.dataset.msMedian = at(0.5);
-  row.dataset.msP90 = at(0.9);
+  const t = latencyStats(times);
+  row.dataset.msMedian = t.median_ms;
+  row.dataset.msP90 = t.p90_ms;
   row.dataset.msSource = source;
   row.querySelector('.cold').textContent = cold === null ? 'warmed up' : `${cold.toFixed(0)} ms`;
   const n = warm.length ? `${warm.length} warm` : 'cold only';
-  row.querySelector('.median').textContent = `${at(0.5).toFixed(0)} ms`;
+  row.querySelector('.median').textContent = `${t.median_ms.toFixed(0)} ms`;
   row.querySelector('.median').title = `${source}: ${n}`;
-  row.querySelector('.p90').textContent = `${at(0.9).toFixed(0)} ms`;
+  row.querySelector('.p90').textContent = `${t.p90_ms.toFixed(0)} ms`;
 }
 
 function benchNote(r) {
