@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use modelslim::backend::{Backend, BackendKind};
 use modelslim::compress::pipeline::logits_of;
-use modelslim::compress::{FileSize, Metrics, Precision, Settings};
+use modelslim::compress::{Metrics, Precision, Settings};
 use modelslim::export::to_onnx;
 use modelslim::model::Model;
 use modelslim::predict::{Classifier, Prediction};
@@ -425,15 +425,18 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
     ))?;
     let bytes = compressed.to_safetensors()?;
     std::fs::write(&out, &bytes).map_err(|e| Error::io(&out, e))?;
-    let mut before = model.metrics()?;
-    let mut after = compressed.metrics_of_file(&bytes);
-    if let Some(path) = args.one("onnx") {
-        let path = PathBuf::from(path);
-        let onnx = to_onnx(&compressed)?;
-        std::fs::write(&path, &onnx).map_err(|e| Error::io(&path, e))?;
-        after.bytes.onnx = Some(FileSize::of(&onnx));
-        before.bytes.onnx = Some(FileSize::of(&to_onnx(&model)?));
-    }
+    let (before, after) = match args.one("onnx") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let onnx = to_onnx(&compressed)?;
+            std::fs::write(&path, &onnx).map_err(|e| Error::io(&path, e))?;
+            (
+                model.metrics_with_onnx()?,
+                compressed.metrics_of_files(&bytes, Some(&onnx)),
+            )
+        }
+        None => (model.metrics()?, compressed.metrics_of_file(&bytes)),
+    };
     let agreement = if calib_images.is_empty() {
         None
     } else {

@@ -12,7 +12,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::backend::{Backend, BackendKind};
 use crate::compress::pipeline::{Agreement, Progress, agreement, sensitivity};
 use crate::compress::{
-    FileSize, LIMITS, LayerStat, Metrics, Precision, Settings, compress, layer_report, presets,
+    LIMITS, LayerStat, Metrics, Precision, Settings, compress, layer_report, presets,
 };
 use crate::export::to_onnx;
 use crate::model::Model;
@@ -536,17 +536,14 @@ impl Engine {
             yield_to_browser().await;
             let onnx = to_onnx(&model).map_err(js_err)?;
             yield_to_browser().await;
-            let mut after = model.metrics_of_file(&safetensors);
-            after.bytes.onnx = Some(FileSize::of(&onnx));
+            let after = model.metrics_of_files(&safetensors, Some(&onnx));
             yield_to_browser().await;
             // The original's sizes (its fp32 files, gzipped too) are measured once per model.
             let cached = state.borrow().original_metrics.clone();
             let before = match cached {
                 Some(m) => m,
                 None => {
-                    let mut m = original.model.metrics().map_err(js_err)?;
-                    yield_to_browser().await;
-                    m.bytes.onnx = Some(FileSize::of(&to_onnx(&original.model).map_err(js_err)?));
+                    let m = original.model.metrics_with_onnx().map_err(js_err)?;
                     state.borrow_mut().original_metrics = Some(m.clone());
                     m
                 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::Result;
+use crate::export::to_onnx;
 use crate::model::Model;
 
 /// Bytes of one file format, as written and after gzip (where zeros pay off).
@@ -65,15 +66,25 @@ impl Model {
 
     /// Measure the model given its already serialised safetensors file.
     pub fn metrics_of_file(&self, st: &[u8]) -> Metrics {
+        self.metrics_of_files(st, None)
+    }
+
+    /// Measure the model given its serialised files (the ONNX one when it was written).
+    pub fn metrics_of_files(&self, st: &[u8], onnx: Option<&[u8]>) -> Metrics {
         Metrics {
             params: self.num_params(),
             nonzero_params: self.num_nonzero_params(),
             macs: self.graph().macs(224),
             bytes: Bytes {
                 safetensors: FileSize::of(st),
-                onnx: None,
+                onnx: onnx.map(FileSize::of),
             },
         }
+    }
+
+    /// Measure the model with both of its files serialised.
+    pub fn metrics_with_onnx(&self) -> Result<Metrics> {
+        Ok(self.metrics_of_files(&self.to_safetensors()?, Some(&to_onnx(self)?)))
     }
 }
 
