@@ -117,8 +117,6 @@ pub struct Engine {
     state: Rc<RefCell<State>>,
 }
 
-/// Open WebGPU unless `prefer` is `"cpu"` (the page says why in `reason`); fall back to the
-/// CPU backend when WebGPU is missing or fails to start, and say why.
 /// The compression settings' limits and presets, defined in the core, as JSON for the page's
 /// form: `{"defaults": Settings, "limits": [Limit], "presets": [Preset]}`.
 #[wasm_bindgen(js_name = settingsSpec)]
@@ -155,6 +153,8 @@ pub fn latency_stats(times_ms: Vec<f64>) -> String {
     serde_json::to_string(&Timing::of(&times_ms)).unwrap_or_else(|_| "null".into())
 }
 
+/// Open WebGPU unless `prefer` is `"cpu"` (the page says why in `reason`); fall back to the
+/// CPU backend when WebGPU is missing or fails to start, and say why.
 #[wasm_bindgen(js_name = createEngine)]
 pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
     console_error_panic_hook::set_once();

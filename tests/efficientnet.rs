@@ -306,40 +306,39 @@ fn channel_groups_couple_depthwise_convs_and_pruned_widths_reload() {
             .find(|g| g.name == name)
             .unwrap_or_else(|| panic!("no group {name} among {names:?}"))
     };
-    let has = |g: &modelslim::compress::Group, key: &str, axis: usize| {
-        g.members.iter().any(|m| m.key == key && m.axis == axis)
+    let assert_has = |g: &modelslim::compress::Group, members: &[(&str, usize)], what: &str| {
+        for &(key, axis) in members {
+            let found = g.members.iter().any(|m| m.key == key && m.axis == axis);
+            assert!(found, "{key} axis {axis} not in {what}: {g:?}");
+        }
     };
     // An expansion's outputs, its batch norm, the depthwise conv after it (a depthwise conv
     // keeps its input's channels), that conv's batch norm and the projection's inputs.
-    let expand = group("_blocks.1._expand_conv");
-    for (key, axis) in [
-        ("_blocks.1._expand_conv.weight", 0),
-        ("_blocks.1._bn0.weight", 0),
-        ("_blocks.1._depthwise_conv.weight", 0),
-        ("_blocks.1._bn1.running_var", 0),
-        ("_blocks.1._project_conv.weight", 1),
-    ] {
-        assert!(
-            has(expand, key, axis),
-            "{key} axis {axis} not in {expand:?}"
-        );
-    }
+    assert_has(
+        group("_blocks.1._expand_conv"),
+        &[
+            ("_blocks.1._expand_conv.weight", 0),
+            ("_blocks.1._bn0.weight", 0),
+            ("_blocks.1._depthwise_conv.weight", 0),
+            ("_blocks.1._bn1.running_var", 0),
+            ("_blocks.1._project_conv.weight", 1),
+        ],
+        "the expansion's group",
+    );
     assert!(
         !names.iter().any(|n| n.ends_with("_depthwise_conv")),
         "a depthwise conv starts no group"
     );
     // A residual stream: everything that writes into the add and everything that reads it.
-    let stream = group("_blocks.1._project_conv");
-    for (key, axis) in [
-        ("_blocks.2._project_conv.weight", 0),
-        ("_blocks.2._expand_conv.weight", 1),
-        ("_blocks.3._expand_conv.weight", 1),
-    ] {
-        assert!(
-            has(stream, key, axis),
-            "{key} axis {axis} not in the 24-channel stream"
-        );
-    }
+    assert_has(
+        group("_blocks.1._project_conv"),
+        &[
+            ("_blocks.2._project_conv.weight", 0),
+            ("_blocks.2._expand_conv.weight", 1),
+            ("_blocks.3._expand_conv.weight", 1),
+        ],
+        "the 24-channel stream",
+    );
 
     let pruned = m
         .pruned(&PruneOptions {

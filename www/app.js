@@ -322,10 +322,13 @@ async function reclassify() {
 // form, the CLI and the engine share one definition.
 let spec = null;
 
+// The form field of a setting: `prune_channels` is `#prune-channels`, as the CLI's flag.
+const field = (setting) => $(setting.replaceAll('_', '-'));
+
 function useSpec(wasm) {
   spec = JSON.parse(wasm.settingsSpec());
   for (const l of spec.limits) {
-    const el = $(l.name.replaceAll('_', '-'));
+    const el = field(l.name);
     el.min = l.min;
     el.max = l.max;
   }
@@ -339,7 +342,7 @@ function applyPreset(id) {
   const p = spec?.presets.find((q) => q.id === id);
   if (!p) return;
   for (const [key, v] of Object.entries(p.settings)) {
-    const el = $(key.replaceAll('_', '-'));
+    const el = field(key);
     if (!el) continue; // settings the form does not show (per-layer precision, …)
     if (el.type === 'checkbox') el.checked = v;
     else el.value = v;
@@ -350,7 +353,7 @@ function applyPreset(id) {
 function readOptions() {
   const num = (name) => {
     const l = spec.limits.find((x) => x.name === name);
-    const v = Number($(name.replaceAll('_', '-')).value);
+    const v = Number(field(name).value);
     if (!Number.isFinite(v) || v < l.min || v > l.max) {
       throw new Error(`${l.what[0].toUpperCase()}${l.what.slice(1)} must be between ${l.min} and ${l.max}`);
     }
