@@ -14,6 +14,7 @@ pub mod model;
 pub mod predict;
 pub mod preprocess;
 pub mod quant;
+pub mod session;
 pub mod tensor;
 pub mod timing;
 pub mod weights;

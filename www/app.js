@@ -290,8 +290,9 @@ async function classify(file) {
     el.classList.add('failed');
     el.querySelector('.pair').remove();
     out.innerHTML = '<p class="err"></p>';
+    // The engine's message names the file and says what to do.
     out.firstChild.textContent = message(e);
-    showError(`${file.name}: ${message(e)}`);
+    showError(message(e));
     setStatus('ready');
   }
 }
@@ -332,6 +333,9 @@ function useSpec(wasm) {
     el.min = l.min;
     el.max = l.max;
   }
+  const c = spec.calibration;
+  $('calibration-advice').textContent = 'Calibration (activations, bias correction, batch norms) uses the photos you uploaded in step 2: ' +
+    `at least ${c.advised}, better ${c.better} or more, of the kind of images the model will see.`;
   for (const b of document.querySelectorAll('.preset')) {
     const p = spec.presets.find((q) => q.id === b.dataset.preset);
     if (p) b.textContent = p.name;
@@ -469,10 +473,10 @@ async function showReport(r) {
   for (const f of ['onnx', 'safetensors', 'card']) files.push([f, await engine.download(f), await engine.downloadName(f)]);
   fillBenchRow($('bench-original'), 'original', r.before);
   fillBenchRow($('bench-compressed'), `compressed <span class="small">(${r.file_stem})</span>`, r.after);
-  const ratio = (k) => (k(r.after) / k(r.before)).toFixed(3);
-  $('bench-ratio').innerHTML = `<th>ratio</th><td>${ratio((m) => m.params)}</td><td>${ratio((m) => m.macs)}</td>` +
-    `<td>${ratio((m) => m.bytes.onnx.raw)}</td><td>${ratio((m) => m.bytes.onnx.gzip)}</td>` +
-    `<td>${ratio((m) => m.bytes.safetensors.raw)}</td><td>${ratio((m) => m.bytes.safetensors.gzip)}</td><td colspan="3"></td>`;
+  const q = r.ratios;
+  $('bench-ratio').innerHTML = '<th>ratio</th>' +
+    [q.params, q.macs, q.onnx_raw, q.onnx_gzip, q.safetensors_raw, q.safetensors_gzip].map((x) => `<td>${x.toFixed(3)}</td>`).join('') +
+    '<td colspan="3"></td>';
   r.photos.forEach((a, i) => { if (photos[i]) { photos[i].compressed = a; renderPhoto(photos[i]); } });
   // First latencies from the photo runs already made (cold runs apart); "Measure latency"
   // replaces them with N timed runs after a warm-up.

@@ -43,6 +43,47 @@ pub struct Metrics {
     pub bytes: Bytes,
 }
 
+/// After / before for each measure of [`Metrics`] (0 where before is 0), so that no front end
+/// divides on its own.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Ratios {
+    pub params: f64,
+    pub nonzero_params: f64,
+    pub macs: f64,
+    pub safetensors_raw: f64,
+    pub safetensors_gzip: f64,
+    pub onnx_raw: Option<f64>,
+    pub onnx_gzip: Option<f64>,
+}
+
+impl Metrics {
+    /// `self` (after) relative to `before`.
+    pub fn ratios_to(&self, before: &Metrics) -> Ratios {
+        let r = |after: f64, before: f64| if before > 0.0 { after / before } else { 0.0 };
+        let onnx = |f: fn(&FileSize) -> usize| {
+            Some(r(
+                f(&self.bytes.onnx?) as f64,
+                f(&before.bytes.onnx?) as f64,
+            ))
+        };
+        Ratios {
+            params: r(self.params as f64, before.params as f64),
+            nonzero_params: r(self.nonzero_params as f64, before.nonzero_params as f64),
+            macs: r(self.macs as f64, before.macs as f64),
+            safetensors_raw: r(
+                self.bytes.safetensors.raw as f64,
+                before.bytes.safetensors.raw as f64,
+            ),
+            safetensors_gzip: r(
+                self.bytes.safetensors.gzip as f64,
+                before.bytes.safetensors.gzip as f64,
+            ),
+            onnx_raw: onnx(|f| f.raw),
+            onnx_gzip: onnx(|f| f.gzip),
+        }
+    }
+}
+
 /// gzip (level 6, as `gzip` does by default) size of `data`.
 pub fn gzip_size(data: &[u8]) -> usize {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

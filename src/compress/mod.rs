@@ -21,7 +21,7 @@ pub use crate::model::channels::{Group, Layer, Member, Structure};
 pub use crate::quant::{ActQuant, Granularity, Precision, Quantization};
 pub use calibrate::Calibration;
 pub use importance::{ChannelImportance, Importance};
-pub use metrics::{FileSize, LayerStat, Metrics, layer_report};
+pub use metrics::{FileSize, LayerStat, Metrics, Ratios, layer_report};
 pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
 pub use prune::{PruneOptions, prune_channels, prune_channels_by};
 pub use quantize_weights::QuantOptions;

@@ -126,6 +126,14 @@ pub struct CalibrationNeed {
 }
 
 impl CalibrationNeed {
+    /// The counts every calibrated step shares (`why` left empty).
+    pub const COUNTS: CalibrationNeed = CalibrationNeed {
+        min: 1,
+        advised: 4,
+        better: 16,
+        why: String::new(),
+    };
+
     /// The one-line request for photos, when fewer than `min` are there.
     pub fn message(&self) -> String {
         format!(
@@ -173,10 +181,8 @@ impl Settings {
             [init @ .., last] => format!("{} and {last} are", init.join(", ")),
         };
         Some(CalibrationNeed {
-            min: 1,
-            advised: 4,
-            better: 16,
             why,
+            ..CalibrationNeed::COUNTS
         })
     }
 

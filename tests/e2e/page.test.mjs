@@ -117,7 +117,7 @@ async function predictionFlow(page, wantKind, shot) {
   // A non-image: a clear message, and the page keeps working.
   await page.setInputFiles('[data-testid=upload]', join(OUT, 'not-an-image.jpg'));
   await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
-  assert.match(await page.textContent('[data-testid=error]'), /not a readable image/);
+  assert.match(await page.textContent('[data-testid=error]'), /not-an-image\.jpg: not a readable image/);
 
   await uploadAndWait(page, join(SAMPLES, 'coffee.png'), 2);
   lists = await top5Lists(page);

@@ -1,0 +1,504 @@
+//! Argument parsing and the commands. Every failure a user can cause ends in one line on stderr
+//! and a non-zero exit status.
+
+mod args;
+mod print;
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use modelslim::backend::{Backend, BackendKind};
+use modelslim::compress::{Precision, Progress, Settings};
+use modelslim::export::to_onnx;
+use modelslim::model::Model;
+use modelslim::session::{Batches, FileFormat, Session, Which, no_progress};
+use modelslim::{Error, Result};
+use serde::Serialize;
+
+use args::Args;
+
+const USAGE: &str = "\
+usage:
+  modelslim predict --weights FILE --image FILE [--image FILE ...] [--backend cpu|wgpu] [--json]
+  modelslim init-weights --seed N --out FILE.safetensors
+  modelslim bench --weights FILE [--backend cpu|wgpu] [--runs N]
+  modelslim compress --weights IN --out OUT.safetensors [--onnx OUT.onnx]
+                     [--prune-channels R] [--importance l1|l2|bn] [--round-to N] [--steps N]
+                     [--global] [--prune-stem] [--sparsity R] [--recalibrate-bn DIR]
+                     [--quant none|int8|int4|fp16] [--granularity channel|tensor|group:N]
+                     [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
+                     [--bias-correction] [--act-quant] [--calibration minmax|percentile[:P]]
+                     [--calibrate DIR] [--backend cpu|wgpu] [--json]
+  modelslim eval --weights FILE [--reference FILE] --images DIR [--images DIR ...]
+                 [--backend cpu|wgpu] [--json]
+  modelslim sensitivity --weights FILE --calibrate DIR [--quant int8|int4|fp16]
+                        [--granularity channel|tensor|group:N] [--top N] [--json]
+  modelslim export --weights FILE --onnx OUT.onnx
+  modelslim convert --weights FILE.pth --out FILE.safetensors
+
+Every command that takes --weights also takes --model resnet18|efficientnet-lite0 (detected
+from the weights' names when absent; compressed files carry it).
+
+FILE for --weights is a .safetensors or PyTorch .pth state_dict (zip or legacy format) of
+torchvision's ResNet18 or EfficientNet-Lite0 (lukemelas' names), a file modelslim wrote, or `seeded:N` for deterministic random weights
+(meaningless predictions). Image folders are read recursively; a file's label is its folder's
+ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.";
+
+pub fn main() -> i32 {
+    // A panic inside a library must still end as one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let first = msg.lines().next().unwrap_or("");
+        eprintln!("modelslim: internal error: {first}");
+    }));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = std::panic::catch_unwind(|| run(&args));
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(CliError::Usage(msg))) => {
+            eprintln!("modelslim: {msg}\n{USAGE}");
+            2
+        }
+        Ok(Err(CliError::Run(e))) => {
+            eprintln!("modelslim: error: {e}");
+            1
+        }
+        Err(_) => 101,
+    }
+}
+
+pub enum CliError {
+    Usage(String),
+    Run(Error),
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        CliError::Run(e)
+    }
+}
+
+fn run(args: &[String]) -> std::result::Result<(), CliError> {
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err(CliError::Usage("no command given".into()));
+    };
+    match cmd.as_str() {
+        "predict" => predict(rest),
+        "init-weights" => init_weights(rest),
+        "bench" => bench(rest),
+        "compress" => compress(rest),
+        "eval" => eval(rest),
+        "sensitivity" => sensitivity(rest),
+        "export" => export(rest),
+        "convert" => convert(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(CliError::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+/// `seeded:N` or a weights file, of network `model` when given (else detected from the keys).
+pub fn load_model_as(spec: &str, model: Option<&str>) -> Result<Model> {
+    if let Some(seed) = spec.strip_prefix("seeded:") {
+        let seed = seed
+            .parse()
+            .map_err(|_| Error::Invalid(format!("'{spec}': the seed must be an integer")))?;
+        if model.is_some_and(|m| m != "resnet18") {
+            return Err(Error::Invalid(
+                "seeded weights exist for resnet18 only".into(),
+            ));
+        }
+        return Ok(Model::seeded_resnet18(seed));
+    }
+    let path = PathBuf::from(spec);
+    let bytes = read_file(&path)?;
+    Model::from_bytes_as(&bytes, model).map_err(|e| match e {
+        Error::Io { .. } => e,
+        other => Error::Invalid(format!("{}: {other}", path.display())),
+    })
+}
+
+/// The model named by `--weights` (and `--model`).
+fn load_model(args: &Args) -> std::result::Result<Model, CliError> {
+    Ok(load_model_as(args.required("weights")?, args.one("model"))?)
+}
+
+/// A session on `--backend` with the model named by `--weights` loaded.
+fn session(args: &Args) -> std::result::Result<Session, CliError> {
+    let kind: BackendKind = args.one("backend").unwrap_or("cpu").parse()?;
+    let session = Session::new(Backend::native(kind)?, Batches::NATIVE);
+    let spec = args.required("weights")?;
+    session.load(load_model(args)?, spec)?;
+    Ok(session)
+}
+
+/// Progress lines for people watching: piped stderr stays one line on failure.
+fn progress_on_terminal(p: Progress) -> impl Future<Output = bool> {
+    if std::io::stderr().is_terminal() && !p.label.is_empty() {
+        if p.steps > 0 {
+            eprintln!("[{}/{}] {}", p.step, p.steps, p.label);
+        } else {
+            eprintln!("{}", p.label);
+        }
+    }
+    async { true }
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let json = serde_json::to_string(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    println!("{json}");
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct PredictLine<'a> {
+    image: &'a str,
+    top5: &'a [modelslim::predict::ClassScore],
+    logits: &'a [f32],
+}
+
+fn predict(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &["json"])?;
+    args.check_known(&["weights", "model", "image", "backend"])?;
+    let images = args.all("image");
+    if images.is_empty() {
+        return Err(CliError::Usage("--image is required".into()));
+    }
+    let session = session(&args)?;
+    for path in images {
+        let bytes = read_file(Path::new(path))?;
+        let a = pollster::block_on(session.classify(path, &bytes))?.answer;
+        if args.has("json") {
+            print_json(&PredictLine {
+                image: path,
+                top5: &a.top5,
+                logits: &a.logits,
+            })?;
+        } else {
+            println!("{path}:");
+            for c in &a.top5 {
+                println!("  {:6.2}%  {:4}  {}", c.prob * 100.0, c.index, c.label);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn init_weights(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &[])?;
+    args.check_known(&["seed", "out"])?;
+    let seed = args.required("seed")?;
+    let model = load_model_as(&format!("seeded:{seed}"), None)?;
+    let out = PathBuf::from(args.required("out")?);
+    let bytes = model.to_safetensors()?;
+    write_file(&out, &bytes)?;
+    eprintln!(
+        "wrote {} ({} bytes, {} parameters, seed {seed}: random weights, meaningless predictions)",
+        out.display(),
+        bytes.len(),
+        model.num_params()
+    );
+    Ok(())
+}
+
+fn bench(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &[])?;
+    args.check_known(&["weights", "model", "backend", "runs"])?;
+    let runs: usize = args.number("runs", 10)?;
+    let session = session(&args)?;
+    let b = pollster::block_on(session.benchmark(Which::Original, runs, no_progress))?;
+    print::benchmark(&b);
+    Ok(())
+}
+
+/// The settings `compress`'s flags describe (names as in [`Settings`], defaults from it).
+fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
+    let mut layer_quant = std::collections::BTreeMap::new();
+    for spec in args.all("layer-quant") {
+        let (layer, p) = spec.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!("--layer-quant '{spec}': expected LAYER=PRECISION"))
+        })?;
+        layer_quant.insert(layer.to_string(), p.to_string());
+    }
+    let defaults = Settings::default();
+    let text = |name: &str, default: &str| args.one(name).unwrap_or(default).to_string();
+    Ok(Settings {
+        prune_channels: args.number("prune-channels", defaults.prune_channels)?,
+        importance: text("importance", &defaults.importance),
+        global: args.has("global"),
+        round_to: args.number("round-to", defaults.round_to)?,
+        steps: args.number("steps", defaults.steps)?,
+        prune_stem: args.has("prune-stem"),
+        sparsity: args.number("sparsity", defaults.sparsity)?,
+        recalibrate_bn: args.one("recalibrate-bn").is_some(),
+        quant: text("quant", &defaults.quant),
+        granularity: text("granularity", &defaults.granularity),
+        keep_first_last: args.has("keep-first-last"),
+        layer_quant,
+        act_quant: args.has("act-quant"),
+        calibration: text("calibration", &defaults.calibration),
+        bias_correction: args.has("bias-correction"),
+    })
+}
+
+/// `compress --json`: the fields checks outside the repo read.
+#[derive(Serialize)]
+struct CompressJson<'a> {
+    before: &'a modelslim::compress::Metrics,
+    after: &'a modelslim::compress::Metrics,
+    quantization: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agreement: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kl: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration_images: Option<usize>,
+    seconds: f64,
+}
+
+fn compress(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(
+        args,
+        &[
+            "json",
+            "global",
+            "prune-stem",
+            "act-quant",
+            "keep-first-last",
+            "bias-correction",
+        ],
+    )?;
+    args.check_known(&[
+        "weights",
+        "model",
+        "out",
+        "onnx",
+        "prune-channels",
+        "importance",
+        "round-to",
+        "steps",
+        "sparsity",
+        "recalibrate-bn",
+        "quant",
+        "granularity",
+        "layer-quant",
+        "calibration",
+        "calibrate",
+        "backend",
+    ])?;
+    let out = PathBuf::from(args.required("out")?);
+    let settings = settings_from(&args)?;
+    let opts = settings.to_options()?;
+    let calibrate = args.one("calibrate");
+    if opts.bias_correction && calibrate.is_none() {
+        return Err(CliError::Run(Error::Invalid(
+            "--bias-correction needs --calibrate DIR (images to measure input means on)".into(),
+        )));
+    }
+    if opts.act_quant.is_some() && calibrate.is_none() {
+        return Err(CliError::Run(Error::Invalid(
+            "--act-quant needs --calibrate DIR (images to measure activation ranges on)".into(),
+        )));
+    }
+    // Fail on impossible combinations before reading any image.
+    opts.check(
+        usize::from(args.one("recalibrate-bn").is_some()),
+        usize::from(calibrate.is_some()),
+    )?;
+    let session = session(&args)?;
+    if let Some(dir) = args.one("recalibrate-bn") {
+        for (name, bytes) in image_files(&[dir])? {
+            session.keep_batch_norm_photo(name, bytes)?;
+        }
+    }
+    if let Some(dir) = calibrate {
+        keep_photos(&session, &[dir])?;
+    }
+    let report = pollster::block_on(session.compress(&settings, progress_on_terminal))?;
+    write_file(&out, &session.file(FileFormat::Safetensors)?)?;
+    if let Some(path) = args.one("onnx") {
+        write_file(Path::new(path), &session.file(FileFormat::Onnx)?)?;
+    }
+    let agreement = report.agreement.as_ref();
+    let json = CompressJson {
+        before: &report.before,
+        after: &report.after,
+        quantization: &report.quantization,
+        agreement: agreement.map(|a| a.agreement),
+        kl: agreement.map(|a| a.kl),
+        calibration_images: agreement.map(|a| a.n),
+        seconds: report.seconds,
+    };
+    if args.has("json") {
+        print_json(&json)?;
+    } else {
+        println!("wrote {} ({})", out.display(), report.quantization);
+        if let Some(p) = args.one("onnx") {
+            println!("wrote {p}");
+        }
+        print::compression(&report);
+    }
+    Ok(())
+}
+
+fn convert(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &[])?;
+    args.check_known(&["weights", "model", "out"])?;
+    let model = load_model(&args)?;
+    let out = PathBuf::from(args.required("out")?);
+    let bytes = model.to_safetensors()?;
+    write_file(&out, &bytes)?;
+    eprintln!(
+        "wrote {} ({}, {} bytes, {} parameters)",
+        out.display(),
+        model.arch.display(),
+        bytes.len(),
+        model.num_params()
+    );
+    Ok(())
+}
+
+fn export(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &[])?;
+    args.check_known(&["weights", "model", "onnx"])?;
+    let model = load_model(&args)?;
+    let path = PathBuf::from(args.required("onnx")?);
+    let onnx = to_onnx(&model)?;
+    write_file(&path, &onnx)?;
+    eprintln!(
+        "wrote {} ({} bytes, {})",
+        path.display(),
+        onnx.len(),
+        model.quant.describe()
+    );
+    Ok(())
+}
+
+fn eval(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &["json"])?;
+    args.check_known(&["weights", "model", "reference", "images", "backend"])?;
+    let dirs = args.all("images");
+    if dirs.is_empty() {
+        return Err(CliError::Usage("--images is required".into()));
+    }
+    let session = session(&args)?;
+    let reference = args
+        .one("reference")
+        .map(|r| load_model_as(r, None))
+        .transpose()?;
+    keep_photos(&session, &dirs)?;
+    let report = pollster::block_on(session.evaluate(reference, no_progress))?;
+    if args.has("json") {
+        print_json(&report)?;
+    } else {
+        print::evaluation(&report);
+    }
+    Ok(())
+}
+
+fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
+    let args = Args::parse(args, &["json"])?;
+    args.check_known(&[
+        "weights",
+        "model",
+        "calibrate",
+        "quant",
+        "granularity",
+        "top",
+        "backend",
+    ])?;
+    let precision: Precision = args.one("quant").unwrap_or("int8").parse()?;
+    if precision == Precision::F32 {
+        return Err(CliError::Usage(
+            "--quant must be int8, int4 or fp16 for a sensitivity scan".into(),
+        ));
+    }
+    let granularity = args.one("granularity").unwrap_or("channel").parse()?;
+    let top = args.number("top", usize::MAX)?;
+    let session = session(&args)?;
+    let n = keep_photos(&session, &[args.required("calibrate")?])?;
+    let json = args.has("json") || !std::io::stderr().is_terminal();
+    let rows = pollster::block_on(session.sensitivity(precision, granularity, |p| {
+        if !json {
+            eprint!("\r[{}/{}] {:<40}", p.step, p.steps, p.label);
+        }
+        async { true }
+    }))?;
+    if args.has("json") {
+        print_json(&rows)?;
+    } else {
+        if !json {
+            eprintln!();
+        }
+        print::sensitivity(&rows, precision, n, top);
+    }
+    Ok(())
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+        matches!(
+            x.to_ascii_lowercase().as_str(),
+            "jpg" | "jpeg" | "png" | "webp"
+        )
+    })
+}
+
+/// Every JPEG/PNG/WebP under `dirs` (recursively, in path order): its path and bytes.
+fn image_files(dirs: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut paths = Vec::new();
+    for dir in dirs {
+        let root = PathBuf::from(dir);
+        if !root.is_dir() {
+            return Err(Error::Invalid(format!("{dir} is not a folder")));
+        }
+        let mut stack = vec![root];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
+                let p = e.map_err(|e| Error::io(&d, e))?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if is_image(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+    }
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{} holds no JPEG, PNG or WebP images",
+            dirs.join(", ")
+        )));
+    }
+    paths
+        .iter()
+        .map(|p| Ok((p.display().to_string(), read_file(p)?)))
+        .collect()
+}
+
+/// Keep every image under `dirs` in the session (labels come from their paths); how many.
+fn keep_photos(session: &Session, dirs: &[&str]) -> Result<usize> {
+    let files = image_files(dirs)?;
+    let n = files.len();
+    for (name, bytes) in files {
+        session.keep_photo(name, bytes)?;
+    }
+    Ok(n)
+}

@@ -1,0 +1,87 @@
+//! The CLI's human-readable output of what a session returned (`--json` prints the structs).
+
+use modelslim::compress::{Precision, Sensitivity};
+use modelslim::session::{Benchmark, CompressionReport, Evaluation};
+
+pub fn benchmark(b: &Benchmark) {
+    println!("backend: {}\nupload: {:.1} ms", b.backend, b.upload_ms);
+    if let Some(cold) = b.cold_ms {
+        println!("cold first forward: {cold:.1} ms");
+    }
+    let t = &b.warm;
+    println!(
+        "warm ({} runs): min {:.1} ms, median {:.1} ms, p90 {:.1} ms",
+        t.runs, t.min_ms, t.median_ms, t.p90_ms
+    );
+}
+
+/// Before, after and their ratio for each size, then agreement and time.
+pub fn compression(r: &CompressionReport) {
+    let (b, a, q) = (&r.before, &r.after, &r.ratios);
+    println!("{:<22}{:>14}{:>14}{:>8}", "", "before", "after", "ratio");
+    let mut rows = vec![
+        ("parameters", b.params, a.params, q.params),
+        (
+            "non-zero parameters",
+            b.nonzero_params,
+            a.nonzero_params,
+            q.nonzero_params,
+        ),
+        ("MACs (224x224)", b.macs as usize, a.macs as usize, q.macs),
+        (
+            "safetensors bytes",
+            b.bytes.safetensors.raw,
+            a.bytes.safetensors.raw,
+            q.safetensors_raw,
+        ),
+        (
+            "safetensors gzip",
+            b.bytes.safetensors.gzip,
+            a.bytes.safetensors.gzip,
+            q.safetensors_gzip,
+        ),
+    ];
+    if let (Some(x), Some(y), Some(raw), Some(gzip)) =
+        (b.bytes.onnx, a.bytes.onnx, q.onnx_raw, q.onnx_gzip)
+    {
+        rows.push(("onnx bytes", x.raw, y.raw, raw));
+        rows.push(("onnx gzip", x.gzip, y.gzip, gzip));
+    }
+    for (name, x, y, ratio) in rows {
+        println!("{name:<22}{x:>14}{y:>14}{ratio:>8.3}");
+    }
+    if let Some(a) = &r.agreement {
+        println!(
+            "on {} calibration images: top-1 agreement {:.3}, mean KL {:.4}",
+            a.n, a.agreement, a.kl
+        );
+    }
+    println!("took {:.1} s", r.seconds);
+}
+
+pub fn evaluation(r: &Evaluation) {
+    println!("images: {} ({} labelled)", r.n, r.labelled);
+    if let (Some(t1), Some(t5)) = (r.top1, r.top5) {
+        println!("top-1: {t1:.4}\ntop-5: {t5:.4}");
+    }
+    if let (Some(a), Some(kl)) = (r.agreement, r.kl) {
+        println!("top-1 agreement with the reference: {a:.4}\nmean KL: {kl:.5}");
+    }
+}
+
+pub fn sensitivity(rows: &[Sensitivity], precision: Precision, images: usize, top: usize) {
+    println!(
+        "{} one layer at a time, {images} images; most sensitive first",
+        precision.label()
+    );
+    println!(
+        "{:<24}{:>10}{:>11}{:>12}",
+        "layer", "params", "agreement", "mean KL"
+    );
+    for r in rows.iter().take(top) {
+        println!(
+            "{:<24}{:>10}{:>11.3}{:>12.6}",
+            r.layer, r.params, r.agreement, r.kl
+        );
+    }
+}

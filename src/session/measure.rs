@@ -1,0 +1,170 @@
+//! Measurements on a session's models: latency, per-layer sensitivity, and scores (top-1/top-5
+//! against the photos' labels, agreement and KL against a reference model).
+
+use std::future::Future;
+use std::rc::Rc;
+
+use super::{Benchmark, Evaluation, Loaded, Session, Which};
+use crate::compress::pipeline::sensitivity;
+use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement};
+use crate::model::Model;
+use crate::predict::top_k;
+use crate::timing::Timing;
+use crate::{Error, Result};
+
+/// The benchmark's input: one constant image, so that runs differ only in the device's time.
+fn constant_input() -> Vec<f32> {
+    vec![0.1f32; 3 * 224 * 224]
+}
+
+impl Session {
+    fn loaded(&self, which: Which) -> Result<Rc<Loaded>> {
+        let s = self.state.borrow();
+        let found = match which {
+            Which::Original => s.original.clone(),
+            Which::Compressed => s.compressed.as_ref().map(|c| c.loaded.clone()),
+        };
+        found.ok_or_else(|| {
+            Error::Invalid(match which {
+                Which::Original => "there is no model to benchmark: load one first".into(),
+                Which::Compressed => {
+                    "there is no compressed model to benchmark: compress first".into()
+                }
+            })
+        })
+    }
+
+    /// Time `runs` forward passes of one image after one warm-up pass, which is reported as
+    /// cold when it was the model's first. `progress` is told before each run and may cancel.
+    pub async fn benchmark<P, F>(
+        &self,
+        which: Which,
+        runs: usize,
+        mut progress: P,
+    ) -> Result<Benchmark>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let _busy = self.begin("benchmarking")?;
+        let loaded = self.loaded(which)?;
+        let input = [constant_input()];
+        let runs = runs.max(1);
+        let mut times = Vec::with_capacity(runs);
+        let mut cold_ms = None;
+        for i in 0..=runs {
+            let p = Progress {
+                step: i + 1,
+                steps: runs + 1,
+                label: if i == 0 {
+                    "warm-up run".into()
+                } else {
+                    format!("timed run {i}")
+                },
+            };
+            if !progress(p).await {
+                return Err(Error::Cancelled);
+            }
+            let (_, ms, cold) = loaded.run(&input).await?;
+            if i == 0 {
+                cold_ms = cold.then_some(ms);
+            } else {
+                times.push(ms);
+            }
+        }
+        let warm = Timing::of(&times).ok_or_else(|| Error::Invalid("no runs were timed".into()))?;
+        Ok(Benchmark {
+            backend: self.backend.description.clone(),
+            upload_ms: loaded.upload_ms,
+            cold_ms,
+            warm,
+        })
+    }
+
+    /// Quantize one layer at a time to `precision` and measure how far the outputs move on the
+    /// kept photos; most sensitive first.
+    pub async fn sensitivity<P, F>(
+        &self,
+        precision: Precision,
+        granularity: Granularity,
+        progress: P,
+    ) -> Result<Vec<Sensitivity>>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let _busy = self.begin("measuring sensitivity")?;
+        if precision == Precision::F32 {
+            return Err(Error::Invalid(
+                "sensitivity is measured for int8, int4 or fp16, not fp32".into(),
+            ));
+        }
+        let original = self.original()?;
+        let (photos, _) = self.inputs();
+        if photos.is_empty() {
+            return Err(Error::Invalid(
+                "sensitivity is measured on your photos: add some first".into(),
+            ));
+        }
+        sensitivity(
+            &original.model,
+            precision,
+            granularity,
+            &photos,
+            &self.backend,
+            progress,
+        )
+        .await
+    }
+
+    /// Top-1 and top-5 of the loaded model over the kept photos whose names carry a label, and
+    /// its agreement and mean KL against `reference` when one is given.
+    pub async fn evaluate<P, F>(
+        &self,
+        reference: Option<Model>,
+        mut progress: P,
+    ) -> Result<Evaluation>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let _busy = self.begin("scoring")?;
+        let logits = self.original_logits(&mut progress).await?;
+        let labels: Vec<Option<usize>> =
+            self.state.borrow().photos.iter().map(|p| p.label).collect();
+        let (mut labelled, mut top1, mut top5) = (0usize, 0usize, 0usize);
+        for (l, label) in logits.iter().zip(&labels) {
+            let Some(label) = label else { continue };
+            labelled += 1;
+            let top = top_k(l, 5);
+            top1 += usize::from(top.first().is_some_and(|c| c.index == *label));
+            top5 += usize::from(top.iter().any(|c| c.index == *label));
+        }
+        let agreement = match reference {
+            Some(r) => {
+                let (photos, _) = self.inputs();
+                let r = Loaded::new(r, &self.backend)?;
+                let answers = r
+                    .answers(
+                        &photos,
+                        self.batches.calibration,
+                        "classifying with the reference",
+                        &mut progress,
+                    )
+                    .await?;
+                let rl: Vec<Vec<f32>> = answers.into_iter().map(|a| a.logits).collect();
+                Some(agreement(&rl, &logits))
+            }
+            None => None,
+        };
+        let frac = |k: usize| (labelled > 0).then(|| k as f64 / labelled as f64);
+        Ok(Evaluation {
+            n: logits.len(),
+            labelled,
+            top1: frac(top1),
+            top5: frac(top5),
+            agreement: agreement.as_ref().map(|a| a.agreement),
+            kl: agreement.as_ref().map(|a| a.kl),
+        })
+    }
+}

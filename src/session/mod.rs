@@ -1,0 +1,454 @@
+//! One session of work on one model, driven the same way by both front ends: load a model, keep
+//! photos, classify them, compress with [`Settings`](crate::compress::Settings) (progress, cancellation), read the report
+//! and the files, benchmark, scan sensitivity, score. `cli.rs` parses flags and prints what a
+//! session returns; `web.rs` converts it to and from JavaScript. Neither holds compression,
+//! metric or naming logic.
+//!
+//! Every method takes `&self` and never holds the state's borrow across an `.await`: the page
+//! calls in while a compression runs (a photo added, a download asked for), and a borrow held
+//! over a yield would panic there. Work that must not overlap (compress, benchmark,
+//! sensitivity, loading another model) is refused with a message while another runs.
+
+mod compression;
+mod measure;
+mod photos;
+mod report;
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+
+use web_time::Instant;
+
+use crate::backend::Backend;
+use crate::compress::{Metrics, Progress};
+use crate::model::Model;
+use crate::predict::{Classifier, Prediction};
+use crate::{Error, Result};
+
+pub use photos::label_of_name;
+pub use report::{
+    Answer, Benchmark, Classified, CompressionReport, Evaluation, FileFormat, ModelCard,
+    PhotoResult, Which,
+};
+
+/// How many images go through the network at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Batches {
+    /// Batch-norm statistics, activation ranges, bias means, agreement and scores.
+    pub calibration: usize,
+    /// Kept photos classified for display; 1 keeps each photo's latency its own.
+    pub display: usize,
+}
+
+impl Batches {
+    /// Natively: throughput first.
+    pub const NATIVE: Batches = Batches {
+        calibration: 16,
+        display: 16,
+    };
+    /// In the browser: small batches for a device's memory, one photo at a time on screen.
+    pub const BROWSER: Batches = Batches {
+        calibration: 4,
+        display: 1,
+    };
+}
+
+/// A model on the device, with its forward-pass count (the first pass is cold).
+struct Loaded {
+    model: Model,
+    classifier: Classifier,
+    runs: Cell<u32>,
+    /// Time to build the network on the device, in ms.
+    upload_ms: f64,
+}
+
+impl Loaded {
+    fn new(model: Model, backend: &Backend) -> Result<Self> {
+        let t = Instant::now();
+        let classifier = Classifier::new(&model, backend.clone())?;
+        Ok(Loaded {
+            model,
+            classifier,
+            runs: Cell::new(0),
+            upload_ms: ms_since(t),
+        })
+    }
+
+    /// Logits of a batch, timed in ms; `cold` for the first pass on this model.
+    async fn run(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, f64, bool)> {
+        let t = Instant::now();
+        let logits = self.classifier.logits(inputs).await?;
+        let ms = ms_since(t);
+        let cold = self.runs.get() == 0;
+        self.runs.set(self.runs.get() + 1);
+        Ok((logits, ms, cold))
+    }
+
+    /// Each input's answer, in batches of `batch`; a batch's time is shared by its images.
+    async fn answers<P, F>(
+        &self,
+        inputs: &[Vec<f32>],
+        batch: usize,
+        what: &str,
+        progress: &mut P,
+    ) -> Result<Vec<Answer>>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let mut out = Vec::with_capacity(inputs.len());
+        let chunks: Vec<&[Vec<f32>]> = inputs.chunks(batch.max(1)).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let step = Progress {
+                step: i + 1,
+                steps: chunks.len(),
+                label: what.to_string(),
+            };
+            if !progress(step).await {
+                return Err(Error::Cancelled);
+            }
+            let (logits, ms, cold) = self.run(chunk).await?;
+            let per = ms / chunk.len() as f64;
+            out.extend(logits.into_iter().map(|l| Answer::new(l, per, cold)));
+        }
+        Ok(out)
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// The result of the last compression: the model on the device and its files.
+struct Compressed {
+    loaded: Rc<Loaded>,
+    files: compression::Files,
+}
+
+/// A kept photo.
+struct Photo {
+    name: String,
+    /// The file, kept to preprocess again for a network with another input convention.
+    bytes: Vec<u8>,
+    input: RefCell<Vec<f32>>,
+    /// The ImageNet class its name carries (see [`label_of_name`]).
+    label: Option<usize>,
+    /// The loaded original's logits (reset when another model loads).
+    original_logits: RefCell<Option<Vec<f32>>>,
+}
+
+#[derive(Default)]
+struct State {
+    original: Option<Rc<Loaded>>,
+    info: String,
+    /// The original's metrics (fp32 file sizes included), measured once per loaded model.
+    original_metrics: Option<Metrics>,
+    compressed: Option<Rc<Compressed>>,
+    photos: Vec<Rc<Photo>>,
+    /// Photos for batch-norm statistics only (the CLI's `--recalibrate-bn DIR`); when empty,
+    /// the kept photos serve.
+    batch_norm_photos: Vec<Rc<Photo>>,
+    busy: bool,
+}
+
+/// The engine behind both front ends.
+pub struct Session {
+    backend: Backend,
+    batches: Batches,
+    state: RefCell<State>,
+}
+
+/// Clears the busy flag however a run ends.
+struct BusyGuard<'a>(&'a RefCell<State>);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().busy = false;
+    }
+}
+
+/// A progress sink for callers with nothing to show: never cancels.
+pub async fn no_progress(_: Progress) -> bool {
+    true
+}
+
+impl Session {
+    pub fn new(backend: Backend, batches: Batches) -> Self {
+        Session {
+            backend,
+            batches,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// What is loaded, for a status line; empty before a model is.
+    pub fn model_info(&self) -> String {
+        self.state.borrow().info.clone()
+    }
+
+    /// The loaded model, if any.
+    pub fn model(&self) -> Option<Model> {
+        self.state
+            .borrow()
+            .original
+            .as_ref()
+            .map(|o| o.model.clone())
+    }
+
+    /// How many photos are kept (calibration and agreement use them all).
+    pub fn photo_count(&self) -> usize {
+        self.state.borrow().photos.len()
+    }
+
+    fn begin(&self, what: &str) -> Result<BusyGuard<'_>> {
+        let mut s = self.state.borrow_mut();
+        if s.busy {
+            return Err(Error::Invalid(format!(
+                "another run is in progress: wait for it or cancel it before {what}"
+            )));
+        }
+        s.busy = true;
+        Ok(BusyGuard(&self.state))
+    }
+
+    fn original(&self) -> Result<Rc<Loaded>> {
+        self.state
+            .borrow()
+            .original
+            .clone()
+            .ok_or_else(|| Error::Invalid("no model is loaded yet: load one first".into()))
+    }
+
+    /// Load `model` (described by `info`), dropping the previous one and its compressed
+    /// version; kept photos stay and are preprocessed again when the input convention changed.
+    pub fn load(&self, model: Model, info: impl Into<String>) -> Result<()> {
+        let _busy = self.begin("loading another model")?;
+        let loaded = Loaded::new(model, &self.backend)?;
+        let mut s = self.state.borrow_mut();
+        let previous = s.original.as_ref().map(|o| o.model.preprocess());
+        let pre = loaded.model.preprocess();
+        for p in s.photos.iter().chain(&s.batch_norm_photos) {
+            *p.original_logits.borrow_mut() = None;
+            // They were readable before, so this cannot fail.
+            if previous != Some(pre)
+                && let Ok(input) = pre.run(&p.bytes)
+            {
+                *p.input.borrow_mut() = input;
+            }
+        }
+        s.original = Some(Rc::new(loaded));
+        s.compressed = None;
+        s.original_metrics = None;
+        s.info = info.into();
+        Ok(())
+    }
+
+    /// Decode and preprocess a photo for the loaded model; the error names the file.
+    fn photo(&self, name: String, bytes: Vec<u8>) -> Result<(Photo, f64)> {
+        let original = self.original()?;
+        let t = Instant::now();
+        let input = original
+            .model
+            .preprocess()
+            .run(&bytes)
+            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+        let ms = ms_since(t);
+        Ok((
+            Photo {
+                label: label_of_name(&name),
+                name,
+                bytes,
+                input: RefCell::new(input),
+                original_logits: RefCell::new(None),
+            },
+            ms,
+        ))
+    }
+
+    /// Keep a photo for calibration, agreement and scoring without classifying it; returns its
+    /// index.
+    pub fn keep_photo(&self, name: impl Into<String>, bytes: Vec<u8>) -> Result<usize> {
+        let (photo, _) = self.photo(name.into(), bytes)?;
+        let mut s = self.state.borrow_mut();
+        s.photos.push(Rc::new(photo));
+        Ok(s.photos.len() - 1)
+    }
+
+    /// Keep a photo for batch-norm recalibration only.
+    pub fn keep_batch_norm_photo(&self, name: impl Into<String>, bytes: Vec<u8>) -> Result<()> {
+        let (photo, _) = self.photo(name.into(), bytes)?;
+        self.state
+            .borrow_mut()
+            .batch_norm_photos
+            .push(Rc::new(photo));
+        Ok(())
+    }
+
+    /// Forget the kept photos.
+    pub fn clear_photos(&self) {
+        let mut s = self.state.borrow_mut();
+        s.photos.clear();
+        s.batch_norm_photos.clear();
+    }
+
+    /// Classify one image file with the loaded model, without keeping it.
+    pub async fn classify(&self, name: &str, bytes: &[u8]) -> Result<Classified> {
+        let original = self.original()?;
+        let t = Instant::now();
+        let input = original
+            .model
+            .preprocess()
+            .run(bytes)
+            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+        let preprocess_ms = ms_since(t);
+        let (mut logits, ms, cold) = original.run(&[input]).await?;
+        Ok(Classified {
+            preprocess_ms,
+            answer: Answer::new(logits.pop().unwrap_or_default(), ms, cold),
+        })
+    }
+
+    /// Keep a photo and classify it with the original and, when there is one, the compressed
+    /// model.
+    pub async fn add_photo(&self, name: impl Into<String>, bytes: Vec<u8>) -> Result<PhotoResult> {
+        let (photo, preprocess_ms) = self.photo(name.into(), bytes)?;
+        let photo = Rc::new(photo);
+        let mut result = self
+            .classify_photos(std::slice::from_ref(&photo), 1)
+            .await?;
+        let index = {
+            let mut s = self.state.borrow_mut();
+            s.photos.push(photo);
+            s.photos.len() - 1
+        };
+        let mut r = result.pop().ok_or(Error::Cancelled)?;
+        r.index = index;
+        r.preprocess_ms = preprocess_ms;
+        Ok(r)
+    }
+
+    /// Classify every kept photo again (after another model was loaded); `progress` is told
+    /// before each batch and may cancel.
+    pub async fn predict_all<P, F>(&self, mut progress: P) -> Result<Vec<PhotoResult>>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let photos = self.state.borrow().photos.clone();
+        let mut out = Vec::with_capacity(photos.len());
+        let batch = self.batches.display.max(1);
+        for (i, chunk) in photos.chunks(batch).enumerate() {
+            let p = Progress {
+                step: i + 1,
+                steps: photos.len().div_ceil(batch),
+                label: "classifying your photos".into(),
+            };
+            if !progress(p).await {
+                return Err(Error::Cancelled);
+            }
+            let mut rows = self.classify_photos(chunk, chunk.len()).await?;
+            for (k, r) in rows.iter_mut().enumerate() {
+                r.index = i * batch + k;
+            }
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// The original's (cached) and the compressed model's answers for `photos`, in one batch.
+    async fn classify_photos(
+        &self,
+        photos: &[Rc<Photo>],
+        batch: usize,
+    ) -> Result<Vec<PhotoResult>> {
+        let original = self.original()?;
+        let compressed = self.state.borrow().compressed.clone();
+        let inputs: Vec<Vec<f32>> = photos.iter().map(|p| p.input.borrow().clone()).collect();
+        let originals = original
+            .answers(&inputs, batch, "", &mut no_progress)
+            .await?;
+        let compressed = match &compressed {
+            Some(c) => Some(
+                c.loaded
+                    .answers(&inputs, batch, "", &mut no_progress)
+                    .await?,
+            ),
+            None => None,
+        };
+        let mut out = Vec::with_capacity(photos.len());
+        for (i, (p, o)) in photos.iter().zip(originals).enumerate() {
+            *p.original_logits.borrow_mut() = Some(o.logits.clone());
+            out.push(PhotoResult {
+                index: i,
+                name: p.name.clone(),
+                preprocess_ms: 0.0,
+                original: Some(o),
+                compressed: compressed.as_ref().and_then(|c| c.get(i).cloned()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The loaded original's logits for every kept photo, from the cache where present.
+    async fn original_logits<P, F>(&self, progress: &mut P) -> Result<Vec<Vec<f32>>>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let original = self.original()?;
+        let photos = self.state.borrow().photos.clone();
+        let missing: Vec<Rc<Photo>> = photos
+            .iter()
+            .filter(|p| p.original_logits.borrow().is_none())
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let inputs: Vec<Vec<f32>> = missing.iter().map(|p| p.input.borrow().clone()).collect();
+            let answers = original
+                .answers(
+                    &inputs,
+                    self.batches.calibration,
+                    "classifying your photos with the original model",
+                    progress,
+                )
+                .await?;
+            for (p, a) in missing.iter().zip(answers) {
+                *p.original_logits.borrow_mut() = Some(a.logits);
+            }
+        }
+        Ok(photos
+            .iter()
+            .map(|p| p.original_logits.borrow().clone().unwrap_or_default())
+            .collect())
+    }
+
+    /// The kept photos' inputs (and the batch-norm photos', or the kept ones again).
+    fn inputs(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let s = self.state.borrow();
+        let of = |v: &[Rc<Photo>]| v.iter().map(|p| p.input.borrow().clone()).collect();
+        let photos: Vec<Vec<f32>> = of(&s.photos);
+        let bn = if s.batch_norm_photos.is_empty() {
+            photos.clone()
+        } else {
+            of(&s.batch_norm_photos)
+        };
+        (photos, bn)
+    }
+}
+
+impl Answer {
+    fn new(logits: Vec<f32>, inference_ms: f64, cold: bool) -> Self {
+        let p = Prediction::from_logits(logits);
+        Answer {
+            top5: p.top5,
+            logits: p.logits,
+            inference_ms,
+            cold,
+        }
+    }
+}
