@@ -2,7 +2,7 @@
 # Prints the README's accuracy table: EfficientNet-Lite0 (real ImageNet weights) compressed with
 # each preset by `modelslim compress`, scored by `modelslim eval` on the 250 ImageNet validation
 # photos, agreement measured against the fp32 model. Calibration (activations, BN recalibration)
-# uses 64 `imagenet-samples` photos, never the photos scored.
+# and GPTQ use 64 `imagenet-samples` photos, never the photos scored.
 #   bash scripts/accuracy.sh [DATA_DIR]     (DATA_DIR holds imagenet-val/ and imagenet-samples/)
 #   ONLY=activations bash scripts/accuracy.sh   only the rows whose name contains the word
 set -euo pipefail
@@ -30,6 +30,9 @@ presets=(
   "int8 weights + activations, bias correction|--quant int8 --bias-correction --act-quant --calibrate $OUT/calib"
   "int4 weights, per-channel, first/last int8|--quant int4 --keep-first-last"
   "int4 weights, groups of 32, first/last int8|--quant int4 --granularity group:32 --keep-first-last"
+  "int4 weights, per-channel, first/last int8, GPTQ|--quant int4 --keep-first-last --quant-method gptq --calibrate $OUT/calib"
+  "int4 weights, groups of 32, first/last int8, GPTQ|--quant int4 --granularity group:32 --keep-first-last --quant-method gptq --calibrate $OUT/calib"
+  "int8 weights + activations, GPTQ|--quant int8 --act-quant --quant-method gptq --calibrate $OUT/calib"
   "30 % channels|--prune-channels 0.3 --round-to 8"
   "30 % channels + BN recalibration|--prune-channels 0.3 --round-to 8 --recalibrate-bn $OUT/calib"
   "50 % channels|--prune-channels 0.5 --round-to 8"
@@ -37,8 +40,8 @@ presets=(
   "50 % sparsity (3 steps)|--sparsity 0.5 --steps 3"
   "30 % channels + BN recal. + int8 weights|--prune-channels 0.3 --round-to 8 --recalibrate-bn $OUT/calib --quant int8 --keep-first-last"
 )
-printf '| preset | params | MACs | ONNX | ONNX gzip | top-1 | top-5 | agreement with fp32 |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+printf '| preset | params | MACs | ONNX | ONNX gzip | top-1 | top-5 | agreement with fp32 | mean KL |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for p in "${presets[@]}"; do
   name="${p%%|*}"; flags="${p#*|}"
   [[ -z "${ONLY:-}" || "$name" == *"$ONLY"* ]] || continue
@@ -51,7 +54,8 @@ name, c, e = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[
 a = c["after"]
 mb = lambda n: f"{n / 1e6:.2f} MB"
 print(f"| {name} | {a['params']:,} | {a['macs'] / 1e6:.0f} M | {mb(a['bytes']['onnx']['raw'])} "
-      f"| {mb(a['bytes']['onnx']['gzip'])} | {e['top1']:.3f} | {e['top5']:.3f} | {e['agreement']:.3f} |")
+      f"| {mb(a['bytes']['onnx']['gzip'])} | {e['top1']:.3f} | {e['top5']:.3f} | {e['agreement']:.3f} "
+      f"| {e['kl']:.4f} |")
 PY
 done
 echo

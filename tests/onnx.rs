@@ -14,7 +14,7 @@ use common::{max_abs_diff, onnxruntime};
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
-    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantOptions,
+    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantMethod, QuantOptions,
     SparsityOptions, compress,
 };
 use modelslim::export::to_onnx;
@@ -219,6 +219,14 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
                 bias_correction: true,
                 quant: int8(Granularity::PerTensor),
                 act_quant: Some(Calibration::Percentile(99.9)),
+                quant_method: QuantMethod::Rtn,
+            },
+        ),
+        (
+            "GPTQ weights",
+            CompressOptions {
+                quant_method: QuantMethod::Gptq,
+                ..base.clone()
             },
         ),
     ];

@@ -334,7 +334,7 @@ function useSpec(wasm) {
     el.max = l.max;
   }
   const c = spec.calibration;
-  $('calibration-advice').textContent = 'Calibration (activations, bias correction, batch norms) uses the photos you uploaded in step 2: ' +
+  $('calibration-advice').textContent = 'Calibration (GPTQ, activations, bias correction, batch norms) uses the photos you uploaded in step 2: ' +
     `at least ${c.advised}, better ${c.better} or more, of the kind of images the model will see.`;
   for (const b of document.querySelectorAll('.preset')) {
     const p = spec.presets.find((q) => q.id === b.dataset.preset);
@@ -371,6 +371,7 @@ function readOptions() {
     steps: Math.round(num('steps')),
     quant: $('quant').value,
     granularity: $('granularity').value,
+    quant_method: $('quant-method').value,
     act_quant: $('act-quant').checked,
     bias_correction: $('bias-correction').checked,
     keep_first_last: $('keep-first-last').checked,

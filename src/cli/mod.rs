@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use modelslim::backend::{Backend, BackendKind};
-use modelslim::compress::{Precision, Progress, Settings};
+use modelslim::compress::{Precision, Progress, QuantMethod, Settings};
 use modelslim::export::to_onnx;
 use modelslim::model::Model;
 use modelslim::session::{Batches, FileFormat, Session, Which, no_progress};
@@ -27,6 +27,7 @@ usage:
                      [--prune-channels R] [--importance l1|l2|bn] [--round-to N] [--steps N]
                      [--global] [--prune-stem] [--sparsity R] [--recalibrate-bn DIR]
                      [--quant none|int8|int4|fp16] [--granularity channel|tensor|group:N]
+                     [--quant-method rtn|gptq]
                      [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
                      [--bias-correction] [--act-quant] [--calibration minmax|percentile[:P]]
                      [--calibrate DIR] [--backend cpu|wgpu] [--json]
@@ -249,6 +250,7 @@ fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
         recalibrate_bn: args.one("recalibrate-bn").is_some(),
         quant: text("quant", &defaults.quant),
         granularity: text("granularity", &defaults.granularity),
+        quant_method: text("quant-method", &defaults.quant_method),
         keep_first_last: args.has("keep-first-last"),
         layer_quant,
         act_quant: args.has("act-quant"),
@@ -263,6 +265,8 @@ struct CompressJson<'a> {
     before: &'a modelslim::compress::Metrics,
     after: &'a modelslim::compress::Metrics,
     quantization: &'a str,
+    /// How the integers were chosen: `rtn` or `gptq`.
+    quant_method: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     agreement: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -297,6 +301,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         "recalibrate-bn",
         "quant",
         "granularity",
+        "quant-method",
         "layer-quant",
         "calibration",
         "calibrate",
@@ -309,6 +314,12 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
     if opts.bias_correction && calibrate.is_none() {
         return Err(CliError::Run(Error::Invalid(
             "--bias-correction needs --calibrate DIR (images to measure input means on)".into(),
+        )));
+    }
+    if opts.quant_method == QuantMethod::Gptq && calibrate.is_none() {
+        return Err(CliError::Run(Error::Invalid(
+            "--quant-method gptq needs --calibrate DIR (images to measure each layer's inputs on)"
+                .into(),
         )));
     }
     if opts.act_quant.is_some() && calibrate.is_none() {
@@ -340,6 +351,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         before: &report.before,
         after: &report.after,
         quantization: &report.quantization,
+        quant_method: opts.quant_method.label(),
         agreement: agreement.map(|a| a.agreement),
         kl: agreement.map(|a| a.kl),
         calibration_images: agreement.map(|a| a.n),

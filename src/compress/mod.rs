@@ -5,7 +5,9 @@
 
 pub mod bias_correction;
 pub mod calibrate;
+pub mod calibrated_weights;
 pub mod fold;
+pub mod gptq;
 pub mod importance;
 pub mod metrics;
 pub mod pipeline;
@@ -14,17 +16,19 @@ pub mod quantize_weights;
 pub mod recalibrate;
 pub mod settings;
 pub mod sparsity;
+pub mod statistics;
 
 use crate::Result;
 use crate::model::Model;
 pub use crate::model::channels::{Group, Layer, Member, Structure};
 pub use crate::quant::{ActQuant, Granularity, Precision, Quantization};
 pub use calibrate::Calibration;
+pub use gptq::GptqOptions;
 pub use importance::{ChannelImportance, Importance};
 pub use metrics::{FileSize, LayerStat, Metrics, Ratios, layer_report};
 pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
 pub use prune::{PruneOptions, prune_channels, prune_channels_by};
-pub use quantize_weights::QuantOptions;
+pub use quantize_weights::{QuantMethod, QuantOptions};
 pub use recalibrate::recalibrate_bn;
 pub use settings::{CalibrationNeed, LIMITS, Limit, Preset, Settings, presets};
 pub use sparsity::{SparsityOptions, magnitude_prune};

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use serde::Serialize;
 
-use super::{Calibration, QuantOptions};
+use super::{Calibration, GptqOptions, QuantMethod, QuantOptions};
 use super::{PruneOptions, SparsityOptions, recalibrate_bn};
 use crate::backend::Backend;
 use crate::model::Model;
@@ -22,6 +22,8 @@ pub struct CompressOptions {
     /// Re-estimate batch-norm statistics on the calibration images after pruning.
     pub recalibrate_bn: bool,
     pub quant: QuantOptions,
+    /// Round to nearest, or GPTQ on the calibration images.
+    pub quant_method: QuantMethod,
     /// Quantize activations to u8, ranges from the calibration images.
     pub act_quant: Option<Calibration>,
     /// After weight quantization, shift each integer layer's bias by the mean output change its
@@ -41,6 +43,20 @@ impl CompressOptions {
             return Err(Error::Invalid(
                 "bias correction needs calibration images".into(),
             ));
+        }
+        if self.quant_method == QuantMethod::Gptq {
+            if act_images == 0 {
+                return Err(Error::Invalid(
+                    "GPTQ needs calibration images (its layer statistics come from them)".into(),
+                ));
+            }
+            let any_int = self.quant.weights.bits().is_some()
+                || self.quant.overrides.values().any(|p| p.bits().is_some());
+            if !any_int {
+                return Err(Error::Invalid(
+                    "GPTQ chooses integers: use it with int8 or int4 weights".into(),
+                ));
+            }
         }
         if self.act_quant.is_some() && act_images == 0 {
             return Err(Error::Invalid(
@@ -96,6 +112,9 @@ impl CompressOptions {
                 q.push_str("a8");
             }
             parts.push(q);
+            if self.quant_method == QuantMethod::Gptq {
+                parts.push("gptq".into());
+            }
         }
         if self.recalibrate_bn {
             parts.push("bn".into());
@@ -154,10 +173,13 @@ where
         labels.push("recalibrating batch norms".into());
     }
     if opts.quant.weights != Precision::F32 || !opts.quant.overrides.is_empty() {
-        labels.push(format!(
-            "quantizing weights to {}",
-            opts.quant.weights.label()
-        ));
+        labels.push(match opts.quant_method {
+            QuantMethod::Rtn => format!("quantizing weights to {}", opts.quant.weights.label()),
+            QuantMethod::Gptq => format!(
+                "quantizing weights to {} with GPTQ, layer by layer",
+                opts.quant.weights.label()
+            ),
+        });
     }
     if opts.bias_correction {
         labels.push("correcting biases for the rounding".into());
@@ -206,7 +228,19 @@ where
             exact_scales: opts.quant.exact_scales || opts.act_quant.is_some(),
             ..opts.quant.clone()
         };
-        let quantized = m.quantized(&quant)?;
+        let quantized = match opts.quant_method {
+            QuantMethod::Rtn => m.quantized(&quant)?,
+            QuantMethod::Gptq => {
+                m.quantized_gptq(
+                    &quant,
+                    GptqOptions::default(),
+                    backend,
+                    &batches_of(act_images),
+                    &mut progress,
+                )
+                .await?
+            }
+        };
         if opts.bias_correction {
             if !progress(next()).await {
                 return Err(Error::Cancelled);

@@ -10,6 +10,38 @@ use crate::quant::{
 };
 use crate::{Error, Result};
 
+/// How a layer's integers are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuantMethod {
+    /// Round each weight to the nearest level: no photos needed.
+    #[default]
+    Rtn,
+    /// GPTQ on the calibration photos' layer inputs: lower output error, same format.
+    Gptq,
+}
+
+impl std::str::FromStr for QuantMethod {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "rtn" => Ok(QuantMethod::Rtn),
+            "gptq" => Ok(QuantMethod::Gptq),
+            other => Err(Error::Invalid(format!(
+                "quantization method '{other}' is not one of rtn, gptq"
+            ))),
+        }
+    }
+}
+
+impl QuantMethod {
+    pub fn label(self) -> &'static str {
+        match self {
+            QuantMethod::Rtn => "rtn",
+            QuantMethod::Gptq => "gptq",
+        }
+    }
+}
+
 /// What to quantize and how.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantOptions {

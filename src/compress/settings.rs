@@ -39,6 +39,8 @@ pub struct Settings {
     pub quant: String,
     /// `channel`, `tensor` or `group:N`.
     pub granularity: String,
+    /// How integers are chosen: `rtn` (round to nearest) or `gptq` (calibrated on the photos).
+    pub quant_method: String,
     /// First conv and classifier one step higher.
     pub keep_first_last: bool,
     /// Per-layer precision, `layer name → none|int8|int4|fp16`.
@@ -64,6 +66,7 @@ impl Default for Settings {
             recalibrate_bn: false,
             quant: "none".into(),
             granularity: "channel".into(),
+            quant_method: "rtn".into(),
             keep_first_last: false,
             layer_quant: BTreeMap::new(),
             act_quant: false,
@@ -166,6 +169,9 @@ impl Settings {
     /// Which steps need calibration photos, and how many; `None` when none does.
     pub fn calibration_need(&self) -> Option<CalibrationNeed> {
         let mut uses = Vec::new();
+        if self.quant_method == "gptq" {
+            uses.push("GPTQ weight quantization");
+        }
         if self.act_quant {
             uses.push("int8 activations");
         }
@@ -209,6 +215,7 @@ impl Settings {
                 ..Default::default()
             },
             recalibrate_bn: self.recalibrate_bn,
+            quant_method: self.quant_method.parse()?,
             quant: QuantOptions {
                 weights: self.quant.parse()?,
                 granularity: self.granularity.parse()?,

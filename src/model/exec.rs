@@ -174,6 +174,16 @@ impl Network {
                 }
             };
             store(&mut values, step.output, y);
+            // Captures only: nothing after the last captured value needs computing (GPTQ
+            // measures one layer's input at a time, early layers most often).
+            // Values are numbered in the order they are computed.
+            if !capture.is_empty()
+                && stats.is_none()
+                && capture.iter().all(|&v| v <= step.output)
+                && let Some(last) = values[step.output].take()
+            {
+                return (last, captured);
+            }
         }
         let out = values[self.output]
             .take()

@@ -130,6 +130,11 @@ impl QuantizedTensor {
     pub fn scale_of(&self, i: usize) -> f32 {
         self.scales[scale_index(&self.shape, self.granularity, i)]
     }
+
+    /// Which of `scales` serves element `i`.
+    pub fn scale_index_of(&self, i: usize) -> usize {
+        scale_index(&self.shape, self.granularity, i)
+    }
 }
 
 /// Round every value to IEEE half precision and back (what an fp16 file stores).

@@ -235,6 +235,30 @@ for (const backend of ['wgpu', 'cpu']) {
   });
 }
 
+test('calibrated (GPTQ) int4 on the CPU fallback: the downloaded ONNX gives the page\'s top-1', { timeout: 4 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  await upload(page, PHOTOS_256);
+  await page.selectOption('[data-testid=quant]', 'int4');
+  await page.selectOption('[data-testid=quant-method]', 'gptq');
+  const t0 = Date.now();
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 2);
+  console.log(`GPTQ int4 of ResNet18 with 2 photos in the page (CPU fallback): ${((Date.now() - t0) / 1e3).toFixed(1)} s`);
+  const compressed = await lists(page, 'top5-compressed');
+  const onnx = await download(page, 'download-onnx');
+  assert.equal(onnx.name, 'resnet18-int4-gptq.onnx');
+  const ort = onnxruntime(onnx.path, PHOTOS_256, { optimize: false });
+  for (const [i, r] of ort.entries()) {
+    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    console.log(`${r.image}: max |Δlogit| ${d.toExponential(2)}`);
+    assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
+    // Weight-only: both sides use the same dequantized weights in float.
+    assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
+  }
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
 test('bad settings and missing photos get a message; the page stays usable', { timeout: TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
   await page.fill('[data-testid=prune-channels]', '0.95');

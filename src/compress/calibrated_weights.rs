@@ -1,0 +1,215 @@
+//! Weight quantization calibrated on photos: GPTQ over the whole network, layer after layer in
+//! graph order, each layer's input statistics measured with the layers before it already
+//! quantized (so each layer also absorbs the error that reaches it), one layer's statistics in
+//! memory at a time.
+
+use std::future::Future;
+
+use super::QuantOptions;
+use super::gptq::{Gptq, GptqOptions, row_output_errors};
+use super::pipeline::Progress;
+use super::statistics::Gram;
+use crate::backend::Backend;
+use crate::model::Model;
+use crate::model::graph::Node;
+use crate::predict::Classifier;
+use crate::quant::{EXACT_WEIGHT_SCALE_BITS, Granularity, QuantizedTensor, qmax, round_up_to_bits};
+use crate::{Error, Result};
+
+impl Model {
+    /// `self` quantized as [`Model::quantized`] does, with every integer layer's values chosen
+    /// by GPTQ on `batches` of calibration images instead of rounded to nearest (same scales,
+    /// same stored format). `progress` is told before each layer and may cancel.
+    pub async fn quantized_gptq<P, F>(
+        &self,
+        opts: &QuantOptions,
+        gptq_opts: GptqOptions,
+        backend: &Backend,
+        batches: &[Vec<Vec<f32>>],
+        progress: &mut P,
+    ) -> Result<Model>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let images: usize = batches.iter().map(Vec::len).sum();
+        let scale_bits = opts.exact_scales.then_some(EXACT_WEIGHT_SCALE_BITS);
+        if images == 0 {
+            return Err(Error::Invalid(
+                "GPTQ needs calibration images to measure each layer's inputs on".into(),
+            ));
+        }
+        // Round-to-nearest first: the folded batch norms, the fp16 layers and every integer
+        // layer's scales. Later layers do not change an earlier layer's input, so the layers
+        // not yet visited may stay rounded while the walk goes on.
+        let mut out = self.quantized(opts)?;
+        let float = self.fold_bn()?;
+        let graph = out.graph();
+        let layers: Vec<&Node> = graph
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.op.layer_name()
+                    .is_some_and(|name| out.quant.int.contains_key(&format!("{name}.weight")))
+            })
+            .collect();
+        // Layers that read the same value (a block's first conv and its downsample) share one
+        // capture: the layers between them do not change that value.
+        let mut inputs: Vec<usize> = Vec::new();
+        for n in &layers {
+            if !inputs.contains(&n.inputs[0]) {
+                inputs.push(n.inputs[0]);
+            }
+        }
+        let mut done = 0;
+        for input in inputs {
+            let readers: Vec<&Node> = layers
+                .iter()
+                .copied()
+                .filter(|n| n.inputs[0] == input)
+                .collect();
+            let classifier = Classifier::new(&out, backend.clone())?;
+            let mut grams: Vec<Gram> = Vec::new();
+            for batch in batches.iter().filter(|b| !b.is_empty()) {
+                for cap in classifier.capture(batch, &[input]).await? {
+                    if grams.is_empty() {
+                        for node in &readers {
+                            grams.push(
+                                Gram::new(&node.op, images, cap.dims[2], cap.dims[3]).ok_or_else(
+                                    || Error::Structure("a layer without weights".into()),
+                                )?,
+                            );
+                        }
+                    }
+                    for g in &mut grams {
+                        g.add(&cap);
+                    }
+                }
+            }
+            drop(classifier);
+            for (node, gram) in readers.iter().zip(grams) {
+                let name = node.op.layer_name().unwrap_or_default();
+                done += 1;
+                let p = Progress {
+                    step: done,
+                    steps: layers.len(),
+                    label: format!("GPTQ: {name} (layer {done} of {})", layers.len()),
+                };
+                if !progress(p).await {
+                    return Err(Error::Cancelled);
+                }
+                out = gptq_layer(out, &float, name, &gram, gptq_opts, scale_bits)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Clipping ratios tried for each 4-bit scale: 1 (the largest weight sets the scale) and two
+/// smaller ones. More ratios cost a GPTQ pass each; these were the ones chosen most often.
+const CLIP_RATIOS: [f32; 3] = [1.0, 0.9, 0.8];
+
+/// `out` with layer `name`'s integers chosen by GPTQ from `float`'s weights and `gram`. At
+/// 4 bits the largest weight of a channel wastes levels on a value few weights reach, so each
+/// row (output channel) keeps the clipping ratio of [`CLIP_RATIOS`] whose GPTQ result has the
+/// least output error on the calibration photos; ratio 1 is among them, so clipping is used
+/// only where it lowers that error.
+fn gptq_layer(
+    mut out: Model,
+    float: &Model,
+    name: &str,
+    gram: &Gram,
+    gptq_opts: GptqOptions,
+    scale_bits: Option<u32>,
+) -> Result<Model> {
+    let key = format!("{name}.weight");
+    let (Some(qt), Some(w)) = (out.quant.int.get(&key).cloned(), float.weights.get(&key)) else {
+        return Ok(out);
+    };
+    let groups = gram.h.len();
+    let rows = qt.shape[0] / groups.max(1);
+    let cols = gram.columns;
+    if rows * groups * cols != w.data.len() {
+        return Err(Error::Structure(format!(
+            "'{key}': {} weights do not make {groups} groups of {rows}×{cols}",
+            w.data.len()
+        )));
+    }
+    let solvers = gram
+        .h
+        .iter()
+        .map(|h| Gptq::new(h, cols, gptq_opts))
+        .collect::<Result<Vec<_>>>()?;
+    let ratios: &[f32] = if qt.bits <= 4 { &CLIP_RATIOS } else { &[1.0] };
+    let mut best: Option<(QuantizedTensor, Vec<f64>)> = None;
+    for &ratio in ratios {
+        let mut cand = qt.clone();
+        for s in &mut cand.scales {
+            *s *= ratio;
+            if let Some(b) = scale_bits {
+                *s = round_up_to_bits(*s, b);
+            }
+        }
+        let mut values = Vec::with_capacity(w.data.len());
+        for (g, solver) in solvers.iter().enumerate() {
+            let at = g * rows * cols;
+            let scale = |r: usize, c: usize| cand.scale_of(at + r * cols + c);
+            values.extend(solver.quantize(
+                &w.data[at..at + rows * cols],
+                rows,
+                scale,
+                qmax(qt.bits),
+            ));
+        }
+        cand.values = values;
+        let deq = cand.dequantize();
+        let mut errors = Vec::with_capacity(qt.shape[0]);
+        for (g, h) in gram.h.iter().enumerate() {
+            let r = g * rows * cols..(g + 1) * rows * cols;
+            errors.extend(row_output_errors(
+                &w.data[r.clone()],
+                &deq.data[r],
+                rows,
+                cols,
+                h,
+            ));
+        }
+        best = Some(match best {
+            None => (cand, errors),
+            Some(b) => keep_better_rows(b, (cand, errors), cols),
+        });
+    }
+    let Some((qt, _)) = best else {
+        return Ok(out);
+    };
+    out.weights.insert(key.clone(), qt.dequantize());
+    out.quant.int.insert(key, qt);
+    Ok(out)
+}
+
+/// Row by row (output channel), the candidate with the lower output error: its integers and
+/// its scales. A per-tensor scale is shared by every row, so there the totals decide.
+fn keep_better_rows(
+    (mut a, mut a_err): (QuantizedTensor, Vec<f64>),
+    (b, b_err): (QuantizedTensor, Vec<f64>),
+    cols: usize,
+) -> (QuantizedTensor, Vec<f64>) {
+    if a.granularity == Granularity::PerTensor {
+        return if b_err.iter().sum::<f64>() < a_err.iter().sum::<f64>() {
+            (b, b_err)
+        } else {
+            (a, a_err)
+        };
+    }
+    for (r, (ea, eb)) in a_err.iter_mut().zip(&b_err).enumerate() {
+        if eb < ea {
+            *ea = *eb;
+            for i in r * cols..(r + 1) * cols {
+                a.values[i] = b.values[i];
+                let k = a.scale_index_of(i);
+                a.scales[k] = b.scales[k];
+            }
+        }
+    }
+    (a, a_err)
+}

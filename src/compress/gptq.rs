@@ -1,0 +1,197 @@
+//! GPTQ (Frantar et al., 2022; after OBQ): choose a layer's integers one input column at a
+//! time and move each column's rounding error onto the columns not yet quantized, weighted by
+//! the inverse Gram matrix `H = Σ x xᵀ` of the layer's inputs, so that the layer's *outputs* on
+//! the calibration inputs change as little as the integers allow. Round-to-nearest minimises the
+//! error of each weight alone; GPTQ the error of `W x`.
+//!
+//! The scales are fixed before (the same ones round-to-nearest uses), so the stored format and
+//! the ONNX export do not change: only which integers are chosen.
+
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Accum, Mat, MatRef, Side};
+
+use crate::{Error, Result};
+
+/// How GPTQ runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GptqOptions {
+    /// Added to `H`'s diagonal, as a share of its mean: keeps the inverse stable when inputs
+    /// are few or correlated.
+    pub damp: f64,
+    /// Quantize the columns with the largest inputs first (the errors then land on the columns
+    /// that matter least).
+    pub act_order: bool,
+    /// Columns updated eagerly before the rest is updated in one product.
+    pub block: usize,
+}
+
+impl Default for GptqOptions {
+    fn default() -> Self {
+        GptqOptions {
+            damp: 0.01,
+            act_order: true,
+            block: 128,
+        }
+    }
+}
+
+/// Parallel products natively; the browser's wasm has one thread.
+pub(crate) fn par() -> faer::Par {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        faer::Par::rayon(0)
+    }
+    #[cfg(target_family = "wasm")]
+    {
+        faer::Par::Seq
+    }
+}
+
+/// GPTQ on one weight matrix `w` (`rows × cols`, row-major) with the Gram matrix `h`
+/// (`cols × cols`, row-major) of its inputs. `scale(row, col)` is the fixed scale of each
+/// weight and integers are clamped to `±qmax`. Returns the integers, row-major.
+pub fn gptq(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: &[f64],
+    scale: impl Fn(usize, usize) -> f32,
+    qmax: i32,
+    opts: GptqOptions,
+) -> Result<Vec<i8>> {
+    if w.len() != rows * cols {
+        return Err(Error::Invalid(format!(
+            "GPTQ: a {rows}×{cols} layer needs {} weights",
+            rows * cols
+        )));
+    }
+    Ok(Gptq::new(h, cols, opts)?.quantize(w, rows, scale, qmax))
+}
+
+/// GPTQ prepared for one Gram matrix: the column order and the inverse's Cholesky factor, so
+/// that several scale choices can be tried on the same layer at the cost of the loop alone.
+pub struct Gptq {
+    cols: usize,
+    /// Columns in the order they are quantized.
+    order: Vec<usize>,
+    /// Inputs that are always zero (their weights become 0).
+    dead: Vec<bool>,
+    u: Mat<f64>,
+    block: usize,
+}
+
+impl Gptq {
+    pub fn new(h: &[f64], cols: usize, opts: GptqOptions) -> Result<Self> {
+        if h.len() != cols * cols {
+            return Err(Error::Invalid(format!(
+                "GPTQ: the Gram matrix of {cols} inputs has {cols}×{cols} entries, not {}",
+                h.len()
+            )));
+        }
+        let mut h = Mat::<f64>::from_fn(cols, cols, |i, j| h[i * cols + j]);
+        let dead: Vec<bool> = (0..cols).map(|i| h[(i, i)] == 0.0).collect();
+        for i in (0..cols).filter(|&i| dead[i]) {
+            h[(i, i)] = 1.0;
+        }
+        // Column order: largest input energy first with act_order.
+        let mut order: Vec<usize> = (0..cols).collect();
+        if opts.act_order {
+            order.sort_by(|&a, &b| h[(b, b)].total_cmp(&h[(a, a)]).then(a.cmp(&b)));
+        }
+        let mean_diag = (0..cols).map(|i| h[(i, i)]).sum::<f64>() / cols.max(1) as f64;
+        let h = Mat::<f64>::from_fn(cols, cols, |i, j| {
+            h[(order[i], order[j])] + if i == j { opts.damp * mean_diag } else { 0.0 }
+        });
+        Ok(Gptq {
+            cols,
+            u: upper_cholesky_of_inverse(h.as_ref())?,
+            order,
+            dead,
+            block: opts.block.max(1),
+        })
+    }
+
+    /// The integers for `w` (`rows × cols`, row-major) with scale `scale(row, col)`, clamped
+    /// to `±qmax`; row-major.
+    pub fn quantize(
+        &self,
+        w: &[f32],
+        rows: usize,
+        scale: impl Fn(usize, usize) -> f32,
+        qmax: i32,
+    ) -> Vec<i8> {
+        let (cols, order, u) = (self.cols, &self.order, &self.u);
+        let mut w = Mat::<f64>::from_fn(rows, cols, |r, c| {
+            let c = order[c];
+            if self.dead[c] {
+                0.0
+            } else {
+                w[r * cols + c] as f64
+            }
+        });
+        let q = qmax as f64;
+        let mut values = vec![0i8; rows * cols];
+        let mut i1 = 0;
+        while i1 < cols {
+            let i2 = (i1 + self.block).min(cols);
+            let mut err = Mat::<f64>::zeros(rows, i2 - i1);
+            for i in i1..i2 {
+                let d = u[(i, i)];
+                for r in 0..rows {
+                    let s = scale(r, order[i]) as f64;
+                    let x = w[(r, i)];
+                    let v = (x / s).round_ties_even().clamp(-q, q);
+                    values[r * cols + order[i]] = v as i8;
+                    let e = (x - v * s) / d;
+                    err[(r, i - i1)] = e;
+                    for j in i + 1..i2 {
+                        w[(r, j)] -= e * u[(i, j)];
+                    }
+                }
+            }
+            if i2 < cols {
+                // The rest of the columns take the block's errors in one product.
+                let rest = w.as_mut().subcols_mut(i2, cols - i2);
+                let u_block = u.as_ref().submatrix(i1, i2, i2 - i1, cols - i2);
+                matmul(rest, Accum::Add, err.as_ref(), u_block, -1.0, par());
+            }
+            i1 = i2;
+        }
+        values
+    }
+}
+
+/// The upper-triangular `U` with `Uᵀ U = H⁻¹` (GPTQ's form of the inverse: row `i` of `U`
+/// spreads column `i`'s error over the later columns). With `J` the order reversal and
+/// `J H J = L Lᵀ`, `U = J L⁻¹ J`: one Cholesky factor and one triangular inverse, instead of
+/// inverting `H` and factoring the inverse (a third of the work on 4608-wide layers).
+fn upper_cholesky_of_inverse(h: MatRef<'_, f64>) -> Result<Mat<f64>> {
+    let n = h.nrows();
+    let reversed = Mat::<f64>::from_fn(n, n, |i, j| h[(n - 1 - i, n - 1 - j)]);
+    let l = reversed.llt(Side::Lower).map_err(|_| {
+        Error::Invalid("GPTQ: the inputs' Gram matrix is not positive definite".into())
+    })?;
+    let mut l_inv = Mat::<f64>::zeros(n, n);
+    invert_lower_triangular(l_inv.as_mut(), l.L(), par());
+    Ok(Mat::from_fn(n, n, |i, j| l_inv[(n - 1 - i, n - 1 - j)]))
+}
+
+/// `‖(W − Q) X‖²` summed over the calibration inputs, from the Gram matrix:
+/// `Σ_r (w_r − q_r)ᵀ H (w_r − q_r)`. What GPTQ lowers; tests compare methods with it.
+pub fn output_error(w: &[f32], deq: &[f32], rows: usize, cols: usize, h: &[f64]) -> f64 {
+    row_output_errors(w, deq, rows, cols, h).iter().sum()
+}
+
+/// Each row's (output channel's) share of [`output_error`].
+pub fn row_output_errors(w: &[f32], deq: &[f32], rows: usize, cols: usize, h: &[f64]) -> Vec<f64> {
+    let d = Mat::<f64>::from_fn(rows, cols, |r, c| {
+        (w[r * cols + c] - deq[r * cols + c]) as f64
+    });
+    let h = MatRef::from_row_major_slice(h, cols, cols);
+    let mut dh = Mat::<f64>::zeros(rows, cols);
+    matmul(dh.as_mut(), Accum::Replace, d.as_ref(), h, 1.0, par());
+    (0..rows)
+        .map(|r| (0..cols).map(|c| dh[(r, c)] * d[(r, c)]).sum())
+        .collect()
+}
