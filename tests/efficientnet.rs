@@ -17,7 +17,8 @@ mod common;
 use modelslim::backend::Backend;
 use modelslim::compress::pipeline::logits_of;
 use modelslim::compress::{
-    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantOptions, compress,
+    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantMethod, QuantOptions,
+    compress,
 };
 use modelslim::export::to_onnx;
 use modelslim::labels::class_of_wnid;
@@ -237,6 +238,66 @@ fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: b
         "int8 weights + activations lost {} points",
         (fp32 - int8_act) * 100.0
     );
+}
+
+/// GPTQ int4 with groups of 32 input channels (first conv and classifier int8), calibrated on
+/// `calib`: top-1 within `points` of fp32 on `val`.
+fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let labels: Vec<usize> = val
+        .iter()
+        .map(|p| {
+            let wnid = p.parent().unwrap().file_name().unwrap().to_str().unwrap();
+            class_of_wnid(wnid).unwrap()
+        })
+        .collect();
+    let (x, calib) = (load(&m, val), load(&m, calib));
+    let cpu = Backend::cpu();
+    let opts = CompressOptions {
+        quant: QuantOptions {
+            weights: Precision::Int4,
+            granularity: Granularity::Group(32),
+            keep_first_last: true,
+            ..Default::default()
+        },
+        quant_method: QuantMethod::Gptq,
+        ..Default::default()
+    };
+    let q = pollster::block_on(compress(&m, &opts, &calib, &calib, 16, &cpu, |_| async {
+        true
+    }))
+    .unwrap();
+    let score = |model: &Model| {
+        top1(
+            &pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap(),
+            &labels,
+        )
+    };
+    let (fp32, gptq) = (score(&m), score(&q));
+    eprintln!(
+        "GPTQ int4 groups of 32 (calibrated on {} photos): top-1 {gptq:.3} vs fp32 {fp32:.3} on {} photos",
+        calib.len(),
+        x.len()
+    );
+    assert!(
+        fp32 - gptq <= points / 100.0 + 1e-9,
+        "GPTQ int4 groups of 32 lost {:.1} points",
+        (fp32 - gptq) * 100.0
+    );
+}
+
+#[test]
+fn gptq_int4_groups_of_32_within_2_points_of_fp32_on_250_photos() {
+    match full_data() {
+        Some((val, calib)) => gptq_int4_groups_of_32(&val, &calib, 2.0),
+        None => eprintln!("no ../shared/data (or MODELSLIM_DATA): the subset test runs instead"),
+    }
+}
+
+#[test]
+fn gptq_int4_groups_of_32_on_the_50_photo_subset_widened_to_3_photos() {
+    let (val, calib) = subset_data();
+    gptq_int4_groups_of_32(&val, &calib, 6.0);
 }
 
 /// What the page shows is what the downloaded file does, on the real network: int8 weights +
