@@ -95,6 +95,17 @@ fn load(m: &Model, paths: &[PathBuf]) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Each photo's class, from its folder's wnid.
+fn labels_of(photos: &[PathBuf]) -> Vec<usize> {
+    photos
+        .iter()
+        .map(|p| {
+            let wnid = p.parent().unwrap().file_name().unwrap().to_str().unwrap();
+            class_of_wnid(wnid).unwrap()
+        })
+        .collect()
+}
+
 fn top1(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
     let hits = logits
         .iter()
@@ -153,13 +164,7 @@ fn accuracy_on_the_50_photo_subset_stays_within_targets_widened_to_one_photo() {
 /// false` widens each target to at least one photo.
 fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: bool) {
     let m = Model::from_bytes(&effnet_bytes()).unwrap();
-    let labels: Vec<usize> = val
-        .iter()
-        .map(|p| {
-            let wnid = p.parent().unwrap().file_name().unwrap().to_str().unwrap();
-            class_of_wnid(wnid).unwrap()
-        })
-        .collect();
+    let labels = labels_of(val);
     let x = load(&m, val);
     let calib = load(&m, calib);
     // On the 50-photo subset one photo is 2 points: a target finer than that allows one photo.
@@ -244,13 +249,7 @@ fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: b
 /// `calib`: top-1 within `points` of fp32 on `val`.
 fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
     let m = Model::from_bytes(&effnet_bytes()).unwrap();
-    let labels: Vec<usize> = val
-        .iter()
-        .map(|p| {
-            let wnid = p.parent().unwrap().file_name().unwrap().to_str().unwrap();
-            class_of_wnid(wnid).unwrap()
-        })
-        .collect();
+    let labels = labels_of(val);
     let (x, calib) = (load(&m, val), load(&m, calib));
     let cpu = Backend::cpu();
     let opts = CompressOptions {
