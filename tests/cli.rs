@@ -318,6 +318,13 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         "int4",
     );
     bad(&["--quant", "int8", "--act-quant"], "--calibrate");
+    bad(&["--quant", "int4", "--quant-method", "gptq"], "--calibrate");
+    bad(
+        &["--quant", "fp16", "--quant-method", "gptq", "--calibrate", &samples],
+        "int8 or int4",
+    );
+    bad(&["--quant-method", "obq"], "rtn, gptq");
+    bad(&["--prune-scope", "some"], "internal, all");
     bad(&["--quant", "int8", "--bias-correction"], "--calibrate");
     bad(&["--quant", "int3"], "not one of none, int8, int4, fp16");
     bad(

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
-    ChannelImportance, Group, Importance, Member, PruneOptions, prune_channels, prune_channels_by,
+    ChannelImportance, Group, Importance, Member, PruneOptions, PruneScope, prune_channels,
+    prune_channels_by,
 };
 use modelslim::model::Model;
 use modelslim::predict::Classifier;
@@ -265,4 +266,33 @@ fn importance_criteria_plug_in() {
     let l1_norm =
         |t: &modelslim::tensor::HostTensor| t.data.iter().map(|v| v.abs() as f64).sum::<f64>();
     assert!(l1_norm(&l1[key]) > l1_norm(&reverse[key]));
+}
+
+#[test]
+fn internal_scope_keeps_the_residual_streams_and_prunes_the_block_middles() {
+    let m = Model::seeded_resnet18(1);
+    let groups = m.channel_groups();
+    // The four stage sums are residual streams; the eight block middles are not.
+    assert_eq!(groups.iter().filter(|g| g.residual).count(), 4);
+    let opts = PruneOptions {
+        ratio: 0.5,
+        scope: PruneScope::Internal,
+        ..Default::default()
+    };
+    let pruned = m.pruned(&opts).unwrap();
+    for g in &groups {
+        let width = |model: &Model| model.weights[&g.members[0].key].shape[g.members[0].axis];
+        if g.residual {
+            assert_eq!(width(&pruned), width(&m), "{} is a residual stream", g.name);
+        } else {
+            assert_eq!(
+                width(&pruned),
+                width(&m) / 2,
+                "{} is inside a block",
+                g.name
+            );
+        }
+    }
+    assert_eq!(logits(&pruned)[0].len(), 1000);
+    assert!("sideways".parse::<PruneScope>().is_err());
 }

@@ -25,7 +25,8 @@ usage:
   modelslim bench --weights FILE [--backend cpu|wgpu] [--runs N]
   modelslim compress --weights IN --out OUT.safetensors [--onnx OUT.onnx]
                      [--prune-channels R] [--importance l1|l2|bn] [--round-to N] [--steps N]
-                     [--global] [--prune-stem] [--sparsity R] [--recalibrate-bn DIR]
+                     [--global] [--prune-stem] [--prune-scope all|internal]
+                     [--sparsity R] [--recalibrate-bn DIR]
                      [--quant none|int8|int4|fp16] [--granularity channel|tensor|group:N]
                      [--quant-method rtn|gptq]
                      [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
@@ -246,6 +247,7 @@ fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
         round_to: args.number("round-to", defaults.round_to)?,
         steps: args.number("steps", defaults.steps)?,
         prune_stem: args.has("prune-stem"),
+        prune_scope: text("prune-scope", &defaults.prune_scope),
         sparsity: args.number("sparsity", defaults.sparsity)?,
         recalibrate_bn: args.one("recalibrate-bn").is_some(),
         quant: text("quant", &defaults.quant),
@@ -297,6 +299,7 @@ fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         "importance",
         "round-to",
         "steps",
+        "prune-scope",
         "sparsity",
         "recalibrate-bn",
         "quant",

@@ -27,7 +27,7 @@ pub use gptq::GptqOptions;
 pub use importance::{ChannelImportance, Importance};
 pub use metrics::{FileSize, LayerStat, Metrics, Ratios, layer_report};
 pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
-pub use prune::{PruneOptions, prune_channels, prune_channels_by};
+pub use prune::{PruneOptions, PruneScope, prune_channels, prune_channels_by};
 pub use quantize_weights::{QuantMethod, QuantOptions};
 pub use recalibrate::recalibrate_bn;
 pub use settings::{CalibrationNeed, LIMITS, Limit, Preset, Settings, presets};

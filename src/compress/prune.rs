@@ -9,6 +9,30 @@ use crate::model::channels::Group;
 use crate::tensor::{HostTensor, StateDict};
 use crate::{Error, Result};
 
+/// Which channel groups may lose channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PruneScope {
+    /// Only groups inside a block (a basic block's middle, an inverted residual's expansion):
+    /// the residual streams, which every block reads and writes, keep their width.
+    Internal,
+    /// Every group but the protected stem.
+    #[default]
+    All,
+}
+
+impl std::str::FromStr for PruneScope {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "internal" => Ok(PruneScope::Internal),
+            "all" => Ok(PruneScope::All),
+            other => Err(Error::Invalid(format!(
+                "prune scope '{other}' is not one of internal, all"
+            ))),
+        }
+    }
+}
+
 /// What to prune and how.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -26,6 +50,18 @@ pub struct PruneOptions {
     pub prune_stem: bool,
     /// Per-group ratios by group name (e.g. `layer1.0.conv1`), overriding `ratio`.
     pub overrides: HashMap<String, f32>,
+    /// Which groups `ratio` applies to (overrides apply anyway).
+    pub scope: PruneScope,
+}
+
+impl PruneOptions {
+    /// Whether group `g` may lose channels: named in the overrides, or neither the protected
+    /// stem (unless `prune_stem`) nor, with the internal scope, a residual stream.
+    pub fn may_prune(&self, g: &Group) -> bool {
+        self.overrides.contains_key(&g.name)
+            || ((!g.protected || self.prune_stem)
+                && !(self.scope == PruneScope::Internal && g.residual))
+    }
 }
 
 impl Default for PruneOptions {
@@ -38,6 +74,7 @@ impl Default for PruneOptions {
             steps: 1,
             prune_stem: false,
             overrides: HashMap::new(),
+            scope: PruneScope::All,
         }
     }
 }
@@ -116,7 +153,7 @@ pub fn prune_channels_by(
     for step in 1..=steps {
         let frac = step as f32 / steps as f32;
         let ratio_of = |g: &Group| -> f32 {
-            if g.protected && !opts.prune_stem && !opts.overrides.contains_key(&g.name) {
+            if !opts.may_prune(g) {
                 0.0
             } else {
                 opts.overrides.get(&g.name).copied().unwrap_or(opts.ratio) * frac
@@ -156,7 +193,7 @@ fn global_keeps(
     opts: &PruneOptions,
     frac: f32,
 ) -> Vec<usize> {
-    let prunable = |g: &Group| !g.protected || opts.prune_stem;
+    let prunable = |g: &Group| opts.may_prune(g);
     let total0: usize = groups
         .iter()
         .zip(widths0)

@@ -31,6 +31,8 @@ pub struct Settings {
     pub steps: usize,
     /// Let the stem's group lose channels too.
     pub prune_stem: bool,
+    /// `all`, or `internal` (only groups inside blocks; residual streams keep their width).
+    pub prune_scope: String,
     /// Share of the weights to zero.
     pub sparsity: f32,
     /// Re-estimate batch-norm statistics on the calibration photos.
@@ -62,6 +64,7 @@ impl Default for Settings {
             round_to: 1,
             steps: 1,
             prune_stem: false,
+            prune_scope: "all".into(),
             sparsity: 0.0,
             recalibrate_bn: false,
             quant: "none".into(),
@@ -207,6 +210,7 @@ impl Settings {
                 round_to: self.round_to,
                 steps: self.steps,
                 prune_stem: self.prune_stem,
+                scope: self.prune_scope.parse()?,
                 ..Default::default()
             },
             sparsity: SparsityOptions {

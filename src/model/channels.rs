@@ -60,6 +60,9 @@ pub struct Group {
     pub bns: Vec<String>,
     /// Protected by default (the stem output).
     pub protected: bool,
+    /// A residual stream: a residual add sums into this space, so every block along it reads
+    /// and writes these channels.
+    pub residual: bool,
 }
 
 fn find(parent: &mut [usize], x: usize) -> usize {
@@ -113,6 +116,7 @@ impl Structure {
                     members: Vec::new(),
                     bns: Vec::new(),
                     protected: false,
+                    residual: false,
                 }
             });
             Some(root)
@@ -169,11 +173,21 @@ impl Structure {
             .iter()
             .map(|&s| find(&mut parent, s))
             .collect();
+        let residual_roots: Vec<usize> = self
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Add { a, .. } => Some(*a),
+                _ => None,
+            })
+            .map(|s| find(&mut parent, s))
+            .collect();
         order
             .into_iter()
             .filter_map(|root| {
                 let mut g = by_root.remove(&root)?;
                 g.protected = protected_roots.contains(&root);
+                g.residual = residual_roots.contains(&root);
                 Some(g)
             })
             .collect()
