@@ -318,9 +318,19 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         "int4",
     );
     bad(&["--quant", "int8", "--act-quant"], "--calibrate");
-    bad(&["--quant", "int4", "--quant-method", "gptq"], "--calibrate");
     bad(
-        &["--quant", "fp16", "--quant-method", "gptq", "--calibrate", &samples],
+        &["--quant", "int4", "--quant-method", "gptq"],
+        "--calibrate",
+    );
+    bad(
+        &[
+            "--quant",
+            "fp16",
+            "--quant-method",
+            "gptq",
+            "--calibrate",
+            &samples,
+        ],
         "int8 or int4",
     );
     bad(&["--quant-method", "obq"], "rtn, gptq");

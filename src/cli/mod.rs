@@ -2,6 +2,8 @@
 //! and a non-zero exit status.
 
 mod args;
+mod compress;
+mod images;
 mod print;
 
 use std::future::Future;
@@ -9,14 +11,15 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use modelslim::backend::{Backend, BackendKind};
-use modelslim::compress::{Precision, Progress, QuantMethod, Settings};
+use modelslim::compress::{Precision, Progress};
 use modelslim::export::to_onnx;
 use modelslim::model::Model;
-use modelslim::session::{Batches, FileFormat, Session, Which, no_progress};
+use modelslim::session::{Batches, Session, Which, no_progress};
 use modelslim::{Error, Result};
 use serde::Serialize;
 
 use args::Args;
+use images::keep_photos;
 
 const USAGE: &str = "\
 usage:
@@ -94,7 +97,7 @@ fn run(args: &[String]) -> std::result::Result<(), CliError> {
         "predict" => predict(rest),
         "init-weights" => init_weights(rest),
         "bench" => bench(rest),
-        "compress" => compress(rest),
+        "compress" => compress::compress(rest),
         "eval" => eval(rest),
         "sensitivity" => sensitivity(rest),
         "export" => export(rest),
@@ -229,149 +232,6 @@ fn bench(args: &[String]) -> std::result::Result<(), CliError> {
     Ok(())
 }
 
-/// The settings `compress`'s flags describe (names as in [`Settings`], defaults from it).
-fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
-    let mut layer_quant = std::collections::BTreeMap::new();
-    for spec in args.all("layer-quant") {
-        let (layer, p) = spec.split_once('=').ok_or_else(|| {
-            CliError::Usage(format!("--layer-quant '{spec}': expected LAYER=PRECISION"))
-        })?;
-        layer_quant.insert(layer.to_string(), p.to_string());
-    }
-    let defaults = Settings::default();
-    let text = |name: &str, default: &str| args.one(name).unwrap_or(default).to_string();
-    Ok(Settings {
-        prune_channels: args.number("prune-channels", defaults.prune_channels)?,
-        importance: text("importance", &defaults.importance),
-        global: args.has("global"),
-        round_to: args.number("round-to", defaults.round_to)?,
-        steps: args.number("steps", defaults.steps)?,
-        prune_stem: args.has("prune-stem"),
-        prune_scope: text("prune-scope", &defaults.prune_scope),
-        sparsity: args.number("sparsity", defaults.sparsity)?,
-        recalibrate_bn: args.one("recalibrate-bn").is_some(),
-        quant: text("quant", &defaults.quant),
-        granularity: text("granularity", &defaults.granularity),
-        quant_method: text("quant-method", &defaults.quant_method),
-        keep_first_last: args.has("keep-first-last"),
-        layer_quant,
-        act_quant: args.has("act-quant"),
-        calibration: text("calibration", &defaults.calibration),
-        bias_correction: args.has("bias-correction"),
-    })
-}
-
-/// `compress --json`: the fields checks outside the repo read.
-#[derive(Serialize)]
-struct CompressJson<'a> {
-    before: &'a modelslim::compress::Metrics,
-    after: &'a modelslim::compress::Metrics,
-    quantization: &'a str,
-    /// How the integers were chosen: `rtn` or `gptq`.
-    quant_method: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    agreement: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kl: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    calibration_images: Option<usize>,
-    seconds: f64,
-}
-
-fn compress(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(
-        args,
-        &[
-            "json",
-            "global",
-            "prune-stem",
-            "act-quant",
-            "keep-first-last",
-            "bias-correction",
-        ],
-    )?;
-    args.check_known(&[
-        "weights",
-        "model",
-        "out",
-        "onnx",
-        "prune-channels",
-        "importance",
-        "round-to",
-        "steps",
-        "prune-scope",
-        "sparsity",
-        "recalibrate-bn",
-        "quant",
-        "granularity",
-        "quant-method",
-        "layer-quant",
-        "calibration",
-        "calibrate",
-        "backend",
-    ])?;
-    let out = PathBuf::from(args.required("out")?);
-    let settings = settings_from(&args)?;
-    let opts = settings.to_options()?;
-    let calibrate = args.one("calibrate");
-    if opts.bias_correction && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(
-            "--bias-correction needs --calibrate DIR (images to measure input means on)".into(),
-        )));
-    }
-    if opts.quant_method == QuantMethod::Gptq && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(
-            "--quant-method gptq needs --calibrate DIR (images to measure each layer's inputs on)"
-                .into(),
-        )));
-    }
-    if opts.act_quant.is_some() && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(
-            "--act-quant needs --calibrate DIR (images to measure activation ranges on)".into(),
-        )));
-    }
-    // Fail on impossible combinations before reading any image.
-    opts.check(
-        usize::from(args.one("recalibrate-bn").is_some()),
-        usize::from(calibrate.is_some()),
-    )?;
-    let session = session(&args)?;
-    if let Some(dir) = args.one("recalibrate-bn") {
-        for (name, bytes) in image_files(&[dir])? {
-            session.keep_batch_norm_photo(name, bytes)?;
-        }
-    }
-    if let Some(dir) = calibrate {
-        keep_photos(&session, &[dir])?;
-    }
-    let report = pollster::block_on(session.compress(&settings, progress_on_terminal))?;
-    write_file(&out, &session.file(FileFormat::Safetensors)?)?;
-    if let Some(path) = args.one("onnx") {
-        write_file(Path::new(path), &session.file(FileFormat::Onnx)?)?;
-    }
-    let agreement = report.agreement.as_ref();
-    let json = CompressJson {
-        before: &report.before,
-        after: &report.after,
-        quantization: &report.quantization,
-        quant_method: opts.quant_method.label(),
-        agreement: agreement.map(|a| a.agreement),
-        kl: agreement.map(|a| a.kl),
-        calibration_images: agreement.map(|a| a.n),
-        seconds: report.seconds,
-    };
-    if args.has("json") {
-        print_json(&json)?;
-    } else {
-        println!("wrote {} ({})", out.display(), report.quantization);
-        if let Some(p) = args.one("onnx") {
-            println!("wrote {p}");
-        }
-        print::compression(&report);
-    }
-    Ok(())
-}
-
 fn convert(args: &[String]) -> std::result::Result<(), CliError> {
     let args = Args::parse(args, &[])?;
     args.check_known(&["weights", "model", "out"])?;
@@ -464,56 +324,4 @@ fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
         print::sensitivity(&rows, precision, n, top);
     }
     Ok(())
-}
-
-fn is_image(p: &Path) -> bool {
-    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-        matches!(
-            x.to_ascii_lowercase().as_str(),
-            "jpg" | "jpeg" | "png" | "webp"
-        )
-    })
-}
-
-/// Every JPEG/PNG/WebP under `dirs` (recursively, in path order): its path and bytes.
-fn image_files(dirs: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut paths = Vec::new();
-    for dir in dirs {
-        let root = PathBuf::from(dir);
-        if !root.is_dir() {
-            return Err(Error::Invalid(format!("{dir} is not a folder")));
-        }
-        let mut stack = vec![root];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
-                let p = e.map_err(|e| Error::io(&d, e))?.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if is_image(&p) {
-                    paths.push(p);
-                }
-            }
-        }
-    }
-    paths.sort();
-    if paths.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{} holds no JPEG, PNG or WebP images",
-            dirs.join(", ")
-        )));
-    }
-    paths
-        .iter()
-        .map(|p| Ok((p.display().to_string(), read_file(p)?)))
-        .collect()
-}
-
-/// Keep every image under `dirs` in the session (labels come from their paths); how many.
-fn keep_photos(session: &Session, dirs: &[&str]) -> Result<usize> {
-    let files = image_files(dirs)?;
-    let n = files.len();
-    for (name, bytes) in files {
-        session.keep_photo(name, bytes)?;
-    }
-    Ok(n)
 }

@@ -1,7 +1,224 @@
-//! What a photo's name says about it: the ImageNet class it shows, when the name carries one
-//! (`n01440764/fish.jpg`, `imagenet-val/n01440764/…`, or `n01440764_123.JPEG`).
+//! The photos a session keeps — decoded and preprocessed for the loaded model, classified,
+//! cached logits of the original — and what a photo's name says: the ImageNet class it shows,
+//! when the name carries one (`n01440764/fish.jpg`, `imagenet-val/n01440764/…`, or
+//! `n01440764_123.JPEG`).
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+
+use web_time::Instant;
+
+use super::{Answer, Classified, PhotoResult, Session, ms_since, no_progress};
+use crate::compress::Progress;
 use crate::labels::class_of_wnid;
+use crate::{Error, Result};
+
+/// A kept photo.
+pub(super) struct Photo {
+    pub name: String,
+    /// The file, kept to preprocess again for a network with another input convention.
+    pub bytes: Vec<u8>,
+    pub input: RefCell<Vec<f32>>,
+    /// The ImageNet class its name carries (see [`label_of_name`]).
+    pub label: Option<usize>,
+    /// The loaded original's logits (reset when another model loads).
+    pub original_logits: RefCell<Option<Vec<f32>>>,
+}
+
+impl Session {
+    /// Decode and preprocess a photo for the loaded model; the error names the file.
+    fn photo(&self, name: String, bytes: Vec<u8>) -> Result<(Photo, f64)> {
+        let original = self.original()?;
+        let t = Instant::now();
+        let input = original
+            .model
+            .preprocess()
+            .run(&bytes)
+            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+        let ms = ms_since(t);
+        Ok((
+            Photo {
+                label: label_of_name(&name),
+                name,
+                bytes,
+                input: RefCell::new(input),
+                original_logits: RefCell::new(None),
+            },
+            ms,
+        ))
+    }
+
+    /// Keep a photo for calibration, agreement and scoring without classifying it; returns its
+    /// index.
+    pub fn keep_photo(&self, name: impl Into<String>, bytes: Vec<u8>) -> Result<usize> {
+        let (photo, _) = self.photo(name.into(), bytes)?;
+        let mut s = self.state.borrow_mut();
+        s.photos.push(Rc::new(photo));
+        Ok(s.photos.len() - 1)
+    }
+
+    /// Keep a photo for batch-norm recalibration only.
+    pub fn keep_batch_norm_photo(&self, name: impl Into<String>, bytes: Vec<u8>) -> Result<()> {
+        let (photo, _) = self.photo(name.into(), bytes)?;
+        self.state
+            .borrow_mut()
+            .batch_norm_photos
+            .push(Rc::new(photo));
+        Ok(())
+    }
+
+    /// Forget the kept photos.
+    pub fn clear_photos(&self) {
+        let mut s = self.state.borrow_mut();
+        s.photos.clear();
+        s.batch_norm_photos.clear();
+    }
+
+    /// Classify one image file with the loaded model, without keeping it.
+    pub async fn classify(&self, name: &str, bytes: &[u8]) -> Result<Classified> {
+        let original = self.original()?;
+        let t = Instant::now();
+        let input = original
+            .model
+            .preprocess()
+            .run(bytes)
+            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+        let preprocess_ms = ms_since(t);
+        let (mut logits, ms, cold) = original.run(&[input]).await?;
+        Ok(Classified {
+            preprocess_ms,
+            answer: Answer::new(logits.pop().unwrap_or_default(), ms, cold),
+        })
+    }
+
+    /// Keep a photo and classify it with the original and, when there is one, the compressed
+    /// model.
+    pub async fn add_photo(&self, name: impl Into<String>, bytes: Vec<u8>) -> Result<PhotoResult> {
+        let (photo, preprocess_ms) = self.photo(name.into(), bytes)?;
+        let photo = Rc::new(photo);
+        let mut result = self
+            .classify_photos(std::slice::from_ref(&photo), 1)
+            .await?;
+        let index = {
+            let mut s = self.state.borrow_mut();
+            s.photos.push(photo);
+            s.photos.len() - 1
+        };
+        let mut r = result.pop().ok_or(Error::Cancelled)?;
+        r.index = index;
+        r.preprocess_ms = preprocess_ms;
+        Ok(r)
+    }
+
+    /// Classify every kept photo again (after another model was loaded); `progress` is told
+    /// before each batch and may cancel.
+    pub async fn predict_all<P, F>(&self, mut progress: P) -> Result<Vec<PhotoResult>>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let photos = self.state.borrow().photos.clone();
+        let mut out = Vec::with_capacity(photos.len());
+        let batch = self.batches.display.max(1);
+        for (i, chunk) in photos.chunks(batch).enumerate() {
+            let p = Progress {
+                step: i + 1,
+                steps: photos.len().div_ceil(batch),
+                label: "classifying your photos".into(),
+            };
+            if !progress(p).await {
+                return Err(Error::Cancelled);
+            }
+            let mut rows = self.classify_photos(chunk, chunk.len()).await?;
+            for (k, r) in rows.iter_mut().enumerate() {
+                r.index = i * batch + k;
+            }
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// The original's (cached) and the compressed model's answers for `photos`, in one batch.
+    async fn classify_photos(
+        &self,
+        photos: &[Rc<Photo>],
+        batch: usize,
+    ) -> Result<Vec<PhotoResult>> {
+        let original = self.original()?;
+        let compressed = self.state.borrow().compressed.clone();
+        let inputs: Vec<Vec<f32>> = photos.iter().map(|p| p.input.borrow().clone()).collect();
+        let originals = original
+            .answers(&inputs, batch, "", &mut no_progress)
+            .await?;
+        let compressed = match &compressed {
+            Some(c) => Some(
+                c.loaded
+                    .answers(&inputs, batch, "", &mut no_progress)
+                    .await?,
+            ),
+            None => None,
+        };
+        let mut out = Vec::with_capacity(photos.len());
+        for (i, (p, o)) in photos.iter().zip(originals).enumerate() {
+            *p.original_logits.borrow_mut() = Some(o.logits.clone());
+            out.push(PhotoResult {
+                index: i,
+                name: p.name.clone(),
+                preprocess_ms: 0.0,
+                original: Some(o),
+                compressed: compressed.as_ref().and_then(|c| c.get(i).cloned()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The loaded original's logits for every kept photo, from the cache where present.
+    pub(super) async fn original_logits<P, F>(&self, progress: &mut P) -> Result<Vec<Vec<f32>>>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let original = self.original()?;
+        let photos = self.state.borrow().photos.clone();
+        let missing: Vec<Rc<Photo>> = photos
+            .iter()
+            .filter(|p| p.original_logits.borrow().is_none())
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let inputs: Vec<Vec<f32>> = missing.iter().map(|p| p.input.borrow().clone()).collect();
+            let answers = original
+                .answers(
+                    &inputs,
+                    self.batches.calibration,
+                    "classifying your photos with the original model",
+                    progress,
+                )
+                .await?;
+            for (p, a) in missing.iter().zip(answers) {
+                *p.original_logits.borrow_mut() = Some(a.logits);
+            }
+        }
+        Ok(photos
+            .iter()
+            .map(|p| p.original_logits.borrow().clone().unwrap_or_default())
+            .collect())
+    }
+
+    /// The kept photos' inputs (and the batch-norm photos', or the kept ones again).
+    pub(super) fn inputs(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let s = self.state.borrow();
+        let of = |v: &[Rc<Photo>]| v.iter().map(|p| p.input.borrow().clone()).collect();
+        let photos: Vec<Vec<f32>> = of(&s.photos);
+        let bn = if s.batch_norm_photos.is_empty() {
+            photos.clone()
+        } else {
+            of(&s.batch_norm_photos)
+        };
+        (photos, bn)
+    }
+}
 
 /// The class a photo's name or path carries: its file name's `wnid_` prefix, else its parent
 /// folder's wnid. Both `/` and `\` separate folders.
