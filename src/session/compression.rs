@@ -74,14 +74,19 @@ impl Session {
         )
         .await?;
 
-        announce(&mut progress, "writing the ONNX and safetensors files").await?;
+        // One announcement per piece: each is a point where the page's event loop runs (a
+        // main-thread engine would otherwise freeze for seconds here).
+        announce(&mut progress, "writing the safetensors file").await?;
         let safetensors = model.to_safetensors()?;
+        announce(&mut progress, "writing the ONNX file").await?;
         let onnx = to_onnx(&model)?;
+        announce(&mut progress, "measuring the files (gzip)").await?;
         let after = model.metrics_of_files(&safetensors, Some(&onnx));
         let cached = self.state.borrow().original_metrics.clone();
         let before = match cached {
             Some(m) => m,
             None => {
+                announce(&mut progress, "measuring the original's files").await?;
                 let m = original.model.metrics_with_onnx()?;
                 self.state.borrow_mut().original_metrics = Some(m.clone());
                 m
