@@ -27,16 +27,22 @@ pub(super) struct Photo {
 }
 
 impl Session {
-    /// Decode and preprocess a photo for the loaded model; the error names the file.
-    fn photo(&self, name: String, bytes: Vec<u8>) -> Result<(Photo, f64)> {
+    /// An image file decoded and preprocessed for the loaded model, and the time it took (ms);
+    /// the error names the file.
+    fn preprocess(&self, name: &str, bytes: &[u8]) -> Result<(Vec<f32>, f64)> {
         let original = self.original()?;
         let t = Instant::now();
         let input = original
             .model
             .preprocess()
-            .run(&bytes)
+            .run(bytes)
             .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
-        let ms = ms_since(t);
+        Ok((input, ms_since(t)))
+    }
+
+    /// Decode and preprocess a photo for the loaded model.
+    fn photo(&self, name: String, bytes: Vec<u8>) -> Result<(Photo, f64)> {
+        let (input, ms) = self.preprocess(&name, &bytes)?;
         Ok((
             Photo {
                 label: label_of_name(&name),
@@ -77,15 +83,8 @@ impl Session {
 
     /// Classify one image file with the loaded model, without keeping it.
     pub async fn classify(&self, name: &str, bytes: &[u8]) -> Result<Classified> {
-        let original = self.original()?;
-        let t = Instant::now();
-        let input = original
-            .model
-            .preprocess()
-            .run(bytes)
-            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
-        let preprocess_ms = ms_since(t);
-        let (mut logits, ms, cold) = original.run(&[input]).await?;
+        let (input, preprocess_ms) = self.preprocess(name, bytes)?;
+        let (mut logits, ms, cold) = self.original()?.run(&[input]).await?;
         Ok(Classified {
             preprocess_ms,
             answer: Answer::new(logits.pop().unwrap_or_default(), ms, cold),
