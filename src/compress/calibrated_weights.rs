@@ -1,18 +1,15 @@
 //! Weight quantization calibrated on photos: GPTQ over the whole network, layer after layer in
-//! graph order, each layer's input statistics measured with the layers before it already
-//! quantized (so each layer also absorbs the error that reaches it), one layer's statistics in
-//! memory at a time.
+//! graph order (the walk of [`super::layerwise`]).
 
 use std::future::Future;
 
 use super::QuantOptions;
 use super::gptq::{Gptq, GptqOptions, row_output_errors};
+use super::layerwise::walk_layers;
 use super::pipeline::Progress;
 use super::statistics::Gram;
 use crate::backend::Backend;
 use crate::model::Model;
-use crate::model::graph::Node;
-use crate::predict::Classifier;
 use crate::quant::{EXACT_WEIGHT_SCALE_BITS, Granularity, QuantizedTensor, qmax, round_up_to_bits};
 use crate::{Error, Result};
 
@@ -32,76 +29,23 @@ impl Model {
         P: FnMut(Progress) -> F,
         F: Future<Output = bool>,
     {
-        let images: usize = batches.iter().map(Vec::len).sum();
         let scale_bits = opts.exact_scales.then_some(EXACT_WEIGHT_SCALE_BITS);
-        if images == 0 {
-            return Err(Error::Invalid(
-                "GPTQ needs calibration images to measure each layer's inputs on".into(),
-            ));
-        }
         // Round-to-nearest first: the folded batch norms, the fp16 layers and every integer
         // layer's scales. Later layers do not change an earlier layer's input, so the layers
         // not yet visited may stay rounded while the walk goes on.
-        let mut out = self.quantized(opts)?;
+        let out = self.quantized(opts)?;
         let float = self.fold_bn()?;
-        let graph = out.graph();
-        let layers: Vec<&Node> = graph
-            .nodes
-            .iter()
-            .filter(|n| {
-                n.op.layer_name()
-                    .is_some_and(|name| out.quant.int.contains_key(&format!("{name}.weight")))
-            })
-            .collect();
-        // Layers that read the same value (a block's first conv and its downsample) share one
-        // capture: the layers between them do not change that value.
-        let mut inputs: Vec<usize> = Vec::new();
-        for n in &layers {
-            if !inputs.contains(&n.inputs[0]) {
-                inputs.push(n.inputs[0]);
-            }
-        }
-        let mut done = 0;
-        for input in inputs {
-            let readers: Vec<&Node> = layers
-                .iter()
-                .copied()
-                .filter(|n| n.inputs[0] == input)
-                .collect();
-            let classifier = Classifier::new(&out, backend.clone())?;
-            let mut grams: Vec<Gram> = Vec::new();
-            for batch in batches.iter().filter(|b| !b.is_empty()) {
-                for cap in classifier.capture(batch, &[input]).await? {
-                    if grams.is_empty() {
-                        for node in &readers {
-                            grams.push(
-                                Gram::new(&node.op, images, cap.dims[2], cap.dims[3]).ok_or_else(
-                                    || Error::Structure("a layer without weights".into()),
-                                )?,
-                            );
-                        }
-                    }
-                    for g in &mut grams {
-                        g.add(&cap);
-                    }
-                }
-            }
-            drop(classifier);
-            for (node, gram) in readers.iter().zip(grams) {
-                let name = node.op.layer_name().unwrap_or_default();
-                done += 1;
-                let p = Progress {
-                    step: done,
-                    steps: layers.len(),
-                    label: format!("GPTQ: {name} (layer {done} of {})", layers.len()),
-                };
-                if !progress(p).await {
-                    return Err(Error::Cancelled);
-                }
-                out = gptq_layer(out, &float, name, &gram, gptq_opts, scale_bits)?;
-            }
-        }
-        Ok(out)
+        let integer = out.quant.int.clone();
+        walk_layers(
+            out,
+            |name| integer.contains_key(&format!("{name}.weight")),
+            "GPTQ",
+            backend,
+            batches,
+            progress,
+            |out, name, gram| gptq_layer(out, &float, name, gram, gptq_opts, scale_bits),
+        )
+        .await
     }
 }
 

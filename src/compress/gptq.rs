@@ -113,7 +113,8 @@ impl Gptq {
     }
 
     /// The integers for `w` (`rows × cols`, row-major) with scale `scale(row, col)`, clamped
-    /// to `±qmax`; row-major.
+    /// to `±qmax`; row-major. Weights that are exactly zero stay zero (a sparse layer keeps its
+    /// zeros; the others take up their share of the error).
     pub fn quantize(
         &self,
         w: &[f32],
@@ -121,6 +122,74 @@ impl Gptq {
         scale: impl Fn(usize, usize) -> f32,
         qmax: i32,
     ) -> Vec<i8> {
+        let cols = self.cols;
+        let q = qmax as f64;
+        let mut values = vec![0i8; rows * cols];
+        self.sweep(
+            w,
+            rows,
+            |_, _, _| (),
+            |_, r, c, x| {
+                let s = scale(r, c) as f64;
+                let v = if w[r * cols + c] == 0.0 {
+                    0.0
+                } else {
+                    (x / s).round_ties_even().clamp(-q, q)
+                };
+                values[r * cols + c] = v as i8;
+                v * s
+            },
+        );
+        values
+    }
+
+    /// SparseGPT (Frantar & Alistarh, 2023), the same sweep choosing zeros instead of
+    /// integers: in each block of columns, the `fraction` of weights whose removal costs least
+    /// output error (`w² / [H⁻¹]ᵢᵢ`, OBS's saliency) become zero, and every error moves onto
+    /// the columns not yet visited. Returns the new weights (`rows × cols`, row-major).
+    pub fn sparsify(&self, w: &[f32], rows: usize, fraction: f64) -> Vec<f32> {
+        let (cols, u) = (self.cols, &self.u);
+        let mut out = vec![0f32; rows * cols];
+        self.sweep(
+            w,
+            rows,
+            // The block's mask, chosen with the errors of the earlier blocks already in.
+            |w, i1, i2| {
+                let mut saliency: Vec<(f64, usize, usize)> = Vec::with_capacity(rows * (i2 - i1));
+                for r in 0..rows {
+                    for i in i1..i2 {
+                        saliency.push((w[(r, i)].powi(2) / u[(i, i)].powi(2), r, i));
+                    }
+                }
+                saliency.sort_by(|a, b| a.0.total_cmp(&b.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+                let zeros = ((saliency.len() as f64) * fraction).round() as usize;
+                let mut masked = vec![false; rows * cols];
+                for &(_, r, i) in &saliency[..zeros.min(saliency.len())] {
+                    masked[r * cols + self.order[i]] = true;
+                }
+                masked
+            },
+            |masked, r, c, x| {
+                let v = if masked[r * cols + c] { 0.0 } else { x };
+                out[r * cols + c] = v as f32;
+                v
+            },
+        );
+        out
+    }
+
+    /// GPTQ's column sweep over `w` (`rows × cols`, row-major), in this solver's column order:
+    /// `start(w, i1, i2)` is called before each block of columns with the current weights (in
+    /// sweep order), and `choose(block, row, column, x)` returns the value weight `(row,
+    /// column)` (original column index) takes when its turn comes with current value `x`; the
+    /// difference is spread over the columns not yet visited, weighted by `H⁻¹`.
+    fn sweep<S>(
+        &self,
+        w: &[f32],
+        rows: usize,
+        mut start: impl FnMut(MatRef<'_, f64>, usize, usize) -> S,
+        mut choose: impl FnMut(&S, usize, usize, f64) -> f64,
+    ) {
         let (cols, order, u) = (self.cols, &self.order, &self.u);
         let mut w = Mat::<f64>::from_fn(rows, cols, |r, c| {
             let c = order[c];
@@ -130,20 +199,16 @@ impl Gptq {
                 w[r * cols + c] as f64
             }
         });
-        let q = qmax as f64;
-        let mut values = vec![0i8; rows * cols];
         let mut i1 = 0;
         while i1 < cols {
             let i2 = (i1 + self.block).min(cols);
+            let block = start(w.as_ref(), i1, i2);
             let mut err = Mat::<f64>::zeros(rows, i2 - i1);
             for i in i1..i2 {
                 let d = u[(i, i)];
                 for r in 0..rows {
-                    let s = scale(r, order[i]) as f64;
                     let x = w[(r, i)];
-                    let v = (x / s).round_ties_even().clamp(-q, q);
-                    values[r * cols + order[i]] = v as i8;
-                    let e = (x - v * s) / d;
+                    let e = (x - choose(&block, r, order[i], x)) / d;
                     err[(r, i - i1)] = e;
                     for j in i + 1..i2 {
                         w[(r, j)] -= e * u[(i, j)];
@@ -158,7 +223,6 @@ impl Gptq {
             }
             i1 = i2;
         }
-        values
     }
 }
 

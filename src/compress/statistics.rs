@@ -8,7 +8,7 @@
 //! matrix up to noise at a fraction of the cost.
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat};
+use faer::{Accum, Mat, MatRef};
 
 use super::gptq::par;
 use crate::model::Op;
@@ -38,63 +38,67 @@ pub struct Gram {
     pub h: Vec<Vec<f64>>,
     /// Patches accumulated.
     pub rows: usize,
-    /// Share of patches kept, and the running patch index that decides which.
-    keep: f64,
-    seen: u64,
+    sampler: Sampler,
 }
 
 impl Gram {
     /// The statistics `op` needs, for `images` calibration images of `height × width` input;
     /// `None` for operations without weights.
     pub fn new(op: &Op, images: usize, height: usize, width: usize) -> Option<Gram> {
-        let patches = match op {
-            Op::Conv {
-                in_channels,
-                kernel,
-                stride,
-                pads,
-                groups,
-                ..
-            } => Patches {
-                in_channels: *in_channels,
-                groups: (*groups).max(1),
-                kernel: *kernel,
-                stride: (*stride).max(1),
-                pads: *pads,
-            },
-            Op::Linear { in_features, .. } => Patches {
-                in_channels: *in_features,
-                groups: 1,
-                kernel: 1,
-                stride: 1,
-                pads: [0; 4],
-            },
-            _ => return None,
-        };
+        let patches = Patches::of(op)?;
         let columns = patches.in_channels / patches.groups * patches.kernel * patches.kernel;
         let (oh, ow) = patches.output_size(height, width);
-        let total = images * oh * ow;
         let wanted = (ROWS_PER_COLUMN * columns).max(MIN_ROWS);
         Some(Gram {
             patches,
             columns,
             h: vec![vec![0.0; columns * columns]; patches.groups],
             rows: 0,
-            keep: (wanted as f64 / total.max(1) as f64).min(1.0),
-            seen: 0,
+            sampler: Sampler::new(wanted, images * oh * ow),
         })
     }
 
     /// Add one captured batch of the layer's input (`[n, c, h, w]`; a linear layer's input is
     /// `[n, c, 1, 1]`).
     pub fn add(&mut self, input: &Captured) {
-        let [n, c, ih, iw] = input.dims;
         let p = self.patches;
-        if c != p.in_channels {
+        if input.dims[1] != p.in_channels {
             return;
         }
+        let kept = self.sampler.positions(&p, input);
+        if kept.is_empty() {
+            return;
+        }
+        for (g, h) in self.h.iter_mut().enumerate() {
+            let x = p.rows_of(input, &kept, g, false);
+            add_product(h, x.as_ref(), x.as_ref());
+        }
+        self.rows += kept.len();
+    }
+}
+
+/// A deterministic sample of a layer's output positions, the same for every model the layer's
+/// input is captured from (so that two models' patches pair up).
+#[derive(Debug, Clone, Copy)]
+struct Sampler {
+    /// Share of positions kept, and the running position index that decides which.
+    keep: f64,
+    seen: u64,
+}
+
+impl Sampler {
+    /// Keep about `wanted` of `total` positions.
+    fn new(wanted: usize, total: usize) -> Sampler {
+        Sampler {
+            keep: (wanted as f64 / total.max(1) as f64).min(1.0),
+            seen: 0,
+        }
+    }
+
+    /// The sampled output positions `(image, y, x)` of one captured batch.
+    fn positions(&mut self, p: &Patches, input: &Captured) -> Vec<(usize, usize, usize)> {
+        let [n, _, ih, iw] = input.dims;
         let (oh, ow) = p.output_size(ih, iw);
-        // Which output positions (image, y, x) are sampled: a fixed hash of a running index.
         let mut kept = Vec::new();
         for img in 0..n {
             for pos in 0..oh * ow {
@@ -106,43 +110,151 @@ impl Gram {
                 }
             }
         }
+        kept
+    }
+}
+
+/// `h += aᵀ b` (`h` row-major, `a.ncols() × b.ncols()`).
+fn add_product(h: &mut [f64], a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
+    let mut prod = Mat::<f32>::zeros(a.ncols(), b.ncols());
+    matmul(prod.as_mut(), Accum::Replace, a.transpose(), b, 1.0, par());
+    let n = b.ncols();
+    for i in 0..a.ncols() {
+        for j in 0..n {
+            h[i * n + j] += prod[(i, j)] as f64;
+        }
+    }
+}
+
+/// What least-squares reconstruction of a dense layer needs when its input lost channels:
+/// with `P` the pruned network's input patches and `O` the original network's at the same
+/// positions, `H = Pᵀ P` (with a last column of ones, for an intercept) and `G = Pᵀ O`. The
+/// weights `V` that best reproduce the original outputs `O Wᵀ` from `P` solve
+/// `H Vᵀ = G Wᵀ`.
+pub struct CrossGram {
+    pruned: Patches,
+    original: Patches,
+    sampler: Sampler,
+    /// Columns of `P`, the ones column included.
+    pub columns: usize,
+    /// Columns of `O`.
+    pub original_columns: usize,
+    /// `columns × columns`, row-major.
+    pub h: Vec<f64>,
+    /// `columns × original_columns`, row-major.
+    pub g: Vec<f64>,
+    pub rows: usize,
+}
+
+impl CrossGram {
+    /// For a dense (ungrouped) conv or linear layer `pruned` that was `original` before
+    /// pruning; `None` for other operations.
+    pub fn new(
+        pruned: &Op,
+        original: &Op,
+        images: usize,
+        height: usize,
+        width: usize,
+    ) -> Option<CrossGram> {
+        let (p, o) = (Patches::of(pruned)?, Patches::of(original)?);
+        if p.groups != 1 || o.groups != 1 {
+            return None;
+        }
+        let columns = p.in_channels * p.kernel * p.kernel + 1;
+        let original_columns = o.in_channels * o.kernel * o.kernel;
+        let (oh, ow) = p.output_size(height, width);
+        let wanted = (ROWS_PER_COLUMN * columns).max(MIN_ROWS);
+        Some(CrossGram {
+            pruned: p,
+            original: o,
+            sampler: Sampler::new(wanted, images * oh * ow),
+            columns,
+            original_columns,
+            h: vec![0.0; columns * columns],
+            g: vec![0.0; columns * original_columns],
+            rows: 0,
+        })
+    }
+
+    /// Add one batch: the layer's input in the pruned network and in the original, on the
+    /// same images.
+    pub fn add(&mut self, pruned: &Captured, original: &Captured) {
+        if pruned.dims[1] != self.pruned.in_channels
+            || original.dims[1] != self.original.in_channels
+            || pruned.dims[0] != original.dims[0]
+        {
+            return;
+        }
+        let kept = self.sampler.positions(&self.pruned, pruned);
         if kept.is_empty() {
             return;
         }
-        let per_group = c / p.groups;
-        let k = p.kernel;
-        for (g, h) in self.h.iter_mut().enumerate() {
-            let x = Mat::<f32>::from_fn(kept.len(), self.columns, |row, col| {
-                let (img, oy, ox) = kept[row];
-                let (ch, ky, kx) = (col / (k * k), (col / k) % k, col % k);
-                let y = (oy * p.stride + ky) as isize - p.pads[0] as isize;
-                let xx = (ox * p.stride + kx) as isize - p.pads[1] as isize;
-                if y < 0 || xx < 0 || y >= ih as isize || xx >= iw as isize {
-                    return 0.0;
-                }
-                let ch = g * per_group + ch;
-                input.data[((img * c + ch) * ih + y as usize) * iw + xx as usize]
-            });
-            let mut xtx = Mat::<f32>::zeros(self.columns, self.columns);
-            matmul(
-                xtx.as_mut(),
-                Accum::Replace,
-                x.transpose(),
-                x.as_ref(),
-                1.0,
-                par(),
-            );
-            for i in 0..self.columns {
-                for j in 0..self.columns {
-                    h[i * self.columns + j] += xtx[(i, j)] as f64;
-                }
-            }
-        }
+        let p = self.pruned.rows_of(pruned, &kept, 0, true);
+        let o = self.original.rows_of(original, &kept, 0, false);
+        add_product(&mut self.h, p.as_ref(), p.as_ref());
+        add_product(&mut self.g, p.as_ref(), o.as_ref());
         self.rows += kept.len();
     }
 }
 
 impl Patches {
+    /// How `op` reads its input; `None` for operations without weights.
+    fn of(op: &Op) -> Option<Patches> {
+        match op {
+            Op::Conv {
+                in_channels,
+                kernel,
+                stride,
+                pads,
+                groups,
+                ..
+            } => Some(Patches {
+                in_channels: *in_channels,
+                groups: (*groups).max(1),
+                kernel: *kernel,
+                stride: (*stride).max(1),
+                pads: *pads,
+            }),
+            Op::Linear { in_features, .. } => Some(Patches {
+                in_channels: *in_features,
+                groups: 1,
+                kernel: 1,
+                stride: 1,
+                pads: [0; 4],
+            }),
+            _ => None,
+        }
+    }
+
+    /// The im2col rows of group `g` at the sampled positions (`ones`: with a last column of
+    /// ones).
+    fn rows_of(
+        &self,
+        input: &Captured,
+        kept: &[(usize, usize, usize)],
+        g: usize,
+        ones: bool,
+    ) -> Mat<f32> {
+        let [_, c, ih, iw] = input.dims;
+        let k = self.kernel;
+        let per_group = c / self.groups;
+        let columns = per_group * k * k;
+        Mat::<f32>::from_fn(kept.len(), columns + usize::from(ones), |row, col| {
+            if col == columns {
+                return 1.0;
+            }
+            let (img, oy, ox) = kept[row];
+            let (ch, ky, kx) = (col / (k * k), (col / k) % k, col % k);
+            let y = (oy * self.stride + ky) as isize - self.pads[0] as isize;
+            let xx = (ox * self.stride + kx) as isize - self.pads[1] as isize;
+            if y < 0 || xx < 0 || y >= ih as isize || xx >= iw as isize {
+                return 0.0;
+            }
+            let ch = g * per_group + ch;
+            input.data[((img * c + ch) * ih + y as usize) * iw + xx as usize]
+        })
+    }
+
     fn output_size(&self, height: usize, width: usize) -> (usize, usize) {
         let out = |size: usize, before: usize, after: usize| {
             (size + before + after).saturating_sub(self.kernel) / self.stride + 1
@@ -151,5 +263,53 @@ impl Patches {
             out(height, self.pads[0], self.pads[2]),
             out(width, self.pads[1], self.pads[3]),
         )
+    }
+}
+
+/// Per input channel of a layer, the `k² × k²` Gram block of that channel's patches: the
+/// diagonal blocks of [`Gram`]'s matrix, all that per-channel importance needs, at a small
+/// fraction of its cost (`channels × k⁴` per patch instead of `(channels × k²)²`).
+pub struct ChannelBlocks {
+    patches: Patches,
+    sampler: Sampler,
+    /// Per channel, `k² × k²`, row-major.
+    pub blocks: Vec<Vec<f64>>,
+    pub rows: usize,
+}
+
+impl ChannelBlocks {
+    /// For a dense conv or linear layer `op`; `None` for other operations.
+    pub fn new(op: &Op, images: usize, height: usize, width: usize) -> Option<ChannelBlocks> {
+        let patches = Patches::of(op)?;
+        if patches.groups != 1 {
+            return None;
+        }
+        let (oh, ow) = patches.output_size(height, width);
+        let k2 = patches.kernel * patches.kernel;
+        Some(ChannelBlocks {
+            patches,
+            sampler: Sampler::new(MIN_ROWS, images * oh * ow),
+            blocks: vec![vec![0.0; k2 * k2]; patches.in_channels],
+            rows: 0,
+        })
+    }
+
+    /// Add one captured batch of the layer's input.
+    pub fn add(&mut self, input: &Captured) {
+        let p = self.patches;
+        if input.dims[1] != p.in_channels {
+            return;
+        }
+        let kept = self.sampler.positions(&p, input);
+        if kept.is_empty() {
+            return;
+        }
+        let x = p.rows_of(input, &kept, 0, false);
+        let k2 = p.kernel * p.kernel;
+        for (c, block) in self.blocks.iter_mut().enumerate() {
+            let xc = x.as_ref().subcols(c * k2, k2);
+            add_product(block, xc, xc);
+        }
+        self.rows += kept.len();
     }
 }
