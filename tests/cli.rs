@@ -409,3 +409,78 @@ fn sensitivity_lists_every_layer_most_sensitive_first() {
     assert!(kls.windows(2).all(|w| w[0] >= w[1]));
     assert!(kls[0] > 0.0);
 }
+
+#[test]
+fn compress_with_reconstruction_reports_what_each_method_did() {
+    let dir = std::env::temp_dir().join(format!("modelslim-refit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = dir.join("c30-refit.safetensors");
+    let samples = root().join("www/samples").display().to_string();
+    let out = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--out",
+        st.to_str().unwrap(),
+        "--prune-channels",
+        "0.3",
+        "--importance",
+        "output",
+        "--prune-scope",
+        "internal",
+        "--sparsity",
+        "0.3",
+        "--reconstruct",
+        "--calibrate",
+        &samples,
+        "--json",
+    ]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v["pruning"];
+    assert_eq!(p["importance"], "output");
+    assert_eq!(p["scope"], "internal");
+    assert_eq!(p["sparsity_method"], "sparsegpt");
+    assert_eq!(p["reconstruct"], true);
+    assert!((p["channels"].as_f64().unwrap() - 0.3).abs() < 1e-6);
+    assert!(v["after"]["macs"].as_u64().unwrap() < v["before"]["macs"].as_u64().unwrap());
+    assert_eq!(v["calibration_images"], 4);
+    let predicted = modelslim(&[
+        "predict",
+        "--weights",
+        st.to_str().unwrap(),
+        "--image",
+        &sample("coffee.png"),
+    ]);
+    assert_success(&predicted);
+
+    let bad = |extra: &[&str], needle: &str| {
+        let mut args = vec!["compress", "--weights", "seeded:1", "--out", "/dev/null"];
+        args.extend_from_slice(extra);
+        assert_clean_failure(&modelslim(&args), needle);
+    };
+    bad(&["--prune-channels", "0.3", "--reconstruct"], "--calibrate");
+    bad(
+        &["--reconstruct", "--calibrate", &samples],
+        "channel pruning or sparsity",
+    );
+    bad(
+        &["--prune-channels", "0.3", "--importance", "output"],
+        "--calibrate",
+    );
+    bad(
+        &[
+            "--prune-channels",
+            "0.3",
+            "--importance",
+            "hessian",
+            "--steps",
+            "2",
+            "--calibrate",
+            &samples,
+        ],
+        "one step",
+    );
+    bad(&["--importance", "taylor"], "l1, l2, bn, output or hessian");
+    std::fs::remove_dir_all(dir).ok();
+}

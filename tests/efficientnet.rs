@@ -17,8 +17,8 @@ mod common;
 use modelslim::backend::Backend;
 use modelslim::compress::pipeline::logits_of;
 use modelslim::compress::{
-    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantMethod, QuantOptions,
-    compress,
+    Calibration, CompressOptions, Granularity, Importance, Precision, PruneOptions, PruneScope,
+    QuantMethod, QuantOptions, SparsityOptions, compress,
 };
 use modelslim::export::to_onnx;
 use modelslim::labels::class_of_wnid;
@@ -299,6 +299,66 @@ fn gptq_int4_groups_of_32_on_the_50_photo_subset_widened_to_3_photos() {
     gptq_int4_groups_of_32(&val, &calib, 6.0);
 }
 
+/// Pruning with reconstruction on the real network, calibrated on `data()`'s calibration
+/// photos and scored on its validation photos: refit after 30 % of the block-internal channels
+/// (ranked by measured output energy) against the same pruning without it, and SparseGPT
+/// against magnitude at 50 % sparsity. The issue's targets (structured ≥ 20 % fewer MACs at
+/// fp32 − 8 points, 50 % sparsity at fp32 − 3) are not reached (README: 0.496 and 0.580 vs
+/// 0.708); what is held here is the gain over plain pruning: measured 0.34 and 0.54 top-1 on
+/// the 250 photos (64 to calibrate on; held to 0.2 and 0.3), 0.16 for the channels on the
+/// 50-photo subset (16 to calibrate on; held to 0.1, 5 photos).
+#[test]
+fn reconstruction_gains_over_plain_pruning_weaker_than_the_issues_targets() {
+    let full = full_data();
+    let channel_gain = if full.is_some() { 0.2 } else { 0.1 };
+    let (val, calib) = full.unwrap_or_else(subset_data);
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let labels = labels_of(&val);
+    let (x, calib) = (load(&m, &val), load(&m, &calib));
+    let cpu = Backend::cpu();
+    let run = |opts: &CompressOptions| {
+        let c = pollster::block_on(compress(&m, opts, &[], &calib, 16, &cpu, |_| async {
+            true
+        }))
+        .unwrap();
+        top1(
+            &pollster::block_on(logits_of(&c, &cpu, &x, 16)).unwrap(),
+            &labels,
+        )
+    };
+    let channels = |reconstruct| CompressOptions {
+        prune: PruneOptions {
+            ratio: 0.3,
+            round_to: 8,
+            importance: Importance::Output,
+            scope: PruneScope::Internal,
+            ..Default::default()
+        },
+        reconstruct,
+        ..Default::default()
+    };
+    let (plain, refit) = (run(&channels(false)), run(&channels(true)));
+    eprintln!("30 % block-internal channels: top-1 {plain:.3} plain, {refit:.3} refit");
+    assert!(
+        refit >= plain + channel_gain,
+        "refit {refit} vs plain {plain}"
+    );
+    let sparsity = |reconstruct| CompressOptions {
+        sparsity: SparsityOptions {
+            sparsity: 0.5,
+            ..Default::default()
+        },
+        reconstruct,
+        ..Default::default()
+    };
+    let (magnitude, sparsegpt) = (run(&sparsity(false)), run(&sparsity(true)));
+    eprintln!("50 % sparsity: top-1 {magnitude:.3} magnitude, {sparsegpt:.3} SparseGPT");
+    assert!(
+        sparsegpt >= magnitude + 0.3,
+        "SparseGPT {sparsegpt} vs magnitude {magnitude}"
+    );
+}
+
 /// What the page shows is what the downloaded file does, on the real network: int8 weights +
 /// u8 activations, calibrated on other photos, give onnxruntime's top-1 on every scored photo.
 /// Unfused (`QuantizeLinear`/`DequantizeLinear` as the spec defines them) the arithmetic is
@@ -399,6 +459,14 @@ fn channel_groups_couple_depthwise_convs_and_pruned_widths_reload() {
         ],
         "the 24-channel stream",
     );
+    // The head's outputs are the features the classifier reads: not inside any block.
+    let features: Vec<&str> = groups
+        .iter()
+        .filter(|g| g.features)
+        .map(|g| g.name.as_str())
+        .collect();
+    assert_eq!(features, ["_conv_head"]);
+    assert!(!group("_conv_head").residual);
 
     let pruned = m
         .pruned(&PruneOptions {

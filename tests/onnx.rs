@@ -170,6 +170,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "percentile, per-channel",
             CompressOptions {
+                reconstruct: false,
                 act_quant: Some(Calibration::Percentile(99.99)),
                 ..base.clone()
             },
@@ -177,6 +178,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "min-max, per-tensor",
             CompressOptions {
+                reconstruct: false,
                 quant: int8(Granularity::PerTensor),
                 ..base.clone()
             },
@@ -184,6 +186,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "30 % channels",
             CompressOptions {
+                reconstruct: false,
                 prune: pruned.clone(),
                 ..base.clone()
             },
@@ -191,6 +194,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "30 % channels, BN recalibrated",
             CompressOptions {
+                reconstruct: false,
                 prune: pruned.clone(),
                 recalibrate_bn: true,
                 ..base.clone()
@@ -199,6 +203,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "50 % sparsity",
             CompressOptions {
+                reconstruct: false,
                 sparsity: sparse.clone(),
                 ..base.clone()
             },
@@ -206,6 +211,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "bias correction",
             CompressOptions {
+                reconstruct: false,
                 bias_correction: true,
                 ..base.clone()
             },
@@ -213,6 +219,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "30 % channels, sparsity, BN, bias correction, percentile, per-tensor",
             CompressOptions {
+                reconstruct: false,
                 prune: pruned.clone(),
                 sparsity: sparse.clone(),
                 recalibrate_bn: true,
@@ -225,6 +232,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         (
             "GPTQ weights",
             CompressOptions {
+                reconstruct: false,
                 quant_method: QuantMethod::Gptq,
                 ..base.clone()
             },

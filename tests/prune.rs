@@ -243,6 +243,7 @@ impl ChannelImportance for ReverseL1 {
     fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
         Importance::L1
             .criterion()
+            .expect("l1 is read from the weights")
             .scores(g, w)
             .iter()
             .map(|s| -s)
@@ -295,4 +296,7 @@ fn internal_scope_keeps_the_residual_streams_and_prunes_the_block_middles() {
     }
     assert_eq!(logits(&pruned)[0].len(), 1000);
     assert!("sideways".parse::<PruneScope>().is_err());
+    // ResNet18's final features are its last residual stream: one group is both.
+    assert_eq!(groups.iter().filter(|g| g.features).count(), 1);
+    assert!(groups.iter().filter(|g| g.features).all(|g| g.residual));
 }

@@ -32,6 +32,7 @@ fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
         prune_stem: args.has("prune-stem"),
         prune_scope: text("prune-scope", &defaults.prune_scope),
         sparsity: args.number("sparsity", defaults.sparsity)?,
+        reconstruct: args.has("reconstruct"),
         recalibrate_bn: args.one("recalibrate-bn").is_some(),
         quant: text("quant", &defaults.quant),
         granularity: text("granularity", &defaults.granularity),
@@ -44,6 +45,25 @@ fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
     })
 }
 
+/// `compress --json`'s account of pruning: how channels were ranked and which groups could
+/// lose them, and how the remaining weights were treated.
+#[derive(Serialize)]
+struct PruningJson {
+    /// Share of each prunable group's channels removed (0: none).
+    channels: f32,
+    /// `l1`, `l2`, `bn`, `output` or `hessian`.
+    importance: &'static str,
+    /// `all` or `internal`.
+    scope: &'static str,
+    /// Share of the weights zeroed (0: none).
+    sparsity: f32,
+    /// `magnitude`, or `sparsegpt` with `--reconstruct`.
+    sparsity_method: &'static str,
+    /// Whether the layers reading pruned channels (and sparse layers) were refit on the
+    /// calibration images.
+    reconstruct: bool,
+}
+
 /// `compress --json`: the fields checks outside the repo read.
 #[derive(Serialize)]
 struct CompressJson<'a> {
@@ -52,6 +72,8 @@ struct CompressJson<'a> {
     quantization: &'a str,
     /// How the integers were chosen: `rtn` or `gptq`.
     quant_method: &'static str,
+    /// What each pruning step did.
+    pruning: PruningJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     agreement: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,6 +93,7 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
             "act-quant",
             "keep-first-last",
             "bias-correction",
+            "reconstruct",
         ],
     )?;
     args.check_known(&[
@@ -101,6 +124,17 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         return Err(CliError::Run(Error::Invalid(
             "--bias-correction needs --calibrate DIR (images to measure input means on)".into(),
         )));
+    }
+    if opts.reconstruct && calibrate.is_none() {
+        return Err(CliError::Run(Error::Invalid(
+            "--reconstruct needs --calibrate DIR (images to refit the remaining weights on)".into(),
+        )));
+    }
+    if opts.prune.importance.is_measured() && calibrate.is_none() {
+        return Err(CliError::Run(Error::Invalid(format!(
+            "--importance {} needs --calibrate DIR (images to measure each channel's contribution on)",
+            opts.prune.importance.label()
+        ))));
     }
     if opts.quant_method == QuantMethod::Gptq && calibrate.is_none() {
         return Err(CliError::Run(Error::Invalid(
@@ -138,6 +172,18 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         after: &report.after,
         quantization: &report.quantization,
         quant_method: opts.quant_method.label(),
+        pruning: PruningJson {
+            channels: opts.prune.ratio,
+            importance: opts.prune.importance.label(),
+            scope: opts.prune.scope.label(),
+            sparsity: opts.sparsity.sparsity,
+            sparsity_method: if opts.reconstruct {
+                "sparsegpt"
+            } else {
+                "magnitude"
+            },
+            reconstruct: opts.reconstruct,
+        },
         agreement: agreement.map(|a| a.agreement),
         kl: agreement.map(|a| a.kl),
         calibration_images: agreement.map(|a| a.n),

@@ -27,9 +27,9 @@ usage:
   modelslim init-weights --seed N --out FILE.safetensors
   modelslim bench --weights FILE [--backend cpu|wgpu] [--runs N]
   modelslim compress --weights IN --out OUT.safetensors [--onnx OUT.onnx]
-                     [--prune-channels R] [--importance l1|l2|bn] [--round-to N] [--steps N]
+                     [--prune-channels R] [--importance l1|l2|bn|output|hessian] [--round-to N] [--steps N]
                      [--global] [--prune-stem] [--prune-scope all|internal]
-                     [--sparsity R] [--recalibrate-bn DIR]
+                     [--sparsity R] [--reconstruct] [--recalibrate-bn DIR]
                      [--quant none|int8|int4|fp16] [--granularity channel|tensor|group:N]
                      [--quant-method rtn|gptq]
                      [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
@@ -48,7 +48,12 @@ from the weights' names when absent; compressed files carry it).
 FILE for --weights is a .safetensors or PyTorch .pth state_dict (zip or legacy format) of
 torchvision's ResNet18 or EfficientNet-Lite0 (lukemelas' names), a file modelslim wrote, or `seeded:N` for deterministic random weights
 (meaningless predictions). Image folders are read recursively; a file's label is its folder's
-ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.";
+ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.
+
+--reconstruct, --importance output|hessian and --quant-method gptq need --calibrate DIR:
+reconstruction refits the layers that read pruned channels by least squares (and zeroes
+weights with SparseGPT instead of by magnitude); output/hessian rank channels by what they
+contribute to the next layers' outputs on those images.";
 
 pub fn main() -> i32 {
     // A panic inside a library must still end as one line, not a backtrace.

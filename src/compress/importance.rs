@@ -27,6 +27,12 @@ pub enum Importance {
     L2,
     /// `bn`: [`BnScale`].
     BnScale,
+    /// `output`: the output energy the channel carries in the layers that read it, measured
+    /// on calibration photos ([`super::measured_importance`]).
+    Output,
+    /// `hessian`: the diagonal-Hessian (Optimal Brain Damage) saliency of the same, measured
+    /// on calibration photos.
+    Hessian,
 }
 
 impl std::str::FromStr for Importance {
@@ -36,20 +42,44 @@ impl std::str::FromStr for Importance {
             "l1" => Ok(Importance::L1),
             "l2" => Ok(Importance::L2),
             "bn" => Ok(Importance::BnScale),
+            "output" => Ok(Importance::Output),
+            "hessian" => Ok(Importance::Hessian),
             other => Err(Error::Invalid(format!(
-                "unknown importance '{other}'; use l1, l2 or bn"
+                "unknown importance '{other}'; use l1, l2, bn, output or hessian"
             ))),
         }
     }
 }
 
 impl Importance {
-    /// The criterion this name stands for.
-    pub fn criterion(self) -> &'static dyn ChannelImportance {
+    /// The criterion this name stands for, when it is read from the weights alone; a measured
+    /// one (`output`, `hessian`) is built from calibration statistics
+    /// ([`super::measured_importance::MeasuredImportance`]).
+    pub fn criterion(self) -> Result<&'static dyn ChannelImportance> {
         match self {
-            Importance::L1 => &L1Norm,
-            Importance::L2 => &L2Norm,
-            Importance::BnScale => &BnScale,
+            Importance::L1 => Ok(&L1Norm),
+            Importance::L2 => Ok(&L2Norm),
+            Importance::BnScale => Ok(&BnScale),
+            Importance::Output | Importance::Hessian => Err(Error::Invalid(format!(
+                "importance '{}' is measured on calibration images: compress with some",
+                self.label()
+            ))),
+        }
+    }
+
+    /// Whether the criterion is measured on calibration images.
+    pub fn is_measured(self) -> bool {
+        matches!(self, Importance::Output | Importance::Hessian)
+    }
+
+    /// The name the CLI and the page use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Importance::L1 => "l1",
+            Importance::L2 => "l2",
+            Importance::BnScale => "bn",
+            Importance::Output => "output",
+            Importance::Hessian => "hessian",
         }
     }
 }

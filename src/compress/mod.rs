@@ -9,12 +9,16 @@ pub mod calibrated_weights;
 pub mod fold;
 pub mod gptq;
 pub mod importance;
+pub mod layerwise;
+pub mod measured_importance;
 pub mod metrics;
 pub mod pipeline;
 pub mod prune;
 pub mod quantize_weights;
 pub mod recalibrate;
+pub mod reconstruct;
 pub mod settings;
+pub mod sparsegpt;
 pub mod sparsity;
 pub mod statistics;
 
@@ -27,7 +31,9 @@ pub use gptq::GptqOptions;
 pub use importance::{ChannelImportance, Importance};
 pub use metrics::{FileSize, LayerStat, Metrics, Ratios, layer_report};
 pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
-pub use prune::{PruneOptions, PruneScope, prune_channels, prune_channels_by};
+pub use prune::{
+    KeptChannels, PruneOptions, PruneScope, prune_channels, prune_channels_by, prune_channels_kept,
+};
 pub use quantize_weights::{QuantMethod, QuantOptions};
 pub use recalibrate::recalibrate_bn;
 pub use settings::{CalibrationNeed, LIMITS, Limit, Preset, Settings, presets};
@@ -41,10 +47,20 @@ impl Model {
 
     /// A structurally pruned copy: fewer channels, widths read back from the pruned tensors.
     pub fn pruned(&self, opts: &PruneOptions) -> Result<Model> {
+        Ok(self.pruned_by(opts, opts.importance.criterion()?)?.0)
+    }
+
+    /// [`Model::pruned`] with channels ranked by `criterion`, and which channels each tensor
+    /// kept (what reconstruction needs).
+    pub fn pruned_by(
+        &self,
+        opts: &PruneOptions,
+        criterion: &dyn ChannelImportance,
+    ) -> Result<(Model, KeptChannels)> {
         self.refuse_if_quantized("prune")?;
-        let weights = prune_channels(self, &self.channel_groups(), opts)?;
+        let (weights, kept) = prune_channels_kept(self, &self.channel_groups(), opts, criterion)?;
         let arch = self.arch.with_widths_of(&weights)?;
-        Model::new(arch, weights)
+        Ok((Model::new(arch, weights)?, kept))
     }
 
     /// A copy with the smallest weights zeroed (same shapes).
@@ -58,7 +74,7 @@ impl Model {
 
     /// Pruning works on the float network; a quantized file must be compressed from its
     /// original.
-    fn refuse_if_quantized(&self, what: &str) -> Result<()> {
+    pub(crate) fn refuse_if_quantized(&self, what: &str) -> Result<()> {
         if self.folded || !self.quant.is_empty() {
             return Err(crate::Error::Invalid(format!(
                 "this model is already quantized: {what} the original instead"

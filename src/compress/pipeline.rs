@@ -6,6 +6,8 @@ use std::future::Future;
 
 use serde::Serialize;
 
+use super::measured_importance::MeasuredImportance;
+use super::reconstruct::RIDGE;
 use super::{Calibration, GptqOptions, QuantMethod, QuantOptions};
 use super::{PruneOptions, SparsityOptions, recalibrate_bn};
 use crate::backend::Backend;
@@ -24,6 +26,9 @@ pub struct CompressOptions {
     pub quant: QuantOptions,
     /// Round to nearest, or GPTQ on the calibration images.
     pub quant_method: QuantMethod,
+    /// With calibration images: after structured pruning, refit the layers that read pruned
+    /// channels by least squares; sparsity by SparseGPT instead of magnitude.
+    pub reconstruct: bool,
     /// Quantize activations to u8, ranges from the calibration images.
     pub act_quant: Option<Calibration>,
     /// After weight quantization, shift each integer layer's bias by the mean output change its
@@ -43,6 +48,34 @@ impl CompressOptions {
             return Err(Error::Invalid(
                 "bias correction needs calibration images".into(),
             ));
+        }
+        let prune = self.prune.ratio > 0.0 || !self.prune.overrides.is_empty();
+        if self.reconstruct {
+            if act_images == 0 {
+                return Err(Error::Invalid(
+                    "reconstruction needs calibration images (the layers are refit on them)".into(),
+                ));
+            }
+            if !prune && self.sparsity.sparsity == 0.0 {
+                return Err(Error::Invalid(
+                    "reconstruction refits what pruning removed: use it with channel pruning or sparsity"
+                        .into(),
+                ));
+            }
+        }
+        if prune && self.prune.importance.is_measured() {
+            if act_images == 0 {
+                return Err(Error::Invalid(format!(
+                    "importance '{}' is measured on calibration images: give some",
+                    self.prune.importance.label()
+                )));
+            }
+            if self.prune.steps > 1 {
+                return Err(Error::Invalid(format!(
+                    "importance '{}' is measured once, on the original network: prune in one step",
+                    self.prune.importance.label()
+                )));
+            }
         }
         if self.quant_method == QuantMethod::Gptq {
             if act_images == 0 {
@@ -98,6 +131,9 @@ impl CompressOptions {
         }
         if self.sparsity.sparsity > 0.0 {
             parts.push(format!("s{}", pct(self.sparsity.sparsity)));
+        }
+        if self.reconstruct {
+            parts.push("refit".into());
         }
         if self.quant.weights != Precision::F32 {
             let mut q = self.quant.weights.label().to_string();
@@ -161,13 +197,27 @@ where
     let mut labels: Vec<String> = Vec::new();
     if prune {
         let n = opts.prune.steps.max(1);
-        labels.push(format!(
-            "pruning channels ({n} step{}, re-scoring between them)",
-            if n == 1 { "" } else { "s" }
-        ));
+        labels.push(if opts.prune.importance.is_measured() {
+            format!(
+                "measuring channel importance ({}) and pruning channels",
+                opts.prune.importance.label()
+            )
+        } else {
+            format!(
+                "pruning channels ({n} step{}, re-scoring between them)",
+                if n == 1 { "" } else { "s" }
+            )
+        });
+        if opts.reconstruct {
+            labels.push("refitting the layers that read pruned channels".into());
+        }
     }
     if opts.sparsity.sparsity > 0.0 {
-        labels.push("zeroing the smallest weights".into());
+        labels.push(if opts.reconstruct {
+            "zeroing weights with SparseGPT, layer by layer".into()
+        } else {
+            "zeroing the smallest weights".into()
+        });
     }
     if opts.recalibrate_bn {
         labels.push("recalibrating batch norms".into());
@@ -204,13 +254,51 @@ where
         if !progress(next()).await {
             return Err(Error::Cancelled);
         }
-        m = m.pruned(&opts.prune)?;
+        let (pruned, kept) = if opts.prune.importance.is_measured() {
+            let measured = MeasuredImportance::measure(
+                &m,
+                opts.prune.importance,
+                backend,
+                &batches_of(act_images),
+            )
+            .await?;
+            m.pruned_by(&opts.prune, &measured)?
+        } else {
+            m.pruned_by(&opts.prune, opts.prune.importance.criterion()?)?
+        };
+        if opts.reconstruct {
+            if !progress(next()).await {
+                return Err(Error::Cancelled);
+            }
+            m = pruned
+                .reconstructed(
+                    &m,
+                    &kept,
+                    RIDGE,
+                    backend,
+                    &batches_of(act_images),
+                    &mut progress,
+                )
+                .await?;
+        } else {
+            m = pruned;
+        }
     }
     if opts.sparsity.sparsity > 0.0 {
         if !progress(next()).await {
             return Err(Error::Cancelled);
         }
-        m = m.sparsified(&opts.sparsity)?;
+        m = if opts.reconstruct {
+            m.sparsified_calibrated(
+                &opts.sparsity,
+                backend,
+                &batches_of(act_images),
+                &mut progress,
+            )
+            .await?
+        } else {
+            m.sparsified(&opts.sparsity)?
+        };
     }
     if opts.recalibrate_bn {
         if !progress(next()).await {

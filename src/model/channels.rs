@@ -63,6 +63,8 @@ pub struct Group {
     /// A residual stream: a residual add sums into this space, so every block along it reads
     /// and writes these channels.
     pub residual: bool,
+    /// The network's final features: the classifier reads these channels.
+    pub features: bool,
 }
 
 fn find(parent: &mut [usize], x: usize) -> usize {
@@ -117,6 +119,7 @@ impl Structure {
                     bns: Vec::new(),
                     protected: false,
                     residual: false,
+                    features: false,
                 }
             });
             Some(root)
@@ -182,12 +185,22 @@ impl Structure {
             })
             .map(|s| find(&mut parent, s))
             .collect();
+        let feature_roots: Vec<usize> = self
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Linear { input, .. } => Some(*input),
+                _ => None,
+            })
+            .map(|s| find(&mut parent, s))
+            .collect();
         order
             .into_iter()
             .filter_map(|root| {
                 let mut g = by_root.remove(&root)?;
                 g.protected = protected_roots.contains(&root);
                 g.residual = residual_roots.contains(&root);
+                g.features = feature_roots.contains(&root);
                 Some(g)
             })
             .collect()

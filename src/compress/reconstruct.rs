@@ -1,0 +1,277 @@
+//! Pruning with reconstruction: after channels are removed, each dense layer that reads them
+//! is refit by least squares so that, on the calibration photos, it reproduces what the
+//! original layer computed from the original inputs (He et al. 2017; ThiNet). Each layer is
+//! fit on the original network's inputs restricted to the channels it kept, not on the inputs
+//! the already refit layers before it compute (GPTQ's sequential order): fit in sequence, each
+//! layer also learnt the calibration photos' particular errors, and that did not carry over to
+//! other photos (EfficientNet-Lite0, 30 % of the block-internal channels, 64 photos: top-1
+//! 0.332 and mean KL 3.16 on the validation photos in sequence, 0.356 and 2.52 independently,
+//! in 60 % of the time). The intercept of the fit goes into the layer's bias, or into the
+//! running mean of the batch norm that follows it.
+//!
+//! The ridge pulls the fit toward the plainly pruned weights (the original's, restricted to
+//! the kept inputs), not toward zero, and grows as samples per column shrink: late layers see
+//! few positions per photo (the classifier one), where an unregularised fit would reproduce
+//! the calibration photos and nothing else (EfficientNet-Lite0's head with 16 photos: mean KL
+//! 4.8 refit toward zero, against 0.31 not refit at all).
+
+use std::future::Future;
+
+use faer::linalg::solvers::Solve;
+use faer::{Mat, MatRef, Side};
+
+use super::pipeline::Progress;
+use super::prune::KeptChannels;
+use super::statistics::CrossGram;
+use crate::backend::Backend;
+use crate::model::channels::Member;
+use crate::model::graph::{Graph, Node};
+use crate::model::{Model, Op};
+use crate::predict::{Captured, Classifier};
+use crate::{Error, Result};
+
+/// Ridge added to the least-squares matrix's diagonal, as a share of its mean, on top of the
+/// `columns / samples` share that shrinks the fit toward the pruned weights when samples are
+/// few: keeps the solve stable when inputs are correlated or always zero (ReLU channels that
+/// never fire). On one EfficientNet-Lite0 group (30 % of block 1's expansion, 16 photos) 10⁻⁴
+/// and 10⁻³ gave a held-out mean KL of 0.015 and 0.016, 10⁻² 0.029, 10⁻¹ 0.73.
+pub const RIDGE: f64 = 0.001;
+
+impl Model {
+    /// `self` (structurally pruned from `original`, `kept` saying which original channels each
+    /// tensor kept) with every dense layer whose input lost channels refit to reproduce the
+    /// original layer's outputs on `batches` of calibration images. `progress` is told before
+    /// each layer and may cancel.
+    pub async fn reconstructed<P, F>(
+        &self,
+        original: &Model,
+        kept: &KeptChannels,
+        ridge: f64,
+        backend: &Backend,
+        batches: &[Vec<Vec<f32>>],
+        progress: &mut P,
+    ) -> Result<Model>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let images: usize = batches.iter().map(Vec::len).sum();
+        if images == 0 {
+            return Err(Error::Invalid(
+                "reconstruction needs calibration images to fit the layers on".into(),
+            ));
+        }
+        let (graph, original_graph) = (self.graph(), original.graph());
+        if graph.values != original_graph.values || graph.nodes.len() != original_graph.nodes.len()
+        {
+            return Err(Error::Structure(
+                "reconstruction needs the pruned network and its original to have the same layers"
+                    .into(),
+            ));
+        }
+        let layers: Vec<(&Node, &Op)> = graph
+            .nodes
+            .iter()
+            .zip(&original_graph.nodes)
+            .filter(|(n, o)| lost_inputs(&n.op, &o.op))
+            .map(|(n, o)| (n, &o.op))
+            .collect();
+        let reference = Classifier::new(original, backend.clone())?;
+        let mut out = self.clone();
+        for (done, (node, original_op)) in layers.iter().enumerate() {
+            let name = node.op.layer_name().unwrap_or_default();
+            let p = Progress {
+                step: done + 1,
+                steps: layers.len(),
+                label: format!(
+                    "refitting {name} to the original outputs (layer {} of {})",
+                    done + 1,
+                    layers.len()
+                ),
+            };
+            if !progress(p).await {
+                return Err(Error::Cancelled);
+            }
+            let input = node.inputs[0];
+            let mut cross: Option<CrossGram> = None;
+            let kept_inputs = kept.get(&Member {
+                key: format!("{name}.weight"),
+                axis: 1,
+            });
+            for batch in batches.iter().filter(|b| !b.is_empty()) {
+                for o in reference.capture(batch, &[input]).await? {
+                    let selected = kept_inputs.map(|k| select_channels(&o, k));
+                    let (p, o) = (selected.as_ref().unwrap_or(&o), &o);
+                    let c = match &mut cross {
+                        Some(c) => c,
+                        None => cross.insert(
+                            CrossGram::new(&node.op, original_op, images, p.dims[2], p.dims[3])
+                                .ok_or_else(|| {
+                                    Error::Structure(format!("'{name}' is not a dense layer"))
+                                })?,
+                        ),
+                    };
+                    c.add(p, o);
+                }
+            }
+            if let Some(cross) = cross {
+                out = refit(out, original, &graph, node, &cross, kept, ridge)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `c` with only the channels `kept`.
+fn select_channels(c: &Captured, kept: &[usize]) -> Captured {
+    let [n, ch, h, w] = c.dims;
+    let plane = h * w;
+    let mut data = Vec::with_capacity(n * kept.len() * plane);
+    for i in 0..n {
+        for &k in kept {
+            let at = (i * ch + k) * plane;
+            data.extend_from_slice(&c.data[at..at + plane]);
+        }
+    }
+    Captured {
+        value: c.value,
+        dims: [n, kept.len(), h, w],
+        data,
+    }
+}
+
+/// A dense conv or linear layer with fewer input channels than in the original.
+fn lost_inputs(pruned: &Op, original: &Op) -> bool {
+    match (pruned, original) {
+        (
+            Op::Conv {
+                in_channels: a,
+                groups: 1,
+                ..
+            },
+            Op::Conv {
+                in_channels: b,
+                groups: 1,
+                ..
+            },
+        ) => a < b,
+        (Op::Linear { in_features: a, .. }, Op::Linear { in_features: b, .. }) => a < b,
+        _ => false,
+    }
+}
+
+/// `out` with layer `node`'s weights (and the intercept) solved from `cross`.
+fn refit(
+    mut out: Model,
+    original: &Model,
+    graph: &Graph,
+    node: &Node,
+    cross: &CrossGram,
+    kept: &KeptChannels,
+    ridge: f64,
+) -> Result<Model> {
+    let name = node.op.layer_name().unwrap_or_default();
+    let key = format!("{name}.weight");
+    let w0 = original
+        .weights
+        .get(&key)
+        .ok_or_else(|| Error::Structure(format!("the original has no '{key}'")))?;
+    let (cols, cols0) = (cross.columns, cross.original_columns);
+    let rows0 = w0.shape.first().copied().unwrap_or(0);
+    if rows0 * cols0 != w0.data.len() {
+        return Err(Error::Structure(format!(
+            "'{key}' does not have {cols0} inputs per output"
+        )));
+    }
+    let axis = |axis: usize, n: usize| {
+        kept.get(&Member {
+            key: key.clone(),
+            axis,
+        })
+        .cloned()
+        .unwrap_or_else(|| (0..n).collect::<Vec<_>>())
+    };
+    let kernel = w0.shape.get(2..).map_or(1, |k| k.iter().product::<usize>());
+    let (rows, inputs) = (axis(0, rows0), axis(1, cols0 / kernel));
+    if inputs.len() * kernel != cols - 1 {
+        return Err(Error::Structure(format!(
+            "'{key}' kept {} inputs, its pruned layer reads {}",
+            inputs.len(),
+            (cols - 1) / kernel
+        )));
+    }
+    // Target: the original weights of the outputs the pruned layer still has.
+    let w0 = MatRef::from_row_major_slice(&w0.data, rows0, cols0);
+    let w_kept = Mat::<f64>::from_fn(cols0, rows.len(), |c, r| w0[(rows[r], c)] as f64);
+    // Prior: the same restricted to the kept inputs (plain pruning), intercept 0.
+    let prior = Mat::<f64>::from_fn(cols, rows.len(), |c, r| {
+        if c + 1 == cols {
+            0.0
+        } else {
+            w0[(rows[r], inputs[c / kernel] * kernel + c % kernel)] as f64
+        }
+    });
+    let mean_diag = (0..cols - 1).map(|i| cross.h[i * cols + i]).sum::<f64>() / (cols - 1) as f64;
+    let damp = ((ridge + cols as f64 / cross.rows.max(1) as f64) * mean_diag).max(1e-12);
+    let g = MatRef::from_row_major_slice(&cross.g, cols, cols0);
+    let rhs = g * &w_kept + &prior * faer::Scale(damp);
+    let a = Mat::<f64>::from_fn(cols, cols, |i, j| {
+        cross.h[i * cols + j] + if i == j { damp } else { 0.0 }
+    });
+    let solution = a
+        .llt(Side::Lower)
+        .map_err(|_| {
+            Error::Invalid(format!(
+                "reconstructing '{name}': its inputs' statistics are not positive definite"
+            ))
+        })?
+        .solve(&rhs);
+    let weights = out
+        .weights
+        .get_mut(&key)
+        .ok_or_else(|| Error::Structure(format!("the pruned model has no '{key}'")))?;
+    if weights.data.len() != rows.len() * (cols - 1) {
+        return Err(Error::Structure(format!(
+            "'{key}' does not have {} outputs of {} inputs",
+            rows.len(),
+            cols - 1
+        )));
+    }
+    for (r, row) in weights.data.chunks_mut(cols - 1).enumerate() {
+        for (c, w) in row.iter_mut().enumerate() {
+            *w = solution[(c, r)] as f32;
+        }
+    }
+    let intercept: Vec<f32> = (0..rows.len())
+        .map(|r| solution[(cols - 1, r)] as f32)
+        .collect();
+    add_intercept(out, graph, node, &intercept)
+}
+
+/// Add `b` to the layer's outputs: to its bias, or (a conv without one) by lowering the
+/// running mean of the batch norm that reads it.
+fn add_intercept(mut out: Model, graph: &Graph, node: &Node, b: &[f32]) -> Result<Model> {
+    let name = node.op.layer_name().unwrap_or_default();
+    let bn = graph.nodes.iter().find_map(|n| match &n.op {
+        Op::BatchNorm { name, .. } if n.inputs.first() == Some(&node.output) => Some(name),
+        _ => None,
+    });
+    let (key, sign) = match (out.weights.contains_key(&format!("{name}.bias")), bn) {
+        (true, _) => (format!("{name}.bias"), 1.0),
+        (false, Some(bn)) => (format!("{bn}.running_mean"), -1.0),
+        (false, None) => {
+            return Err(Error::Structure(format!(
+                "'{name}' has neither a bias nor a batch norm to take the fit's intercept"
+            )));
+        }
+    };
+    let t = out
+        .weights
+        .get_mut(&key)
+        .filter(|t| t.data.len() == b.len())
+        .ok_or_else(|| Error::Structure(format!("'{key}' does not have {} values", b.len())))?;
+    for (v, d) in t.data.iter_mut().zip(b) {
+        *v += sign * d;
+    }
+    Ok(out)
+}
