@@ -278,6 +278,14 @@ test('bad settings and missing photos get a message; the page stays usable', { t
   assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
   assert.match(await page.textContent('[data-testid=download-onnx]'), /resnet18-int8a8\.onnx/);
 
+  // The balanced preset ranks channels on the photo and refits what reads them.
+  await page.click('text=Balanced: 30 % channels + int8');
+  assert.equal(await page.isChecked('[data-testid=reconstruct]'), true);
+  await page.click('[data-testid=compress]');
+  await page.waitForFunction(() => /c30-refit-int8\.onnx/.test(document.querySelector('[data-testid=download-onnx]').textContent)
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+
   // The per-layer sensitivity chart: one row per conv and the classifier.
   await page.click('#sensitivity');
   await page.waitForFunction(() => document.querySelectorAll('#sens .crow').length === 21
