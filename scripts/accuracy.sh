@@ -5,6 +5,8 @@
 # and GPTQ use 64 `imagenet-samples` photos, never the photos scored.
 #   bash scripts/accuracy.sh [DATA_DIR]     (DATA_DIR holds imagenet-val/ and imagenet-samples/)
 #   ONLY=activations bash scripts/accuracy.sh   only the rows whose name contains the word
+#   CURVE=1 bash scripts/accuracy.sh   also the curve of MACs against accuracy for 10–50 %
+#                                      block-internal channels, refit
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh" >/dev/null
@@ -38,12 +40,17 @@ presets=(
   "int4 weights, groups of 32, first/last int8, GPTQ|--quant int4 --granularity group:32 --keep-first-last --quant-method gptq --calibrate $OUT/calib"
   "int4 weights, per-channel, first/last and depthwise int8, GPTQ|--quant int4 --keep-first-last $DW --quant-method gptq --calibrate $OUT/calib"
   "int8 weights + activations, GPTQ|--quant int8 --act-quant --quant-method gptq --calibrate $OUT/calib"
-  "30 % channels|--prune-channels 0.3 --round-to 8"
-  "30 % channels + BN recalibration|--prune-channels 0.3 --round-to 8 --recalibrate-bn $OUT/calib"
-  "50 % channels|--prune-channels 0.5 --round-to 8"
-  "50 % channels + BN recalibration|--prune-channels 0.5 --round-to 8 --recalibrate-bn $OUT/calib"
+  "30 % channels, every group|--prune-channels 0.3 --round-to 8 --prune-scope all"
+  "30 % channels, every group, + BN recalibration|--prune-channels 0.3 --round-to 8 --prune-scope all --recalibrate-bn $OUT/calib"
+  "50 % channels, every group|--prune-channels 0.5 --round-to 8 --prune-scope all"
+  "50 % channels, every group, + BN recalibration|--prune-channels 0.5 --round-to 8 --prune-scope all --recalibrate-bn $OUT/calib"
   "50 % sparsity (3 steps)|--sparsity 0.5 --steps 3"
-  "30 % channels + BN recal. + int8 weights|--prune-channels 0.3 --round-to 8 --recalibrate-bn $OUT/calib --quant int8 --keep-first-last"
+  "50 % sparsity, SparseGPT (refit)|--sparsity 0.5 --reconstruct --calibrate $OUT/calib"
+  "30 % channels inside blocks, by output energy|--prune-channels 0.3 --round-to 8 --prune-scope internal --importance output --calibrate $OUT/calib"
+  "30 % channels inside blocks, by output energy, refit|--prune-channels 0.3 --round-to 8 --prune-scope internal --importance output --reconstruct --calibrate $OUT/calib"
+  "20 % channels, every group, by output energy, refit|--prune-channels 0.2 --round-to 8 --prune-scope all --importance output --reconstruct --calibrate $OUT/calib"
+  "30 % channels inside blocks, by L1, refit|--prune-channels 0.3 --round-to 8 --prune-scope internal --reconstruct --calibrate $OUT/calib"
+  "30 % channels, every group, + BN recal. + int8 weights|--prune-channels 0.3 --round-to 8 --prune-scope all --recalibrate-bn $OUT/calib --quant int8 --keep-first-last"
 )
 printf '| preset | params | MACs | ONNX | ONNX gzip | top-1 | top-5 | agreement with fp32 | mean KL |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
@@ -65,3 +72,23 @@ PY
 done
 echo
 echo "($(find "$DATA/imagenet-val" -name '*.JPEG' | wc -l) ImageNet validation photos, 10 classes, 1000-way; calibration: 64 imagenet-samples photos)"
+[[ -n "${CURVE:-}" ]] || exit 0
+
+# Structured pruning against accuracy: every block-internal group (the expansions of blocks
+# 1–15; not the residual streams, the stem or the head) loses the same share, channels ranked
+# by their output energy on the calibration photos, the next layers refit.
+echo
+printf '| channels removed | MACs | fewer MACs | top-1 | top-5 | agreement with fp32 | mean KL |\n'
+printf '|---:|---:|---:|---:|---:|---:|---:|\n'
+for r in 0.1 0.2 0.3 0.4 0.5; do
+  "$BIN" compress --weights "$W" --out "$OUT/m.safetensors" --prune-channels "$r" --round-to 8 \
+    --prune-scope internal --importance output --reconstruct --calibrate "$OUT/calib" --json > "$OUT/c.json"
+  "$BIN" eval --weights "$OUT/m.safetensors" --reference "$W" --images "$DATA/imagenet-val" --json > "$OUT/e.json"
+  python3 - "$r" "$OUT/c.json" "$OUT/e.json" <<'PY'
+import json, sys
+r, c, e = float(sys.argv[1]), json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+b, a = c["before"]["macs"], c["after"]["macs"]
+print(f"| {r:.0%} | {a / 1e6:.0f} M | {1 - a / b:.0%} | {e['top1']:.3f} | {e['top5']:.3f} "
+      f"| {e['agreement']:.3f} | {e['kl']:.4f} |")
+PY
+done

@@ -171,6 +171,8 @@ fn compress_reports_before_and_after_and_writes_a_loadable_file() {
         out_file.to_str().unwrap(),
         "--prune-channels",
         "0.3",
+        "--prune-scope",
+        "all",
         "--round-to",
         "8",
         "--sparsity",

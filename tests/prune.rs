@@ -94,6 +94,7 @@ fn thirty_percent_makes_a_smaller_network_that_reloads() {
     let opts = PruneOptions {
         ratio: 0.3,
         round_to: 8,
+        scope: PruneScope::All,
         ..Default::default()
     };
     let p = m.pruned(&opts).unwrap();
@@ -181,6 +182,7 @@ fn global_ranking_removes_the_requested_share() {
         .pruned(&PruneOptions {
             ratio: 0.3,
             global: true,
+            scope: PruneScope::All,
             ..Default::default()
         })
         .unwrap();

@@ -28,6 +28,7 @@ fn session_with_photos() -> Session {
 fn settings(prune: f32, quant: &str) -> Settings {
     Settings {
         prune_channels: prune,
+        prune_scope: "all".into(),
         quant: quant.into(),
         ..Settings::default()
     }

@@ -7,7 +7,6 @@ use std::future::Future;
 use serde::Serialize;
 
 use super::measured_importance::MeasuredImportance;
-use super::reconstruct::RIDGE;
 use super::{Calibration, GptqOptions, QuantMethod, QuantOptions};
 use super::{PruneOptions, SparsityOptions, recalibrate_bn};
 use crate::backend::Backend;
@@ -274,7 +273,7 @@ where
                 .reconstructed(
                     &m,
                     &kept,
-                    RIDGE,
+                    None,
                     backend,
                     &batches_of(act_images),
                     &mut progress,

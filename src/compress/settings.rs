@@ -32,7 +32,10 @@ pub struct Settings {
     pub steps: usize,
     /// Let the stem's group lose channels too.
     pub prune_stem: bool,
-    /// `all`, or `internal` (only groups inside blocks; residual streams keep their width).
+    /// `internal` (only groups inside blocks; residual streams and final features keep their
+    /// width), or `all`. Internal by default: on EfficientNet-Lite0 with refit, 30 % of the
+    /// block-internal channels (29 % fewer MACs) scored 0.408 top-1 (mean KL 1.96) where 20 %
+    /// of every group (28 % fewer MACs) scored 0.356 (KL 2.21).
     pub prune_scope: String,
     /// Share of the weights to zero.
     pub sparsity: f32,
@@ -68,7 +71,7 @@ impl Default for Settings {
             round_to: 1,
             steps: 1,
             prune_stem: false,
-            prune_scope: "all".into(),
+            prune_scope: "internal".into(),
             sparsity: 0.0,
             reconstruct: false,
             recalibrate_bn: false,
