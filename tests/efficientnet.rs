@@ -44,17 +44,20 @@ fn effnet_bytes() -> Vec<u8> {
 /// photos to score and 64 `imagenet-samples` photos to calibrate on; `None` where it is missing
 /// (or `MODELSLIM_DATA=subset`).
 fn full_data() -> Option<(Vec<PathBuf>, Vec<PathBuf>)> {
+    data_dir().map(|d| {
+        (
+            images_in(&d.join("imagenet-val")),
+            images_in(&d.join("imagenet-samples"))[..64].to_vec(),
+        )
+    })
+}
+
+/// The shared data set's folder, where it is there.
+fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var("MODELSLIM_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    Some(dir)
-        .filter(|p| p.join("imagenet-val").is_dir() && p.join("imagenet-samples").is_dir())
-        .map(|d| {
-            (
-                images_in(&d.join("imagenet-val")),
-                images_in(&d.join("imagenet-samples"))[..64].to_vec(),
-            )
-        })
+    Some(dir).filter(|p| p.join("imagenet-val").is_dir() && p.join("imagenet-samples").is_dir())
 }
 
 /// The committed subset: 50 scored photos, 16 to calibrate on.
@@ -356,6 +359,56 @@ fn reconstruction_gains_over_plain_pruning_weaker_than_the_issues_targets() {
     assert!(
         sparsegpt >= magnitude + 0.3,
         "SparseGPT {sparsegpt} vs magnitude {magnitude}"
+    );
+}
+
+/// The issue's structured target, on the full data only (the subset has 16 calibration photos,
+/// too few for the refit): 25 % of the block-internal channels (≥ 20 % fewer MACs), ranked by
+/// output energy and refit on 200 `imagenet-samples` photos, within 8 points of fp32 on the 250
+/// validation photos (measured 0.640 vs 0.708; with 64 photos 20 % gave 0.496).
+#[test]
+fn structured_25pct_inside_blocks_refit_on_200_photos_within_8_points_of_fp32() {
+    let Some(dir) = data_dir() else {
+        eprintln!("no ../shared/data (or MODELSLIM_DATA): not run here");
+        return;
+    };
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let val = images_in(&dir.join("imagenet-val"));
+    let calib = load(&m, &images_in(&dir.join("imagenet-samples"))[..200]);
+    let labels = labels_of(&val);
+    let x = load(&m, &val);
+    let cpu = Backend::cpu();
+    let opts = CompressOptions {
+        prune: PruneOptions {
+            ratio: 0.25,
+            round_to: 8,
+            importance: Importance::Output,
+            scope: PruneScope::Internal,
+            ..Default::default()
+        },
+        reconstruct: true,
+        ..Default::default()
+    };
+    let c = pollster::block_on(compress(&m, &opts, &[], &calib, 16, &cpu, |_| async {
+        true
+    }))
+    .unwrap();
+    let fewer_macs = 1.0 - c.graph().macs(224) as f64 / m.graph().macs(224) as f64;
+    let score = |model: &Model| {
+        top1(
+            &pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap(),
+            &labels,
+        )
+    };
+    let (fp32, pruned) = (score(&m), score(&c));
+    eprintln!(
+        "25 % inside blocks, refit on 200 photos: {fewer_macs:.3} fewer MACs, top-1 {pruned:.3} vs {fp32:.3}"
+    );
+    assert!(fewer_macs >= 0.2, "only {fewer_macs} fewer MACs");
+    assert!(
+        fp32 - pruned <= 0.08 + 1e-9,
+        "lost {:.1} points",
+        (fp32 - pruned) * 100.0
     );
 }
 

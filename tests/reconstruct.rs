@@ -32,6 +32,27 @@ fn logits(model: &Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
     pollster::block_on(c.logits(images)).unwrap()
 }
 
+/// `m` compressed with `opts` calibrated on `calib`, with and without reconstruction.
+fn with_and_without_refit(m: &Model, opts: CompressOptions, calib: &[Vec<f32>]) -> (Model, Model) {
+    let run = |reconstruct: bool| {
+        let opts = CompressOptions {
+            reconstruct,
+            ..opts.clone()
+        };
+        pollster::block_on(compress(
+            m,
+            &opts,
+            &[],
+            calib,
+            4,
+            &Backend::cpu(),
+            no_progress,
+        ))
+        .unwrap()
+    };
+    (run(false), run(true))
+}
+
 fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     a.iter()
         .flatten()
@@ -133,28 +154,15 @@ fn structured_pruning_with_reconstruction_beats_plain_pruning_and_reloads() {
     let m = Model::seeded_resnet18(3);
     let calib = images(8, 0);
     let test = images(4, 20);
-    let run = |reconstruct: bool| {
-        let opts = CompressOptions {
-            prune: PruneOptions {
-                ratio: 0.3,
-                ..Default::default()
-            },
-            reconstruct,
+    let opts = CompressOptions {
+        prune: PruneOptions {
+            ratio: 0.3,
             ..Default::default()
-        };
-        pollster::block_on(compress(
-            &m,
-            &opts,
-            &[],
-            &calib,
-            4,
-            &Backend::cpu(),
-            no_progress,
-        ))
-        .unwrap()
+        },
+        ..Default::default()
     };
     let reference = logits(&m, &test);
-    let (plain, refit) = (run(false), run(true));
+    let (plain, refit) = with_and_without_refit(&m, opts, &calib);
     let (a_plain, a_refit) = (
         agreement(&reference, &logits(&plain, &test)),
         agreement(&reference, &logits(&refit, &test)),
@@ -221,27 +229,14 @@ fn sparsity_with_reconstruction_keeps_the_share_and_the_outputs_closer() {
     let m = Model::seeded_resnet18(4);
     let calib = images(8, 0);
     let test = images(4, 30);
-    let run = |reconstruct: bool| {
-        let opts = CompressOptions {
-            sparsity: SparsityOptions {
-                sparsity: 0.5,
-                ..Default::default()
-            },
-            reconstruct,
+    let opts = CompressOptions {
+        sparsity: SparsityOptions {
+            sparsity: 0.5,
             ..Default::default()
-        };
-        pollster::block_on(compress(
-            &m,
-            &opts,
-            &[],
-            &calib,
-            4,
-            &Backend::cpu(),
-            no_progress,
-        ))
-        .unwrap()
+        },
+        ..Default::default()
     };
-    let (plain, refit) = (run(false), run(true));
+    let (plain, refit) = with_and_without_refit(&m, opts, &calib);
     let zeros = |m: &Model| {
         m.weights
             .values()

@@ -62,9 +62,6 @@ impl Gram {
     /// `[n, c, 1, 1]`).
     pub fn add(&mut self, input: &Captured) {
         let p = self.patches;
-        if input.dims[1] != p.in_channels {
-            return;
-        }
         let kept = self.sampler.positions(&p, input);
         if kept.is_empty() {
             return;
@@ -95,9 +92,13 @@ impl Sampler {
         }
     }
 
-    /// The sampled output positions `(image, y, x)` of one captured batch.
+    /// The sampled output positions `(image, y, x)` of one captured batch; none when the
+    /// batch is not this layer's input (another channel count).
     fn positions(&mut self, p: &Patches, input: &Captured) -> Vec<(usize, usize, usize)> {
-        let [n, _, ih, iw] = input.dims;
+        let [n, c, ih, iw] = input.dims;
+        if c != p.in_channels {
+            return Vec::new();
+        }
         let (oh, ow) = p.output_size(ih, iw);
         let mut kept = Vec::new();
         for img in 0..n {
@@ -179,10 +180,7 @@ impl CrossGram {
     /// Add one batch: the layer's input in the pruned network and in the original, on the
     /// same images.
     pub fn add(&mut self, pruned: &Captured, original: &Captured) {
-        if pruned.dims[1] != self.pruned.in_channels
-            || original.dims[1] != self.original.in_channels
-            || pruned.dims[0] != original.dims[0]
-        {
+        if original.dims[1] != self.original.in_channels || pruned.dims[0] != original.dims[0] {
             return;
         }
         let kept = self.sampler.positions(&self.pruned, pruned);
@@ -297,9 +295,6 @@ impl ChannelBlocks {
     /// Add one captured batch of the layer's input.
     pub fn add(&mut self, input: &Captured) {
         let p = self.patches;
-        if input.dims[1] != p.in_channels {
-            return;
-        }
         let kept = self.sampler.positions(&p, input);
         if kept.is_empty() {
             return;
