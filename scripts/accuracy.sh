@@ -54,6 +54,7 @@ presets=(
   "25 % channels inside blocks, by output energy, refit, 200 photos|--prune-channels 0.25 --round-to 8 --prune-scope internal --importance output --reconstruct --calibrate $OUT/calib200"
   "30 % channels inside blocks, by output energy|--prune-channels 0.3 --round-to 8 --prune-scope internal --importance output --calibrate $OUT/calib"
   "30 % channels inside blocks, by output energy, refit|--prune-channels 0.3 --round-to 8 --prune-scope internal --importance output --reconstruct --calibrate $OUT/calib"
+  "20 % channels inside blocks, by output energy, refit|--prune-channels 0.2 --round-to 8 --prune-scope internal --importance output --reconstruct --calibrate $OUT/calib"
   "20 % channels, every group, by output energy, refit|--prune-channels 0.2 --round-to 8 --prune-scope all --importance output --reconstruct --calibrate $OUT/calib"
   "30 % channels inside blocks, by L1, refit|--prune-channels 0.3 --round-to 8 --prune-scope internal --reconstruct --calibrate $OUT/calib"
   "30 % channels, every group, + BN recal. + int8 weights|--prune-channels 0.3 --round-to 8 --prune-scope all --recalibrate-bn $OUT/calib --quant int8 --keep-first-last"

@@ -39,6 +39,13 @@ fn assert_clean_failure(out: &Output, needle: &str) {
     );
 }
 
+/// `compress` with `extra` flags on seeded weights fails with one line containing `needle`.
+fn refused(extra: &[&str], needle: &str) {
+    let mut args = vec!["compress", "--weights", "seeded:1", "--out", "/dev/null"];
+    args.extend_from_slice(extra);
+    assert_clean_failure(&modelslim(&args), needle);
+}
+
 #[test]
 fn predict_json_is_one_object_per_image() {
     let out = modelslim(&[
@@ -284,6 +291,8 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
     assert!((0.0..=1.0).contains(&agreement));
     assert_eq!(v["calibration_images"], 4);
     assert!(v["quantization"].as_str().unwrap().contains("int8"));
+    assert_eq!(v["pruning"]["sparsity_method"], "none");
+    assert_eq!(v["pruning"]["reconstruct"], false);
 
     // The compressed file predicts, evaluates and re-exports.
     let p = modelslim(&[
@@ -310,21 +319,16 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
     );
 
     // Impossible requests: one line each.
-    let bad = |extra: &[&str], needle: &str| {
-        let mut args = vec!["compress", "--weights", "seeded:1", "--out", "/dev/null"];
-        args.extend_from_slice(extra);
-        assert_clean_failure(&modelslim(&args), needle);
-    };
-    bad(
+    refused(
         &["--quant", "int4", "--act-quant", "--calibrate", &samples],
         "int4",
     );
-    bad(&["--quant", "int8", "--act-quant"], "--calibrate");
-    bad(
+    refused(&["--quant", "int8", "--act-quant"], "--calibrate");
+    refused(
         &["--quant", "int4", "--quant-method", "gptq"],
         "--calibrate",
     );
-    bad(
+    refused(
         &[
             "--quant",
             "fp16",
@@ -335,15 +339,15 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         ],
         "int8 or int4",
     );
-    bad(&["--quant-method", "obq"], "rtn, gptq");
-    bad(&["--prune-scope", "some"], "internal, all");
-    bad(&["--quant", "int8", "--bias-correction"], "--calibrate");
-    bad(&["--quant", "int3"], "not one of none, int8, int4, fp16");
-    bad(
+    refused(&["--quant-method", "obq"], "rtn, gptq");
+    refused(&["--prune-scope", "some"], "internal, all");
+    refused(&["--quant", "int8", "--bias-correction"], "--calibrate");
+    refused(&["--quant", "int3"], "not one of none, int8, int4, fp16");
+    refused(
         &["--quant", "int8", "--granularity", "group:0"],
         "granularity",
     );
-    bad(
+    refused(
         &["--layer-quant", "nope=int8", "--quant", "int8"],
         "no layer",
     );
@@ -456,21 +460,16 @@ fn compress_with_reconstruction_reports_what_each_method_did() {
     ]);
     assert_success(&predicted);
 
-    let bad = |extra: &[&str], needle: &str| {
-        let mut args = vec!["compress", "--weights", "seeded:1", "--out", "/dev/null"];
-        args.extend_from_slice(extra);
-        assert_clean_failure(&modelslim(&args), needle);
-    };
-    bad(&["--prune-channels", "0.3", "--reconstruct"], "--calibrate");
-    bad(
+    refused(&["--prune-channels", "0.3", "--reconstruct"], "--calibrate");
+    refused(
         &["--reconstruct", "--calibrate", &samples],
         "channel pruning or sparsity",
     );
-    bad(
+    refused(
         &["--prune-channels", "0.3", "--importance", "output"],
         "--calibrate",
     );
-    bad(
+    refused(
         &[
             "--prune-channels",
             "0.3",
@@ -483,6 +482,6 @@ fn compress_with_reconstruction_reports_what_each_method_did() {
         ],
         "one step",
     );
-    bad(&["--importance", "taylor"], "l1, l2, bn, output or hessian");
+    refused(&["--importance", "taylor"], "l1, l2, bn, output or hessian");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -57,7 +57,7 @@ struct PruningJson {
     scope: &'static str,
     /// Share of the weights zeroed (0: none).
     sparsity: f32,
-    /// `magnitude`, or `sparsegpt` with `--reconstruct`.
+    /// `magnitude`, `sparsegpt` (with `--reconstruct`), or `none` without sparsity.
     sparsity_method: &'static str,
     /// Whether the layers reading pruned channels (and sparse layers) were refit on the
     /// calibration images.
@@ -177,10 +177,10 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
             importance: opts.prune.importance.label(),
             scope: opts.prune.scope.label(),
             sparsity: opts.sparsity.sparsity,
-            sparsity_method: if opts.reconstruct {
-                "sparsegpt"
-            } else {
-                "magnitude"
+            sparsity_method: match (opts.sparsity.sparsity > 0.0, opts.reconstruct) {
+                (false, _) => "none",
+                (true, true) => "sparsegpt",
+                (true, false) => "magnitude",
             },
             reconstruct: opts.reconstruct,
         },
