@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::labels::class_name;
 use crate::model::Model;
-use crate::model::exec::Network;
+use crate::model::exec::{Network, Pass};
 use crate::{Error, Result};
 
 /// One ranked class.
@@ -162,6 +162,33 @@ impl Classifier {
             });
         }
         Ok(out)
+    }
+
+    /// Value `value` for `images`, read back, going on with `pass` where it stopped (at an
+    /// earlier value, over the same images); a new pass when there is none or it already went
+    /// beyond `value`. Returns the pass, stopped at `value`, to go on with.
+    pub async fn capture_resumed(
+        &self,
+        pass: Option<Pass>,
+        images: &[Vec<f32>],
+        value: usize,
+    ) -> Result<(Captured, Pass)> {
+        let mut pass = match pass {
+            Some(p) => p,
+            None => self.net.start(self.input(images)?),
+        };
+        let t = match self.net.resume_until(&mut pass, value) {
+            Some(t) => t,
+            None => {
+                pass = self.net.start(self.input(images)?);
+                self.net.resume_until(&mut pass, value).ok_or_else(|| {
+                    Error::Structure(format!("value {value} is not computed by this network"))
+                })?
+            }
+        };
+        let dims = t.dims();
+        let data = read_values(t).await?;
+        Ok((Captured { value, dims, data }, pass))
     }
 
     /// Classify one preprocessed image.

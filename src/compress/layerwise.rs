@@ -5,6 +5,7 @@
 
 use std::future::Future;
 
+use super::passes::Passes;
 use super::pipeline::Progress;
 use super::statistics::Gram;
 use crate::backend::Backend;
@@ -50,6 +51,7 @@ where
             inputs.push(n.inputs[0]);
         }
     }
+    let mut passes = Passes::new(batches.len());
     let mut done = 0;
     for input in inputs {
         let readers: Vec<&Node> = layers
@@ -59,8 +61,8 @@ where
             .collect();
         let classifier = Classifier::new(&model, backend.clone())?;
         let mut grams: Vec<Gram> = Vec::new();
-        for batch in batches.iter().filter(|b| !b.is_empty()) {
-            for cap in classifier.capture(batch, &[input]).await? {
+        passes
+            .capture(&classifier, batches, input, |cap| {
                 if grams.is_empty() {
                     for node in &readers {
                         grams.push(
@@ -71,10 +73,11 @@ where
                     }
                 }
                 for g in &mut grams {
-                    g.add(&cap);
+                    g.add(cap);
                 }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         drop(classifier);
         for (node, gram) in readers.iter().zip(grams) {
             let name = node.op.layer_name().unwrap_or_default();

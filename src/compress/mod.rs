@@ -12,6 +12,7 @@ pub mod importance;
 pub mod layerwise;
 pub mod measured_importance;
 pub mod metrics;
+pub mod passes;
 pub mod pipeline;
 pub mod prune;
 pub mod quantize_weights;

@@ -21,6 +21,7 @@ use std::future::Future;
 use faer::linalg::solvers::Solve;
 use faer::{Mat, MatRef, Side};
 
+use super::passes::Passes;
 use super::pipeline::Progress;
 use super::prune::KeptChannels;
 use super::statistics::CrossGram;
@@ -80,6 +81,8 @@ impl Model {
             .collect();
         let reference = Classifier::new(original, backend.clone())?;
         let mut out = self.clone();
+        // The original network does not change: its passes go on from layer to layer.
+        let mut passes = Passes::new(batches.len());
         for (done, (node, original_op)) in layers.iter().enumerate() {
             let name = node.op.layer_name().unwrap_or_default();
             let p = Progress {
@@ -100,10 +103,10 @@ impl Model {
                 key: format!("{name}.weight"),
                 axis: 1,
             });
-            for batch in batches.iter().filter(|b| !b.is_empty()) {
-                for o in reference.capture(batch, &[input]).await? {
-                    let selected = kept_inputs.map(|k| select_channels(&o, k));
-                    let (p, o) = (selected.as_ref().unwrap_or(&o), &o);
+            passes
+                .capture(&reference, batches, input, |o| {
+                    let selected = kept_inputs.map(|k| select_channels(o, k));
+                    let p = selected.as_ref().unwrap_or(o);
                     let c = match &mut cross {
                         Some(c) => c,
                         None => cross.insert(
@@ -114,8 +117,9 @@ impl Model {
                         ),
                     };
                     c.add(p, o);
-                }
-            }
+                    Ok(())
+                })
+                .await?;
             if let Some(cross) = cross {
                 out = refit(out, original, &graph, node, &cross, kept, ridge)?;
             }

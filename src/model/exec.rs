@@ -30,6 +30,26 @@ struct Step {
     output: usize,
 }
 
+/// A run of a [`Network`] over one batch that can stop at a value and go on later: the values
+/// computed so far that later steps still read, and the next step. Layer-by-layer calibration
+/// measures the input of one layer after the other; going on from the previous layer's input
+/// costs one forward pass in all instead of one per layer.
+pub struct Pass {
+    values: Vec<Option<Tensor<4>>>,
+    next_step: usize,
+}
+
+impl Pass {
+    /// Bytes of the values held (what keeping the pass costs in device memory).
+    pub fn bytes(&self) -> usize {
+        self.values
+            .iter()
+            .flatten()
+            .map(|t| t.shape().num_elements() * 4)
+            .sum()
+    }
+}
+
 /// A graph uploaded to a device.
 pub struct Network {
     steps: Vec<Step>,
@@ -128,22 +148,100 @@ impl Network {
     pub fn run(
         &self,
         x: Tensor<4>,
-        mut stats: Option<&mut Vec<BatchStats>>,
+        stats: Option<&mut Vec<BatchStats>>,
         capture: &[usize],
     ) -> (Tensor<4>, Vec<(usize, Tensor<4>)>) {
-        let mut values: Vec<Option<Tensor<4>>> = vec![None; self.fake_quant.len()];
         let mut captured = Vec::new();
-        let mut store = |values: &mut Vec<Option<Tensor<4>>>, i: usize, mut t: Tensor<4>| {
-            if let Some(q) = self.fake_quant[i] {
-                t = fake_quantize(t, q);
-            }
-            if capture.contains(&i) {
-                captured.push((i, t.clone()));
-            }
-            values[i] = Some(t);
+        let mut pass = self.started(x, capture, &mut captured);
+        // Captures only: nothing after the last captured value needs computing (GPTQ
+        // measures one layer's input at a time, early layers most often).
+        let stop = match (capture.iter().max(), &stats) {
+            (Some(&last), None) => Some(last),
+            _ => None,
         };
-        store(&mut values, 0, x);
-        for (si, step) in self.steps.iter().enumerate() {
+        self.advance(&mut pass, stats, capture, &mut captured, stop);
+        let out = match stop {
+            Some(v) => pass.values[v].take(),
+            None => pass.values[self.output].take(),
+        };
+        // Graphs are built in order, so the output (or the last capture) is computed.
+        (out.expect("the graph's output is computed last"), captured)
+    }
+
+    /// A pass over a batch `x` that has computed nothing yet.
+    pub fn start(&self, x: Tensor<4>) -> Pass {
+        self.started(x, &[], &mut Vec::new())
+    }
+
+    /// [`Network::start`], capturing the input itself when `capture` lists it (value 0).
+    fn started(
+        &self,
+        x: Tensor<4>,
+        capture: &[usize],
+        captured: &mut Vec<(usize, Tensor<4>)>,
+    ) -> Pass {
+        let mut pass = Pass {
+            values: vec![None; self.fake_quant.len()],
+            next_step: 0,
+        };
+        self.store(&mut pass, 0, x, capture, captured);
+        pass
+    }
+
+    /// Go on with `pass` until value `value` is computed, and return it; the pass can go on
+    /// later from there (to a later value). A pass that already went beyond `value` and no
+    /// longer holds it gives `None`: start another.
+    pub fn resume_until(&self, pass: &mut Pass, value: usize) -> Option<Tensor<4>> {
+        if let Some(t) = pass.values.get(value).cloned().flatten() {
+            return Some(t);
+        }
+        if self.computed(pass, value) {
+            return None;
+        }
+        self.advance(pass, None, &[], &mut Vec::new(), Some(value));
+        pass.values.get(value).cloned().flatten()
+    }
+
+    /// Whether `pass` has gone beyond the step that computes `value`.
+    fn computed(&self, pass: &Pass, value: usize) -> bool {
+        value == 0
+            || self.steps[..pass.next_step.min(self.steps.len())]
+                .iter()
+                .any(|s| s.output == value)
+    }
+
+    /// Keep `t` as value `i` of `pass`, fake-quantized where activations are quantized.
+    fn store(
+        &self,
+        pass: &mut Pass,
+        i: usize,
+        mut t: Tensor<4>,
+        capture: &[usize],
+        captured: &mut Vec<(usize, Tensor<4>)>,
+    ) {
+        if let Some(q) = self.fake_quant[i] {
+            t = fake_quantize(t, q);
+        }
+        if capture.contains(&i) {
+            captured.push((i, t.clone()));
+        }
+        pass.values[i] = Some(t);
+    }
+
+    /// Run `pass`'s remaining steps, or until the one that computes value `stop`.
+    fn advance(
+        &self,
+        pass: &mut Pass,
+        mut stats: Option<&mut Vec<BatchStats>>,
+        capture: &[usize],
+        captured: &mut Vec<(usize, Tensor<4>)>,
+        stop: Option<usize>,
+    ) {
+        if stop.is_some_and(|v| self.computed(pass, v)) {
+            return;
+        }
+        while let Some(step) = self.steps.get(pass.next_step) {
+            let si = pass.next_step;
             let get = |values: &mut Vec<Option<Tensor<4>>>, k: usize| -> Tensor<4> {
                 let v = step.inputs[k];
                 let t = if self.last_use[v] == si {
@@ -154,7 +252,7 @@ impl Network {
                 // Graphs are built in order, so every input exists.
                 t.expect("graph value read before it was computed")
             };
-            let x = get(&mut values, 0);
+            let x = get(&mut pass.values, 0);
             let y = match &step.op {
                 Compiled::Conv(c) => c.forward(x),
                 Compiled::BatchNorm(bn) => match stats.as_deref_mut() {
@@ -163,7 +261,7 @@ impl Network {
                 },
                 Compiled::Relu => relu(x),
                 Compiled::Relu6 => x.clamp(0.0, 6.0),
-                Compiled::Add => x + get(&mut values, 1),
+                Compiled::Add => x + get(&mut pass.values, 1),
                 Compiled::MaxPool(o) => max_pool2d(x, o.clone()),
                 Compiled::GlobalAvgPool => adaptive_avg_pool2d(x, [1, 1]),
                 Compiled::Linear(l) => {
@@ -173,22 +271,12 @@ impl Network {
                     y.reshape([n, k, 1, 1])
                 }
             };
-            store(&mut values, step.output, y);
-            // Captures only: nothing after the last captured value needs computing (GPTQ
-            // measures one layer's input at a time, early layers most often).
-            // Values are numbered in the order they are computed.
-            if !capture.is_empty()
-                && stats.is_none()
-                && capture.iter().all(|&v| v <= step.output)
-                && let Some(last) = values[step.output].take()
-            {
-                return (last, captured);
+            pass.next_step += 1;
+            self.store(pass, step.output, y, capture, captured);
+            if stop == Some(step.output) {
+                return;
             }
         }
-        let out = values[self.output]
-            .take()
-            .expect("the graph output is computed last");
-        (out, captured)
     }
 
     /// `[N, 3, H, W]` normalised images → `[N, classes]` logits.
