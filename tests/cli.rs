@@ -292,6 +292,7 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
     assert_eq!(v["calibration_images"], 4);
     assert!(v["quantization"].as_str().unwrap().contains("int8"));
     assert_eq!(v["pruning"]["sparsity_method"], "none");
+    assert_eq!(v["augment"], "none");
     assert_eq!(v["pruning"]["reconstruct"], false);
 
     // The compressed file predicts, evaluates and re-exports.
@@ -439,10 +440,13 @@ fn compress_with_reconstruction_reports_what_each_method_did() {
         "--reconstruct",
         "--calibrate",
         &samples,
+        "--augment",
+        "flip-crop",
         "--json",
     ]);
     assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["augment"], "flip-crop");
     let p = &v["pruning"];
     assert_eq!(p["importance"], "output");
     assert_eq!(p["scope"], "internal");
@@ -483,5 +487,19 @@ fn compress_with_reconstruction_reports_what_each_method_did() {
         "one step",
     );
     refused(&["--importance", "taylor"], "l1, l2, bn, output or hessian");
+    // Copies of the photos only feed the layer statistics.
+    refused(
+        &[
+            "--quant",
+            "int8",
+            "--act-quant",
+            "--augment",
+            "flip",
+            "--calibrate",
+            &samples,
+        ],
+        "GPTQ, refitting and measured importance",
+    );
+    refused(&["--augment", "rotate"], "none, flip or flip-crop");
     std::fs::remove_dir_all(dir).ok();
 }

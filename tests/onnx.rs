@@ -14,8 +14,8 @@ use common::{max_abs_diff, onnxruntime};
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
-    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantMethod, QuantOptions,
-    SparsityOptions, compress,
+    Augment, Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantMethod,
+    QuantOptions, SparsityOptions, compress,
 };
 use modelslim::export::to_onnx;
 use modelslim::model::Model;
@@ -227,6 +227,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
                 quant: int8(Granularity::PerTensor),
                 act_quant: Some(Calibration::Percentile(99.9)),
                 quant_method: QuantMethod::Rtn,
+                augment: Augment::None,
             },
         ),
         (

@@ -380,6 +380,7 @@ function readOptions() {
     importance: $('importance').value,
     prune_scope: $('prune-scope').value,
     reconstruct: $('reconstruct').checked,
+    augment: $('augment').value,
     round_to: Math.round(num('round_to')),
     sparsity: num('sparsity'),
     steps: Math.round(num('steps')),

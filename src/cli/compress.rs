@@ -33,6 +33,7 @@ fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
         prune_scope: text("prune-scope", &defaults.prune_scope),
         sparsity: args.number("sparsity", defaults.sparsity)?,
         reconstruct: args.has("reconstruct"),
+        augment: text("augment", &defaults.augment),
         recalibrate_bn: args.one("recalibrate-bn").is_some(),
         quant: text("quant", &defaults.quant),
         granularity: text("granularity", &defaults.granularity),
@@ -74,6 +75,9 @@ struct CompressJson<'a> {
     quant_method: &'static str,
     /// What each pruning step did.
     pruning: PruningJson,
+    /// Copies of the calibration images the layer statistics used: `none`, `flip`,
+    /// `flip-crop`.
+    augment: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     agreement: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +118,7 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         "layer-quant",
         "calibration",
         "calibrate",
+        "augment",
         "backend",
     ])?;
     let out = PathBuf::from(args.required("out")?);
@@ -184,6 +189,7 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
             },
             reconstruct: opts.reconstruct,
         },
+        augment: opts.augment.label(),
         agreement: agreement.map(|a| a.agreement),
         kl: agreement.map(|a| a.kl),
         calibration_images: agreement.map(|a| a.n),

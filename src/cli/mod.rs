@@ -34,7 +34,7 @@ usage:
                      [--quant-method rtn|gptq]
                      [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
                      [--bias-correction] [--act-quant] [--calibration minmax|percentile[:P]]
-                     [--calibrate DIR] [--backend cpu|wgpu] [--json]
+                     [--calibrate DIR] [--augment none|flip|flip-crop] [--backend cpu|wgpu] [--json]
   modelslim eval --weights FILE [--reference FILE] --images DIR [--images DIR ...]
                  [--backend cpu|wgpu] [--json]
   modelslim sensitivity --weights FILE --calibrate DIR [--quant int8|int4|fp16]
@@ -53,7 +53,8 @@ ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.
 --reconstruct, --importance output|hessian and --quant-method gptq need --calibrate DIR:
 reconstruction refits the layers that read pruned channels by least squares (and zeroes
 weights with SparseGPT instead of by magnitude); output/hessian rank channels by what they
-contribute to the next layers' outputs on those images.";
+contribute to the next layers' outputs on those images. --augment flip (×2) or flip-crop (×4)
+also measures those methods' layer statistics on mirrored and corner-cropped copies.";
 
 pub fn main() -> i32 {
     // A panic inside a library must still end as one line, not a backtrace.

@@ -3,6 +3,7 @@
 //! metrics that say what it bought. It builds on `model` (networks, channel groups) and `quant`
 //! (the quantization scheme); neither of those imports anything from here.
 
+pub mod augment;
 pub mod bias_correction;
 pub mod calibrate;
 pub mod calibrated_weights;
@@ -27,6 +28,7 @@ use crate::Result;
 use crate::model::Model;
 pub use crate::model::channels::{Group, Layer, Member, Structure};
 pub use crate::quant::{ActQuant, Granularity, Precision, Quantization};
+pub use augment::Augment;
 pub use calibrate::Calibration;
 pub use gptq::GptqOptions;
 pub use importance::{ChannelImportance, Importance};

@@ -7,7 +7,7 @@ use std::future::Future;
 use serde::Serialize;
 
 use super::measured_importance::MeasuredImportance;
-use super::{Calibration, GptqOptions, QuantMethod, QuantOptions};
+use super::{Augment, Calibration, GptqOptions, QuantMethod, QuantOptions};
 use super::{PruneOptions, SparsityOptions, recalibrate_bn};
 use crate::backend::Backend;
 use crate::model::Model;
@@ -28,6 +28,10 @@ pub struct CompressOptions {
     /// With calibration images: after structured pruning, refit the layers that read pruned
     /// channels by least squares; sparsity by SparseGPT instead of magnitude.
     pub reconstruct: bool,
+    /// Copies of the calibration images the layer statistics (GPTQ, SparseGPT, refitting,
+    /// measured importance) are also measured on; activation ranges, bias correction and
+    /// batch-norm recalibration use the images as they are.
+    pub augment: Augment,
     /// Quantize activations to u8, ranges from the calibration images.
     pub act_quant: Option<Calibration>,
     /// After weight quantization, shift each integer layer's bias by the mean output change its
@@ -36,6 +40,14 @@ pub struct CompressOptions {
 }
 
 impl CompressOptions {
+    /// Whether a step measures layer inputs' Gram matrices on the calibration images.
+    fn uses_layer_statistics(&self) -> bool {
+        let prune = self.prune.ratio > 0.0 || !self.prune.overrides.is_empty();
+        self.reconstruct
+            || self.quant_method == QuantMethod::Gptq
+            || (prune && self.prune.importance.is_measured())
+    }
+
     /// Refuse what cannot work before any time is spent.
     pub fn check(&self, bn_images: usize, act_images: usize) -> Result<()> {
         if self.recalibrate_bn && bn_images == 0 {
@@ -89,6 +101,12 @@ impl CompressOptions {
                     "GPTQ chooses integers: use it with int8 or int4 weights".into(),
                 ));
             }
+        }
+        if self.augment != Augment::None && !self.uses_layer_statistics() {
+            return Err(Error::Invalid(format!(
+                "augmentation '{}' multiplies the photos GPTQ, refitting and measured importance use: choose one of them",
+                self.augment.label()
+            )));
         }
         if self.act_quant.is_some() && act_images == 0 {
             return Err(Error::Invalid(
@@ -192,6 +210,12 @@ where
     let batches_of = |images: &[Vec<f32>]| -> Vec<Vec<Vec<f32>>> {
         images.chunks(batch.max(1)).map(<[_]>::to_vec).collect()
     };
+    // Only the layer statistics see the copies (see `CompressOptions::augment`).
+    let statistics_batches = if opts.uses_layer_statistics() {
+        batches_of(&opts.augment.apply(act_images)?)
+    } else {
+        Vec::new()
+    };
     let prune = opts.prune.ratio > 0.0 || !opts.prune.overrides.is_empty();
     let mut labels: Vec<String> = Vec::new();
     if prune {
@@ -258,7 +282,7 @@ where
                 &m,
                 opts.prune.importance,
                 backend,
-                &batches_of(act_images),
+                &statistics_batches,
             )
             .await?;
             m.pruned_by(&opts.prune, &measured)?
@@ -270,14 +294,7 @@ where
                 return Err(Error::Cancelled);
             }
             m = pruned
-                .reconstructed(
-                    &m,
-                    &kept,
-                    None,
-                    backend,
-                    &batches_of(act_images),
-                    &mut progress,
-                )
+                .reconstructed(&m, &kept, None, backend, &statistics_batches, &mut progress)
                 .await?;
         } else {
             m = pruned;
@@ -288,13 +305,8 @@ where
             return Err(Error::Cancelled);
         }
         m = if opts.reconstruct {
-            m.sparsified_calibrated(
-                &opts.sparsity,
-                backend,
-                &batches_of(act_images),
-                &mut progress,
-            )
-            .await?
+            m.sparsified_calibrated(&opts.sparsity, backend, &statistics_batches, &mut progress)
+                .await?
         } else {
             m.sparsified(&opts.sparsity)?
         };
@@ -322,7 +334,7 @@ where
                     &quant,
                     GptqOptions::default(),
                     backend,
-                    &batches_of(act_images),
+                    &statistics_batches,
                     &mut progress,
                 )
                 .await?

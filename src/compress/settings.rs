@@ -42,6 +42,9 @@ pub struct Settings {
     /// Refit the remaining weights on the calibration photos after pruning (least squares for
     /// channels, SparseGPT for sparsity).
     pub reconstruct: bool,
+    /// `none`, `flip` or `flip-crop`: copies of the calibration photos the layer statistics
+    /// (GPTQ, refitting, measured importance) are also measured on.
+    pub augment: String,
     /// Re-estimate batch-norm statistics on the calibration photos.
     pub recalibrate_bn: bool,
     /// `none`, `int8`, `int4` or `fp16`.
@@ -74,6 +77,7 @@ impl Default for Settings {
             prune_scope: "internal".into(),
             sparsity: 0.0,
             reconstruct: false,
+            augment: "none".into(),
             recalibrate_bn: false,
             quant: "none".into(),
             granularity: "channel".into(),
@@ -234,6 +238,7 @@ impl Settings {
             },
             recalibrate_bn: self.recalibrate_bn,
             reconstruct: self.reconstruct,
+            augment: self.augment.parse()?,
             quant_method: self.quant_method.parse()?,
             quant: QuantOptions {
                 weights: self.quant.parse()?,

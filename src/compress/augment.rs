@@ -1,0 +1,201 @@
+//! More calibration inputs from the same photos: mirrored and cropped copies, for the methods
+//! that fit many numbers per layer to the photos' statistics (GPTQ, SparseGPT, refitting after
+//! pruning, measured importance). They estimate Gram matrices of each layer's input; a few
+//! hundred photos leave those short of samples for the wide layers, and a mirrored or shifted
+//! photo is as likely an input as the photo itself, so it adds samples without adding a bias.
+//! The images are the preprocessed CHW squares the network reads.
+
+use std::str::FromStr;
+
+use crate::{Error, Result};
+
+/// Which copies of each calibration photo are used beside it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Augment {
+    /// The photos as they are.
+    #[default]
+    None,
+    /// Each photo and its mirror image (×2).
+    Flip,
+    /// Each photo, its mirror image, a zoomed crop of one corner and that crop mirrored (×4).
+    FlipCrop,
+}
+
+/// The share of the side a corner crop keeps before it is scaled back to the full side: the
+/// center crop of a 256 resize is 224 pixels; 7/8 of it is what a 224 crop of a 256 resize
+/// would be if the photo had been resized to 256 × 8/7 ≈ 293 — a mild zoom, as ImageNet
+/// evaluation crops differ from one another.
+const CROP_SHARE: f32 = 0.875;
+
+impl Augment {
+    /// How many inputs each photo becomes.
+    pub fn copies(self) -> usize {
+        match self {
+            Augment::None => 1,
+            Augment::Flip => 2,
+            Augment::FlipCrop => 4,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Augment::None => "none",
+            Augment::Flip => "flip",
+            Augment::FlipCrop => "flip-crop",
+        }
+    }
+
+    /// `images` (normalised CHW squares) with their copies, photo by photo. The crop's corner
+    /// turns with the photo's index, so a set of photos sees all four.
+    pub fn apply(self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(images.len() * self.copies());
+        for (i, image) in images.iter().enumerate() {
+            let side = square_side(image)?;
+            out.push(image.clone());
+            if self == Augment::None {
+                continue;
+            }
+            out.push(mirrored(image, side));
+            if self == Augment::FlipCrop {
+                let crop = corner_crop(image, side, i % 4);
+                out.push(mirrored(&crop, side));
+                out.push(crop);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl FromStr for Augment {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Augment::None),
+            "flip" => Ok(Augment::Flip),
+            "flip-crop" => Ok(Augment::FlipCrop),
+            other => Err(Error::Invalid(format!(
+                "unknown augmentation '{other}': use none, flip or flip-crop"
+            ))),
+        }
+    }
+}
+
+/// The side of a 3-channel square image, or why the image is not one.
+fn square_side(image: &[f32]) -> Result<usize> {
+    let plane = image.len() / 3;
+    let side = (plane as f64).sqrt().round() as usize;
+    if side == 0 || 3 * side * side != image.len() {
+        return Err(Error::Invalid(format!(
+            "augmentation needs square 3-channel images, not {} values",
+            image.len()
+        )));
+    }
+    Ok(side)
+}
+
+/// Left and right swapped.
+fn mirrored(image: &[f32], side: usize) -> Vec<f32> {
+    let mut out = image.to_vec();
+    for row in out.chunks_exact_mut(side) {
+        row.reverse();
+    }
+    out
+}
+
+/// The `CROP_SHARE` square at corner `corner` (0 top left, 1 top right, 2 bottom left, 3
+/// bottom right) scaled back to `side` by bilinear interpolation (pixel centres aligned, as
+/// image resizers do). Resizing is linear, so resizing the normalised values equals
+/// normalising the resized pixels.
+fn corner_crop(image: &[f32], side: usize, corner: usize) -> Vec<f32> {
+    let crop = (side as f32 * CROP_SHARE).round().max(1.0);
+    let margin = side as f32 - crop;
+    let x0 = if corner % 2 == 1 { margin } else { 0.0 };
+    let y0 = if corner >= 2 { margin } else { 0.0 };
+    // Source coordinate and weights for each output row/column.
+    let taps = |origin: f32| -> Vec<(usize, usize, f32)> {
+        (0..side)
+            .map(|o| {
+                let s = (origin + (o as f32 + 0.5) * crop / side as f32 - 0.5)
+                    .clamp(0.0, (side - 1) as f32);
+                let lo = (s.floor() as usize).min(side - 1);
+                let hi = (lo + 1).min(side - 1);
+                (lo, hi, s - lo as f32)
+            })
+            .collect()
+    };
+    let (xs, ys) = (taps(x0), taps(y0));
+    let plane = side * side;
+    let mut out = vec![0f32; image.len()];
+    for c in 0..3 {
+        let src = &image[c * plane..(c + 1) * plane];
+        let dst = &mut out[c * plane..(c + 1) * plane];
+        for (oy, &(y_lo, y_hi, fy)) in ys.iter().enumerate() {
+            for (ox, &(x_lo, x_hi, fx)) in xs.iter().enumerate() {
+                let top = src[y_lo * side + x_lo] * (1.0 - fx) + src[y_lo * side + x_hi] * fx;
+                let bottom = src[y_hi * side + x_lo] * (1.0 - fx) + src[y_hi * side + x_hi] * fx;
+                dst[oy * side + ox] = top * (1.0 - fy) + bottom * fy;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3×4×4 image whose value says where it is: channel·100 + row·10 + column.
+    fn ramp() -> Vec<f32> {
+        let mut v = Vec::new();
+        for c in 0..3 {
+            for y in 0..4 {
+                for x in 0..4 {
+                    v.push((c * 100 + y * 10 + x) as f32);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn copies_come_photo_by_photo_and_mirroring_twice_is_the_identity() {
+        let images = vec![ramp(), ramp()];
+        let out = Augment::FlipCrop.apply(&images).unwrap();
+        assert_eq!(out.len(), 8);
+        assert_eq!(out[0], images[0]);
+        // Row 0 of channel 1, mirrored.
+        assert_eq!(&out[1][16..20], &[103.0, 102.0, 101.0, 100.0]);
+        assert_eq!(mirrored(&out[1], 4), images[0]);
+        assert_eq!(Augment::None.apply(&images).unwrap(), images);
+        assert_eq!(Augment::Flip.apply(&images).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_corner_crop_zooms_into_its_corner_on_a_linear_ramp() {
+        // On a ramp bilinear interpolation is exact, so the crop is the ramp rescaled: the
+        // 7×7 of an 8×8 ramp at the bottom-right corner, sampled at 8 pixel centres.
+        let side = 8;
+        let image: Vec<f32> = (0..3 * side * side)
+            .map(|i| ((i % side) + 10 * ((i / side) % side)) as f32)
+            .collect();
+        let crop = corner_crop(&image, side, 3);
+        let expect = |o: usize| ((o as f32 + 0.5) * 7.0 / 8.0 - 0.5 + 1.0).min(7.0);
+        for y in 0..side {
+            for x in 0..side {
+                let want = expect(x) + 10.0 * expect(y);
+                let got = crop[y * side + x];
+                assert!((got - want).abs() < 1e-4, "({y},{x}): {got} vs {want}");
+            }
+        }
+        // The top-left crop starts at the image's first pixel.
+        assert_eq!(corner_crop(&image, side, 0)[0], image[0]);
+    }
+
+    #[test]
+    fn images_that_are_not_squares_are_refused_in_one_line() {
+        let err = Augment::Flip.apply(&[vec![0.0; 3 * 4 * 5]]).unwrap_err();
+        assert!(err.to_string().contains("square"), "{err}");
+        assert!("mirror".parse::<Augment>().is_err());
+        assert_eq!("flip-crop".parse::<Augment>().unwrap(), Augment::FlipCrop);
+    }
+}
