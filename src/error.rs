@@ -9,17 +9,22 @@ pub enum Error {
     #[error("not a readable image ({0}); use a JPEG, PNG or WebP photo")]
     NotAnImage(String),
     /// The image is larger than the decoder is allowed to allocate.
-    #[error("image is too large ({0}); the limit is {max} pixels per side", max = crate::preprocess::MAX_SIDE)]
+    #[error("image is too large ({0}); the limit is {max} pixels per side", max = crate::limits::MAX_IMAGE_SIDE)]
     ImageTooLarge(String),
+    /// The image's proportions would make its resized copy huge.
+    #[error("image is {0}")]
+    ImageShape(String),
     /// The weights file is not a safetensors file.
-    #[error("not a safetensors file: {0}")]
+    #[error(
+        "not a safetensors file or PyTorch checkpoint ({0}); use a .safetensors file or a .pth state_dict"
+    )]
     NotSafetensors(String),
     /// The file ends before its header says it should.
     #[error("weights file is truncated: {0}; download it again")]
     Truncated(String),
     /// A tensor the network needs is not in the file.
     #[error(
-        "weights: missing tensor '{key}' (expected shape {expected:?}); is this a {model} state_dict?"
+        "weights: tensor {} (shape {expected:?}) is missing; is this {model}'s state_dict?", quoted(.key)
     )]
     MissingKey {
         key: String,
@@ -28,7 +33,7 @@ pub enum Error {
     },
     /// The file holds a tensor the network has no place for.
     #[error(
-        "weights: unexpected tensor '{key}' with shape {found:?}; is this a {model} state_dict?"
+        "weights: unexpected tensor {} with shape {found:?}; is this {model}'s state_dict?", quoted(.key)
     )]
     ExtraKey {
         key: String,
@@ -36,14 +41,19 @@ pub enum Error {
         model: String,
     },
     /// A tensor has the wrong shape.
-    #[error("weights: tensor '{key}' has shape {found:?}, expected {expected:?}")]
+    #[error("weights: tensor {} has shape {found:?}, expected {expected:?}", quoted(.key))]
     ShapeMismatch {
         key: String,
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    /// A tensor holds NaN or an infinity: no network computes with that.
+    #[error(
+        "weights: tensor {} holds NaN or an infinity (element {index}); the file is damaged, download or export it again", quoted(.key)
+    )]
+    NotFinite { key: String, index: usize },
     /// A tensor has a dtype the network cannot use.
-    #[error("weights: tensor '{key}' has dtype {dtype}; expected F32, F16 or BF16")]
+    #[error("weights: tensor {} has dtype {dtype}; expected F32, F16 or BF16", quoted(.key))]
     DType { key: String, dtype: String },
     /// A PyTorch checkpoint that could not be read.
     #[error("PyTorch checkpoint: {0}")]
@@ -63,6 +73,26 @@ pub enum Error {
     /// The user cancelled a long run.
     #[error("cancelled")]
     Cancelled,
+}
+
+/// `text` from a file, fit to quote in a one-line message: control characters escaped, cut
+/// to 60 characters, in quotes.
+pub fn quoted(text: &str) -> String {
+    const MAX: usize = 60;
+    let mut out = String::from("'");
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// The crate's result type.

@@ -10,6 +10,7 @@ pub mod compress;
 pub mod error;
 pub mod export;
 pub mod labels;
+pub mod limits;
 pub mod model;
 pub mod predict;
 pub mod preprocess;

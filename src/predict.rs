@@ -128,6 +128,12 @@ impl Classifier {
         let out = self.net.forward(self.input(images)?);
         let classes = out.dims()[1];
         let values = read_values(out).await?;
+        // Finite weights can still overflow (a weight of 1e30); a NaN must not reach a report.
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Invalid(
+                "the model computed NaN or an infinity: its weights or activation scales are out of range (a damaged file?)".into(),
+            ));
+        }
         Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
     }
 

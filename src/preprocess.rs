@@ -11,10 +11,9 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
+use crate::limits::{MAX_ASPECT_RATIO, MAX_IMAGE_SIDE};
 use crate::{Error, Result};
 
-/// The largest width or height accepted, in pixels (a 100-megapixel photo is about 12k wide).
-pub const MAX_SIDE: u32 = 12_000;
 /// ImageNet channel means (RGB), as torchvision normalises.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB).
@@ -97,21 +96,46 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
         return Err(Error::NotAnImage("unknown file format".into()));
     }
     let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
     // Decoded pixels, before the RGB copy: bounded so a browser tab (wasm32) cannot run out.
     limits.max_alloc = Some(512 << 20);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
+    // Before decoding: the resize to a 256-pixel short side scales the long side by the same
+    // factor, so a thin strip would become gigabytes (see `MAX_ASPECT_RATIO`).
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 || w.max(h) / w.min(h).max(1) > MAX_ASPECT_RATIO {
+        return Err(Error::ImageShape(format!(
+            "{w}×{h} pixels, more than {MAX_ASPECT_RATIO} times longer than wide; crop it around the subject"
+        )));
+    }
     let orientation = decoder.orientation().map_err(map_image_error)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
 }
 
+/// The decoder's error in words for people: its messages can quote internal structures
+/// (`ChunkType { type: IDAT, … }`), so only their kind and the format are kept.
 fn map_image_error(e: image::ImageError) -> Error {
+    use image::ImageError as E;
     match e {
-        image::ImageError::Limits(l) => Error::ImageTooLarge(l.to_string()),
+        E::Limits(l) => Error::ImageTooLarge(l.to_string()),
+        E::Decoding(d) => Error::NotAnImage(match d.format_hint() {
+            image::error::ImageFormatHint::Exact(f) => {
+                format!("its {f:?} data is damaged or cut off")
+            }
+            _ => "its data is damaged or cut off".into(),
+        }),
+        E::Unsupported(u) => Error::NotAnImage(format!(
+            "a {} variant the decoder does not support",
+            match u.format_hint() {
+                image::error::ImageFormatHint::Exact(f) => format!("{f:?}"),
+                _ => "format".into(),
+            }
+        )),
+        E::IoError(_) => Error::NotAnImage("the file ends early (truncated?)".into()),
         other => Error::NotAnImage(other.to_string()),
     }
 }

@@ -44,29 +44,37 @@ pub fn f16_le_bytes(values: &[f32]) -> Vec<u8> {
 /// Named tensors, sorted by name: a PyTorch-style `state_dict`.
 pub type StateDict = BTreeMap<String, HostTensor>;
 
-/// Gather a strided view (PyTorch storage + offset + size + stride) into a contiguous tensor.
+/// Gather a strided view (PyTorch storage + offset + size + stride) into a contiguous tensor;
+/// `None` when the view reaches outside `storage`. Never allocates more values than `storage`
+/// holds: a state_dict's tensors are plain views, and a huge size over a stride of 0 (a view
+/// that repeats one value) is how a few bytes would otherwise claim terabytes.
 pub fn gather_strided(
     storage: &[f32],
     offset: usize,
     size: &[usize],
     stride: &[usize],
 ) -> Option<Vec<f32>> {
-    let numel: usize = size.iter().product();
+    if size.len() != stride.len() {
+        return None;
+    }
+    let numel = size.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s))?;
     if numel == 0 {
         return Some(Vec::new());
     }
-    let last = offset
-        + size
-            .iter()
-            .zip(stride)
-            .map(|(s, st)| (s - 1) * st)
-            .sum::<usize>();
+    if numel > storage.len() {
+        return None;
+    }
+    let mut last = offset;
+    for (&s, &st) in size.iter().zip(stride) {
+        last = last.checked_add((s - 1).checked_mul(st)?)?;
+    }
     if last >= storage.len() {
         return None;
     }
     let mut out = Vec::with_capacity(numel);
     let mut index = vec![0usize; size.len()];
     for _ in 0..numel {
+        // In bounds: every index is below its size, so the position is at most `last`.
         let pos = offset
             + index
                 .iter()
@@ -100,5 +108,11 @@ mod tests {
             vec![2., 3.]
         );
         assert!(gather_strided(&storage, 5, &[2], &[1]).is_none());
+        // More values than the storage holds (a stride-0 view), overflowing sizes or
+        // offsets, and mismatched ranks are refused without allocating.
+        assert!(gather_strided(&storage, 0, &[1 << 40, 1 << 20], &[0, 0]).is_none());
+        assert!(gather_strided(&storage, usize::MAX, &[2], &[1]).is_none());
+        assert!(gather_strided(&storage, 0, &[2, 3], &[usize::MAX, 1]).is_none());
+        assert!(gather_strided(&storage, 0, &[2, 3], &[3]).is_none());
     }
 }

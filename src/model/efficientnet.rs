@@ -83,6 +83,7 @@ impl EfficientNetConfig {
 
     /// Check that consecutive layers agree on their widths.
     pub fn validate(&self) -> Result<()> {
+        self.check_against(&EfficientNetConfig::lite0(self.num_classes))?;
         let mut c = self.stem_channels;
         if c == 0 || self.head_channels == 0 || self.num_classes == 0 {
             return Err(Error::Structure("a layer has zero channels".into()));
@@ -108,6 +109,46 @@ impl EfficientNetConfig {
                 )));
             }
             c = b.out_channels;
+        }
+        Ok(())
+    }
+
+    /// Only widths may differ from `reference` (pruning removes channels, it adds none and
+    /// changes no stride or kernel): a file's metadata that says otherwise is damaged, and a
+    /// changed stride would change every prediction without a word.
+    fn check_against(&self, reference: &EfficientNetConfig) -> Result<()> {
+        let bad = |what: String| {
+            Err(Error::Structure(format!(
+                "{what}: not an EfficientNet-Lite0"
+            )))
+        };
+        if self.blocks.len() != reference.blocks.len() {
+            return bad(format!(
+                "{} blocks instead of {}",
+                self.blocks.len(),
+                reference.blocks.len()
+            ));
+        }
+        if self.image_size != reference.image_size {
+            return bad(format!("input size {}", self.image_size));
+        }
+        if self.stem_channels > reference.stem_channels
+            || self.head_channels > reference.head_channels
+        {
+            return bad("a layer wider than the original".into());
+        }
+        for (i, (b, r)) in self.blocks.iter().zip(&reference.blocks).enumerate() {
+            if (b.kernel, b.stride, b.expand, b.residual)
+                != (r.kernel, r.stride, r.expand, r.residual)
+            {
+                return bad(format!(
+                    "_blocks.{i} has kernel {} and stride {}, expected {} and {}",
+                    b.kernel, b.stride, r.kernel, r.stride
+                ));
+            }
+            if b.mid_channels > r.mid_channels || b.out_channels > r.out_channels {
+                return bad(format!("_blocks.{i} is wider than the original"));
+            }
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ pub fn param<'a>(weights: &'a StateDict, key: &str) -> Result<&'a HostTensor> {
     weights.get(key).ok_or_else(|| Error::MissingKey {
         key: key.to_string(),
         expected: Vec::new(),
-        model: "this network".into(),
+        model: "the network".into(),
     })
 }
 

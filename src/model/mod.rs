@@ -257,7 +257,14 @@ pub fn check_state_dict(
                     found: t.shape.clone(),
                 });
             }
-            Some(_) => {}
+            Some(t) => {
+                if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::NotFinite {
+                        key: key.clone(),
+                        index: i,
+                    });
+                }
+            }
         }
     }
     if let Some((key, t)) = weights

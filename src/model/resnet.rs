@@ -69,8 +69,39 @@ impl ResNetConfig {
             .unwrap_or(self.stem_channels)
     }
 
+    /// Only widths may differ from `reference` (see `EfficientNetConfig::check_against`).
+    fn check_against(&self, reference: &ResNetConfig) -> Result<()> {
+        let bad = |what: String| Err(Error::Structure(format!("{what}: not a ResNet18")));
+        let shape = |c: &ResNetConfig| c.stages.iter().map(Vec::len).collect::<Vec<_>>();
+        if shape(self) != shape(reference) {
+            return bad(format!("blocks per stage {:?}", shape(self)));
+        }
+        if self.stem_channels > reference.stem_channels {
+            return bad("a stem wider than the original".into());
+        }
+        let blocks = self
+            .stages
+            .iter()
+            .flatten()
+            .zip(reference.stages.iter().flatten());
+        for (i, (b, r)) in blocks.enumerate() {
+            let name = format!("layer{}.{}", i / 2 + 1, i % 2);
+            if (b.stride, b.downsample) != (r.stride, r.downsample) {
+                return bad(format!(
+                    "{name} has stride {}, expected {}",
+                    b.stride, r.stride
+                ));
+            }
+            if b.mid_channels > r.mid_channels || b.out_channels > r.out_channels {
+                return bad(format!("{name} is wider than the original"));
+            }
+        }
+        Ok(())
+    }
+
     /// Check that consecutive layers agree on their widths.
     pub fn validate(&self) -> Result<()> {
+        self.check_against(&ResNetConfig::resnet18(self.num_classes))?;
         let mut ch = self.stem_channels;
         if ch == 0 || self.num_classes == 0 {
             return Err(Error::Structure("a layer has zero channels".into()));

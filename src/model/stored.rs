@@ -158,6 +158,16 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     arch.validate()?;
     let graph = arch.graph(card.folded);
     let shapes: BTreeMap<String, Vec<usize>> = graph.param_shapes().into_iter().collect();
+    for (value, q) in &card.activations {
+        // The largest value a u8 activation reaches must be a finite number.
+        if !(q.scale > 0.0 && (q.scale * 255.0).is_finite()) {
+            return Err(Error::Structure(format!(
+                "activation {} has scale {}, not a positive finite number (damaged metadata?)",
+                crate::error::quoted(value),
+                q.scale
+            )));
+        }
+    }
     let mut quant = Quantization {
         activations: card.activations.clone(),
         ..Default::default()
@@ -172,7 +182,7 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
         let t = raw.remove(key).ok_or_else(|| Error::MissingKey {
             key: key.clone(),
             expected: shape.clone(),
-            model: "this compressed model".into(),
+            model: arch.display().into(),
         })?;
         match *format {
             TensorFormat::F16 => {
@@ -183,7 +193,7 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
                 weights.insert(key.clone(), HostTensor::new(t.shape, data));
             }
             TensorFormat::Int { bits, granularity } => {
-                let qt = read_int(key, t, &mut raw, shape, bits, granularity)?;
+                let qt = read_int(key, t, &mut raw, shape, (bits, granularity), arch.display())?;
                 weights.insert(key.clone(), qt.dequantize());
                 quant.int.insert(key.clone(), qt);
             }
@@ -229,12 +239,15 @@ fn read_int(
     t: RawTensor,
     raw: &mut BTreeMap<String, RawTensor>,
     shape: &[usize],
-    bits: u32,
-    granularity: Granularity,
+    (bits, granularity): (u32, Granularity),
+    model: &str,
 ) -> Result<QuantizedTensor> {
     if !(2..=8).contains(&bits) {
         unsupported_bits(bits)?;
     }
+    granularity
+        .check_for(shape)
+        .map_err(|why| Error::Structure(format!("'{key}': {why} (damaged metadata?)")))?;
     let n: usize = shape.iter().product();
     let values: Vec<i8> = match (bits, t.dtype) {
         (8, Dtype::I8) => t.bytes.iter().map(|&b| b as i8).collect(),
@@ -258,7 +271,7 @@ fn read_int(
     let s = raw.remove(&skey).ok_or_else(|| Error::MissingKey {
         key: skey.clone(),
         expected: scale_shape(shape, granularity),
-        model: "this compressed model".into(),
+        model: model.into(),
     })?;
     let scales = s.float_values(&skey)?;
     let sshape = scale_shape(shape, granularity);

@@ -38,7 +38,25 @@ fn scale_index(shape: &[usize], g: Granularity, i: usize) -> usize {
     }
 }
 
-/// The shape of the scales for a tensor of `shape`.
+impl Granularity {
+    /// Why this granularity cannot serve a tensor of `shape`, if it cannot: channels need a
+    /// first axis, groups an input axis and a group size of at least one.
+    pub fn check_for(self, shape: &[usize]) -> std::result::Result<(), String> {
+        match self {
+            Granularity::PerTensor => Ok(()),
+            Granularity::PerChannel if shape.is_empty() => {
+                Err("per-channel scales on a tensor without axes".into())
+            }
+            Granularity::Group(0) => Err("groups of 0 inputs".into()),
+            Granularity::Group(_) if shape.len() < 2 => {
+                Err(format!("groups of inputs on a tensor of shape {shape:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The shape of the scales for a tensor of `shape` (see [`Granularity::check_for`]).
 pub fn scale_shape(shape: &[usize], g: Granularity) -> Vec<usize> {
     match g {
         Granularity::PerTensor => vec![],
@@ -69,19 +87,7 @@ pub fn quantize_with_scale_bits(
             "{bits}-bit integers are not supported"
         )));
     }
-    match g {
-        Granularity::PerChannel if t.shape.is_empty() => {
-            return Err(Error::Invalid(
-                "per-channel quantization needs an axis 0".into(),
-            ));
-        }
-        Granularity::Group(n) if n == 0 || t.shape.len() < 2 => {
-            return Err(Error::Invalid(
-                "group quantization needs a group size ≥ 1 and an input axis".into(),
-            ));
-        }
-        _ => {}
-    }
+    g.check_for(&t.shape).map_err(Error::Invalid)?;
     let sshape = scale_shape(&t.shape, g);
     let mut maxabs = vec![0f32; sshape.iter().product::<usize>().max(1)];
     for (i, v) in t.data.iter().enumerate() {

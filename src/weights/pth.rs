@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::io::{Cursor, Read};
 
 use super::pickle::{self, Value};
+use crate::error::quoted;
+use crate::limits::MAX_DECODED_VALUES;
 use crate::tensor::{HostTensor, StateDict, gather_strided};
 use crate::{Error, Result};
 
@@ -15,6 +17,43 @@ fn bad(msg: impl Into<String>) -> Error {
 /// True when the bytes start like a zip archive (torch.save's default format since 1.6).
 pub fn is_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04")
+}
+
+/// The largest `data.pkl` read: it describes the tensors, it does not hold them (ResNet18's
+/// is about 30 KB).
+const MAX_PICKLE_BYTES: u64 = 64 << 20;
+
+/// The largest storage read: as many bytes as the decoded-value cap allows in f64.
+const MAX_STORAGE_BYTES: u64 = (MAX_DECODED_VALUES as u64) * 8;
+
+/// Read zip entry `name`, refusing one that declares more than `limit` bytes or inflates
+/// beyond what it declares (a deflate stream can expand a thousandfold).
+fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -> Result<Vec<u8>> {
+    let mut f = zip
+        .by_name(name)
+        .map_err(|e| bad(format!("{name}: {e} (damaged or truncated file?)")))?;
+    let declared = f.size();
+    if declared > limit {
+        return Err(bad(format!(
+            "{name} declares {declared} bytes, over the limit of {limit}"
+        )));
+    }
+    let mut buf = Vec::with_capacity(declared as usize);
+    (&mut f)
+        .take(declared + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| bad(format!("{name}: {e} (damaged or truncated file?)")))?;
+    if buf.len() as u64 != declared {
+        return Err(bad(format!(
+            "{name} holds {} bytes where its header declares {declared} (damaged file?)",
+            if buf.len() as u64 > declared {
+                "more".to_string()
+            } else {
+                buf.len().to_string()
+            }
+        )));
+    }
+    Ok(buf)
 }
 
 /// Read the `state_dict` of a zip-format PyTorch checkpoint.
@@ -30,21 +69,14 @@ pub fn read_pth_zip(bytes: &[u8]) -> Result<StateDict> {
         .map(str::to_string)
         .ok_or_else(|| bad("no data.pkl inside; is this a torch.save file?"))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
-    let mut pkl = Vec::new();
-    zip.by_name(&pkl_name)
-        .and_then(|mut f| f.read_to_end(&mut pkl).map_err(Into::into))
-        .map_err(|e| bad(format!("cannot read {pkl_name}: {e}")))?;
-    let (root, _) = pickle::load(&pkl).map_err(|e| bad(e.to_string()))?;
+    let pkl = read_entry(&mut zip, &pkl_name, MAX_PICKLE_BYTES)?;
+    let (root, _) = pickle::load(&pkl).map_err(|e| bad(format!("{pkl_name}: {e}")))?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     state_dict_from_pickle(&root, |key| {
         if let Some(b) = storages.get(key) {
             return Ok(b.clone());
         }
-        let name = format!("{prefix}data/{key}");
-        let mut buf = Vec::new();
-        zip.by_name(&name)
-            .and_then(|mut f| f.read_to_end(&mut buf).map_err(Into::into))
-            .map_err(|e| bad(format!("storage {name}: {e} (truncated file?)")))?;
+        let buf = read_entry(&mut zip, &format!("{prefix}data/{key}"), MAX_STORAGE_BYTES)?;
         storages.insert(key.to_string(), buf.clone());
         Ok(buf)
     })
@@ -90,8 +122,8 @@ pub fn read_pth_legacy(bytes: &[u8]) -> Result<StateDict> {
     let mut pos = LEGACY_MAGIC.len();
     let mut next = |what: &str| -> Result<Value> {
         let rest = bytes.get(pos..).unwrap_or_default();
-        let (v, n) = pickle::load(rest)
-            .map_err(|e| bad(format!("legacy checkpoint, {what}: {e} (truncated file?)")))?;
+        let (v, n) =
+            pickle::load(rest).map_err(|e| bad(format!("legacy checkpoint, {what}: {e}")))?;
         pos += n;
         Ok(v)
     };
@@ -114,20 +146,29 @@ pub fn read_pth_legacy(bytes: &[u8]) -> Result<StateDict> {
     for key in &keys {
         let class = classes
             .get(key)
-            .ok_or_else(|| bad(format!("storage {key} is listed but never used")))?;
-        let (_, size) =
-            storage_dtype(class).ok_or_else(|| bad(format!("unsupported storage type {class}")))?;
+            .ok_or_else(|| bad(format!("storage {} is listed but never used", quoted(key))))?;
+        let (_, size) = storage_dtype(class)
+            .ok_or_else(|| bad(format!("unsupported storage type {}", quoted(class))))?;
         let count = bytes
             .get(pos..pos + 8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
-            .ok_or_else(|| bad(format!("storage {key} is cut off (truncated file?)")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "storage {} is cut off (truncated file?)",
+                    quoted(key)
+                ))
+            })?;
         pos += 8;
-        let len = count
+        let data = count
             .checked_mul(size)
-            .ok_or_else(|| bad(format!("storage {key} claims an impossible size")))?;
-        let data = bytes
-            .get(pos..pos + len)
-            .ok_or_else(|| bad(format!("storage {key} is cut off (truncated file?)")))?;
+            .and_then(|len| bytes.get(pos..pos.checked_add(len)?))
+            .ok_or_else(|| {
+                bad(format!(
+                    "storage {} claims {count} values, more than the file holds (truncated file?)",
+                    quoted(key)
+                ))
+            })?;
+        let len = data.len();
         storages.insert(key.clone(), data.to_vec());
         pos += len;
     }
@@ -135,7 +176,7 @@ pub fn read_pth_legacy(bytes: &[u8]) -> Result<StateDict> {
         storages
             .get(key)
             .cloned()
-            .ok_or_else(|| bad(format!("storage {key} is missing")))
+            .ok_or_else(|| bad(format!("storage {} is missing", quoted(key))))
     })
 }
 
@@ -182,6 +223,14 @@ pub fn decode_storage(bytes: &[u8], dtype: &str) -> Vec<f32> {
     }
 }
 
+/// The message of a checkpoint error without its "PyTorch checkpoint:" prefix, to nest it.
+fn detail(e: Error) -> String {
+    match e {
+        Error::Checkpoint(m) => m,
+        other => other.to_string(),
+    }
+}
+
 fn ints(v: &Value, what: &str) -> Result<Vec<usize>> {
     v.as_seq()
         .ok_or_else(|| bad(format!("tensor {what} is not a tuple")))?
@@ -189,7 +238,11 @@ fn ints(v: &Value, what: &str) -> Result<Vec<usize>> {
         .map(|x| {
             x.as_int()
                 .and_then(|i| usize::try_from(i).ok())
-                .ok_or_else(|| bad(format!("tensor {what} holds a non-integer")))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "tensor {what} holds a negative or non-integer value"
+                    ))
+                })
         })
         .collect()
 }
@@ -210,10 +263,18 @@ pub fn state_dict_from_pickle(
         ));
     };
     let mut out = StateDict::new();
+    let mut decoded = 0usize;
     for (k, v) in items {
         let Some(name) = k.as_str() else { continue };
-        let tensor =
-            read_tensor(v, &mut load_storage).map_err(|e| bad(format!("tensor '{name}': {e}")))?;
+        let tensor = read_tensor(v, &mut load_storage)
+            .map_err(|e| bad(format!("tensor {}: {}", quoted(name), detail(e))))?;
+        decoded = decoded.saturating_add(tensor.len());
+        if decoded > MAX_DECODED_VALUES {
+            return Err(bad(format!(
+                "the tensors hold more than {} M values, over the limit for one model",
+                MAX_DECODED_VALUES >> 20
+            )));
+        }
         let name = name.strip_prefix("module.").unwrap_or(name);
         out.insert(name.to_string(), tensor);
     }
@@ -248,15 +309,20 @@ fn read_tensor(
                 return Err(bad("bad storage reference"));
             };
             let (dtype, _) = storage_dtype(class)
-                .ok_or_else(|| bad(format!("unsupported storage type {class}")))?;
-            let offset = offset.as_int().unwrap_or(0) as usize;
+                .ok_or_else(|| bad(format!("unsupported storage type {}", quoted(class))))?;
+            let offset = usize::try_from(offset.as_int().unwrap_or(0))
+                .map_err(|_| bad("negative storage offset (damaged file?)"))?;
             let size = ints(size, "size")?;
             let stride = ints(stride, "stride")?;
             let storage = decode_storage(&load_storage(key)?, dtype);
-            let data = gather_strided(&storage, offset, &size, &stride)
-                .ok_or_else(|| bad("storage is shorter than the tensor (truncated file?)"))?;
+            let data = gather_strided(&storage, offset, &size, &stride).ok_or_else(|| {
+                bad(format!(
+                    "shape {size:?} with strides {stride:?} from offset {offset} reaches outside its storage of {} values (damaged or truncated file?)",
+                    storage.len()
+                ))
+            })?;
             Ok(HostTensor::new(size, data))
         }
-        other => Err(bad(format!("unsupported object {other}"))),
+        other => Err(bad(format!("unsupported object {}", quoted(other)))),
     }
 }

@@ -6,6 +6,7 @@ pub use safetensors::tensor::Dtype;
 use safetensors::tensor::{SafeTensorError, SafeTensors, TensorView};
 
 use super::pth::decode_storage;
+use crate::error::quoted;
 use crate::tensor::{HostTensor, StateDict, f32_le_bytes};
 use crate::{Error, Result};
 
@@ -112,6 +113,76 @@ fn check_header(bytes: &[u8]) -> Result<()> {
             8 + n,
             bytes.len()
         )));
+    }
+    check_entries(&bytes[8..8 + n as usize], bytes.len() - 8 - n as usize)
+}
+
+/// Bytes per value of a safetensors dtype name; `None` for names the reader does not use.
+fn dtype_size(name: &str) -> Option<u64> {
+    Some(match name {
+        "F64" | "I64" | "U64" => 8,
+        "F32" | "I32" | "U32" => 4,
+        "F16" | "BF16" | "I16" | "U16" => 2,
+        "I8" | "U8" | "BOOL" => 1,
+        _ => return None,
+    })
+}
+
+/// Each tensor's entry checked against the data it points at, naming the tensor: the
+/// safetensors crate's own message ("invalid shape, data type, or offset for tensor") names
+/// none. Sizes are multiplied with overflow checks, before anything is allocated.
+fn check_entries(header: &[u8], data_len: usize) -> Result<()> {
+    let Ok(serde_json::Value::Object(entries)) = serde_json::from_slice(header) else {
+        // Not JSON: the crate reports it.
+        return Ok(());
+    };
+    for (name, entry) in &entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        let damaged = |why: String| {
+            Err(Error::NotSafetensors(format!(
+                "tensor {}: {why} (damaged file?)",
+                quoted(name)
+            )))
+        };
+        let (Some(dtype), Some(shape), Some(offsets)) = (
+            entry.get("dtype").and_then(|d| d.as_str()),
+            entry.get("shape").and_then(|s| s.as_array()),
+            entry.get("data_offsets").and_then(|o| o.as_array()),
+        ) else {
+            return damaged("its entry lacks a dtype, shape or data offsets".into());
+        };
+        let Some(size) = dtype_size(dtype) else {
+            continue;
+        };
+        let dims: Option<Vec<u64>> = shape.iter().map(serde_json::Value::as_u64).collect();
+        let needed = dims.and_then(|d| d.iter().try_fold(size, |acc, &x| acc.checked_mul(x)));
+        let (Some(begin), Some(end)) = (
+            offsets.first().and_then(serde_json::Value::as_u64),
+            offsets.get(1).and_then(serde_json::Value::as_u64),
+        ) else {
+            return damaged("its data offsets are not two numbers".into());
+        };
+        if end > data_len as u64 {
+            return Err(Error::Truncated(format!(
+                "tensor {}'s data ends at byte {end} of {data_len}",
+                quoted(name)
+            )));
+        }
+        if begin > end {
+            return damaged(format!("its data offsets [{begin}, {end}) run backwards"));
+        }
+        match needed {
+            Some(n) if n == end - begin => {}
+            _ => {
+                return damaged(format!(
+                    "shape {} of {dtype} does not fill its {} bytes",
+                    serde_json::Value::Array(shape.clone()),
+                    end - begin
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -1,0 +1,128 @@
+//! Hostile files that used to exhaust memory (issue 12): each must now be refused with a
+//! bounded peak. The allocator of this test binary counts live bytes, records the peak, and
+//! refuses (aborting the binary, so the test cannot pass) anything past a hard cap — the
+//! files below asked for 2.4 to 4,000 GB before. One test, run serially, so peaks are its own.
+
+#[path = "common/hostile.rs"]
+mod hostile;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hostile::*;
+use modelslim::preprocess::Preprocess;
+use modelslim::weights::{pickle, read_weights};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Past this the allocation fails: 2 GiB, far above every bound asserted below.
+const HARD_CAP: usize = 2 << 30;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        if live > HARD_CAP {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            return std::ptr::null_mut();
+        }
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Run `f` and return the peak of live bytes above what was live before, in MiB.
+fn peak_mib<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (out, (PEAK.load(Ordering::Relaxed) - base) >> 20)
+}
+
+#[test]
+fn files_that_claimed_gigabytes_are_refused_within_a_bounded_peak() {
+    // A tensor of 2^40 values over stride 0 on a one-value storage.
+    let huge_view = TensorSpec {
+        name: "w".into(),
+        offset: 0,
+        size: vec![1 << 20, 1 << 20],
+        stride: vec![0, 0],
+        numel: 1,
+    };
+    let file = pth_zip(&state_dict_pickle(&[huge_view]), &[floats(1)], false);
+    let (r, mib) = peak_mib(|| read_weights(&file).map(drop));
+    assert!(
+        r.is_err() && mib < 16,
+        "stride-0 view: {mib} MiB, {:?}",
+        r.err()
+    );
+
+    // A few hundred bytes of pickle doubling through memo re-reads (64 rounds: 2^64 copies).
+    let doubling = memo_doubling(64);
+    assert!(doubling.len() < 1000);
+    let (r, mib) = peak_mib(|| pickle::load(&doubling).map(drop));
+    let m = r.unwrap_err().to_string();
+    assert!(m.contains("more than 64 MiB"), "{m}");
+    assert!(mib < 256, "memo doubling: {mib} MiB");
+
+    // A storage entry that inflates far beyond the size its zip headers declare: 256 MiB of
+    // zeros deflated to a few hundred KB, the declared sizes patched down to 24 bytes.
+    let zeros = vec![0u8; 256 << 20];
+    let t = TensorSpec::contiguous("w", &[2, 3]);
+    let mut file = pth_zip(&state_dict_pickle(&[t]), &[zeros], true);
+    patch_uncompressed_size(&mut file, "archive/data/0", 24);
+    let (r, mib) = peak_mib(|| read_weights(&file).map(drop));
+    let m = r.unwrap_err().to_string();
+    assert!(
+        m.contains("archive/data/0") && m.contains("declares 24"),
+        "{m}"
+    );
+    assert!(mib < 16, "zip inflation: {mib} MiB");
+
+    // A 1×12000 PNG: resized to 256 × 3,072,000 (2.4 GB) before.
+    let mut png = Vec::new();
+    image::RgbImage::new(1, 12_000)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let (r, mib) = peak_mib(|| Preprocess::IMAGENET.run(&png).map(drop));
+    assert!(r.is_err() && mib < 16, "thin PNG: {mib} MiB");
+}
+
+/// Set the uncompressed size of zip entry `name` to `size` in its local header and in the
+/// central directory (both say it; readers trust them).
+fn patch_uncompressed_size(zip: &mut [u8], name: &str, size: u32) {
+    let mut patched = 0;
+    let name = name.as_bytes();
+    let mut i = 0;
+    while i + 46 <= zip.len() {
+        let sig = u32::from_le_bytes(zip[i..i + 4].try_into().unwrap());
+        // Local file header: name length at 26, name at 30, uncompressed size at 22.
+        if sig == 0x0403_4b50 {
+            let n = u16::from_le_bytes(zip[i + 26..i + 28].try_into().unwrap()) as usize;
+            if zip.get(i + 30..i + 30 + n) == Some(name) {
+                zip[i + 22..i + 26].copy_from_slice(&size.to_le_bytes());
+                patched += 1;
+            }
+        }
+        // Central directory header: name length at 28, name at 46, uncompressed size at 24.
+        if sig == 0x0201_4b50 {
+            let n = u16::from_le_bytes(zip[i + 28..i + 30].try_into().unwrap()) as usize;
+            if zip.get(i + 46..i + 46 + n) == Some(name) {
+                zip[i + 24..i + 28].copy_from_slice(&size.to_le_bytes());
+                patched += 1;
+            }
+        }
+        i += 1;
+    }
+    assert_eq!(patched, 2, "both headers of {name:?}");
+}
