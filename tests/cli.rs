@@ -503,3 +503,108 @@ fn compress_with_reconstruction_reports_what_each_method_did() {
     refused(&["--augment", "rotate"], "none, flip or flip-crop");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `modelslim` run with `args`, killed if it has not ended within `seconds` (a hang fails).
+fn modelslim_within(args: &[&str], seconds: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelslim"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > seconds {
+            child.kill().ok();
+            panic!("modelslim {args:?} still running after {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_folder_is_refused_not_waited_on() {
+    let dir = std::env::temp_dir().join(format!("modelslim-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("photo.jpg");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let fifo = fifo.display().to_string();
+    for image in [fifo.as_str(), dir.to_str().unwrap()] {
+        let out = modelslim_within(&["predict", "--weights", "seeded:1", "--image", image], 60);
+        assert_clean_failure(&out, "not a regular file");
+        assert_clean_failure(&out, image);
+    }
+    let out = modelslim_within(&["predict", "--weights", &fifo, "--image", &fifo], 60);
+    assert_clean_failure(&out, "not a regular file");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_the_program_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelslim"))
+        .args([
+            "predict",
+            "--weights",
+            "seeded:1",
+            "--image",
+            &sample("coffee.png"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the program writes (`modelslim predict … | head -c 0`).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    // Ended by SIGPIPE (as `yes | head` ends `yes`), or successfully: never status 101.
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc_sigpipe()),
+        "{:?}",
+        out.status
+    );
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13
+}
+
+#[test]
+fn eval_skips_an_unreadable_photo_with_a_warning_unless_strict() {
+    let dir = std::env::temp_dir().join(format!("modelslim-skip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(sample("coffee.png"), dir.join("n07920052_coffee.png")).unwrap();
+    let png = std::fs::read(sample("chelsea.png")).unwrap();
+    std::fs::write(dir.join("n02123045_cut.png"), &png[..png.len() / 4]).unwrap();
+    std::fs::write(dir.join("notes.jpg"), b"not an image\n").unwrap();
+    let d = dir.to_str().unwrap();
+    let out = modelslim(&["eval", "--weights", "seeded:1", "--images", d, "--json"]);
+    assert_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings.iter().any(|w| w.contains("n02123045_cut.png")),
+        "{stderr}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("notes.jpg: not a readable image")),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["skipped"], 2);
+    assert_eq!(v["n"], 1, "{v}");
+    let strict = modelslim(&["eval", "--weights", "seeded:1", "--images", d, "--strict"]);
+    assert_clean_failure(&strict, "n02123045_cut.png");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -19,6 +19,14 @@ fn is_image(p: &Path) -> bool {
 
 /// Every JPEG/PNG/WebP under `dirs` (recursively, in path order): its path and bytes.
 pub fn image_files(dirs: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
+    image_paths(dirs)?
+        .iter()
+        .map(|p| Ok((p.display().to_string(), read_file(p)?)))
+        .collect()
+}
+
+/// Every JPEG/PNG/WebP path under `dirs`, recursively, in path order.
+fn image_paths(dirs: &[&str]) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for dir in dirs {
         let root = PathBuf::from(dir);
@@ -44,10 +52,7 @@ pub fn image_files(dirs: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
             dirs.join(", ")
         )));
     }
-    paths
-        .iter()
-        .map(|p| Ok((p.display().to_string(), read_file(p)?)))
-        .collect()
+    Ok(paths)
 }
 
 /// Keep every image under `dirs` in the session (labels come from their paths); how many.
@@ -58,4 +63,28 @@ pub fn keep_photos(session: &Session, dirs: &[&str]) -> Result<usize> {
         session.keep_photo(name, bytes)?;
     }
     Ok(n)
+}
+
+/// [`keep_photos`], leaving out each photo that cannot be read or decoded with a one-line
+/// warning on stderr; how many were left out. Fails only when no photo is left.
+pub fn keep_photos_skipping_bad(session: &Session, dirs: &[&str]) -> Result<usize> {
+    let paths = image_paths(dirs)?;
+    let mut skipped = 0;
+    for p in &paths {
+        let name = p.display().to_string();
+        if let Err(e) = read_file(p).and_then(|bytes| session.keep_photo(name, bytes).map(drop)) {
+            eprintln!(
+                "modelslim: warning: skipped {}",
+                super::one_line(&e.to_string())
+            );
+            skipped += 1;
+        }
+    }
+    if skipped == paths.len() {
+        return Err(Error::Invalid(format!(
+            "none of the {skipped} images under {} could be read",
+            dirs.join(", ")
+        )));
+    }
+    Ok(skipped)
 }

@@ -7,19 +7,20 @@ mod images;
 mod print;
 
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use modelslim::backend::{Backend, BackendKind};
 use modelslim::compress::{Precision, Progress};
 use modelslim::export::to_onnx;
+use modelslim::limits::MAX_FILE_BYTES;
 use modelslim::model::Model;
 use modelslim::session::{Batches, Session, Which, no_progress};
 use modelslim::{Error, Result};
 use serde::Serialize;
 
 use args::Args;
-use images::keep_photos;
+use images::{keep_photos, keep_photos_skipping_bad};
 
 const USAGE: &str = "\
 usage:
@@ -36,7 +37,7 @@ usage:
                      [--bias-correction] [--act-quant] [--calibration minmax|percentile[:P]]
                      [--calibrate DIR] [--augment none|flip|flip-crop] [--backend cpu|wgpu] [--json]
   modelslim eval --weights FILE [--reference FILE] --images DIR [--images DIR ...]
-                 [--backend cpu|wgpu] [--json]
+                 [--strict] [--backend cpu|wgpu] [--json]
   modelslim sensitivity --weights FILE --calibrate DIR [--quant int8|int4|fp16]
                         [--granularity channel|tensor|group:N] [--top N] [--json]
   modelslim export --weights FILE --onnx OUT.onnx
@@ -47,7 +48,8 @@ from the weights' names when absent; compressed files carry it).
 
 FILE for --weights is a .safetensors or PyTorch .pth state_dict (zip or legacy format) of
 torchvision's ResNet18 or EfficientNet-Lite0 (lukemelas' names), a file modelslim wrote, or `seeded:N` for deterministic random weights
-(meaningless predictions). Image folders are read recursively; a file's label is its folder's
+(meaningless predictions). `eval` skips a photo it cannot read with a warning (counted as
+`skipped` in --json) unless --strict. Image folders are read recursively; a file's label is its folder's
 ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.
 
 --reconstruct, --importance output|hessian and --quant-method gptq need --calibrate DIR:
@@ -57,6 +59,12 @@ contribute to the next layers' outputs on those images. --augment flip (×2) or 
 also measures those methods' layer statistics on mirrored and corner-cropped copies.";
 
 pub fn main() -> i32 {
+    // SAFETY: called first, before any thread exists; SIG_DFL is a valid action for SIGPIPE.
+    // A closed output pipe then ends the process silently instead of panicking in println!.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // A panic inside a library must still end as one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -77,7 +85,7 @@ pub fn main() -> i32 {
             2
         }
         Ok(Err(CliError::Run(e))) => {
-            eprintln!("modelslim: error: {e}");
+            eprintln!("modelslim: error: {}", one_line(&e.to_string()));
             1
         }
         Err(_) => 101,
@@ -116,8 +124,41 @@ fn run(args: &[String]) -> std::result::Result<(), CliError> {
     }
 }
 
+/// A message on one line: line breaks and other control characters become spaces (a decoder's
+/// message may hold them).
+pub fn one_line(msg: &str) -> String {
+    msg.split(|c: char| c.is_control())
+        .filter(|s| !s.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A file's bytes: only a regular file (a FIFO or a device would block or never end), and
+/// only up to [`MAX_FILE_BYTES`], checked before reading.
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Io {
+            path: path.display().to_string(),
+            message: "not a regular file; give a weights file or a photo".into(),
+        });
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(Error::Io {
+            path: path.display().to_string(),
+            message: format!(
+                "{} bytes, over the limit of {} MiB for one file",
+                meta.len(),
+                MAX_FILE_BYTES >> 20
+            ),
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -271,8 +312,17 @@ fn export(args: &[String]) -> std::result::Result<(), CliError> {
     Ok(())
 }
 
+/// `eval --json`: the session's report and the photos left out.
+#[derive(Serialize)]
+struct EvalJson<'a> {
+    #[serde(flatten)]
+    report: &'a modelslim::session::Evaluation,
+    /// Photos that could not be read (each named in a warning on stderr).
+    skipped: usize,
+}
+
 fn eval(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json"])?;
+    let args = Args::parse(args, &["json", "strict"])?;
     args.check_known(&["weights", "model", "reference", "images", "backend"])?;
     let dirs = args.all("images");
     if dirs.is_empty() {
@@ -283,12 +333,23 @@ fn eval(args: &[String]) -> std::result::Result<(), CliError> {
         .one("reference")
         .map(|r| load_model_as(r, None))
         .transpose()?;
-    keep_photos(&session, &dirs)?;
+    let skipped = if args.has("strict") {
+        keep_photos(&session, &dirs)?;
+        0
+    } else {
+        keep_photos_skipping_bad(&session, &dirs)?
+    };
     let report = pollster::block_on(session.evaluate(reference, no_progress))?;
     if args.has("json") {
-        print_json(&report)?;
+        print_json(&EvalJson {
+            report: &report,
+            skipped,
+        })?;
     } else {
         print::evaluation(&report);
+        if skipped > 0 {
+            println!("skipped {skipped} unreadable photo(s); see the warnings above");
+        }
     }
     Ok(())
 }
