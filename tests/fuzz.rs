@@ -15,12 +15,14 @@
 #[path = "common/hostile.rs"]
 mod hostile;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "common/capped_alloc.rs"]
+mod capped_alloc;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use capped_alloc::CappedAlloc;
 use hostile::*;
 use modelslim::model::Model;
 use modelslim::preprocess::Preprocess;
@@ -33,27 +35,8 @@ const MEMORY_CAP: usize = 3 << 30;
 /// faster than the input).
 const SLOW: Duration = Duration::from_secs(3);
 
-struct Capped;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Capped {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size() > MEMORY_CAP {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            return std::ptr::null_mut();
-        }
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Capped = Capped;
+static ALLOCATOR: CappedAlloc<MEMORY_CAP> = CappedAlloc;
 
 /// xorshift64*: deterministic for a given `FUZZ_SEED`, no dependency.
 struct Rng(u64);
@@ -225,7 +208,9 @@ fn state_dict() -> Vec<TensorSpec> {
 }
 
 fn image_seeds() -> Vec<Vec<u8>> {
-    let img = image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([(x * 10) as u8, (y * 15) as u8, 90]));
+    let img = image::RgbImage::from_fn(24, 16, |x, y| {
+        image::Rgb([(x * 10) as u8, (y * 15) as u8, 90])
+    });
     [
         image::ImageFormat::Png,
         image::ImageFormat::Jpeg,
@@ -234,7 +219,8 @@ fn image_seeds() -> Vec<Vec<u8>> {
     .into_iter()
     .map(|f| {
         let mut out = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut out), f).unwrap();
+        img.write_to(&mut std::io::Cursor::new(&mut out), f)
+            .unwrap();
         out
     })
     .collect()
@@ -296,15 +282,18 @@ fn every_parser_survives_mutated_inputs() {
     let only: Option<Vec<String>> = std::env::var("FUZZ_TARGETS")
         .ok()
         .map(|v| v.split(',').map(str::to_string).collect());
-    let out = std::env::var("FUZZ_OUT").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz")
-    });
+    let out = std::env::var("FUZZ_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz"));
     let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus");
     // Panics are findings, counted below; their default report would flood the output.
     std::panic::set_hook(Box::new(|_| {}));
     let mut findings = Vec::new();
     for t in targets() {
-        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == t.name)) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|n| n == t.name))
+        {
             continue;
         }
         let dir = out.join(t.name);

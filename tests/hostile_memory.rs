@@ -6,48 +6,17 @@
 #[path = "common/hostile.rs"]
 mod hostile;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "common/capped_alloc.rs"]
+mod capped_alloc;
 
+use capped_alloc::{CappedAlloc, peak_mib};
 use hostile::*;
 use modelslim::preprocess::Preprocess;
 use modelslim::weights::{pickle, read_weights};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Past this the allocation fails: 2 GiB, far above every bound asserted below.
-const HARD_CAP: usize = 2 << 30;
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        if live > HARD_CAP {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            return std::ptr::null_mut();
-        }
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Allocations past 2 GiB fail: far above every bound asserted below.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Run `f` and return the peak of live bytes above what was live before, in MiB.
-fn peak_mib<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let out = f();
-    (out, (PEAK.load(Ordering::Relaxed) - base) >> 20)
-}
+static ALLOCATOR: CappedAlloc<{ 2 << 30 }> = CappedAlloc;
 
 #[test]
 fn files_that_claimed_gigabytes_are_refused_within_a_bounded_peak() {
