@@ -22,6 +22,9 @@ find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -64 | xargs -I{} cp {
 # and is then scored on the 50 samples left out as well.
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -200 | xargs -I{} cp {} "$OUT/calib200/"
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | tail -n +201 | xargs -I{} cp {} "$OUT/held-out/"
+# A user of the page with a handful of photos: 16.
+mkdir -p "$OUT/calib16"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -16 | xargs -I{} cp {} "$OUT/calib16/"
 
 # EfficientNet-Lite0's depthwise convs (9 weights per channel, 1 % of the parameters) at int8.
 DW=""
@@ -44,6 +47,11 @@ presets=(
   "int4 weights, groups of 32, first/last int8, GPTQ|--quant int4 --granularity group:32 --keep-first-last --quant-method gptq --calibrate $OUT/calib"
   "int4 weights, per-channel, first/last and depthwise int8, GPTQ|--quant int4 --keep-first-last $DW --quant-method gptq --calibrate $OUT/calib"
   "int8 weights + activations, GPTQ|--quant int8 --act-quant --quant-method gptq --calibrate $OUT/calib"
+  "int8 weights + activations (percentile 99.99), GPTQ, 200 photos|--quant int8 --act-quant --calibration percentile:99.99 --quant-method gptq --calibrate $OUT/calib200"
+  "int4 weights, per-channel, first/last int8, GPTQ, 200 photos|--quant int4 --keep-first-last --quant-method gptq --calibrate $OUT/calib200"
+  "int4 weights, per-channel, first/last int8, GPTQ, 200 photos + mirrored|--quant int4 --keep-first-last --quant-method gptq --calibrate $OUT/calib200 --augment flip"
+  "int4 weights, per-channel, first/last int8, GPTQ, 16 photos|--quant int4 --keep-first-last --quant-method gptq --calibrate $OUT/calib16"
+  "int4 weights, per-channel, first/last int8, GPTQ, 16 photos + mirrored and cropped|--quant int4 --keep-first-last --quant-method gptq --calibrate $OUT/calib16 --augment flip-crop"
   "30 % channels, every group|--prune-channels 0.3 --round-to 8 --prune-scope all"
   "30 % channels, every group, + BN recalibration|--prune-channels 0.3 --round-to 8 --prune-scope all --recalibrate-bn $OUT/calib"
   "50 % channels, every group|--prune-channels 0.5 --round-to 8 --prune-scope all"
@@ -51,6 +59,8 @@ presets=(
   "50 % sparsity (3 steps)|--sparsity 0.5 --steps 3"
   "50 % sparsity, SparseGPT (refit)|--sparsity 0.5 --reconstruct --calibrate $OUT/calib"
   "50 % sparsity, SparseGPT (refit), 200 photos|--sparsity 0.5 --reconstruct --calibrate $OUT/calib200"
+  "50 % sparsity, SparseGPT (refit), 200 photos + mirrored|--sparsity 0.5 --reconstruct --calibrate $OUT/calib200 --augment flip"
+  "50 % sparsity, SparseGPT (refit), 200 photos + mirrored and cropped|--sparsity 0.5 --reconstruct --calibrate $OUT/calib200 --augment flip-crop"
   "25 % channels inside blocks, by output energy, refit, 200 photos|--prune-channels 0.25 --round-to 8 --prune-scope internal --importance output --reconstruct --calibrate $OUT/calib200"
   "30 % channels inside blocks, by output energy|--prune-channels 0.3 --round-to 8 --prune-scope internal --importance output --calibrate $OUT/calib"
   "30 % channels inside blocks, by output energy, refit|--prune-channels 0.3 --round-to 8 --prune-scope internal --importance output --reconstruct --calibrate $OUT/calib"
