@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
 
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
@@ -18,6 +19,44 @@ const PROB_TOLERANCE = 1e-3;
 const FORWARD_TIMEOUT = 10 * 60 * 1000; // SwiftShader WebGPU is a correctness target, not a fast one
 
 let server, base, browser, weightsFile, reference;
+
+// Hostile files, built here (tests/hostile.rs has the same cases natively).
+// A legacy torch.save file whose state_dict is `depth` lists nested in one another: it
+// overflowed the reader's stack before.
+function deepLegacyCheckpoint(depth) {
+  const magic = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
+  const protocol = [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e];
+  const key = Buffer.from('little_endian');
+  const info = [0x80, 0x02, 0x7d, 0x58, key.length, 0, 0, 0, ...key, 0x88, 0x73, 0x2e];
+  return Buffer.concat([Buffer.from([...magic, ...protocol, ...info, 0x80, 0x02]),
+    Buffer.alloc(depth, 0x5d), Buffer.alloc(depth - 1, 0x61), Buffer.from([0x2e])]);
+}
+
+// A black `w`×`h` PNG: a 1×12000 strip became a 256×3,072,000 image (2.4 GB) before.
+function thinPng(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const sum = Buffer.alloc(4); sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; ihdr[9] = 2; // 8-bit RGB
+  const rows = Buffer.alloc(h * (1 + 3 * w)); // filter byte 0, black pixels
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}
 
 before(async () => {
   mkdirSync(OUT, { recursive: true });
@@ -29,6 +68,8 @@ before(async () => {
     '--image', join(SAMPLES, 'chelsea.png'), '--image', join(SAMPLES, 'coffee.png')]).toString().trim().split('\n');
   reference = Object.fromEntries(lines.map((l) => JSON.parse(l)).map((r) => [r.image.split('/').pop(), r.top5]));
   writeFileSync(join(OUT, 'not-an-image.jpg'), 'this is a text file, not a photo\n');
+  writeFileSync(join(OUT, 'deep.pth'), deepLegacyCheckpoint(300_000));
+  writeFileSync(join(OUT, 'strip.png'), thinPng(1, 12_000));
 
   ({ server, base } = await serveDist());
   browser = await launchChromium();
@@ -104,9 +145,18 @@ async function uploadAndWait(page, file, count) {
 async function predictionFlow(page, wantKind, shot) {
   const kind = await page.getAttribute('[data-testid=backend]', 'data-kind');
   assert.equal(kind, wantKind, `backend is ${await page.textContent('[data-testid=backend]')}`);
+  // A hostile checkpoint: one line naming the file, and a valid file still loads after it.
+  await page.setInputFiles('[data-testid=weights-file]', join(OUT, 'deep.pth'));
+  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
+  assert.match(await page.textContent('[data-testid=error]'), /deep\.pth: .*nest deeper than 256 levels/);
   await page.setInputFiles('[data-testid=weights-file]', weightsFile);
   await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
     null, { timeout: 120_000 });
+
+  // A photo whose resized copy would take gigabytes: refused in one line.
+  await page.setInputFiles('[data-testid=upload]', join(OUT, 'strip.png'));
+  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
+  assert.match(await page.textContent('[data-testid=error]'), /strip\.png: image is 1×12000 pixels/);
 
   await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
   assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
