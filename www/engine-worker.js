@@ -16,6 +16,24 @@ function state() {
   };
 }
 
+// A WebGPU device can be lost (driver reset, GPU process crash, `device.destroy()`): the
+// engine's buffers go with it and nothing on it can run again. Watch every device the engine
+// requests and tell the page, which starts a new engine (www/app.js, recoverFromLostDevice).
+// The devices are kept in `__devices` so that a test can destroy them.
+function watchDevices() {
+  if (typeof GPUAdapter === 'undefined') return;
+  globalThis.__devices = [];
+  const request = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await request.apply(this, args);
+    globalThis.__devices.push(device);
+    device.lost.then((info) => {
+      postMessage({ type: 'lost', reason: (info.message || info.reason || 'unknown reason').replace(/\.$/, '') });
+    });
+    return device;
+  };
+}
+
 function errorText(e) {
   return (e && e.message) || String(e);
 }
@@ -26,6 +44,7 @@ onmessage = async (e) => {
     cancelled.add(m.id);
   } else if (m.type === 'init') {
     try {
+      watchDevices();
       const bindings = await import(m.bindings);
       await bindings.default({ module_or_path: m.wasm });
       engine = await bindings.createEngine(m.prefer, m.reason ?? undefined);

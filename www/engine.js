@@ -26,8 +26,16 @@ async function workerEngine(prefer, reason) {
   });
   let next = 0;
   const pending = new Map(); // id → {resolve, reject, callbacks}
+  const target = { inWorker: true, onLost: null, terminate: () => worker.terminate() };
   worker.onmessage = (e) => {
     const m = e.data;
+    if (m.type === 'lost') {
+      // Calls in flight will not finish on a lost device: fail them, and let the page recover.
+      for (const p of pending.values()) p.reject(new Error(`the WebGPU device was lost (${m.reason})`));
+      pending.clear();
+      target.onLost?.(m.reason);
+      return;
+    }
     const p = pending.get(m.id);
     if (!p) return;
     if (m.type === 'callback') {
@@ -50,9 +58,9 @@ async function workerEngine(prefer, reason) {
     pending.set(id, { resolve, reject, callbacks });
     worker.postMessage({ type: 'call', id, method, args: sent });
   });
-  return new Proxy({ inWorker: true }, {
-    get(target, prop) {
-      if (prop in target) return target[prop];
+  return new Proxy(target, {
+    get(t, prop) {
+      if (prop in t) return t[prop];
       if (GETTERS.includes(prop)) return state[prop];
       if (prop === 'then') return undefined; // not a promise itself
       return (...args) => call(prop, args);
@@ -62,7 +70,8 @@ async function workerEngine(prefer, reason) {
 
 // The engine on the main thread, with the worker engine's promise-returning interface.
 function mainThreadEngine(engine, whyNotWorker) {
-  return new Proxy({ inWorker: false, whyNotWorker }, {
+  // Device loss is watched in the worker only (see engine-worker.js).
+  return new Proxy({ inWorker: false, whyNotWorker, onLost: null, terminate: () => {} }, {
     get(target, prop) {
       if (prop in target) return target[prop];
       if (GETTERS.includes(prop)) return engine[prop];

@@ -186,6 +186,33 @@ test('WebGPU: page predictions equal the CLI, bad uploads are reported', { timeo
   await context.close();
 });
 
+test('WebGPU device lost: the page moves to the CPU fallback with its model and photos', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
+  const { page, context } = await openPage('?weights=none');
+  assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');
+  await page.setInputFiles('[data-testid=weights-file]', weightsFile);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
+    null, { timeout: 120_000 });
+  await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
+  // What a driver reset does to the engine's device (the worker keeps its devices for this).
+  const destroyed = await Promise.all(page.workers().map((w) => w.evaluate(() => {
+    for (const d of globalThis.__devices || []) d.destroy();
+    return (globalThis.__devices || []).length;
+  })));
+  assert.ok(destroyed.some((n) => n > 0), 'no WebGPU device to destroy');
+  await page.waitForFunction(() => document.querySelector('[data-testid=backend]').dataset.kind === 'cpu'
+    && /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: FORWARD_TIMEOUT });
+  assert.match(await page.textContent('[data-testid=error]'), /WebGPU device was lost/);
+  assert.match(await page.textContent('#notice'), /CPU fallback.*device was lost/);
+  // The kept photo is classified again on the new engine, and new ones work.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 1,
+    null, { timeout: FORWARD_TIMEOUT });
+  assertMatchesCli((await top5Lists(page))[0], 'chelsea.png');
+  await uploadAndWait(page, join(SAMPLES, 'coffee.png'), 2);
+  assertMatchesCli((await top5Lists(page))[1], 'coffee.png');
+  await page.screenshot({ path: join(OUT, 'device-lost.png'), fullPage: true });
+  await context.close();
+});
+
 test('CPU fallback (forced): same predictions, a visible notice', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=none&backend=cpu');
   assert.equal(await page.isVisible('#notice'), true);
