@@ -428,6 +428,9 @@ function resetCompressed() {
   report = null;
   for (const id of ['download-onnx', 'download-safetensors', 'download-card']) {
     $(id).classList.add('disabled');
+    // A blob URL holds its file until revoked: dropping the link alone kept every compressed
+    // file of the session in memory.
+    if ($(id).href) URL.revokeObjectURL($(id).href);
     $(id).removeAttribute('href');
   }
   $('agreement').hidden = true;
@@ -683,6 +686,7 @@ $('quant-method').addEventListener('change', () => { methodChosen = true; });
 $('quant').addEventListener('change', suggestGptq);
 $('clear-photos').addEventListener('click', () => enqueue(async () => {
   await engine?.clearPhotos();
+  for (const p of photos) URL.revokeObjectURL(p.el.querySelector('img').src);
   photos.length = 0;
   $('results').innerHTML = '';
   $('agreement').hidden = true;

@@ -46,7 +46,8 @@ onmessage = async (e) => {
     try {
       watchDevices();
       const bindings = await import(m.bindings);
-      await bindings.default({ module_or_path: m.wasm });
+      // The wasm memory, for the page's memory check (tests/e2e: 30 compressions in a row).
+      globalThis.__wasmMemory = (await bindings.default({ module_or_path: m.wasm })).memory;
       engine = await bindings.createEngine(m.prefer, m.reason ?? undefined);
       postMessage({ type: 'ready', state: state() });
     } catch (err) {

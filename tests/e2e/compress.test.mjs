@@ -296,6 +296,63 @@ test('bad settings and missing photos get a message; the page stays usable', { t
   await context.close();
 });
 
+// Every blob URL the page creates and has not revoked (a download link holds its file).
+function countBlobUrls() {
+  globalThis.__liveBlobUrls = new Set();
+  const create = URL.createObjectURL;
+  const revoke = URL.revokeObjectURL;
+  URL.createObjectURL = (o) => { const u = create(o); globalThis.__liveBlobUrls.add(u); return u; };
+  URL.revokeObjectURL = (u) => { globalThis.__liveBlobUrls.delete(u); revoke(u); };
+}
+
+// Bounds for 25 compressions after 5 warm-up ones: wasm memory never shrinks, so a leak of
+// one int8 ResNet18 file (11.7 MB) per run would pass 64 MiB by the tenth; the JS heap is
+// measured after a garbage collection.
+const WASM_GROWTH_MIB = 64;
+const HEAP_GROWTH_MIB = 16;
+
+test('30 compress → download cycles in a row: wasm memory, JS heap and blob URLs stay bounded', { timeout: 3 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu', { initScript: countBlobUrls });
+  await upload(page, PHOTOS);
+  await page.selectOption('[data-testid=quant]', 'int8');
+  const cdp = await context.newCDPSession(page);
+  const [worker] = page.workers();
+  assert.ok(worker, 'the engine runs in a worker');
+  const measure = async () => {
+    await cdp.send('HeapProfiler.collectGarbage');
+    const { usedSize } = await cdp.send('Runtime.getHeapUsage');
+    const wasm = await worker.evaluate(() => globalThis.__wasmMemory.buffer.byteLength);
+    const blobs = await page.evaluate(() => globalThis.__liveBlobUrls.size);
+    return { heapMiB: usedSize / 2 ** 20, wasmMiB: wasm / 2 ** 20, blobs };
+  };
+  let warm = null;
+  const t0 = Date.now();
+  for (let i = 1; i <= 30; i++) {
+    const previous = await page.getAttribute('[data-testid=download-onnx]', 'href');
+    await page.click('[data-testid=compress]');
+    await page.waitForFunction((prev) => {
+      const href = document.querySelector('[data-testid=download-onnx]').getAttribute('href');
+      return (href && href !== prev) || !document.querySelector('[data-testid=error]').hidden;
+    }, previous, { timeout: TIMEOUT });
+    assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+    // Download: read every file through its link, as saving it does.
+    const sizes = await page.$$eval('a[data-testid^=download-]',
+      (links) => Promise.all(links.map(async (a) => (await (await fetch(a.href)).arrayBuffer()).byteLength)));
+    assert.ok(sizes.every((n) => n > 0));
+    if (i === 5) warm = await measure();
+  }
+  const end = await measure();
+  console.log(`30 compressions in ${((Date.now() - t0) / 1000).toFixed(0)} s; after 5 → 30: wasm memory ` +
+    `${warm.wasmMiB.toFixed(0)} → ${end.wasmMiB.toFixed(0)} MiB, JS heap ${warm.heapMiB.toFixed(1)} → ` +
+    `${end.heapMiB.toFixed(1)} MiB, live blob URLs ${warm.blobs} → ${end.blobs}`);
+  assert.ok(end.wasmMiB - warm.wasmMiB <= WASM_GROWTH_MIB, 'wasm memory grew');
+  assert.ok(end.heapMiB - warm.heapMiB <= HEAP_GROWTH_MIB, 'the JS heap grew');
+  // Three download links and the two photos' thumbnails.
+  assert.ok(end.blobs <= 5, `${end.blobs} blob URLs are alive`);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 for the Pi', { timeout: 2 * TIMEOUT }, async () => {
   const pth = join(ROOT, 'www', 'models', 'efficientnet-lite0-57934424.pth');
   assert.ok(existsSync(pth), 'run scripts/setup.sh: it puts the EfficientNet-Lite0 weights in www/models/');
