@@ -13,13 +13,23 @@ const MIME = {
   '.css': 'text/css', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json',
 };
 
-/** Serve DIST on 127.0.0.1 (a free port); resolves to { server, base }. */
+/** The headers dist/_headers (written by scripts/csp.py) asks a static host to send. */
+function distHeaders() {
+  const file = join(DIST, '_headers');
+  if (!existsSync(file)) return {};
+  return Object.fromEntries(readFileSync(file, 'utf8').split('\n')
+    .filter((l) => /^\s+\S+:/.test(l)).map((l) => l.trim().split(/:\s*(.*)/s).slice(0, 2)));
+}
+
+/** Serve DIST on 127.0.0.1 (a free port), with its _headers; resolves to { server, base }. */
 export async function serveDist() {
+  const headers = distHeaders();
+  if (!headers['Content-Security-Policy']) throw new Error(`no Content-Security-Policy in ${DIST}/_headers`);
   const server = createServer((req, res) => {
     let file = join(DIST, decodeURIComponent(new URL(req.url, 'http://x').pathname));
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
     if (!file.startsWith(DIST) || !existsSync(file)) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { 'content-type': MIME[extname(file)] || 'application/octet-stream' });
+    res.writeHead(200, { ...headers, 'content-type': MIME[extname(file)] || 'application/octet-stream' });
     res.end(readFileSync(file));
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));

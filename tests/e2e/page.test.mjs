@@ -230,5 +230,20 @@ test('weights download blocked: the page says so and offers the file picker', { 
   await page.waitForSelector('#banner:not([hidden])');
   assert.match(await page.textContent('#banner'), /Random weights — predictions are meaningless/);
   await page.screenshot({ path: join(OUT, 'download-blocked.png'), fullPage: true });
+
+  // The Content-Security-Policy (scripts/csp.py): the weights host may be fetched, any other
+  // origin may not, nor may a script from elsewhere run.
+  const violations = await page.evaluate(async () => {
+    const seen = [];
+    document.addEventListener('securitypolicyviolation', (e) => seen.push(e.effectiveDirective));
+    await fetch('https://example.com/x').catch(() => {});
+    await fetch('https://huggingface.co/x').catch(() => {});
+    const s = document.createElement('script');
+    s.src = 'https://example.com/x.js';
+    document.head.append(s);
+    await new Promise((r) => setTimeout(r, 500));
+    return [...new Set(seen)]; // once per policy: the <meta> and the header both enforce
+  });
+  assert.deepEqual(violations.sort(), ['connect-src', 'script-src-elem']);
   await context.close();
 });
