@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
@@ -70,6 +70,12 @@ before(async () => {
   writeFileSync(join(OUT, 'not-an-image.jpg'), 'this is a text file, not a photo\n');
   writeFileSync(join(OUT, 'deep.pth'), deepLegacyCheckpoint(300_000));
   writeFileSync(join(OUT, 'strip.png'), thinPng(1, 12_000));
+  // The seeded file with a NaN as its first stored value, and cut in half.
+  const seeded = readFileSync(weightsFile);
+  const nan = Buffer.from(seeded);
+  nan.writeFloatLE(NaN, 8 + Number(seeded.readBigUInt64LE(0)));
+  writeFileSync(join(OUT, 'nan.safetensors'), nan);
+  writeFileSync(join(OUT, 'half.safetensors'), seeded.subarray(0, seeded.length >> 1));
 
   ({ server, base } = await serveDist());
   browser = await launchChromium();
@@ -145,10 +151,18 @@ async function uploadAndWait(page, file, count) {
 async function predictionFlow(page, wantKind, shot) {
   const kind = await page.getAttribute('[data-testid=backend]', 'data-kind');
   assert.equal(kind, wantKind, `backend is ${await page.textContent('[data-testid=backend]')}`);
-  // A hostile checkpoint: one line naming the file, and a valid file still loads after it.
-  await page.setInputFiles('[data-testid=weights-file]', join(OUT, 'deep.pth'));
-  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
-  assert.match(await page.textContent('[data-testid=error]'), /deep\.pth: .*nest deeper than 256 levels/);
+  // Hostile weights files: one line naming the file each, and a valid file still loads after.
+  for (const [file, says] of [
+    ['deep.pth', /deep\.pth: .*nest deeper than 256 levels/],
+    ['nan.safetensors', /nan\.safetensors: .*holds NaN or an infinity/],
+    ['half.safetensors', /half\.safetensors: .*truncated/],
+  ]) {
+    await page.setInputFiles('[data-testid=weights-file]', join(OUT, file));
+    // The previous file's message may still be up: wait for this one's.
+    await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('[data-testid=error]').textContent),
+      says.source, { timeout: 60_000 }).catch(() => {});
+    assert.match(await page.textContent('[data-testid=error]'), says);
+  }
   await page.setInputFiles('[data-testid=weights-file]', weightsFile);
   await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
     null, { timeout: 120_000 });
