@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use super::passes::Passes;
-use super::pipeline::Progress;
+use super::pipeline::{Progress, report};
 use super::statistics::Gram;
 use crate::backend::Backend;
 use crate::model::Model;
@@ -87,9 +87,7 @@ where
                 steps: layers.len(),
                 label: format!("{what}: {name} (layer {done} of {})", layers.len()),
             };
-            if !progress(p).await {
-                return Err(Error::Cancelled);
-            }
+            report(progress, p).await?;
             model = visit(model, name, &gram)?;
         }
     }

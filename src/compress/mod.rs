@@ -33,7 +33,9 @@ pub use calibrate::Calibration;
 pub use gptq::GptqOptions;
 pub use importance::{ChannelImportance, Importance};
 pub use metrics::{FileSize, LayerStat, Metrics, Ratios, layer_report};
-pub use pipeline::{Agreement, CompressOptions, Progress, Sensitivity, agreement, compress};
+pub use pipeline::{
+    Agreement, CompressOptions, Progress, Sensitivity, agreement, compress, report,
+};
 pub use prune::{
     KeptChannels, PruneOptions, PruneScope, prune_channels, prune_channels_by, prune_channels_kept,
 };

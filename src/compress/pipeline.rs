@@ -189,6 +189,19 @@ pub struct Progress {
     pub label: String,
 }
 
+/// Tell `progress` about step `p` and wait for its answer: `false` cancels the run.
+pub async fn report<P, F>(progress: &mut P, p: Progress) -> Result<()>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    if progress(p).await {
+        Ok(())
+    } else {
+        Err(Error::Cancelled)
+    }
+}
+
 /// Run every requested step on `model`. `bn_images` (batch-norm recalibration) and
 /// `act_images` (activation calibration) are preprocessed images, used in batches of `batch`.
 /// `progress` is told before each step and awaited (the page yields to its event loop there);
@@ -274,9 +287,7 @@ where
 
     let mut m = model.clone();
     if prune {
-        if !progress(next()).await {
-            return Err(Error::Cancelled);
-        }
+        report(&mut progress, next()).await?;
         let (pruned, kept) = if opts.prune.importance.is_measured() {
             let measured = MeasuredImportance::measure(
                 &m,
@@ -290,9 +301,7 @@ where
             m.pruned_by(&opts.prune, opts.prune.importance.criterion()?)?
         };
         if opts.reconstruct {
-            if !progress(next()).await {
-                return Err(Error::Cancelled);
-            }
+            report(&mut progress, next()).await?;
             m = pruned
                 .reconstructed(&m, &kept, None, backend, &statistics_batches, &mut progress)
                 .await?;
@@ -301,9 +310,7 @@ where
         }
     }
     if opts.sparsity.sparsity > 0.0 {
-        if !progress(next()).await {
-            return Err(Error::Cancelled);
-        }
+        report(&mut progress, next()).await?;
         m = if opts.reconstruct {
             m.sparsified_calibrated(&opts.sparsity, backend, &statistics_batches, &mut progress)
                 .await?
@@ -312,15 +319,11 @@ where
         };
     }
     if opts.recalibrate_bn {
-        if !progress(next()).await {
-            return Err(Error::Cancelled);
-        }
+        report(&mut progress, next()).await?;
         m = recalibrate_bn(&m, backend.clone(), &batches_of(bn_images)).await?;
     }
     if opts.quant.weights != Precision::F32 || !opts.quant.overrides.is_empty() {
-        if !progress(next()).await {
-            return Err(Error::Cancelled);
-        }
+        report(&mut progress, next()).await?;
         // With quantized activations, weight scales go on the grid that keeps the exported
         // graph's arithmetic exact (see `ActQuant`).
         let quant = QuantOptions {
@@ -341,9 +344,7 @@ where
             }
         };
         if opts.bias_correction {
-            if !progress(next()).await {
-                return Err(Error::Cancelled);
-            }
+            report(&mut progress, next()).await?;
             // Input means are measured on the folded float model.
             let float = m.fold_bn()?;
             m = quantized
@@ -354,9 +355,7 @@ where
         }
     }
     if let Some(method) = opts.act_quant {
-        if !progress(next()).await {
-            return Err(Error::Cancelled);
-        }
+        report(&mut progress, next()).await?;
         let act = m
             .calibrate_activations(backend.clone(), &batches_of(act_images), method)
             .await?;
@@ -468,9 +467,7 @@ where
             steps: layers.len(),
             label: format!("sensitivity of {layer}"),
         };
-        if !progress(p).await {
-            return Err(Error::Cancelled);
-        }
+        report(&mut progress, p).await?;
         let opts = QuantOptions {
             weights: Precision::F32,
             granularity,

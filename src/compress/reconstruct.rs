@@ -22,7 +22,7 @@ use faer::linalg::solvers::Solve;
 use faer::{Mat, MatRef, Side};
 
 use super::passes::Passes;
-use super::pipeline::Progress;
+use super::pipeline::{Progress, report};
 use super::prune::KeptChannels;
 use super::statistics::CrossGram;
 use crate::backend::Backend;
@@ -94,9 +94,7 @@ impl Model {
                     layers.len()
                 ),
             };
-            if !progress(p).await {
-                return Err(Error::Cancelled);
-            }
+            report(progress, p).await?;
             let input = node.inputs[0];
             let mut cross: Option<CrossGram> = None;
             let kept_inputs = kept.get(&Member {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use web_time::Instant;
 
 use super::{Compressed, CompressionReport, FileFormat, Loaded, ModelCard, Session};
-use crate::compress::{Progress, Settings, agreement, compress, layer_report};
+use crate::compress::{Progress, Settings, agreement, compress, layer_report, report};
 use crate::export::to_onnx;
 use crate::{Error, Result};
 
@@ -31,11 +31,7 @@ where
         steps: 0,
         label: label.into(),
     };
-    if progress(p).await {
-        Ok(())
-    } else {
-        Err(Error::Cancelled)
-    }
+    report(progress, p).await
 }
 
 impl Session {

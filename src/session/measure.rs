@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::{Benchmark, Evaluation, Loaded, Session, Which};
 use crate::compress::pipeline::sensitivity;
-use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement};
+use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement, report};
 use crate::model::Model;
 use crate::predict::top_k;
 use crate::timing::Timing;
@@ -62,9 +62,7 @@ impl Session {
                     format!("timed run {i}")
                 },
             };
-            if !progress(p).await {
-                return Err(Error::Cancelled);
-            }
+            report(&mut progress, p).await?;
             let (_, ms, cold) = loaded.run(&input).await?;
             if i == 0 {
                 cold_ms = cold.then_some(ms);

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use web_time::Instant;
 
 use crate::backend::Backend;
-use crate::compress::{Metrics, Progress};
+use crate::compress::{Metrics, Progress, report};
 use crate::model::Model;
 use crate::predict::{Classifier, Prediction};
 use crate::{Error, Result};
@@ -106,9 +106,7 @@ impl Loaded {
                 steps: chunks.len(),
                 label: what.to_string(),
             };
-            if !progress(step).await {
-                return Err(Error::Cancelled);
-            }
+            report(progress, step).await?;
             let (logits, ms, cold) = self.run(chunk).await?;
             let per = ms / chunk.len() as f64;
             out.extend(logits.into_iter().map(|l| Answer::new(l, per, cold)));

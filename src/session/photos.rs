@@ -10,7 +10,7 @@ use std::rc::Rc;
 use web_time::Instant;
 
 use super::{Answer, Classified, PhotoResult, Session, ms_since, no_progress};
-use crate::compress::Progress;
+use crate::compress::{Progress, report};
 use crate::labels::class_of_wnid;
 use crate::{Error, Result};
 
@@ -126,9 +126,7 @@ impl Session {
                 steps: photos.len().div_ceil(batch),
                 label: "classifying your photos".into(),
             };
-            if !progress(p).await {
-                return Err(Error::Cancelled);
-            }
+            report(&mut progress, p).await?;
             let mut rows = self.classify_photos(chunk, chunk.len()).await?;
             for (k, r) in rows.iter_mut().enumerate() {
                 r.index = i * batch + k;

@@ -201,17 +201,14 @@ impl<'a> Machine<'a> {
 
     /// Push a new leaf holding `payload` bytes.
     fn push_leaf(&mut self, v: Value, payload: usize) -> Result<(), PickleError> {
-        self.push_costed(v, Cost::leaf(payload))
+        let cost = Cost::leaf(payload);
+        self.charge(cost)?;
+        self.stack.push(Slot::Val(v, cost));
+        Ok(())
     }
 
     fn push(&mut self, v: Value) -> Result<(), PickleError> {
         self.push_leaf(v, 0)
-    }
-
-    fn push_costed(&mut self, v: Value, cost: Cost) -> Result<(), PickleError> {
-        self.charge(cost)?;
-        self.stack.push(Slot::Val(v, cost));
-        Ok(())
     }
 
     /// Push a container made of `items` (already counted: only the container is new).
