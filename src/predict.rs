@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::labels::class_name;
 use crate::model::Model;
-use crate::model::exec::{Network, Pass};
+use crate::model::exec::{BatchNormMode, Network, Pass};
 use crate::{Error, Result};
 
 /// One ranked class.
@@ -80,7 +80,6 @@ pub struct Captured {
 pub struct Classifier {
     pub backend: Backend,
     net: Network,
-    input_size: usize,
 }
 
 impl Classifier {
@@ -92,19 +91,22 @@ impl Classifier {
             &model.quant.activations,
             &backend.device,
         )?;
-        Ok(Classifier {
-            backend,
-            net,
-            input_size: 224,
-        })
+        Ok(Classifier { backend, net })
     }
 
-    /// Upload a batch of normalised CHW images (each `3 × 224 × 224`).
+    /// Upload a batch of normalised CHW images, squares of one side (224 for photos; the
+    /// network is convolutional, and tests and synthesized images use other sides).
     fn input(&self, images: &[Vec<f32>]) -> Result<Tensor<4>> {
-        let s = self.input_size;
-        let per = 3 * s * s;
         if images.is_empty() {
             return Err(Error::Invalid("no images were given".into()));
+        }
+        let s = ((images[0].len() / 3) as f64).sqrt().round() as usize;
+        let per = 3 * s * s;
+        if s < 16 {
+            return Err(Error::Invalid(format!(
+                "input has {} values, not a 3-channel square of at least 16×16",
+                images[0].len()
+            )));
         }
         if let Some(bad) = images.iter().find(|im| im.len() != per) {
             return Err(Error::Invalid(format!(
@@ -157,7 +159,9 @@ impl Classifier {
     /// Run a batch and read the given values back to the host as computed (activation
     /// calibration, bias correction).
     pub async fn capture(&self, images: &[Vec<f32>], values: &[usize]) -> Result<Vec<Captured>> {
-        let (_, captured) = self.net.run(self.input(images)?, None, values);
+        let (_, captured) = self
+            .net
+            .run(self.input(images)?, BatchNormMode::Running, values);
         let mut out = Vec::with_capacity(captured.len());
         for (value, t) in captured {
             let dims = t.dims();

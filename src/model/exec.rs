@@ -8,7 +8,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::graph::{Graph, Op};
-use super::layers::{BatchNorm, BatchStats, Conv, Linear};
+use super::layers::{BatchNorm, BatchStats, Conv, Linear, Params, Upload};
 use crate::quant::ActQuant;
 use crate::tensor::StateDict;
 use crate::{Error, Result};
@@ -60,9 +60,29 @@ pub struct Network {
     output: usize,
 }
 
+/// How batch norms normalise in a pass, and whether they record what they saw.
+pub enum BatchNormMode<'a> {
+    /// With their running statistics (inference).
+    Running,
+    /// With the batch's own statistics, recorded (PyTorch's `train()`: recalibration).
+    Batch(&'a mut Vec<BatchStats>),
+    /// With their running statistics, recording the batch's statistics of their inputs (what
+    /// data-free synthesis compares with the running ones).
+    Observe(&'a mut Vec<BatchStats>),
+}
+
 /// Quantize to `u8` and back, as `QuantizeLinear` (round half to even, saturate) followed by
-/// `DequantizeLinear` compute it.
+/// `DequantizeLinear` compute it. In training (autodiff) the rounding passes gradients
+/// straight through: the forward value is the quantized one, the backward the identity.
 pub fn fake_quantize(x: Tensor<4>, q: ActQuant) -> Tensor<4> {
+    if x.is_autodiff() {
+        let plain = x.clone().detach();
+        return x + (quantize_dequantize(plain.clone(), q) - plain);
+    }
+    quantize_dequantize(x, q)
+}
+
+fn quantize_dequantize(x: Tensor<4>, q: ActQuant) -> Tensor<4> {
     let zp = q.zero_point as f32;
     x.div_scalar(q.scale)
         .round()
@@ -80,6 +100,15 @@ impl Network {
         act: &std::collections::BTreeMap<String, ActQuant>,
         device: &Device,
     ) -> Result<Self> {
+        Network::build_from(graph, &Upload { weights, device }, act)
+    }
+
+    /// [`Network::build`] from any source of tensors (the device leaves of training).
+    pub fn build_from(
+        graph: &Graph,
+        params: &impl Params,
+        act: &std::collections::BTreeMap<String, ActQuant>,
+    ) -> Result<Self> {
         let mut steps = Vec::with_capacity(graph.nodes.len());
         for n in &graph.nodes {
             let op = match &n.op {
@@ -91,10 +120,10 @@ impl Network {
                     bias,
                     ..
                 } => Compiled::Conv(Box::new(Conv::load(
-                    weights, name, *stride, *pads, *groups, *bias, device,
+                    params, name, *stride, *pads, *groups, *bias,
                 )?)),
                 Op::BatchNorm { name, eps, .. } => {
-                    Compiled::BatchNorm(Box::new(BatchNorm::load(weights, name, *eps, device)?))
+                    Compiled::BatchNorm(Box::new(BatchNorm::load(params, name, *eps)?))
                 }
                 Op::Relu => Compiled::Relu,
                 Op::Relu6 => Compiled::Relu6,
@@ -109,9 +138,7 @@ impl Network {
                         .with_padding([*pad, *pad]),
                 ),
                 Op::GlobalAvgPool => Compiled::GlobalAvgPool,
-                Op::Linear { name, .. } => {
-                    Compiled::Linear(Box::new(Linear::load(weights, name, device)?))
-                }
+                Op::Linear { name, .. } => Compiled::Linear(Box::new(Linear::load(params, name)?)),
             };
             steps.push(Step {
                 op,
@@ -143,23 +170,22 @@ impl Network {
         })
     }
 
-    /// Run the graph. With `stats`, batch norms use and record the batch's statistics
-    /// (training mode); `capture` lists values to return as computed (after fake-quant).
+    /// Run the graph, batch norms as `bn` says; `capture` lists values to return as computed (after fake-quant).
     pub fn run(
         &self,
         x: Tensor<4>,
-        stats: Option<&mut Vec<BatchStats>>,
+        mut bn: BatchNormMode,
         capture: &[usize],
     ) -> (Tensor<4>, Vec<(usize, Tensor<4>)>) {
         let mut captured = Vec::new();
         let mut pass = self.started(x, capture, &mut captured);
         // Captures only: nothing after the last captured value needs computing (GPTQ
         // measures one layer's input at a time, early layers most often).
-        let stop = match (capture.iter().max(), &stats) {
-            (Some(&last), None) => Some(last),
+        let stop = match (capture.iter().max(), &bn) {
+            (Some(&last), BatchNormMode::Running) => Some(last),
             _ => None,
         };
-        self.advance(&mut pass, stats, capture, &mut captured, stop);
+        self.advance(&mut pass, &mut bn, capture, &mut captured, stop);
         let out = match stop {
             Some(v) => pass.values[v].take(),
             None => pass.values[self.output].take(),
@@ -198,7 +224,13 @@ impl Network {
         if self.computed(pass, value) {
             return None;
         }
-        self.advance(pass, None, &[], &mut Vec::new(), Some(value));
+        self.advance(
+            pass,
+            &mut BatchNormMode::Running,
+            &[],
+            &mut Vec::new(),
+            Some(value),
+        );
         pass.values.get(value).cloned().flatten()
     }
 
@@ -232,7 +264,7 @@ impl Network {
     fn advance(
         &self,
         pass: &mut Pass,
-        mut stats: Option<&mut Vec<BatchStats>>,
+        bn_mode: &mut BatchNormMode,
         capture: &[usize],
         captured: &mut Vec<(usize, Tensor<4>)>,
         stop: Option<usize>,
@@ -255,9 +287,13 @@ impl Network {
             let x = get(&mut pass.values, 0);
             let y = match &step.op {
                 Compiled::Conv(c) => c.forward(x),
-                Compiled::BatchNorm(bn) => match stats.as_deref_mut() {
-                    Some(s) => bn.forward_batch(x, s),
-                    None => bn.forward(x),
+                Compiled::BatchNorm(bn) => match bn_mode {
+                    BatchNormMode::Running => bn.forward(x),
+                    BatchNormMode::Batch(s) => bn.forward_batch(x, s),
+                    BatchNormMode::Observe(s) => {
+                        bn.record(x.clone(), s);
+                        bn.forward(x)
+                    }
                 },
                 Compiled::Relu => relu(x),
                 Compiled::Relu6 => x.clamp(0.0, 6.0),
@@ -281,7 +317,7 @@ impl Network {
 
     /// `[N, 3, H, W]` normalised images → `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let (out, _) = self.run(x, None, &[]);
+        let (out, _) = self.run(x, BatchNormMode::Running, &[]);
         let [n, k, _, _] = out.dims();
         out.reshape([n, k])
     }
@@ -290,7 +326,16 @@ impl Network {
     /// batch's statistics (as PyTorch's `train()` does) and records them.
     pub fn batch_statistics(&self, x: Tensor<4>) -> Vec<BatchStats> {
         let mut stats = Vec::new();
-        self.run(x, Some(&mut stats), &[]);
+        self.run(x, BatchNormMode::Batch(&mut stats), &[]);
         stats
+    }
+
+    /// Inference pass that also records every batch norm's input statistics over the batch:
+    /// the logits and the statistics.
+    pub fn observe_batch_statistics(&self, x: Tensor<4>) -> (Tensor<2>, Vec<BatchStats>) {
+        let mut stats = Vec::new();
+        let (out, _) = self.run(x, BatchNormMode::Observe(&mut stats), &[]);
+        let [n, k, _, _] = out.dims();
+        (out.reshape([n, k]), stats)
     }
 }

@@ -24,6 +24,25 @@ pub fn upload<const D: usize>(t: &HostTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
 }
 
+/// Where a layer's tensors come from: host weights uploaded once for inference, or tensors
+/// already on the device — the leaves that training differentiates.
+pub trait Params {
+    /// Tensor `key` with rank `D` (its shape as the graph says).
+    fn get<const D: usize>(&self, key: &str) -> Result<Tensor<D>>;
+}
+
+/// Host weights, uploaded to `device` as they are read.
+pub struct Upload<'a> {
+    pub weights: &'a StateDict,
+    pub device: &'a Device,
+}
+
+impl Params for Upload<'_> {
+    fn get<const D: usize>(&self, key: &str) -> Result<Tensor<D>> {
+        Ok(upload(param(self.weights, key)?, self.device))
+    }
+}
+
 /// A convolution, with an optional bias (a folded batch norm's shift) and asymmetric zero
 /// padding applied before it when the pads differ (TF-"same").
 pub struct Conv {
@@ -37,17 +56,15 @@ pub struct Conv {
 impl Conv {
     /// Load `{name}.weight` (and `{name}.bias` when `bias`); `pads` are `[top, left, bottom, right]`.
     pub fn load(
-        weights: &StateDict,
+        params: &impl Params,
         name: &str,
         stride: usize,
         pads: [usize; 4],
         groups: usize,
         bias: bool,
-        device: &Device,
     ) -> Result<Self> {
-        let w = param(weights, &format!("{name}.weight"))?;
         let bias = if bias {
-            Some(upload(param(weights, &format!("{name}.bias"))?, device))
+            Some(params.get(&format!("{name}.bias"))?)
         } else {
             None
         };
@@ -55,7 +72,7 @@ impl Conv {
         let symmetric = t == b && l == r;
         let padding = if symmetric { [t, l] } else { [0, 0] };
         Ok(Self {
-            weight: upload(w, device),
+            weight: params.get(&format!("{name}.weight"))?,
             bias,
             options: ConvOptions::new([stride, stride], padding, [1, 1], groups.max(1)),
             pad: (!symmetric).then_some((l, r, t, b)),
@@ -100,26 +117,23 @@ pub struct BatchStats {
 }
 
 impl BatchNorm {
-    /// Load `{prefix}.weight/bias/running_mean/running_var`.
-    pub fn load(weights: &StateDict, prefix: &str, eps: f32, device: &Device) -> Result<Self> {
-        let gamma = param(weights, &format!("{prefix}.weight"))?;
-        let beta = param(weights, &format!("{prefix}.bias"))?;
-        let mean = param(weights, &format!("{prefix}.running_mean"))?;
-        let var = param(weights, &format!("{prefix}.running_var"))?;
-        let c = gamma.len();
-        let scale: Vec<f32> = (0..c)
-            .map(|i| gamma.data[i] / (var.data[i] + eps).sqrt())
-            .collect();
-        let shift: Vec<f32> = (0..c)
-            .map(|i| beta.data[i] - mean.data[i] * scale[i])
-            .collect();
-        let to4 = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [1, c, 1, 1]), device);
+    /// Load `{prefix}.weight/bias/running_mean/running_var`. The scale and shift are computed
+    /// on the device, so that training differentiates through them.
+    pub fn load(params: &impl Params, prefix: &str, eps: f32) -> Result<Self> {
+        let gamma: Tensor<1> = params.get(&format!("{prefix}.weight"))?;
+        let beta: Tensor<1> = params.get(&format!("{prefix}.bias"))?;
+        let mean: Tensor<1> = params.get(&format!("{prefix}.running_mean"))?;
+        let var: Tensor<1> = params.get(&format!("{prefix}.running_var"))?;
+        let c = gamma.dims()[0];
+        let to4 = |t: Tensor<1>| t.reshape([1, c, 1, 1]);
+        let scale = gamma.clone() / var.add_scalar(eps).sqrt();
+        let shift = beta.clone() - mean * scale.clone();
         Ok(Self {
             name: prefix.to_string(),
             scale: to4(scale),
             shift: to4(shift),
-            gamma: to4(gamma.data.clone()),
-            beta: to4(beta.data.clone()),
+            gamma: to4(gamma),
+            beta: to4(beta),
             eps,
         })
     }
@@ -128,10 +142,11 @@ impl BatchNorm {
         x * self.scale.clone() + self.shift.clone()
     }
 
-    /// Training mode: normalise with this batch's own statistics, and record them.
-    pub fn forward_batch(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> Tensor<4> {
+    /// Record this batch's per-channel mean and biased variance of `x`; returns them as
+    /// `[1, C, 1, 1]`.
+    pub fn record(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> (Tensor<4>, Tensor<4>) {
         let [n, c, h, w] = x.dims();
-        let flat = x.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+        let flat = x.swap_dims(0, 1).reshape([c, n * h * w]);
         let (var, mean) = flat.var_mean_bias(1);
         let (mean4, var4) = (
             mean.clone().reshape([1, c, 1, 1]),
@@ -143,6 +158,12 @@ impl BatchNorm {
             var: var.reshape([c]),
             count: n * h * w,
         });
+        (mean4, var4)
+    }
+
+    /// Training mode: normalise with this batch's own statistics, and record them.
+    pub fn forward_batch(&self, x: Tensor<4>, stats: &mut Vec<BatchStats>) -> Tensor<4> {
+        let (mean4, var4) = self.record(x.clone(), stats);
         (x - mean4) / var4.add_scalar(self.eps).sqrt() * self.gamma.clone() + self.beta.clone()
     }
 }
@@ -154,20 +175,12 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn load(weights: &StateDict, prefix: &str, device: &Device) -> Result<Self> {
-        let w = param(weights, &format!("{prefix}.weight"))?;
-        let b = param(weights, &format!("{prefix}.bias"))?;
-        let (out, inp) = (w.shape[0], w.shape[1]);
-        // Burn's linear takes `[in, out]`.
-        let mut t = vec![0f32; w.len()];
-        for o in 0..out {
-            for i in 0..inp {
-                t[i * out + o] = w.data[o * inp + i];
-            }
-        }
+    pub fn load(params: &impl Params, prefix: &str) -> Result<Self> {
+        let w: Tensor<2> = params.get(&format!("{prefix}.weight"))?;
         Ok(Self {
-            weight_t: Tensor::from_data(TensorData::new(t, [inp, out]), device),
-            bias: upload(b, device),
+            // Burn's linear takes `[in, out]`.
+            weight_t: w.transpose(),
+            bias: params.get(&format!("{prefix}.bias"))?,
         })
     }
 

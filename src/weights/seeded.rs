@@ -5,39 +5,12 @@
 //! He-initialised (normal, fan-out, as torchvision does), batch norms get non-trivial running
 //! statistics, the classifier PyTorch's default uniform init. Predictions are meaningless.
 
+use crate::rng::Rng;
 use crate::tensor::{HostTensor, StateDict};
-
-/// SplitMix64: small, fast and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-
-    fn range(&mut self, lo: f64, hi: f64) -> f32 {
-        (lo + (hi - lo) * self.uniform()) as f32
-    }
-
-    /// Standard normal (Box–Muller, one value per call).
-    fn normal(&mut self) -> f64 {
-        let r = (-2.0 * self.uniform().ln()).sqrt();
-        r * (std::f64::consts::TAU * self.uniform()).cos()
-    }
-}
 
 /// Deterministic weights for every `(name, shape)` pair, in the given order.
 pub fn seeded_state_dict(shapes: &[(String, Vec<usize>)], seed: u64) -> StateDict {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut out = StateDict::new();
     for (name, shape) in shapes {
         let n: usize = shape.iter().product();
