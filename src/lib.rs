@@ -15,9 +15,11 @@ pub mod model;
 pub mod predict;
 pub mod preprocess;
 pub mod quant;
+pub mod rng;
 pub mod session;
 pub mod tensor;
 pub mod timing;
+pub mod train;
 pub mod weights;
 
 #[cfg(target_family = "wasm")]

@@ -81,7 +81,7 @@ impl FromStr for Augment {
 }
 
 /// The side of a 3-channel square image, or why the image is not one.
-fn square_side(image: &[f32]) -> Result<usize> {
+pub(crate) fn square_side(image: &[f32]) -> Result<usize> {
     let plane = image.len() / 3;
     let side = (plane as f64).sqrt().round() as usize;
     if side == 0 || 3 * side * side != image.len() {
@@ -94,7 +94,7 @@ fn square_side(image: &[f32]) -> Result<usize> {
 }
 
 /// Left and right swapped.
-fn mirrored(image: &[f32], side: usize) -> Vec<f32> {
+pub(crate) fn mirrored(image: &[f32], side: usize) -> Vec<f32> {
     let mut out = image.to_vec();
     for row in out.chunks_exact_mut(side) {
         row.reverse();
@@ -103,16 +103,27 @@ fn mirrored(image: &[f32], side: usize) -> Vec<f32> {
 }
 
 /// The `CROP_SHARE` square at corner `corner` (0 top left, 1 top right, 2 bottom left, 3
-/// bottom right) scaled back to `side` by bilinear interpolation (pixel centres aligned, as
-/// image resizers do). Resizing is linear, so resizing the normalised values equals
-/// normalising the resized pixels.
+/// bottom right) scaled back to `side`.
 fn corner_crop(image: &[f32], side: usize, corner: usize) -> Vec<f32> {
     let crop = (side as f32 * CROP_SHARE).round().max(1.0);
     let margin = side as f32 - crop;
     let x0 = if corner % 2 == 1 { margin } else { 0.0 };
     let y0 = if corner >= 2 { margin } else { 0.0 };
+    resized_crop(image, side, (x0, y0), (crop, crop))
+}
+
+/// The rectangle at `origin` (x, y) of `size` (width, height) pixels of a square CHW image of
+/// `side`, scaled to the full `side` by bilinear interpolation (pixel centres aligned, as image
+/// resizers do). Resizing is linear, so resizing the normalised values equals normalising the
+/// resized pixels.
+pub(crate) fn resized_crop(
+    image: &[f32],
+    side: usize,
+    origin: (f32, f32),
+    size: (f32, f32),
+) -> Vec<f32> {
     // Source coordinate and weights for each output row/column.
-    let taps = |origin: f32| -> Vec<(usize, usize, f32)> {
+    let taps = |origin: f32, crop: f32| -> Vec<(usize, usize, f32)> {
         (0..side)
             .map(|o| {
                 let s = (origin + (o as f32 + 0.5) * crop / side as f32 - 0.5)
@@ -123,7 +134,7 @@ fn corner_crop(image: &[f32], side: usize, corner: usize) -> Vec<f32> {
             })
             .collect()
     };
-    let (xs, ys) = (taps(x0), taps(y0));
+    let (xs, ys) = (taps(origin.0, size.0), taps(origin.1, size.1));
     let plane = side * side;
     let mut out = vec![0f32; image.len()];
     for c in 0..3 {

@@ -74,7 +74,8 @@ impl Model {
         Ok(Model {
             weights: magnitude_prune(self, opts)?,
             ..self.clone()
-        })
+        }
+        .with_sparse_marked())
     }
 
     /// Pruning works on the float network; a quantized file must be compressed from its

@@ -314,6 +314,7 @@ where
         m = if opts.reconstruct {
             m.sparsified_calibrated(&opts.sparsity, backend, &statistics_batches, &mut progress)
                 .await?
+                .with_sparse_marked()
         } else {
             m.sparsified(&opts.sparsity)?
         };

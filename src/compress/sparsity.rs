@@ -90,6 +90,23 @@ pub fn magnitude_prune(model: &Model, opts: &SparsityOptions) -> Result<StateDic
     Ok(w)
 }
 
+impl Model {
+    /// The model with every layer weight that holds zeros listed as sparse: from here on its
+    /// zeros are pruned weights, which training keeps at zero and quantization cannot tell
+    /// from values that round to zero.
+    pub fn with_sparse_marked(mut self) -> Model {
+        let graph = self.graph();
+        self.quant.sparse = graph
+            .nodes
+            .iter()
+            .filter_map(|n| n.op.layer_name())
+            .map(|name| format!("{name}.weight"))
+            .filter(|k| self.weights.get(k).is_some_and(|t| t.data.contains(&0.0)))
+            .collect();
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! quantization. Loading dequantizes exactly as `DequantizeLinear` does, so a reloaded model
 //! computes what the saved one did.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,9 @@ pub struct ModelCard {
     /// Quantized activations, by value name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub activations: BTreeMap<String, ActQuant>,
+    /// Weights whose zeros are pruned weights (kept at zero when the model is trained).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sparse: BTreeSet<String>,
 }
 
 /// The name of a quantized tensor's scales.
@@ -124,6 +127,7 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
         folded: model.folded,
         tensors: formats,
         activations: q.activations.clone(),
+        sparse: q.sparse.clone(),
     };
     let json = serde_json::to_string(&card).map_err(|e| Error::Invalid(e.to_string()))?;
     write_raw(&raw, HashMap::from([(METADATA_KEY.to_string(), json)]))
@@ -151,6 +155,7 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
                 folded: false,
                 tensors: BTreeMap::new(),
                 activations: BTreeMap::new(),
+                sparse: BTreeSet::new(),
             }
         }
     };
@@ -168,8 +173,15 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
             )));
         }
     }
+    if let Some(key) = card.sparse.iter().find(|k| !shapes.contains_key(*k)) {
+        return Err(Error::Structure(format!(
+            "the metadata calls {} sparse, which the network lacks",
+            crate::error::quoted(key)
+        )));
+    }
     let mut quant = Quantization {
         activations: card.activations.clone(),
+        sparse: card.sparse.clone(),
         ..Default::default()
     };
     let mut weights = StateDict::new();

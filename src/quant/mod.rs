@@ -129,6 +129,9 @@ pub struct Quantization {
     pub f16: BTreeSet<String>,
     /// Activations quantized to `u8`, by value name.
     pub activations: BTreeMap<String, ActQuant>,
+    /// Weights whose zeros are pruned weights (magnitude or SparseGPT sparsity), not values
+    /// that happened to round to zero: training keeps them at zero.
+    pub sparse: BTreeSet<String>,
 }
 
 impl Quantization {

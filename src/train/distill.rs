@@ -1,0 +1,354 @@
+//! Knowledge distillation: the compressed model (the student) learns to give the original's
+//! (the teacher's) output distribution on random views of the user's photos — no labels
+//! needed. The loss is the KL divergence of temperature-softened outputs (Hinton et al.),
+//! optimised with Adam on a warm-up + cosine schedule. Training keeps the student storable as
+//! it is (see [`Leaves`]); a few photos are held back to measure agreement before and after,
+//! and the best model on them so far is what a run returns, cancelled or not.
+
+use std::future::Future;
+
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use super::adam::{Adam, Schedule};
+use super::jitter::random_view;
+use super::leaves::Leaves;
+use crate::backend::Backend;
+use crate::compress::pipeline::logits_of;
+use crate::compress::{Agreement, agreement};
+use crate::model::Model;
+use crate::model::exec::Network;
+use crate::predict::read_values;
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// How a distillation run goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistillOptions {
+    /// Optimizer steps (one batch each).
+    pub steps: usize,
+    /// Adam's peak learning rate.
+    pub lr: f32,
+    /// Photos per step.
+    pub batch: usize,
+    /// Softens both outputs before they are compared; the loss is scaled by its square so the
+    /// gradients keep their size (Hinton et al.).
+    pub temperature: f32,
+    /// Random views (crop, mirror, brightness, contrast) instead of the photos as they are.
+    pub augment: bool,
+    /// Photos held back from training to measure agreement on; `None` picks a fifth of them
+    /// (at least one when there are two or more, at most 50).
+    pub held_out: Option<usize>,
+    /// Measure the held-back photos every this many steps (and keep the best model); 0 picks
+    /// ten times per run.
+    pub eval_every: usize,
+    pub seed: u64,
+}
+
+impl Default for DistillOptions {
+    fn default() -> Self {
+        DistillOptions {
+            steps: 200,
+            lr: 1e-4,
+            batch: 16,
+            temperature: 1.0,
+            augment: true,
+            held_out: None,
+            eval_every: 0,
+            seed: 0,
+        }
+    }
+}
+
+/// The largest values a run accepts (a typo must not start a week-long run).
+pub const MAX_STEPS: usize = 100_000;
+pub const MAX_BATCH: usize = 256;
+
+impl DistillOptions {
+    /// Why these options cannot run, if they cannot.
+    pub fn check(&self, photos: usize) -> Result<()> {
+        let bad = |m: String| Err(Error::Invalid(m));
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return bad(format!("steps must be 1–{MAX_STEPS}, not {}", self.steps));
+        }
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return bad(format!("batch must be 1–{MAX_BATCH}, not {}", self.batch));
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return bad(format!(
+                "learning rate must be above 0 and at most 1, not {}",
+                self.lr
+            ));
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
+            return bad(format!(
+                "temperature must be above 0 and at most 100, not {}",
+                self.temperature
+            ));
+        }
+        if photos == 0 {
+            return bad("distillation needs photos (any, unlabelled): add some".into());
+        }
+        if self.held_out(photos) >= photos {
+            return bad(format!(
+                "{} photos held back leaves none of the {photos} to train on",
+                self.held_out(photos)
+            ));
+        }
+        Ok(())
+    }
+
+    /// How many of `photos` are held back.
+    pub fn held_out(&self, photos: usize) -> usize {
+        self.held_out.unwrap_or(if photos >= 2 {
+            (photos / 5).clamp(1, 50)
+        } else {
+            0
+        })
+    }
+
+    fn eval_every(&self) -> usize {
+        if self.eval_every > 0 {
+            self.eval_every
+        } else {
+            self.steps.div_ceil(10).max(1)
+        }
+    }
+}
+
+/// Told after every step; resolving to `false` stops the run (the best model so far is kept).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// 1-based.
+    pub step: usize,
+    pub steps: usize,
+    /// The step's distillation loss (KL, scaled by the temperature's square).
+    pub loss: f64,
+    pub learning_rate: f32,
+    /// Mean time per step so far.
+    pub ms_per_step: f64,
+    /// Time the remaining steps will take at that pace.
+    pub remaining_s: f64,
+    /// The held-back photos, when they were measured after this step.
+    pub held_out: Option<Agreement>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Distilled {
+    /// Steps run (fewer than asked when cancelled).
+    pub steps: usize,
+    /// Loss per step.
+    pub loss: Vec<f64>,
+    pub ms_per_step: f64,
+    pub seconds: f64,
+    pub train_images: usize,
+    pub held_out_images: usize,
+    /// The held-back photos before training and with the returned model.
+    pub before: Agreement,
+    pub after: Agreement,
+    /// The step whose model is returned (0: none improved on the start).
+    pub best_step: usize,
+    pub cancelled: bool,
+    #[serde(skip)]
+    pub model: Model,
+}
+
+/// The distillation loss: `T² · KL(softmax(t/T) ‖ softmax(s/T))`, averaged over the batch.
+pub fn distillation_loss(teacher: Tensor<2>, student: Tensor<2>, temperature: f32) -> Tensor<1> {
+    let n = teacher.dims()[0].max(1) as f32;
+    let t = teacher.div_scalar(temperature);
+    let (p, log_p) = (softmax(t.clone(), 1), log_softmax(t, 1));
+    let log_q = log_softmax(student.div_scalar(temperature), 1);
+    (p * (log_p - log_q))
+        .sum()
+        .mul_scalar(temperature * temperature / n)
+}
+
+/// Upload a batch of CHW images.
+fn batch_tensor(images: &[&Vec<f32>], side: usize, device: &Device) -> Tensor<4> {
+    let flat: Vec<f32> = images.iter().flat_map(|v| v.iter().copied()).collect();
+    Tensor::from_data(TensorData::new(flat, [images.len(), 3, side, side]), device)
+}
+
+/// Distil `student` (a compression of `teacher`) on `images` (preprocessed for their
+/// network). `report` hears about every step.
+pub async fn distill<R, F>(
+    teacher: &Model,
+    student: &Model,
+    images: &[Vec<f32>],
+    opts: &DistillOptions,
+    backend: &Backend,
+    eval_batch: usize,
+    mut report: R,
+) -> Result<Distilled>
+where
+    R: FnMut(StepReport) -> F,
+    F: Future<Output = bool>,
+{
+    opts.check(images.len())?;
+    if teacher.arch.name() != student.arch.name() {
+        return Err(Error::Invalid(format!(
+            "the teacher is {} and the student {}: give the original of the compressed model",
+            teacher.arch.display(),
+            student.arch.display()
+        )));
+    }
+    let side = (images[0].len() as f64 / 3.0).sqrt().round() as usize;
+    let pre = student.preprocess();
+    let mut rng = Rng::new(opts.seed);
+    // A seeded shuffle, then the last photos are held back.
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let held = opts.held_out(images.len());
+    let (train, held_idx) = order.split_at(images.len() - held);
+    let held_images: Vec<Vec<f32>> = held_idx.iter().map(|&i| images[i].clone()).collect();
+
+    let device = &backend.device;
+    let teacher_net = Network::build(
+        &teacher.graph(),
+        &teacher.weights,
+        &teacher.quant.activations,
+        device,
+    )?;
+    let measure = |m: Model| {
+        let held = &held_images;
+        async move {
+            let logits = logits_of(&m, backend, held, eval_batch).await?;
+            Ok::<_, Error>((m, logits))
+        }
+    };
+    let teacher_held = logits_of(teacher, backend, &held_images, eval_batch).await?;
+    let (_, start_logits) = measure(student.clone()).await?;
+    let before = agreement(&teacher_held, &start_logits);
+    let mut best = (before.clone(), 0usize, student.clone());
+
+    let ad = device.clone().autodiff();
+    let mut leaves = Leaves::new(&student.weights, &student.quant, &ad)?;
+    let graph = student.graph();
+    let schedule = Schedule::new(opts.lr, opts.steps);
+    let mut adam = Adam::default();
+    let mut losses = Vec::with_capacity(opts.steps);
+    let start = Instant::now();
+    let mut cursor = train.len();
+    let mut shuffled = train.to_vec();
+    let mut cancelled = false;
+    for step in 0..opts.steps {
+        // Epochs over the training photos in a new order each time.
+        let mut picks = Vec::with_capacity(opts.batch);
+        while picks.len() < opts.batch.min(train.len().max(1)) {
+            if cursor >= shuffled.len() {
+                for i in (1..shuffled.len()).rev() {
+                    shuffled.swap(i, rng.below(i + 1));
+                }
+                cursor = 0;
+            }
+            picks.push(shuffled[cursor]);
+            cursor += 1;
+        }
+        let views: Vec<Vec<f32>> = if opts.augment {
+            picks
+                .iter()
+                .map(|&i| random_view(&images[i], &pre, &mut rng))
+                .collect::<Result<_>>()?
+        } else {
+            picks.iter().map(|&i| images[i].clone()).collect()
+        };
+        let refs: Vec<&Vec<f32>> = views.iter().collect();
+        let x = batch_tensor(&refs, side, device);
+        let target = teacher_net.forward(x.clone()).autodiff();
+        let net = Network::build_from(&graph, &leaves.effective(), &student.quant.activations)?;
+        let out = net.forward(x.autodiff());
+        let loss = distillation_loss(target, out, opts.temperature);
+        let value = read_values(loss.clone().inner()).await?;
+        let loss_value = value.first().copied().unwrap_or(f32::NAN) as f64;
+        if !loss_value.is_finite() {
+            return Err(Error::Invalid(format!(
+                "the loss became {loss_value} at step {}: use a smaller learning rate",
+                step + 1
+            )));
+        }
+        let mut grads = loss.backward();
+        adam.next_step();
+        let rate = schedule.rate(step);
+        let names: Vec<String> = leaves.names().map(str::to_string).collect();
+        for key in names {
+            let Some(value) = leaves.value(&key).cloned() else {
+                continue;
+            };
+            let Some(mut grad) = value.grad_remove(&mut grads) else {
+                continue;
+            };
+            if let Some(mask) = leaves.mask(&key) {
+                grad = grad * mask.clone().inner();
+            }
+            let updated = adam.update(&key, value.inner(), grad, rate);
+            leaves.set(&key, updated.autodiff());
+        }
+        losses.push(loss_value);
+        let done = step + 1;
+        let ms_per_step = start.elapsed().as_secs_f64() * 1e3 / done as f64;
+        let held_out =
+            if !held_images.is_empty() && (done % opts.eval_every() == 0 || done == opts.steps) {
+                let (m, logits) = measure(leaves.to_model(student).await?).await?;
+                let a = agreement(&teacher_held, &logits);
+                if better(&a, &best.0) {
+                    best = (a.clone(), done, m);
+                }
+                Some(a)
+            } else {
+                None
+            };
+        let go_on = report(StepReport {
+            step: done,
+            steps: opts.steps,
+            loss: loss_value,
+            learning_rate: rate,
+            ms_per_step,
+            remaining_s: ms_per_step * (opts.steps - done) as f64 / 1e3,
+            held_out,
+        })
+        .await;
+        if !go_on {
+            cancelled = true;
+            break;
+        }
+    }
+    let steps = losses.len();
+    let (after, best_step, model) = if held_images.is_empty() {
+        // Nothing to choose by: the last model.
+        let m = leaves.to_model(student).await?;
+        (before.clone(), steps, m)
+    } else {
+        best
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Distilled {
+        steps,
+        ms_per_step: if steps > 0 {
+            seconds * 1e3 / steps as f64
+        } else {
+            0.0
+        },
+        loss: losses,
+        seconds,
+        train_images: train.len(),
+        held_out_images: held_images.len(),
+        before,
+        after,
+        best_step,
+        cancelled,
+        model,
+    })
+}
+
+/// Lower KL is better; agreement breaks exact ties (a few photos give coarse agreement, KL is
+/// the paired measure that moves with every photo).
+fn better(a: &Agreement, b: &Agreement) -> bool {
+    a.kl < b.kl || (a.kl == b.kl && a.agreement > b.agreement)
+}

@@ -1,0 +1,303 @@
+//! Calibration images synthesized from the network itself, for users without photos (ZeroQ,
+//! Cai et al. 2020; DeepInversion, Yin et al. 2020): starting from noise, the pixels are
+//! optimised until every batch norm sees, over the batch, inputs whose per-channel mean and
+//! variance are its running statistics — the statistics of ImageNet as the trained network
+//! remembers them. Activation ranges, batch-norm recalibration and layer statistics measured
+//! on such images resemble those on photos, which is all calibration needs.
+
+use std::future::Future;
+
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+use crate::backend::Backend;
+use crate::model::exec::Network;
+use crate::model::layers::param;
+use crate::model::{Model, Op};
+use crate::predict::read_values;
+use crate::preprocess::Preprocess;
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// How images are synthesized.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SynthOptions {
+    /// Images to make.
+    pub n: usize,
+    pub seed: u64,
+    /// Optimizer steps per batch.
+    pub steps: usize,
+    /// Adam's learning rate on the normalised pixels.
+    pub lr: f32,
+    /// Images optimised together (the statistics are the batch's).
+    pub batch: usize,
+    /// The images' side; `None`: the side the network's preprocessing resizes photos to.
+    pub side: Option<usize>,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            n: 32,
+            seed: 0,
+            steps: 100,
+            lr: 0.1,
+            batch: 16,
+            side: None,
+        }
+    }
+}
+
+/// Most images one run makes.
+pub const MAX_IMAGES: usize = 1024;
+
+/// Weight of the smoothness prior (total variation between neighbouring pixels): without it
+/// the statistics are met by high-frequency noise.
+const SMOOTHNESS: f32 = 1e-3;
+
+/// What a synthesis did: the images (normalised CHW squares of the side the network's
+/// preprocessing resizes to) and the statistics loss of each batch before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct Synthesized {
+    #[serde(skip)]
+    pub images: Vec<Vec<f32>>,
+    pub side: usize,
+    pub loss_before: Vec<f64>,
+    pub loss_after: Vec<f64>,
+    pub seconds: f64,
+}
+
+/// Progress of a synthesis, after each step.
+#[derive(Debug, Clone, Serialize)]
+pub struct SynthStep {
+    pub batch: usize,
+    pub batches: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+}
+
+/// The batch norms' running statistics on the device.
+struct Running {
+    mean: Vec<Tensor<1>>,
+    var: Vec<Tensor<1>>,
+}
+
+fn running_statistics(model: &Model, backend: &Backend) -> Result<Running> {
+    if model.folded {
+        return Err(Error::Invalid(
+            "synthesizing images needs the batch norms' running statistics, which a quantized (folded) model no longer has: use the original model".into(),
+        ));
+    }
+    let device = backend.device.clone().autodiff();
+    let upload = |key: String| -> Result<Tensor<1>> {
+        let t = param(&model.weights, &key)?;
+        Ok(Tensor::from_data(
+            TensorData::new(t.data.clone(), [t.len()]),
+            &device,
+        ))
+    };
+    let mut running = Running {
+        mean: Vec::new(),
+        var: Vec::new(),
+    };
+    for n in &model.graph().nodes {
+        if let Op::BatchNorm { name, .. } = &n.op {
+            running.mean.push(upload(format!("{name}.running_mean"))?);
+            running.var.push(upload(format!("{name}.running_var"))?);
+        }
+    }
+    if running.mean.is_empty() {
+        return Err(Error::Invalid(
+            "this network has no batch norms to synthesize images from".into(),
+        ));
+    }
+    Ok(running)
+}
+
+/// The statistics loss of a batch `x` (on an autodiff device): per batch norm, the distance of
+/// the batch's mean and variance from the running ones (DeepInversion's
+/// `‖μ − μ̂‖₂ + ‖σ² − σ̂²‖₂`), summed; plus the smoothness prior when `prior`.
+fn loss(net: &Network, running: &Running, x: Tensor<4>, prior: bool) -> Tensor<1> {
+    let (_, stats) = net.observe_batch_statistics(x.clone());
+    let mut total: Option<Tensor<1>> = None;
+    for (s, (mean, var)) in stats.iter().zip(running.mean.iter().zip(&running.var)) {
+        let d = (s.mean.clone() - mean.clone()).square().sum().sqrt()
+            + (s.var.clone() - var.clone()).square().sum().sqrt();
+        total = Some(match total {
+            Some(t) => t + d,
+            None => d,
+        });
+    }
+    let mut total = total.unwrap_or_else(|| x.clone().sum().mul_scalar(0.0));
+    if prior {
+        let [_, _, h, w] = x.dims();
+        let dx = x.clone().narrow(3, 1, w - 1) - x.clone().narrow(3, 0, w - 1);
+        let dy = x.clone().narrow(2, 1, h - 1) - x.narrow(2, 0, h - 1);
+        let tv = dx.square().mean() + dy.square().mean();
+        total = total + tv.mul_scalar(SMOOTHNESS);
+    }
+    total
+}
+
+/// The statistics loss (without the prior) of `images` as one batch: how far their batch-norm
+/// statistics are from the running ones.
+pub async fn statistics_loss(model: &Model, images: &[Vec<f32>], backend: &Backend) -> Result<f64> {
+    let running = running_statistics(model, backend)?;
+    let device = backend.device.clone().autodiff();
+    let net = Network::build(
+        &model.graph(),
+        &model.weights,
+        &model.quant.activations,
+        &device,
+    )?;
+    let side = square_side(images)?;
+    let flat: Vec<f32> = images.concat();
+    let x = Tensor::from_data(
+        TensorData::new(flat, [images.len(), 3, side, side]),
+        &device,
+    );
+    let v = read_values(loss(&net, &running, x, false).inner()).await?;
+    Ok(v.first().copied().unwrap_or(f32::NAN) as f64)
+}
+
+fn square_side(images: &[Vec<f32>]) -> Result<usize> {
+    let first = images
+        .first()
+        .ok_or_else(|| Error::Invalid("no images were given".into()))?;
+    let side = (first.len() as f64 / 3.0).sqrt().round() as usize;
+    if images.iter().any(|im| im.len() != 3 * side * side) || side < 2 {
+        return Err(Error::Invalid(
+            "images must be 3-channel squares of one size".into(),
+        ));
+    }
+    Ok(side)
+}
+
+/// Synthesize `opts.n` images from `model`'s batch norms. `report` hears about every step
+/// (`false` cancels).
+pub async fn synthesize<R, F>(
+    model: &Model,
+    opts: &SynthOptions,
+    backend: &Backend,
+    mut report: R,
+) -> Result<Synthesized>
+where
+    R: FnMut(SynthStep) -> F,
+    F: Future<Output = bool>,
+{
+    if opts.n == 0 || opts.n > MAX_IMAGES {
+        return Err(Error::Invalid(format!(
+            "the number of images must be 1–{MAX_IMAGES}, not {}",
+            opts.n
+        )));
+    }
+    if opts.steps == 0 || opts.batch == 0 || !(opts.lr > 0.0 && opts.lr <= 10.0) {
+        return Err(Error::Invalid(
+            "synthesis needs at least one step, a batch of at least one and a learning rate in (0, 10]".into(),
+        ));
+    }
+    let running = running_statistics(model, backend)?;
+    let device = backend.device.clone().autodiff();
+    let net = Network::build(
+        &model.graph(),
+        &model.weights,
+        &model.quant.activations,
+        &device,
+    )?;
+    // The side the preprocessing resizes to: the saved image is then center-cropped as a
+    // photo would be, and the crop's statistics are those optimised (the network is
+    // convolutional; its statistics barely depend on the input's size).
+    let side = opts
+        .side
+        .unwrap_or(model.preprocess().resize as usize)
+        .clamp(16, 1024);
+    let mut rng = Rng::new(opts.seed);
+    let start = Instant::now();
+    let batches = opts.n.div_ceil(opts.batch);
+    let mut out = Synthesized {
+        images: Vec::with_capacity(opts.n),
+        side,
+        loss_before: Vec::new(),
+        loss_after: Vec::new(),
+        seconds: 0.0,
+    };
+    for b in 0..batches {
+        let count = opts.batch.min(opts.n - b * opts.batch);
+        let init: Vec<f32> = (0..count * 3 * side * side)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let shape = [count, 3, side, side];
+        let mut x: Tensor<4> =
+            Tensor::from_data(TensorData::new(init, shape), &device).require_grad();
+        let mut adam = super::adam::Adam::default();
+        let mut last = f64::NAN;
+        for step in 0..opts.steps {
+            let l = loss(&net, &running, x.clone(), true);
+            let value = read_values(l.clone().inner()).await?;
+            last = value.first().copied().unwrap_or(f32::NAN) as f64;
+            if !last.is_finite() {
+                return Err(Error::Invalid(format!(
+                    "the synthesis loss became {last}: use a smaller learning rate"
+                )));
+            }
+            if step == 0 {
+                out.loss_before.push(last);
+            }
+            let mut grads = l.backward();
+            let g = x
+                .grad_remove(&mut grads)
+                .ok_or_else(|| Error::Backend("no gradient reached the images".into()))?;
+            adam.next_step();
+            let n = g.shape().num_elements();
+            let flat = adam.update("x", x.clone().inner().reshape([n]), g.reshape([n]), opts.lr);
+            x = flat.reshape(shape).autodiff().require_grad();
+            let go_on = report(SynthStep {
+                batch: b + 1,
+                batches,
+                step: step + 1,
+                steps: opts.steps,
+                loss: last,
+            })
+            .await;
+            if !go_on {
+                return Err(Error::Cancelled);
+            }
+        }
+        out.loss_after.push(last);
+        let values = read_values(x.inner()).await?;
+        out.images
+            .extend(values.chunks(3 * side * side).map(<[f32]>::to_vec));
+    }
+    out.seconds = start.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// A synthesized image as a PNG that any photo input reads (pixels clamped to 0–255).
+pub fn to_png(image: &[f32], pre: &Preprocess) -> Result<Vec<u8>> {
+    use image::ImageEncoder;
+    let side = (image.len() as f64 / 3.0).sqrt().round() as usize;
+    if 3 * side * side != image.len() || side == 0 {
+        return Err(Error::Invalid("not a 3-channel square image".into()));
+    }
+    let plane = side * side;
+    let mut rgb = vec![0u8; 3 * plane];
+    for i in 0..plane {
+        for c in 0..3 {
+            let p = (image[c * plane + i] * pre.std[c] + pre.mean[c]) * 255.0;
+            rgb[3 * i + c] = p.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(
+            &rgb,
+            side as u32,
+            side as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| Error::Invalid(format!("could not encode a PNG: {e}")))?;
+    Ok(png)
+}
