@@ -5,6 +5,7 @@ mod args;
 mod compress;
 mod images;
 mod print;
+mod train;
 
 use std::future::Future;
 use std::io::{IsTerminal, Read};
@@ -42,6 +43,11 @@ usage:
                         [--granularity channel|tensor|group:N] [--top N] [--json]
   modelslim export --weights FILE --onnx OUT.onnx
   modelslim convert --weights FILE.pth --out FILE.safetensors
+  modelslim distill --weights COMPRESSED --teacher ORIGINAL --images DIR --out OUT.safetensors
+                    [--onnx OUT.onnx] [--steps N] [--lr X] [--batch N] [--temperature T]
+                    [--held-out N] [--seed S] [--no-augment] [--backend cpu|wgpu] [--json]
+  modelslim synth --weights ORIGINAL --out DIR [--n N] [--seed S] [--steps N] [--lr X]
+                  [--batch N] [--backend cpu|wgpu] [--json]
 
 Every command that takes --weights also takes --model resnet18|efficientnet-lite0 (detected
 from the weights' names when absent; compressed files carry it).
@@ -56,7 +62,12 @@ ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.
 reconstruction refits the layers that read pruned channels by least squares (and zeroes
 weights with SparseGPT instead of by magnitude); output/hessian rank channels by what they
 contribute to the next layers' outputs on those images. --augment flip (×2) or flip-crop (×4)
-also measures those methods' layer statistics on mirrored and corner-cropped copies.";
+also measures those methods' layer statistics on mirrored and corner-cropped copies.
+
+distill trains the compressed model to give the original's outputs on random views of the
+photos under --images (no labels needed; a fifth of them, at most 50, are held back to measure
+agreement, and the best model on them is written). synth writes PNG images made from the
+original's batch-norm statistics, for --calibrate when there are no photos.";
 
 pub fn main() -> i32 {
     // SAFETY: called first, before any thread exists; SIG_DFL is a valid action for SIGPIPE.
@@ -116,6 +127,8 @@ fn run(args: &[String]) -> std::result::Result<(), CliError> {
         "sensitivity" => sensitivity(rest),
         "export" => export(rest),
         "convert" => convert(rest),
+        "distill" => train::distill(rest),
+        "synth" => train::synth(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
@@ -193,10 +206,14 @@ fn load_model(args: &Args) -> std::result::Result<Model, CliError> {
 
 /// A session on `--backend` with the model named by `--weights` loaded.
 fn session(args: &Args) -> std::result::Result<Session, CliError> {
+    session_with(args, args.required("weights")?)
+}
+
+/// A session on `--backend` with the model `spec` (of `--model`'s network) loaded.
+fn session_with(args: &Args, spec: &str) -> std::result::Result<Session, CliError> {
     let kind: BackendKind = args.one("backend").unwrap_or("cpu").parse()?;
     let session = Session::new(Backend::native(kind)?, Batches::NATIVE);
-    let spec = args.required("weights")?;
-    session.load(load_model(args)?, spec)?;
+    session.load(load_model_as(spec, args.one("model"))?, spec)?;
     Ok(session)
 }
 

@@ -13,6 +13,7 @@ mod compression;
 mod measure;
 mod photos;
 mod report;
+mod training;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -32,6 +33,7 @@ pub use report::{
     Answer, Benchmark, Classified, CompressionReport, Evaluation, FileFormat, ModelCard,
     PhotoResult, Which,
 };
+pub use training::{DistillReport, SynthReport};
 
 /// How many images go through the network at once.
 #[derive(Debug, Clone, Copy)]
