@@ -18,6 +18,7 @@ use crate::compress::{
 use crate::model::Model;
 use crate::session::{Batches, FileFormat, Session, Which};
 use crate::timing::Timing;
+use crate::train::{DistillOptions, SynthOptions};
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
@@ -49,10 +50,11 @@ async fn yield_to_browser() {
 }
 
 /// The session's progress sink for a page callback (`None`: only yield). The callback gets the
-/// step as JSON and may return `false` to cancel; the yield lets a cancel message arrive.
-fn progress_to(
+/// step (a [`Progress`], a training step) as JSON and may return `false` to cancel; the yield
+/// lets a cancel message arrive.
+fn progress_to<T: Serialize>(
     callback: Option<js_sys::Function>,
-) -> impl FnMut(Progress) -> Pin<Box<dyn Future<Output = bool>>> {
+) -> impl FnMut(T) -> Pin<Box<dyn Future<Output = bool>>> {
     move |p| {
         let keep_going = callback.as_ref().is_none_or(|f| {
             let json = serde_json::to_string(&p).unwrap_or_default();
@@ -242,7 +244,7 @@ impl Engine {
         wasm_bindgen_futures::future_to_promise(async move {
             to_json(
                 &session
-                    .predict_all(progress_to(None))
+                    .predict_all(progress_to::<Progress>(None))
                     .await
                     .map_err(js_err)?,
             )
@@ -279,7 +281,7 @@ impl Engine {
         wasm_bindgen_futures::future_to_promise(async move {
             let which: Which = which.parse().map_err(js_err)?;
             let b = session
-                .benchmark(which, runs, progress_to(None))
+                .benchmark(which, runs, progress_to::<Progress>(None))
                 .await
                 .map_err(js_err)?;
             to_json(&b)
@@ -301,6 +303,45 @@ impl Engine {
                 .await
                 .map_err(js_err)?;
             to_json(&rows)
+        })
+    }
+
+    /// Distil the last compression from the loaded model on the kept photos with `options`
+    /// (JSON: `steps`, `lr`, `batch`, … as the CLI's flags). `on_step(json)` hears about every
+    /// step (loss, time, held-back agreement) and may return `false` to stop, keeping the best
+    /// model so far. Resolves to the report JSON; the files are then the distilled model's.
+    pub fn distill(&self, options: String, on_step: js_sys::Function) -> js_sys::Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let opts: DistillOptions = serde_json::from_str(&options)
+                .map_err(|e| js_err(format!("bad distillation settings: {e}")))?;
+            let report = session
+                .distill(None, &opts, progress_to(Some(on_step)))
+                .await
+                .map_err(js_err)?;
+            to_json(&report)
+        })
+    }
+
+    /// Synthesize calibration images from the loaded model (`options`: JSON `{n, seed, steps}`).
+    /// Resolves to `{report: JSON, images: [Uint8Array PNG]}`; the page keeps them as photos.
+    pub fn synthesize(&self, options: String, on_step: js_sys::Function) -> js_sys::Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let opts: SynthOptions = serde_json::from_str(&options)
+                .map_err(|e| js_err(format!("bad synthesis settings: {e}")))?;
+            let report = session
+                .synthesize(&opts, progress_to(Some(on_step)))
+                .await
+                .map_err(js_err)?;
+            let images = js_sys::Array::new();
+            for png in &report.png {
+                images.push(&js_sys::Uint8Array::from(png.as_slice()));
+            }
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(&out, &"report".into(), &to_json(&report)?)?;
+            js_sys::Reflect::set(&out, &"images".into(), &images)?;
+            Ok(out.into())
         })
     }
 

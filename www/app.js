@@ -439,6 +439,7 @@ function resetCompressed() {
   for (const k of ['msMedian', 'params', 'macs', 'bytesOnnx']) delete row.dataset[k];
   $('bench-ratio').innerHTML = '<th>ratio</th><td colspan="9"></td>';
   for (const p of photos) { p.compressed = null; renderPhoto(p); }
+  resetDistillation('Compress first; then distillation trains the compressed model.');
 }
 
 let stepTimes = []; // [{label, start}] of the current run
@@ -466,7 +467,7 @@ async function runCompression() {
   }
   const need = JSON.parse(window.wasmBindings.calibrationNeed(JSON.stringify(opts)));
   if (need && engine.photoCount < need.min) {
-    showError(`${need.message} (step 2).`);
+    showError(`${need.message} (step 2: your photos, or "Make calibration images" from the model).`);
     return;
   }
   cancelRequested = false;
@@ -513,10 +514,29 @@ function fillBenchRow(row, label, m) {
     '<td class="cold">–</td><td class="median">–</td><td class="p90">–</td>';
 }
 
-async function showReport(r) {
-  // The files first (the engine may answer from a worker), so that the whole report appears at once.
+// The compressed model's files, read from the engine (which may answer from a worker).
+async function readFiles() {
   const files = [];
   for (const f of ['onnx', 'safetensors', 'card']) files.push([f, await engine.download(f), await engine.downloadName(f)]);
+  return files;
+}
+
+// Offer `files` as the download links, releasing the previous ones.
+function showDownloads(files) {
+  for (const [f, bytes, name] of files) {
+    const a = $(`download-${f}`);
+    const type = f === 'card' ? 'application/json' : 'application/octet-stream';
+    if (a.href) URL.revokeObjectURL(a.href);
+    a.href = URL.createObjectURL(new Blob([bytes], { type }));
+    a.download = name;
+    a.textContent = `${a.download} (${fmtBytes(bytes.length)})`;
+    a.classList.remove('disabled');
+  }
+}
+
+async function showReport(r) {
+  // The files first, so that the whole report appears at once.
+  const files = await readFiles();
   fillBenchRow($('bench-original'), 'original', r.before);
   fillBenchRow($('bench-compressed'), `compressed <span class="small">(${r.file_stem})</span>`, r.after);
   const q = r.ratios;
@@ -542,15 +562,7 @@ async function showReport(r) {
     ag.textContent = `No photos to compare on: upload some to see the agreement. Quantization: ${r.quantization}.`;
   }
   ag.hidden = false;
-  for (const [f, bytes, name] of files) {
-    const a = $(`download-${f}`);
-    const type = f === 'card' ? 'application/json' : 'application/octet-stream';
-    if (a.href) URL.revokeObjectURL(a.href);
-    a.href = URL.createObjectURL(new Blob([bytes], { type }));
-    a.download = name;
-    a.textContent = `${a.download} (${fmtBytes(bytes.length)})`;
-    a.classList.remove('disabled');
-  }
+  showDownloads(files);
   drawLayers(r.layers);
   const steps = (r.steps || []).map((st) => `${st.label} ${st.seconds.toFixed(1)} s`).join(' · ');
   $('steps-timing').textContent = `Compression took ${r.page_seconds.toFixed(1)} s on ${$('backend').textContent}: ${steps}.`;
@@ -664,6 +676,126 @@ async function runSensitivity() {
   }
 }
 
+// ---- recovering accuracy: distillation in the engine, the loss drawn as it falls -------------
+let losses = [];
+let stopDistill = false;
+
+function resetDistillation(text) {
+  losses = [];
+  drawLoss();
+  $('distill-status').textContent = text;
+  $('distill-result').hidden = true;
+  delete $('distill-result').dataset.before;
+  delete $('distill-result').dataset.after;
+}
+
+function drawLoss() {
+  const line = $('loss-curve').querySelector('polyline');
+  $('loss-curve').dataset.points = losses.length;
+  if (!losses.length) { line.setAttribute('points', ''); return; }
+  const lo = Math.min(...losses);
+  const hi = Math.max(...losses);
+  const span = hi - lo || 1;
+  const n = Math.max(losses.length - 1, 1);
+  line.setAttribute('points', losses.map((l, i) => `${((400 * i) / n).toFixed(1)},${(115 - (105 * (l - lo)) / span).toFixed(1)}`).join(' '));
+  $('loss-curve').querySelector('title')?.remove();
+  const title = document.createElementNS('http://www.w3.org/2000/svg', 'title');
+  title.textContent = `loss ${losses[0].toFixed(4)} → ${losses[losses.length - 1].toFixed(4)} over ${losses.length} steps`;
+  $('loss-curve').append(title);
+}
+
+const fmtSeconds = (s) => (s >= 90 ? `${(s / 60).toFixed(0)} min` : `${s.toFixed(0)} s`);
+const fmtAgreement = (a) => `${Math.round(a.agreement * a.n)} of ${a.n} agree, KL ${a.kl.toFixed(4)}`;
+
+function distillStep(s) {
+  losses.push(s.loss);
+  drawLoss();
+  let text = `step ${s.step} of ${s.steps} · loss ${s.loss.toFixed(4)} · ${(s.ms_per_step / 1e3).toFixed(2)} s per step · about ${fmtSeconds(s.remaining_s)} left`;
+  if (s.held_out) text += ` · held-back photos: ${fmtAgreement(s.held_out)}`;
+  $('distill-status').textContent = text;
+  return !stopDistill;
+}
+
+function readDistillOptions() {
+  const num = (id, lo, hi) => {
+    const v = Number($(id).value);
+    if (!Number.isFinite(v) || v < lo || v > hi) throw new Error(`${$(id).parentElement.textContent.trim()} must be between ${lo} and ${hi}`);
+    return v;
+  };
+  return {
+    steps: Math.round(num('distill-steps', 1, 5000)),
+    lr: num('distill-lr', 1e-6, 1e-2),
+    batch: Math.round(num('distill-batch', 1, 32)),
+  };
+}
+
+async function runDistillation() {
+  clearError();
+  if (!report) { showError('Compress first: distillation trains the compressed model.'); return; }
+  if (engine.photoCount < 2) {
+    showError('Recovering accuracy needs at least 2 photos (one is held back to measure it): add photos in step 2, or make calibration images there.');
+    return;
+  }
+  let opts;
+  try { opts = readDistillOptions(); } catch (e) { showError(message(e)); return; }
+  resetDistillation('starting…');
+  stopDistill = false;
+  $('distill').disabled = true;
+  $('compress').disabled = true;
+  $('distill-stop').hidden = false;
+  setStatus('recovering accuracy (distillation)…');
+  try {
+    const r = JSON.parse(await engine.distill(JSON.stringify(opts), (s) => distillStep(JSON.parse(s))));
+    r.photos.forEach((a, i) => { if (photos[i]) { photos[i].compressed = a; renderPhoto(photos[i]); } });
+    showDownloads(await readFiles());
+    report.file_stem = r.file_stem;
+    const res = $('distill-result');
+    res.dataset.before = r.before.agreement;
+    res.dataset.after = r.after.agreement;
+    res.dataset.bestStep = r.best_step;
+    res.textContent = `Held-back photos (${r.held_out_images}, not trained on): before ${fmtAgreement(r.before)}; after ${fmtAgreement(r.after)}` +
+      ` (the model of step ${r.best_step} of ${r.steps}${r.cancelled ? ', stopped early' : ''}). ` +
+      `${r.steps} steps on ${r.train_images} photo(s), ${(r.ms_per_step / 1e3).toFixed(2)} s per step, ${fmtSeconds(r.seconds)} in all. The downloads are the distilled model.`;
+    res.hidden = false;
+    setStatus(`distilled: ${r.file_stem}`);
+  } catch (e) {
+    showError(`Recovering accuracy failed: ${message(e)}. The compressed model is unchanged.`);
+    setStatus('ready');
+  } finally {
+    $('distill').disabled = false;
+    $('compress').disabled = false;
+    $('distill-stop').hidden = true;
+  }
+}
+
+// ---- calibration images made from the model (no photos needed) ---------------------------
+let synthRuns = 0;
+
+async function runSynthesis() {
+  clearError();
+  if (!engine || !engine.modelInfo) { showError('Load a model first.'); return; }
+  const n = Math.round(Number($('synth-count').value));
+  if (!(n >= 1 && n <= 64)) { showError('Make between 1 and 64 images at a time.'); return; }
+  cancelRequested = false;
+  $('cancel').hidden = false;
+  setStatus(`making ${n} calibration images from the model…`);
+  try {
+    const seed = synthRuns++;
+    const out = await engine.synthesize(JSON.stringify({ n, seed, steps: 50, batch: Math.min(n, 8) }), (j) => {
+      const s = JSON.parse(j);
+      return progress({ step: s.step, steps: s.steps, label: `image batch ${s.batch} of ${s.batches}: statistics loss ${s.loss.toFixed(2)}` });
+    });
+    const files = out.images.map((png, i) => new File([png], `synthesized-${seed}-${i + 1}.png`, { type: 'image/png' }));
+    classifyAll(files);
+  } catch (e) {
+    if (message(e) !== 'cancelled') showError(`Making calibration images failed: ${message(e)}`);
+    setStatus('ready');
+  } finally {
+    $('cancel').hidden = true;
+    $('progress').hidden = true;
+  }
+}
+
 $('upload').addEventListener('change', (ev) => {
   classifyAll([...ev.target.files]);
   ev.target.value = '';
@@ -681,6 +813,9 @@ $('compress').addEventListener('click', () => enqueue(runCompression));
 $('cancel').addEventListener('click', () => { cancelRequested = true; setStatus('cancelling after the current step…'); });
 $('bench').addEventListener('click', () => enqueue(runBenchmark));
 $('sensitivity').addEventListener('click', () => enqueue(runSensitivity));
+$('distill').addEventListener('click', () => enqueue(runDistillation));
+$('distill-stop').addEventListener('click', () => { stopDistill = true; $('distill-status').textContent += ' · stopping after this step…'; });
+$('synthesize').addEventListener('click', () => enqueue(runSynthesis));
 for (const b of document.querySelectorAll('.preset')) b.addEventListener('click', () => applyPreset(b.dataset.preset));
 $('quant-method').addEventListener('change', () => { methodChosen = true; });
 $('quant').addEventListener('change', suggestGptq);

@@ -380,3 +380,47 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });
+
+// Recovering accuracy: 3 distillation steps on the two photos (one trains, one is held back),
+// the loss drawn step by step, and the downloaded distilled ONNX computing the page's "after"
+// predictions in onnxruntime. Both backends: the step times go into the closing report.
+for (const backend of ['wgpu', 'cpu']) {
+  test(`distillation on ${backend}: 3 steps, the loss curve, and the distilled ONNX gives the page's predictions`, { timeout: 3 * TIMEOUT }, async () => {
+    const { page, context, problems } = await openPage(backend === 'cpu' ? '?weights=seeded&backend=cpu' : '?weights=seeded');
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), backend);
+    await upload(page, PHOTOS_256);
+    await page.selectOption('[data-testid=quant]', 'int8');
+    await page.click('[data-testid=compress]');
+    await compressedShown(page, 2);
+    const before = await lists(page, 'top5-compressed');
+
+    await page.fill('[data-testid=distill-steps]', '3');
+    await page.fill('[data-testid=distill-lr]', '0.0001');
+    await page.fill('[data-testid=distill-batch]', '2');
+    await page.click('[data-testid=distill]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=distill-result]').hidden
+      || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+    assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+    assert.equal(await page.getAttribute('[data-testid=loss-curve]', 'data-points'), '3');
+    const points = await page.$eval('[data-testid=loss-curve] polyline', (l) => l.getAttribute('points').trim().split(/\s+/).length);
+    assert.equal(points, 3, 'the loss curve has a point per step');
+    const result = await page.$eval('[data-testid=distill-result]', (el) => ({ ...el.dataset, text: el.textContent }));
+    console.log(`${backend}: ${result.text}`);
+    const after = await lists(page, 'top5-compressed');
+    assert.equal(after.length, 2);
+    const moved = Math.max(...after.map((a, i) => maxLogitDiff(a.logits, before[i].logits)));
+    assert.ok(moved > 1e-4 || result.bestStep === '0', `the predictions did not change (${moved}) though step ${result.bestStep} was kept`);
+
+    const onnx = await download(page, 'download-onnx');
+    assert.equal(onnx.name, 'resnet18-int8-kd.onnx');
+    const ort = onnxruntime(onnx.path, PHOTOS_256, { optimize: true });
+    for (const [i, r] of ort.entries()) {
+      assert.equal(r.top5[0].index, after[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page's after distillation`);
+      const d = maxLogitDiff(after[i].logits, r.logits);
+      assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
+    }
+    await page.screenshot({ path: join(OUT, `distilled-${backend}.png`), fullPage: true });
+    assert.deepEqual(problems, [], 'the browser console must stay clean');
+    await context.close();
+  });
+}
