@@ -19,6 +19,9 @@ cargo clippy --release --all-targets --quiet -- -D warnings
 step "cargo test --release"
 cargo test --release
 
+step "distillation on real EfficientNet-Lite0 weights: a short run must lower the loss and raise agreement"
+SHORT=1 bash scripts/distill.sh
+
 step "trunk build --release (the page, dist/)"
 trunk build --release
 

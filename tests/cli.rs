@@ -608,3 +608,150 @@ fn eval_skips_an_unreadable_photo_with_a_warning_unless_strict() {
     assert_clean_failure(&strict, "n02123045_cut.png");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The contract: `distill --weights --teacher --images --out [--onnx] [--steps]
+/// [--lr] [--batch] [--json]` and `synth --weights --out DIR [--n] [--seed]`.
+#[test]
+fn distill_and_synth_follow_their_contract() {
+    let dir = std::env::temp_dir().join(format!("modelslim-distill-{}", std::process::id()));
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"] {
+        std::fs::copy(sample(name), photos.join(name)).unwrap();
+    }
+    let p = |name: &str| dir.join(name).display().to_string();
+    let teacher = p("teacher.safetensors");
+    assert_success(&modelslim(&[
+        "init-weights",
+        "--seed",
+        "3",
+        "--out",
+        &teacher,
+    ]));
+    let student = p("student.safetensors");
+    assert_success(&modelslim(&[
+        "compress",
+        "--weights",
+        &teacher,
+        "--out",
+        &student,
+        "--quant",
+        "int8",
+    ]));
+    let out = modelslim(&[
+        "distill",
+        "--weights",
+        &student,
+        "--teacher",
+        &teacher,
+        "--images",
+        &photos.display().to_string(),
+        "--out",
+        &p("kd.safetensors"),
+        "--onnx",
+        &p("kd.onnx"),
+        "--steps",
+        "2",
+        "--lr",
+        "0.00001",
+        "--batch",
+        "2",
+        "--json",
+    ]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["loss"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["loss"][0].as_f64().unwrap() >= 0.0);
+    assert!(v["ms_per_step"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["train_images"], 3);
+    assert_eq!(v["held_out_images"], 1);
+    for side in ["before", "after"] {
+        assert_eq!(v[side]["n"], 1, "{v}");
+        assert!(v[side]["agreement"].is_number() && v[side]["kl"].is_number());
+    }
+    assert!(
+        v.get("photos").is_none(),
+        "the JSON carries every photo's logits"
+    );
+    assert!(std::fs::metadata(p("kd.onnx")).unwrap().len() > 1000);
+    assert_success(&modelslim(&[
+        "predict",
+        "--weights",
+        &p("kd.safetensors"),
+        "--image",
+        &sample("chelsea.png"),
+    ]));
+    // Impossible options are one line.
+    let no_steps = modelslim(&[
+        "distill",
+        "--weights",
+        &student,
+        "--teacher",
+        &teacher,
+        "--images",
+        &photos.display().to_string(),
+        "--out",
+        &p("x.safetensors"),
+        "--steps",
+        "0",
+    ]);
+    assert_clean_failure(&no_steps, "steps must be");
+
+    // synth: PNGs any --calibrate accepts, the same for a seed.
+    let synth = |out: &str, seed: &str| {
+        modelslim(&[
+            "synth",
+            "--weights",
+            &teacher,
+            "--out",
+            out,
+            "--n",
+            "2",
+            "--seed",
+            seed,
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+        ])
+    };
+    assert_success(&synth(&p("synth-a"), "1"));
+    assert_success(&synth(&p("synth-b"), "1"));
+    let files = |d: &str| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(files(&p("synth-a")).len(), 2);
+    assert_eq!(
+        files(&p("synth-a")),
+        files(&p("synth-b")),
+        "same seed, other images"
+    );
+    assert_success(&modelslim(&[
+        "compress",
+        "--weights",
+        &teacher,
+        "--out",
+        &p("a8.safetensors"),
+        "--quant",
+        "int8",
+        "--act-quant",
+        "--calibrate",
+        &p("synth-a"),
+    ]));
+    let folded = modelslim(&[
+        "synth",
+        "--weights",
+        &student,
+        "--out",
+        &p("synth-c"),
+        "--n",
+        "1",
+    ]);
+    assert_clean_failure(&folded, "use the original model");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,6 +12,7 @@ use super::{Answer, Compressed, Loaded, Session, no_progress};
 use crate::compress::Agreement;
 use crate::export::to_onnx;
 use crate::model::Model;
+use crate::train::distill::HeldOut;
 use crate::train::{
     DistillOptions, StepReport, SynthOptions, SynthStep, distill, synthesize, to_png,
 };
@@ -33,6 +34,8 @@ pub struct DistillReport {
     pub after: Agreement,
     /// The step whose model was kept (0: none beat the start on the held-back photos).
     pub best_step: usize,
+    /// The held-back photos measured during the run.
+    pub held_out_curve: Vec<HeldOut>,
     pub cancelled: bool,
     /// Per kept photo, the distilled model's answer.
     pub photos: Vec<Answer>,
@@ -109,6 +112,7 @@ impl Session {
             before: run.before,
             after: run.after,
             best_step: run.best_step,
+            held_out_curve: run.held_out_curve,
             cancelled: run.cancelled,
             photos: answers,
             file_stem: stem.clone(),

@@ -152,9 +152,19 @@ pub struct Distilled {
     pub after: Agreement,
     /// The step whose model is returned (0: none improved on the start).
     pub best_step: usize,
+    /// Every measurement of the held-back photos during the run.
+    pub held_out_curve: Vec<HeldOut>,
     pub cancelled: bool,
     #[serde(skip)]
     pub model: Model,
+}
+
+/// The held-back photos measured after `step`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldOut {
+    pub step: usize,
+    #[serde(flatten)]
+    pub agreement: Agreement,
 }
 
 /// The distillation loss: `T² · KL(softmax(t/T) ‖ softmax(s/T))`, averaged over the batch.
@@ -238,6 +248,7 @@ where
     let mut cursor = train.len();
     let mut shuffled = train.to_vec();
     let mut cancelled = false;
+    let mut held_out_curve = Vec::new();
     for step in 0..opts.steps {
         // Epochs over the training photos in a new order each time.
         let mut picks = Vec::with_capacity(opts.batch);
@@ -300,6 +311,10 @@ where
                 if better(&a, &best.0) {
                     best = (a.clone(), done, m);
                 }
+                held_out_curve.push(HeldOut {
+                    step: done,
+                    agreement: a.clone(),
+                });
                 Some(a)
             } else {
                 None
@@ -342,6 +357,7 @@ where
         before,
         after,
         best_step,
+        held_out_curve,
         cancelled,
         model,
     })

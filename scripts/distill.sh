@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Prints the README's distillation table: EfficientNet-Lite0 (real ImageNet weights) compressed
+# by `modelslim compress`, then distilled by `modelslim distill` on the 250 `imagenet-samples`
+# photos without their labels (25 of them held back to pick the best step), scored by
+# `modelslim eval` on the 250 ImageNet validation photos against the fp32 model; and int8
+# weights + activations calibrated on photos against calibrated on images `modelslim synth`
+# made from the network alone.
+#   bash scripts/distill.sh [DATA_DIR]      (DATA_DIR holds imagenet-val/ and imagenet-samples/)
+#   ONLY=int4 bash scripts/distill.sh       only the rows whose name contains the word
+#   STEPS=400 BATCH=16 LR=5e-5 bash scripts/distill.sh   the training run (defaults shown)
+#   SHORT=1 bash scripts/distill.sh         CI's check: a 20-step run on the repository's 32
+#                                           photos that must lower the loss and raise the
+#                                           held-back agreement (exits 1 if not)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh" >/dev/null
+DATA="${1:-${MODELSLIM_DATA:-$ROOT/../shared/data}}"
+cargo build --release --quiet
+BIN="$CARGO_TARGET_DIR/release/modelslim"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+"$BIN" convert --weights "$MODELSLIM_EFFNET_PTH" --out "$OUT/fp32.safetensors" 2>/dev/null
+W="$OUT/fp32.safetensors"
+STEPS="${STEPS:-400}"; BATCH="${BATCH:-16}"; LR="${LR:-5e-5}"
+
+if [[ -n "${SHORT:-}" ]]; then
+  # int4 weights rounded to nearest agree with the original on a fifth of the photos: a few
+  # steps on 32 photos must already pull the model closer.
+  # The repository's photos (CI machines may lack DATA_DIR): the 16 calibration samples and 16
+  # validation photos, used without labels; 12 of them are held back.
+  mkdir -p "$OUT/photos"
+  find "$ROOT/tests/fixtures/imagenet-subset/calib" -type f | sort | xargs -I{} cp {} "$OUT/photos/"
+  find "$ROOT/tests/fixtures/imagenet-subset/val" -type f | sort | head -16 | xargs -I{} cp {} "$OUT/photos/"
+  "$BIN" compress --weights "$W" --out "$OUT/c.safetensors" --quant int4 --granularity group:32 --keep-first-last >/dev/null
+  "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/photos" --out "$OUT/d.safetensors" \
+    --steps 20 --batch 8 --lr 1e-4 --held-out 12 --json > "$OUT/d.json"
+  python3 - "$OUT/d.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+loss, b, a = d["loss"], d["before"], d["after"]
+first, last = sum(loss[:5]) / 5, sum(loss[-5:]) / 5
+print(f"distill, 20 steps of 8 photos ({d['ms_per_step'] / 1e3:.2f} s/step): loss {first:.3f} -> {last:.3f}; "
+      f"held-back agreement {b['agreement']:.3f} -> {a['agreement']:.3f}, KL {b['kl']:.3f} -> {a['kl']:.3f} (step {d['best_step']})")
+# Each step's loss is on other random views, so it is noisy: the means of five steps compare.
+ok = last < 0.9 * first and a["kl"] < 0.9 * b["kl"] and a["agreement"] > b["agreement"]
+sys.exit(0 if ok else 1)
+PY
+  exit
+fi
+
+mkdir -p "$OUT/samples" "$OUT/calib200" "$OUT/calib32"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | xargs -I{} cp {} "$OUT/samples/"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -200 | xargs -I{} cp {} "$OUT/calib200/"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -32 | xargs -I{} cp {} "$OUT/calib32/"
+
+# `field FILE EXPR`: a Python expression over the JSON file's object `d`, printed.
+field() {
+  python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# Scores a model file: "top-1 | top-5 | agreement | KL".
+score() {
+  "$BIN" eval --weights "$1" --reference "$W" --images "$DATA/imagenet-val" --json > "$OUT/e.json"
+  field "$OUT/e.json" "f'{d[\"top1\"]:.3f} | {d[\"top5\"]:.3f} | {d[\"agreement\"]:.3f} | {d[\"kl\"]:.4f}'"
+}
+
+recipes=(
+  "35 % channels inside blocks (33 % fewer MACs), by output energy, refit on 200 photos|--prune-channels 0.35 --round-to 8 --prune-scope internal --importance output --reconstruct --calibrate $OUT/calib200"
+  "int4 weights, per-channel, first/last int8, GPTQ on 200 photos|--quant int4 --keep-first-last --quant-method gptq --calibrate $OUT/calib200"
+)
+printf '| compressed | MACs | top-1 | top-5 | agreement | KL | distilled: top-1 | top-5 | agreement | KL | steps × photos, time |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n'
+for r in "${recipes[@]}"; do
+  name="${r%%|*}"; flags="${r#*|}"
+  [[ -z "${ONLY:-}" || "$name" == *"$ONLY"* ]] || continue
+  # shellcheck disable=SC2086
+  "$BIN" compress --weights "$W" --out "$OUT/c.safetensors" $flags --json > "$OUT/c.json"
+  macs=$(field "$OUT/c.json" "f'{d[\"after\"][\"macs\"] / d[\"before\"][\"macs\"]:.2f}'")
+  before=$(score "$OUT/c.safetensors")
+  "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/samples" --out "$OUT/d.safetensors" \
+    --steps "$STEPS" --batch "$BATCH" --lr "$LR" --held-out 25 --json > "$OUT/d.json"
+  after=$(score "$OUT/d.safetensors")
+  run=$(field "$OUT/d.json" "f'{d[\"steps\"]} × {d[\"options\"][\"batch\"]}, lr {d[\"options\"][\"lr\"]:g}, {d[\"ms_per_step\"] / 1e3:.1f} s/step, {d[\"seconds\"] / 60:.0f} min (step {d[\"best_step\"]} kept)'")
+  printf '| %s | %s | %s | %s | %s |\n' "$name" "$macs" "$before" "$after" "$run"
+done
+
+# Calibration without photos: the same int8 weights + activations, calibrated on 32 photos or
+# on 32 images synthesized from the network's batch-norm statistics.
+if [[ -z "${ONLY:-}" || "synthesized" == *"$ONLY"* ]]; then
+  printf '\n| int8 weights + activations (percentile 99.99), calibrated on | top-1 | top-5 | agreement | KL | time to make the images |\n'
+  printf '|---|---:|---:|---:|---:|---|\n'
+  A8="--quant int8 --act-quant --calibration percentile:99.99"
+  # shellcheck disable=SC2086
+  "$BIN" compress --weights "$W" --out "$OUT/p.safetensors" $A8 --calibrate "$OUT/calib32" >/dev/null
+  printf '| 32 photos | %s | – |\n' "$(score "$OUT/p.safetensors")"
+  "$BIN" synth --weights "$W" --out "$OUT/synth" --n 32 --seed 0 --json > "$OUT/s.json"
+  # shellcheck disable=SC2086
+  "$BIN" compress --weights "$W" --out "$OUT/s.safetensors" $A8 --calibrate "$OUT/synth" >/dev/null
+  secs=$(field "$OUT/s.json" "f'{d[\"seconds\"] / 60:.0f} min'")
+  printf '| 32 synthesized images (no photos) | %s | %s |\n' "$(score "$OUT/s.safetensors")" "$secs"
+fi
