@@ -24,6 +24,7 @@ pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
         "lr",
         "batch",
         "temperature",
+        "features",
         "held-out",
         "seed",
         "backend",
@@ -35,6 +36,7 @@ pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
         batch: args.number("batch", d.batch)?,
         temperature: args.number("temperature", d.temperature)?,
         augment: !args.has("no-augment"),
+        features: args.number("features", d.features)?,
         held_out: args
             .one("held-out")
             .map(|_| args.number("held-out", 0))

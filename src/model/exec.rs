@@ -315,6 +315,11 @@ impl Network {
         }
     }
 
+    /// The index of the value that holds the logits.
+    pub fn output(&self) -> usize {
+        self.output
+    }
+
     /// `[N, 3, H, W]` normalised images → `[N, classes]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let (out, _) = self.run(x, BatchNormMode::Running, &[]);

@@ -19,7 +19,7 @@ use crate::backend::Backend;
 use crate::compress::pipeline::logits_of;
 use crate::compress::{Agreement, agreement};
 use crate::model::Model;
-use crate::model::exec::Network;
+use crate::model::exec::{BatchNormMode, Network};
 use crate::predict::read_values;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -39,6 +39,10 @@ pub struct DistillOptions {
     pub temperature: f32,
     /// Random views (crop, mirror, brightness, contrast) instead of the photos as they are.
     pub augment: bool,
+    /// Weight of feature matching: the student's residual block outputs pulled towards the
+    /// teacher's (mean squared difference relative to the teacher's mean square, averaged over
+    /// the blocks whose widths match); 0 leaves it out.
+    pub features: f32,
     /// Photos held back from training to measure agreement on; `None` picks a fifth of them
     /// (at least one when there are two or more, at most 50).
     pub held_out: Option<usize>,
@@ -52,10 +56,11 @@ impl Default for DistillOptions {
     fn default() -> Self {
         DistillOptions {
             steps: 200,
-            lr: 1e-4,
+            lr: 5e-5,
             batch: 16,
             temperature: 1.0,
             augment: true,
+            features: 0.0,
             held_out: None,
             eval_every: 0,
             seed: 0,
@@ -81,6 +86,12 @@ impl DistillOptions {
             return bad(format!(
                 "learning rate must be above 0 and at most 1, not {}",
                 self.lr
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.features) {
+            return bad(format!(
+                "the feature-matching weight must be 0–100, not {}",
+                self.features
             ));
         }
         if !(self.temperature > 0.0 && self.temperature <= 100.0) {
@@ -238,6 +249,17 @@ where
     let before = agreement(&teacher_held, &start_logits);
     let mut best = (before.clone(), 0usize, student.clone());
 
+    // The residual block outputs both graphs have, for feature matching.
+    let teacher_graph = teacher.graph();
+    let mut matched = (Vec::new(), Vec::new());
+    if opts.features > 0.0 {
+        for (i, name) in graph_values(&student.graph()) {
+            if let Some(t) = teacher_graph.values.iter().position(|v| v == &name) {
+                matched.0.push(t);
+                matched.1.push(i);
+            }
+        }
+    }
     let ad = device.clone().autodiff();
     let mut leaves = Leaves::new(&student.weights, &student.quant, &ad)?;
     let graph = student.graph();
@@ -272,10 +294,15 @@ where
         };
         let refs: Vec<&Vec<f32>> = views.iter().collect();
         let x = batch_tensor(&refs, side, device);
-        let target = teacher_net.forward(x.clone()).autodiff();
         let net = Network::build_from(&graph, &leaves.effective(), &student.quant.activations)?;
-        let out = net.forward(x.autodiff());
-        let loss = distillation_loss(target, out, opts.temperature);
+        let (target, teacher_features) = run_to_logits(&teacher_net, x.clone(), &matched.0);
+        let (out, student_features) = run_to_logits(&net, x.autodiff(), &matched.1);
+        let mut loss = distillation_loss(target.autodiff(), out, opts.temperature);
+        if opts.features > 0.0 {
+            if let Some(f) = feature_loss(teacher_features, student_features) {
+                loss = loss + f.mul_scalar(opts.features);
+            }
+        }
         let value = read_values(loss.clone().inner()).await?;
         let loss_value = value.first().copied().unwrap_or(f32::NAN) as f64;
         if !loss_value.is_finite() {
@@ -361,6 +388,58 @@ where
         cancelled,
         model,
     })
+}
+
+/// The residual block outputs (`….add`) of a graph: index and name.
+fn graph_values(graph: &crate::model::Graph) -> Vec<(usize, String)> {
+    graph
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.ends_with(".add"))
+        .map(|(i, v)| (i, v.clone()))
+        .collect()
+}
+
+/// A full forward pass that also returns the values `capture` lists, in that order.
+fn run_to_logits(net: &Network, x: Tensor<4>, capture: &[usize]) -> (Tensor<2>, Vec<Tensor<4>>) {
+    if capture.is_empty() {
+        return (net.forward(x), Vec::new());
+    }
+    // Capturing the output too makes the pass run to the end.
+    let mut wanted = capture.to_vec();
+    wanted.push(net.output());
+    let (out, mut captured) = net.run(x, BatchNormMode::Running, &wanted);
+    let [n, k, _, _] = out.dims();
+    let values = capture
+        .iter()
+        .filter_map(|v| {
+            let i = captured.iter().position(|(c, _)| c == v)?;
+            Some(captured.swap_remove(i).1)
+        })
+        .collect();
+    (out.reshape([n, k]), values)
+}
+
+/// Feature matching: per pair of same-shaped block outputs, `mean((s − t)²) / mean(t²)`,
+/// averaged; `None` when no pair has the same shape (a pruned residual stream).
+fn feature_loss(teacher: Vec<Tensor<4>>, student: Vec<Tensor<4>>) -> Option<Tensor<1>> {
+    let mut total: Option<Tensor<1>> = None;
+    let mut pairs = 0;
+    for (t, s) in teacher.into_iter().zip(student) {
+        if t.dims() != s.dims() {
+            continue;
+        }
+        let t = t.autodiff();
+        let scale = t.clone().square().mean().add_scalar(1e-12);
+        let term = (s - t).square().mean() / scale;
+        total = Some(match total {
+            Some(a) => a + term,
+            None => term,
+        });
+        pairs += 1;
+    }
+    total.map(|t| t.div_scalar(pairs as f32))
 }
 
 /// Lower KL is better; agreement breaks exact ties (a few photos give coarse agreement, KL is
