@@ -45,7 +45,8 @@ usage:
   modelslim convert --weights FILE.pth --out FILE.safetensors
   modelslim distill --weights COMPRESSED --teacher ORIGINAL --images DIR --out OUT.safetensors
                     [--onnx OUT.onnx] [--steps N] [--lr X] [--batch N] [--temperature T]
-                    [--held-out N] [--seed S] [--no-augment] [--backend cpu|wgpu] [--json]
+                    [--features W] [--held-out N] [--seed S] [--no-augment] [--fixed-scales]
+                    [--backend cpu|wgpu] [--json]
   modelslim synth --weights ORIGINAL --out DIR [--n N] [--seed S] [--steps N] [--lr X]
                   [--batch N] [--backend cpu|wgpu] [--json]
 

@@ -39,6 +39,8 @@ pub struct DistillOptions {
     pub temperature: f32,
     /// Random views (crop, mirror, brightness, contrast) instead of the photos as they are.
     pub augment: bool,
+    /// Train the integer grids' scales too (LSQ), where activations are not quantized.
+    pub learn_scales: bool,
     /// Weight of feature matching: the student's residual block outputs pulled towards the
     /// teacher's (mean squared difference relative to the teacher's mean square, averaged over
     /// the blocks whose widths match); 0 leaves it out.
@@ -60,6 +62,7 @@ impl Default for DistillOptions {
             batch: 16,
             temperature: 1.0,
             augment: true,
+            learn_scales: true,
             features: 0.0,
             held_out: None,
             eval_every: 0,
@@ -68,9 +71,10 @@ impl Default for DistillOptions {
     }
 }
 
-/// The largest values a run accepts (a typo must not start a week-long run).
+/// The largest values a run accepts: a typo must not start a week-long run, and a batch's
+/// activations are kept for the backward pass (EfficientNet-Lite0: about 60 MB per photo).
 pub const MAX_STEPS: usize = 100_000;
-pub const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 64;
 
 impl DistillOptions {
     /// Why these options cannot run, if they cannot.
@@ -261,7 +265,7 @@ where
         }
     }
     let ad = device.clone().autodiff();
-    let mut leaves = Leaves::new(&student.weights, &student.quant, &ad)?;
+    let mut leaves = Leaves::new(&student.weights, &student.quant, opts.learn_scales, &ad)?;
     let graph = student.graph();
     let schedule = Schedule::new(opts.lr, opts.steps);
     let mut adam = Adam::default();
@@ -298,10 +302,10 @@ where
         let (target, teacher_features) = run_to_logits(&teacher_net, x.clone(), &matched.0);
         let (out, student_features) = run_to_logits(&net, x.autodiff(), &matched.1);
         let mut loss = distillation_loss(target.autodiff(), out, opts.temperature);
-        if opts.features > 0.0 {
-            if let Some(f) = feature_loss(teacher_features, student_features) {
-                loss = loss + f.mul_scalar(opts.features);
-            }
+        if opts.features > 0.0
+            && let Some(f) = feature_loss(teacher_features, student_features)
+        {
+            loss = loss + f.mul_scalar(opts.features);
         }
         let value = read_values(loss.clone().inner()).await?;
         let loss_value = value.first().copied().unwrap_or(f32::NAN) as f64;
@@ -325,7 +329,7 @@ where
             if let Some(mask) = leaves.mask(&key) {
                 grad = grad * mask.clone().inner();
             }
-            let updated = adam.update(&key, value.inner(), grad, rate);
+            let updated = adam.update(&key, value.inner(), grad, rate * leaves.rate_factor(&key));
             leaves.set(&key, updated.autodiff());
         }
         losses.push(loss_value);

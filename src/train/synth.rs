@@ -50,8 +50,12 @@ impl Default for SynthOptions {
     }
 }
 
-/// Most images one run makes.
+/// Most images one run makes, steps per batch, images per batch and pixels per side: the
+/// batch's activations are kept for the backward pass.
 pub const MAX_IMAGES: usize = 1024;
+pub const MAX_STEPS: usize = 10_000;
+pub const MAX_BATCH: usize = 32;
+pub const MAX_SIDE: usize = 512;
 
 /// Weight of the smoothness prior (total variation between neighbouring pixels): without it
 /// the statistics are met by high-frequency noise.
@@ -194,10 +198,14 @@ where
             opts.n
         )));
     }
-    if opts.steps == 0 || opts.batch == 0 || !(opts.lr > 0.0 && opts.lr <= 10.0) {
-        return Err(Error::Invalid(
-            "synthesis needs at least one step, a batch of at least one and a learning rate in (0, 10]".into(),
-        ));
+    if !(1..=MAX_STEPS).contains(&opts.steps)
+        || !(1..=MAX_BATCH).contains(&opts.batch)
+        || !(opts.lr > 0.0 && opts.lr <= 10.0)
+        || opts.side.is_some_and(|s| !(16..=MAX_SIDE).contains(&s))
+    {
+        return Err(Error::Invalid(format!(
+            "synthesis needs 1–{MAX_STEPS} steps, batches of 1–{MAX_BATCH} images, a learning rate in (0, 10] and a side of 16–{MAX_SIDE} pixels"
+        )));
     }
     let running = running_statistics(model, backend)?;
     let device = backend.device.clone().autodiff();
@@ -210,10 +218,7 @@ where
     // The side the preprocessing resizes to: the saved image is then center-cropped as a
     // photo would be, and the crop's statistics are those optimised (the network is
     // convolutional; its statistics barely depend on the input's size).
-    let side = opts
-        .side
-        .unwrap_or(model.preprocess().resize as usize)
-        .clamp(16, 1024);
+    let side = opts.side.unwrap_or(model.preprocess().resize as usize);
     let mut rng = Rng::new(opts.seed);
     let start = Instant::now();
     let batches = opts.n.div_ceil(opts.batch);

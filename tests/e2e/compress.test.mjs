@@ -383,19 +383,21 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
 
 // Recovering accuracy: 3 distillation steps on the two photos (one trains, one is held back),
 // the loss drawn step by step, and the downloaded distilled ONNX computing the page's "after"
-// predictions in onnxruntime. Both backends: the step times go into the closing report.
+// predictions in onnxruntime. int4 leaves a measurable KL on the seeded network (int8 leaves
+// ~1e-4), and a small learning rate lowers it on the held-back photo step by step, so the
+// model kept and downloaded is a trained one. Both backends: the step times go into the report.
 for (const backend of ['wgpu', 'cpu']) {
   test(`distillation on ${backend}: 3 steps, the loss curve, and the distilled ONNX gives the page's predictions`, { timeout: 3 * TIMEOUT }, async () => {
     const { page, context, problems } = await openPage(backend === 'cpu' ? '?weights=seeded&backend=cpu' : '?weights=seeded');
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), backend);
     await upload(page, PHOTOS_256);
-    await page.selectOption('[data-testid=quant]', 'int8');
+    await page.selectOption('[data-testid=quant]', 'int4');
     await page.click('[data-testid=compress]');
     await compressedShown(page, 2);
     const before = await lists(page, 'top5-compressed');
 
     await page.fill('[data-testid=distill-steps]', '3');
-    await page.fill('[data-testid=distill-lr]', '0.0001');
+    await page.fill('[data-testid=distill-lr]', '0.00001');
     await page.fill('[data-testid=distill-batch]', '2');
     await page.click('[data-testid=distill]');
     await page.waitForFunction(() => !document.querySelector('[data-testid=distill-result]').hidden
@@ -408,11 +410,12 @@ for (const backend of ['wgpu', 'cpu']) {
     console.log(`${backend}: ${result.text}`);
     const after = await lists(page, 'top5-compressed');
     assert.equal(after.length, 2);
+    assert.notEqual(result.bestStep, '0', 'no step improved on the held-back photo: the download would be the untrained model');
     const moved = Math.max(...after.map((a, i) => maxLogitDiff(a.logits, before[i].logits)));
-    assert.ok(moved > 1e-4 || result.bestStep === '0', `the predictions did not change (${moved}) though step ${result.bestStep} was kept`);
+    assert.ok(moved > 1e-5, `the predictions did not change (${moved}) though step ${result.bestStep} was kept`);
 
     const onnx = await download(page, 'download-onnx');
-    assert.equal(onnx.name, 'resnet18-int8-kd.onnx');
+    assert.equal(onnx.name, 'resnet18-int4-kd.onnx');
     const ort = onnxruntime(onnx.path, PHOTOS_256, { optimize: true });
     for (const [i, r] of ort.entries()) {
       assert.equal(r.top5[0].index, after[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page's after distillation`);
