@@ -8,6 +8,7 @@
 #   bash scripts/distill.sh [DATA_DIR]      (DATA_DIR holds imagenet-val/ and imagenet-samples/)
 #   ONLY=int4 bash scripts/distill.sh       only the rows whose name contains the word
 #   STEPS=400 BATCH=16 LR=5e-5 bash scripts/distill.sh   the training run (defaults shown)
+#   ABLATION=1 bash scripts/distill.sh      the short run's variants: what helps (~6 min)
 #   SHORT=1 bash scripts/distill.sh         CI's check: a 20-step run on the repository's 32
 #                                           photos that must lower the loss and raise the
 #                                           held-back agreement (exits 1 if not)
@@ -23,14 +24,39 @@ trap 'rm -rf "$OUT"' EXIT
 W="$OUT/fp32.safetensors"
 STEPS="${STEPS:-400}"; BATCH="${BATCH:-16}"; LR="${LR:-5e-5}"
 
-if [[ -n "${SHORT:-}" ]]; then
-  # int4 weights rounded to nearest agree with the original on a fifth of the photos: a few
-  # steps on 32 photos must already pull the model closer.
-  # The repository's photos (CI machines may lack DATA_DIR): the 16 calibration samples and 16
-  # validation photos, used without labels; 12 of them are held back.
+# `field FILE EXPR`: a Python expression over the JSON file's object `d`, printed.
+field() {
+  python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# The repository's photos (CI machines may lack DATA_DIR): the 16 calibration samples and 16
+# validation photos, used without labels; 12 of them are held back.
+repository_photos() {
   mkdir -p "$OUT/photos"
   find "$ROOT/tests/fixtures/imagenet-subset/calib" -type f | sort | xargs -I{} cp {} "$OUT/photos/"
   find "$ROOT/tests/fixtures/imagenet-subset/val" -type f | sort | head -16 | xargs -I{} cp {} "$OUT/photos/"
+}
+
+if [[ -n "${ABLATION:-}" ]]; then
+  repository_photos
+  "$BIN" compress --weights "$W" --out "$OUT/c.safetensors" --quant int4 --granularity group:32 --keep-first-last >/dev/null
+  printf '| variant (int4 groups of 32, 40 steps × 8, lr 1e-4) | loss, first → last 5 steps | held-back agreement | held-back KL | step kept |\n|---|---|---|---|---:|\n'
+  for v in "KL, T = 1, random views|" "without random views|--no-augment" "+ feature matching (weight 1)|--features 1" \
+           "+ learned scales (LSQ)|--learn-scales" "temperature 2|--temperature 2"; do
+    name="${v%%|*}"; flags="${v#*|}"
+    # shellcheck disable=SC2086
+    "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/photos" --out "$OUT/d.safetensors" \
+      --steps 40 --batch 8 --lr 1e-4 --held-out 12 $flags --json > "$OUT/d.json"
+    row=$(field "$OUT/d.json" "f'{sum(d[\"loss\"][:5]) / 5:.3f} → {sum(d[\"loss\"][-5:]) / 5:.3f} | {d[\"before\"][\"agreement\"]:.2f} → {d[\"after\"][\"agreement\"]:.2f} | {d[\"before\"][\"kl\"]:.3f} → {d[\"after\"][\"kl\"]:.3f} | {d[\"best_step\"]}'")
+    printf '| %s | %s |\n' "$name" "$row"
+  done
+  exit
+fi
+
+if [[ -n "${SHORT:-}" ]]; then
+  # int4 weights rounded to nearest agree with the original on a fifth of the photos: a few
+  # steps on 32 photos must already pull the model closer.
+  repository_photos
   "$BIN" compress --weights "$W" --out "$OUT/c.safetensors" --quant int4 --granularity group:32 --keep-first-last >/dev/null
   "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/photos" --out "$OUT/d.safetensors" \
     --steps 20 --batch 8 --lr 1e-4 --held-out 12 --json > "$OUT/d.json"
@@ -52,11 +78,6 @@ mkdir -p "$OUT/samples" "$OUT/calib200" "$OUT/calib32"
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | xargs -I{} cp {} "$OUT/samples/"
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -200 | xargs -I{} cp {} "$OUT/calib200/"
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -32 | xargs -I{} cp {} "$OUT/calib32/"
-
-# `field FILE EXPR`: a Python expression over the JSON file's object `d`, printed.
-field() {
-  python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print($2)" "$1"
-}
 
 # Scores a model file: "top-1 | top-5 | agreement | KL".
 score() {

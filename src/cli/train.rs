@@ -12,7 +12,7 @@ use super::images::keep_photos_skipping_bad;
 use super::{CliError, load_model_as, print_json, session_with, write_file};
 
 pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json", "no-augment", "fixed-scales"])?;
+    let args = Args::parse(args, &["json", "no-augment", "learn-scales"])?;
     args.check_known(&[
         "weights",
         "teacher",
@@ -36,7 +36,7 @@ pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
         batch: args.number("batch", d.batch)?,
         temperature: args.number("temperature", d.temperature)?,
         augment: !args.has("no-augment"),
-        learn_scales: !args.has("fixed-scales"),
+        learn_scales: args.has("learn-scales"),
         features: args.number("features", d.features)?,
         held_out: args
             .one("held-out")
@@ -87,19 +87,19 @@ pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
     } else {
         println!(
             "distilled {} steps on {} photos ({:.2} s/step, {:.0} s); held-back photos: {}",
-            report.steps,
-            report.train_images,
-            report.ms_per_step / 1e3,
-            report.seconds,
-            report.held_out_images
+            report.run.steps,
+            report.run.train_images,
+            report.run.ms_per_step / 1e3,
+            report.run.seconds,
+            report.run.held_out_images
         );
         println!(
             "  agreement with the original {:.3} → {:.3}, KL {:.4} → {:.4} (model of step {})",
-            report.before.agreement,
-            report.after.agreement,
-            report.before.kl,
-            report.after.kl,
-            report.best_step
+            report.run.before.agreement,
+            report.run.after.agreement,
+            report.run.before.kl,
+            report.run.after.kl,
+            report.run.best_step
         );
         println!("wrote {}", out.display());
     }

@@ -9,12 +9,10 @@ use serde::Serialize;
 
 use super::compression::Files;
 use super::{Answer, Compressed, Loaded, Session, no_progress};
-use crate::compress::Agreement;
 use crate::export::to_onnx;
 use crate::model::Model;
-use crate::train::distill::HeldOut;
 use crate::train::{
-    DistillOptions, StepReport, SynthOptions, SynthStep, distill, synthesize, to_png,
+    DistillOptions, Distilled, StepReport, SynthOptions, SynthStep, distill, synthesize, to_png,
 };
 use crate::{Error, Result};
 
@@ -22,21 +20,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Serialize)]
 pub struct DistillReport {
     pub options: DistillOptions,
-    /// Loss per step.
-    pub loss: Vec<f64>,
-    pub steps: usize,
-    pub ms_per_step: f64,
-    pub seconds: f64,
-    pub train_images: usize,
-    pub held_out_images: usize,
-    /// Agreement with the original on the held-back photos, before and after.
-    pub before: Agreement,
-    pub after: Agreement,
-    /// The step whose model was kept (0: none beat the start on the held-back photos).
-    pub best_step: usize,
-    /// The held-back photos measured during the run.
-    pub held_out_curve: Vec<HeldOut>,
-    pub cancelled: bool,
+    #[serde(flatten)]
+    pub run: Distilled,
     /// Per kept photo, the distilled model's answer.
     pub photos: Vec<Answer>,
     pub file_stem: String,
@@ -84,7 +69,7 @@ impl Session {
             }
         };
         let (photos, _) = self.inputs();
-        let run = distill(
+        let (run, model) = distill(
             &original.model,
             &student,
             &photos,
@@ -94,26 +79,16 @@ impl Session {
             report,
         )
         .await?;
-        let safetensors = run.model.to_safetensors()?;
-        let onnx = to_onnx(&run.model)?;
-        let loaded = Loaded::new(run.model, &self.backend)?;
+        let safetensors = model.to_safetensors()?;
+        let onnx = to_onnx(&model)?;
+        let loaded = Loaded::new(model, &self.backend)?;
         let mut quiet = no_progress;
         let answers = loaded
             .answers(&photos, self.batches.display, "", &mut quiet)
             .await?;
         let out = DistillReport {
             options: opts.clone(),
-            loss: run.loss,
-            steps: run.steps,
-            ms_per_step: run.ms_per_step,
-            seconds: run.seconds,
-            train_images: run.train_images,
-            held_out_images: run.held_out_images,
-            before: run.before,
-            after: run.after,
-            best_step: run.best_step,
-            held_out_curve: run.held_out_curve,
-            cancelled: run.cancelled,
+            run,
             photos: answers,
             file_stem: stem.clone(),
         };

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -146,9 +146,9 @@ fn loss(net: &Network, running: &Running, x: Tensor<4>, prior: bool) -> Tensor<1
     total
 }
 
-/// The statistics loss (without the prior) of `images` as one batch: how far their batch-norm
-/// statistics are from the running ones.
-pub async fn statistics_loss(model: &Model, images: &[Vec<f32>], backend: &Backend) -> Result<f64> {
+/// `model` on `backend`'s device with autodiff (gradients reach the input), its batch norms'
+/// running statistics there, and the device.
+fn on_autodiff(model: &Model, backend: &Backend) -> Result<(Network, Running, Device)> {
     let running = running_statistics(model, backend)?;
     let device = backend.device.clone().autodiff();
     let net = Network::build(
@@ -157,6 +157,13 @@ pub async fn statistics_loss(model: &Model, images: &[Vec<f32>], backend: &Backe
         &model.quant.activations,
         &device,
     )?;
+    Ok((net, running, device))
+}
+
+/// The statistics loss (without the prior) of `images` as one batch: how far their batch-norm
+/// statistics are from the running ones.
+pub async fn statistics_loss(model: &Model, images: &[Vec<f32>], backend: &Backend) -> Result<f64> {
+    let (net, running, device) = on_autodiff(model, backend)?;
     let side = square_side(images)?;
     let flat: Vec<f32> = images.concat();
     let x = Tensor::from_data(
@@ -198,23 +205,17 @@ where
             opts.n
         )));
     }
-    if !(1..=MAX_STEPS).contains(&opts.steps)
-        || !(1..=MAX_BATCH).contains(&opts.batch)
-        || !(opts.lr > 0.0 && opts.lr <= 10.0)
-        || opts.side.is_some_and(|s| !(16..=MAX_SIDE).contains(&s))
-    {
+    let possible = (1..=MAX_STEPS).contains(&opts.steps)
+        && (1..=MAX_BATCH).contains(&opts.batch)
+        && opts.lr > 0.0
+        && opts.lr <= 10.0
+        && opts.side.is_none_or(|s| (16..=MAX_SIDE).contains(&s));
+    if !possible {
         return Err(Error::Invalid(format!(
             "synthesis needs 1–{MAX_STEPS} steps, batches of 1–{MAX_BATCH} images, a learning rate in (0, 10] and a side of 16–{MAX_SIDE} pixels"
         )));
     }
-    let running = running_statistics(model, backend)?;
-    let device = backend.device.clone().autodiff();
-    let net = Network::build(
-        &model.graph(),
-        &model.weights,
-        &model.quant.activations,
-        &device,
-    )?;
+    let (net, running, device) = on_autodiff(model, backend)?;
     // The side the preprocessing resizes to: the saved image is then center-cropped as a
     // photo would be, and the crop's statistics are those optimised (the network is
     // convolutional; its statistics barely depend on the input's size).
