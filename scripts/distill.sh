@@ -7,7 +7,8 @@
 # made from the network alone.
 #   bash scripts/distill.sh [DATA_DIR]      (DATA_DIR holds imagenet-val/ and imagenet-samples/)
 #   ONLY=int4 bash scripts/distill.sh       only the rows whose name contains the word
-#   STEPS=400 BATCH=16 LR=5e-5 bash scripts/distill.sh   the training run (defaults shown)
+#   STEPS=400 BATCH=16 LR=5e-5 TEMPERATURE=1 bash scripts/distill.sh   the training run
+#                                           (defaults shown)
 #   ABLATION=1 bash scripts/distill.sh      the short run's variants: what helps (~6 min)
 #   SHORT=1 bash scripts/distill.sh         CI's check: a 20-step run on the repository's 32
 #                                           photos that must lower the loss and raise the
@@ -22,7 +23,7 @@ OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 "$BIN" convert --weights "$MODELSLIM_EFFNET_PTH" --out "$OUT/fp32.safetensors" 2>/dev/null
 W="$OUT/fp32.safetensors"
-STEPS="${STEPS:-400}"; BATCH="${BATCH:-16}"; LR="${LR:-5e-5}"
+STEPS="${STEPS:-400}"; BATCH="${BATCH:-16}"; LR="${LR:-5e-5}"; TEMPERATURE="${TEMPERATURE:-1}"
 
 # `field FILE EXPR`: a Python expression over the JSON file's object `d`, printed.
 field() {
@@ -99,9 +100,9 @@ for r in "${recipes[@]}"; do
   macs=$(field "$OUT/c.json" "f'{d[\"after\"][\"macs\"] / d[\"before\"][\"macs\"]:.2f}'")
   before=$(score "$OUT/c.safetensors")
   "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/samples" --out "$OUT/d.safetensors" \
-    --steps "$STEPS" --batch "$BATCH" --lr "$LR" --held-out 25 --json > "$OUT/d.json"
+    --steps "$STEPS" --batch "$BATCH" --lr "$LR" --temperature "$TEMPERATURE" --held-out 25 --json > "$OUT/d.json"
   after=$(score "$OUT/d.safetensors")
-  run=$(field "$OUT/d.json" "f'{d[\"steps\"]} × {d[\"options\"][\"batch\"]}, lr {d[\"options\"][\"lr\"]:g}, {d[\"ms_per_step\"] / 1e3:.1f} s/step, {d[\"seconds\"] / 60:.0f} min (step {d[\"best_step\"]} kept)'")
+  run=$(field "$OUT/d.json" "f'{d[\"steps\"]} × {d[\"options\"][\"batch\"]}, lr {d[\"options\"][\"lr\"]:g}, T {d[\"options\"][\"temperature\"]:g}, {d[\"ms_per_step\"] / 1e3:.1f} s/step, {d[\"seconds\"] / 60:.0f} min (step {d[\"best_step\"]} kept)'")
   printf '| %s | %s | %s | %s | %s |\n' "$name" "$macs" "$before" "$after" "$run"
 done
 

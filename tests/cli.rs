@@ -638,26 +638,29 @@ fn distill_and_synth_follow_their_contract() {
         "--quant",
         "int8",
     ]));
-    let out = modelslim(&[
-        "distill",
-        "--weights",
-        &student,
-        "--teacher",
-        &teacher,
-        "--images",
-        &photos.display().to_string(),
-        "--out",
+    let images = photos.display().to_string();
+    let distill = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "distill",
+            "--weights",
+            &student,
+            "--teacher",
+            &teacher,
+            "--images",
+            &images,
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        modelslim(&args)
+    };
+    let onnx = p("kd.onnx");
+    let out = distill(
         &p("kd.safetensors"),
-        "--onnx",
-        &p("kd.onnx"),
-        "--steps",
-        "2",
-        "--lr",
-        "0.00001",
-        "--batch",
-        "2",
-        "--json",
-    ]);
+        &[
+            "--onnx", &onnx, "--steps", "2", "--lr", "0.00001", "--batch", "2", "--json",
+        ],
+    );
     assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["loss"].as_array().unwrap().len(), 2, "{v}");
@@ -682,19 +685,7 @@ fn distill_and_synth_follow_their_contract() {
         &sample("chelsea.png"),
     ]));
     // Impossible options are one line.
-    let no_steps = modelslim(&[
-        "distill",
-        "--weights",
-        &student,
-        "--teacher",
-        &teacher,
-        "--images",
-        &photos.display().to_string(),
-        "--out",
-        &p("x.safetensors"),
-        "--steps",
-        "0",
-    ]);
+    let no_steps = distill(&p("x.safetensors"), &["--steps", "0"]);
     assert_clean_failure(&no_steps, "steps must be");
 
     // synth: PNGs any --calibrate accepts, the same for a seed.
