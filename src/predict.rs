@@ -1,6 +1,6 @@
 //! Running the network on images and turning logits into ranked classes.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::backend::Backend;
@@ -68,6 +68,33 @@ pub async fn read_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))
 }
 
+/// Upload a batch of normalised CHW images, squares of one side (224 for photos; the network
+/// is convolutional, and tests and synthesized images use other sides), as `[N, 3, S, S]`.
+pub fn image_batch(images: &[Vec<f32>], device: &Device) -> Result<Tensor<4>> {
+    if images.is_empty() {
+        return Err(Error::Invalid("no images were given".into()));
+    }
+    let s = ((images[0].len() / 3) as f64).sqrt().round() as usize;
+    let per = 3 * s * s;
+    if s < 16 {
+        return Err(Error::Invalid(format!(
+            "input has {} values, not a 3-channel square of at least 16×16",
+            images[0].len()
+        )));
+    }
+    if let Some(bad) = images.iter().find(|im| im.len() != per) {
+        return Err(Error::Invalid(format!(
+            "input has {} values, expected 3×{s}×{s}",
+            bad.len()
+        )));
+    }
+    let flat: Vec<f32> = images.concat();
+    Ok(Tensor::<4>::from_data(
+        TensorData::new(flat, [images.len(), 3, s, s]),
+        device,
+    ))
+}
+
 /// One graph value read back by [`Classifier::capture`]: `[N, C, H, W]` values in row-major
 /// order.
 pub struct Captured {
@@ -94,31 +121,8 @@ impl Classifier {
         Ok(Classifier { backend, net })
     }
 
-    /// Upload a batch of normalised CHW images, squares of one side (224 for photos; the
-    /// network is convolutional, and tests and synthesized images use other sides).
     fn input(&self, images: &[Vec<f32>]) -> Result<Tensor<4>> {
-        if images.is_empty() {
-            return Err(Error::Invalid("no images were given".into()));
-        }
-        let s = ((images[0].len() / 3) as f64).sqrt().round() as usize;
-        let per = 3 * s * s;
-        if s < 16 {
-            return Err(Error::Invalid(format!(
-                "input has {} values, not a 3-channel square of at least 16×16",
-                images[0].len()
-            )));
-        }
-        if let Some(bad) = images.iter().find(|im| im.len() != per) {
-            return Err(Error::Invalid(format!(
-                "input has {} values, expected 3×{s}×{s}",
-                bad.len()
-            )));
-        }
-        let flat: Vec<f32> = images.concat();
-        Ok(Tensor::<4>::from_data(
-            TensorData::new(flat, [images.len(), 3, s, s]),
-            &self.backend.device,
-        ))
+        image_batch(images, &self.backend.device)
     }
 
     /// Logits for a batch of normalised CHW images, read back asynchronously (the only way on

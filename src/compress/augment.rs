@@ -86,7 +86,7 @@ pub(crate) fn square_side(image: &[f32]) -> Result<usize> {
     let side = (plane as f64).sqrt().round() as usize;
     if side == 0 || 3 * side * side != image.len() {
         return Err(Error::Invalid(format!(
-            "augmentation needs square 3-channel images, not {} values",
+            "images must be 3-channel squares, not {} values",
             image.len()
         )));
     }

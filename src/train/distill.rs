@@ -7,8 +7,8 @@
 
 use std::future::Future;
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
@@ -20,7 +20,7 @@ use crate::compress::pipeline::logits_of;
 use crate::compress::{Agreement, agreement};
 use crate::model::Model;
 use crate::model::exec::{BatchNormMode, Network};
-use crate::predict::read_values;
+use crate::predict::{image_batch, read_values};
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -193,12 +193,6 @@ pub fn distillation_loss(teacher: Tensor<2>, student: Tensor<2>, temperature: f3
         .mul_scalar(temperature * temperature / n)
 }
 
-/// Upload a batch of CHW images.
-fn batch_tensor(images: &[&Vec<f32>], side: usize, device: &Device) -> Tensor<4> {
-    let flat: Vec<f32> = images.iter().flat_map(|v| v.iter().copied()).collect();
-    Tensor::from_data(TensorData::new(flat, [images.len(), 3, side, side]), device)
-}
-
 /// Distil `student` (a compression of `teacher`) on `images` (preprocessed for their
 /// network). `report` hears about every step. Returns what the run did and the model: the best
 /// on the held-back photos (the last without any).
@@ -223,7 +217,6 @@ where
             student.arch.display()
         )));
     }
-    let side = (images[0].len() as f64 / 3.0).sqrt().round() as usize;
     let pre = student.preprocess();
     let mut rng = Rng::new(opts.seed);
     // A seeded shuffle, then the last photos are held back.
@@ -297,8 +290,7 @@ where
         } else {
             picks.iter().map(|&i| images[i].clone()).collect()
         };
-        let refs: Vec<&Vec<f32>> = views.iter().collect();
-        let x = batch_tensor(&refs, side, device);
+        let x = image_batch(&views, device)?;
         let net = Network::build_from(&graph, &leaves.effective(), &student.quant.activations)?;
         let (target, teacher_features) = run_to_logits(&teacher_net, x.clone(), &matched.0);
         let (out, student_features) = run_to_logits(&net, x.autodiff(), &matched.1);

@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::backend::Backend;
+use crate::compress::augment::square_side;
 use crate::model::exec::Network;
 use crate::model::layers::param;
 use crate::model::{Model, Op};
-use crate::predict::read_values;
+use crate::predict::{image_batch, read_values};
 use crate::preprocess::Preprocess;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -164,27 +165,9 @@ fn on_autodiff(model: &Model, backend: &Backend) -> Result<(Network, Running, De
 /// statistics are from the running ones.
 pub async fn statistics_loss(model: &Model, images: &[Vec<f32>], backend: &Backend) -> Result<f64> {
     let (net, running, device) = on_autodiff(model, backend)?;
-    let side = square_side(images)?;
-    let flat: Vec<f32> = images.concat();
-    let x = Tensor::from_data(
-        TensorData::new(flat, [images.len(), 3, side, side]),
-        &device,
-    );
+    let x = image_batch(images, &device)?;
     let v = read_values(loss(&net, &running, x, false).inner()).await?;
     Ok(v.first().copied().unwrap_or(f32::NAN) as f64)
-}
-
-fn square_side(images: &[Vec<f32>]) -> Result<usize> {
-    let first = images
-        .first()
-        .ok_or_else(|| Error::Invalid("no images were given".into()))?;
-    let side = (first.len() as f64 / 3.0).sqrt().round() as usize;
-    if images.iter().any(|im| im.len() != 3 * side * side) || side < 2 {
-        return Err(Error::Invalid(
-            "images must be 3-channel squares of one size".into(),
-        ));
-    }
-    Ok(side)
 }
 
 /// Synthesize `opts.n` images from `model`'s batch norms. `report` hears about every step
@@ -284,10 +267,7 @@ where
 /// A synthesized image as a PNG that any photo input reads (pixels clamped to 0–255).
 pub fn to_png(image: &[f32], pre: &Preprocess) -> Result<Vec<u8>> {
     use image::ImageEncoder;
-    let side = (image.len() as f64 / 3.0).sqrt().round() as usize;
-    if 3 * side * side != image.len() || side == 0 {
-        return Err(Error::Invalid("not a 3-channel square image".into()));
-    }
+    let side = square_side(image)?;
     let plane = side * side;
     let mut rgb = vec![0u8; 3 * plane];
     for i in 0..plane {
