@@ -9,6 +9,7 @@
 #   ONLY=int4 bash scripts/distill.sh       only the rows whose name contains the word
 #   STEPS=400 BATCH=16 LR=5e-5 TEMPERATURE=1 bash scripts/distill.sh   the training run
 #                                           (defaults shown)
+#   DISTILL="--mixup" bash scripts/distill.sh   more `modelslim distill` flags for the table
 #   ABLATION=1 bash scripts/distill.sh      the short run's variants: what helps (~6 min)
 #   SHORT=1 bash scripts/distill.sh         CI's check: a 20-step run on the repository's 32
 #                                           photos that must lower the loss and raise the
@@ -43,7 +44,7 @@ if [[ -n "${ABLATION:-}" ]]; then
   "$BIN" compress --weights "$W" --out "$OUT/c.safetensors" --quant int4 --granularity group:32 --keep-first-last >/dev/null
   printf '| variant (int4 groups of 32, 40 steps × 8, lr 1e-4) | loss, first → last 5 steps | held-back agreement | held-back KL | step kept |\n|---|---|---|---|---:|\n'
   for v in "KL, T = 1, random views|" "without random views|--no-augment" "+ feature matching (weight 1)|--features 1" \
-           "+ learned scales (LSQ)|--learn-scales" "temperature 2|--temperature 2"; do
+           "+ learned scales (LSQ)|--learn-scales" "temperature 2|--temperature 2" "+ mixup|--mixup"; do
     name="${v%%|*}"; flags="${v#*|}"
     # shellcheck disable=SC2086
     "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/photos" --out "$OUT/d.safetensors" \
@@ -100,7 +101,7 @@ for r in "${recipes[@]}"; do
   macs=$(field "$OUT/c.json" "f'{d[\"after\"][\"macs\"] / d[\"before\"][\"macs\"]:.2f}'")
   before=$(score "$OUT/c.safetensors")
   "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/samples" --out "$OUT/d.safetensors" \
-    --steps "$STEPS" --batch "$BATCH" --lr "$LR" --temperature "$TEMPERATURE" --held-out 25 --json > "$OUT/d.json"
+    --steps "$STEPS" --batch "$BATCH" --lr "$LR" --temperature "$TEMPERATURE" --held-out 25 ${DISTILL:-} --json > "$OUT/d.json"
   after=$(score "$OUT/d.safetensors")
   run=$(field "$OUT/d.json" "f'{d[\"steps\"]} × {d[\"options\"][\"batch\"]}, lr {d[\"options\"][\"lr\"]:g}, T {d[\"options\"][\"temperature\"]:g}, {d[\"ms_per_step\"] / 1e3:.1f} s/step, {d[\"seconds\"] / 60:.0f} min (step {d[\"best_step\"]} kept)'")
   printf '| %s | %s | %s | %s | %s |\n' "$name" "$macs" "$before" "$after" "$run"

@@ -46,6 +46,13 @@ pub fn random_view(image: &[f32], pre: &Preprocess, rng: &mut Rng) -> Result<Vec
     Ok(out)
 }
 
+/// `a ← λ·a + (1 − λ)·b` for two views of the same shape (mixup).
+pub fn mix(a: &mut [f32], b: &[f32], lambda: f32) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x = lambda * *x + (1.0 - lambda) * y;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
