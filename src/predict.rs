@@ -121,6 +121,19 @@ impl Classifier {
         Ok(Classifier { backend, net })
     }
 
+    /// Upload `model` to `backend` to compute logits only, batch norms folded into their
+    /// convolutions ([`Network::build_for_inference`]): faster, but it cannot capture values
+    /// or measure batch statistics.
+    pub fn for_logits(model: &Model, backend: Backend) -> Result<Self> {
+        let net = Network::build_for_inference(
+            &model.graph(),
+            &model.weights,
+            &model.quant.activations,
+            &backend.device,
+        )?;
+        Ok(Classifier { backend, net })
+    }
+
     fn input(&self, images: &[Vec<f32>]) -> Result<Tensor<4>> {
         image_batch(images, &self.backend.device)
     }

@@ -410,7 +410,7 @@ pub async fn logits_of(
     images: &[Vec<f32>],
     batch: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let c = Classifier::new(model, backend.clone())?;
+    let c = Classifier::for_logits(model, backend.clone())?;
     let mut out = Vec::with_capacity(images.len());
     for chunk in images.chunks(batch.max(1)) {
         out.extend(c.logits(chunk).await?);

@@ -71,6 +71,19 @@ pub enum BatchNormMode<'a> {
     Observe(&'a mut Vec<BatchStats>),
 }
 
+/// Per value: the index of the last step that reads it (`usize::MAX` for the output, which
+/// is never freed).
+fn last_uses(steps: &[Step], values: usize, output: usize) -> Vec<usize> {
+    let mut last_use = vec![0usize; values];
+    for (i, s) in steps.iter().enumerate() {
+        for &v in &s.inputs {
+            last_use[v] = i;
+        }
+    }
+    last_use[output] = usize::MAX;
+    last_use
+}
+
 /// Quantize to `u8` and back, as `QuantizeLinear` (round half to even, saturate) followed by
 /// `DequantizeLinear` compute it. In training (autodiff) the rounding passes gradients
 /// straight through: the forward value is the quantized one, the backward the identity.
@@ -155,18 +168,67 @@ impl Network {
             })?;
             fake_quant[i] = Some(*q);
         }
-        let mut last_use = vec![0usize; graph.values.len()];
-        for (i, s) in steps.iter().enumerate() {
-            for &v in &s.inputs {
-                last_use[v] = i;
-            }
-        }
-        last_use[graph.output] = usize::MAX;
         Ok(Network {
+            last_use: last_uses(&steps, graph.values.len(), graph.output),
             steps,
             fake_quant,
-            last_use,
             output: graph.output,
+        })
+    }
+
+    /// [`Network::build`] for inference only: every batch norm that alone reads a
+    /// convolution's output is folded into that convolution (see [`Conv::fused_with`]). On
+    /// the CPU backend each batch norm was two more passes over its activation. The folded
+    /// network has no batch norm statistics to measure and no value between the two to
+    /// capture: calibration builds the plain one.
+    pub fn build_for_inference(
+        graph: &Graph,
+        weights: &StateDict,
+        act: &std::collections::BTreeMap<String, ActQuant>,
+        device: &Device,
+    ) -> Result<Self> {
+        let net = Network::build(graph, weights, act, device)?;
+        let mut readers = vec![0usize; net.last_use.len()];
+        for s in &net.steps {
+            for &v in &s.inputs {
+                readers[v] += 1;
+            }
+        }
+        let mut steps = Vec::with_capacity(net.steps.len());
+        let mut rest = net.steps.into_iter().peekable();
+        while let Some(step) = rest.next() {
+            let v = step.output;
+            let alone = readers[v] == 1 && v != net.output && net.fake_quant[v].is_none();
+            let bn = match &step.op {
+                Compiled::Conv(_) if alone => rest.next_if(|next| {
+                    matches!(next.op, Compiled::BatchNorm(_)) && next.inputs == [v]
+                }),
+                _ => None,
+            };
+            match (step.op, bn) {
+                (
+                    Compiled::Conv(conv),
+                    Some(Step {
+                        op: Compiled::BatchNorm(bn),
+                        output,
+                        ..
+                    }),
+                ) => steps.push(Step {
+                    op: Compiled::Conv(Box::new(conv.fused_with(&bn))),
+                    inputs: step.inputs,
+                    output,
+                }),
+                (op, bn) => {
+                    steps.push(Step { op, ..step });
+                    steps.extend(bn);
+                }
+            }
+        }
+        Ok(Network {
+            last_use: last_uses(&steps, readers.len(), net.output),
+            steps,
+            fake_quant: net.fake_quant,
+            output: net.output,
         })
     }
 

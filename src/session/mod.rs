@@ -69,7 +69,7 @@ struct Loaded {
 impl Loaded {
     fn new(model: Model, backend: &Backend) -> Result<Self> {
         let t = Instant::now();
-        let classifier = Classifier::new(&model, backend.clone())?;
+        let classifier = Classifier::for_logits(&model, backend.clone())?;
         Ok(Loaded {
             model,
             classifier,

@@ -234,7 +234,7 @@ where
     let held_images: Vec<Vec<f32>> = held_idx.iter().map(|&i| images[i].clone()).collect();
 
     let device = &backend.device;
-    let teacher_net = Network::build(
+    let teacher_net = Network::build_for_inference(
         &teacher.graph(),
         &teacher.weights,
         &teacher.quant.activations,
