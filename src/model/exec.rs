@@ -406,3 +406,69 @@ impl Network {
         (out.reshape([n, k]), stats)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use burn::tensor::{Tensor, TensorData};
+
+    use super::*;
+    use crate::backend::Backend;
+    use crate::model::Model;
+    use crate::rng::Rng;
+
+    fn logits(net: &Network, x: Tensor<4>) -> Vec<f32> {
+        net.forward(x).into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// Folding changes float rounding only: the logits stay within 1e-4 of their spread, and
+    /// a convolution output that is fake-quantized keeps its batch norm apart.
+    #[test]
+    fn folded_batch_norms_give_the_same_logits() {
+        let model = Model::seeded_resnet18(7);
+        let graph = model.graph();
+        let device = Backend::cpu().device;
+        let mut rng = Rng::new(1);
+        let side = 48;
+        let pixels: Vec<f32> = (0..2 * 3 * side * side)
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let x =
+            || Tensor::<4>::from_data(TensorData::new(pixels.clone(), [2, 3, side, side]), &device);
+        let first_conv = graph.nodes[0].output;
+        let mut act = BTreeMap::new();
+        act.insert(
+            graph.values[first_conv].clone(),
+            ActQuant {
+                scale: 0.05,
+                zero_point: 128,
+            },
+        );
+        for act in [BTreeMap::new(), act] {
+            let plain = Network::build(&graph, &model.weights, &act, &device).unwrap();
+            let folded =
+                Network::build_for_inference(&graph, &model.weights, &act, &device).unwrap();
+            let batch_norms = |n: &Network| {
+                n.steps
+                    .iter()
+                    .filter(|s| matches!(s.op, Compiled::BatchNorm(_)))
+                    .count()
+            };
+            // ResNet18: 20 batch norms, each after its convolution; one kept when quantized.
+            assert_eq!(batch_norms(&plain), 20);
+            assert_eq!(batch_norms(&folded), if act.is_empty() { 0 } else { 1 });
+            let (a, b) = (logits(&plain, x()), logits(&folded, x()));
+            let spread = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(spread > 0.1, "logits {spread}");
+            assert!(
+                diff <= 1e-4 * spread,
+                "folded logits differ by {diff} (spread {spread})"
+            );
+        }
+    }
+}
