@@ -9,6 +9,12 @@ SHA-256 is computed here because Trunk writes it at build time. It goes
   - into _headers (Netlify / Cloudflare Pages format) as a real header, which also covers the
     engine's worker (a <meta> policy does not reach workers) and frame-ancestors.
 tests/e2e's server sends _headers, so the page is tested under the policy.
+
+_headers also makes the page cross-origin isolated (COOP same-origin, COEP credentialless),
+which browsers require before they give a page SharedArrayBuffer: onnxruntime-web's "Check in
+ONNX Runtime" then runs on several threads. `credentialless` rather than `require-corp`, so the
+weights download from Hugging Face's CDN (a CORS fetch) needs nothing from that host; where a
+browser does not know it, the page is simply not isolated and the check runs on one thread.
 """
 import base64
 import hashlib
@@ -50,6 +56,8 @@ def main():
     open(index, "w", encoding="utf-8").write(html)
     with open(os.path.join(dist, "_headers"), "w", encoding="utf-8") as f:
         f.write(f"/*\n  Content-Security-Policy: {policy(hashes, True)}\n")
+        f.write("  Cross-Origin-Opener-Policy: same-origin\n")
+        f.write("  Cross-Origin-Embedder-Policy: credentialless\n")
     print(f"csp: {len(hashes)} inline script(s) hashed into index.html and _headers")
 
 

@@ -86,5 +86,21 @@ fi
 # The page serves them too (its "EfficientNet-Lite0" button): www/models/ is copied into dist/.
 cp -u "$MODELSLIM_EFFNET_PTH" "$ROOT/www/models/"
 
+# onnxruntime-web (MIT, pinned in www/vendor/package-lock.json) for the page's "Check in ONNX
+# Runtime": the page serves it from its own origin and loads it only when asked. The wasm
+# backend's three files go into www/ort/ (copied into dist/); the rest of the package (the
+# WebGPU backend's 27 MB module, too large for some static hosts) stays for the benchmark.
+ORT_DIST="$ROOT/www/vendor/node_modules/onnxruntime-web/dist"
+if [ ! -d "$ORT_DIST" ] || [ "$ROOT/www/vendor/package-lock.json" -nt "$ORT_DIST" ]; then
+  step "installing onnxruntime-web (npm, once)"
+  command -v npm >/dev/null || need_apt npm
+  npm ci --prefix "$ROOT/www/vendor" --no-audit --no-fund --silent
+  touch "$ORT_DIST"
+fi
+mkdir -p "$ROOT/www/ort"
+for f in ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm; do
+  cp -u "$ORT_DIST/$f" "$ROOT/www/ort/"
+done
+
 step "fetching crates (trunk then builds offline)"
 cargo fetch --quiet

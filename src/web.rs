@@ -16,6 +16,7 @@ use crate::compress::{
     CalibrationNeed, Granularity, LIMITS, Precision, Progress, Settings, presets,
 };
 use crate::model::Model;
+use crate::predict::Prediction;
 use crate::session::{Batches, FileFormat, Session, Which};
 use crate::timing::Timing;
 use crate::train::{DistillOptions, SynthOptions};
@@ -105,6 +106,13 @@ pub fn calibration_need(options: String) -> Result<String, JsValue> {
 #[wasm_bindgen(js_name = latencyStats)]
 pub fn latency_stats(times_ms: Vec<f64>) -> String {
     serde_json::to_string(&Timing::of(&times_ms)).unwrap_or_else(|_| "null".into())
+}
+
+/// The five most probable ImageNet classes of `logits` (another runtime's answer), as JSON
+/// `[{index, label, prob}]`: the engine's one definition of a top-5.
+#[wasm_bindgen(js_name = topFive)]
+pub fn top_five(logits: Vec<f32>) -> String {
+    serde_json::to_string(&Prediction::from_logits(logits).top5).unwrap_or_else(|_| "[]".into())
 }
 
 /// The page's engine: a session on one backend.
@@ -349,6 +357,19 @@ impl Engine {
     pub fn download(&self, format: String) -> Result<Vec<u8>, JsValue> {
         let format: FileFormat = format.parse().map_err(js_err)?;
         self.session.file(format).map_err(js_err)
+    }
+
+    /// The loaded original model as ONNX (fp32), for the page's check in ONNX Runtime.
+    #[wasm_bindgen(js_name = originalOnnx)]
+    pub fn original_onnx(&self) -> Result<Vec<u8>, JsValue> {
+        self.session.original_onnx().map_err(js_err)
+    }
+
+    /// Kept photo `index` as the model's input (CHW floats of a square side), for another
+    /// runtime to be given exactly what this engine is given.
+    #[wasm_bindgen(js_name = photoInput)]
+    pub fn photo_input(&self, index: usize) -> Result<Vec<f32>, JsValue> {
+        self.session.photo_input(index).map_err(js_err)
     }
 
     /// The file name for `download(format)`, e.g. `resnet18-c30-int8.onnx`.

@@ -46,12 +46,40 @@ function bindingsReady() {
   });
 }
 
+// Page load → engine ready (wasm downloaded and compiled, backend started) → model ready →
+// first top-5, in ms since navigation (performance.now()): shown in the benchmark panel.
+const startup = { engine: null, model: null, firstTop5: null };
+
+function markStartup(what) {
+  if (startup[what] !== null) return;
+  startup[what] = performance.now();
+  const s = (ms) => `${(ms / 1e3).toFixed(2)} s`;
+  const parts = [`engine ready ${s(startup.engine)} (wasm download and compile, ${$('backend').dataset.kind === 'wgpu' ? 'WebGPU device' : 'CPU backend'})`];
+  if (startup.model !== null) parts.push(`model ready ${s(startup.model)}`);
+  parts.push(startup.firstTop5 !== null ? `first top-5 ${s(startup.firstTop5)}` : 'first top-5 when you add a photo');
+  const el = $('startup');
+  el.textContent = `Since this page loaded: ${parts.join(', ')}.`;
+  for (const [k, v] of Object.entries(startup)) if (v !== null) el.dataset[k] = v;
+}
+
+// The engine is built with WebAssembly SIMD (.cargo/config.toml): a browser without it cannot
+// compile the module at all. This 8-instruction module uses an i8x16 instruction
+// (wasm-feature-detect's test).
+const SIMD_TEST = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10,
+  1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
 async function start() {
+  if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_TEST)) {
+    setStatus('this browser cannot run modelslim');
+    showError('This browser has no WebAssembly SIMD, which modelslim needs: update it (Chrome or Edge 91+, Firefox 89+, Safari 16.4+).');
+    return;
+  }
   const wasm = await bindingsReady();
   useSpec(wasm);
   const forceCpu = params.get('backend') === 'cpu';
   await startEngine(wasm, forceCpu ? 'cpu' : 'auto',
     forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
+  markStartup('engine');
   const weights = params.get('weights') || DEFAULT_WEIGHTS_URL;
   if (weights === 'seeded') await useSeeded();
   else if (weights === 'efficientnet-lite0') await useEffnet();
@@ -126,6 +154,7 @@ function modelLoaded(randomWeights) {
   row.innerHTML = '<th>original</th><td colspan="9" class="small">compress (or measure latency) to fill this row</td>';
   for (const k of ['msMedian', 'params', 'macs', 'bytesOnnx']) delete row.dataset[k];
   setStatus('model ready: add photos');
+  markStartup('model');
   enqueue(reclassify);
 }
 
@@ -307,6 +336,7 @@ async function classify(file) {
     const p = { name: file.name, bytes, el, original: r.original, compressed: r.compressed };
     photos.push(p);
     renderPhoto(p);
+    markStartup('firstTop5');
     recordTime(r.original);
     const t = document.createElement('p');
     t.className = 'small';
@@ -645,6 +675,75 @@ async function runBenchmark() {
   setStatus(`benchmark done (${runs} warm runs each, on ${$('backend').textContent})`);
 }
 
+// ---- check in ONNX Runtime: both ONNX files in onnxruntime-web on the kept photos ----------
+const ORT_MAX_PHOTOS = 8;
+
+async function runOrtCheck() {
+  clearError();
+  if (!report) {
+    showError('Compress first: the check runs the original and the compressed ONNX file in ONNX Runtime.');
+    return;
+  }
+  const runs = Math.max(1, Math.min(50, Math.round(Number($('bench-runs').value) || 5)));
+  const { checkInOnnxRuntime } = await import('./ort-check.js');
+  const r = await checkInOnnxRuntime({
+    engine,
+    topFive: (logits) => window.wasmBindings.topFive(logits),
+    runs,
+    maxPhotos: ORT_MAX_PHOTOS,
+    status: setStatus,
+  });
+  renderOrtCheck(r, runs);
+  setStatus(`ONNX Runtime check done on ${r.photos.length} photo(s)`);
+}
+
+function renderOrtCheck(r, runs) {
+  const box = $('ort-result');
+  const label = (c) => (c ? c.label.split(',')[0] : '–');
+  const table = document.createElement('table');
+  table.className = 'bench';
+  table.innerHTML = '<thead><tr><th>photo</th><th>original: this page</th><th>ONNX Runtime</th>' +
+    '<th>compressed: this page</th><th>ONNX Runtime</th><th>largest |Δ logit|</th></tr></thead><tbody></tbody>';
+  let agree = true;
+  for (const row of r.photos) {
+    const p = photos[row.index];
+    const pageO = p.original?.top5[0];
+    const pageC = p.compressed?.top5[0];
+    const ortO = row.original.top5[0];
+    const ortC = row.compressed.top5[0];
+    const same = pageO?.index === ortO.index && pageC?.index === ortC.index;
+    agree &&= same;
+    const delta = p.compressed
+      ? Math.max(...row.compressed.logits.map((v, k) => Math.abs(v - p.compressed.logits[k])))
+      : NaN;
+    const tr = document.createElement('tr');
+    tr.setAttribute('data-testid', 'ort-row');
+    tr.dataset.pageTop1 = pageC?.index ?? '';
+    tr.dataset.ortTop1 = ortC.index;
+    tr.dataset.pageOriginalTop1 = pageO?.index ?? '';
+    tr.dataset.ortOriginalTop1 = ortO.index;
+    tr.className = same ? '' : 'differs';
+    for (const text of [p.name, label(pageO), label(ortO), label(pageC), label(ortC), delta.toFixed(3)]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    table.querySelector('tbody').append(tr);
+  }
+  const o = latencyStats(r.original);
+  const c = latencyStats(r.compressed);
+  const note = document.createElement('p');
+  note.textContent = `onnxruntime-web ${r.version} (wasm, ${r.threads} thread${r.threads === 1 ? '' : 's'}), ` +
+    `warm median of ${runs} run(s) on the first photo: original ${o.median_ms.toFixed(1)} ms, ` +
+    `compressed ${c.median_ms.toFixed(1)} ms (latency ×${(c.median_ms / o.median_ms).toFixed(2)}). ` +
+    (agree ? 'Its top-1 is this page\'s on every photo.' : 'Its top-1 differs from this page\'s on the marked photos.') +
+    (r.threads === 1 ? ' One thread: the page is not cross-origin isolated (README, "Hosting").' : '');
+  box.replaceChildren(table, note);
+  Object.assign(box.dataset, {
+    agree, threads: r.threads, originalMs: o.median_ms, compressedMs: c.median_ms, photos: r.photos.length,
+  });
+}
+
 async function runSensitivity() {
   clearError();
   if (!engine.photoCount) {
@@ -812,6 +911,7 @@ $('retry-download').addEventListener('click', () =>
 $('compress').addEventListener('click', () => enqueue(runCompression));
 $('cancel').addEventListener('click', () => { cancelRequested = true; setStatus('cancelling after the current step…'); });
 $('bench').addEventListener('click', () => enqueue(runBenchmark));
+$('ort-check').addEventListener('click', () => enqueue(runOrtCheck));
 $('sensitivity').addEventListener('click', () => enqueue(runSensitivity));
 $('distill').addEventListener('click', () => enqueue(runDistillation));
 $('distill-stop').addEventListener('click', () => { stopDistill = true; $('distill-status').textContent += ' · stopping after this step…'; });

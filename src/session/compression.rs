@@ -165,6 +165,12 @@ impl Session {
         })
     }
 
+    /// The loaded original as ONNX (fp32): the baseline a runtime check times the compressed
+    /// file against.
+    pub fn original_onnx(&self) -> Result<Vec<u8>> {
+        to_onnx(&self.original()?.model)
+    }
+
     /// The name that says what the file is, e.g. `resnet18-c30-int8.onnx`; `None` before a
     /// compression.
     pub fn file_name(&self, format: FileFormat) -> Option<String> {

@@ -74,6 +74,19 @@ impl Session {
         Ok(())
     }
 
+    /// The kept photo `index` as the loaded model's input (CHW, a square of the model's
+    /// side): what another runtime must be given to compare its answers with this one's.
+    pub fn photo_input(&self, index: usize) -> Result<Vec<f32>> {
+        let s = self.state.borrow();
+        let photo = s.photos.get(index).ok_or_else(|| {
+            Error::Invalid(format!(
+                "there is no photo {index}: {} are kept",
+                s.photos.len()
+            ))
+        })?;
+        Ok(photo.input.borrow().clone())
+    }
+
     /// Forget the kept photos.
     pub fn clear_photos(&self) {
         let mut s = self.state.borrow_mut();

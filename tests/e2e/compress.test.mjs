@@ -182,6 +182,40 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
 // 5-bit weight scales), so the page on WebGPU, onnxruntime as written and onnxruntime's fused
 // integer kernels must give the same logits: 1e-3 bounds f32 rounding in the classifier's sums
 // on logits spanning ~9, where the old arbitrary scales differed by 0.03–0.04.
+test('check in ONNX Runtime (30 % channels + int8, CPU fallback): onnxruntime-web agrees and times both files, from this origin only', { timeout: 2 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
+  await upload(page, PHOTOS_256);
+  await page.fill('[data-testid=prune-channels]', '0.3');
+  await page.selectOption('[data-testid=quant]', 'int8');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 2);
+  assert.deepEqual(requests.filter((u) => /\/ort\//.test(u)), [], 'onnxruntime-web must load only when asked');
+
+  await page.fill('#bench-runs', '3');
+  await page.click('[data-testid=ort-check]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=ort-result]').dataset.agree !== undefined
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const rows = await page.$$eval('[data-testid=ort-row]', (trs) => trs.map((tr) => ({ ...tr.dataset })));
+  assert.equal(rows.length, 2);
+  for (const r of rows) {
+    assert.equal(r.ortTop1, r.pageTop1, 'onnxruntime-web\'s top-1 on the compressed file differs from the page');
+    assert.equal(r.ortOriginalTop1, r.pageOriginalTop1, 'onnxruntime-web\'s top-1 on the original differs from the page');
+  }
+  const box = await page.$eval('[data-testid=ort-result]', (el) => ({ ...el.dataset, text: el.querySelector('p').textContent }));
+  assert.equal(box.agree, 'true');
+  for (const k of ['originalMs', 'compressedMs']) assert.ok(Number(box[k]) > 0, `${k} ${box[k]}`);
+  console.log(`ONNX Runtime check: ${box.text}`);
+  // The runtime came from the page's own origin, and nothing else was asked for.
+  assert.ok(requests.some((u) => u.endsWith('/ort/ort-wasm-simd-threaded.wasm')), 'the runtime was not loaded');
+  const foreign = requests.filter((u) => !u.startsWith(base) && !/^(blob|data):/.test(u));
+  assert.deepEqual(foreign, [], 'requests outside the page\'s origin');
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
 test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'s logits', { timeout: 2 * TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=seeded');
   assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');

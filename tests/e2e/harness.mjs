@@ -21,14 +21,21 @@ function distHeaders() {
     .filter((l) => /^\s+\S+:/.test(l)).map((l) => l.trim().split(/:\s*(.*)/s).slice(0, 2)));
 }
 
-/** Serve DIST on 127.0.0.1 (a free port), with its _headers; resolves to { server, base }. */
-export async function serveDist() {
+/**
+ * Serve DIST on 127.0.0.1 (a free port), with its _headers; resolves to { server, base }.
+ * `mounts` serves more folders beside it: { '/prefix/': '/abs/dir' } (the benchmark's
+ * onnxruntime-web WebGPU backend, which the page itself does not ship).
+ */
+export async function serveDist(mounts = {}) {
   const headers = distHeaders();
   if (!headers['Content-Security-Policy']) throw new Error(`no Content-Security-Policy in ${DIST}/_headers`);
   const server = createServer((req, res) => {
-    let file = join(DIST, decodeURIComponent(new URL(req.url, 'http://x').pathname));
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const mount = Object.keys(mounts).find((m) => path.startsWith(m));
+    const root = mount ? mounts[mount] : DIST;
+    let file = join(root, mount ? path.slice(mount.length) : path);
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
-    if (!file.startsWith(DIST) || !existsSync(file)) { res.writeHead(404).end(); return; }
+    if (!file.startsWith(root) || !existsSync(file)) { res.writeHead(404).end(); return; }
     res.writeHead(200, { ...headers, 'content-type': MIME[extname(file)] || 'application/octet-stream' });
     res.end(readFileSync(file));
   });

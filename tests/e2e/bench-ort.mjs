@@ -1,0 +1,90 @@
+// modelslim against onnxruntime-web, from one headless Chromium run: the same fp32 model
+// (seeded ResNet18, real EfficientNet-Lite0) and the same preprocessed photo, warm medians of
+// modelslim's CPU fallback (Burn flex in wasm) and WebGPU path against onnxruntime-web's wasm
+// backend (one thread) and WebGPU backend, and their ratios (below 1: modelslim faster). Also
+// the time from page load to the first top-5 on the CPU fallback (weights served with the page
+// or from its cache). A benchmark, not a test: it prints, it asserts nothing.
+//   bash scripts/bench-browser.sh        (builds the page first)
+//   RUNS=10 npm run bench-ort --prefix tests/e2e
+//   CPU_ONLY=1 …     the CPU fallback against onnxruntime-web's wasm backend only (minutes faster)
+import { join } from 'node:path';
+import { serveDist, launchChromium, ROOT } from './harness.mjs';
+
+const RUNS = Number(process.env.RUNS || 10);
+const ORT_ALL = join(ROOT, 'www', 'vendor', 'node_modules', 'onnxruntime-web', 'dist');
+const MODELS = [['ResNet18 (seeded)', 'seeded'], ['EfficientNet-Lite0', 'efficientnet-lite0']];
+const { server, base } = await serveDist({ '/ort-all/': ORT_ALL });
+const browser = await launchChromium();
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2;
+};
+
+// In one page: modelslim on `backend` (warm median of RUNS predictions of a sample photo, and
+// page load → first top-5), then, when `ort` lists backends, onnxruntime-web on each with the
+// model's ONNX and that photo's input as the engine gives them (the bytes stay in the page).
+async function measure(weights, backend, ort) {
+  const page = await browser.newPage();
+  const t0 = Date.now();
+  await page.goto(`${base}?weights=${weights}${backend === 'cpu' ? '&backend=cpu' : ''}`);
+  await page.waitForFunction(() => window.modelslimEngine?.modelInfo, null, { timeout: 300_000 });
+  return page.evaluate(async ([runs, t0, eps]) => {
+    const e = window.modelslimEngine;
+    const bytes = new Uint8Array(await (await fetch('samples/chelsea.png')).arrayBuffer());
+    const times = [];
+    let firstTop5 = null;
+    for (let i = 0; i < runs + 1; i++) {
+      times.push(JSON.parse(await e.predict(bytes)).inference_ms);
+      firstTop5 ??= Date.now() - t0;
+    }
+    const out = { modelslim: times.slice(1), cold: times[0], firstTop5, backend: document.querySelector('[data-testid=backend]').textContent };
+    let onnx, input;
+    try {
+      if (eps.length) {
+        await e.keepPhoto(bytes, 'chelsea.png');
+        [onnx, input] = [await e.originalOnnx(), await e.photoInput(0)];
+      }
+    } catch (err) {
+      out.wasmError = out.webgpuError = `this page cannot give its model to another runtime: ${err.message || err}`;
+      return out;
+    }
+    const side = Math.round(Math.sqrt(input?.length / 3));
+    for (const ep of eps) {
+      try {
+        const ort = await import(ep === 'webgpu' ? '/ort-all/ort.webgpu.min.mjs' : '/ort-all/ort.wasm.min.mjs');
+        ort.env.wasm.wasmPaths = new URL('/ort-all/', location.href).href;
+        ort.env.wasm.numThreads = 1;
+        const s = await ort.InferenceSession.create(onnx, { executionProviders: [ep] });
+        const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', input, [1, 3, side, side]) };
+        const t = [];
+        for (let i = 0; i < runs + 1; i++) {
+          const start = performance.now();
+          await s.run(feeds);
+          t.push(performance.now() - start);
+        }
+        out[ep] = t.slice(1);
+      } catch (err) {
+        out[`${ep}Error`] = String(err.message || err).split('\n')[0];
+      }
+    }
+    return out;
+  }, [RUNS, t0, ort]).finally(() => page.close());
+}
+
+console.log(`warm medians of ${RUNS} runs after one, one 224×224 photo, fp32; ratio = modelslim / onnxruntime-web\n`);
+console.log('| model | modelslim CPU fallback | onnxruntime-web wasm, 1 thread | ratio | modelslim WebGPU | onnxruntime-web WebGPU | ratio | page load → first top-5 (CPU fallback) |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+for (const [name, weights] of MODELS) {
+  const cpuOnly = Boolean(process.env.CPU_ONLY);
+  const cpu = await measure(weights, 'cpu', cpuOnly ? ['wasm'] : ['wasm', 'webgpu']);
+  const gpu = cpuOnly ? { modelslim: null, cold: NaN, backend: 'WebGPU (not run)' } : await measure(weights, 'webgpu', []);
+  for (const ep of ['wasm', 'webgpu']) if (cpu[`${ep}Error`]) console.error(`onnxruntime-web ${ep} on ${name}: ${cpu[`${ep}Error`]}`);
+  const m = (times) => (times ? median(times) : NaN);
+  const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '–');
+  const [c, ow, g, og] = [m(cpu.modelslim), m(cpu.wasm), m(gpu.modelslim), m(cpu.webgpu)];
+  console.log(`| ${name} | ${ms(c)} | ${ms(ow)} | ${(c / ow).toFixed(2)} | ${ms(g)} | ${ms(og)} | ${(g / og).toFixed(2)} | ` +
+    `${(cpu.firstTop5 / 1e3).toFixed(2)} s |`);
+  console.error(`${name}: ${cpu.backend} cold ${cpu.cold.toFixed(0)} ms; ${gpu.backend} cold ${gpu.cold.toFixed(0)} ms`);
+}
+await browser.close();
+server.close();
