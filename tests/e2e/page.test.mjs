@@ -261,3 +261,17 @@ test('weights download blocked: the page says so and offers the file picker', { 
   assert.deepEqual(violations.sort(), ['connect-src', 'script-src-elem']);
   await context.close();
 });
+
+test('a browser without WebAssembly SIMD gets one line saying what to do', { timeout: 120_000 }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // The page's check asks WebAssembly.validate about a SIMD module; an old browser says no.
+  await page.addInitScript(() => { WebAssembly.validate = () => false; });
+  await page.goto(base + '?weights=seeded');
+  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
+  assert.match(await page.textContent('[data-testid=error]'), /no WebAssembly SIMD.*update it/);
+  assert.match(await page.textContent('[data-testid=status]'), /cannot run modelslim/);
+  // Cross-origin isolated (dist/_headers): onnxruntime-web may use threads here.
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  await context.close();
+});
