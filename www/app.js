@@ -74,11 +74,14 @@ async function start() {
     showError('This browser has no WebAssembly SIMD, which modelslim needs: update it (Chrome or Edge 91+, Firefox 89+, Safari 16.4+).');
     return;
   }
-  const wasm = await bindingsReady();
-  useSpec(wasm);
+  // The worker fetches and compiles its own copy of the module: start it now, beside the
+  // page's (Trunk's loader), rather than after it — the two compile on two cores.
+  const wasm = bindingsReady();
   const forceCpu = params.get('backend') === 'cpu';
-  await startEngine(wasm, forceCpu ? 'cpu' : 'auto',
+  const engineStarted = startEngine(wasm, forceCpu ? 'cpu' : 'auto',
     forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
+  useSpec(await wasm);
+  await engineStarted;
   markStartup('engine');
   const weights = params.get('weights') || DEFAULT_WEIGHTS_URL;
   if (weights === 'seeded') await useSeeded();
@@ -87,6 +90,8 @@ async function start() {
   else await downloadWeights(weights);
 }
 
+// `wasm`: the page's bindings, or a promise of them (the engine falls back to them on the main
+// thread where no worker starts).
 async function startEngine(wasm, prefer, reason) {
   engine = await createEngine(wasm, prefer, reason, { mainThread: params.get('engine') === 'main' });
   engine.onLost = (why) => enqueue(() => recoverFromLostDevice(wasm, why));

@@ -86,6 +86,7 @@ export async function createEngine(wasm, prefer, reason, { mainThread = false } 
     if (mainThread) throw new Error('the main thread was requested (?engine=main)');
     return await workerEngine(prefer, reason);
   } catch (e) {
-    return mainThreadEngine(await wasm.createEngine(prefer, reason), (e && e.message) || String(e));
+    // `wasm` may still be loading (a promise of the page's bindings).
+    return mainThreadEngine(await (await wasm).createEngine(prefer, reason), (e && e.message) || String(e));
   }
 }
