@@ -103,6 +103,14 @@ pub struct Captured {
     pub data: Vec<f32>,
 }
 
+/// [`Network::build`] or [`Network::build_for_inference`].
+type BuildNetwork = fn(
+    &crate::model::graph::Graph,
+    &crate::tensor::StateDict,
+    &std::collections::BTreeMap<String, crate::quant::ActQuant>,
+    &Device,
+) -> Result<Network>;
+
 /// A model uploaded to a backend, ready to classify preprocessed images.
 pub struct Classifier {
     pub backend: Backend,
@@ -112,20 +120,18 @@ pub struct Classifier {
 impl Classifier {
     /// Upload `model` to `backend`.
     pub fn new(model: &Model, backend: Backend) -> Result<Self> {
-        let net = Network::build(
-            &model.graph(),
-            &model.weights,
-            &model.quant.activations,
-            &backend.device,
-        )?;
-        Ok(Classifier { backend, net })
+        Self::built_by(Network::build, model, backend)
     }
 
     /// Upload `model` to `backend` to compute logits only, batch norms folded into their
     /// convolutions ([`Network::build_for_inference`]): faster, but it cannot capture values
     /// or measure batch statistics.
     pub fn for_logits(model: &Model, backend: Backend) -> Result<Self> {
-        let net = Network::build_for_inference(
+        Self::built_by(Network::build_for_inference, model, backend)
+    }
+
+    fn built_by(build: BuildNetwork, model: &Model, backend: Backend) -> Result<Self> {
+        let net = build(
             &model.graph(),
             &model.weights,
             &model.quant.activations,
