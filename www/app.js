@@ -63,8 +63,8 @@ function markStartup(what) {
 }
 
 // The engine is built with WebAssembly SIMD (.cargo/config.toml): a browser without it cannot
-// compile the module at all. This 8-instruction module uses an i8x16 instruction
-// (wasm-feature-detect's test).
+// compile the module at all. This tiny module uses an i8x16 instruction (wasm-feature-detect's
+// test).
 const SIMD_TEST = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10,
   1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
 
@@ -469,6 +469,9 @@ function resetCompressed() {
     $(id).removeAttribute('href');
   }
   $('agreement').hidden = true;
+  // An ONNX Runtime check was of the files just dropped.
+  $('ort-result').replaceChildren();
+  for (const k of ['agree', 'threads', 'originalMs', 'compressedMs', 'photos']) delete $('ort-result').dataset[k];
   const row = $('bench-compressed');
   row.innerHTML = '<th>compressed</th><td colspan="9" class="small">compress first</td>';
   for (const k of ['msMedian', 'params', 'macs', 'bytesOnnx']) delete row.dataset[k];
@@ -742,7 +745,7 @@ function renderOrtCheck(r, runs) {
     `warm median of ${runs} run(s) on the first photo: original ${o.median_ms.toFixed(1)} ms, ` +
     `compressed ${c.median_ms.toFixed(1)} ms (latency ×${(c.median_ms / o.median_ms).toFixed(2)}). ` +
     (agree ? 'Its top-1 is this page\'s on every photo.' : 'Its top-1 differs from this page\'s on the marked photos.') +
-    (r.threads === 1 ? ' One thread: the page is not cross-origin isolated (README, "Hosting").' : '');
+    (r.threads === 1 ? ' One thread: this host does not send the page\'s cross-origin isolation headers (dist/_headers).' : '');
   box.replaceChildren(table, note);
   Object.assign(box.dataset, {
     agree, threads: r.threads, originalMs: o.median_ms, compressedMs: c.median_ms, photos: r.photos.length,

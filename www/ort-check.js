@@ -1,7 +1,8 @@
 // "Check in ONNX Runtime": the page's two ONNX files (the original as fp32, the compressed
 // one as downloaded) run in onnxruntime-web on the kept photos. Its top-1 must be the page's,
-// and its latencies are those of a real integer runtime: the speed-up of int8 and pruning
-// measured where users deploy, not simulated in float as this page computes. Imported by
+// and its latencies are a deployment runtime's, where int8 QDQ graphs run on integer kernels:
+// the speed-up of quantization and pruning measured, not simulated in float as this page
+// computes. Imported by
 // www/app.js only when the user asks; the runtime itself loads in ./ort-worker.js.
 
 /** A worker speaking {id, ...} → {id, result | error}. */
@@ -19,10 +20,10 @@ function ortWorker() {
     for (const p of pending.values()) p.reject(new Error(`ONNX Runtime's worker stopped: ${e.message || 'worker error'}`));
     pending.clear();
   };
-  const call = (msg, transfer = []) => new Promise((resolve, reject) => {
+  const call = (msg) => new Promise((resolve, reject) => {
     const id = next++;
     pending.set(id, { resolve, reject });
-    worker.postMessage({ ...msg, id }, transfer);
+    worker.postMessage({ ...msg, id });
   });
   return { call, terminate: () => worker.terminate() };
 }
