@@ -7,7 +7,11 @@ const sessions = new Map();
 
 async function load(m) {
   if (!ort) {
-    ort = await import('./ort/ort.wasm.min.mjs');
+    try {
+      ort = await import('./ort/ort.wasm.min.mjs');
+    } catch (e) {
+      throw new Error(`this site does not serve onnxruntime-web (ort/ort.wasm.min.mjs: ${e.message}); build the page after scripts/setup.sh, which copies it into www/ort/`);
+    }
     ort.env.wasm.wasmPaths = new URL('./ort/', self.location.href).href;
     // Threads need SharedArrayBuffer, which browsers give cross-origin isolated pages only.
     ort.env.wasm.numThreads = m.threads;
