@@ -9,7 +9,7 @@
 #   ONLY=int4 bash scripts/distill.sh       only the rows whose name contains the word
 #   STEPS=400 BATCH=16 LR=5e-5 TEMPERATURE=1 bash scripts/distill.sh   the training run
 #                                           (defaults shown)
-#   DISTILL="--mixup" bash scripts/distill.sh   more `modelslim distill` flags for the table
+#   DISTILL="--no-mixup" bash scripts/distill.sh   more `modelslim distill` flags for the table
 #   ABLATION=1 bash scripts/distill.sh      the short run's variants: what helps (~6 min)
 #   SHORT=1 bash scripts/distill.sh         CI's check: a 20-step run on the repository's 32
 #                                           photos that must lower the loss and raise the
@@ -43,8 +43,8 @@ if [[ -n "${ABLATION:-}" ]]; then
   repository_photos
   "$BIN" compress --weights "$W" --out "$OUT/c.safetensors" --quant int4 --granularity group:32 --keep-first-last >/dev/null
   printf '| variant (int4 groups of 32, 40 steps × 8, lr 1e-4) | loss, first → last 5 steps | held-back agreement | held-back KL | step kept |\n|---|---|---|---|---:|\n'
-  for v in "KL, T = 1, random views|" "without random views|--no-augment" "+ feature matching (weight 1)|--features 1" \
-           "+ learned scales (LSQ)|--learn-scales" "temperature 2|--temperature 2" "+ mixup|--mixup"; do
+  for v in "KL, T = 1, random views, mixup (the defaults)|" "without mixup|--no-mixup" "without random views or mixup|--no-augment --no-mixup" \
+           "+ feature matching (weight 1)|--features 1" "+ learned scales (LSQ)|--learn-scales" "temperature 2|--temperature 2"; do
     name="${v%%|*}"; flags="${v#*|}"
     # shellcheck disable=SC2086
     "$BIN" distill --weights "$OUT/c.safetensors" --teacher "$W" --images "$OUT/photos" --out "$OUT/d.safetensors" \
@@ -70,7 +70,9 @@ first, last = sum(loss[:5]) / 5, sum(loss[-5:]) / 5
 print(f"distill, 20 steps of 8 photos ({d['ms_per_step'] / 1e3:.2f} s/step): loss {first:.3f} -> {last:.3f}; "
       f"held-back agreement {b['agreement']:.3f} -> {a['agreement']:.3f}, KL {b['kl']:.3f} -> {a['kl']:.3f} (step {d['best_step']})")
 # Each step's loss is on other random views, so it is noisy: the means of five steps compare.
-ok = last < 0.9 * first and a["kl"] < 0.9 * b["kl"] and a["agreement"] > b["agreement"]
+# Mixed views (the default) keep the training loss high — each step blends new pairs — so the
+# held-back KL, on plain photos, is the main claim; the loss must still fall.
+ok = last < 0.95 * first and a["kl"] < 0.9 * b["kl"] and a["agreement"] > b["agreement"]
 sys.exit(0 if ok else 1)
 PY
   exit

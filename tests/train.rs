@@ -215,6 +215,7 @@ fn the_loss_falls_over_a_short_run_on_a_fixed_batch() {
         lr: 2e-5,
         batch: 2,
         augment: false,
+        mixup: false,
         held_out: Some(0),
         ..Default::default()
     };

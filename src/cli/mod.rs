@@ -45,7 +45,7 @@ usage:
   modelslim convert --weights FILE.pth --out FILE.safetensors
   modelslim distill --weights COMPRESSED --teacher ORIGINAL --images DIR --out OUT.safetensors
                     [--onnx OUT.onnx] [--steps N] [--lr X] [--batch N] [--temperature T]
-                    [--features W] [--held-out N] [--seed S] [--no-augment] [--mixup] [--learn-scales]
+                    [--features W] [--held-out N] [--seed S] [--no-augment] [--no-mixup] [--learn-scales]
                     [--backend cpu|wgpu] [--json]
   modelslim synth --weights ORIGINAL --out DIR [--n N] [--seed S] [--steps N] [--lr X]
                   [--batch N] [--backend cpu|wgpu] [--json]

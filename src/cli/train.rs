@@ -12,7 +12,7 @@ use super::images::keep_photos_skipping_bad;
 use super::{CliError, load_model_as, print_json, session_with, write_file};
 
 pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json", "no-augment", "mixup", "learn-scales"])?;
+    let args = Args::parse(args, &["json", "no-augment", "no-mixup", "learn-scales"])?;
     args.check_known(&[
         "weights",
         "teacher",
@@ -36,7 +36,7 @@ pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
         batch: args.number("batch", d.batch)?,
         temperature: args.number("temperature", d.temperature)?,
         augment: !args.has("no-augment"),
-        mixup: args.has("mixup"),
+        mixup: !args.has("no-mixup"),
         learn_scales: args.has("learn-scales"),
         features: args.number("features", d.features)?,
         held_out: args

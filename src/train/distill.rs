@@ -41,7 +41,9 @@ pub struct DistillOptions {
     pub augment: bool,
     /// Blend each view with another photo's view (mixup, weights drawn uniformly): images
     /// between the photos, on which the student learns the teacher's function where the few
-    /// photos alone leave it unconstrained ("function matching", Beyer et al. 2022).
+    /// photos alone leave it unconstrained ("function matching", Beyer et al. 2022). On by
+    /// default: on EfficientNet-Lite0 it raised held-out agreement and lowered the KL for
+    /// both int4 and pruning (README, "Recovering accuracy").
     pub mixup: bool,
     /// Train the integer grids' scales too (LSQ), where activations are not quantized. Off by
     /// default: on EfficientNet-Lite0 it made the held-back photos worse while the training
@@ -68,7 +70,7 @@ impl Default for DistillOptions {
             batch: 16,
             temperature: 1.0,
             augment: true,
-            mixup: false,
+            mixup: true,
             learn_scales: false,
             features: 0.0,
             held_out: None,
