@@ -656,9 +656,14 @@ function drawLayers(layers) {
   box.append(legend);
 }
 
+// The benchmark panel's "Runs", within the field's bounds.
+function benchRuns() {
+  return Math.max(1, Math.min(50, Math.round(Number($('bench-runs').value) || 5)));
+}
+
 async function runBenchmark() {
   clearError();
-  const runs = Math.max(1, Math.min(50, Math.round(Number($('bench-runs').value) || 5)));
+  const runs = benchRuns();
   for (const which of ['original', 'compressed']) {
     const row = $(`bench-${which}`);
     if (which === 'compressed' && !report) continue;
@@ -692,7 +697,7 @@ async function runOrtCheck() {
     showError('Compress first: the check runs the original and the compressed ONNX file in ONNX Runtime.');
     return;
   }
-  const runs = Math.max(1, Math.min(50, Math.round(Number($('bench-runs').value) || 5)));
+  const runs = benchRuns();
   const { checkInOnnxRuntime } = await import('./ort-check.js');
   const r = await checkInOnnxRuntime({
     engine,

@@ -5,8 +5,8 @@
 // computes. Imported by
 // www/app.js only when the user asks; the runtime itself loads in ./ort-worker.js.
 
-/** A worker speaking {id, ...} → {id, result | error}. */
-function ortWorker() {
+/** onnxruntime-web's worker (./ort-worker.js), speaking {id, ...} → {id, result | error}. */
+export function ortWorker() {
   const worker = new Worker('ort-worker.js', { type: 'module' });
   let next = 0;
   const pending = new Map();

@@ -49,22 +49,18 @@ async function measure(weights, backend, ort) {
       return out;
     }
     const side = Math.round(Math.sqrt(input?.length / 3));
+    // The page's own onnxruntime-web worker (www/ort-worker.js), one per backend, given the
+    // whole npm package (served at /ort-all/) for its WebGPU backend.
+    const { ortWorker } = await import('./ort-check.js');
     for (const ep of eps) {
+      const ort = ortWorker();
       try {
-        const ort = await import(ep === 'webgpu' ? '/ort-all/ort.webgpu.min.mjs' : '/ort-all/ort.wasm.min.mjs');
-        ort.env.wasm.wasmPaths = new URL('/ort-all/', location.href).href;
-        ort.env.wasm.numThreads = 1;
-        const s = await ort.InferenceSession.create(onnx, { executionProviders: [ep] });
-        const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', input, [1, 3, side, side]) };
-        const t = [];
-        for (let i = 0; i < runs + 1; i++) {
-          const start = performance.now();
-          await s.run(feeds);
-          t.push(performance.now() - start);
-        }
-        out[ep] = t.slice(1);
+        await ort.call({ type: 'load', name: 'fp32', bytes: onnx, threads: 1, backend: ep, dir: '/ort-all/' });
+        out[ep] = (await ort.call({ type: 'run', name: 'fp32', input, side, runs: runs + 1 })).times.slice(1);
       } catch (err) {
         out[`${ep}Error`] = String(err.message || err).split('\n')[0];
+      } finally {
+        ort.terminate();
       }
     }
     return out;
