@@ -7,6 +7,7 @@ use burn::tensor::module::{conv2d, linear};
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::cpu_conv;
 use crate::tensor::{HostTensor, StateDict};
 use crate::{Error, Result};
 
@@ -100,6 +101,22 @@ impl Conv {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // On the CPU, modelslim's own kernels (see `cpu_conv`), which also read the asymmetric
+        // padding without a padded copy.
+        let [(top, bottom), (left, right)] = self.options.padding;
+        let pads = match self.pad {
+            Some((left, right, top, bottom)) => [top, left, bottom, right],
+            None => [top, left, bottom, right],
+        };
+        if let Some(y) = cpu_conv::on_cpu(
+            &x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.options.stride,
+            pads,
+        ) {
+            return y;
+        }
         let x = match self.pad {
             Some(p) => x.pad(p, PadMode::Constant(0.0)),
             None => x,

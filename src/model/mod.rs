@@ -2,6 +2,7 @@
 //! and their forward pass on a Burn device.
 
 pub mod channels;
+mod cpu_conv;
 pub mod efficientnet;
 pub mod exec;
 pub mod graph;

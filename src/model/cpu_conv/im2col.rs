@@ -1,0 +1,195 @@
+//! Dense convolution (one group) as a matrix product, on the host, in NCHW throughout.
+//!
+//! Why: flex lowers a k×k convolution through channels-last: on every call it transposes the
+//! weights (all 11.7 M of ResNet18's, each forward), converts the input to NHWC, builds and
+//! zero-fills a patch matrix per tile, multiplies, scatters the product back to NCHW with
+//! strided writes, and adds the bias in another pass. Profiled on one thread, a third of
+//! ResNet18's time went to that traffic rather than to the products.
+//!
+//! How: in NCHW the weights `[M, C, kh, kw]` already are the row-major matrix `W[M, C·kh·kw]`,
+//! and a patch matrix whose rows are (channel, kernel row, kernel column) and whose columns are
+//! output positions gives `Y[M, positions] = W · patches`, which is the NCHW output itself. The
+//! patch matrix is built a tile of columns at a time (each row of a tile is a few contiguous
+//! copies of input rows, zeros where the padding is), the product writes straight into the
+//! output's columns, and the output starts as the bias, which the product accumulates onto. A
+//! 1×1 convolution with stride 1 needs no patches: the input is the matrix.
+
+use super::{ConvShape, for_each_image};
+
+/// Patch-matrix elements per tile: small enough to stay in the L2 cache while the product
+/// reads it (256 KiB of f32).
+const TILE_ELEMENTS: usize = 64 * 1024;
+
+/// `y[n, m] = bias[m] + Σ_{c,i,j} w[m, c, i, j] · x_padded[n, c, s_h·y + i, s_w·x + j]`, NCHW in
+/// and out; `weight` is `[out_channels, C, kh, kw]`. Panics if the slices' lengths do not match
+/// (callers check the tensors' shapes).
+pub fn conv2d(
+    input: &[f32],
+    weight: &[f32],
+    out_channels: usize,
+    bias: Option<&[f32]>,
+    shape: &ConvShape,
+) -> Vec<f32> {
+    let [n, c, h, w] = shape.input;
+    let [kh, kw] = shape.kernel;
+    let Some([oh, ow]) = shape.output() else {
+        return Vec::new();
+    };
+    assert_eq!(input.len(), n * c * h * w, "convolution input length");
+    assert_eq!(
+        weight.len(),
+        out_channels * c * kh * kw,
+        "convolution weight length"
+    );
+    let positions = oh * ow;
+    let mut output = vec![0.0; n * out_channels * positions];
+    if output.is_empty() {
+        return output;
+    }
+    for_each_image(&mut output, out_channels * positions, |i, y, alone| {
+        for (m, row) in y.chunks_exact_mut(positions).enumerate() {
+            row.fill(bias.map_or(0.0, |b| b[m]));
+        }
+        let x = &input[i * c * h * w..(i + 1) * c * h * w];
+        let product = Product {
+            weight,
+            rows: out_channels,
+            depth: c * kh * kw,
+            positions,
+            alone,
+        };
+        let pointwise = shape.kernel == [1, 1] && shape.stride == [1, 1] && shape.pads == [0; 4];
+        if pointwise {
+            product.accumulate(y, 0, positions, x);
+            return;
+        }
+        let tile = (TILE_ELEMENTS / product.depth).clamp(16, positions);
+        PATCHES.with_borrow_mut(|patches| {
+            for start in (0..positions).step_by(tile) {
+                let end = (start + tile).min(positions);
+                fill_patches(patches, x, shape, [oh, ow], start, end);
+                product.accumulate(y, start, end, patches);
+            }
+        });
+    });
+    output
+}
+
+thread_local! {
+    /// One tile of the patch matrix, reused across tiles and calls (one per thread).
+    static PATCHES: std::cell::RefCell<Vec<f32>> = std::cell::RefCell::default();
+}
+
+/// `W[rows, depth]` times a `[depth, columns]` matrix, accumulated onto columns of the output.
+struct Product<'a> {
+    weight: &'a [f32],
+    rows: usize,
+    depth: usize,
+    /// Output positions per channel: the output's row stride.
+    positions: usize,
+    /// The image runs alone: the product may use every core (natively).
+    alone: bool,
+}
+
+impl Product<'_> {
+    /// `y[:, start..end] += W · b`, where `b` is `[depth, end − start]` row-major.
+    fn accumulate(&self, y: &mut [f32], start: usize, end: usize, b: &[f32]) {
+        let columns = end - start;
+        assert!(b.len() >= self.depth * columns, "patch matrix size");
+        assert!(
+            y.len() >= self.rows * self.positions && end <= self.positions,
+            "output size"
+        );
+        assert!(self.weight.len() >= self.rows * self.depth, "weight size");
+        #[cfg(not(target_family = "wasm"))]
+        let parallelism = if self.alone && self.rows * columns * self.depth >= 192 * 192 * 192 {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        #[cfg(target_family = "wasm")]
+        let parallelism = {
+            let _ = self.alone;
+            gemm::Parallelism::None
+        };
+        // SAFETY: the asserts above keep every access inside the slices: the product reads
+        // `rows × depth` weights (row stride `depth`), `depth × columns` patch values (row
+        // stride `columns`), and reads and writes `rows × columns` outputs starting at column
+        // `start` with row stride `positions`, the last at `(rows − 1)·positions + end − 1`.
+        unsafe {
+            gemm::gemm(
+                self.rows,
+                columns,
+                self.depth,
+                y.as_mut_ptr().add(start),
+                1,
+                self.positions as isize,
+                true,
+                self.weight.as_ptr(),
+                1,
+                self.depth as isize,
+                b.as_ptr(),
+                1,
+                columns as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}
+
+/// The patch matrix for output positions `start..end` (row-major, `[C·kh·kw, end − start]`):
+/// row (c, i, j), column p holds the padded input at `(c, s_h·y + i, s_w·x + j)` for the
+/// position p = y·ow + x, zero in the padding.
+fn fill_patches(
+    patches: &mut Vec<f32>,
+    x: &[f32],
+    shape: &ConvShape,
+    [oh, ow]: [usize; 2],
+    start: usize,
+    end: usize,
+) {
+    let [_, c, h, w] = shape.input;
+    let [kh, kw] = shape.kernel;
+    let [sh, sw] = shape.stride;
+    let [top, left, _, _] = shape.pads;
+    let columns = end - start;
+    patches.clear();
+    patches.resize(c * kh * kw * columns, 0.0);
+    let mut rows = patches.chunks_exact_mut(columns);
+    for ch in 0..c {
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        for i in 0..kh {
+            let (y_first, y_end) = shape.inside(0, i, oh);
+            for j in 0..kw {
+                let (x_first, x_end) = shape.inside(1, j, ow);
+                let Some(row) = rows.next() else { return };
+                // Output rows that this tile covers, each a run of columns [a, b).
+                for y in start / ow..end.div_ceil(ow) {
+                    if y < y_first || y >= y_end {
+                        continue;
+                    }
+                    let a = start.saturating_sub(y * ow).max(x_first);
+                    let b = (end - y * ow).min(ow).min(x_end);
+                    if a >= b {
+                        continue;
+                    }
+                    let src = &plane[(y * sh + i - top) * w..][..w];
+                    let dst = &mut row[y * ow + a - start..y * ow + b - start];
+                    let first = a * sw + j - left;
+                    if sw == 1 {
+                        dst.copy_from_slice(&src[first..first + (b - a)]);
+                    } else {
+                        for (d, s) in dst.iter_mut().zip(src[first..].iter().step_by(sw)) {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Convolutions on the CPU backend (Burn flex) computed by modelslim rather than by flex.
+//!
+//! Why: the CPU backend is what every visitor without WebGPU gets, and in a browser worker it
+//! runs on one thread, so every pass over memory counts. Profiled with perf on one thread, flex
+//! spent a third of EfficientNet-Lite0's time in depthwise convolutions at ~3 GMAC/s (see
+//! `depthwise`), and in ResNet18 a third of the time went around the matrix products rather
+//! than into them (see `im2col`). Both kernels here compute the same function as flex's
+//! `conv2d` to float rounding (their unit tests compare), read the asymmetric TF-"same" padding
+//! directly (no padded copy of the input), and add the bias inside the product.
+//!
+//! Only plain f32 tensors on flex take these paths: tensors that track gradients (training)
+//! and tensors on wgpu go to Burn's `conv2d` as before. Grouped convolutions other than
+//! depthwise (not in either network) do too.
+
+mod depthwise;
+mod im2col;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DispatchDevice, Flex};
+use burn::tensor::{DType, Tensor, TensorData};
+
+/// The geometry of one 2-D convolution: input, kernel, stride and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Input `[batch, channels, height, width]`.
+    pub input: [usize; 4],
+    /// `[kernel height, kernel width]`.
+    pub kernel: [usize; 2],
+    /// `[vertical, horizontal]` stride.
+    pub stride: [usize; 2],
+    /// Zero padding `[top, left, bottom, right]`.
+    pub pads: [usize; 4],
+}
+
+impl ConvShape {
+    /// Output `[height, width]`; `None` when the kernel is larger than the padded input or a
+    /// stride or kernel side is zero.
+    pub fn output(&self) -> Option<[usize; 2]> {
+        let [_, _, h, w] = self.input;
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.stride;
+        let [top, left, bottom, right] = self.pads;
+        let (hp, wp) = (h + top + bottom, w + left + right);
+        if sh == 0 || sw == 0 || kh == 0 || kw == 0 || hp < kh || wp < kw {
+            return None;
+        }
+        Some([(hp - kh) / sh + 1, (wp - kw) / sw + 1])
+    }
+
+    /// The output columns `[first, end)` whose input column `ow·sw + kx − left` lies inside
+    /// the input, for kernel column `kx` (rows likewise with `axis` 0).
+    fn inside(&self, axis: usize, k: usize, out: usize) -> (usize, usize) {
+        let size = self.input[2 + axis];
+        let (stride, before) = (self.stride[axis], self.pads[axis]);
+        let first = before.saturating_sub(k).div_ceil(stride);
+        let end = (size + before).saturating_sub(k).div_ceil(stride).min(out);
+        (first.min(end), end)
+    }
+}
+
+/// `conv2d(x, weight, bias)` with `pads` (`[top, left, bottom, right]`) and `stride`, computed
+/// here when it applies: `x`, `weight` and `bias` are plain f32 tensors on flex, and the
+/// convolution is dense (one group) or depthwise (one filter per channel). `None` otherwise,
+/// for Burn's `conv2d`.
+pub fn on_cpu(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    stride: [usize; 2],
+    pads: [usize; 4],
+) -> Option<Tensor<4>> {
+    let [n, channels, _, _] = x.dims();
+    let [filters, per_group, kh, kw] = weight.dims();
+    let depthwise = per_group == 1 && filters == channels && channels > 1;
+    if !(depthwise || per_group == channels) {
+        return None;
+    }
+    let (xs, ws) = (plain_f32(x)?, plain_f32(weight)?);
+    let bs = match bias {
+        Some(b) => Some(plain_f32(b)?),
+        None => None,
+    };
+    let shape = ConvShape {
+        input: x.dims(),
+        kernel: [kh, kw],
+        stride,
+        pads,
+    };
+    let [oh, ow] = shape.output()?;
+    let (input, weight, bias) = (values(&xs), values(&ws), bs.as_ref().map(values));
+    let out = if depthwise {
+        depthwise::depthwise_conv2d(input, weight, bias, &shape)
+    } else {
+        im2col::conv2d(input, weight, filters, bias, &shape)
+    };
+    let out = FlexTensor::from_data(TensorData::new(out, [n, filters, oh, ow]));
+    Some(Tensor::from_primitive::<Flex>(out))
+}
+
+/// The flex primitive behind `t` when it is a plain f32 tensor on flex, made contiguous.
+fn plain_f32<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    if !matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)) || t.dtype() != DType::F32 {
+        return None;
+    }
+    // A clone is a reference to the same storage; a tensor that tracks gradients does not
+    // convert (it lives on `Autodiff<Flex>`).
+    let p = t.clone().try_into_primitive::<Flex>().ok()?;
+    Some(if p.is_contiguous() && p.layout().start_offset() == 0 {
+        p
+    } else {
+        p.to_contiguous()
+    })
+}
+
+/// The values of a contiguous flex tensor (at offset 0), in order.
+fn values(t: &FlexTensor) -> &[f32] {
+    &t.storage::<f32>()[..t.layout().num_elements()]
+}
+
+/// Runs `per_image` on each image's output chunk: natively on all cores when there are several
+/// images (`true` tells it the image runs alone, so it may parallelise inside); a browser
+/// worker has one thread.
+fn for_each_image(
+    out: &mut [f32],
+    image_len: usize,
+    per_image: impl Fn(usize, &mut [f32], bool) + Sync + Send,
+) {
+    let images = out.len() / image_len.max(1);
+    #[cfg(not(target_family = "wasm"))]
+    if images > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(image_len)
+            .enumerate()
+            .for_each(|(i, y)| per_image(i, y, false));
+        return;
+    }
+    for (i, y) in out.chunks_mut(image_len).enumerate().take(images) {
+        per_image(i, y, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use burn::tensor::Device;
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::{ConvOptions, PadMode};
+
+    fn random(rng: &mut Rng, shape: &[usize]) -> Vec<f32> {
+        (0..shape.iter().product::<usize>())
+            .map(|_| rng.normal() as f32)
+            .collect()
+    }
+
+    /// modelslim's kernel against Burn's own convolution on flex (explicit padding, then none
+    /// in the conv), on random unit-normal values: each output sums up to a few hundred
+    /// products of size ~1, so float rounding stays under 1e-4 while any wrong tap, offset or
+    /// padding moves outputs by ~1.
+    fn check(shape: ConvShape, filters: usize, depthwise: bool) {
+        let device = Device::flex();
+        let mut rng = Rng::new(7);
+        let [_, c, _, _] = shape.input;
+        let [kh, kw] = shape.kernel;
+        let per_group = if depthwise { 1 } else { c };
+        let wshape = [filters, per_group, kh, kw];
+        let x = Tensor::<4>::from_data(
+            TensorData::new(random(&mut rng, &shape.input), shape.input),
+            &device,
+        );
+        let w = Tensor::<4>::from_data(TensorData::new(random(&mut rng, &wshape), wshape), &device);
+        let b = Tensor::<1>::from_data(
+            TensorData::new(random(&mut rng, &[filters]), [filters]),
+            &device,
+        );
+        let [top, left, bottom, right] = shape.pads;
+        let padded = x
+            .clone()
+            .pad((left, right, top, bottom), PadMode::Constant(0.0));
+        let groups = if depthwise { c } else { 1 };
+        let options = ConvOptions::new(shape.stride, [0, 0], [1, 1], groups);
+        let want = conv2d(padded, w.clone(), Some(b.clone()), options);
+        let got = on_cpu(&x, &w, Some(&b), shape.stride, shape.pads)
+            .unwrap_or_else(|| panic!("{shape:?}: plain flex tensors take modelslim's kernel"));
+        assert_eq!(got.dims(), want.dims(), "{shape:?}");
+        let want = want.into_data().try_to_vec::<f32>().expect("f32");
+        let got = got.into_data().try_to_vec::<f32>().expect("f32");
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{shape:?}: max |Δ| {worst}");
+    }
+
+    fn shape(
+        input: [usize; 4],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pads: [usize; 4],
+    ) -> ConvShape {
+        ConvShape {
+            input,
+            kernel,
+            stride,
+            pads,
+        }
+    }
+
+    /// Every stride, kernel and padding EfficientNet-Lite0's depthwise layers use (TF-"same"
+    /// pads are asymmetric), plane sizes whose outputs end in a partial block, a batch of two,
+    /// a 1×1 plane and a non-square kernel.
+    #[test]
+    fn depthwise_equals_burns_convolution() {
+        for s in [
+            shape([2, 3, 9, 11], [3, 3], [1, 1], [1, 1, 1, 1]),
+            shape([1, 4, 14, 14], [5, 5], [1, 1], [2, 2, 2, 2]),
+            shape([1, 5, 15, 15], [3, 3], [2, 2], [0, 0, 1, 1]),
+            shape([1, 2, 16, 13], [5, 5], [2, 2], [1, 1, 2, 2]),
+            shape([2, 3, 7, 7], [5, 5], [1, 1], [2, 2, 2, 2]),
+            shape([1, 2, 1, 1], [3, 3], [1, 1], [1, 1, 1, 1]),
+            shape([1, 3, 6, 9], [3, 1], [1, 2], [1, 0, 1, 0]),
+        ] {
+            check(s, s.input[1], true);
+        }
+    }
+
+    /// ResNet18's stem (7×7, stride 2, pad 3) and 3×3 convolutions at strides 1 and 2,
+    /// EfficientNet's stem (TF-"same" pads), 1×1 convolutions with and without stride (the
+    /// downsample path), a batch of two, and an output larger than one tile of the product.
+    #[test]
+    fn dense_equals_burns_convolution() {
+        for (s, filters) in [
+            (shape([1, 3, 23, 21], [7, 7], [2, 2], [3, 3, 3, 3]), 8),
+            (shape([2, 6, 9, 9], [3, 3], [1, 1], [1, 1, 1, 1]), 5),
+            (shape([1, 6, 10, 11], [3, 3], [2, 2], [1, 1, 1, 1]), 7),
+            (shape([1, 3, 16, 16], [3, 3], [2, 2], [0, 0, 1, 1]), 4),
+            (shape([2, 16, 5, 7], [1, 1], [1, 1], [0, 0, 0, 0]), 9),
+            (shape([1, 8, 9, 9], [1, 1], [2, 2], [0, 0, 0, 0]), 6),
+            (shape([1, 40, 30, 30], [3, 3], [1, 1], [1, 1, 1, 1]), 3),
+        ] {
+            check(s, filters, false);
+        }
+    }
+
+    /// Tensors that track gradients keep Burn's convolution (these kernels have no backward).
+    #[test]
+    fn training_tensors_keep_burns_convolution() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::ones([1, 2, 5, 5], &device);
+        let w = Tensor::<4>::ones([2, 1, 3, 3], &device).require_grad();
+        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1]).is_none());
+        let w = Tensor::<4>::ones([3, 2, 3, 3], &device).require_grad();
+        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1]).is_none());
+    }
+}
