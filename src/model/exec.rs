@@ -2,13 +2,12 @@
 //! values and with the same rounding and clamping as the exported QDQ graph's
 //! `QuantizeLinear` → `DequantizeLinear` pairs.
 
-use burn::tensor::activation::relu;
 use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::graph::{Graph, Op};
-use super::layers::{BatchNorm, BatchStats, Conv, Linear, Params, Upload};
+use super::layers::{Activation, BatchNorm, BatchStats, Conv, Linear, Params, Upload};
 use crate::quant::ActQuant;
 use crate::tensor::StateDict;
 use crate::{Error, Result};
@@ -16,8 +15,7 @@ use crate::{Error, Result};
 enum Compiled {
     Conv(Box<Conv>),
     BatchNorm(Box<BatchNorm>),
-    Relu,
-    Relu6,
+    Activation(Activation),
     Add,
     MaxPool(MaxPoolOptions<2>),
     GlobalAvgPool,
@@ -138,8 +136,8 @@ impl Network {
                 Op::BatchNorm { name, eps, .. } => {
                     Compiled::BatchNorm(Box::new(BatchNorm::load(params, name, *eps)?))
                 }
-                Op::Relu => Compiled::Relu,
-                Op::Relu6 => Compiled::Relu6,
+                Op::Relu => Compiled::Activation(Activation::Relu),
+                Op::Relu6 => Compiled::Activation(Activation::Relu6),
                 Op::Add => Compiled::Add,
                 Op::MaxPool {
                     kernel,
@@ -177,10 +175,11 @@ impl Network {
     }
 
     /// [`Network::build`] for inference only: every batch norm that alone reads a
-    /// convolution's output is folded into that convolution (see [`Conv::fused_with`]). On
-    /// the CPU backend each batch norm was two more passes over its activation. The folded
-    /// network has no batch norm statistics to measure and no value between the two to
-    /// capture: calibration builds the plain one.
+    /// convolution's output is folded into that convolution (see [`Conv::fused_with`]), and
+    /// so is a ReLU or ReLU6 that alone reads the result (see [`Conv::with_activation`]). On
+    /// the CPU backend each batch norm was two more passes over its activation and each
+    /// activation one or two. The folded network has no batch norm statistics to measure and
+    /// no value between the steps to capture: calibration builds the plain one.
     pub fn build_for_inference(
         graph: &Graph,
         weights: &StateDict,
@@ -194,35 +193,45 @@ impl Network {
                 readers[v] += 1;
             }
         }
+        // A value the next step alone reads, that nothing else sees (the output, a fake-quant).
+        let alone = |v: usize| readers[v] == 1 && v != net.output && net.fake_quant[v].is_none();
         let mut steps = Vec::with_capacity(net.steps.len());
         let mut rest = net.steps.into_iter().peekable();
         while let Some(step) = rest.next() {
-            let v = step.output;
-            let alone = readers[v] == 1 && v != net.output && net.fake_quant[v].is_none();
-            let bn = match &step.op {
-                Compiled::Conv(_) if alone => rest.next_if(|next| {
-                    matches!(next.op, Compiled::BatchNorm(_)) && next.inputs == [v]
-                }),
-                _ => None,
+            let Compiled::Conv(mut conv) = step.op else {
+                steps.push(step);
+                continue;
             };
-            match (step.op, bn) {
-                (
-                    Compiled::Conv(conv),
-                    Some(Step {
-                        op: Compiled::BatchNorm(bn),
-                        output,
-                        ..
-                    }),
-                ) => steps.push(Step {
-                    op: Compiled::Conv(Box::new(conv.fused_with(&bn))),
-                    inputs: step.inputs,
-                    output,
-                }),
-                (op, bn) => {
-                    steps.push(Step { op, ..step });
-                    steps.extend(bn);
+            let mut output = step.output;
+            if alone(output) {
+                let v = output;
+                if let Some(Step {
+                    op: Compiled::BatchNorm(bn),
+                    output: bn_output,
+                    ..
+                }) = rest.next_if(|n| matches!(n.op, Compiled::BatchNorm(_)) && n.inputs == [v])
+                {
+                    conv = Box::new(conv.fused_with(&bn));
+                    output = bn_output;
                 }
             }
+            if alone(output) {
+                let v = output;
+                if let Some(Step {
+                    op: Compiled::Activation(a),
+                    output: act_output,
+                    ..
+                }) = rest.next_if(|n| matches!(n.op, Compiled::Activation(_)) && n.inputs == [v])
+                {
+                    conv = Box::new(conv.with_activation(a));
+                    output = act_output;
+                }
+            }
+            steps.push(Step {
+                op: Compiled::Conv(conv),
+                inputs: step.inputs,
+                output,
+            });
         }
         Ok(Network {
             last_use: last_uses(&steps, readers.len(), net.output),
@@ -357,11 +366,7 @@ impl Network {
                         bn.forward(x)
                     }
                 },
-                Compiled::Relu => relu(x),
-                // Two passes, not `clamp(0, 6)`: Burn flex's clamp runs a scalar loop (its
-                // per-element bound checks keep LLVM from vectorising it) and took a fifth of
-                // EfficientNet-Lite0's time on the CPU; clamp_min and clamp_max vectorise.
-                Compiled::Relu6 => x.clamp_min(0.0).clamp_max(6.0),
+                Compiled::Activation(a) => a.apply(x),
                 Compiled::Add => x + get(&mut pass.values, 1),
                 Compiled::MaxPool(o) => max_pool2d(x, o.clone()),
                 Compiled::GlobalAvgPool => adaptive_avg_pool2d(x, [1, 1]),
@@ -426,7 +431,7 @@ mod tests {
     }
 
     /// Folding changes float rounding only: the logits stay within 1e-4 of their spread, and
-    /// a convolution output that is fake-quantized keeps its batch norm apart.
+    /// a convolution output that is fake-quantized keeps its batch norm and activation apart.
     #[test]
     fn folded_batch_norms_give_the_same_logits() {
         let model = Model::seeded_resnet18(7);
@@ -458,9 +463,19 @@ mod tests {
                     .filter(|s| matches!(s.op, Compiled::BatchNorm(_)))
                     .count()
             };
+            let activations = |n: &Network| {
+                n.steps
+                    .iter()
+                    .filter(|s| matches!(s.op, Compiled::Activation(_)))
+                    .count()
+            };
             // ResNet18: 20 batch norms, each after its convolution; one kept when quantized.
             assert_eq!(batch_norms(&plain), 20);
             assert_eq!(batch_norms(&folded), if act.is_empty() { 0 } else { 1 });
+            // 17 ReLUs: the stem's and each block's first go into their convolutions, the
+            // 8 after the residual additions stay (and the stem's when its batch norm does).
+            assert_eq!(activations(&plain), 17);
+            assert_eq!(activations(&folded), if act.is_empty() { 8 } else { 9 });
             let (a, b) = (logits(&plain, x()), logits(&folded, x()));
             let spread = a.iter().fold(0f32, |m, v| m.max(v.abs()));
             let diff = a

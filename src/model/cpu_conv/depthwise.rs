@@ -14,7 +14,7 @@
 //! columns past the output's edge are computed and dropped), and a block of 16 outputs stays in
 //! registers across all k² taps.
 
-use super::ConvShape;
+use super::{ConvShape, clamp_slice};
 
 /// Outputs computed together, kept in registers across the taps: four 128-bit vectors.
 const BLOCK: usize = 16;
@@ -27,6 +27,7 @@ pub fn depthwise_conv2d(
     weight: &[f32],
     bias: Option<&[f32]>,
     shape: &ConvShape,
+    clamp: Option<[f32; 2]>,
 ) -> Vec<f32> {
     let [n, c, h, w] = shape.input;
     let [kh, kw] = shape.kernel;
@@ -46,6 +47,9 @@ pub fn depthwise_conv2d(
         let b = bias.map_or(0.0, |b| b[ch]);
         let x = &input[p * h * w..(p + 1) * h * w];
         SCRATCH.with_borrow_mut(|s| plan.plane(x, taps, b, s, out));
+        if let Some(bounds) = clamp {
+            clamp_slice(out, bounds);
+        }
     };
     // Natively the planes are spread over the cores (as flex does); a browser worker has one.
     #[cfg(not(target_family = "wasm"))]

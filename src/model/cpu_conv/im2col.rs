@@ -11,14 +11,20 @@
 //! output positions gives `Y[M, positions] = W · patches`, which is the NCHW output itself. The
 //! patch matrix is built a tile of columns at a time (each row of a tile is a few contiguous
 //! copies of input rows, zeros where the padding is), the product writes straight into the
-//! output's columns, and the output starts as the bias, which the product accumulates onto. A
-//! 1×1 convolution with stride 1 needs no patches: the input is the matrix.
+//! output's columns, and the output starts as the bias, which the product accumulates onto; a
+//! following activation clamps each tile while it is in cache. A 1×1 convolution with stride 1
+//! needs no patches: the input is the matrix.
 
-use super::{ConvShape, for_each_image};
+use super::{ConvShape, clamp_slice, for_each_image};
 
 /// Patch-matrix elements per tile: small enough to stay in the L2 cache while the product
 /// reads it (256 KiB of f32).
 const TILE_ELEMENTS: usize = 64 * 1024;
+
+/// Fewest output positions per tile: each product packs the whole weight matrix again, which
+/// for ResNet18's last layers (2.4 M weights against 49 positions) costs more than the cache
+/// misses of a larger tile.
+const MIN_TILE: usize = 256;
 
 /// `y[n, m] = bias[m] + Σ_{c,i,j} w[m, c, i, j] · x_padded[n, c, s_h·y + i, s_w·x + j]`, NCHW in
 /// and out; `weight` is `[out_channels, C, kh, kw]`. Panics if the slices' lengths do not match
@@ -29,6 +35,7 @@ pub fn conv2d(
     out_channels: usize,
     bias: Option<&[f32]>,
     shape: &ConvShape,
+    clamp: Option<[f32; 2]>,
 ) -> Vec<f32> {
     let [n, c, h, w] = shape.input;
     let [kh, kw] = shape.kernel;
@@ -59,16 +66,22 @@ pub fn conv2d(
             alone,
         };
         let pointwise = shape.kernel == [1, 1] && shape.stride == [1, 1] && shape.pads == [0; 4];
-        if pointwise {
-            product.accumulate(y, 0, positions, x);
-            return;
-        }
-        let tile = (TILE_ELEMENTS / product.depth).clamp(16, positions);
+        let tile = (TILE_ELEMENTS / product.depth).max(MIN_TILE).min(positions);
         PATCHES.with_borrow_mut(|patches| {
             for start in (0..positions).step_by(tile) {
                 let end = (start + tile).min(positions);
-                fill_patches(patches, x, shape, [oh, ow], start, end);
-                product.accumulate(y, start, end, patches);
+                if pointwise {
+                    // The input's channels are the matrix's rows: no patches needed.
+                    product.accumulate(y, start, end, &x[start..], positions);
+                } else {
+                    fill_patches(patches, x, shape, [oh, ow], start, end);
+                    product.accumulate(y, start, end, patches, end - start);
+                }
+                if let Some(bounds) = clamp {
+                    for row in y.chunks_exact_mut(positions) {
+                        clamp_slice(&mut row[start..end], bounds);
+                    }
+                }
             }
         });
     });
@@ -92,10 +105,13 @@ struct Product<'a> {
 }
 
 impl Product<'_> {
-    /// `y[:, start..end] += W · b`, where `b` is `[depth, end − start]` row-major.
-    fn accumulate(&self, y: &mut [f32], start: usize, end: usize, b: &[f32]) {
+    /// `y[:, start..end] += W · b`, where `b` is `[depth, end − start]` with row stride `b_rs`.
+    fn accumulate(&self, y: &mut [f32], start: usize, end: usize, b: &[f32], b_rs: usize) {
         let columns = end - start;
-        assert!(b.len() >= self.depth * columns, "patch matrix size");
+        assert!(
+            b_rs >= columns && b.len() >= (self.depth - 1) * b_rs + columns,
+            "matrix size"
+        );
         assert!(
             y.len() >= self.rows * self.positions && end <= self.positions,
             "output size"
@@ -113,8 +129,8 @@ impl Product<'_> {
             gemm::Parallelism::None
         };
         // SAFETY: the asserts above keep every access inside the slices: the product reads
-        // `rows × depth` weights (row stride `depth`), `depth × columns` patch values (row
-        // stride `columns`), and reads and writes `rows × columns` outputs starting at column
+        // `rows × depth` weights (row stride `depth`), `depth × columns` values of `b` (row
+        // stride `b_rs`), and reads and writes `rows × columns` outputs starting at column
         // `start` with row stride `positions`, the last at `(rows − 1)·positions + end − 1`.
         unsafe {
             gemm::gemm(
@@ -130,7 +146,7 @@ impl Product<'_> {
                 self.depth as isize,
                 b.as_ptr(),
                 1,
-                columns as isize,
+                b_rs as isize,
                 1.0,
                 1.0,
                 false,

@@ -6,7 +6,8 @@
 //! `depthwise`), and in ResNet18 a third of the time went around the matrix products rather
 //! than into them (see `im2col`). Both kernels here compute the same function as flex's
 //! `conv2d` to float rounding (their unit tests compare), read the asymmetric TF-"same" padding
-//! directly (no padded copy of the input), and add the bias inside the product.
+//! directly (no padded copy of the input), add the bias inside the product, and apply a
+//! following ReLU/ReLU6 (`clamp`) to each tile of output while it is in cache.
 //!
 //! Only plain f32 tensors on flex take these paths: tensors that track gradients (training)
 //! and tensors on wgpu go to Burn's `conv2d` as before. Grouped convolutions other than
@@ -60,14 +61,15 @@ impl ConvShape {
 
 /// `conv2d(x, weight, bias)` with `pads` (`[top, left, bottom, right]`) and `stride`, computed
 /// here when it applies: `x`, `weight` and `bias` are plain f32 tensors on flex, and the
-/// convolution is dense (one group) or depthwise (one filter per channel). `None` otherwise,
-/// for Burn's `conv2d`.
+/// convolution is dense (one group) or depthwise (one filter per channel); then clamped to
+/// `clamp` (`[low, high]`) when given. `None` otherwise, for Burn's `conv2d`.
 pub fn on_cpu(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
     stride: [usize; 2],
     pads: [usize; 4],
+    clamp: Option<[f32; 2]>,
 ) -> Option<Tensor<4>> {
     let [n, channels, _, _] = x.dims();
     let [filters, per_group, kh, kw] = weight.dims();
@@ -89,9 +91,9 @@ pub fn on_cpu(
     let [oh, ow] = shape.output()?;
     let (input, weight, bias) = (values(&xs), values(&ws), bs.as_ref().map(values));
     let out = if depthwise {
-        depthwise::depthwise_conv2d(input, weight, bias, &shape)
+        depthwise::depthwise_conv2d(input, weight, bias, &shape, clamp)
     } else {
-        im2col::conv2d(input, weight, filters, bias, &shape)
+        im2col::conv2d(input, weight, filters, bias, &shape, clamp)
     };
     let out = FlexTensor::from_data(TensorData::new(out, [n, filters, oh, ow]));
     Some(Tensor::from_primitive::<Flex>(out))
@@ -115,6 +117,40 @@ fn plain_f32<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
 /// The values of a contiguous flex tensor (at offset 0), in order.
 fn values(t: &FlexTensor) -> &[f32] {
     &t.storage::<f32>()[..t.layout().num_elements()]
+}
+
+/// `v ← min(max(v, low), high)` for each value; NaN stays NaN, as in Burn's ReLU.
+fn clamp_slice(values: &mut [f32], [low, high]: [f32; 2]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::{f32x4_max, f32x4_min, f32x4_splat, v128, v128_load, v128_store};
+        // Explicit vectors: the module is built for size, where LLVM does not vectorise loops.
+        let (lo, hi) = (f32x4_splat(low), f32x4_splat(high));
+        let mut chunks = values.chunks_exact_mut(4);
+        for c in &mut chunks {
+            // SAFETY: `c` is 4 floats: one unaligned 16-byte load and store inside it.
+            unsafe {
+                let v = v128_load(c.as_ptr() as *const v128);
+                v128_store(c.as_mut_ptr() as *mut v128, f32x4_min(f32x4_max(v, lo), hi));
+            }
+        }
+        clamp_scalar(chunks.into_remainder(), [low, high]);
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    clamp_scalar(values, [low, high]);
+}
+
+/// [`clamp_slice`] one value at a time (comparisons, so that LLVM vectorises it natively).
+fn clamp_scalar(values: &mut [f32], [low, high]: [f32; 2]) {
+    for v in values {
+        *v = if *v < low {
+            low
+        } else if *v > high {
+            high
+        } else {
+            *v
+        };
+    }
 }
 
 /// Runs `per_image` on each image's output chunk: natively on all cores when there are several
@@ -157,7 +193,7 @@ mod tests {
     /// in the conv), on random unit-normal values: each output sums up to a few hundred
     /// products of size ~1, so float rounding stays under 1e-4 while any wrong tap, offset or
     /// padding moves outputs by ~1.
-    fn check(shape: ConvShape, filters: usize, depthwise: bool) {
+    fn check(shape: ConvShape, filters: usize, depthwise: bool, clamp: Option<[f32; 2]>) {
         let device = Device::flex();
         let mut rng = Rng::new(7);
         let [_, c, _, _] = shape.input;
@@ -180,7 +216,11 @@ mod tests {
         let groups = if depthwise { c } else { 1 };
         let options = ConvOptions::new(shape.stride, [0, 0], [1, 1], groups);
         let want = conv2d(padded, w.clone(), Some(b.clone()), options);
-        let got = on_cpu(&x, &w, Some(&b), shape.stride, shape.pads)
+        let want = match clamp {
+            Some([low, high]) => want.clamp(low, high),
+            None => want,
+        };
+        let got = on_cpu(&x, &w, Some(&b), shape.stride, shape.pads, clamp)
             .unwrap_or_else(|| panic!("{shape:?}: plain flex tensors take modelslim's kernel"));
         assert_eq!(got.dims(), want.dims(), "{shape:?}");
         let want = want.into_data().try_to_vec::<f32>().expect("f32");
@@ -221,7 +261,8 @@ mod tests {
             shape([1, 2, 1, 1], [3, 3], [1, 1], [1, 1, 1, 1]),
             shape([1, 3, 6, 9], [3, 1], [1, 2], [1, 0, 1, 0]),
         ] {
-            check(s, s.input[1], true);
+            check(s, s.input[1], true, None);
+            check(s, s.input[1], true, Some([0.0, 6.0]));
         }
     }
 
@@ -239,7 +280,8 @@ mod tests {
             (shape([1, 8, 9, 9], [1, 1], [2, 2], [0, 0, 0, 0]), 6),
             (shape([1, 40, 30, 30], [3, 3], [1, 1], [1, 1, 1, 1]), 3),
         ] {
-            check(s, filters, false);
+            check(s, filters, false, None);
+            check(s, filters, false, Some([0.0, f32::INFINITY]));
         }
     }
 
@@ -249,8 +291,8 @@ mod tests {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::ones([1, 2, 5, 5], &device);
         let w = Tensor::<4>::ones([2, 1, 3, 3], &device).require_grad();
-        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1]).is_none());
+        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None).is_none());
         let w = Tensor::<4>::ones([3, 2, 3, 3], &device).require_grad();
-        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1]).is_none());
+        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None).is_none());
     }
 }
