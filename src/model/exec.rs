@@ -175,10 +175,11 @@ impl Network {
     }
 
     /// [`Network::build`] for inference only: every batch norm that alone reads a
-    /// convolution's output is folded into that convolution (see [`Conv::fused_with`]), and
-    /// so is a ReLU or ReLU6 that alone reads the result (see [`Conv::with_activation`]). On
-    /// the CPU backend each batch norm was two more passes over its activation and each
-    /// activation one or two. The folded network has no batch norm statistics to measure and
+    /// convolution's output is folded into that convolution (see [`Conv::fused_with`]), then
+    /// a residual addition that follows and alone reads the result (its other operand
+    /// becomes the convolution's second input), then a ReLU or ReLU6 likewise (see
+    /// [`Conv::with_activation`]). On the CPU backend each batch norm was two more passes over
+    /// its activation, each addition and activation one or two. The folded network has no batch norm statistics to measure and
     /// no value between the steps to capture: calibration builds the plain one.
     pub fn build_for_inference(
         graph: &Graph,
@@ -215,6 +216,26 @@ impl Network {
                     output = bn_output;
                 }
             }
+            // A residual addition right after, that alone reads the result: the other
+            // operand (computed before the convolution, as the addition comes next) joins
+            // the product as its starting value.
+            let mut inputs = step.inputs;
+            if alone(output) {
+                let v = output;
+                if let Some(Step {
+                    inputs: operands,
+                    output: add_output,
+                    ..
+                }) = rest.next_if(|n| {
+                    matches!(n.op, Compiled::Add)
+                        && n.inputs.len() == 2
+                        && n.inputs.contains(&v)
+                        && n.inputs[0] != n.inputs[1]
+                }) {
+                    inputs.extend(operands.into_iter().filter(|&o| o != v));
+                    output = add_output;
+                }
+            }
             if alone(output) {
                 let v = output;
                 if let Some(Step {
@@ -229,7 +250,7 @@ impl Network {
             }
             steps.push(Step {
                 op: Compiled::Conv(conv),
-                inputs: step.inputs,
+                inputs,
                 output,
             });
         }
@@ -357,7 +378,10 @@ impl Network {
             };
             let x = get(&mut pass.values, 0);
             let y = match &step.op {
-                Compiled::Conv(c) => c.forward(x),
+                Compiled::Conv(c) => {
+                    let skip = (step.inputs.len() == 2).then(|| get(&mut pass.values, 1));
+                    c.forward(x, skip)
+                }
                 Compiled::BatchNorm(bn) => match bn_mode {
                     BatchNormMode::Running => bn.forward(x),
                     BatchNormMode::Batch(s) => bn.forward_batch(x, s),
@@ -472,10 +496,18 @@ mod tests {
             // ResNet18: 20 batch norms, each after its convolution; one kept when quantized.
             assert_eq!(batch_norms(&plain), 20);
             assert_eq!(batch_norms(&folded), if act.is_empty() { 0 } else { 1 });
-            // 17 ReLUs: the stem's and each block's first go into their convolutions, the
-            // 8 after the residual additions stay (and the stem's when its batch norm does).
-            assert_eq!(activations(&plain), 17);
-            assert_eq!(activations(&folded), if act.is_empty() { 8 } else { 9 });
+            let additions = |n: &Network| {
+                n.steps
+                    .iter()
+                    .filter(|s| matches!(s.op, Compiled::Add))
+                    .count()
+            };
+            // 17 ReLUs and 8 residual additions, all folded into the convolutions before
+            // them (an addition into the block's second convolution, or into its downsample
+            // when that comes last), except the stem's ReLU when its batch norm stays.
+            assert_eq!((activations(&plain), additions(&plain)), (17, 8));
+            let kept = if act.is_empty() { 0 } else { 1 };
+            assert_eq!((activations(&folded), additions(&folded)), (kept, 0));
             let (a, b) = (logits(&plain, x()), logits(&folded, x()));
             let spread = a.iter().fold(0f32, |m, v| m.max(v.abs()));
             let diff = a

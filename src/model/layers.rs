@@ -141,7 +141,9 @@ impl Conv {
         }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The convolution of `x`, plus `skip` when given (a residual addition fused into it),
+    /// then the activation.
+    pub fn forward(&self, x: Tensor<4>, skip: Option<Tensor<4>>) -> Tensor<4> {
         // On the CPU, modelslim's own kernels (see `cpu_conv`), which also read the asymmetric
         // padding without a padded copy.
         let [(top, bottom), (left, right)] = self.options.padding;
@@ -155,6 +157,7 @@ impl Conv {
             self.bias.as_ref(),
             self.options.stride,
             pads,
+            skip.as_ref(),
             self.activation.map(Activation::bounds),
         ) {
             return y;
@@ -169,6 +172,10 @@ impl Conv {
             self.bias.clone(),
             self.options.clone(),
         );
+        let y = match skip {
+            Some(s) => y + s,
+            None => y,
+        };
         match self.activation {
             Some(a) => a.apply(y),
             None => y,

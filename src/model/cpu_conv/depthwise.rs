@@ -113,21 +113,16 @@ impl Plan {
     /// One plane: `x` is `[h, w]`, `taps` the filter `[kh·kw]`, `out` is `[oh, ow]`.
     fn plane(&self, x: &[f32], taps: &[f32], bias: f32, s: &mut Scratch, out: &mut [f32]) {
         self.fill_phases(x, &mut s.phases);
-        let n = self.out[0] * self.width;
+        // Whole blocks only: the last one runs past the plane's end into the slack after the
+        // phases (see `fill_phases`) and its extra outputs are never copied out. On 7×7 planes
+        // a scalar remainder had been a fifth of the outputs.
+        let n = (self.out[0] * self.width).next_multiple_of(BLOCK);
         s.acc.resize(n, 0.0);
         let acc = &mut s.acc[..n];
         let phases = &s.phases[..];
-        let mut i = 0;
-        while i + BLOCK <= n {
-            let block: &mut [f32; BLOCK] = (&mut acc[i..i + BLOCK]).try_into().expect("block");
-            accumulate_block(block, phases, &self.taps, taps, i, bias);
-            i += BLOCK;
-        }
-        for (k, a) in acc.iter_mut().enumerate().skip(i) {
-            *a = bias;
-            for (&off, &wt) in self.taps.iter().zip(taps) {
-                *a += wt * phases[off + k];
-            }
+        for (i, block) in acc.chunks_exact_mut(BLOCK).enumerate() {
+            let block: &mut [f32; BLOCK] = block.try_into().expect("block");
+            accumulate_block(block, phases, &self.taps, taps, i * BLOCK, bias);
         }
         let ow = self.out[1];
         for (row, dst) in out.chunks_exact_mut(ow).enumerate() {
@@ -143,24 +138,24 @@ impl Plan {
         let [sh, sw] = self.shape.stride;
         let [top, left, _, _] = self.shape.pads;
         let (rows, width) = (self.rows, self.width);
-        phases.clear();
-        phases.resize(sh * sw * rows * width, 0.0);
+        // Every element is written below (zeros where the padding is): no clearing pass. One
+        // block of slack after the phases for the last block's reads (any values).
+        phases.resize(sh * sw * rows * width + BLOCK, 0.0);
         for py in 0..sh {
             for px in 0..sw {
                 let phase = &mut phases[(py * sw + px) * rows * width..][..rows * width];
                 // Columns q whose input column sw·q + px − left lies in [0, w).
-                let q0 = left.saturating_sub(px).div_ceil(sw);
-                let q1 = (left + w).saturating_sub(px).div_ceil(sw).min(width);
-                if q0 >= q1 {
-                    continue;
-                }
+                let q0 = left.saturating_sub(px).div_ceil(sw).min(width);
+                let q1 = (left + w).saturating_sub(px).div_ceil(sw).clamp(q0, width);
                 for (r, dst) in phase.chunks_exact_mut(width).enumerate() {
                     let y = sh * r + py;
-                    if y < top || y - top >= h {
+                    if y < top || y - top >= h || q0 == q1 {
+                        dst.fill(0.0);
                         continue;
                     }
                     let src = &x[(y - top) * w..(y - top + 1) * w];
                     let first = sw * q0 + px - left;
+                    dst[..q0].fill(0.0);
                     if sw == 1 {
                         dst[q0..q1].copy_from_slice(&src[first..first + (q1 - q0)]);
                     } else {
@@ -168,6 +163,7 @@ impl Plan {
                             *d = *s;
                         }
                     }
+                    dst[q1..].fill(0.0);
                 }
             }
         }
@@ -185,22 +181,37 @@ fn accumulate_block(
     bias: f32,
 ) {
     use core::arch::wasm32::{f32x4_add, f32x4_mul, f32x4_splat, v128, v128_load, v128_store};
-    // Explicit vectors: the module is built for size (opt-level "s"), where LLVM does not
-    // vectorise loops.
-    let mut a: [v128; 4] = [f32x4_splat(bias); 4];
+    // Explicit vectors, and the four accumulators written out: the module is built for size
+    // (opt-level "s"), where LLVM neither vectorises nor unrolls loops, and an array indexed in
+    // a loop would live in memory rather than in registers.
+    let b = f32x4_splat(bias);
+    let (mut a0, mut a1, mut a2, mut a3) = (b, b, b, b);
     for (&off, &wt) in offsets.iter().zip(weights) {
         let src = &phases[off + start..off + start + BLOCK];
-        let wv = f32x4_splat(wt);
-        for (v, a) in a.iter_mut().enumerate() {
-            // SAFETY: `src` holds 16 floats (the slice above is bounds-checked), so each of the
-            // four unaligned 16-byte loads reads inside it.
-            let x = unsafe { v128_load(src.as_ptr().add(4 * v) as *const v128) };
-            *a = f32x4_add(*a, f32x4_mul(wv, x));
-        }
+        let w = f32x4_splat(wt);
+        let p = src.as_ptr() as *const v128;
+        // SAFETY: `src` holds 16 floats (the slice above is bounds-checked): four unaligned
+        // 16-byte loads inside it.
+        let (x0, x1, x2, x3) = unsafe {
+            (
+                v128_load(p),
+                v128_load(p.add(1)),
+                v128_load(p.add(2)),
+                v128_load(p.add(3)),
+            )
+        };
+        a0 = f32x4_add(a0, f32x4_mul(w, x0));
+        a1 = f32x4_add(a1, f32x4_mul(w, x1));
+        a2 = f32x4_add(a2, f32x4_mul(w, x2));
+        a3 = f32x4_add(a3, f32x4_mul(w, x3));
     }
-    for (v, a) in a.iter().enumerate() {
-        // SAFETY: `block` is 16 floats; each store writes 4 of them.
-        unsafe { v128_store(block.as_mut_ptr().add(4 * v) as *mut v128, *a) };
+    let p = block.as_mut_ptr() as *mut v128;
+    // SAFETY: `block` is 16 floats: four 16-byte stores inside it.
+    unsafe {
+        v128_store(p, a0);
+        v128_store(p.add(1), a1);
+        v128_store(p.add(2), a2);
+        v128_store(p.add(3), a3);
     }
 }
 

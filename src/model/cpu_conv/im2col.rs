@@ -11,8 +11,9 @@
 //! output positions gives `Y[M, positions] = W · patches`, which is the NCHW output itself. The
 //! patch matrix is built a tile of columns at a time (each row of a tile is a few contiguous
 //! copies of input rows, zeros where the padding is), the product writes straight into the
-//! output's columns, and the output starts as the bias, which the product accumulates onto; a
-//! following activation clamps each tile while it is in cache. A 1×1 convolution with stride 1
+//! output's columns, and the output starts as the bias (plus a residual addition's other
+//! operand), which the product accumulates onto; a following activation clamps each tile while
+//! it is in cache. A 1×1 convolution with stride 1
 //! needs no patches: the input is the matrix.
 
 use super::{ConvShape, clamp_slice, for_each_image};
@@ -26,14 +27,16 @@ const TILE_ELEMENTS: usize = 64 * 1024;
 /// misses of a larger tile.
 const MIN_TILE: usize = 256;
 
-/// `y[n, m] = bias[m] + Σ_{c,i,j} w[m, c, i, j] · x_padded[n, c, s_h·y + i, s_w·x + j]`, NCHW in
-/// and out; `weight` is `[out_channels, C, kh, kw]`. Panics if the slices' lengths do not match
+/// `y[n, m] = skip[n, m] + bias[m] + Σ_{c,i,j} w[m, c, i, j] · x_padded[n, c, s_h·y + i, s_w·x + j]`,
+/// NCHW in and out (`skip`, a residual addition, zero when absent); `weight` is
+/// `[out_channels, C, kh, kw]`. Panics if the slices' lengths do not match
 /// (callers check the tensors' shapes).
 pub fn conv2d(
     input: &[f32],
     weight: &[f32],
     out_channels: usize,
     bias: Option<&[f32]>,
+    skip: Option<&[f32]>,
     shape: &ConvShape,
     clamp: Option<[f32; 2]>,
 ) -> Vec<f32> {
@@ -49,14 +52,28 @@ pub fn conv2d(
         "convolution weight length"
     );
     let positions = oh * ow;
-    let mut output = vec![0.0; n * out_channels * positions];
+    if let Some(s) = skip {
+        assert_eq!(s.len(), n * out_channels * positions, "residual length");
+    }
+    // The output starts as what the product accumulates onto: the bias, plus the residual
+    // addition's operand (one pass, instead of zeros then the bias).
+    let mut output = Vec::with_capacity(n * out_channels * positions);
+    for i in 0..n {
+        for m in 0..out_channels {
+            let b = bias.map_or(0.0, |b| b[m]);
+            match skip {
+                Some(s) => {
+                    let s = &s[(i * out_channels + m) * positions..][..positions];
+                    output.extend(s.iter().map(|v| v + b));
+                }
+                None => output.extend(std::iter::repeat_n(b, positions)),
+            }
+        }
+    }
     if output.is_empty() {
         return output;
     }
     for_each_image(&mut output, out_channels * positions, |i, y, alone| {
-        for (m, row) in y.chunks_exact_mut(positions).enumerate() {
-            row.fill(bias.map_or(0.0, |b| b[m]));
-        }
         let x = &input[i * c * h * w..(i + 1) * c * h * w];
         let product = Product {
             weight,
@@ -174,7 +191,7 @@ fn fill_patches(
     let [sh, sw] = shape.stride;
     let [top, left, _, _] = shape.pads;
     let columns = end - start;
-    patches.clear();
+    // Every element is written below (zeros where the padding is): no clearing pass.
     patches.resize(c * kh * kw * columns, 0.0);
     let mut rows = patches.chunks_exact_mut(columns);
     for ch in 0..c {
@@ -184,23 +201,27 @@ fn fill_patches(
             for j in 0..kw {
                 let (x_first, x_end) = shape.inside(1, j, ow);
                 let Some(row) = rows.next() else { return };
-                // Output rows that this tile covers, each a run of columns [a, b).
+                // The output rows this tile covers: in each, the tile's columns [lo, hi)
+                // and among them those that read inside the input, [a, b).
                 for y in start / ow..end.div_ceil(ow) {
-                    if y < y_first || y >= y_end {
+                    let lo = start.saturating_sub(y * ow);
+                    let hi = (end - y * ow).min(ow);
+                    let dst = &mut row[y * ow + lo - start..y * ow + hi - start];
+                    let (a, b) = (x_first.clamp(lo, hi), x_end.clamp(lo, hi));
+                    if y < y_first || y >= y_end || a >= b {
+                        dst.fill(0.0);
                         continue;
                     }
-                    let a = start.saturating_sub(y * ow).max(x_first);
-                    let b = (end - y * ow).min(ow).min(x_end);
-                    if a >= b {
-                        continue;
-                    }
+                    let (before, rest) = dst.split_at_mut(a - lo);
+                    let (inside, after) = rest.split_at_mut(b - a);
+                    before.fill(0.0);
+                    after.fill(0.0);
                     let src = &plane[(y * sh + i - top) * w..][..w];
-                    let dst = &mut row[y * ow + a - start..y * ow + b - start];
                     let first = a * sw + j - left;
                     if sw == 1 {
-                        dst.copy_from_slice(&src[first..first + (b - a)]);
+                        inside.copy_from_slice(&src[first..first + (b - a)]);
                     } else {
-                        for (d, s) in dst.iter_mut().zip(src[first..].iter().step_by(sw)) {
+                        for (d, s) in inside.iter_mut().zip(src[first..].iter().step_by(sw)) {
                             *d = *s;
                         }
                     }

@@ -61,14 +61,16 @@ impl ConvShape {
 
 /// `conv2d(x, weight, bias)` with `pads` (`[top, left, bottom, right]`) and `stride`, computed
 /// here when it applies: `x`, `weight` and `bias` are plain f32 tensors on flex, and the
-/// convolution is dense (one group) or depthwise (one filter per channel); then clamped to
-/// `clamp` (`[low, high]`) when given. `None` otherwise, for Burn's `conv2d`.
+/// convolution is dense (one group) or depthwise (one filter per channel); plus `skip` (a
+/// residual addition, dense only, same shape as the output) and clamped to `clamp` (`[low,
+/// high]`) when given. `None` otherwise, for Burn's `conv2d`.
 pub fn on_cpu(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
     stride: [usize; 2],
     pads: [usize; 4],
+    skip: Option<&Tensor<4>>,
     clamp: Option<[f32; 2]>,
 ) -> Option<Tensor<4>> {
     let [n, channels, _, _] = x.dims();
@@ -89,11 +91,17 @@ pub fn on_cpu(
         pads,
     };
     let [oh, ow] = shape.output()?;
+    let ss = match skip {
+        Some(s) if !depthwise && s.dims() == [n, filters, oh, ow] => Some(plain_f32(s)?),
+        Some(_) => return None,
+        None => None,
+    };
     let (input, weight, bias) = (values(&xs), values(&ws), bs.as_ref().map(values));
     let out = if depthwise {
         depthwise::depthwise_conv2d(input, weight, bias, &shape, clamp)
     } else {
-        im2col::conv2d(input, weight, filters, bias, &shape, clamp)
+        let skip = ss.as_ref().map(values);
+        im2col::conv2d(input, weight, filters, bias, skip, &shape, clamp)
     };
     let out = FlexTensor::from_data(TensorData::new(out, [n, filters, oh, ow]));
     Some(Tensor::from_primitive::<Flex>(out))
@@ -123,15 +131,22 @@ fn values(t: &FlexTensor) -> &[f32] {
 fn clamp_slice(values: &mut [f32], [low, high]: [f32; 2]) {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        use core::arch::wasm32::{f32x4_max, f32x4_min, f32x4_splat, v128, v128_load, v128_store};
+        use core::arch::wasm32::{
+            f32x4_pmax, f32x4_pmin, f32x4_splat, v128, v128_load, v128_store,
+        };
         // Explicit vectors: the module is built for size, where LLVM does not vectorise loops.
+        // pmax/pmin (`a < b ? b : a`) are one instruction each where min/max are several (they
+        // order −0 and +0); with the value first, a NaN stays NaN.
         let (lo, hi) = (f32x4_splat(low), f32x4_splat(high));
         let mut chunks = values.chunks_exact_mut(4);
         for c in &mut chunks {
             // SAFETY: `c` is 4 floats: one unaligned 16-byte load and store inside it.
             unsafe {
                 let v = v128_load(c.as_ptr() as *const v128);
-                v128_store(c.as_mut_ptr() as *mut v128, f32x4_min(f32x4_max(v, lo), hi));
+                v128_store(
+                    c.as_mut_ptr() as *mut v128,
+                    f32x4_pmin(f32x4_pmax(v, lo), hi),
+                );
             }
         }
         clamp_scalar(chunks.into_remainder(), [low, high]);
@@ -193,7 +208,13 @@ mod tests {
     /// in the conv), on random unit-normal values: each output sums up to a few hundred
     /// products of size ~1, so float rounding stays under 1e-4 while any wrong tap, offset or
     /// padding moves outputs by ~1.
-    fn check(shape: ConvShape, filters: usize, depthwise: bool, clamp: Option<[f32; 2]>) {
+    fn check(
+        shape: ConvShape,
+        filters: usize,
+        depthwise: bool,
+        residual: bool,
+        clamp: Option<[f32; 2]>,
+    ) {
         let device = Device::flex();
         let mut rng = Rng::new(7);
         let [_, c, _, _] = shape.input;
@@ -216,12 +237,28 @@ mod tests {
         let groups = if depthwise { c } else { 1 };
         let options = ConvOptions::new(shape.stride, [0, 0], [1, 1], groups);
         let want = conv2d(padded, w.clone(), Some(b.clone()), options);
+        let skip = residual.then(|| {
+            let dims = want.dims();
+            Tensor::<4>::from_data(TensorData::new(random(&mut rng, &dims), dims), &device)
+        });
+        let want = match &skip {
+            Some(s) => want + s.clone(),
+            None => want,
+        };
         let want = match clamp {
             Some([low, high]) => want.clamp(low, high),
             None => want,
         };
-        let got = on_cpu(&x, &w, Some(&b), shape.stride, shape.pads, clamp)
-            .unwrap_or_else(|| panic!("{shape:?}: plain flex tensors take modelslim's kernel"));
+        let got = on_cpu(
+            &x,
+            &w,
+            Some(&b),
+            shape.stride,
+            shape.pads,
+            skip.as_ref(),
+            clamp,
+        )
+        .unwrap_or_else(|| panic!("{shape:?}: plain flex tensors take modelslim's kernel"));
         assert_eq!(got.dims(), want.dims(), "{shape:?}");
         let want = want.into_data().try_to_vec::<f32>().expect("f32");
         let got = got.into_data().try_to_vec::<f32>().expect("f32");
@@ -261,8 +298,8 @@ mod tests {
             shape([1, 2, 1, 1], [3, 3], [1, 1], [1, 1, 1, 1]),
             shape([1, 3, 6, 9], [3, 1], [1, 2], [1, 0, 1, 0]),
         ] {
-            check(s, s.input[1], true, None);
-            check(s, s.input[1], true, Some([0.0, 6.0]));
+            check(s, s.input[1], true, false, None);
+            check(s, s.input[1], true, false, Some([0.0, 6.0]));
         }
     }
 
@@ -280,8 +317,9 @@ mod tests {
             (shape([1, 8, 9, 9], [1, 1], [2, 2], [0, 0, 0, 0]), 6),
             (shape([1, 40, 30, 30], [3, 3], [1, 1], [1, 1, 1, 1]), 3),
         ] {
-            check(s, filters, false, None);
-            check(s, filters, false, Some([0.0, f32::INFINITY]));
+            check(s, filters, false, false, None);
+            check(s, filters, false, true, Some([0.0, f32::INFINITY]));
+            check(s, filters, false, true, None);
         }
     }
 
@@ -291,8 +329,8 @@ mod tests {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::ones([1, 2, 5, 5], &device);
         let w = Tensor::<4>::ones([2, 1, 3, 3], &device).require_grad();
-        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None).is_none());
+        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None, None).is_none());
         let w = Tensor::<4>::ones([3, 2, 3, 3], &device).require_grad();
-        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None).is_none());
+        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None, None).is_none());
     }
 }
