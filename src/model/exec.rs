@@ -6,6 +6,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
+use super::cpu_kernels;
 use super::graph::{Graph, Op};
 use super::layers::{Activation, BatchNorm, BatchStats, Conv, Linear, Params, Upload};
 use crate::quant::ActQuant;
@@ -392,7 +393,14 @@ impl Network {
                 },
                 Compiled::Activation(a) => a.apply(x),
                 Compiled::Add => x + get(&mut pass.values, 1),
-                Compiled::MaxPool(o) => max_pool2d(x, o.clone()),
+                Compiled::MaxPool(o) => {
+                    // modelslim's own on the CPU (see `cpu_kernels`): flex's also records
+                    // where every maximum came from.
+                    match cpu_kernels::max_pool2d_on_cpu(&x, o) {
+                        Some(y) => y,
+                        None => max_pool2d(x, o.clone()),
+                    }
+                }
                 Compiled::GlobalAvgPool => adaptive_avg_pool2d(x, [1, 1]),
                 Compiled::Linear(l) => {
                     let [n, c, _, _] = x.dims();

@@ -8,7 +8,7 @@ use burn::tensor::module::{conv2d, linear};
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::cpu_conv;
+use super::cpu_kernels;
 use crate::tensor::{HostTensor, StateDict};
 use crate::{Error, Result};
 
@@ -144,14 +144,14 @@ impl Conv {
     /// The convolution of `x`, plus `skip` when given (a residual addition fused into it),
     /// then the activation.
     pub fn forward(&self, x: Tensor<4>, skip: Option<Tensor<4>>) -> Tensor<4> {
-        // On the CPU, modelslim's own kernels (see `cpu_conv`), which also read the asymmetric
+        // On the CPU, modelslim's own kernels (see `cpu_kernels`), which also read the asymmetric
         // padding without a padded copy.
         let [(top, bottom), (left, right)] = self.options.padding;
         let pads = match self.pad {
             Some((left, right, top, bottom)) => [top, left, bottom, right],
             None => [top, left, bottom, right],
         };
-        if let Some(y) = cpu_conv::on_cpu(
+        if let Some(y) = cpu_kernels::conv2d_on_cpu(
             &x,
             &self.weight,
             self.bias.as_ref(),

@@ -2,7 +2,7 @@
 //! and their forward pass on a Burn device.
 
 pub mod channels;
-mod cpu_conv;
+mod cpu_kernels;
 pub mod efficientnet;
 pub mod exec;
 pub mod graph;

@@ -1,23 +1,28 @@
-//! Convolutions on the CPU backend (Burn flex) computed by modelslim rather than by flex.
+//! Convolutions and max pooling on the CPU backend (Burn flex), computed by modelslim rather
+//! than by flex.
 //!
 //! Why: the CPU backend is what every visitor without WebGPU gets, and in a browser worker it
 //! runs on one thread, so every pass over memory counts. Profiled with perf on one thread, flex
 //! spent a third of EfficientNet-Lite0's time in depthwise convolutions at ~3 GMAC/s (see
 //! `depthwise`), and in ResNet18 a third of the time went around the matrix products rather
-//! than into them (see `im2col`). Both kernels here compute the same function as flex's
-//! `conv2d` to float rounding (their unit tests compare), read the asymmetric TF-"same" padding
-//! directly (no padded copy of the input), add the bias inside the product, and apply a
-//! following ReLU/ReLU6 (`clamp`) to each tile of output while it is in cache.
+//! than into them (see `im2col`); in the browser's profile its max pooling cost more than the
+//! pooled layer's patches (see `max_pool`). The convolutions compute the same function as
+//! flex's `conv2d` to float rounding (the unit tests compare), read the asymmetric TF-"same"
+//! padding directly (no padded copy of the input), add the bias — and a residual addition's
+//! other operand — inside the product, and apply a following ReLU/ReLU6 (`clamp`) to each tile
+//! of output while it is in cache (`Network::build_for_inference` folds those in).
 //!
 //! Only plain f32 tensors on flex take these paths: tensors that track gradients (training)
-//! and tensors on wgpu go to Burn's `conv2d` as before. Grouped convolutions other than
-//! depthwise (not in either network) do too.
+//! and tensors on wgpu go to Burn's `conv2d` and `max_pool2d` as before. Grouped convolutions
+//! other than depthwise (not in either network) do too.
 
 mod depthwise;
 mod im2col;
+mod max_pool;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchDevice, Flex};
+use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{DType, Tensor, TensorData};
 
 /// The geometry of one 2-D convolution: input, kernel, stride and padding.
@@ -64,7 +69,7 @@ impl ConvShape {
 /// convolution is dense (one group) or depthwise (one filter per channel); plus `skip` (a
 /// residual addition, dense only, same shape as the output) and clamped to `clamp` (`[low,
 /// high]`) when given. `None` otherwise, for Burn's `conv2d`.
-pub fn on_cpu(
+pub fn conv2d_on_cpu(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     bias: Option<&Tensor<1>>,
@@ -104,6 +109,34 @@ pub fn on_cpu(
         im2col::conv2d(input, weight, filters, bias, skip, &shape, clamp)
     };
     let out = FlexTensor::from_data(TensorData::new(out, [n, filters, oh, ow]));
+    Some(Tensor::from_primitive::<Flex>(out))
+}
+
+/// `max_pool2d(x, options)`, computed here when `x` is a plain f32 tensor on flex and the
+/// pooling has no dilation, floor rounding and padding smaller than its window; `None`
+/// otherwise, for Burn's `max_pool2d`.
+pub fn max_pool2d_on_cpu(x: &Tensor<4>, options: &MaxPoolOptions<2>) -> Option<Tensor<4>> {
+    let [(top, bottom), (left, right)] = options.padding;
+    let [kh, kw] = options.kernel_size;
+    // A window wholly in the padding would have no maximum.
+    if options.dilation != [1, 1]
+        || options.ceil_mode
+        || top.max(bottom) >= kh
+        || left.max(right) >= kw
+    {
+        return None;
+    }
+    let [n, c, _, _] = x.dims();
+    let shape = ConvShape {
+        input: x.dims(),
+        kernel: options.kernel_size,
+        stride: options.stride,
+        pads: [top, left, bottom, right],
+    };
+    let [oh, ow] = shape.output()?;
+    let xs = plain_f32(x)?;
+    let out = max_pool::max_pool2d(values(&xs), &shape);
+    let out = FlexTensor::from_data(TensorData::new(out, [n, c, oh, ow]));
     Some(Tensor::from_primitive::<Flex>(out))
 }
 
@@ -249,7 +282,7 @@ mod tests {
             Some([low, high]) => want.clamp(low, high),
             None => want,
         };
-        let got = on_cpu(
+        let got = conv2d_on_cpu(
             &x,
             &w,
             Some(&b),
@@ -323,14 +356,45 @@ mod tests {
         }
     }
 
+    /// ResNet18's stem pooling (3×3, stride 2, pad 1) on even and odd sizes, a batch of two,
+    /// and a window larger than the stride: the same values as Burn's max_pool2d.
+    #[test]
+    fn max_pool_equals_burns() {
+        use burn::tensor::module::max_pool2d;
+        let device = Device::flex();
+        let mut rng = Rng::new(3);
+        for (input, k, s, p) in [
+            ([1, 3, 12, 12], 3, 2, 1),
+            ([2, 2, 11, 9], 3, 2, 1),
+            ([1, 2, 7, 8], 2, 2, 0),
+            ([1, 1, 6, 6], 3, 1, 1),
+        ] {
+            let x =
+                Tensor::<4>::from_data(TensorData::new(random(&mut rng, &input), input), &device);
+            let options = MaxPoolOptions::new([k, k])
+                .with_stride([s, s])
+                .with_padding([p, p]);
+            let want = max_pool2d(x.clone(), options.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            let got = max_pool2d_on_cpu(&x, &options)
+                .expect("a plain flex tensor")
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32");
+            assert_eq!(got, want, "{input:?} k{k} s{s} p{p}");
+        }
+    }
+
     /// Tensors that track gradients keep Burn's convolution (these kernels have no backward).
     #[test]
     fn training_tensors_keep_burns_convolution() {
         let device = Device::flex().autodiff();
         let x = Tensor::<4>::ones([1, 2, 5, 5], &device);
         let w = Tensor::<4>::ones([2, 1, 3, 3], &device).require_grad();
-        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None, None).is_none());
+        assert!(conv2d_on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None, None).is_none());
         let w = Tensor::<4>::ones([3, 2, 3, 3], &device).require_grad();
-        assert!(on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None, None).is_none());
+        assert!(conv2d_on_cpu(&x, &w, None, [1, 1], [1, 1, 1, 1], None, None).is_none());
     }
 }
