@@ -180,8 +180,9 @@ impl Network {
     /// a residual addition that follows and alone reads the result (its other operand
     /// becomes the convolution's second input), then a ReLU or ReLU6 likewise (see
     /// [`Conv::with_activation`]). On the CPU backend each batch norm was two more passes over
-    /// its activation, each addition and activation one or two. The folded network has no batch norm statistics to measure and
-    /// no value between the steps to capture: calibration builds the plain one.
+    /// its activation, each addition and activation one or two. The folded network has no
+    /// batch norm statistics to measure and no value between the steps to capture:
+    /// calibration builds the plain one.
     pub fn build_for_inference(
         graph: &Graph,
         weights: &StateDict,
@@ -228,10 +229,13 @@ impl Network {
                     output: add_output,
                     ..
                 }) = rest.next_if(|n| {
+                    // Not when the other operand is the convolution's own input: one step
+                    // would read a value twice, and its last read takes it.
                     matches!(n.op, Compiled::Add)
                         && n.inputs.len() == 2
                         && n.inputs.contains(&v)
                         && n.inputs[0] != n.inputs[1]
+                        && n.inputs.iter().all(|o| *o == v || !inputs.contains(o))
                 }) {
                     inputs.extend(operands.into_iter().filter(|&o| o != v));
                     output = add_output;
