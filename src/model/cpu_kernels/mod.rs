@@ -81,7 +81,7 @@ pub fn conv2d_on_cpu(
     let [n, channels, _, _] = x.dims();
     let [filters, per_group, kh, kw] = weight.dims();
     let depthwise = per_group == 1 && filters == channels && channels > 1;
-    if !(depthwise || per_group == channels) {
+    if channels == 0 || !(depthwise || per_group == channels) {
         return None;
     }
     let (xs, ws) = (plain_f32(x)?, plain_f32(weight)?);
