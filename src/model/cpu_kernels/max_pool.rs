@@ -15,14 +15,14 @@ use super::{ConvShape, for_each_image};
 /// `shape` (callers check the tensor's shape).
 pub fn max_pool2d(input: &[f32], shape: &ConvShape) -> Vec<f32> {
     let [n, c, h, w] = shape.input;
-    let Some([oh, ow]) = shape.output() else {
+    let Some([oh, ow]) = shape.output_for(input) else {
         return Vec::new();
     };
-    assert_eq!(input.len(), n * c * h * w, "pooling input length");
     let mut output = vec![0.0; n * c * oh * ow];
     if output.is_empty() {
         return output;
     }
+    let (y_first, y_end) = windows(shape, 0, oh);
     let (x_first, x_end) = windows(shape, 1, ow);
     for_each_image(&mut output, c * oh * ow, |i, y, _| {
         let mut row = vec![f32::NEG_INFINITY; w];
@@ -30,21 +30,14 @@ pub fn max_pool2d(input: &[f32], shape: &ConvShape) -> Vec<f32> {
             let plane = &input[(i * c + ch) * h * w..][..h * w];
             for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
                 // The window's rows inside the input, reduced into one row.
-                let first = (oy * shape.stride[0]).saturating_sub(shape.pads[0]);
-                let end = (oy * shape.stride[0] + shape.kernel[0])
-                    .saturating_sub(shape.pads[0])
-                    .min(h);
                 row.fill(f32::NEG_INFINITY);
-                for r in first..end {
+                for r in y_first[oy]..y_end[oy] {
                     max_into(&mut row, &plane[r * w..(r + 1) * w]);
                 }
                 for (ox, o) in out_row.iter_mut().enumerate() {
                     *o = row[x_first[ox]..x_end[ox]]
                         .iter()
-                        .fold(
-                            f32::NEG_INFINITY,
-                            |m, &v| if v > m || v.is_nan() { v } else { m },
-                        );
+                        .fold(f32::NEG_INFINITY, |m, &v| nan_max(m, v));
                 }
             }
         }
@@ -52,7 +45,7 @@ pub fn max_pool2d(input: &[f32], shape: &ConvShape) -> Vec<f32> {
     output
 }
 
-/// For each output position along `axis` (1: width), the input range `[first, end)` its window
+/// For each output position along `axis` (0: height, 1: width), the input range `[first, end)` its window
 /// covers inside the input.
 fn windows(shape: &ConvShape, axis: usize, out: usize) -> (Vec<usize>, Vec<usize>) {
     let size = shape.input[2 + axis];
@@ -93,8 +86,11 @@ fn max_into(acc: &mut [f32], row: &[f32]) {
 
 fn max_scalar(acc: &mut [f32], row: &[f32]) {
     for (a, &v) in acc.iter_mut().zip(row) {
-        if v > *a || v.is_nan() {
-            *a = v;
-        }
+        *a = nan_max(*a, v);
     }
+}
+
+/// The larger of `m` and `v`, NaN winning (as PyTorch's max pooling).
+fn nan_max(m: f32, v: f32) -> f32 {
+    if v > m || v.is_nan() { v } else { m }
 }

@@ -53,6 +53,17 @@ impl ConvShape {
         Some([(hp - kh) / sh + 1, (wp - kw) / sw + 1])
     }
 
+    /// [`ConvShape::output`] for `input`, which must hold the whole input (panics otherwise:
+    /// callers check the tensors' shapes).
+    fn output_for(&self, input: &[f32]) -> Option<[usize; 2]> {
+        assert_eq!(
+            input.len(),
+            self.input.iter().product::<usize>(),
+            "input length"
+        );
+        self.output()
+    }
+
     /// The output columns `[first, end)` whose input column `ow·sw + kx − left` lies inside
     /// the input, for kernel column `kx` (rows likewise with `axis` 0).
     fn inside(&self, axis: usize, k: usize, out: usize) -> (usize, usize) {
