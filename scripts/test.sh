@@ -22,11 +22,13 @@ cargo test --release
 step "distillation on real EfficientNet-Lite0 weights: a short run must lower the loss and raise agreement"
 SHORT=1 bash scripts/distill.sh
 
-step "trunk build --release (the page, dist/)"
+step "trunk build --release (the page, dist/, and the training module beside it)"
 trunk build --release
+python3 scripts/module-sizes.py dist
 
-step "cargo clippy for the browser build (wasm32) -- -D warnings"
+step "cargo clippy for the browser build (wasm32, both modules) -- -D warnings"
 cargo clippy --target wasm32-unknown-unknown --no-default-features --profile wasm-release --quiet -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --no-default-features --features training --profile wasm-release --quiet -- -D warnings
 
 step "page end-to-end tests in headless Chromium"
 if [ ! -d tests/e2e/node_modules/playwright-core ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then

@@ -19,6 +19,7 @@ pub mod rng;
 pub mod session;
 pub mod tensor;
 pub mod timing;
+#[cfg(feature = "training")]
 pub mod train;
 pub mod weights;
 

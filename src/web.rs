@@ -19,6 +19,7 @@ use crate::model::Model;
 use crate::predict::Prediction;
 use crate::session::{Batches, FileFormat, Session, Which};
 use crate::timing::Timing;
+#[cfg(feature = "training")]
 use crate::train::{DistillOptions, SynthOptions};
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
@@ -314,6 +315,54 @@ impl Engine {
         })
     }
 
+    /// Whether this module can recover accuracy (distill, synthesize): the page's first module
+    /// cannot; the one built with the `training` feature can.
+    #[wasm_bindgen(getter)]
+    pub fn training(&self) -> bool {
+        cfg!(feature = "training")
+    }
+
+    /// Take a compression made by another engine (its safetensors file and model card) as the
+    /// last one, for distilling it here.
+    #[wasm_bindgen(js_name = adoptCompressed)]
+    pub fn adopt_compressed(&self, safetensors: Vec<u8>, card: String) -> Result<(), JsValue> {
+        self.session
+            .adopt_compressed(safetensors, card)
+            .map_err(js_err)
+    }
+
+    /// The compressed model's file: `onnx`, `safetensors` or `card` (JSON).
+    pub fn download(&self, format: String) -> Result<Vec<u8>, JsValue> {
+        let format: FileFormat = format.parse().map_err(js_err)?;
+        self.session.file(format).map_err(js_err)
+    }
+
+    /// The loaded original model as ONNX (fp32), for the page's check in ONNX Runtime.
+    #[wasm_bindgen(js_name = originalOnnx)]
+    pub fn original_onnx(&self) -> Result<Vec<u8>, JsValue> {
+        self.session.original_onnx().map_err(js_err)
+    }
+
+    /// Kept photo `index` as the model's input (CHW floats of a square side), for another
+    /// runtime to be given exactly what this engine is given.
+    #[wasm_bindgen(js_name = photoInput)]
+    pub fn photo_input(&self, index: usize) -> Result<Vec<f32>, JsValue> {
+        self.session.photo_input(index).map_err(js_err)
+    }
+
+    /// The file name for `download(format)`, e.g. `resnet18-c30-int8.onnx`.
+    #[wasm_bindgen(js_name = downloadName)]
+    pub fn download_name(&self, format: String) -> Option<String> {
+        let format: FileFormat = format.parse().ok()?;
+        self.session.file_name(format)
+    }
+}
+
+/// Recovering accuracy: only in the module built with the `training` feature (Burn's autodiff),
+/// which the page loads when the user first asks for it.
+#[cfg(feature = "training")]
+#[wasm_bindgen]
+impl Engine {
     /// Distil the last compression from the loaded model on the kept photos with `options`
     /// (JSON: `steps`, `lr`, `batch`, … as the CLI's flags). `on_step(json)` hears about every
     /// step (loss, time, held-back agreement) and may return `false` to stop, keeping the best
@@ -351,31 +400,5 @@ impl Engine {
             js_sys::Reflect::set(&out, &"images".into(), &images)?;
             Ok(out.into())
         })
-    }
-
-    /// The compressed model's file: `onnx`, `safetensors` or `card` (JSON).
-    pub fn download(&self, format: String) -> Result<Vec<u8>, JsValue> {
-        let format: FileFormat = format.parse().map_err(js_err)?;
-        self.session.file(format).map_err(js_err)
-    }
-
-    /// The loaded original model as ONNX (fp32), for the page's check in ONNX Runtime.
-    #[wasm_bindgen(js_name = originalOnnx)]
-    pub fn original_onnx(&self) -> Result<Vec<u8>, JsValue> {
-        self.session.original_onnx().map_err(js_err)
-    }
-
-    /// Kept photo `index` as the model's input (CHW floats of a square side), for another
-    /// runtime to be given exactly what this engine is given.
-    #[wasm_bindgen(js_name = photoInput)]
-    pub fn photo_input(&self, index: usize) -> Result<Vec<f32>, JsValue> {
-        self.session.photo_input(index).map_err(js_err)
-    }
-
-    /// The file name for `download(format)`, e.g. `resnet18-c30-int8.onnx`.
-    #[wasm_bindgen(js_name = downloadName)]
-    pub fn download_name(&self, format: String) -> Option<String> {
-        let format: FileFormat = format.parse().ok()?;
-        self.session.file_name(format)
     }
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use modelslim::backend::Backend;
 use modelslim::compress::{Progress, Settings};
-use modelslim::model::Model;
+use modelslim::model::{Arch, Model};
 use modelslim::session::{Batches, FileFormat, Session, Which, no_progress};
+use modelslim::weights::seeded::seeded_state_dict;
 
 fn sample(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -172,4 +173,38 @@ fn benchmark_reports_cold_once_and_needs_a_compressed_model() {
     assert!(again.cold_ms.is_none());
     let e = pollster::block_on(s.benchmark(Which::Compressed, 1, no_progress)).unwrap_err();
     assert!(e.to_string().contains("compress first"), "{e}");
+}
+
+/// The page moves its session into the engine module that can train this way: a second session
+/// with the same model and photos takes the first's compression from its files, and then
+/// offers the same files and gives the same answers.
+#[test]
+fn an_adopted_compression_is_the_same_files_and_answers() {
+    let first = session_with_photos();
+    pollster::block_on(first.compress(&settings(0.3, "int4"), no_progress)).unwrap();
+    let safetensors = first.file(FileFormat::Safetensors).unwrap();
+    let card = String::from_utf8(first.file(FileFormat::Card).unwrap()).unwrap();
+
+    let second = session_with_photos();
+    second.adopt_compressed(safetensors.clone(), card).unwrap();
+    for format in [FileFormat::Safetensors, FileFormat::Onnx, FileFormat::Card] {
+        assert_eq!(second.file(format).unwrap(), first.file(format).unwrap());
+        assert_eq!(second.file_name(format), first.file_name(format));
+    }
+    let a = pollster::block_on(first.predict_all(no_progress)).unwrap();
+    let b = pollster::block_on(second.predict_all(no_progress)).unwrap();
+    for (a, b) in a.iter().zip(&b) {
+        let (a, b) = (
+            a.compressed.as_ref().unwrap(),
+            b.compressed.as_ref().unwrap(),
+        );
+        assert_eq!(a.logits, b.logits, "{}", a.top5[0].index);
+    }
+
+    // A compressed EfficientNet-Lite0 does not belong to a ResNet18 session.
+    let arch = Arch::by_name("efficientnet-lite0").unwrap();
+    let weights = seeded_state_dict(&arch.graph(false).param_shapes(), 1);
+    let other = Model::new(arch, weights).unwrap().to_safetensors().unwrap();
+    let e = second.adopt_compressed(other, "{}".into()).unwrap_err();
+    assert!(e.to_string().contains("EfficientNet"), "{e}");
 }

@@ -77,6 +77,7 @@ async function start() {
   // The worker fetches and compiles its own copy of the module: start it now, beside the
   // page's (Trunk's loader), rather than after it — the two compile on two cores.
   const wasm = bindingsReady();
+  wasmBindings = wasm;
   const forceCpu = params.get('backend') === 'cpu';
   const engineStarted = startEngine(wasm, forceCpu ? 'cpu' : 'auto',
     forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
@@ -90,10 +91,22 @@ async function start() {
   else await downloadWeights(weights);
 }
 
+// Which engine module runs: the page's, until the user first recovers accuracy or makes
+// calibration images; then the one that can train (see engine.js), from then on.
+let trainingModule = false;
+
 // `wasm`: the page's bindings, or a promise of them (the engine falls back to them on the main
 // thread where no worker starts).
 async function startEngine(wasm, prefer, reason) {
-  engine = await createEngine(wasm, prefer, reason, { mainThread: params.get('engine') === 'main' });
+  await useEngine(wasm, await openEngine(wasm, prefer, reason));
+}
+
+function openEngine(wasm, prefer, reason) {
+  return createEngine(wasm, prefer, reason, { mainThread: params.get('engine') === 'main', training: trainingModule });
+}
+
+async function useEngine(wasm, e) {
+  engine = e;
   engine.onLost = (why) => enqueue(() => recoverFromLostDevice(wasm, why));
   window.modelslimEngine = engine; // for devtools and tests/e2e/bench.mjs
   $('backend').dataset.worker = engine.inWorker;
@@ -121,13 +134,41 @@ async function recoverFromLostDevice(wasm, reason) {
   await startEngine(wasm, 'cpu', `the WebGPU device was lost (${reason})`);
   showError(`The WebGPU device was lost (${reason}). modelslim moved to the CPU fallback and reloaded your model and photos; compress again if you had.`);
   if (!modelSource) return;
+  await restoreSession();
+  modelLoaded(modelSource.seed !== undefined);
+}
+
+// Give a new engine the model and photos back.
+async function restoreSession() {
   await loadModel(modelSource);
   for (const p of photos) await engine.keepPhoto(p.bytes, p.name);
-  modelLoaded(modelSource.seed !== undefined);
+}
+
+// Distillation and synthesized images need the engine module that can train: the first time,
+// start it on the same backend, give it the model, the photos and the last compression (its
+// file, so what it trains is byte for byte what was compressed), and retire the first engine.
+async function ensureTraining() {
+  if (engine.training) return;
+  setStatus('loading the training engine (once; the page loaded without it)…');
+  const t0 = performance.now();
+  const compressed = report
+    ? { safetensors: await engine.download('safetensors'), card: new TextDecoder().decode(await engine.download('card')) }
+    : null;
+  trainingModule = true;
+  const next = await openEngine(wasmBindings, engine.backendKind === 'wgpu' ? 'auto' : 'cpu', engine.fallbackReason ?? undefined)
+    .catch((e) => { trainingModule = false; throw new Error(`the training engine did not load: ${message(e)}`); });
+  const previous = engine;
+  await useEngine(wasmBindings, next);
+  previous.terminate();
+  if (modelSource) await restoreSession();
+  if (compressed) await engine.adoptCompressed(compressed.safetensors, compressed.card);
+  $('backend').dataset.training = `${Math.round(performance.now() - t0)} ms`;
 }
 
 // What the loaded model was made from, to load it again on a new engine.
 let modelSource = null;
+// The page's bindings (a promise), for the engines started after the first.
+let wasmBindings = null;
 
 // Load weights `{bytes, info}` or seeded random weights `{seed}`.
 async function loadModel(source) {
@@ -850,6 +891,7 @@ async function runDistillation() {
   }
   let opts;
   try { opts = readDistillOptions(); } catch (e) { showError(message(e)); return; }
+  try { await ensureTraining(); } catch (e) { showError(`Recovering accuracy failed: ${message(e)}.`); setStatus('ready'); return; }
   resetDistillation('starting…');
   stopDistill = false;
   $('distill').disabled = true;
@@ -888,6 +930,7 @@ async function runSynthesis() {
   if (!engine || !engine.modelInfo) { showError('Load a model first.'); return; }
   const n = Math.round(Number($('synth-count').value));
   if (!(n >= 1 && n <= 64)) { showError('Make between 1 and 64 images at a time.'); return; }
+  try { await ensureTraining(); } catch (e) { showError(`Making calibration images failed: ${message(e)}.`); setStatus('ready'); return; }
   cancelRequested = false;
   $('cancel').hidden = false;
   setStatus(`making ${n} calibration images from the model…`);

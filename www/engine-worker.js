@@ -13,6 +13,7 @@ function state() {
     fallbackReason: engine.fallbackReason,
     modelInfo: engine.modelInfo,
     photoCount: engine.photoCount,
+    training: engine.training,
   };
 }
 

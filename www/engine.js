@@ -1,19 +1,30 @@
 // The page's handle on the engine: in a dedicated worker (www/engine-worker.js) where the
 // browser can run it there, else on the main thread. Either way every method returns a
-// promise and the getters (backend, backendKind, fallbackReason, modelInfo, photoCount) read
-// the engine's state as of its last answer.
+// promise and the getters (backend, backendKind, fallbackReason, modelInfo, photoCount,
+// training) read the engine's state as of its last answer.
+//
+// The engine comes in two modules. The page loads the one without training (Burn's autodiff
+// would make it a sixth larger); the one with it (distillation, synthesized images) is built
+// beside it (scripts/training-module.sh) and loaded only when the user first asks for those.
 
-const GETTERS = ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount'];
+const GETTERS = ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount', 'training'];
 
-// The URLs of the wasm-bindgen module and its .wasm, as Trunk linked them into the page.
-function bindingUrls() {
+// The training module's files, next to the page.
+const TRAINING = { js: 'modelslim-training.js', wasm: 'modelslim-training_bg.wasm' };
+
+// The URLs of a wasm-bindgen module and its .wasm: the page's as Trunk linked them into the
+// page, or the training module's.
+function bindingUrls(training) {
+  if (training) {
+    return { js: new URL(TRAINING.js, document.baseURI).href, wasm: new URL(TRAINING.wasm, document.baseURI).href };
+  }
   const js = document.querySelector('link[rel=modulepreload][href*="modelslim"]')?.href;
   const wasm = document.querySelector('link[rel=preload][href$=".wasm"]')?.href;
   return js && wasm ? { js, wasm } : null;
 }
 
-async function workerEngine(prefer, reason) {
-  const urls = bindingUrls();
+async function workerEngine(prefer, reason, training) {
+  const urls = bindingUrls(training);
   if (typeof Worker === 'undefined' || !urls) throw new Error('this browser has no module workers');
   const worker = new Worker('engine-worker.js', { type: 'module' });
   let state = {};
@@ -81,12 +92,22 @@ function mainThreadEngine(engine, whyNotWorker) {
   });
 }
 
-export async function createEngine(wasm, prefer, reason, { mainThread = false } = {}) {
+// The training module's bindings, for an engine on the main thread.
+async function trainingBindings() {
+  const urls = bindingUrls(true);
+  const bindings = await import(urls.js);
+  await bindings.default({ module_or_path: urls.wasm });
+  return bindings;
+}
+
+// `wasm`: the page's bindings (or a promise of them), for a main-thread engine of the page's
+// module; `training`: the module with training instead.
+export async function createEngine(wasm, prefer, reason, { mainThread = false, training = false } = {}) {
   try {
     if (mainThread) throw new Error('the main thread was requested (?engine=main)');
-    return await workerEngine(prefer, reason);
+    return await workerEngine(prefer, reason, training);
   } catch (e) {
-    // `wasm` may still be loading (a promise of the page's bindings).
-    return mainThreadEngine(await (await wasm).createEngine(prefer, reason), (e && e.message) || String(e));
+    const bindings = training ? await trainingBindings() : await wasm;
+    return mainThreadEngine(await bindings.createEngine(prefer, reason), (e && e.message) || String(e));
   }
 }

@@ -10,6 +10,7 @@ use web_time::Instant;
 use super::{Compressed, CompressionReport, FileFormat, Loaded, ModelCard, Session};
 use crate::compress::{Progress, Settings, agreement, compress, layer_report, report};
 use crate::export::to_onnx;
+use crate::model::Model;
 use crate::{Error, Result};
 
 /// The downloadable files of one compression.
@@ -148,6 +149,38 @@ impl Session {
             },
         }));
         Ok(report)
+    }
+
+    /// Take a compression made elsewhere as this session's last one: its safetensors file (kept
+    /// byte for byte) and model card. The page moves its session this way into the engine
+    /// module that can train, which it loads only when the user asks to recover accuracy.
+    pub fn adopt_compressed(&self, safetensors: Vec<u8>, card: String) -> Result<()> {
+        let _busy = self.begin("taking over a compression")?;
+        let original = self.original()?;
+        let model = Model::from_bytes(&safetensors)?;
+        if model.arch.name() != original.model.arch.name() {
+            return Err(Error::Invalid(format!(
+                "the compressed file is a {}, but the loaded model is a {}",
+                model.arch.display(),
+                original.model.arch.display()
+            )));
+        }
+        let stem = serde_json::from_str::<serde_json::Value>(&card)
+            .ok()
+            .and_then(|c| c.get("file_stem")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{}-compressed", original.model.arch.name()));
+        let onnx = to_onnx(&model)?;
+        let loaded = Loaded::new(model, &self.backend)?;
+        self.state.borrow_mut().compressed = Some(Rc::new(Compressed {
+            loaded: Rc::new(loaded),
+            files: Files {
+                stem,
+                onnx,
+                safetensors,
+                card,
+            },
+        }));
+        Ok(())
     }
 
     /// A file of the last compression.

@@ -13,6 +13,7 @@ mod compression;
 mod measure;
 mod photos;
 mod report;
+#[cfg(feature = "training")]
 mod training;
 
 use std::cell::{Cell, RefCell};
@@ -33,6 +34,7 @@ pub use report::{
     Answer, Benchmark, Classified, CompressionReport, Evaluation, FileFormat, ModelCard,
     PhotoResult, Which,
 };
+#[cfg(feature = "training")]
 pub use training::{DistillReport, SynthReport};
 
 /// How many images go through the network at once.

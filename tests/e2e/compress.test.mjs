@@ -423,6 +423,8 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
 for (const backend of ['wgpu', 'cpu']) {
   test(`distillation on ${backend}: 3 steps, the loss curve, and the distilled ONNX gives the page's predictions`, { timeout: 3 * TIMEOUT }, async () => {
     const { page, context, problems } = await openPage(backend === 'cpu' ? '?weights=seeded&backend=cpu' : '?weights=seeded');
+    const requested = [];
+    page.on('request', (r) => requested.push(r.url()));
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), backend);
     await upload(page, PHOTOS_256);
     await page.selectOption('[data-testid=quant]', 'int4');
@@ -433,6 +435,9 @@ for (const backend of ['wgpu', 'cpu']) {
     await page.fill('[data-testid=distill-steps]', '3');
     await page.fill('[data-testid=distill-lr]', '0.00001');
     await page.fill('[data-testid=distill-batch]', '2');
+    // The page's engine module has no training in it: the module that has is fetched now.
+    assert.equal(await page.evaluate(() => window.modelslimEngine.training), false);
+    assert.deepEqual(requested.filter((u) => u.includes('modelslim-training')), [], 'the training module was fetched before it was needed');
     await page.click('[data-testid=distill]');
     await page.waitForFunction(() => !document.querySelector('[data-testid=distill-result]').hidden
       || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
@@ -441,7 +446,10 @@ for (const backend of ['wgpu', 'cpu']) {
     const points = await page.$eval('[data-testid=loss-curve] polyline', (l) => l.getAttribute('points').trim().split(/\s+/).length);
     assert.equal(points, 3, 'the loss curve has a point per step');
     const result = await page.$eval('[data-testid=distill-result]', (el) => ({ ...el.dataset, text: el.textContent }));
-    console.log(`${backend}: ${result.text}`);
+    console.log(`${backend}: ${result.text} (training module loaded and the session moved in ${await page.getAttribute('[data-testid=backend]', 'data-training')})`);
+    assert.equal(await page.evaluate(() => window.modelslimEngine.training), true);
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), backend, 'the training engine runs on another backend');
+    assert.equal(requested.filter((u) => u.endsWith('modelslim-training_bg.wasm')).length, 1);
     const after = await lists(page, 'top5-compressed');
     assert.equal(after.length, 2);
     assert.notEqual(result.bestStep, '0', 'no step improved on the held-back photo: the download would be the untrained model');

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""The page's two engine modules in a built site, gzipped as a static host would serve them, and
+the budget the first one must keep (issue 14: ≤ 3.5 MB gzip — what every visitor downloads
+before the first prediction). Exits 1 over budget, or when the modules got mixed up: the page's
+must not have training in it (the point of building it without), the training module must.
+
+    python3 scripts/module-sizes.py [DIST]      (dist/ by default; run after trunk build)
+"""
+import glob
+import gzip
+import os
+import sys
+
+BUDGET = 3.5e6  # bytes, gzip -9
+
+
+def gz(path):
+    return len(gzip.compress(open(path, "rb").read(), 9))
+
+
+def main():
+    dist = sys.argv[1] if len(sys.argv) > 1 else "dist"
+    page = [p for p in glob.glob(os.path.join(dist, "modelslim-*_bg.wasm")) if "training" not in p]
+    training = os.path.join(dist, "modelslim-training_bg.wasm")
+    if len(page) != 1 or not os.path.exists(training):
+        sys.exit(f"module-sizes: expected one page module and modelslim-training_bg.wasm in {dist}")
+    sizes = {"page": (page[0], gz(page[0])), "training": (training, gz(training))}
+    for name, (path, z) in sizes.items():
+        print(f"{name} module: {os.path.getsize(path) / 1e6:.2f} MB raw, {z / 1e6:.2f} MB gzip ({os.path.basename(path)})")
+    ok = True
+    if sizes["page"][1] > BUDGET:
+        print(f"module-sizes: the page's module is over its budget of {BUDGET / 1e6} MB gzip")
+        ok = False
+    # The bindings name the module's exports: `distill` only where training was built in.
+    page_js = page[0].replace("_bg.wasm", ".js")
+    if "engine_distill" in open(page_js).read():
+        print("module-sizes: the page's module has training in it (built with the training feature?)")
+        ok = False
+    if "engine_distill" not in open(os.path.join(dist, "modelslim-training.js")).read():
+        print("module-sizes: the training module has no distillation in it")
+        ok = False
+    sys.exit(0 if ok else 1)
+
+
+main()
