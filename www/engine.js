@@ -4,8 +4,8 @@
 // training) read the engine's state as of its last answer.
 //
 // The engine comes in two modules. The page loads the one without training (Burn's autodiff
-// would make it a sixth larger); the one with it (distillation, synthesized images) is built
-// beside it (scripts/training-module.sh) and loaded only when the user first asks for those.
+// would add a tenth to it); the one with it (distillation, synthesized images) is built beside
+// it (scripts/training-module.sh) and loaded only when the user first asks for those.
 
 const GETTERS = ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount', 'training'];
 
@@ -13,14 +13,17 @@ const GETTERS = ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photo
 const TRAINING = { js: 'modelslim-training.js', wasm: 'modelslim-training_bg.wasm' };
 
 // The URLs of a wasm-bindgen module and its .wasm: the page's as Trunk linked them into the
-// page, or the training module's.
+// page, or the training module's. Trunk names the page's files by a hash of the build; the
+// training module's carry that hash as a query, so a browser never pairs a cached training
+// module with a newer page.
 function bindingUrls(training) {
-  if (training) {
-    return { js: new URL(TRAINING.js, document.baseURI).href, wasm: new URL(TRAINING.wasm, document.baseURI).href };
-  }
   const js = document.querySelector('link[rel=modulepreload][href*="modelslim"]')?.href;
   const wasm = document.querySelector('link[rel=preload][href$=".wasm"]')?.href;
-  return js && wasm ? { js, wasm } : null;
+  if (!js || !wasm) return null;
+  if (!training) return { js, wasm };
+  const build = js.match(/modelslim-([0-9a-f]+)\.js/)?.[1] ?? 'dev';
+  const url = (file) => new URL(`${file}?build=${build}`, document.baseURI).href;
+  return { js: url(TRAINING.js), wasm: url(TRAINING.wasm) };
 }
 
 async function workerEngine(prefer, reason, training) {

@@ -139,15 +139,15 @@ impl Session {
             note: "Sizes are the files' bytes. Agreement is measured on the photos given to the tool, against the uncompressed model; it is not ImageNet accuracy.",
         })
         .map_err(|e| Error::Invalid(e.to_string()))?;
-        self.state.borrow_mut().compressed = Some(Rc::new(Compressed {
-            loaded: Rc::new(loaded),
-            files: Files {
+        self.set_compressed(
+            loaded,
+            Files {
                 stem: report.file_stem.clone(),
                 onnx,
                 safetensors,
                 card,
             },
-        }));
+        );
         Ok(report)
     }
 
@@ -171,16 +171,24 @@ impl Session {
             .unwrap_or_else(|| format!("{}-compressed", original.model.arch.name()));
         let onnx = to_onnx(&model)?;
         let loaded = Loaded::new(model, &self.backend)?;
-        self.state.borrow_mut().compressed = Some(Rc::new(Compressed {
-            loaded: Rc::new(loaded),
-            files: Files {
+        self.set_compressed(
+            loaded,
+            Files {
                 stem,
                 onnx,
                 safetensors,
                 card,
             },
-        }));
+        );
         Ok(())
+    }
+
+    /// Make `loaded` with its `files` the last compression (the files' model).
+    pub(super) fn set_compressed(&self, loaded: Loaded, files: Files) {
+        self.state.borrow_mut().compressed = Some(Rc::new(Compressed {
+            loaded: Rc::new(loaded),
+            files,
+        }));
     }
 
     /// A file of the last compression.

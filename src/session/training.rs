@@ -3,12 +3,11 @@
 //! there are too few photos. The distilled model replaces the compressed one, with new files.
 
 use std::future::Future;
-use std::rc::Rc;
 
 use serde::Serialize;
 
 use super::compression::Files;
-use super::{Answer, Compressed, Loaded, Session, no_progress};
+use super::{Answer, Loaded, Session, no_progress};
 use crate::export::to_onnx;
 use crate::model::Model;
 use crate::train::{
@@ -106,15 +105,15 @@ impl Session {
             obj.insert("distillation".into(), summary);
             obj.insert("file_stem".into(), stem.clone().into());
         }
-        self.state.borrow_mut().compressed = Some(Rc::new(Compressed {
-            loaded: Rc::new(loaded),
-            files: Files {
+        self.set_compressed(
+            loaded,
+            Files {
                 stem,
                 onnx,
                 safetensors,
                 card: serde_json::to_string_pretty(&card).unwrap_or_default(),
             },
-        }));
+        );
         Ok(out)
     }
 
