@@ -76,12 +76,11 @@ async function start() {
   }
   // The worker fetches and compiles its own copy of the module: start it now, beside the
   // page's (Trunk's loader), rather than after it — the two compile on two cores.
-  const wasm = bindingsReady();
-  wasmBindings = wasm;
+  pageBindings = bindingsReady();
   const forceCpu = params.get('backend') === 'cpu';
-  const engineStarted = startEngine(wasm, forceCpu ? 'cpu' : 'auto',
+  const engineStarted = startEngine(forceCpu ? 'cpu' : 'auto',
     forceCpu ? 'the CPU backend was requested (?backend=cpu)' : undefined);
-  useSpec(await wasm);
+  useSpec(await pageBindings);
   await engineStarted;
   markStartup('engine');
   const weights = params.get('weights') || DEFAULT_WEIGHTS_URL;
@@ -95,19 +94,21 @@ async function start() {
 // calibration images; then the one that can train (see engine.js), from then on.
 let trainingModule = false;
 
-// `wasm`: the page's bindings, or a promise of them (the engine falls back to them on the main
-// thread where no worker starts).
-async function startEngine(wasm, prefer, reason) {
-  await useEngine(wasm, await openEngine(wasm, prefer, reason));
+// The page's bindings, a promise of them until Trunk's loader is done: the engine falls back to
+// them on the main thread where no worker starts.
+let pageBindings = null;
+
+async function startEngine(prefer, reason) {
+  await useEngine(await openEngine(prefer, reason));
 }
 
-function openEngine(wasm, prefer, reason) {
-  return createEngine(wasm, prefer, reason, { mainThread: params.get('engine') === 'main', training: trainingModule });
+function openEngine(prefer, reason) {
+  return createEngine(pageBindings, prefer, reason, { mainThread: params.get('engine') === 'main', training: trainingModule });
 }
 
-async function useEngine(wasm, e) {
+async function useEngine(e) {
   engine = e;
-  engine.onLost = (why) => enqueue(() => recoverFromLostDevice(wasm, why));
+  engine.onLost = (why) => enqueue(() => recoverFromLostDevice(why));
   window.modelslimEngine = engine; // for devtools and tests/e2e/bench.mjs
   $('backend').dataset.worker = engine.inWorker;
   $('backend').textContent = engine.backendKind === 'wgpu' ? await describeAdapter() : engine.backend;
@@ -128,10 +129,10 @@ async function useEngine(wasm, e) {
 
 // The WebGPU device was lost (a driver reset, the GPU process gone): everything on it is gone
 // too. Start a new engine on the CPU fallback and give it the model and photos back.
-async function recoverFromLostDevice(wasm, reason) {
+async function recoverFromLostDevice(reason) {
   engine.terminate();
   setStatus('the WebGPU device was lost: restarting on the CPU fallback…');
-  await startEngine(wasm, 'cpu', `the WebGPU device was lost (${reason})`);
+  await startEngine('cpu', `the WebGPU device was lost (${reason})`);
   showError(`The WebGPU device was lost (${reason}). modelslim moved to the CPU fallback and reloaded your model and photos; compress again if you had.`);
   if (!modelSource) return;
   await restoreSession();
@@ -155,10 +156,10 @@ async function ensureTraining() {
     ? { safetensors: await engine.download('safetensors'), card: new TextDecoder().decode(await engine.download('card')) }
     : null;
   trainingModule = true;
-  const next = await openEngine(wasmBindings, engine.backendKind === 'wgpu' ? 'auto' : 'cpu', engine.fallbackReason ?? undefined)
+  const next = await openEngine(engine.backendKind === 'wgpu' ? 'auto' : 'cpu', engine.fallbackReason ?? undefined)
     .catch((e) => { trainingModule = false; throw new Error(`the training engine did not load: ${message(e)}`); });
   const previous = engine;
-  await useEngine(wasmBindings, next);
+  await useEngine(next);
   previous.terminate();
   if (modelSource) await restoreSession();
   if (compressed) await engine.adoptCompressed(compressed.safetensors, compressed.card);
@@ -167,8 +168,6 @@ async function ensureTraining() {
 
 // What the loaded model was made from, to load it again on a new engine.
 let modelSource = null;
-// The page's bindings (a promise), for the engines started after the first.
-let wasmBindings = null;
 
 // Load weights `{bytes, info}` or seeded random weights `{seed}`.
 async function loadModel(source) {
