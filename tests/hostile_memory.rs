@@ -11,6 +11,7 @@ mod capped_alloc;
 
 use capped_alloc::{CappedAlloc, peak_mib};
 use hostile::*;
+use modelslim::model::Model;
 use modelslim::preprocess::Preprocess;
 use modelslim::weights::{pickle, read_weights};
 
@@ -57,6 +58,27 @@ fn files_that_claimed_gigabytes_are_refused_within_a_bounded_peak() {
         "{m}"
     );
     assert!(mib < 16, "zip inflation: {mib} MiB");
+
+    // A checkpoint whose one storage entry honestly declares 2 GiB (zeros, deflated to a few
+    // MB) under names that are no network modelslim knows: data.pkl says so before any storage
+    // is inflated (6.2 GB resident before).
+    let t = TensorSpec::contiguous("features.0.weight", &[64, 3, 3, 3]);
+    let file = pth_zip_with_zeros(&state_dict_pickle(&[t]), 2 << 30);
+    let (r, mib) = peak_mib(|| Model::from_bytes(&file).map(drop));
+    let m = r.unwrap_err().to_string();
+    assert!(
+        m.contains("neither torchvision's ResNet18 nor EfficientNet-Lite0"),
+        "{m}"
+    );
+    assert!(mib < 64, "2 GiB storage under other names: {mib} MiB");
+    // A storage far larger than the one tensor that views it: only what the view reaches is
+    // inflated.
+    let mut small = TensorSpec::contiguous("conv1.weight", &[64, 3, 7, 7]);
+    small.numel = 1 << 29;
+    let file = pth_zip_with_zeros(&state_dict_pickle(&[small]), 2 << 30);
+    let (r, mib) = peak_mib(|| read_weights(&file).map(|w| w.tensors["conv1.weight"].len()));
+    assert_eq!(r.unwrap(), 64 * 3 * 7 * 7);
+    assert!(mib < 64, "2 GiB storage, a 37 KB view: {mib} MiB");
 
     // A 1×12000 PNG: resized to 256 × 3,072,000 (2.4 GB) before.
     let mut png = Vec::new();

@@ -57,9 +57,14 @@ impl Arch {
 
     /// Guess the network from a state dict's keys (torchvision's or lukemelas' names).
     pub fn detect(weights: &StateDict) -> Result<Arch> {
-        if weights.contains_key("_conv_stem.weight") {
+        Arch::detect_names(|k| weights.contains_key(k))
+    }
+
+    /// [`Arch::detect`] from which tensor names a file has.
+    pub fn detect_names(has: impl Fn(&str) -> bool) -> Result<Arch> {
+        if has("_conv_stem.weight") {
             Arch::by_name("efficientnet-lite0")
-        } else if weights.contains_key("conv1.weight") && weights.contains_key("fc.weight") {
+        } else if has("conv1.weight") && has("fc.weight") {
             Arch::by_name("resnet18")
         } else {
             Err(Error::Structure(
@@ -155,11 +160,20 @@ impl Model {
     /// when given; else detected from the keys.
     pub fn from_bytes_as(bytes: &[u8], model: Option<&str>) -> Result<Model> {
         if weights::pth::is_zip(bytes) || weights::pth::is_legacy(bytes) {
-            let file = weights::read_weights(bytes)?;
-            let arch = match model {
-                Some(name) => Arch::by_name(name)?,
-                None => Arch::detect(&file.tensors)?,
-            };
+            // The network and every shape are checked on what data.pkl declares, before a
+            // storage is inflated: a file of other tensors is refused at the cost of its index.
+            let mut arch = None;
+            let file = weights::read_weights_inspected(bytes, &mut |shapes| {
+                let a = match model {
+                    Some(name) => Arch::by_name(name)?,
+                    None => Arch::detect_names(|k| shapes.iter().any(|(n, _)| n == k))?,
+                };
+                check_shapes(&a.graph(false).param_shapes(), shapes, a.display())?;
+                arch = Some(a);
+                Ok(())
+            })?;
+            let arch =
+                arch.ok_or_else(|| Error::Structure("the checkpoint holds no tensors".into()))?;
             return Model::new(arch, file.tensors);
         }
         let m = stored::read_model(bytes, model)?;
@@ -242,8 +256,34 @@ pub fn check_state_dict(
     weights: &StateDict,
     model: &str,
 ) -> Result<()> {
+    let found: Vec<(String, Vec<usize>)> = weights
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    check_shapes(expected, &found, model)?;
+    for (key, _) in expected {
+        if let Some(i) = weights
+            .get(key)
+            .and_then(|t| t.data.iter().position(|v| !v.is_finite()))
+        {
+            return Err(Error::NotFinite {
+                key: key.clone(),
+                index: i,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every expected name present in `found` with its shape, and nothing else.
+fn check_shapes(
+    expected: &[(String, Vec<usize>)],
+    found: &[(String, Vec<usize>)],
+    model: &str,
+) -> Result<()> {
+    let shape_of = |key: &str| found.iter().find(|(k, _)| k == key).map(|(_, s)| s);
     for (key, shape) in expected {
-        match weights.get(key) {
+        match shape_of(key) {
             None => {
                 return Err(Error::MissingKey {
                     key: key.clone(),
@@ -251,30 +291,23 @@ pub fn check_state_dict(
                     model: model.into(),
                 });
             }
-            Some(t) if &t.shape != shape => {
+            Some(s) if s != shape => {
                 return Err(Error::ShapeMismatch {
                     key: key.clone(),
                     expected: shape.clone(),
-                    found: t.shape.clone(),
+                    found: s.clone(),
                 });
             }
-            Some(t) => {
-                if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::NotFinite {
-                        key: key.clone(),
-                        index: i,
-                    });
-                }
-            }
+            Some(_) => {}
         }
     }
-    if let Some((key, t)) = weights
+    if let Some((key, s)) = found
         .iter()
-        .find(|(k, _)| !expected.iter().any(|(e, _)| e == *k))
+        .find(|(k, _)| !expected.iter().any(|(e, _)| e == k))
     {
         return Err(Error::ExtraKey {
             key: key.clone(),
-            found: t.shape.clone(),
+            found: s.clone(),
             model: model.into(),
         });
     }

@@ -20,10 +20,35 @@ pub struct WeightsFile {
 /// Read a weights file by its content: a zip archive or a legacy pickle stream is a PyTorch
 /// checkpoint, anything else must be safetensors. `num_batches_tracked` counters (training bookkeeping) are dropped.
 pub fn read_weights(bytes: &[u8]) -> Result<WeightsFile> {
+    read_weights_inspected(bytes, &mut |_| Ok(()))
+}
+
+/// [`read_weights`], with a PyTorch checkpoint's declared names and shapes shown to `inspect`
+/// before any of its storage is read (`num_batches_tracked` left out): a file it refuses costs
+/// its `data.pkl` alone, whatever its storages declare. A safetensors file's header is its
+/// index, and its bytes are in memory already; it is read as it is.
+pub fn read_weights_inspected(
+    bytes: &[u8],
+    inspect: &mut dyn FnMut(&pth::DeclaredShapes) -> Result<()>,
+) -> Result<WeightsFile> {
+    let mut relevant = |shapes: &pth::DeclaredShapes| {
+        let kept: Vec<_> = shapes
+            .iter()
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+            .cloned()
+            .collect();
+        inspect(&kept)
+    };
     let (mut tensors, metadata) = if pth::is_zip(bytes) {
-        (pth::read_pth_zip(bytes)?, HashMap::new())
+        (
+            pth::read_pth_zip_inspected(bytes, &mut relevant)?,
+            HashMap::new(),
+        )
     } else if pth::is_legacy(bytes) {
-        (pth::read_pth_legacy(bytes)?, HashMap::new())
+        (
+            pth::read_pth_legacy_inspected(bytes, &mut relevant)?,
+            HashMap::new(),
+        )
     } else {
         safetensors::read_safetensors(bytes)?
     };

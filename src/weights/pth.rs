@@ -23,9 +23,6 @@ pub fn is_zip(bytes: &[u8]) -> bool {
 /// is about 30 KB).
 const MAX_PICKLE_BYTES: u64 = 64 << 20;
 
-/// The largest storage read: as many bytes as the decoded-value cap allows in f64.
-const MAX_STORAGE_BYTES: u64 = (MAX_DECODED_VALUES as u64) * 8;
-
 /// Read zip entry `name`, refusing one that declares more than `limit` bytes or inflates
 /// beyond what it declares (a deflate stream can expand a thousandfold).
 fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) -> Result<Vec<u8>> {
@@ -56,8 +53,23 @@ fn read_entry(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str, limit: u64) 
     Ok(buf)
 }
 
+/// What a checkpoint declares, by tensor name (as the state dict will hold it), before any
+/// storage is read: a caller refuses a file that is not the network it wants here, at the cost
+/// of `data.pkl` alone.
+pub type DeclaredShapes = [(String, Vec<usize>)];
+
 /// Read the `state_dict` of a zip-format PyTorch checkpoint.
 pub fn read_pth_zip(bytes: &[u8]) -> Result<StateDict> {
+    read_pth_zip_inspected(bytes, &mut |_| Ok(()))
+}
+
+/// [`read_pth_zip`], with `inspect` shown the declared names and shapes first: storages are
+/// read only if it accepts them, and only as far as the tensors reach into them (an entry may
+/// declare gigabytes that no tensor uses).
+pub fn read_pth_zip_inspected(
+    bytes: &[u8],
+    inspect: &mut dyn FnMut(&DeclaredShapes) -> Result<()>,
+) -> Result<StateDict> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
         bad(format!(
             "not a readable zip archive ({e}); the file may be truncated"
@@ -71,15 +83,61 @@ pub fn read_pth_zip(bytes: &[u8]) -> Result<StateDict> {
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let pkl = read_entry(&mut zip, &pkl_name, MAX_PICKLE_BYTES)?;
     let (root, _) = pickle::load(&pkl).map_err(|e| bad(format!("{pkl_name}: {e}")))?;
+    let refs = tensor_refs(&root)?;
+    // Each view against its storage's declared size (the zip header, nothing inflated yet).
+    let mut declared: HashMap<String, u64> = HashMap::new();
+    for r in &refs {
+        let entry = format!("{prefix}data/{}", r.key);
+        let size = match declared.get(&r.key) {
+            Some(&s) => s,
+            None => {
+                let s = zip
+                    .by_name(&entry)
+                    .map_err(|e| bad(format!("{entry}: {e} (damaged or truncated file?)")))?
+                    .size();
+                declared.insert(r.key.clone(), s);
+                s
+            }
+        };
+        r.check_within(usize::try_from(size / r.elem as u64).unwrap_or(usize::MAX))?;
+    }
+    check_total(&refs)?;
+    inspect(&shapes_of(&refs))?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
-    state_dict_from_pickle(&root, |key| {
-        if let Some(b) = storages.get(key) {
-            return Ok(b.clone());
-        }
-        let buf = read_entry(&mut zip, &format!("{prefix}data/{key}"), MAX_STORAGE_BYTES)?;
-        storages.insert(key.to_string(), buf.clone());
-        Ok(buf)
-    })
+    for (key, needed) in bytes_needed(&refs)? {
+        let entry = format!("{prefix}data/{key}");
+        storages.insert(key, read_entry_prefix(&mut zip, &entry, needed)?);
+    }
+    build(refs, &storages)
+}
+
+/// The first `needed` bytes of zip entry `name` (checked against its declared size before).
+/// When they are the whole entry, one byte more is asked for: an entry that inflates beyond
+/// what it declares is damaged or hostile.
+fn read_entry_prefix(
+    zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+    needed: u64,
+) -> Result<Vec<u8>> {
+    let f = zip
+        .by_name(name)
+        .map_err(|e| bad(format!("{name}: {e} (damaged or truncated file?)")))?;
+    let declared = f.size();
+    if needed >= declared {
+        drop(f);
+        return read_entry(zip, name, declared);
+    }
+    let mut buf = Vec::with_capacity(needed as usize);
+    f.take(needed)
+        .read_to_end(&mut buf)
+        .map_err(|e| bad(format!("{name}: {e} (damaged or truncated file?)")))?;
+    if (buf.len() as u64) < needed {
+        return Err(bad(format!(
+            "{name} holds {} bytes where its header declares {declared} (damaged file?)",
+            buf.len()
+        )));
+    }
+    Ok(buf)
 }
 
 /// The legacy (pre-1.6, non-zip) `torch.save` format starts with this pickle: protocol 2, the
@@ -119,6 +177,15 @@ fn storage_refs<'a>(v: &'a Value, out: &mut HashMap<String, &'a str>) {
 /// protocol version, the system info, the object and the list of storage keys; then each
 /// storage in that order as an 8-byte little-endian element count and its raw bytes.
 pub fn read_pth_legacy(bytes: &[u8]) -> Result<StateDict> {
+    read_pth_legacy_inspected(bytes, &mut |_| Ok(()))
+}
+
+/// [`read_pth_legacy`], with `inspect` shown the declared names and shapes before any storage
+/// is copied.
+pub fn read_pth_legacy_inspected(
+    bytes: &[u8],
+    inspect: &mut dyn FnMut(&DeclaredShapes) -> Result<()>,
+) -> Result<StateDict> {
     let mut pos = LEGACY_MAGIC.len();
     let mut next = |what: &str| -> Result<Value> {
         let rest = bytes.get(pos..).unwrap_or_default();
@@ -133,6 +200,9 @@ pub fn read_pth_legacy(bytes: &[u8]) -> Result<StateDict> {
         return Err(bad("big-endian checkpoints are not supported"));
     }
     let root = next("state_dict")?;
+    let refs = tensor_refs(&root)?;
+    check_total(&refs)?;
+    inspect(&shapes_of(&refs))?;
     let keys = next("storage keys")?;
     let keys: Vec<String> = keys
         .as_seq()
@@ -172,12 +242,7 @@ pub fn read_pth_legacy(bytes: &[u8]) -> Result<StateDict> {
         storages.insert(key.clone(), data.to_vec());
         pos += len;
     }
-    state_dict_from_pickle(&root, |key| {
-        storages
-            .get(key)
-            .cloned()
-            .ok_or_else(|| bad(format!("storage {} is missing", quoted(key))))
-    })
+    build(refs, &storages)
 }
 
 /// The element type of a PyTorch storage class, and its size in bytes.
@@ -247,12 +312,66 @@ fn ints(v: &Value, what: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Turn the unpickled checkpoint into a state dict, reading storages through `load_storage`.
-pub fn state_dict_from_pickle(
-    root: &Value,
-    mut load_storage: impl FnMut(&str) -> Result<Vec<u8>>,
-) -> Result<StateDict> {
-    // Accept a bare state_dict or the common {"state_dict": ...} / {"model": ...} wrappers.
+/// One tensor as `data.pkl` describes it: a strided view of a storage.
+struct TensorRef {
+    /// The state dict's name (without a `module.` prefix).
+    name: String,
+    /// The storage's key (its zip entry is `data/<key>`).
+    key: String,
+    dtype: &'static str,
+    /// Bytes per storage element.
+    elem: usize,
+    offset: usize,
+    size: Vec<usize>,
+    stride: Vec<usize>,
+}
+
+impl TensorRef {
+    /// Its element count; `None` past `usize`.
+    fn numel(&self) -> Option<usize> {
+        self.size.iter().try_fold(1usize, |a, &s| a.checked_mul(s))
+    }
+
+    /// Storage elements the view reaches (one past its last); 0 for an empty view, `None` on
+    /// overflow.
+    fn extent(&self) -> Option<usize> {
+        if self.numel()? == 0 {
+            return Some(0);
+        }
+        self.size
+            .iter()
+            .zip(&self.stride)
+            .try_fold(self.offset, |last, (&s, &st)| {
+                last.checked_add((s - 1).checked_mul(st)?)
+            })?
+            .checked_add(1)
+    }
+
+    /// An error unless the view fits a storage of `len` elements.
+    fn check_within(&self, len: usize) -> Result<()> {
+        // As `gather_strided` reads it: no more values than the storage holds, none past it.
+        let fits = self.size.len() == self.stride.len()
+            && match (self.numel(), self.extent()) {
+                (Some(0), _) => true,
+                (Some(n), Some(e)) => n <= len && e <= len,
+                _ => false,
+            };
+        if fits {
+            return Ok(());
+        }
+        Err(bad(format!(
+            "tensor {}: shape {:?} with strides {:?} from offset {} reaches outside its storage of {len} values (damaged or truncated file?)",
+            quoted(&self.name),
+            self.size,
+            self.stride,
+            self.offset
+        )))
+    }
+}
+
+/// The tensors of the unpickled checkpoint, read from its state dict (bare or wrapped in
+/// `{"state_dict": …}` / `{"model": …}`), no storage touched.
+fn tensor_refs(root: &Value) -> Result<Vec<TensorRef>> {
     let dict = ["state_dict", "model"]
         .iter()
         .find_map(|k| root.get(k).filter(|v| matches!(v, Value::Dict(_))))
@@ -262,29 +381,73 @@ pub fn state_dict_from_pickle(
             "the checkpoint is not a state_dict (a dict of tensors)",
         ));
     };
-    let mut out = StateDict::new();
-    let mut decoded = 0usize;
+    let mut out = Vec::new();
     for (k, v) in items {
         let Some(name) = k.as_str() else { continue };
-        let tensor = read_tensor(v, &mut load_storage)
-            .map_err(|e| bad(format!("tensor {}: {}", quoted(name), detail(e))))?;
-        decoded = decoded.saturating_add(tensor.len());
-        if decoded > MAX_DECODED_VALUES {
-            return Err(bad(format!(
-                "the tensors hold more than {} M values, over the limit for one model",
-                MAX_DECODED_VALUES >> 20
-            )));
-        }
-        let name = name.strip_prefix("module.").unwrap_or(name);
-        out.insert(name.to_string(), tensor);
+        let name = name.strip_prefix("module.").unwrap_or(name).to_string();
+        let r = tensor_ref(v, name.clone())
+            .map_err(|e| bad(format!("tensor {}: {}", quoted(&name), detail(e))))?;
+        out.push(r);
     }
     Ok(out)
 }
 
-fn read_tensor(
-    v: &Value,
-    load_storage: &mut impl FnMut(&str) -> Result<Vec<u8>>,
-) -> Result<HostTensor> {
+/// An error when the tensors together hold more values than one model may (before any is read).
+fn check_total(refs: &[TensorRef]) -> Result<()> {
+    let total = refs
+        .iter()
+        .try_fold(0usize, |acc, r| acc.checked_add(r.numel()?));
+    if total.is_none_or(|t| t > MAX_DECODED_VALUES) {
+        return Err(bad(format!(
+            "the tensors hold more than {} M values, over the limit for one model",
+            MAX_DECODED_VALUES >> 20
+        )));
+    }
+    Ok(())
+}
+
+fn shapes_of(refs: &[TensorRef]) -> Vec<(String, Vec<usize>)> {
+    refs.iter()
+        .map(|r| (r.name.clone(), r.size.clone()))
+        .collect()
+}
+
+/// Per storage key, the bytes its views reach (in key order); an error when a view reaches
+/// further into its storage than one model may hold values (a sparse stride over gigabytes).
+fn bytes_needed(refs: &[TensorRef]) -> Result<Vec<(String, u64)>> {
+    let mut needed: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in refs {
+        let extent = r.extent().unwrap_or(usize::MAX);
+        if extent > MAX_DECODED_VALUES {
+            return Err(bad(format!(
+                "tensor {} reaches {extent} values into its storage, over the limit of {} M for one model",
+                quoted(&r.name),
+                MAX_DECODED_VALUES >> 20
+            )));
+        }
+        let e = needed.entry(r.key.clone()).or_default();
+        *e = (*e).max((extent * r.elem) as u64);
+    }
+    Ok(needed.into_iter().collect())
+}
+
+/// The state dict: each view gathered from its storage's bytes.
+fn build(refs: Vec<TensorRef>, storages: &HashMap<String, Vec<u8>>) -> Result<StateDict> {
+    let mut out = StateDict::new();
+    for r in refs {
+        let bytes = storages
+            .get(&r.key)
+            .ok_or_else(|| bad(format!("storage {} is missing", quoted(&r.key))))?;
+        let storage = decode_storage(bytes, r.dtype);
+        r.check_within(storage.len())?;
+        let data = gather_strided(&storage, r.offset, &r.size, &r.stride)
+            .ok_or_else(|| bad(format!("tensor {}: unreadable view", quoted(&r.name))))?;
+        out.insert(r.name, HostTensor::new(r.size, data));
+    }
+    Ok(out)
+}
+
+fn tensor_ref(v: &Value, name: String) -> Result<TensorRef> {
     let Value::Call(callable, args) = v else {
         return Err(bad("not a tensor"));
     };
@@ -294,7 +457,7 @@ fn read_tensor(
     match func.as_str() {
         "_rebuild_parameter" => {
             let inner = args.first().ok_or_else(|| bad("empty parameter"))?;
-            read_tensor(inner, load_storage)
+            tensor_ref(inner, name)
         }
         "_rebuild_tensor_v2" | "_rebuild_tensor" => {
             let (Some(Value::PersistentId(pid)), Some(offset), Some(size), Some(stride)) =
@@ -308,20 +471,19 @@ fn read_tensor(
             else {
                 return Err(bad("bad storage reference"));
             };
-            let (dtype, _) = storage_dtype(class)
+            let (dtype, elem) = storage_dtype(class)
                 .ok_or_else(|| bad(format!("unsupported storage type {}", quoted(class))))?;
             let offset = usize::try_from(offset.as_int().unwrap_or(0))
                 .map_err(|_| bad("negative storage offset (damaged file?)"))?;
-            let size = ints(size, "size")?;
-            let stride = ints(stride, "stride")?;
-            let storage = decode_storage(&load_storage(key)?, dtype);
-            let data = gather_strided(&storage, offset, &size, &stride).ok_or_else(|| {
-                bad(format!(
-                    "shape {size:?} with strides {stride:?} from offset {offset} reaches outside its storage of {} values (damaged or truncated file?)",
-                    storage.len()
-                ))
-            })?;
-            Ok(HostTensor::new(size, data))
+            Ok(TensorRef {
+                name,
+                key: key.to_string(),
+                dtype,
+                elem,
+                offset,
+                size: ints(size, "size")?,
+                stride: ints(stride, "stride")?,
+            })
         }
         other => Err(bad(format!("unsupported object {}", quoted(other)))),
     }

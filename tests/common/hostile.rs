@@ -114,6 +114,28 @@ pub fn pth_zip(pickle: &[u8], storages: &[Vec<u8>], deflate: bool) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
+/// A zip checkpoint holding `pickle` and one deflated storage `archive/data/0` of `bytes`
+/// zeros (zip64 past 4 GiB), written in chunks: the entry honestly declares its size, and
+/// building it never holds more than a chunk.
+pub fn pth_zip_with_zeros(pickle: &[u8], bytes: u64) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .large_file(true);
+    zip.start_file("archive/data.pkl", opts).unwrap();
+    zip.write_all(pickle).unwrap();
+    zip.start_file("archive/data/0", opts).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        zip.write_all(&chunk[..n]).unwrap();
+        left -= n as u64;
+    }
+    zip.finish().unwrap().into_inner()
+}
+
 /// Little-endian f32 bytes of `n` values `0, 1, 2, …`.
 pub fn floats(n: usize) -> Vec<u8> {
     (0..n).flat_map(|i| (i as f32).to_le_bytes()).collect()
