@@ -122,6 +122,45 @@ fn output_error_is_never_above_round_to_nearest() {
     }
 }
 
+/// GPTQ's integers on one fixed layer whose statistics cannot support it well (120 samples
+/// for 300 columns, correlated): the same on every CPU, thread count and build, to the last
+/// integer. The checksum was taken once; a machine whose SIMD width or thread count changed
+/// which integers are chosen (as a BLAS-like crate's kernels did) fails here. Run under an
+/// emulated AVX2-only CPU by `FULL=1 bash scripts/emulated-cpu.sh`.
+#[test]
+fn gptq_chooses_the_same_integers_on_every_cpu() {
+    let (rows, cols, samples) = (24, 300, 120);
+    let mut seed = 99;
+    let w: Vec<f32> = (0..rows * cols).map(|_| lcg(&mut seed) as f32).collect();
+    let mut x = vec![0f32; samples * cols];
+    for r in 0..samples {
+        let raw: Vec<f64> = (0..cols).map(|_| lcg(&mut seed)).collect();
+        for i in 0..cols {
+            x[r * cols + i] = (raw[i] + 0.9 * raw[(i + 7) % cols]) as f32;
+        }
+    }
+    let mut h = vec![0f64; cols * cols];
+    modelslim::compress::linalg::add_gram(&mut h, &x, &x, samples, cols, cols, true);
+    let scale = |r: usize, _: usize| {
+        w[r * cols..(r + 1) * cols]
+            .iter()
+            .fold(0f32, |a, v| a.max(v.abs()))
+            / 7.0
+    };
+    let q = gptq(&w, rows, cols, &h, scale, 7, GptqOptions::default()).unwrap();
+    // FNV-1a over the integers.
+    let sum = q.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &v| {
+        (h ^ v as u8 as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    eprintln!("GPTQ integers' checksum {sum:#018x}");
+    assert_eq!(
+        sum, EXPECTED_CHECKSUM,
+        "GPTQ chose other integers on this machine"
+    );
+}
+
+const EXPECTED_CHECKSUM: u64 = 0x4ae3_4ce4_7a68_2427;
+
 /// Every file under `tests/fixtures/imagenet-subset/{part}`, in path order.
 fn photos(part: &str) -> Vec<(String, Vec<u8>)> {
     let mut stack = vec![

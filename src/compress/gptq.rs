@@ -7,10 +7,7 @@
 //! The scales are fixed before (the same ones round-to-nearest uses), so the stored format and
 //! the ONNX export do not change: only which integers are chosen.
 
-use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_inverse::invert_lower_triangular;
-use faer::{Accum, Mat, MatRef, Side};
-
+use super::linalg::{cholesky_upper, for_each_row, invert_upper, matmul, sub_product};
 use crate::{Error, Result};
 
 /// How GPTQ runs.
@@ -33,18 +30,6 @@ impl Default for GptqOptions {
             act_order: true,
             block: 128,
         }
-    }
-}
-
-/// Parallel products natively; the browser's wasm has one thread.
-pub(crate) fn par() -> faer::Par {
-    #[cfg(not(target_family = "wasm"))]
-    {
-        faer::Par::rayon(0)
-    }
-    #[cfg(target_family = "wasm")]
-    {
-        faer::Par::Seq
     }
 }
 
@@ -77,7 +62,8 @@ pub struct Gptq {
     order: Vec<usize>,
     /// Inputs that are always zero (their weights become 0).
     dead: Vec<bool>,
-    u: Mat<f64>,
+    /// `cols × cols`, row-major: the upper Cholesky factor of `H⁻¹` in sweep order.
+    u: Vec<f64>,
     block: usize,
 }
 
@@ -89,23 +75,35 @@ impl Gptq {
                 h.len()
             )));
         }
-        let mut h = Mat::<f64>::from_fn(cols, cols, |i, j| h[i * cols + j]);
-        let dead: Vec<bool> = (0..cols).map(|i| h[(i, i)] == 0.0).collect();
-        for i in (0..cols).filter(|&i| dead[i]) {
-            h[(i, i)] = 1.0;
-        }
+        let diag = |i: usize| h[i * cols + i];
+        let dead: Vec<bool> = (0..cols).map(|i| diag(i) == 0.0).collect();
         // Column order: largest input energy first with act_order.
         let mut order: Vec<usize> = (0..cols).collect();
         if opts.act_order {
-            order.sort_by(|&a, &b| h[(b, b)].total_cmp(&h[(a, a)]).then(a.cmp(&b)));
+            order.sort_by(|&a, &b| diag(b).total_cmp(&diag(a)).then(a.cmp(&b)));
         }
-        let mean_diag = (0..cols).map(|i| h[(i, i)]).sum::<f64>() / cols.max(1) as f64;
-        let h = Mat::<f64>::from_fn(cols, cols, |i, j| {
-            h[(order[i], order[j])] + if i == j { opts.damp * mean_diag } else { 0.0 }
-        });
+        let mean_diag = (0..cols)
+            .map(|i| if dead[i] { 1.0 } else { diag(i) })
+            .sum::<f64>()
+            / cols.max(1) as f64;
+        let damp = opts.damp * mean_diag;
+        // In sweep order, reversed (see `upper_cholesky_of_inverse`); a dead input's diagonal 1.
+        let n = cols;
+        let mut reversed = vec![0f64; n * n];
+        for i in 0..n {
+            let a = order[n - 1 - i];
+            for j in 0..n {
+                let b = order[n - 1 - j];
+                reversed[i * n + j] = if a == b {
+                    (if dead[a] { 1.0 } else { h[a * n + a] }) + damp
+                } else {
+                    h[a * n + b]
+                };
+            }
+        }
         Ok(Gptq {
             cols,
-            u: upper_cholesky_of_inverse(h.as_ref())?,
+            u: upper_cholesky_of_inverse(reversed, n)?,
             order,
             dead,
             block: opts.block.max(1),
@@ -158,7 +156,7 @@ impl Gptq {
                 let mut saliency: Vec<(f64, usize, usize)> = Vec::with_capacity(rows * (i2 - i1));
                 for r in 0..rows {
                     for i in i1..i2 {
-                        saliency.push((w[(r, i)].powi(2) / u[(i, i)].powi(2), r, i));
+                        saliency.push((w[r * cols + i].powi(2) / u[i * cols + i].powi(2), r, i));
                     }
                 }
                 saliency.sort_by(|a, b| a.0.total_cmp(&b.0).then((a.1, a.2).cmp(&(b.1, b.2))));
@@ -180,46 +178,48 @@ impl Gptq {
 
     /// GPTQ's column sweep over `w` (`rows × cols`, row-major), in this solver's column order:
     /// `start(w, i1, i2)` is called before each block of columns with the current weights (in
-    /// sweep order), and `choose(block, row, column, x)` returns the value weight `(row,
-    /// column)` (original column index) takes when its turn comes with current value `x`; the
-    /// difference is spread over the columns not yet visited, weighted by `H⁻¹`.
+    /// sweep order, row-major), and `choose(block, row, column, x)` returns the value weight
+    /// `(row, column)` (original column index) takes when its turn comes with current value
+    /// `x`; the difference is spread over the columns not yet visited, weighted by `H⁻¹`.
     fn sweep<S>(
         &self,
         w: &[f32],
         rows: usize,
-        mut start: impl FnMut(MatRef<'_, f64>, usize, usize) -> S,
+        mut start: impl FnMut(&[f64], usize, usize) -> S,
         mut choose: impl FnMut(&S, usize, usize, f64) -> f64,
     ) {
         let (cols, order, u) = (self.cols, &self.order, &self.u);
-        let mut w = Mat::<f64>::from_fn(rows, cols, |r, c| {
-            let c = order[c];
-            if self.dead[c] {
-                0.0
-            } else {
-                w[r * cols + c] as f64
-            }
-        });
+        let mut w: Vec<f64> = (0..rows * cols)
+            .map(|i| {
+                let (r, c) = (i / cols, order[i % cols]);
+                if self.dead[c] {
+                    0.0
+                } else {
+                    w[r * cols + c] as f64
+                }
+            })
+            .collect();
         let mut i1 = 0;
         while i1 < cols {
             let i2 = (i1 + self.block).min(cols);
-            let block = start(w.as_ref(), i1, i2);
-            let mut err = Mat::<f64>::zeros(rows, i2 - i1);
+            let block = start(&w, i1, i2);
+            let width = i2 - i1;
+            let mut err = vec![0f64; rows * width];
             for i in i1..i2 {
-                let d = u[(i, i)];
+                let d = u[i * cols + i];
                 for r in 0..rows {
-                    let x = w[(r, i)];
+                    let row = &mut w[r * cols..(r + 1) * cols];
+                    let x = row[i];
                     let e = (x - choose(&block, r, order[i], x)) / d;
-                    err[(r, i - i1)] = e;
+                    err[r * width + i - i1] = e;
                     for j in i + 1..i2 {
-                        w[(r, j)] -= e * u[(i, j)];
+                        row[j] -= e * u[i * cols + j];
                     }
                 }
             }
             if i2 < cols {
-                // The rest of the columns take the block's errors in one product.
-                let rest = w.as_mut().subcols_mut(i2, cols - i2);
-                let u_block = u.as_ref().submatrix(i1, i2, i2 - i1, cols - i2);
-                matmul(rest, Accum::Add, err.as_ref(), u_block, -1.0, par());
+                // The rest of the columns take the block's errors, column by column in order.
+                sub_product(&mut w, cols, &err, width, u, i1, i2);
             }
             i1 = i2;
         }
@@ -230,15 +230,21 @@ impl Gptq {
 /// spreads column `i`'s error over the later columns). With `J` the order reversal and
 /// `J H J = L Lᵀ`, `U = J L⁻¹ J`: one Cholesky factor and one triangular inverse, instead of
 /// inverting `H` and factoring the inverse (a third of the work on 4608-wide layers).
-fn upper_cholesky_of_inverse(h: MatRef<'_, f64>) -> Result<Mat<f64>> {
-    let n = h.nrows();
-    let reversed = Mat::<f64>::from_fn(n, n, |i, j| h[(n - 1 - i, n - 1 - j)]);
-    let l = reversed.llt(Side::Lower).map_err(|_| {
+///
+/// Takes `J H J` (the matrix with its order reversed) and factors it as `Wᵀ W`, so that
+/// `L = Wᵀ` and `U = J (W⁻¹)ᵀ J`.
+fn upper_cholesky_of_inverse(mut reversed: Vec<f64>, n: usize) -> Result<Vec<f64>> {
+    cholesky_upper(&mut reversed, n).map_err(|_| {
         Error::Invalid("GPTQ: the inputs' Gram matrix is not positive definite".into())
     })?;
-    let mut l_inv = Mat::<f64>::zeros(n, n);
-    invert_lower_triangular(l_inv.as_mut(), l.L(), par());
-    Ok(Mat::from_fn(n, n, |i, j| l_inv[(n - 1 - i, n - 1 - j)]))
+    let x = invert_upper(&reversed, n);
+    let mut u = vec![0f64; n * n];
+    for a in 0..n {
+        for b in a..n {
+            u[a * n + b] = x[(n - 1 - b) * n + (n - 1 - a)];
+        }
+    }
+    Ok(u)
 }
 
 /// `‖(W − Q) X‖²` summed over the calibration inputs, from the Gram matrix:
@@ -249,13 +255,16 @@ pub fn output_error(w: &[f32], deq: &[f32], rows: usize, cols: usize, h: &[f64])
 
 /// Each row's (output channel's) share of [`output_error`].
 pub fn row_output_errors(w: &[f32], deq: &[f32], rows: usize, cols: usize, h: &[f64]) -> Vec<f64> {
-    let d = Mat::<f64>::from_fn(rows, cols, |r, c| {
-        (w[r * cols + c] - deq[r * cols + c]) as f64
+    let d: Vec<f64> = w
+        .iter()
+        .zip(deq)
+        .take(rows * cols)
+        .map(|(a, b)| (a - b) as f64)
+        .collect();
+    let dh = matmul(&d, h, rows, cols, cols);
+    let mut errors = vec![0f64; rows];
+    for_each_row(&mut errors, 1, |r, e| {
+        e[0] = (0..cols).map(|c| dh[r * cols + c] * d[r * cols + c]).sum();
     });
-    let h = MatRef::from_row_major_slice(h, cols, cols);
-    let mut dh = Mat::<f64>::zeros(rows, cols);
-    matmul(dh.as_mut(), Accum::Replace, d.as_ref(), h, 1.0, par());
-    (0..rows)
-        .map(|r| (0..cols).map(|c| dh[(r, c)] * d[(r, c)]).sum())
-        .collect()
+    errors
 }

@@ -11,6 +11,7 @@ pub mod fold;
 pub mod gptq;
 pub mod importance;
 pub mod layerwise;
+pub mod linalg;
 pub mod measured_importance;
 pub mod metrics;
 pub mod passes;

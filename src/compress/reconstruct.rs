@@ -18,9 +18,7 @@
 
 use std::future::Future;
 
-use faer::linalg::solvers::Solve;
-use faer::{Mat, MatRef, Side};
-
+use super::linalg::{cholesky_solve, cholesky_upper, matmul};
 use super::passes::Passes;
 use super::pipeline::{Progress, report};
 use super::prune::KeptChannels;
@@ -205,32 +203,39 @@ fn refit(
         )));
     }
     // Target: the original weights of the outputs the pruned layer still has.
-    let w0 = MatRef::from_row_major_slice(&w0.data, rows0, cols0);
-    let w_kept = Mat::<f64>::from_fn(cols0, rows.len(), |c, r| w0[(rows[r], c)] as f64);
+    let m = rows.len();
+    let w_kept: Vec<f64> = (0..cols0 * m)
+        .map(|i| w0.data[rows[i % m] * cols0 + i / m] as f64)
+        .collect();
     // Prior: the same restricted to the kept inputs (plain pruning), intercept 0.
-    let prior = Mat::<f64>::from_fn(cols, rows.len(), |c, r| {
-        if c + 1 == cols {
-            0.0
-        } else {
-            w0[(rows[r], inputs[c / kernel] * kernel + c % kernel)] as f64
-        }
-    });
+    let prior: Vec<f64> = (0..cols * m)
+        .map(|i| {
+            let (c, r) = (i / m, i % m);
+            if c + 1 == cols {
+                0.0
+            } else {
+                w0.data[rows[r] * cols0 + inputs[c / kernel] * kernel + c % kernel] as f64
+            }
+        })
+        .collect();
     let mean_diag = (0..cols - 1).map(|i| cross.h[i * cols + i]).sum::<f64>() / (cols - 1) as f64;
     let share = ridge.unwrap_or(RIDGE + cols as f64 / cross.rows.max(1) as f64);
     let damp = (share * mean_diag).max(1e-12);
-    let g = MatRef::from_row_major_slice(&cross.g, cols, cols0);
-    let rhs = g * &w_kept + &prior * faer::Scale(damp);
-    let a = Mat::<f64>::from_fn(cols, cols, |i, j| {
-        cross.h[i * cols + j] + if i == j { damp } else { 0.0 }
-    });
-    let solution = a
-        .llt(Side::Lower)
-        .map_err(|_| {
-            Error::Invalid(format!(
-                "reconstructing '{name}': its inputs' statistics are not positive definite"
-            ))
-        })?
-        .solve(&rhs);
+    // (H + damp·I) Vᵀ = G Wᵀ + damp · prior.
+    let mut solution = matmul(&cross.g, &w_kept, cols, cols0, m);
+    for (s, p) in solution.iter_mut().zip(&prior) {
+        *s += p * damp;
+    }
+    let mut a = cross.h.clone();
+    for i in 0..cols {
+        a[i * cols + i] += damp;
+    }
+    cholesky_upper(&mut a, cols).map_err(|_| {
+        Error::Invalid(format!(
+            "reconstructing '{name}': its inputs' statistics are not positive definite"
+        ))
+    })?;
+    cholesky_solve(&a, cols, &mut solution, m);
     let weights = out
         .weights
         .get_mut(&key)
@@ -244,11 +249,11 @@ fn refit(
     }
     for (r, row) in weights.data.chunks_mut(cols - 1).enumerate() {
         for (c, w) in row.iter_mut().enumerate() {
-            *w = solution[(c, r)] as f32;
+            *w = solution[c * m + r] as f32;
         }
     }
-    let intercept: Vec<f32> = (0..rows.len())
-        .map(|r| solution[(cols - 1, r)] as f32)
+    let intercept: Vec<f32> = (0..m)
+        .map(|r| solution[(cols - 1) * m + r] as f32)
         .collect();
     add_intercept(out, graph, node, &intercept)
 }

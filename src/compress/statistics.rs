@@ -7,10 +7,7 @@
 //! them (at least [`MIN_ROWS`], about `ROWS_PER_COLUMN` per column of `H`) gives the same
 //! matrix up to noise at a fraction of the cost.
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef};
-
-use super::gptq::par;
+use super::linalg::add_gram;
 use crate::model::Op;
 use crate::predict::Captured;
 
@@ -66,9 +63,10 @@ impl Gram {
         if kept.is_empty() {
             return;
         }
+        let n = self.columns;
         for (g, h) in self.h.iter_mut().enumerate() {
             let x = p.rows_of(input, &kept, g, false);
-            add_product(h, x.as_ref(), x.as_ref());
+            add_gram(h, &x, &x, kept.len(), n, n, true);
         }
         self.rows += kept.len();
     }
@@ -112,18 +110,6 @@ impl Sampler {
             }
         }
         kept
-    }
-}
-
-/// `h += aᵀ b` (`h` row-major, `a.ncols() × b.ncols()`).
-fn add_product(h: &mut [f64], a: MatRef<'_, f32>, b: MatRef<'_, f32>) {
-    let mut prod = Mat::<f32>::zeros(a.ncols(), b.ncols());
-    matmul(prod.as_mut(), Accum::Replace, a.transpose(), b, 1.0, par());
-    let n = b.ncols();
-    for i in 0..a.ncols() {
-        for j in 0..n {
-            h[i * n + j] += prod[(i, j)] as f64;
-        }
     }
 }
 
@@ -189,8 +175,9 @@ impl CrossGram {
         }
         let p = self.pruned.rows_of(pruned, &kept, 0, true);
         let o = self.original.rows_of(original, &kept, 0, false);
-        add_product(&mut self.h, p.as_ref(), p.as_ref());
-        add_product(&mut self.g, p.as_ref(), o.as_ref());
+        let (n, m, rows) = (self.columns, self.original_columns, kept.len());
+        add_gram(&mut self.h, &p, &p, rows, n, n, true);
+        add_gram(&mut self.g, &p, &o, rows, n, m, false);
         self.rows += kept.len();
     }
 }
@@ -225,19 +212,20 @@ impl Patches {
     }
 
     /// The im2col rows of group `g` at the sampled positions (`ones`: with a last column of
-    /// ones).
+    /// ones), row-major.
     fn rows_of(
         &self,
         input: &Captured,
         kept: &[(usize, usize, usize)],
         g: usize,
         ones: bool,
-    ) -> Mat<f32> {
+    ) -> Vec<f32> {
         let [_, c, ih, iw] = input.dims;
         let k = self.kernel;
         let per_group = c / self.groups;
         let columns = per_group * k * k;
-        Mat::<f32>::from_fn(kept.len(), columns + usize::from(ones), |row, col| {
+        let width = columns + usize::from(ones);
+        let value = |row: usize, col: usize| {
             if col == columns {
                 return 1.0;
             }
@@ -250,7 +238,10 @@ impl Patches {
             }
             let ch = g * per_group + ch;
             input.data[((img * c + ch) * ih + y as usize) * iw + xx as usize]
-        })
+        };
+        (0..kept.len() * width)
+            .map(|i| value(i / width, i % width))
+            .collect()
     }
 
     fn output_size(&self, height: usize, width: usize) -> (usize, usize) {
@@ -301,9 +292,14 @@ impl ChannelBlocks {
         }
         let x = p.rows_of(input, &kept, 0, false);
         let k2 = p.kernel * p.kernel;
+        let width = p.in_channels * k2;
         for (c, block) in self.blocks.iter_mut().enumerate() {
-            let xc = x.as_ref().subcols(c * k2, k2);
-            add_product(block, xc, xc);
+            let xc: Vec<f32> = x
+                .chunks_exact(width)
+                .flat_map(|row| &row[c * k2..(c + 1) * k2])
+                .copied()
+                .collect();
+            add_gram(block, &xc, &xc, kept.len(), k2, k2, true);
         }
         self.rows += kept.len();
     }
