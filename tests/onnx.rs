@@ -307,3 +307,75 @@ fn int8_sizes_are_a_quarter_and_pruned_int8_a_fifth() {
     assert!(int8 / fp32 <= 0.26);
     assert!(both / fp32 <= 0.20);
 }
+
+/// How an int8 file with quantized activations is written for ONNX Runtime's integer kernels
+/// to be exact on every CPU: weights of layers whose input is quantized as u8 with zero point
+/// 128 (the u8 × s8 kernel of CPUs without VNNI saturates pairwise int16 sums), weight-only
+/// layers as i8 with zero point 0, every activation zero point even (the fused add rounds after
+/// adding it). `bash scripts/emulated-cpu.sh` runs the ONNX tests on an AVX2-only CPU.
+#[test]
+fn integer_layers_are_written_for_exact_kernels_on_every_cpu() {
+    use modelslim::export::onnx::model_proto;
+    use modelslim::export::proto::data_type;
+    let m = seeded_with_wide_logits();
+    let opts = CompressOptions {
+        quant: QuantOptions {
+            weights: Precision::Int8,
+            ..Default::default()
+        },
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    };
+    let calib = calibration_photos(4);
+    let q = pollster::block_on(compress(
+        &m,
+        &opts,
+        &calib,
+        &calib,
+        4,
+        &Backend::cpu(),
+        |_| async { true },
+    ))
+    .unwrap();
+    let graph = model_proto(&q).unwrap().graph.unwrap();
+    let init = |name: &str| graph.initializer.iter().find(|t| t.name == name);
+    let mut offset = 0;
+    for t in &graph.initializer {
+        let Some(key) = t.name.strip_suffix("_quantized") else {
+            continue;
+        };
+        if !key.ends_with(".weight") {
+            continue;
+        }
+        let zp = init(&format!("{key}_zero_point")).unwrap();
+        assert_eq!(
+            t.data_type,
+            data_type::UINT8,
+            "{key}: an integer layer's weights"
+        );
+        assert_eq!(zp.data_type, data_type::UINT8);
+        assert!(zp.raw_data.iter().all(|&z| z == 128), "{key}: zero point");
+        // The integers are the stored ones, shifted.
+        let stored = &q.quant.int[key].values;
+        assert!(
+            t.raw_data
+                .iter()
+                .zip(stored)
+                .all(|(&u, &v)| u as i16 - 128 == v as i16)
+        );
+        offset += 1;
+    }
+    assert!(offset >= 20, "only {offset} integer layers");
+    for (value, a) in &q.quant.activations {
+        assert_eq!(a.zero_point % 2, 0, "{value}: zero point {}", a.zero_point);
+    }
+    // Weight-only int8: i8, zero point 0.
+    let w8 = quantized(&m, Precision::Int8, Granularity::PerChannel);
+    let graph = model_proto(&w8).unwrap().graph.unwrap();
+    let weights: Vec<_> = graph
+        .initializer
+        .iter()
+        .filter(|t| t.name.ends_with(".weight_quantized"))
+        .collect();
+    assert!(!weights.is_empty() && weights.iter().all(|t| t.data_type == data_type::INT8));
+}

@@ -28,6 +28,35 @@ pub fn opset_for(model: &Model) -> i64 {
     if modern { 21 } else { 13 }
 }
 
+/// How a layer's 8-bit weight integers are written.
+///
+/// A layer whose input is quantized too becomes an integer kernel in ONNX Runtime
+/// (`QLinearConv`, `QGemm`). On x86 CPUs without AVX-512 VNNI, its kernel for u8 activations ×
+/// s8 weights multiplies with `VPMADDUBSW`, which adds each pair of products into a *saturating*
+/// int16: `2 × 255 × 127` does not fit, and the sum is clipped (a conv of 64 inputs at 255 × 127
+/// gave half its value). The u8 × u8 kernel widens both operands to int16 first and is exact on
+/// every CPU. So such a layer's weights are written as u8 with zero point 128 — the same
+/// integers, the same dequantized values, the same arithmetic by the ONNX spec — and the
+/// runtime picks its exact kernel. The stored (safetensors) format keeps symmetric i8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WeightInts {
+    /// i8, zero point 0: weight-only layers (runtimes dequantize them to float).
+    Signed,
+    /// u8, zero point 128: layers that run as integer kernels.
+    Offset,
+}
+
+impl WeightInts {
+    /// For a layer reading an input quantized as `input` (or not quantized).
+    fn reading(input: Option<&ActQuant>) -> Self {
+        if input.is_some() {
+            WeightInts::Offset
+        } else {
+            WeightInts::Signed
+        }
+    }
+}
+
 struct Builder<'a> {
     model: &'a Model,
     nodes: Vec<NodeProto>,
@@ -112,9 +141,14 @@ impl Builder<'_> {
 
     /// Emit the parameter `key` as stored; returns the name of its float value.
     fn param(&mut self, key: &str) -> Result<String> {
+        self.param_for(key, WeightInts::Signed)
+    }
+
+    /// [`Builder::param`] for a weight whose 8-bit integers are written as `ints`.
+    fn param_for(&mut self, key: &str, ints: WeightInts) -> Result<String> {
         if let Some(q) = self.model.quant.int.get(key) {
             let q = q.clone();
-            self.dequantize_weight(key, &q);
+            self.dequantize_weight(key, &q, ints);
         } else if self.model.quant.f16.contains(key) {
             let t = self.host(key)?;
             let stored = format!("{key}_fp16");
@@ -134,22 +168,30 @@ impl Builder<'_> {
         Ok(key.to_string())
     }
 
-    fn dequantize_weight(&mut self, key: &str, q: &QuantizedTensor) {
-        let (dtype, bytes) = if q.bits == 8 {
-            (data_type::INT8, q.values.iter().map(|&v| v as u8).collect())
-        } else {
-            (data_type::INT4, pack_int4(&q.values))
+    fn dequantize_weight(&mut self, key: &str, q: &QuantizedTensor, ints: WeightInts) {
+        let (dtype, bytes, zeros) = match (q.bits, ints) {
+            (8, WeightInts::Signed) => (
+                data_type::INT8,
+                q.values.iter().map(|&v| v as u8).collect(),
+                vec![0u8; q.scales.len()],
+            ),
+            // The same integers shifted by the zero point: `(v + 128) − 128 = v`.
+            (8, WeightInts::Offset) => (
+                data_type::UINT8,
+                q.values.iter().map(|&v| (v as i16 + 128) as u8).collect(),
+                vec![128u8; q.scales.len()],
+            ),
+            _ => (
+                data_type::INT4,
+                pack_int4(&q.values),
+                vec![0u8; q.scales.len().div_ceil(2)],
+            ),
         };
         let (qn, sn, zn) = (
             format!("{key}_quantized"),
             format!("{key}_scale"),
             format!("{key}_zero_point"),
         );
-        let zeros = if q.bits == 8 {
-            vec![0u8; q.scales.len()]
-        } else {
-            vec![0u8; q.scales.len().div_ceil(2)]
-        };
         self.initializers.push(tensor(&qn, dtype, &q.shape, bytes));
         self.initializers.push(tensor(
             &sn,
@@ -256,7 +298,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 bias,
                 ..
             } => {
-                let w = b.param(&format!("{name}.weight"))?;
+                let w = b.param_for(&format!("{name}.weight"), WeightInts::reading(input_act))?;
                 let mut inputs = vec![x, w];
                 if *bias {
                     inputs.push(b.bias(name, input_act)?);
@@ -330,7 +372,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 b.node("Flatten", &[&pooled], &out, vec![attr_int("axis", 1)]);
             }
             Op::Linear { name, .. } => {
-                let w = b.param(&format!("{name}.weight"))?;
+                let w = b.param_for(&format!("{name}.weight"), WeightInts::reading(input_act))?;
                 let bias = b.bias(name, input_act)?;
                 b.node("Gemm", &[&x, &w, &bias], &out, vec![attr_int("transB", 1)]);
             }

@@ -39,9 +39,18 @@ impl ActQuant {
         Self::with_scale(lo, scale)
     }
 
-    /// Step `scale` with zero where `lo` puts it (clamped to the `u8` range).
+    /// Step `scale` with zero where `lo` puts it, on the nearest even level (clamped to the
+    /// `u8` range).
+    ///
+    /// Why even: ONNX's `QuantizeLinear` rounds `x / s` half to even and then adds the zero
+    /// point; ONNX Runtime's fused `QLinearAdd` adds the zero point first and rounds the sum.
+    /// Where the add's inputs have a finer step than its output, halves are common (half of
+    /// EfficientNet-Lite0's first residual sum), and with an odd zero point the two orders round
+    /// them to neighbouring levels — every photo's logits moved, 2 of 250 top-1s. Adding an even
+    /// integer keeps a half's parity, so both orders agree; the cost is at most one step of the
+    /// range at its ends.
     fn with_scale(lo: f32, scale: f32) -> Self {
-        let zp = (-lo.min(0.0) / scale).round_ties_even().clamp(0.0, 255.0) as u8;
+        let zp = ((-lo.min(0.0) / scale / 2.0).round_ties_even() * 2.0).clamp(0.0, 254.0) as u8;
         ActQuant {
             scale,
             zero_point: zp,
