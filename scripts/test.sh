@@ -19,6 +19,9 @@ cargo clippy --release --all-targets --quiet -- -D warnings
 step "cargo test --release"
 cargo test --release
 
+step "GPTQ on an emulated AVX2-only CPU writes the same file as on this one"
+bash scripts/emulated-cpu.sh
+
 step "distillation on real EfficientNet-Lite0 weights: a short run must lower the loss and raise agreement"
 SHORT=1 bash scripts/distill.sh
 

@@ -249,12 +249,8 @@ fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: b
 }
 
 /// GPTQ int4 with groups of 32 input channels (first conv and classifier int8), calibrated on
-/// `calib`: top-1 within `points` of fp32 on `val`.
-fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
-    let m = Model::from_bytes(&effnet_bytes()).unwrap();
-    let labels = labels_of(val);
-    let (x, calib) = (load(&m, val), load(&m, calib));
-    let cpu = Backend::cpu();
+/// the preprocessed photos `calib`.
+fn gptq_int4_groups_of_32_model(m: &Model, calib: &[Vec<f32>]) -> Model {
     let opts = CompressOptions {
         quant: QuantOptions {
             weights: Precision::Int4,
@@ -265,10 +261,26 @@ fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
         quant_method: QuantMethod::Gptq,
         ..Default::default()
     };
-    let q = pollster::block_on(compress(&m, &opts, &calib, &calib, 16, &cpu, |_| async {
-        true
-    }))
-    .unwrap();
+    pollster::block_on(compress(
+        m,
+        &opts,
+        calib,
+        calib,
+        16,
+        &Backend::cpu(),
+        |_| async { true },
+    ))
+    .unwrap()
+}
+
+/// [`gptq_int4_groups_of_32_model`] calibrated on `calib`: top-1 within `points` of fp32 on
+/// `val`.
+fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let labels = labels_of(val);
+    let (x, calib) = (load(&m, val), load(&m, calib));
+    let cpu = Backend::cpu();
+    let q = gptq_int4_groups_of_32_model(&m, &calib);
     let score = |model: &Model| {
         top1(
             &pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap(),
@@ -286,6 +298,78 @@ fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
         "GPTQ int4 groups of 32 lost {:.1} points",
         (fp32 - gptq) * 100.0
     );
+}
+
+/// GPTQ is chaotic in its inputs: one rounding decision that flips moves the error every later
+/// column absorbs, so statistics that differ in their last bits give other integers (calibrated
+/// on the same photos with every value moved by 2⁻²⁰ of itself, 10 % of the 250 top-1s changed
+/// and top-1 moved 0.708 → 0.672, within the 3-point noise of 250 photos). That is why its sums
+/// are fixed-order on every CPU (`compress::linalg`; `bash scripts/emulated-cpu.sh` checks the
+/// file is bit-identical on an AVX2-only CPU). What must not hang on last bits is the quality:
+/// the two files' agreement with fp32 differs by at most 2 points on the 250 photos (64 to
+/// calibrate on), widened to 2 photos (4 points) on the 50-photo subset (16).
+#[test]
+fn gptq_int4_agreement_holds_when_the_photos_last_bits_change() {
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let (val, calib) = data();
+    let labels = labels_of(&val);
+    let (x, calib) = (load(&m, &val), load(&m, &calib));
+    let nudged: Vec<Vec<f32>> = calib
+        .iter()
+        .map(|img| {
+            img.iter()
+                .enumerate()
+                .map(|(i, v)| v * (1.0 + if i % 2 == 0 { 1.0 } else { -1.0 } * 2f32.powi(-20)))
+                .collect()
+        })
+        .collect();
+    let cpu = Backend::cpu();
+    let logits = |model: &Model| pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap();
+    let fp32 = logits(&m);
+    let (a, b) = (
+        logits(&gptq_int4_groups_of_32_model(&m, &calib)),
+        logits(&gptq_int4_groups_of_32_model(&m, &nudged)),
+    );
+    let argmax = |l: &[f32]| top_k(l, 1)[0].index;
+    let same = |p: &[Vec<f32>], q: &[Vec<f32>]| {
+        p.iter()
+            .zip(q)
+            .filter(|(p, q)| argmax(p) == argmax(q))
+            .count() as f64
+            / x.len() as f64
+    };
+    let (top1_a, top1_b) = (top1(&a, &labels), top1(&b, &labels));
+    let (agree_a, agree_b) = (same(&a, &fp32), same(&b, &fp32));
+    eprintln!(
+        "GPTQ int4 on {} photos and on them nudged: top-1 {top1_a:.3} / {top1_b:.3}, agreement with fp32 {agree_a:.3} / {agree_b:.3}, the two agree on {:.3} of {} photos",
+        calib.len(),
+        same(&a, &b),
+        x.len()
+    );
+    let photo = 1.0 / x.len() as f64;
+    assert!(
+        (agree_a - agree_b).abs() <= 0.02f64.max(2.0 * photo) + 1e-9,
+        "agreement with fp32 {agree_a} vs {agree_b}"
+    );
+}
+
+/// One thread or two, the same file: every sum GPTQ and the forward pass take is split by
+/// outputs, never by the thread count.
+#[test]
+fn gptq_int4_writes_the_same_file_with_one_thread_and_with_two() {
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let (_, calib) = subset_data();
+    let calib = load(&m, &calib);
+    let with_threads = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+            .install(|| gptq_int4_groups_of_32_model(&m, &calib))
+            .to_safetensors()
+            .unwrap()
+    };
+    assert!(with_threads(1) == with_threads(2), "the files differ");
 }
 
 #[test]
@@ -413,13 +497,15 @@ fn structured_25pct_inside_blocks_refit_on_200_photos_within_8_points_of_fp32() 
 }
 
 /// What the page shows is what the downloaded file does, on the real network: int8 weights +
-/// u8 activations, calibrated on other photos, give onnxruntime's top-1 on every scored photo.
-/// Unfused (`QuantizeLinear`/`DequantizeLinear` as the spec defines them) the arithmetic is
-/// exact on both sides (power-of-two activation steps, 5-bit weight scales), so the logits must
-/// agree within 1e-3 — a bound on f32 rounding of the classifier's sums, on logits spanning ~19.
-/// onnxruntime's own optimizations run most of this graph's Conv → Clip → QuantizeLinear chains
-/// as float `FusedConv` kernels rather than integer ones; there 2 of 250 top-1s differed when
-/// this was written, so the fused graph is held to 98 % agreement, not to every photo.
+/// u8 activations, calibrated on other photos, give onnxruntime's logits on every scored photo,
+/// as written and in ONNX Runtime's default optimized session (integer `QLinearConv`,
+/// `QLinearAdd`, `QGemm`). The arithmetic is exact on both sides (power-of-two activation
+/// steps, 5-bit weight scales), so the logits must agree within 1e-3 — a bound on f32 rounding
+/// of the classifier's sums, on logits spanning ~19 — whatever kernels the CPU gets: the weights
+/// of integer layers are written as u8 with zero point 128 (ONNX Runtime's u8 × s8 kernel
+/// saturates on CPUs without VNNI) and activation zero points are even (its fused add rounds
+/// after adding the zero point). `bash scripts/emulated-cpu.sh` runs this test with ONNX
+/// Runtime on an emulated AVX2-only CPU.
 #[test]
 fn int8_weights_and_activations_give_onnxruntimes_top1_on_every_photo() {
     let m = Model::from_bytes(&effnet_bytes()).unwrap();
@@ -453,16 +539,12 @@ fn int8_weights_and_activations_give_onnxruntimes_top1_on_every_photo() {
             "optimize={optimize}: top-1 equal on {same} of {} photos, max |Δlogit| {d:.2e}",
             x.len()
         );
-        if optimize {
-            assert!(
-                same as f64 >= 0.98 * x.len() as f64,
-                "fused: {same} of {}",
-                x.len()
-            );
-        } else {
-            assert_eq!(same, x.len(), "onnxruntime's top-1 differs on some photos");
-            assert!(d <= 1e-3, "logits differ by {d}");
-        }
+        assert_eq!(
+            same,
+            x.len(),
+            "optimize={optimize}: onnxruntime's top-1 differs on some photos"
+        );
+        assert!(d <= 1e-3, "optimize={optimize}: logits differ by {d}");
     }
 }
 

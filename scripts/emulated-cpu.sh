@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Checks on an emulated x86-64 CPU with AVX2 and FMA but no AVX-512 and no VNNI (QEMU user mode,
+# `-cpu Haswell`), whatever CPU this machine has. Libraries pick their kernels by the CPU: a
+# result that depends on it is a bug here.
+#   bash scripts/emulated-cpu.sh          GPTQ's linear algebra and its fixed-layer checksum
+#                                         (tests/gptq.rs), then `modelslim compress` with GPTQ
+#                                         int4 on EfficientNet-Lite0, calibrated on PHOTOS
+#                                         subset photos (default 4), natively and emulated:
+#                                         the two files must be identical (a few minutes; CI)
+#   PHOTOS=16 bash scripts/emulated-cpu.sh   the same on 16 photos (about 5 minutes more)
+#   ORT=1 bash scripts/emulated-cpu.sh    also ONNX Runtime emulated (modelslim native): the
+#                                         ONNX tests that compare the two, the int8 file of
+#                                         EfficientNet-Lite0 on the 250 photos among them
+#                                         (ONNX Runtime's u8 × s8 kernel saturates on such a
+#                                         CPU; about 15 minutes)
+#   CPU=Skylake-Client bash scripts/emulated-cpu.sh   another QEMU CPU model
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh" >/dev/null
+need_apt qemu-user
+CPU="${CPU:-Haswell}"
+PHOTOS="${PHOTOS:-4}"
+QEMU="$(command -v qemu-x86_64)"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+# QEMU warns about the CPU features its translator lacks (TSX, x2apic…), none of which a
+# program computes with.
+emulated() { "$QEMU" -cpu "$CPU" "$@" 2> >(grep -v "TCG doesn't support" >&2); }
+
+step "GPTQ's linear algebra on an emulated $CPU (AVX2, no AVX-512/VNNI)"
+cargo build --release --quiet
+# The test binaries cargo built, by target (`--test gptq`, `--lib`).
+binary() {
+  cargo test --release --quiet "$@" --no-run --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | head -1 | cut -d'"' -f4
+}
+emulated "$(binary --test gptq)" gptq_chooses_the_same_integers_on_every_cpu one_layer_equals
+emulated "$(binary --lib)" compress::linalg
+
+step "GPTQ int4 of EfficientNet-Lite0 on $PHOTOS photos: natively and on the emulated $CPU"
+BIN="$CARGO_TARGET_DIR/release/modelslim"
+"$BIN" convert --weights "$MODELSLIM_EFFNET_PTH" --out "$TMP/fp32.safetensors" >/dev/null
+mkdir "$TMP/calib"
+find "$ROOT/tests/fixtures/imagenet-subset/calib" -type f | sort | head -"$PHOTOS" \
+  | xargs -I{} cp {} "$TMP/calib/"
+ARGS=(compress --weights "$TMP/fp32.safetensors" --quant int4 --granularity group:32
+  --keep-first-last --quant-method gptq --calibrate "$TMP/calib")
+"$BIN" "${ARGS[@]}" --out "$TMP/native.safetensors" >/dev/null
+emulated "$BIN" "${ARGS[@]}" --out "$TMP/emulated.safetensors" >/dev/null
+native="$(sha256sum <"$TMP/native.safetensors")"; emu="$(sha256sum <"$TMP/emulated.safetensors")"
+echo "native   ${native%% *}"
+echo "emulated ${emu%% *}"
+if [ "$native" != "$emu" ]; then
+  echo "GPTQ wrote another file on the emulated $CPU" >&2
+  exit 1
+fi
+
+if [ -n "${ORT:-}" ]; then
+  # The Python that runs ONNX Runtime for the tests, under the emulated CPU.
+  cat >"$TMP/python" <<EOF
+#!/usr/bin/env bash
+exec "$QEMU" -cpu $CPU "$MODELSLIM_PYTHON" "\$@" 2> >(grep -v "TCG doesn't support" >&2)
+EOF
+  chmod +x "$TMP/python"
+  step "the ONNX files in ONNX Runtime on an emulated $CPU"
+  MODELSLIM_PYTHON="$TMP/python" cargo test --release --test onnx
+  MODELSLIM_PYTHON="$TMP/python" cargo test --release --test efficientnet -- \
+    int8_weights_and_activations --nocapture
+fi
