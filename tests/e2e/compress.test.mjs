@@ -7,7 +7,7 @@
 // Pillow (scripts/setup.sh installs one).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
@@ -240,30 +240,48 @@ test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'
 });
 
 // The engine runs in a worker: while it predicts two photos and compresses them, no task on the
-// page's main thread may take longer than 200 ms (Chromium reports such tasks as `longtask`).
+// page's main thread may *work* longer than 200 ms. A task's wall time (Chromium's `longtask`)
+// is no measure of that on a loaded machine: a 20 ms task the scheduler suspends for 300 ms
+// lasts 320 ms, and on WebGPU over SwiftShader the GPU process's shader threads take the cores
+// themselves. So the test runs with a CPU-bound process beside the browser and reads each
+// main-thread task's thread CPU time from Chromium's trace (`tdur`), which suspension does not
+// grow; the wall times are printed beside it.
+async function traced(browser, page, work) {
+  await browser.startTracing(page, { categories: ['toplevel', 'disabled-by-default-devtools.timeline'] });
+  await work();
+  const trace = JSON.parse((await browser.stopTracing()).toString('utf8'));
+  const events = trace.traceEvents ?? trace;
+  const main = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain')
+    .map((e) => `${e.pid}:${e.tid}`));
+  const tasks = events.filter((e) => e.ph === 'X' && main.has(`${e.pid}:${e.tid}`)
+    && (e.name === 'ThreadControllerImpl::RunTask' || e.name === 'RunTask'));
+  assert.ok(tasks.length > 0, 'no main-thread tasks in the trace');
+  assert.ok(tasks.some((e) => e.tdur !== undefined), 'the trace has no thread CPU times');
+  const ms = (us) => Math.round((us ?? 0) / 1000);
+  return { cpu: Math.max(...tasks.map((e) => ms(e.tdur))), wall: Math.max(...tasks.map((e) => ms(e.dur))) };
+}
+
 for (const backend of ['wgpu', 'cpu']) {
-  test(`the page stays responsive while the engine works (${backend})`, { timeout: 2 * TIMEOUT }, async () => {
-    const { page, context, problems } = await openPage(`?weights=seeded${backend === 'cpu' ? '&backend=cpu' : ''}`, {
-      initScript: () => {
-        globalThis.__longTasks = [];
-        new PerformanceObserver((list) => {
-          for (const e of list.getEntries()) globalThis.__longTasks.push(Math.round(e.duration));
-        }).observe({ type: 'longtask' });
-      },
-    });
+  test(`the page's main thread works at most 200 ms at a time while the engine works, with the CPU loaded (${backend})`, { timeout: 2 * TIMEOUT }, async () => {
+    const { page, context, problems } = await openPage(`?weights=seeded${backend === 'cpu' ? '&backend=cpu' : ''}`);
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), backend);
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-worker'), 'true', 'the engine is not in a worker');
-    await page.evaluate(() => { globalThis.__longTasks.length = 0; });
-    await upload(page, PHOTOS_256);
-    const predicting = await page.evaluate(() => globalThis.__longTasks.splice(0));
-    await page.fill('[data-testid=prune-channels]', '0.3');
-    await page.selectOption('[data-testid=quant]', 'int8');
-    await page.click('[data-testid=compress]');
-    await compressedShown(page, 2);
-    const compressing = await page.evaluate(() => globalThis.__longTasks.splice(0));
-    console.log(`${backend}: main-thread tasks over 50 ms while predicting [${predicting}], while compressing [${compressing}]`);
-    assert.ok(Math.max(0, ...predicting) <= 200, `predicting blocked the page for ${Math.max(...predicting)} ms`);
-    assert.ok(Math.max(0, ...compressing) <= 200, `compressing blocked the page for ${Math.max(...compressing)} ms`);
+    // A CPU-bound process beside the browser for the whole measurement.
+    const load = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+    try {
+      const predicting = await traced(browser, page, () => upload(page, PHOTOS_256));
+      await page.fill('[data-testid=prune-channels]', '0.3');
+      await page.selectOption('[data-testid=quant]', 'int8');
+      const compressing = await traced(browser, page, async () => {
+        await page.click('[data-testid=compress]');
+        await compressedShown(page, 2);
+      });
+      console.log(`${backend}, CPU loaded: longest main-thread task predicting ${predicting.cpu} ms of CPU (${predicting.wall} ms wall), compressing ${compressing.cpu} ms of CPU (${compressing.wall} ms wall)`);
+      assert.ok(predicting.cpu <= 200, `predicting kept the main thread busy for ${predicting.cpu} ms`);
+      assert.ok(compressing.cpu <= 200, `compressing kept the main thread busy for ${compressing.cpu} ms`);
+    } finally {
+      load.kill();
+    }
     assert.deepEqual(problems, [], 'the browser console must stay clean');
     await context.close();
   });
