@@ -5,7 +5,7 @@
 #   bash scripts/emulated-cpu.sh          GPTQ's linear algebra and its fixed-layer checksum
 #                                         (tests/gptq.rs), then `modelslim compress` with GPTQ
 #                                         int4 on EfficientNet-Lite0, calibrated on PHOTOS
-#                                         subset photos (default 4), natively and emulated:
+#                                         subset photos (default 2), natively and emulated:
 #                                         the two files must be identical (a few minutes; CI)
 #   PHOTOS=16 bash scripts/emulated-cpu.sh   the same on 16 photos (about 5 minutes more)
 #   ORT=1 bash scripts/emulated-cpu.sh    also ONNX Runtime emulated (modelslim native): the
@@ -19,7 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh" >/dev/null
 need_apt qemu-user
 CPU="${CPU:-Haswell}"
-PHOTOS="${PHOTOS:-4}"
+PHOTOS="${PHOTOS:-2}"
 QEMU="$(command -v qemu-x86_64)"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -30,10 +30,15 @@ emulated() { "$QEMU" -cpu "$CPU" "$@" 2> >(grep -v "TCG doesn't support" >&2); }
 
 step "GPTQ's linear algebra on an emulated $CPU (AVX2, no AVX-512/VNNI)"
 cargo build --release --quiet
-# The test binaries cargo built, by target (`--test gptq`, `--lib`).
+# The test binary cargo builds for a target (`--test gptq`, `--lib`).
 binary() {
-  cargo test --release --quiet "$@" --no-run --message-format=json 2>/dev/null \
-    | grep -o '"executable":"[^"]*"' | head -1 | cut -d'"' -f4
+  cargo test --release --quiet "$@" --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["profile"]["test"] and m.get("executable"):
+        print(m["executable"])
+        break'
 }
 emulated "$(binary --test gptq)" gptq_chooses_the_same_integers_on_every_cpu one_layer_equals
 emulated "$(binary --lib)" compress::linalg

@@ -110,6 +110,20 @@ fn seeded_with_wide_logits() -> Model {
     m
 }
 
+/// `m` compressed with `opts`, calibrated (and fitted) on `calib`.
+fn calibrated(m: &Model, opts: &CompressOptions, calib: &[Vec<f32>]) -> Model {
+    pollster::block_on(compress(
+        m,
+        opts,
+        calib,
+        calib,
+        4,
+        &Backend::cpu(),
+        |_| async { true },
+    ))
+    .unwrap()
+}
+
 /// Calibration photos other than the ones compared.
 fn calibration_photos(n: usize) -> Vec<Vec<f32>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imagenet-subset/calib");
@@ -240,16 +254,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         ),
     ];
     for (name, opts) in cases {
-        let q = pollster::block_on(compress(
-            &m,
-            &opts,
-            &calib,
-            &calib,
-            4,
-            &Backend::cpu(),
-            |_| async { true },
-        ))
-        .unwrap();
+        let q = calibrated(&m, &opts, &calib);
         assert!(!q.quant.activations.is_empty());
         let onnx = to_onnx(&q).unwrap();
         let ours = modelslim(&q, &photos);
@@ -327,16 +332,7 @@ fn integer_layers_are_written_for_exact_kernels_on_every_cpu() {
         ..Default::default()
     };
     let calib = calibration_photos(4);
-    let q = pollster::block_on(compress(
-        &m,
-        &opts,
-        &calib,
-        &calib,
-        4,
-        &Backend::cpu(),
-        |_| async { true },
-    ))
-    .unwrap();
+    let q = calibrated(&m, &opts, &calib);
     let graph = model_proto(&q).unwrap().graph.unwrap();
     let init = |name: &str| graph.initializer.iter().find(|t| t.name == name);
     let mut offset = 0;

@@ -240,9 +240,10 @@ test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'
 });
 
 // The engine runs in a worker: while it predicts two photos and compresses them, no task on the
-// page's main thread may *work* longer than 200 ms. A task's wall time (Chromium's `longtask`)
-// is no measure of that on a loaded machine: a 20 ms task the scheduler suspends for 300 ms
-// lasts 320 ms, and on WebGPU over SwiftShader the GPU process's shader threads take the cores
+// page's main thread may *work* longer than 50 ms (the longtask threshold; measured 4–13 ms here,
+// and 153 ms with the engine on the main thread, `?engine=main`). A task's wall time (Chromium's
+// `longtask`) is no measure of that on a loaded machine: a 20 ms task the scheduler suspends for
+// 300 ms lasts 320 ms, and on WebGPU over SwiftShader the GPU process's shader threads take the cores
 // themselves. So the test runs with a CPU-bound process beside the browser and reads each
 // main-thread task's thread CPU time from Chromium's trace (`tdur`), which suspension does not
 // grow; the wall times are printed beside it.
@@ -262,7 +263,7 @@ async function traced(browser, page, work) {
 }
 
 for (const backend of ['wgpu', 'cpu']) {
-  test(`the page's main thread works at most 200 ms at a time while the engine works, with the CPU loaded (${backend})`, { timeout: 2 * TIMEOUT }, async () => {
+  test(`the page's main thread works at most 50 ms at a time while the engine works, with the CPU loaded (${backend})`, { timeout: 2 * TIMEOUT }, async () => {
     const { page, context, problems } = await openPage(`?weights=seeded${backend === 'cpu' ? '&backend=cpu' : ''}`);
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), backend);
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-worker'), 'true', 'the engine is not in a worker');
@@ -277,8 +278,8 @@ for (const backend of ['wgpu', 'cpu']) {
         await compressedShown(page, 2);
       });
       console.log(`${backend}, CPU loaded: longest main-thread task predicting ${predicting.cpu} ms of CPU (${predicting.wall} ms wall), compressing ${compressing.cpu} ms of CPU (${compressing.wall} ms wall)`);
-      assert.ok(predicting.cpu <= 200, `predicting kept the main thread busy for ${predicting.cpu} ms`);
-      assert.ok(compressing.cpu <= 200, `compressing kept the main thread busy for ${compressing.cpu} ms`);
+      assert.ok(predicting.cpu <= 50, `predicting kept the main thread busy for ${predicting.cpu} ms`);
+      assert.ok(compressing.cpu <= 50, `compressing kept the main thread busy for ${compressing.cpu} ms`);
     } finally {
       load.kill();
     }
