@@ -356,16 +356,18 @@ impl TensorRef {
                 (Some(n), Some(e)) => n <= len && e <= len,
                 _ => false,
             };
-        if fits {
-            return Ok(());
-        }
-        Err(bad(format!(
+        if fits { Ok(()) } else { Err(self.outside(len)) }
+    }
+
+    /// The error of a view that does not fit a storage of `len` elements.
+    fn outside(&self, len: usize) -> Error {
+        bad(format!(
             "tensor {}: shape {:?} with strides {:?} from offset {} reaches outside its storage of {len} values (damaged or truncated file?)",
             quoted(&self.name),
             self.size,
             self.stride,
             self.offset
-        )))
+        ))
     }
 }
 
@@ -439,9 +441,8 @@ fn build(refs: Vec<TensorRef>, storages: &HashMap<String, Vec<u8>>) -> Result<St
             .get(&r.key)
             .ok_or_else(|| bad(format!("storage {} is missing", quoted(&r.key))))?;
         let storage = decode_storage(bytes, r.dtype);
-        r.check_within(storage.len())?;
         let data = gather_strided(&storage, r.offset, &r.size, &r.stride)
-            .ok_or_else(|| bad(format!("tensor {}: unreadable view", quoted(&r.name))))?;
+            .ok_or_else(|| r.outside(storage.len()))?;
         out.insert(r.name, HostTensor::new(r.size, data));
     }
     Ok(out)
