@@ -2,22 +2,13 @@
 //! step alone, the report's and the model card's photo counts, and which photos agreement was
 //! measured on (the ones held back from fitting whenever a step fits on photos).
 
-use std::path::PathBuf;
-
+mod common;
+use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::{Importance, Precision, PruneScope, QuantMethod, Settings, presets};
 use modelslim::model::{Arch, Model};
 use modelslim::session::{AgreementPhotos, Batches, FileFormat, Session, no_progress};
 use modelslim::weights::seeded::seeded_state_dict;
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("www/samples")
-            .join(name),
-    )
-    .unwrap()
-}
 
 /// EfficientNet-Lite0 with seeded weights: its layers' statistics are small (GPTQ and
 /// refitting run in seconds where ResNet18's 4,608-wide convs take minutes).

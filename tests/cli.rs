@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::root;
 
 fn modelslim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_modelslim"))

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Tensor, TensorData};
 mod common;
-use common::max_abs_diff;
+use common::{logits, max_abs_diff};
 use modelslim::Error;
 use modelslim::backend::Backend;
 use modelslim::compress::{
@@ -16,7 +16,6 @@ use modelslim::compress::{
 };
 use modelslim::model::Model;
 use modelslim::model::exec::fake_quantize;
-use modelslim::predict::Classifier;
 use modelslim::weights::safetensors::{Dtype, read_raw, write_raw};
 
 fn images() -> Vec<Vec<f32>> {
@@ -27,11 +26,6 @@ fn images() -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
-}
-
-fn logits(model: &Model) -> Vec<Vec<f32>> {
-    let c = Classifier::new(model, Backend::cpu()).unwrap();
-    pollster::block_on(c.logits(&images())).unwrap()
 }
 
 fn quant(weights: Precision, granularity: Granularity) -> QuantOptions {
@@ -104,8 +98,8 @@ fn every_compressed_kind_reloads_to_identical_logits() {
         assert_eq!(back.quant, c.quant, "{name}");
         assert_eq!(back.weights, c.weights, "{name}");
         assert_eq!(
-            logits(&back),
-            logits(&c),
+            logits(&back, &images()),
+            logits(&c, &images()),
             "{name}: logits changed on reload"
         );
     }
@@ -153,7 +147,7 @@ fn folding_batch_norms_keeps_the_function() {
     let m = Model::seeded_resnet18(5);
     let f = m.fold_bn().unwrap();
     assert!(f.folded);
-    let d = max_abs_diff(&logits(&m), &logits(&f));
+    let d = max_abs_diff(&logits(&m, &images()), &logits(&f, &images()));
     assert!(d < 1e-4, "folding changed logits by {d}");
     // Layers kept in fp32 by --keep-first-last.
     let opts = QuantOptions {
@@ -388,7 +382,7 @@ fn bias_correction_moves_quantized_outputs_back_towards_float() {
             m.preprocess().run(&std::fs::read(p).unwrap()).unwrap()
         })
         .collect();
-    let float = logits(&m);
+    let float = logits(&m, &images());
     let kl = |bias_correction: bool| {
         let q = run(
             &m,
@@ -400,7 +394,7 @@ fn bias_correction_moves_quantized_outputs_back_towards_float() {
             &photos,
         )
         .unwrap();
-        modelslim::compress::agreement(&float, &logits(&q)).kl
+        modelslim::compress::agreement(&float, &logits(&q, &images())).kl
     };
     let (plain, corrected) = (kl(false), kl(true));
     eprintln!("int4 mean KL to float: {plain:.5} plain, {corrected:.5} bias-corrected");

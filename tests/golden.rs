@@ -5,8 +5,6 @@
 //!     cargo run --release -- init-weights --seed 42 --out target/seed42.safetensors
 //!     python3 tests/golden/make_fixtures.py target/seed42.safetensors
 
-use std::path::PathBuf;
-
 use modelslim::backend::Backend;
 use modelslim::model::Model;
 use modelslim::predict::Classifier;
@@ -15,9 +13,8 @@ use modelslim::preprocess::Preprocess;
 /// Absolute tolerance on logits (f32 accumulation order differs between engines).
 const LOGIT_TOLERANCE: f32 = 1e-4;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::root;
 
 struct Golden {
     inputs: Vec<Vec<f32>>,

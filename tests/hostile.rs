@@ -9,6 +9,8 @@ mod hostile;
 use std::collections::HashMap;
 
 use hostile::*;
+mod common;
+use common::sample;
 use modelslim::compress::{Granularity, Precision, QuantOptions};
 use modelslim::model::Model;
 use modelslim::preprocess::Preprocess;
@@ -255,15 +257,6 @@ fn safetensors_entries_that_do_not_fit_their_data_name_the_tensor() {
         &message(read_weights(&out)),
         "tensor 'a': shape [3] of F32 does not fill its 8 bytes",
     );
-}
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("www/samples")
-            .join(name),
-    )
-    .unwrap()
 }
 
 #[test]

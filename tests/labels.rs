@@ -1,8 +1,8 @@
 //! Your own classes: a model with another class count is named by a labels file in its answers,
 //! and its compressed file carries the names.
 
-use std::path::PathBuf;
-
+mod common;
+use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::{Precision, Settings};
 use modelslim::model::{Arch, Model, ResNetConfig};
@@ -15,15 +15,11 @@ fn ten_class_resnet18() -> Model {
     Model::new(arch, weights).unwrap()
 }
 
-fn photo() -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("www/samples/coffee.png")).unwrap()
-}
-
 #[test]
 fn a_labels_file_renames_the_classes_and_the_file_keeps_them() {
     let s = Session::new(Backend::cpu(), Batches::NATIVE);
     s.load(ten_class_resnet18(), "ten classes").unwrap();
-    let before = pollster::block_on(s.add_photo("coffee.png", photo())).unwrap();
+    let before = pollster::block_on(s.add_photo("coffee.png", sample("coffee.png"))).unwrap();
     // Without names, the classes of a 10-class model are numbered.
     let first = &before.original.unwrap().top5[0];
     assert_eq!(first.label, format!("class {}", first.index));
@@ -47,7 +43,7 @@ fn a_labels_file_renames_the_classes_and_the_file_keeps_them() {
     assert_eq!(card["labels"][3], "widget 3");
     let other = Session::new(Backend::cpu(), Batches::NATIVE);
     other.load(reloaded, "compressed").unwrap();
-    let a = pollster::block_on(other.add_photo("coffee.png", photo())).unwrap();
+    let a = pollster::block_on(other.add_photo("coffee.png", sample("coffee.png"))).unwrap();
     let top = &a.original.unwrap().top5[0];
     assert_eq!(top.label, names[top.index]);
 

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 mod common;
-use common::{max_abs_diff, onnxruntime};
+use common::{max_abs_diff, onnxruntime, sample_input};
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
@@ -22,19 +22,10 @@ use modelslim::model::Model;
 use modelslim::predict::Classifier;
 use modelslim::preprocess::Preprocess;
 
-fn photo(name: &str) -> Vec<f32> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("www/samples")
-        .join(name);
-    Preprocess::IMAGENET
-        .run(&std::fs::read(path).unwrap())
-        .unwrap()
-}
-
 fn photos() -> Vec<Vec<f32>> {
     ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"]
         .iter()
-        .map(|n| photo(n))
+        .map(|n| sample_input(n))
         .collect()
 }
 
@@ -157,7 +148,7 @@ fn calibration_photos(n: usize) -> Vec<Vec<f32>> {
 fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
     let photos: Vec<Vec<f32>> = ["chelsea.png", "coffee.png", "astronaut.png"]
         .iter()
-        .map(|n| photo(n))
+        .map(|n| sample_input(n))
         .collect();
     let calib = calibration_photos(8);
     let m = seeded_with_wide_logits();

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 
 use modelslim::preprocess::Preprocess;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::root;
 
 /// One 8-bit step is 1/255; PIL's and our decoders may differ by a step or two on JPEGs.
 const MAX_STEPS: i32 = 2;

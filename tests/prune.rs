@@ -3,21 +3,24 @@
 
 use std::collections::HashMap;
 
-use modelslim::backend::Backend;
 use modelslim::compress::{
     ChannelImportance, Group, Importance, Member, PruneOptions, PruneScope, prune_channels,
     prune_channels_by,
 };
 use modelslim::model::Model;
-use modelslim::predict::Classifier;
 use modelslim::tensor::StateDict;
 
-fn logits(model: &Model) -> Vec<Vec<f32>> {
-    let c = Classifier::new(model, Backend::cpu()).unwrap();
-    let img: Vec<f32> = (0..3 * 224 * 224)
+mod common;
+
+/// One synthetic image (a ramp in every channel), enough to compare outputs.
+fn image() -> Vec<f32> {
+    (0..3 * 224 * 224)
         .map(|i| ((i % 97) as f32 / 48.0) - 1.0)
-        .collect();
-    pollster::block_on(c.logits(&[img])).unwrap()
+        .collect()
+}
+
+fn logits(model: &Model) -> Vec<Vec<f32>> {
+    common::logits(model, &[image()])
 }
 
 fn member(key: &str, axis: usize) -> Member {

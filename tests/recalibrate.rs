@@ -2,17 +2,9 @@
 
 use modelslim::backend::Backend;
 use modelslim::compress::{PruneOptions, recalibrate_bn};
+mod common;
+use common::sample_input;
 use modelslim::model::Model;
-use modelslim::preprocess::Preprocess;
-
-fn photo(name: &str) -> Vec<f32> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("www/samples")
-        .join(name);
-    Preprocess::IMAGENET
-        .run(&std::fs::read(path).unwrap())
-        .unwrap()
-}
 
 /// The stem conv (7×7, stride 2, padding 3) computed naively on the host.
 fn stem_conv(w: &[f32], x: &[f32], out_ch: usize) -> Vec<Vec<f64>> {
@@ -48,7 +40,7 @@ fn stem_conv(w: &[f32], x: &[f32], out_ch: usize) -> Vec<Vec<f64>> {
 #[test]
 fn first_batch_norm_gets_the_statistics_of_its_input() {
     let model = Model::seeded_resnet18(11);
-    let images = vec![photo("chelsea.png"), photo("coffee.png")];
+    let images = vec![sample_input("chelsea.png"), sample_input("coffee.png")];
     let recal = pollster::block_on(recalibrate_bn(
         &model,
         Backend::cpu(),
@@ -94,7 +86,10 @@ fn recalibration_works_on_pruned_widths_and_needs_images() {
     let recal = pollster::block_on(recalibrate_bn(
         &pruned,
         Backend::cpu(),
-        &[vec![photo("rocket.jpg")], vec![photo("astronaut.png")]],
+        &[
+            vec![sample_input("rocket.jpg")],
+            vec![sample_input("astronaut.png")],
+        ],
     ))
     .unwrap();
     assert_eq!(recal.arch, pruned.arch);

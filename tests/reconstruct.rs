@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+mod common;
+use common::logits;
 use modelslim::backend::Backend;
 use modelslim::compress::quantize::gptq::{Gptq, GptqOptions, output_error};
 use modelslim::compress::{
@@ -11,7 +13,6 @@ use modelslim::compress::{
     compress,
 };
 use modelslim::model::Model;
-use modelslim::predict::Classifier;
 use modelslim::session::no_progress;
 use modelslim::tensor::StateDict;
 
@@ -25,11 +26,6 @@ fn images(n: usize, seed: usize) -> Vec<Vec<f32>> {
                 .collect()
         })
         .collect()
-}
-
-fn logits(model: &Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let c = Classifier::new(model, Backend::cpu()).unwrap();
-    pollster::block_on(c.logits(images)).unwrap()
 }
 
 /// `m` compressed with `opts` calibrated on `calib`, with and without reconstruction.

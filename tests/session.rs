@@ -2,20 +2,14 @@
 //! and report describe the same model, and that scores use the photos' labels.
 
 use std::cell::Cell;
-use std::path::PathBuf;
 
+mod common;
+use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::{Progress, PruneScope, Settings};
 use modelslim::model::{Arch, Model};
 use modelslim::session::{Batches, FileFormat, Session, Which, no_progress};
 use modelslim::weights::seeded::seeded_state_dict;
-
-fn sample(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("www/samples")
-        .join(name);
-    std::fs::read(p).unwrap()
-}
 
 fn session_with_photos() -> Session {
     let s = Session::new(Backend::cpu(), Batches::NATIVE);

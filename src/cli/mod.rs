@@ -2,8 +2,10 @@
 //! descriptions), the commands, and their output. Every failure a user can cause ends in one
 //! line on stderr and a non-zero exit status.
 
+mod commands;
 mod compress;
 mod images;
+mod measure;
 mod options;
 mod print;
 mod train;
@@ -14,15 +16,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use modelslim::backend::{Backend, BackendKind};
-use modelslim::compress::{Granularity, Precision, Progress};
-use modelslim::export::to_onnx;
+use modelslim::compress::Progress;
 use modelslim::limits::MAX_FILE_BYTES;
 use modelslim::model::Model;
-use modelslim::session::{Batches, HoldBack, Session, Which, no_progress};
+use modelslim::session::{Batches, HoldBack, Session};
 use modelslim::{Error, Result};
 use serde::Serialize;
-
-use images::{keep_photos, keep_photos_skipping_bad};
 
 /// Compress a pretrained CNN (ResNet18, EfficientNet-Lite0): prune, quantize, measure, export
 /// ONNX (int8 QDQ) and safetensors. The same engine as the page, natively.
@@ -41,21 +40,21 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Classify photos: the top-5 classes of each.
-    Predict(PredictArgs),
+    Predict(commands::PredictArgs),
     /// Write deterministic random ResNet18 weights (meaningless predictions).
-    InitWeights(InitArgs),
+    InitWeights(commands::InitArgs),
     /// Time forward passes of a model.
-    Bench(BenchArgs),
+    Bench(commands::BenchArgs),
     /// Prune and quantize a model, write its files and report what it bought.
     Compress(compress::CompressArgs),
     /// Score a model on labelled photos (top-1, top-5, agreement with a reference).
-    Eval(EvalArgs),
+    Eval(measure::EvalArgs),
     /// Quantize one layer at a time and measure how far the outputs move.
-    Sensitivity(SensitivityArgs),
+    Sensitivity(measure::SensitivityArgs),
     /// Write a model as ONNX.
-    Export(ExportArgs),
+    Export(commands::ExportArgs),
     /// Convert a PyTorch .pth state_dict to safetensors.
-    Convert(ConvertArgs),
+    Convert(commands::ConvertArgs),
     /// Train a compressed model to give the original's outputs on unlabelled photos.
     Distill(train::DistillArgs),
     /// Make calibration images from the model's own batch-norm statistics.
@@ -147,14 +146,14 @@ impl From<Error> for CliError {
 
 fn run(command: Command) -> std::result::Result<(), CliError> {
     match command {
-        Command::Predict(a) => predict(a),
-        Command::InitWeights(a) => init_weights(a),
-        Command::Bench(a) => bench(a),
+        Command::Predict(a) => commands::predict(a),
+        Command::InitWeights(a) => commands::init_weights(a),
+        Command::Bench(a) => commands::bench(a),
         Command::Compress(a) => compress::compress(a),
-        Command::Eval(a) => eval(a),
-        Command::Sensitivity(a) => sensitivity(a),
-        Command::Export(a) => export(a),
-        Command::Convert(a) => convert(a),
+        Command::Eval(a) => measure::eval(a),
+        Command::Sensitivity(a) => measure::sensitivity(a),
+        Command::Export(a) => commands::export(a),
+        Command::Convert(a) => commands::convert(a),
         Command::Distill(a) => train::distill(a),
         Command::Synth(a) => train::synth(a),
     }
@@ -309,247 +308,5 @@ fn progress_on_terminal(p: Progress) -> impl Future<Output = bool> {
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
     let json = serde_json::to_string(value).map_err(|e| Error::Invalid(e.to_string()))?;
     println!("{json}");
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct PredictLine<'a> {
-    image: &'a str,
-    top5: &'a [modelslim::predict::ClassScore],
-    logits: &'a [f32],
-}
-
-#[derive(clap::Args, Debug)]
-struct PredictArgs {
-    #[command(flatten)]
-    model: ModelFlags,
-    /// A photo to classify (repeat the flag for more).
-    #[arg(long, value_name = "FILE")]
-    image: Vec<String>,
-    #[command(flatten)]
-    backend: BackendFlag,
-    /// One JSON line per photo.
-    #[arg(long)]
-    json: bool,
-}
-
-fn predict(args: PredictArgs) -> std::result::Result<(), CliError> {
-    if args.image.is_empty() {
-        return Err(CliError::Usage("--image is required".into()));
-    }
-    let session = args.model.session(&args.backend)?;
-    for path in &args.image {
-        let bytes = read_file(Path::new(path))?;
-        let a = pollster::block_on(session.classify(path, &bytes))?.answer;
-        if args.json {
-            print_json(&PredictLine {
-                image: path,
-                top5: &a.top5,
-                logits: &a.logits,
-            })?;
-        } else {
-            println!("{path}:");
-            for c in &a.top5 {
-                println!("  {:6.2}%  {:4}  {}", c.prob * 100.0, c.index, c.label);
-            }
-        }
-    }
-    Ok(())
-}
-
-#[derive(clap::Args, Debug)]
-struct InitArgs {
-    /// The seed (the same seed, the same weights).
-    #[arg(long, value_name = "N")]
-    seed: Option<String>,
-    #[arg(long, value_name = "FILE.safetensors")]
-    out: Option<String>,
-}
-
-fn init_weights(args: InitArgs) -> std::result::Result<(), CliError> {
-    let seed = required(&args.seed, "seed")?;
-    let model = load_model_as(&format!("seeded:{seed}"), None)?;
-    let out = PathBuf::from(required(&args.out, "out")?);
-    let bytes = model.to_safetensors()?;
-    write_file(&out, &bytes)?;
-    eprintln!(
-        "wrote {} ({} bytes, {} parameters, seed {seed}: random weights, meaningless predictions)",
-        out.display(),
-        bytes.len(),
-        model.num_params()
-    );
-    Ok(())
-}
-
-#[derive(clap::Args, Debug)]
-struct BenchArgs {
-    #[command(flatten)]
-    model: ModelFlags,
-    #[command(flatten)]
-    backend: BackendFlag,
-    /// Timed forward passes after one warm-up.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    runs: usize,
-}
-
-fn bench(args: BenchArgs) -> std::result::Result<(), CliError> {
-    let session = args.model.session(&args.backend)?;
-    let b = pollster::block_on(session.benchmark(Which::Original, args.runs, no_progress))?;
-    print::benchmark(&b);
-    Ok(())
-}
-
-#[derive(clap::Args, Debug)]
-struct ConvertArgs {
-    #[command(flatten)]
-    model: ModelFlags,
-    #[arg(long, value_name = "FILE.safetensors")]
-    out: Option<String>,
-}
-
-fn convert(args: ConvertArgs) -> std::result::Result<(), CliError> {
-    let model = args.model.load()?;
-    let out = PathBuf::from(required(&args.out, "out")?);
-    let bytes = model.to_safetensors()?;
-    write_file(&out, &bytes)?;
-    eprintln!(
-        "wrote {} ({}, {} bytes, {} parameters)",
-        out.display(),
-        model.arch.display(),
-        bytes.len(),
-        model.num_params()
-    );
-    Ok(())
-}
-
-#[derive(clap::Args, Debug)]
-struct ExportArgs {
-    #[command(flatten)]
-    model: ModelFlags,
-    #[arg(long, value_name = "OUT.onnx")]
-    onnx: Option<String>,
-}
-
-fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
-    let model = args.model.load()?;
-    let path = PathBuf::from(required(&args.onnx, "onnx")?);
-    let onnx = to_onnx(&model)?;
-    write_file(&path, &onnx)?;
-    eprintln!(
-        "wrote {} ({} bytes, {})",
-        path.display(),
-        onnx.len(),
-        model.quant.describe()
-    );
-    Ok(())
-}
-
-/// `eval --json`: the session's report and the photos left out.
-#[derive(Serialize)]
-struct EvalJson<'a> {
-    #[serde(flatten)]
-    report: &'a modelslim::session::Evaluation,
-    /// Photos that could not be read (each named in a warning on stderr).
-    skipped: usize,
-}
-
-#[derive(clap::Args, Debug)]
-struct EvalArgs {
-    #[command(flatten)]
-    model: ModelFlags,
-    /// The model to measure agreement against (usually the uncompressed original).
-    #[arg(long, value_name = "FILE")]
-    reference: Option<String>,
-    /// A folder of photos (repeat for more).
-    #[arg(long, value_name = "DIR")]
-    images: Vec<String>,
-    /// Fail on a photo that cannot be read, instead of skipping it with a warning.
-    #[arg(long)]
-    strict: bool,
-    #[command(flatten)]
-    backend: BackendFlag,
-    #[arg(long)]
-    json: bool,
-}
-
-fn eval(args: EvalArgs) -> std::result::Result<(), CliError> {
-    if args.images.is_empty() {
-        return Err(CliError::Usage("--images is required".into()));
-    }
-    let dirs: Vec<&str> = args.images.iter().map(String::as_str).collect();
-    let session = args.model.session(&args.backend)?;
-    let reference = args
-        .reference
-        .as_deref()
-        .map(|r| load_model_as(r, None))
-        .transpose()?;
-    let skipped = if args.strict {
-        keep_photos(&session, &dirs)?;
-        0
-    } else {
-        keep_photos_skipping_bad(&session, &dirs)?
-    };
-    let report = pollster::block_on(session.evaluate(reference, no_progress))?;
-    if args.json {
-        print_json(&EvalJson {
-            report: &report,
-            skipped,
-        })?;
-    } else {
-        print::evaluation(&report);
-        if skipped > 0 {
-            println!("skipped {skipped} unreadable photo(s); see the warnings above");
-        }
-    }
-    Ok(())
-}
-
-#[derive(clap::Args, Debug)]
-struct SensitivityArgs {
-    #[command(flatten)]
-    model: ModelFlags,
-    /// A folder of photos to measure the outputs on.
-    #[arg(long, value_name = "DIR")]
-    calibrate: Option<String>,
-    /// The precision each layer is tried at: int8, int4 or fp16.
-    #[arg(long, value_name = "int8|int4|fp16", default_value = "int8")]
-    quant: String,
-    /// channel, tensor or group:N.
-    #[arg(long, value_name = "GRANULARITY", default_value = "channel")]
-    granularity: String,
-    /// Print only the N most sensitive layers.
-    #[arg(long, value_name = "N")]
-    top: Option<usize>,
-    #[command(flatten)]
-    backend: BackendFlag,
-    #[arg(long)]
-    json: bool,
-}
-
-fn sensitivity(args: SensitivityArgs) -> std::result::Result<(), CliError> {
-    let precision: Precision = args.quant.parse()?;
-    if precision == Precision::F32 {
-        return Err(CliError::Usage(
-            "--quant must be int8, int4 or fp16 for a sensitivity scan".into(),
-        ));
-    }
-    let granularity: Granularity = args.granularity.parse()?;
-    let session = args.model.session(&args.backend)?;
-    let n = keep_photos(&session, &[required(&args.calibrate, "calibrate")?])?;
-    let json = args.json || !std::io::stderr().is_terminal();
-    let rows = pollster::block_on(session.sensitivity(precision, granularity, |p| {
-        if !json {
-            eprint!("\r[{}/{}] {:<40}", p.step, p.steps, p.label);
-        }
-        async { true }
-    }))?;
-    if args.json {
-        print_json(&rows)?;
-    } else {
-        if !json {
-            eprintln!();
-        }
-        print::sensitivity(&rows, precision, n, args.top.unwrap_or(usize::MAX));
-    }
     Ok(())
 }

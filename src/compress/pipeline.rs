@@ -9,10 +9,10 @@ use super::plan::{Action, Plan};
 use super::progress::{Progress, report};
 use super::prune::measured_importance::MeasuredImportance;
 use super::{Augment, Calibration, GptqOptions, QuantMethod, QuantOptions};
-use super::{PruneOptions, SparsityOptions, recalibrate_bn};
-use crate::Result;
+use super::{KeptChannels, PruneOptions, SparsityOptions, recalibrate_bn};
 use crate::backend::Backend;
 use crate::model::Model;
+use crate::{Error, Result};
 
 /// Everything one compression run does.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +62,22 @@ where
     .await
 }
 
+/// The photos of a run, in batches: as they are, with their copies (for the layer
+/// statistics), and the batch-norm photos.
+struct Inputs {
+    photos: Vec<Vec<Vec<f32>>>,
+    statistics: Vec<Vec<Vec<f32>>>,
+    batch_norm: Vec<Vec<Vec<f32>>>,
+}
+
+/// What a step leaves for a later one: the network before pruning and the channels kept
+/// (refitting compares with it), the float network before rounding (bias correction does).
+#[derive(Default)]
+struct Carried {
+    before_pruning: Option<(Model, KeptChannels)>,
+    before_rounding: Option<Model>,
+}
+
 /// Run `plan`'s steps on `model` (see [`compress`]).
 pub async fn run<P, F>(
     plan: &Plan,
@@ -77,21 +93,21 @@ where
     F: Future<Output = bool>,
 {
     plan.check_photos(act_images.len(), bn_images.len())?;
-    let opts = &plan.options;
     let batches_of = |images: &[Vec<f32>]| -> Vec<Vec<Vec<f32>>> {
         images.chunks(batch.max(1)).map(<[_]>::to_vec).collect()
     };
-    // Only the layer statistics see the copies (see `CompressOptions::augment`).
-    let statistics_batches = if plan.measures_layer_statistics() {
-        batches_of(&opts.augment.apply(act_images)?)
-    } else {
-        Vec::new()
+    let inputs = Inputs {
+        photos: batches_of(act_images),
+        // Only the layer statistics see the copies (see `CompressOptions::augment`).
+        statistics: if plan.measures_layer_statistics() {
+            batches_of(&plan.options.augment.apply(act_images)?)
+        } else {
+            Vec::new()
+        },
+        batch_norm: batches_of(bn_images),
     };
     let mut m = model.clone();
-    // What the refit and bias-correction steps compare with: the model before the step
-    // before them.
-    let mut before_pruning: Option<(Model, super::KeptChannels)> = None;
-    let mut float_before_rounding: Option<Model> = None;
+    let mut carried = Carried::default();
     for (i, step) in plan.steps.iter().enumerate() {
         let p = Progress {
             step: i + 1,
@@ -99,93 +115,113 @@ where
             label: step.label.clone(),
         };
         report(&mut progress, p).await?;
-        m = match step.action {
-            Action::PruneChannels => {
-                let (pruned, kept) = if opts.prune.importance.is_measured() {
-                    let measured = MeasuredImportance::measure(
-                        &m,
-                        opts.prune.importance,
-                        backend,
-                        &statistics_batches,
-                    )
-                    .await?;
-                    m.pruned_by(&opts.prune, &measured)?
-                } else {
-                    m.pruned_by(&opts.prune, opts.prune.importance.criterion()?)?
-                };
-                before_pruning = Some((m, kept));
-                pruned
-            }
-            Action::Refit => {
-                let (original, kept) = before_pruning
-                    .take()
-                    .ok_or_else(|| crate::Error::Invalid("refit before pruning".into()))?;
-                m.reconstructed(
-                    &original,
-                    &kept,
-                    None,
-                    backend,
-                    &statistics_batches,
-                    &mut progress,
-                )
-                .await?
-            }
-            Action::Sparsify => {
-                if opts.reconstruct {
-                    m.sparsified_calibrated(
-                        &opts.sparsity,
-                        backend,
-                        &statistics_batches,
-                        &mut progress,
-                    )
-                    .await?
-                    .with_sparse_marked()
-                } else {
-                    m.sparsified(&opts.sparsity)?
-                }
-            }
-            Action::RecalibrateBatchNorms => {
-                recalibrate_bn(&m, backend.clone(), &batches_of(bn_images)).await?
-            }
-            Action::QuantizeWeights => {
-                // With quantized activations, weight scales go on the grid that keeps the
-                // exported graph's arithmetic exact (see `ActQuant`).
-                let quant = QuantOptions {
-                    exact_scales: opts.quant.exact_scales || opts.act_quant.is_some(),
-                    ..opts.quant.clone()
-                };
-                let quantized = match opts.quant_method {
-                    QuantMethod::Rtn => m.quantized(&quant)?,
-                    QuantMethod::Gptq => {
-                        m.quantized_gptq(
-                            &quant,
-                            GptqOptions::default(),
-                            backend,
-                            &statistics_batches,
-                            &mut progress,
-                        )
-                        .await?
-                    }
-                };
-                float_before_rounding = Some(m);
-                quantized
-            }
-            Action::CorrectBiases => {
-                let float = float_before_rounding.take().ok_or_else(|| {
-                    crate::Error::Invalid("bias correction before rounding".into())
-                })?;
-                // Input means are measured on the folded float model.
-                m.bias_corrected(&float.fold_bn()?, backend.clone(), &batches_of(act_images))
-                    .await?
-            }
-            Action::CalibrateActivations => {
-                let method = opts.act_quant.unwrap_or(Calibration::MinMax);
-                let act = m
-                    .calibrate_activations(backend.clone(), &batches_of(act_images), method)
-                    .await?;
-                m.with_activation_quant(act)?
-            }
-        };
+        m = apply(
+            step.action,
+            m,
+            &plan.options,
+            &inputs,
+            &mut carried,
+            backend,
+            &mut progress,
+        )
+        .await?;
     }
     Ok(m)
+}
+
+/// One step of a plan on `m`.
+async fn apply<P, F>(
+    action: Action,
+    m: Model,
+    opts: &CompressOptions,
+    inputs: &Inputs,
+    carried: &mut Carried,
+    backend: &Backend,
+    progress: &mut P,
+) -> Result<Model>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    let missing = |what: &str| Error::Invalid(format!("{what} came before the step it needs"));
+    Ok(match action {
+        Action::PruneChannels => {
+            let (pruned, kept) = if opts.prune.importance.is_measured() {
+                let measured = MeasuredImportance::measure(
+                    &m,
+                    opts.prune.importance,
+                    backend,
+                    &inputs.statistics,
+                )
+                .await?;
+                m.pruned_by(&opts.prune, &measured)?
+            } else {
+                m.pruned_by(&opts.prune, opts.prune.importance.criterion()?)?
+            };
+            carried.before_pruning = Some((m, kept));
+            pruned
+        }
+        Action::Refit => {
+            let (original, kept) = carried
+                .before_pruning
+                .take()
+                .ok_or_else(|| missing("refitting"))?;
+            m.reconstructed(
+                &original,
+                &kept,
+                None,
+                backend,
+                &inputs.statistics,
+                progress,
+            )
+            .await?
+        }
+        Action::Sparsify if opts.reconstruct => m
+            .sparsified_calibrated(&opts.sparsity, backend, &inputs.statistics, progress)
+            .await?
+            .with_sparse_marked(),
+        Action::Sparsify => m.sparsified(&opts.sparsity)?,
+        Action::RecalibrateBatchNorms => {
+            recalibrate_bn(&m, backend.clone(), &inputs.batch_norm).await?
+        }
+        Action::QuantizeWeights => {
+            // With quantized activations, weight scales go on the grid that keeps the
+            // exported graph's arithmetic exact (see `ActQuant`).
+            let quant = QuantOptions {
+                exact_scales: opts.quant.exact_scales || opts.act_quant.is_some(),
+                ..opts.quant.clone()
+            };
+            let quantized = match opts.quant_method {
+                QuantMethod::Rtn => m.quantized(&quant)?,
+                QuantMethod::Gptq => {
+                    m.quantized_gptq(
+                        &quant,
+                        GptqOptions::default(),
+                        backend,
+                        &inputs.statistics,
+                        progress,
+                    )
+                    .await?
+                }
+            };
+            carried.before_rounding = Some(m);
+            quantized
+        }
+        Action::CorrectBiases => {
+            let float = carried
+                .before_rounding
+                .take()
+                .ok_or_else(|| missing("bias correction"))?;
+            // Input means are measured on the folded float model.
+            m.bias_corrected(&float.fold_bn()?, backend.clone(), &inputs.photos)
+                .await?
+        }
+        Action::CalibrateActivations => {
+            let method = opts.act_quant.unwrap_or(Calibration::MinMax);
+            let act = m
+                .calibrate_activations(backend.clone(), &inputs.photos, method)
+                .await?;
+            m.with_activation_quant(act)?
+        }
+    })
 }

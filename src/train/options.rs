@@ -90,7 +90,8 @@ impl DistillOptions {
         })
     }
 
-    pub(crate) fn eval_every(&self) -> usize {
+    /// Steps between measurements of the held-back photos.
+    pub fn eval_every(&self) -> usize {
         if self.eval_every > 0 {
             self.eval_every
         } else {

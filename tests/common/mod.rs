@@ -1,8 +1,32 @@
-//! Helpers shared by the integration tests that compare against onnxruntime.
+//! Helpers shared by the integration tests: the repository's sample photos, logits of a
+//! model, and the comparison against onnxruntime.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bytes of a sample photo in `www/samples`.
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("www/samples").join(name)).unwrap()
+}
+
+/// A sample photo as ResNet18's input (ImageNet preprocessing).
+pub fn sample_input(name: &str) -> Vec<f32> {
+    modelslim::preprocess::Preprocess::IMAGENET
+        .run(&sample(name))
+        .unwrap()
+}
+
+/// The logits of `model` on `images`, on the CPU backend.
+pub fn logits(model: &modelslim::model::Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let c = modelslim::predict::Classifier::new(model, modelslim::backend::Backend::cpu()).unwrap();
+    pollster::block_on(c.logits(images)).unwrap()
+}
 
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx");

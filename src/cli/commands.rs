@@ -1,0 +1,144 @@
+//! The commands on one model: `predict`, `init-weights`, `bench`, `convert`, `export`.
+
+use std::path::{Path, PathBuf};
+
+use modelslim::export::to_onnx;
+use modelslim::session::{Which, no_progress};
+use serde::Serialize;
+
+use super::{
+    BackendFlag, CliError, ModelFlags, load_model_as, print, print_json, read_file, required,
+    write_file,
+};
+
+#[derive(Serialize)]
+struct PredictLine<'a> {
+    image: &'a str,
+    top5: &'a [modelslim::predict::ClassScore],
+    logits: &'a [f32],
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    /// A photo to classify (repeat the flag for more).
+    #[arg(long, value_name = "FILE")]
+    image: Vec<String>,
+    #[command(flatten)]
+    backend: BackendFlag,
+    /// One JSON line per photo.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn predict(args: PredictArgs) -> std::result::Result<(), CliError> {
+    if args.image.is_empty() {
+        return Err(CliError::Usage("--image is required".into()));
+    }
+    let session = args.model.session(&args.backend)?;
+    for path in &args.image {
+        let bytes = read_file(Path::new(path))?;
+        let a = pollster::block_on(session.classify(path, &bytes))?.answer;
+        if args.json {
+            print_json(&PredictLine {
+                image: path,
+                top5: &a.top5,
+                logits: &a.logits,
+            })?;
+        } else {
+            println!("{path}:");
+            for c in &a.top5 {
+                println!("  {:6.2}%  {:4}  {}", c.prob * 100.0, c.index, c.label);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// The seed (the same seed, the same weights).
+    #[arg(long, value_name = "N")]
+    seed: Option<String>,
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: Option<String>,
+}
+
+pub fn init_weights(args: InitArgs) -> std::result::Result<(), CliError> {
+    let seed = required(&args.seed, "seed")?;
+    let model = load_model_as(&format!("seeded:{seed}"), None)?;
+    let out = PathBuf::from(required(&args.out, "out")?);
+    let bytes = model.to_safetensors()?;
+    write_file(&out, &bytes)?;
+    eprintln!(
+        "wrote {} ({} bytes, {} parameters, seed {seed}: random weights, meaningless predictions)",
+        out.display(),
+        bytes.len(),
+        model.num_params()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    #[command(flatten)]
+    backend: BackendFlag,
+    /// Timed forward passes after one warm-up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    runs: usize,
+}
+
+pub fn bench(args: BenchArgs) -> std::result::Result<(), CliError> {
+    let session = args.model.session(&args.backend)?;
+    let b = pollster::block_on(session.benchmark(Which::Original, args.runs, no_progress))?;
+    print::benchmark(&b);
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: Option<String>,
+}
+
+pub fn convert(args: ConvertArgs) -> std::result::Result<(), CliError> {
+    let model = args.model.load()?;
+    let out = PathBuf::from(required(&args.out, "out")?);
+    let bytes = model.to_safetensors()?;
+    write_file(&out, &bytes)?;
+    eprintln!(
+        "wrote {} ({}, {} bytes, {} parameters)",
+        out.display(),
+        model.arch.display(),
+        bytes.len(),
+        model.num_params()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    #[arg(long, value_name = "OUT.onnx")]
+    onnx: Option<String>,
+}
+
+pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
+    let model = args.model.load()?;
+    let path = PathBuf::from(required(&args.onnx, "onnx")?);
+    let onnx = to_onnx(&model)?;
+    write_file(&path, &onnx)?;
+    eprintln!(
+        "wrote {} ({} bytes, {})",
+        path.display(),
+        onnx.len(),
+        model.quant.describe()
+    );
+    Ok(())
+}
