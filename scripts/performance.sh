@@ -21,7 +21,10 @@ HEADER="$(doc_header "Performance" "$COMMAND")"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 START=$SECONDS
-took() { printf '%s min' "$(( ($SECONDS - $1 + 59) / 60 ))"; }
+took() {
+  local s=$(( SECONDS - $1 ))
+  if (( s < 120 )); then printf '%s s' "$s"; else printf '%s min' "$(( (s + 30) / 60 ))"; fi
+}
 
 cargo build --release --quiet
 BIN="$CARGO_TARGET_DIR/release/modelslim"
