@@ -141,9 +141,9 @@ generated in the page, EfficientNet-Lite0's served with it).
 
 EOF
     sed -n '/^|/p' "$OUT/ort.txt"
-    if grep -q . "$OUT/ort.err"; then
+    if grep -qE 'cold|onnxruntime-web ' "$OUT/ort.err"; then
       printf '\nWhat the benchmark printed besides the table (cold first runs, errors):\n\n```\n'
-      grep -v '^>' "$OUT/ort.err" | grep . || true
+      grep -E 'cold|onnxruntime-web ' "$OUT/ort.err" || true
       printf '```\n'
     fi
     cat <<EOF
