@@ -21,6 +21,8 @@ HEADER="$(doc_header "Performance" "$COMMAND")"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 START=$SECONDS
+load() { cut -d' ' -f1 /proc/loadavg; }
+LOAD_START="$(load)"
 took() {
   local s=$(( SECONDS - $1 ))
   if (( s < 120 )); then printf '%s s' "$s"; else printf '%s min' "$(( (s + 30) / 60 ))"; fi
@@ -78,12 +80,14 @@ if [[ "$BROWSER" != 0 ]]; then
   PAGE_TIME="$(took $t)"
 fi
 
+LOAD_END="$(load)"
 {
   printf '%s\n\n' "$HEADER"
   cat <<EOF
 Everything below ran on the CPU named above (the browser sections in headless Chromium, whose
 WebGPU is SwiftShader, a software GPU: a correctness target, not a speed target). The whole run
-took $(took $START).
+took $(took $START). Timings depend on what else runs: the 1-minute load average was
+$LOAD_START when the run started and $LOAD_END when it ended ($(nproc) cores).
 
 ## Native CLI, CPU backend ($NATIVE_TIME)
 
