@@ -63,7 +63,7 @@ scored by \`modelslim eval --reference\` on the \`imagenet-val\` photos against 
 in [accuracy.md](accuracy.md)). The last column is the time \`modelslim synth\` took.
 EOF
     echo
-    sed -n '/^|/p' "$TMP/synth.md"
+    sed -n '/calibrated on/,$p' "$TMP/synth.md" | sed -n '/^|/p'
   } > "$ROOT/docs/distillation.md"
   echo "wrote $ROOT/docs/distillation.md"
   exit
