@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the README's distillation table: EfficientNet-Lite0 (real ImageNet weights) compressed
+# Prints the distillation table: EfficientNet-Lite0 (real ImageNet weights) compressed
 # by `modelslim compress`, then distilled by `modelslim distill` on the 250 `imagenet-samples`
 # photos without their labels (25 of them held back to pick the best step), scored by
 # `modelslim eval` on the 250 ImageNet validation photos against the fp32 model; and int8
@@ -11,6 +11,8 @@
 #                                           (defaults shown)
 #   DISTILL="--no-mixup" bash scripts/distill.sh   more `modelslim distill` flags for the table
 #   ABLATION=1 bash scripts/distill.sh      the short run's variants: what helps (~6 min)
+#   DOC=1 bash scripts/distill.sh DATA_DIR  writes docs/distillation.md: the ABLATION table and
+#                                           the synthesized-images table (ONLY=synthesized)
 #   SHORT=1 bash scripts/distill.sh         CI's check: a 20-step run on the repository's 32
 #                                           photos that must lower the loss and raise the
 #                                           held-back agreement (exits 1 if not)
@@ -18,6 +20,54 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh" >/dev/null
 DATA="${1:-${MODELSLIM_DATA:-$ROOT/../shared/data}}"
+
+if [[ -n "${DOC:-}" ]]; then
+  source "$ROOT/scripts/doc-header.sh"
+  HEADER="$(doc_header "Distillation and synthesized calibration images" "DOC=1 bash scripts/distill.sh DATA_DIR")"
+  TMP="$(mktemp -d)"
+  trap 'rm -rf "$TMP"' EXIT
+  t=$SECONDS
+  DOC="" ABLATION=1 bash "$ROOT/scripts/distill.sh" "$DATA" | tee "$TMP/ablation.md"
+  ABLATION_MIN=$(( (SECONDS - t + 59) / 60 )); t=$SECONDS
+  DOC="" ONLY=synthesized bash "$ROOT/scripts/distill.sh" "$DATA" | tee "$TMP/synth.md"
+  SYNTH_MIN=$(( (SECONDS - t + 59) / 60 ))
+  {
+    printf '%s\n\n' "$HEADER"
+    cat <<EOF
+EfficientNet-Lite0 with its real ImageNet weights. DATA_DIR is a folder of labelled ImageNet
+photos (\`imagenet-val/<wnid>/*.JPEG\` scored, \`imagenet-samples/*.JPEG\` for calibration), as
+for [accuracy.md](accuracy.md). The full-scale distillation table (\`bash scripts/distill.sh
+DATA_DIR\`, 400 steps per row) takes hours on a CPU and is not part of this page.
+
+## What helps distillation: a short run ($ABLATION_MIN min)
+
+\`ABLATION=1 bash scripts/distill.sh\`: int4 weights in groups of 32 (first and last layers
+int8), rounded to nearest, distilled for 40 steps of 8 photos at lr 1e-4 on the repository's
+32 photos (\`tests/fixtures/imagenet-subset\`), 12 of them held back; each row changes one
+thing from the defaults (\`modelslim distill\` flags in [compression.md](compression.md)).
+"loss" is the training loss averaged over the first and the last 5 steps (each step sees new
+random views, so single steps are noisy); "held-back" columns are before → after, on the 12
+photos not trained on; "step kept" is the step whose model was written (0: none beat the
+start). With 12 photos, agreement moves in steps of 1/12, so the KL is the column to read.
+
+EOF
+    cat "$TMP/ablation.md"
+    cat <<EOF
+
+## Calibration on synthesized images ($SYNTH_MIN min)
+
+\`ONLY=synthesized bash scripts/distill.sh DATA_DIR\`: int8 weights and activations
+(percentile 99.99 ranges), calibrated on the first 32 \`imagenet-samples\` photos, or on 32
+images \`modelslim synth --n 32 --seed 0\` made from the network's batch-norm statistics alone;
+scored by \`modelslim eval --reference\` on the \`imagenet-val\` photos against fp32 (columns as
+in [accuracy.md](accuracy.md)). The last column is the time \`modelslim synth\` took.
+EOF
+    echo
+    sed -n '/calibrated on/,$p' "$TMP/synth.md" | sed -n '/^|/p'
+  } > "$ROOT/docs/distillation.md"
+  echo "wrote $ROOT/docs/distillation.md"
+  exit
+fi
 cargo build --release --quiet
 BIN="$CARGO_TARGET_DIR/release/modelslim"
 OUT="$(mktemp -d)"

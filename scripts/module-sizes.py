@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The page's two engine modules in a built site, gzipped as a static host would serve them, and
-the budget the first one must keep (issue 14: ≤ 3.5 MB gzip — what every visitor downloads
+the budget the first one must keep (≤ 3.5 MB gzip: what every visitor downloads
 before the first prediction). Exits 1 over budget, or when the modules got mixed up: the page's
 must not have training in it (the point of building it without), the training module must.
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Prints the README's preset table: every preset compressed with `modelslim compress --json`
-# (ONNX and safetensors written for real, sizes measured on the files), CPU time included.
+# Prints the preset table of docs/performance.md (scripts/performance.sh runs it): every preset
+# compressed with `modelslim compress --json` (ONNX and safetensors written for real, sizes
+# measured on the files), the whole CLI run's time included.
 #   bash scripts/presets.sh [WEIGHTS] [CALIBRATION_DIR]
 #   ONLY=act bash scripts/presets.sh   only the rows whose name contains the word
 # WEIGHTS defaults to seeded:42 (torchvision's ResNet18 layout, random weights: sizes and
-# MACs are real, agreement on random weights says little — see issue 5's real-weights table).
+# MACs are real, agreement on random weights says little: docs/accuracy.md has real weights).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${MODELSLIM_CACHE:-$HOME/.cache/modelslim}/target}"
