@@ -92,7 +92,12 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    plan.check_photos(act_images.len(), bn_images.len())?;
+    if let Some(need) = plan.short_of_photos(act_images.len(), bn_images.len()) {
+        return Err(Error::Invalid(format!(
+            "{} calibrated on calibration images, and none were given",
+            need.why
+        )));
+    }
     let batches_of = |images: &[Vec<f32>]| -> Vec<Vec<Vec<f32>>> {
         images.chunks(batch.max(1)).map(<[_]>::to_vec).collect()
     };

@@ -90,6 +90,9 @@ impl Session {
         } else {
             &separate_bn
         };
+        if let Some(need) = plan.short_of_photos(fitting.len(), bn_photos.len()) {
+            return Err(Error::Invalid(need.message()));
+        }
         let mut model = run(
             &plan,
             &original.model,

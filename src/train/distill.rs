@@ -13,16 +13,15 @@ use serde::Serialize;
 use web_time::Instant;
 
 use super::adam::{Adam, Schedule};
-use super::jitter::{mix, random_view};
 use super::leaves::Leaves;
 pub use super::options::DistillOptions;
+use super::sampler::Sampler;
 use crate::backend::Backend;
 use crate::compress::agreement::logits_of;
 use crate::compress::{Agreement, agreement};
 use crate::model::Model;
 use crate::model::exec::{BatchNormMode, Network};
 use crate::predict::{image_batch, read_values};
-use crate::rng::Rng;
 use crate::{Error, Result};
 
 /// Told after every step; resolving to `false` stops the run (the best model so far is kept).
@@ -106,97 +105,141 @@ where
             student.arch.display()
         )));
     }
-    let pre = student.preprocess();
-    let mut rng = Rng::new(opts.seed);
-    // A seeded shuffle, then the last photos are held back.
-    let mut order: Vec<usize> = (0..images.len()).collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    let held = opts.held_out(images.len());
-    let (train, held_idx) = order.split_at(images.len() - held);
+    let (mut sampler, held_idx) = Sampler::new(images, student.preprocess(), opts);
     let held_images: Vec<Vec<f32>> = held_idx.iter().map(|&i| images[i].clone()).collect();
-
-    let device = &backend.device;
-    let teacher_net = Network::build_for_inference(
-        &teacher.graph(),
-        &teacher.weights,
-        &teacher.quant.activations,
-        device,
+    let mut keeper = BestKeeper::start(teacher, student, held_images, backend, eval_batch).await?;
+    let trainer = Trainer::new(teacher, student, opts, backend)?;
+    let mut leaves = Leaves::new(
+        &student.weights,
+        &student.quant,
+        opts.learn_scales,
+        &backend.device.clone().autodiff(),
     )?;
-    let measure = |m: Model| {
-        let held = &held_images;
-        async move {
-            let logits = logits_of(&m, backend, held, eval_batch).await?;
-            Ok::<_, Error>((m, logits))
-        }
-    };
-    let teacher_held = logits_of(teacher, backend, &held_images, eval_batch).await?;
-    let (_, start_logits) = measure(student.clone()).await?;
-    let before = agreement(&teacher_held, &start_logits);
-    let mut best = (before.clone(), 0usize, student.clone());
-
-    // The residual block outputs both graphs have, for feature matching.
-    let teacher_graph = teacher.graph();
-    let mut matched = (Vec::new(), Vec::new());
-    if opts.features > 0.0 {
-        for (i, name) in graph_values(&student.graph()) {
-            if let Some(t) = teacher_graph.values.iter().position(|v| v == &name) {
-                matched.0.push(t);
-                matched.1.push(i);
-            }
-        }
-    }
-    let ad = device.clone().autodiff();
-    let mut leaves = Leaves::new(&student.weights, &student.quant, opts.learn_scales, &ad)?;
-    let graph = student.graph();
-    let schedule = Schedule::new(opts.lr, opts.steps);
     let mut adam = Adam::default();
     let mut losses = Vec::with_capacity(opts.steps);
     let start = Instant::now();
-    let mut cursor = train.len();
-    let mut shuffled = train.to_vec();
     let mut cancelled = false;
-    let mut held_out_curve = Vec::new();
     for step in 0..opts.steps {
-        // Epochs over the training photos in a new order each time.
-        let mut picks = Vec::with_capacity(opts.batch);
-        while picks.len() < opts.batch.min(train.len().max(1)) {
-            if cursor >= shuffled.len() {
-                for i in (1..shuffled.len()).rev() {
-                    shuffled.swap(i, rng.below(i + 1));
-                }
-                cursor = 0;
-            }
-            picks.push(shuffled[cursor]);
-            cursor += 1;
-        }
-        let view = |i: usize, rng: &mut Rng| {
-            if opts.augment {
-                random_view(&images[i], &pre, rng)
-            } else {
-                Ok(images[i].clone())
-            }
+        let views = sampler.batch(opts.batch)?;
+        let (loss, rate) = trainer.step(&mut leaves, &mut adam, &views, step).await?;
+        losses.push(loss);
+        let done = step + 1;
+        let ms_per_step = start.elapsed().as_secs_f64() * 1e3 / done as f64;
+        let held_out = if done % opts.eval_every() == 0 || done == opts.steps {
+            keeper.measure(done, &leaves, student).await?
+        } else {
+            None
         };
-        let mut views: Vec<Vec<f32>> = picks
-            .iter()
-            .map(|&i| view(i, &mut rng))
-            .collect::<Result<_>>()?;
-        if opts.mixup {
-            for v in views.iter_mut() {
-                let other = view(train[rng.below(train.len())], &mut rng)?;
-                mix(v, &other, rng.uniform() as f32);
+        let go_on = report(StepReport {
+            step: done,
+            steps: opts.steps,
+            loss,
+            learning_rate: rate,
+            ms_per_step,
+            remaining_s: ms_per_step * (opts.steps - done) as f64 / 1e3,
+            held_out,
+        })
+        .await;
+        if !go_on {
+            cancelled = true;
+            break;
+        }
+    }
+    let steps = losses.len();
+    let seconds = start.elapsed().as_secs_f64();
+    let train_images = sampler.train_len();
+    let (before, after, best_step, held_out_curve, model) =
+        keeper.finish(steps, &leaves, student).await?;
+    let summary = Distilled {
+        steps,
+        ms_per_step: if steps > 0 {
+            seconds * 1e3 / steps as f64
+        } else {
+            0.0
+        },
+        loss: losses,
+        seconds,
+        train_images,
+        held_out_images: held_idx.len(),
+        before,
+        after,
+        best_step,
+        held_out_curve,
+        cancelled,
+    };
+    Ok((summary, model))
+}
+
+/// One optimizer step's parts that stay the same over a run: the teacher's network, the
+/// block outputs matched between both, the student's graph and the schedule.
+struct Trainer<'a> {
+    opts: &'a DistillOptions,
+    student: &'a Model,
+    device: &'a burn::tensor::Device,
+    teacher_net: Network,
+    graph: crate::model::Graph,
+    /// Teacher's and student's value indices of the residual block outputs both have.
+    matched: (Vec<usize>, Vec<usize>),
+    schedule: Schedule,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(
+        teacher: &Model,
+        student: &'a Model,
+        opts: &'a DistillOptions,
+        backend: &'a Backend,
+    ) -> Result<Self> {
+        let device = &backend.device;
+        let teacher_net = Network::build_for_inference(
+            &teacher.graph(),
+            &teacher.weights,
+            &teacher.quant.activations,
+            device,
+        )?;
+        let teacher_graph = teacher.graph();
+        let mut matched = (Vec::new(), Vec::new());
+        if opts.features > 0.0 {
+            for (i, name) in graph_values(&student.graph()) {
+                if let Some(t) = teacher_graph.values.iter().position(|v| v == &name) {
+                    matched.0.push(t);
+                    matched.1.push(i);
+                }
             }
         }
-        let x = image_batch(&views, device)?;
-        let net = Network::build_from(&graph, &leaves.effective(), &student.quant.activations)?;
-        let (target, teacher_features) = run_to_logits(&teacher_net, x.clone(), &matched.0);
-        let (out, student_features) = run_to_logits(&net, x.autodiff(), &matched.1);
-        let mut loss = distillation_loss(target.autodiff(), out, opts.temperature);
-        if opts.features > 0.0
+        Ok(Trainer {
+            opts,
+            student,
+            device,
+            teacher_net,
+            graph: student.graph(),
+            matched,
+            schedule: Schedule::new(opts.lr, opts.steps),
+        })
+    }
+
+    /// One step on `views`: the loss before it, and the learning rate it used.
+    async fn step(
+        &self,
+        leaves: &mut Leaves,
+        adam: &mut Adam,
+        views: &[Vec<f32>],
+        step: usize,
+    ) -> Result<(f64, f32)> {
+        let x = image_batch(views, self.device)?;
+        let net = Network::build_from(
+            &self.graph,
+            &leaves.effective(),
+            &self.student.quant.activations,
+        )?;
+        let (target, teacher_features) =
+            run_to_logits(&self.teacher_net, x.clone(), &self.matched.0);
+        let (out, student_features) = run_to_logits(&net, x.autodiff(), &self.matched.1);
+        let mut loss = distillation_loss(target.autodiff(), out, self.opts.temperature);
+        if self.opts.features > 0.0
             && let Some(f) = feature_loss(teacher_features, student_features)
         {
-            loss = loss + f.mul_scalar(opts.features);
+            loss = loss + f.mul_scalar(self.opts.features);
         }
         let value = read_values(loss.clone().inner()).await?;
         let loss_value = value.first().copied().unwrap_or(f32::NAN) as f64;
@@ -208,7 +251,7 @@ where
         }
         let mut grads = loss.backward();
         adam.next_step();
-        let rate = schedule.rate(step);
+        let rate = self.schedule.rate(step);
         let names: Vec<String> = leaves.names().map(str::to_string).collect();
         for key in names {
             let Some(value) = leaves.value(&key).cloned() else {
@@ -223,66 +266,83 @@ where
             let updated = adam.update(&key, value.inner(), grad, rate * leaves.rate_factor(&key));
             leaves.set(&key, updated.autodiff());
         }
-        losses.push(loss_value);
-        let done = step + 1;
-        let ms_per_step = start.elapsed().as_secs_f64() * 1e3 / done as f64;
-        let held_out =
-            if !held_images.is_empty() && (done % opts.eval_every() == 0 || done == opts.steps) {
-                let (m, logits) = measure(leaves.to_model(student).await?).await?;
-                let a = agreement(&teacher_held, &logits);
-                if better(&a, &best.0) {
-                    best = (a.clone(), done, m);
-                }
-                held_out_curve.push(HeldOut {
-                    step: done,
-                    agreement: a.clone(),
-                });
-                Some(a)
-            } else {
-                None
-            };
-        let go_on = report(StepReport {
-            step: done,
-            steps: opts.steps,
-            loss: loss_value,
-            learning_rate: rate,
-            ms_per_step,
-            remaining_s: ms_per_step * (opts.steps - done) as f64 / 1e3,
-            held_out,
-        })
-        .await;
-        if !go_on {
-            cancelled = true;
-            break;
-        }
+        Ok((loss_value, rate))
     }
-    let steps = losses.len();
-    let (after, best_step, model) = if held_images.is_empty() {
-        // Nothing to choose by: the last model.
+}
+
+/// The held-back photos' agreement with the teacher, measured during the run, and the best
+/// model on them so far.
+struct BestKeeper<'a> {
+    backend: &'a Backend,
+    eval_batch: usize,
+    held_images: Vec<Vec<f32>>,
+    teacher_held: Vec<Vec<f32>>,
+    before: Agreement,
+    best: (Agreement, usize, Model),
+    curve: Vec<HeldOut>,
+}
+
+impl<'a> BestKeeper<'a> {
+    async fn start(
+        teacher: &Model,
+        student: &Model,
+        held_images: Vec<Vec<f32>>,
+        backend: &'a Backend,
+        eval_batch: usize,
+    ) -> Result<BestKeeper<'a>> {
+        let teacher_held = logits_of(teacher, backend, &held_images, eval_batch).await?;
+        let start = logits_of(student, backend, &held_images, eval_batch).await?;
+        let before = agreement(&teacher_held, &start);
+        Ok(BestKeeper {
+            backend,
+            eval_batch,
+            held_images,
+            teacher_held,
+            best: (before.clone(), 0, student.clone()),
+            before,
+            curve: Vec::new(),
+        })
+    }
+
+    /// Measure the model after step `done` (nothing without held-back photos), keeping it
+    /// when it is the best so far.
+    async fn measure(
+        &mut self,
+        done: usize,
+        leaves: &Leaves,
+        student: &Model,
+    ) -> Result<Option<Agreement>> {
+        if self.held_images.is_empty() {
+            return Ok(None);
+        }
         let m = leaves.to_model(student).await?;
-        (before.clone(), steps, m)
-    } else {
-        best
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    let summary = Distilled {
-        steps,
-        ms_per_step: if steps > 0 {
-            seconds * 1e3 / steps as f64
-        } else {
-            0.0
-        },
-        loss: losses,
-        seconds,
-        train_images: train.len(),
-        held_out_images: held_images.len(),
-        before,
-        after,
-        best_step,
-        held_out_curve,
-        cancelled,
-    };
-    Ok((summary, model))
+        let logits = logits_of(&m, self.backend, &self.held_images, self.eval_batch).await?;
+        let a = agreement(&self.teacher_held, &logits);
+        if better(&a, &self.best.0) {
+            self.best = (a.clone(), done, m);
+        }
+        self.curve.push(HeldOut {
+            step: done,
+            agreement: a.clone(),
+        });
+        Ok(Some(a))
+    }
+
+    /// Agreement before and after, the step of the model returned, the curve, and the model:
+    /// the best on the held-back photos, or the last after `steps` without any.
+    async fn finish(
+        self,
+        steps: usize,
+        leaves: &Leaves,
+        student: &Model,
+    ) -> Result<(Agreement, Agreement, usize, Vec<HeldOut>, Model)> {
+        if self.held_images.is_empty() {
+            let m = leaves.to_model(student).await?;
+            return Ok((self.before.clone(), self.before, steps, self.curve, m));
+        }
+        let (after, step, m) = self.best;
+        Ok((self.before, after, step, self.curve, m))
+    }
 }
 
 /// The residual block outputs (`….add`) of a graph: index and name.

@@ -15,6 +15,8 @@ pub mod jitter;
 pub mod leaves;
 pub mod options;
 #[cfg(feature = "training")]
+mod sampler;
+#[cfg(feature = "training")]
 pub mod synth;
 
 #[cfg(feature = "training")]

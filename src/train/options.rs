@@ -27,11 +27,11 @@ pub struct DistillOptions {
     /// between the photos, on which the student learns the teacher's function where the few
     /// photos alone leave it unconstrained ("function matching", Beyer et al. 2022). On by
     /// default: on EfficientNet-Lite0 it raised held-out agreement and lowered the KL for
-    /// both int4 and pruning (README, "Recovering accuracy").
+    /// both int4 and pruning (docs/distillation.md).
     pub mixup: bool,
     /// Train the integer grids' scales too (LSQ), where activations are not quantized. Off by
     /// default: on EfficientNet-Lite0 it made the held-back photos worse while the training
-    /// loss fell (README, "Recovering accuracy").
+    /// loss fell (docs/distillation.md).
     pub learn_scales: bool,
     /// Weight of feature matching: the student's residual block outputs pulled towards the
     /// teacher's (mean squared difference relative to the teacher's mean square, averaged over

@@ -237,15 +237,13 @@ impl Plan {
             .any(|p| p.measures_layer_statistics())
     }
 
-    /// Refuse to run with too few photos: `photos` calibration photos, `batch_norm` photos
-    /// for the batch norms (the calibration photos when no separate set was given).
-    pub fn check_photos(&self, photos: usize, batch_norm: usize) -> Result<()> {
+    /// What the plan needs when `photos` calibration photos and `batch_norm` photos for the
+    /// batch norms (the calibration photos when no separate set was given) are too few to run;
+    /// `None` when they are enough. Its [`CalibrationNeed::message`] asks a person for them.
+    pub fn short_of_photos(&self, photos: usize, batch_norm: usize) -> Option<CalibrationNeed> {
         let short = (self.fits_on_photos() && photos < CalibrationNeed::COUNTS.min)
             || (self.reads_batch_norm_photos() && batch_norm < CalibrationNeed::COUNTS.min);
-        match self.calibration_need() {
-            Some(need) if short => Err(Error::Invalid(need.message())),
-            _ => Ok(()),
-        }
+        self.calibration_need().filter(|_| short)
     }
 
     /// How many photos a run on `photos` calibration photos and `batch_norm` separate

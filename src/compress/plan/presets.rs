@@ -36,7 +36,7 @@ pub fn presets() -> Vec<Preset> {
         Preset {
             id: "balanced",
             name: "Balanced: 30 % channels + int8",
-            note: "30 % fewer channels inside each block (≈ 29 % fewer MACs), ranked by their output on your photos and the next layers refit to make up for them, and int8 weights. Needs your photos. Pruning without training still costs accuracy, less with more photos (EfficientNet-Lite0 on the README's 250 photos: top-1 0.41 refit on 64 photos, 0.62 on 200, vs 0.71): check the agreement before you download.",
+            note: "30 % fewer channels inside each block (≈ 29 % fewer MACs), ranked by their output on your photos and the next layers refit to make up for them, and int8 weights. Needs your photos. Pruning without training still costs accuracy, less with more photos (EfficientNet-Lite0 on 250 ImageNet photos, refit on 64: top-1 0.41 against 0.71, agreement 0.42; see docs/accuracy.md): check the agreement before you download.",
             settings: Settings {
                 prune_channels: 0.3,
                 round_to: 8,

@@ -17,7 +17,7 @@ pub enum PruneScope {
     /// classifier reads keep their width. EfficientNet-Lite0's head (1280 features, 5 % of
     /// the MACs) cost more than any block when pruned alone, and leaving it whole halved the
     /// mean KL of 30 % block-internal pruning with reconstruction (1.49 → 0.81 on 16 held-out
-    /// photos, in a one-off experiment while this was written).
+    /// photos).
     #[default]
     Internal,
     /// Every group but the protected stem.
