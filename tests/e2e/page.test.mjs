@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
+import { ROOT, DIST, serveDist, launchChromium, openPage as open } from './harness.mjs';
 
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
 const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
@@ -115,20 +115,11 @@ async function compiledShaders(page) {
   };
 }
 
-async function openPage(query) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  const page = await context.newPage();
-  // Watch every WGSL module the page compiles: none may fail, and none may ask for subgroups
-  // on a device that lacks the feature (the trap Burn's autotune fell into in this browser).
-  // The engine runs in a worker, so the watch goes there too (before its first forward pass).
-  await page.addInitScript(watchShaders);
-  page.on('worker', (w) => w.evaluate(watchShaders).catch(() => {}));
-  const problems = watchConsole(page);
-  await page.goto(base + query);
-  await page.waitForFunction(() => document.querySelector('[data-testid=backend]').dataset.kind,
-    null, { timeout: 120_000 });
-  return { page, context, problems };
-}
+// Watch every WGSL module the page compiles: none may fail, and none may ask for subgroups on a
+// device that lacks the feature (the trap Burn's autotune fell into in this browser). The engine
+// runs in a worker, so the watch goes there too (before its first forward pass).
+const openPage = (query) => open(browser, base + query,
+  { viewport: { width: 1200, height: 900 }, initScript: watchShaders, workerScript: watchShaders, ready: 'engine' });
 
 async function top5Lists(page) {
   return page.$$eval('[data-testid=top5-original]', (lists) => lists.map((ol) =>
@@ -274,4 +265,34 @@ test('a browser without WebAssembly SIMD gets one line saying what to do', { tim
   // Cross-origin isolated (dist/_headers): onnxruntime-web may use threads here.
   assert.equal(await page.evaluate(() => crossOriginIsolated), true);
   await context.close();
+});
+
+// The engine module (16 MB) is the worker's: the page's own thread loads none of it, not even
+// for a helper. Playwright reports a dedicated worker's requests as the page's (`request.frame()`
+// is the main frame), so the page's own fetches are read from its CDP target, which a worker's
+// requests do not reach, and from the page's resource timing, which a worker keeps apart. With
+// `?engine=main` both see the module: the check can fail.
+async function engineFetches(query) {
+  const { page, context } = await openPage(query);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  const mainThread = [];
+  cdp.on('Network.requestWillBeSent', (e) => mainThread.push(e.request.url));
+  const any = [];
+  page.on('request', (r) => any.push(r.url()));
+  await page.reload();
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 120_000 });
+  const timed = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+  await context.close();
+  const engine = (u) => /\/modelslim-[0-9a-f]+(_bg\.wasm|\.js)$/.test(new URL(u).pathname);
+  return { mainThread: [...new Set([...mainThread, ...timed])].filter(engine), any: any.filter(engine) };
+}
+
+test('the main thread never fetches the engine module; the worker does', { timeout: 300_000 }, async () => {
+  const inWorker = await engineFetches('?weights=seeded&backend=cpu');
+  assert.equal(inWorker.any.length, 2, `the engine's module and wasm were not fetched at all: ${inWorker.any}`);
+  assert.deepEqual(inWorker.mainThread, [], 'the page\'s main thread fetched the engine module');
+  // The same check on a page that runs the engine on its main thread sees both files.
+  const onMain = await engineFetches('?weights=seeded&backend=cpu&engine=main');
+  assert.equal(onMain.mainThread.length, 2, `with ?engine=main the check saw ${onMain.mainThread}`);
 });
