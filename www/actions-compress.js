@@ -2,7 +2,7 @@
 // sensitivity. Part of ./actions.js (same `ctx`).
 import { settingsFields } from './fields.js';
 import { readFields, presetValues } from './policy.js';
-import { latencyStats, stepSeconds, maxAbsDiff } from './format.js';
+import { latencyStats, stepSeconds, ortComparison } from './format.js';
 
 const message = (e) => (e && e.message) || String(e);
 const ORT_MAX_PHOTOS = 8;
@@ -134,22 +134,8 @@ export function compressActions(ctx) {
       maxPhotos: ORT_MAX_PHOTOS,
       status: ctx.status,
     });
-    const kept = get().photos.filter((p) => p.index !== undefined);
-    const rows = r.photos.map((row) => {
-      const p = kept.find((q) => q.index === row.index);
-      const page = { original: p?.original?.top5[0] ?? null, compressed: p?.compressed?.top5[0] ?? null };
-      const ort = { original: row.original.top5[0], compressed: row.compressed.top5[0] };
-      return {
-        name: p?.name ?? `photo ${row.index + 1}`, page, ort,
-        same: page.original?.index === ort.original.index && page.compressed?.index === ort.compressed.index,
-        delta: p?.compressed ? maxAbsDiff(row.compressed.logits, p.compressed.logits) : NaN,
-      };
-    });
     set({
-      ort: {
-        rows, runs, version: r.version, threads: r.threads, agree: rows.every((x) => x.same),
-        originalMs: latencyStats(r.original).median_ms, compressedMs: latencyStats(r.compressed).median_ms,
-      },
+      ort: { ...ortComparison(r, get().photos.filter((p) => p.index !== undefined)), runs },
       status: `ONNX Runtime check done on ${r.photos.length} photo(s)`,
     });
   }

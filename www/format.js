@@ -24,14 +24,6 @@ export const fmtAgreement = (a) => `${Math.round(a.agreement * a.n)} of ${a.n} a
 /** A class label's first name ("tabby, tabby cat" → "tabby"). */
 export const shortLabel = (label) => label.split(',')[0];
 
-/** The share of photos whose compressed top-1 is the original's, from both top-5 lists. */
-export function top1Agreement(pairs) {
-  const both = pairs.filter((p) => p.original && p.compressed);
-  if (!both.length) return null;
-  const same = both.filter((p) => p.original.top5[0].index === p.compressed.top5[0].index).length;
-  return { same, n: both.length, agreement: same / both.length };
-}
-
 // The kind of a step's label: the layer's name taken out, so that the 60 layers of one step
 // count as one row ("GPTQ: layer1.0.conv1 (layer 3 of 21)" → "GPTQ"; "refitting layer2.0.conv1
 // to the original outputs (layer 4 of 9)" → "refitting … to the original outputs").
@@ -66,4 +58,26 @@ export function stepSeconds(stepTimes, end) {
 /** The largest |a[k] − b[k]|. */
 export function maxAbsDiff(a, b) {
   return Math.max(...a.map((v, k) => Math.abs(v - b[k])));
+}
+
+/**
+ * ONNX Runtime's answers (www/ort-check.js) beside the page's `photos`: per photo both top-1s
+ * of both models, whether they are the same, and the largest logit difference on the
+ * compressed model; `agree` when every photo's are the same.
+ */
+export function ortComparison(r, photos) {
+  const rows = r.photos.map((row) => {
+    const p = photos.find((q) => q.index === row.index);
+    const page = { original: p?.original?.top5[0] ?? null, compressed: p?.compressed?.top5[0] ?? null };
+    const ort = { original: row.original.top5[0], compressed: row.compressed.top5[0] };
+    return {
+      name: p?.name ?? `photo ${row.index + 1}`, page, ort,
+      same: page.original?.index === ort.original.index && page.compressed?.index === ort.compressed.index,
+      delta: p?.compressed ? maxAbsDiff(row.compressed.logits, p.compressed.logits) : NaN,
+    };
+  });
+  return {
+    rows, agree: rows.every((x) => x.same), version: r.version, threads: r.threads,
+    originalMs: latencyStats(r.original).median_ms, compressedMs: latencyStats(r.compressed).median_ms,
+  };
 }

@@ -11,9 +11,17 @@ export function suggestedMethod({ quant, method, methodChosen, photoCount, advis
   return 'gptq';
 }
 
+// A setting as the form shows it: the core's numbers are f32, so 0.3 arrives as
+// 0.30000001192092896; seven significant digits are what an f32 holds.
+function shown(f, v) {
+  if (f.kind === 'bool') return Boolean(v);
+  if (typeof v === 'number') return String(Number(v.toPrecision(7)));
+  return String(v ?? '');
+}
+
 /** A field's typed text as the form shows it first: its default. */
 export function initialValues(fields) {
-  return Object.fromEntries(fields.map((f) => [f.name, f.kind === 'bool' ? Boolean(f.default) : String(f.default ?? '')]));
+  return Object.fromEntries(fields.map((f) => [f.name, shown(f, f.default)]));
 }
 
 /** A preset's settings as typed values of `fields` (settings the form does not show are left out). */
@@ -21,7 +29,7 @@ export function presetValues(fields, settings) {
   const out = {};
   for (const f of fields) {
     if (!(f.name in settings)) continue;
-    out[f.name] = f.kind === 'bool' ? Boolean(settings[f.name]) : String(settings[f.name]);
+    out[f.name] = shown(f, settings[f.name]);
   }
   return out;
 }

@@ -3,12 +3,12 @@ import { byId, clone, text, on } from './dom.js';
 import { fmtBytes, fmtCount, shortLabel } from '../format.js';
 import { benchNote } from '../policy.js';
 
-const SIZE_CELLS = ['params', 'macs', 'onnx', 'onnx-gz', 'st', 'st-gz'];
+const SIZE_CELLS = ['params', 'macs', 'onnx', 'st'];
 const TIME_CELLS = ['cold', 'median', 'p90'];
 
 function sizeTexts(m) {
-  return [fmtCount(m.params), `${(m.macs / 1e9).toFixed(3)} G`, fmtBytes(m.bytes.onnx.raw), fmtBytes(m.bytes.onnx.gzip),
-    fmtBytes(m.bytes.safetensors.raw), fmtBytes(m.bytes.safetensors.gzip)];
+  const file = (b) => `${fmtBytes(b.raw)} (${fmtBytes(b.gzip)})`;
+  return [fmtCount(m.params), `${(m.macs / 1e9).toFixed(3)} G`, file(m.bytes.onnx), file(m.bytes.safetensors)];
 }
 
 // One model's row; its dataset carries the numbers for the tests (written, never read).
@@ -66,7 +66,8 @@ export function mountBench(store, actions) {
     text(byId('bench-compressed').querySelector('.stem'), r ? `(${r.file_stem})` : '');
     const ratio = byId('bench-ratio');
     const q = r?.ratios;
-    const values = q ? [q.params, q.macs, q.onnx_raw, q.onnx_gzip, q.safetensors_raw, q.safetensors_gzip].map((x) => x.toFixed(3)) : [];
+    const values = q ? [q.params.toFixed(3), q.macs.toFixed(3), `${q.onnx_raw.toFixed(3)} (${q.onnx_gzip.toFixed(3)})`,
+      `${q.safetensors_raw.toFixed(3)} (${q.safetensors_gzip.toFixed(3)})`] : [];
     SIZE_CELLS.forEach((c, i) => text(ratio.querySelector(`.${c}`), values[i] ?? ''));
     const { original: o, compressed: c } = s.bench;
     text(ratio.querySelector('.median'), o && c ? `latency ×${(c.median / o.median).toFixed(2)}` : '');
