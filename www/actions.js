@@ -92,9 +92,11 @@ export function createActions(store, params) {
     });
   }
 
-  function modelLoaded(random) {
+  // `restored`: the same model on a new engine, with the class names it had.
+  function modelLoaded(random, restored = false) {
     ctx.set({
       model: { info: ctx.engine.modelInfo, random },
+      labels: restored ? ctx.get().labels : null, // else the model's own class names
       timing: { cold: null, warm: [] },
       bench: { original: null, compressed: null },
       status: 'model ready: add photos',
@@ -240,12 +242,13 @@ export function createActions(store, params) {
     ctx.clearError();
     const text = await file.text();
     try {
-      const count = await ctx.engine.setLabels(text);
+      const count = await ctx.engine.setLabels(text, file.name);
       ctx.set({ labels: { file: file.name, count } });
       if (ctx.engine.photoCount) applyPredictions(JSON.parse(await ctx.engine.predictAll()));
     } catch (e) {
       ctx.set({ labels: { file: file.name, error: message(e) } });
-      ctx.fail(`${file.name}: ${message(e)}`);
+      // The engine's message names the file; an engine without class names does not.
+      ctx.fail(message(e).includes(file.name) ? message(e) : `${file.name}: ${message(e)}`);
     }
   }
 
@@ -259,7 +262,7 @@ export function createActions(store, params) {
     await ctx.refreshBackend();
     ctx.fail(`The WebGPU device was lost (${reason}). modelslim moved to the CPU fallback and reloaded your model and photos; compress again if you had.`);
     if (!ctx.get().model) return;
-    modelLoaded(ctx.get().model.random);
+    modelLoaded(ctx.get().model.random, true);
   }
 
   async function start() {

@@ -16,13 +16,15 @@ function errorText(e) {
 // engine's buffers go with it. Watch every device the engine requests and tell the page, which
 // restarts the engine on the CPU from this host's snapshot. The devices are kept in
 // `__devices` so that a test can destroy them.
+// On the main thread a later host wraps the earlier one's watch: a device's loss reaches every
+// host, and the retired ones' closed ports drop it.
 function watchDevices(post) {
-  if (typeof GPUAdapter === 'undefined' || globalThis.__devices) return;
-  globalThis.__devices = [];
+  if (typeof GPUAdapter === 'undefined') return;
+  globalThis.__devices ??= [];
   const request = GPUAdapter.prototype.requestDevice;
   GPUAdapter.prototype.requestDevice = async function (...args) {
     const device = await request.apply(this, args);
-    globalThis.__devices.push(device);
+    if (!globalThis.__devices.includes(device)) globalThis.__devices.push(device);
     device.lost.then((info) => {
       post({ type: 'lost', reason: (info.message || info.reason || 'unknown reason').replace(/\.$/, '') });
     });
@@ -56,12 +58,13 @@ export function engineHost(post) {
 
   // After a call succeeds: remember what it gave the engine.
   const remember = {
-    loadWeights: ([bytes, info]) => { kept = { ...kept, weights: { bytes, info } }; },
-    loadSeeded: ([seed]) => { kept = { ...kept, weights: { seed } }; },
+    // A model brings its own class names (the ones a file carries, else ImageNet's).
+    loadWeights: ([bytes, info]) => { kept = { ...kept, weights: { bytes, info }, labels: null }; },
+    loadSeeded: ([seed]) => { kept = { ...kept, weights: { seed }, labels: null }; },
     addPhoto: ([bytes, name]) => { kept = { ...kept, photos: [...kept.photos, { bytes, name }] }; },
     keepPhoto: ([bytes, name]) => { kept = { ...kept, photos: [...kept.photos, { bytes, name }] }; },
     clearPhotos: () => { kept = { ...kept, photos: [] }; },
-    setLabels: ([text]) => { kept = { ...kept, labels: text }; },
+    setLabels: ([text, name]) => { kept = { ...kept, labels: { text, name } }; },
   };
 
   // The session as given, and the last compression's files when `compressed` and there is one.
@@ -74,9 +77,9 @@ export function engineHost(post) {
   }
 
   function restore(s) {
-    if (s.labels !== null) engine.setLabels(s.labels);
     if (s.weights?.seed !== undefined) engine.loadSeeded(s.weights.seed);
     else if (s.weights) engine.loadWeights(s.weights.bytes, s.weights.info);
+    if (s.labels !== null) engine.setLabels(s.labels.text, s.labels.name);
     for (const p of s.photos) engine.keepPhoto(p.bytes, p.name);
     if (s.compressed) engine.adoptCompressed(s.compressed.safetensors, s.compressed.card);
     kept = { weights: s.weights, photos: s.photos, labels: s.labels };

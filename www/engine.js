@@ -16,7 +16,7 @@
 //     {type: 'result', id, result, state: State} | {type: 'error', id, error: string, state}
 //     {type: 'lost', reason: string}          the WebGPU device is gone; nothing on it runs again
 //   State    = {backend, backendKind: 'wgpu' | 'cpu', fallbackReason, modelInfo, photoCount, training}
-//   Snapshot = {weights: {bytes, info} | {seed} | null, photos: [{bytes, name}], labels: string | null,
+//   Snapshot = {weights: {bytes, info} | {seed} | null, photos: [{bytes, name}], labels: {text, name} | null,
 //               compressed: {safetensors: Uint8Array, card: string} | null}
 //
 // The engine comes in two modules. The page's has no training (Burn's autodiff would add a
@@ -26,7 +26,7 @@
 export const METHODS = {
   loadWeights: { transfer: true }, // (bytes: Uint8Array, info: string)
   loadSeeded: {},                  // (seed: number)
-  setLabels: {},                   // (text: string) → number of class names
+  setLabels: {},                   // (text: string, fileName?: string) → number of class names
   addPhoto: { transfer: true },    // (bytes, name) → JSON {index, name, preprocess_ms, original, compressed}
   keepPhoto: {},                   // (bytes, name) → index, unclassified
   predict: {},                     // (bytes, name?) → JSON {top5, logits, inference_ms, cold, …}

@@ -15,6 +15,7 @@ export function suggestedMethod({ quant, method, methodChosen, photoCount, advis
 // 0.30000001192092896; seven significant digits are what an f32 holds.
 function shown(f, v) {
   if (f.kind === 'bool') return Boolean(v);
+  if (f.kind === 'pairs') return Object.entries(v ?? {}).map(([k, x]) => `${k}=${x}`).join(', ');
   if (typeof v === 'number') return String(Number(v.toPrecision(7)));
   return String(v ?? '');
 }
@@ -36,29 +37,50 @@ export function presetValues(fields, settings) {
 
 const capital = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 
+/** `"layer1.0.conv1=int4, fc=fp16"` → `{"layer1.0.conv1": "int4", fc: "fp16"}`; throws on a pair without `=`. */
+export function parsePairs(label, raw) {
+  const out = {};
+  for (const pair of raw.split(/[,\s]+/).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at <= 0 || at === pair.length - 1) throw new Error(`${capital(label)}: "${pair}" is not NAME=VALUE`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
+function range(f) {
+  const lo = f.min === undefined ? null : f.min_exclusive ? `above ${f.min}` : `at least ${f.min}`;
+  if (f.min !== undefined && f.max !== undefined && !f.min_exclusive) return `between ${f.min} and ${f.max}`;
+  if (lo && f.max !== undefined) return `${lo} and at most ${f.max}`;
+  return lo ?? (f.max !== undefined ? `at most ${f.max}` : 'a number');
+}
+
 /**
  * The engine's options from the typed `values` of `fields`: numbers within the field's limits
- * (integers rounded), booleans, choices, and free text (left to the engine's default when
- * empty). Throws one line naming the field that is out of bounds.
+ * (integers rounded), booleans, choices, name=value pairs, and free text and optional numbers
+ * (left to the engine's default when empty). Throws one line naming the field that is out of
+ * bounds, in the core's words (`what`).
  */
 export function readFields(fields, values) {
   const out = {};
   for (const f of fields) {
     const raw = values[f.name];
+    const empty = raw === undefined || raw === '';
     if (f.kind === 'bool') { out[f.name] = Boolean(raw); continue; }
     if (f.kind === 'choice' || f.kind === 'text') {
-      if (raw !== undefined && raw !== '') out[f.name] = raw;
+      if (!empty) out[f.name] = raw;
       continue;
     }
-    const v = Number(raw);
-    const lo = f.min ?? -Infinity;
-    const hi = f.max ?? Infinity;
-    if (raw === '' || raw === undefined || !Number.isFinite(v) || v < lo || v > hi) {
-      const range = f.min !== undefined && f.max !== undefined ? `between ${f.min} and ${f.max}`
-        : f.min !== undefined ? `at least ${f.min}` : f.max !== undefined ? `at most ${f.max}` : 'a number';
-      throw new Error(`${capital(f.label)} must be ${range}`);
+    if (f.kind === 'pairs') {
+      if (!empty) out[f.name] = parsePairs(f.label, raw);
+      continue;
     }
-    out[f.name] = f.kind === 'integer' ? Math.round(v) : v;
+    if (f.kind === 'optional_integer' && empty) continue;
+    const v = Number(raw);
+    const low = f.min === undefined || (f.min_exclusive ? v > f.min : v >= f.min);
+    const high = f.max === undefined || v <= f.max;
+    if (empty || !Number.isFinite(v) || !low || !high) throw new Error(`${capital(f.what ?? f.label)} must be ${range(f)}`);
+    out[f.name] = f.kind === 'number' ? v : Math.round(v);
   }
   return out;
 }
@@ -68,7 +90,10 @@ export function agreementBasis(r) {
   const n = r.agreement?.n ?? 0;
   const photos = `${n} photo${n === 1 ? '' : 's'}`;
   switch (r.agreement_photos) {
-    case 'held_back': return `on ${n} held-back photo${n === 1 ? '' : 's'} (not fitted on)`;
+    case 'held_back': {
+      const fitted = r.calibration_photos === undefined ? '' : `; fitted on the other ${r.calibration_photos}`;
+      return `on ${n} held-back photo${n === 1 ? '' : 's'} (not fitted on${fitted})`;
+    }
     case 'fitting': return `on the ${photos} it was fitted on (optimistic: add photos so that some are held back)`;
     case 'unfitted': return `on ${photos} (no step fitted on photos)`;
     default: return `on ${photos}`;

@@ -6,12 +6,15 @@ const GROUPS = { prune: 'Prune', sparsity: 'Zero weights', quantize: 'Quantize',
 
 // A number input's step: fine for shares (at most 1), free otherwise.
 function stepOf(f) {
-  if (f.kind === 'integer') return '1';
+  if (f.kind !== 'number') return '1';
   return f.max !== undefined && f.max <= 1 && (f.min ?? 0) >= 0 ? '0.05' : 'any';
 }
 
+// The template of each kind of field (../fields.js).
+const TEMPLATE = { number: 'number', integer: 'number', optional_integer: 'number', bool: 'bool', choice: 'choice', text: 'text', pairs: 'text' };
+
 function control(f, id, onInput) {
-  const kind = f.kind === 'integer' ? 'number' : f.kind;
+  const kind = TEMPLATE[f.kind] ?? 'text';
   const label = clone(`tpl-field-${kind}`);
   label.querySelector('.flabel').textContent = f.label.charAt(0).toUpperCase() + f.label.slice(1);
   if (f.help) label.title = f.help;
@@ -22,8 +25,9 @@ function control(f, id, onInput) {
     if (f.min !== undefined) input.min = f.min;
     if (f.max !== undefined) input.max = f.max;
     input.step = stepOf(f);
-  } else if (kind === 'text' && f.placeholder) {
-    input.placeholder = f.placeholder;
+    if (f.kind === 'optional_integer') input.placeholder = 'auto';
+  } else if (kind === 'text') {
+    input.placeholder = f.placeholder ?? (f.kind === 'pairs' ? 'NAME=VALUE, …' : '');
   } else if (kind === 'choice') {
     for (const c of f.choices) input.append(new Option(c.label, c.value));
   }

@@ -17,9 +17,10 @@ export function mountModel(store, actions) {
     if (f) actions.loadLabels(f);
   });
   on(store, ['model'], (s) => text(byId('model-info'), s.model ? `Loaded: ${s.model.info}` : ''));
+  const intro = byId('labels-info').textContent;
   on(store, ['labels'], (s) => {
     const l = s.labels;
-    if (!l) return;
+    if (!l) { text(byId('labels-info'), intro); return; }
     text(byId('labels-info'), l.error ? `${l.file}: not used (${l.error})` : `${l.count} class names from ${l.file}.`);
   });
 }
