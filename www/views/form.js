@@ -55,7 +55,16 @@ export function buildForm(box, fields, { idOf, onInput, grouped = false }) {
   };
   box.replaceChildren();
   if (!grouped) {
-    for (const f of fields) add(box, f);
+    for (const f of fields.filter((x) => !x.advanced)) add(box, f);
+    const advanced = fields.filter((f) => f.advanced);
+    if (advanced.length) {
+      const details = clone('tpl-advanced');
+      const grid = document.createElement('div');
+      grid.className = 'form';
+      for (const f of advanced) add(grid, f);
+      details.append(grid);
+      box.append(details);
+    }
   } else {
     const section = (parent, list) => {
       const names = [...new Set(list.map((f) => f.group))];
