@@ -16,7 +16,7 @@ const TEMPLATE = { number: 'number', integer: 'number', optional_integer: 'numbe
 function control(f, id, onInput) {
   const kind = TEMPLATE[f.kind] ?? 'text';
   const label = clone(`tpl-field-${kind}`);
-  label.querySelector('.flabel').textContent = f.label.charAt(0).toUpperCase() + f.label.slice(1);
+  label.querySelector('.flabel').textContent = f.label;
   if (f.help) label.title = f.help;
   const input = label.querySelector('input, select');
   input.id = id;
