@@ -296,3 +296,36 @@ test('the main thread never fetches the engine module; the worker does', { timeo
   const onMain = await engineFetches('?weights=seeded&backend=cpu&engine=main');
   assert.equal(onMain.mainThread.length, 2, `with ?engine=main the check saw ${onMain.mainThread}`);
 });
+
+// A class-names file, one name a line, renames the classes the cards show (ResNet18's 1,000);
+// a file with the wrong count is refused in one line and changes nothing.
+test('a class-names file renames the classes in the cards', { timeout: FORWARD_TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 120_000 });
+  await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
+  const names = (p) => p.$$eval('[data-testid=top5-original] li', (lis) => lis.map((li) => ({
+    index: Number(li.dataset.classIndex), name: li.querySelector('.cname').textContent })));
+  const imagenet = await names(page);
+
+  writeFileSync(join(OUT, 'three-names.txt'), 'cat\ndog\nbird\n');
+  await page.setInputFiles('[data-testid=labels-file]', join(OUT, 'three-names.txt'));
+  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
+  const refused = await page.textContent('[data-testid=error]');
+  assert.match(refused, /three-names\.txt: /);
+  assert.doesNotMatch(refused, /\n/, 'the error is one line');
+  assert.deepEqual(await names(page), imagenet, 'a refused file renamed classes');
+
+  writeFileSync(join(OUT, 'names.txt'), Array.from({ length: 1000 }, (_, i) => `class number ${i}`).join('\n') + '\n');
+  await page.setInputFiles('[data-testid=labels-file]', join(OUT, 'names.txt'));
+  await page.waitForFunction(() => /class number/.test(document.querySelector('[data-testid=top5-original] li .cname').textContent)
+    || /names\.txt: /.test(document.querySelector('[data-testid=error]').textContent), null, { timeout: FORWARD_TIMEOUT });
+  const renamed = await names(page);
+  assert.deepEqual(renamed.map((c) => c.index), imagenet.map((c) => c.index), 'the classes themselves changed');
+  for (const c of renamed) assert.equal(c.name, `class number ${c.index}`);
+  assert.match(await page.textContent('[data-testid=labels-info]'), /1000 class names from names\.txt/);
+  // New photos get the new names too.
+  await uploadAndWait(page, join(SAMPLES, 'coffee.png'), 2);
+  for (const c of await names(page)) assert.equal(c.name, `class number ${c.index}`);
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
