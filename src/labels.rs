@@ -2,6 +2,8 @@
 
 use std::sync::OnceLock;
 
+use crate::{Error, Result};
+
 const CLASSES_TSV: &str = include_str!("../assets/imagenet_classes.tsv");
 
 /// One ImageNet class: its WordNet id and readable names.
@@ -34,6 +36,37 @@ pub fn class_name(index: usize) -> String {
 /// The class index of a WordNet id (`n02123045`), if it is an ImageNet class.
 pub fn class_of_wnid(wnid: &str) -> Option<usize> {
     imagenet_classes().iter().position(|c| c.wnid == wnid)
+}
+
+/// The most bytes one class name may take: a labels file is read in full, and a name is shown
+/// on a card.
+pub const MAX_LABEL_BYTES: usize = 200;
+
+/// Class names from a labels file `name`: one per line, in class order, blank lines at the end
+/// ignored; exactly `classes` of them.
+pub fn parse_labels(name: &str, text: &str, classes: usize) -> Result<Vec<String>> {
+    let names: Vec<String> = text
+        .trim_end()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    if names.len() != classes {
+        return Err(Error::Invalid(format!(
+            "{name}: {} names for a model with {classes} classes: give one name per line, in class order",
+            names.len()
+        )));
+    }
+    if let Some((i, _)) = names
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.is_empty() || n.len() > MAX_LABEL_BYTES)
+    {
+        return Err(Error::Invalid(format!(
+            "{name}: line {} is empty or longer than {MAX_LABEL_BYTES} bytes: give every class a short name",
+            i + 1
+        )));
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

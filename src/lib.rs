@@ -17,9 +17,9 @@ pub mod preprocess;
 pub mod quant;
 pub mod rng;
 pub mod session;
+pub mod spec;
 pub mod tensor;
 pub mod timing;
-#[cfg(feature = "training")]
 pub mod train;
 pub mod weights;
 

@@ -32,8 +32,14 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
-/// The `k` most probable classes, best first (ties keep the lower index first).
+/// The `k` most probable classes, best first (ties keep the lower index first), named as
+/// ImageNet's.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<ClassScore> {
+    top_k_named(logits, k, None)
+}
+
+/// [`top_k`] with the classes named by `names` (class `i` is `names[i]`) instead of ImageNet's.
+pub fn top_k_named(logits: &[f32], k: usize, names: Option<&[String]>) -> Vec<ClassScore> {
     let probs = softmax(logits);
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
@@ -42,7 +48,10 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<ClassScore> {
         .take(k)
         .map(|i| ClassScore {
             index: i,
-            label: class_name(i),
+            label: match names.and_then(|n| n.get(i)) {
+                Some(n) => n.clone(),
+                None => class_name(i),
+            },
             prob: probs[i],
         })
         .collect()
@@ -50,8 +59,13 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<ClassScore> {
 
 impl Prediction {
     pub fn from_logits(logits: Vec<f32>) -> Self {
+        Prediction::from_logits_named(logits, None)
+    }
+
+    /// With the classes named by `names` (see [`top_k_named`]).
+    pub fn from_logits_named(logits: Vec<f32>, names: Option<&[String]>) -> Self {
         Prediction {
-            top5: top_k(&logits, 5),
+            top5: top_k_named(&logits, 5, names),
             logits,
         }
     }

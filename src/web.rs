@@ -13,14 +13,14 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::{Backend, BackendKind};
 use crate::compress::{
-    CalibrationNeed, Granularity, LIMITS, Precision, Progress, Settings, presets,
+    CalibrationNeed, Granularity, Plan, Precision, Progress, SETTINGS, Settings, presets,
 };
 use crate::model::Model;
 use crate::predict::Prediction;
 use crate::session::{Batches, FileFormat, Session, Which};
+use crate::spec::{limits, with_defaults};
 use crate::timing::Timing;
-#[cfg(feature = "training")]
-use crate::train::{DistillOptions, SynthOptions};
+use crate::train::{DISTILL, DistillOptions, SYNTH, SynthOptions};
 
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
@@ -71,35 +71,42 @@ fn progress_to<T: Serialize>(
     }
 }
 
-/// The compression settings' limits and presets, defined in the core, as JSON for the page's
-/// form: `{"defaults": Settings, "limits": [Limit], "presets": [Preset], "calibration":
-/// {"min", "advised", "better"}}`.
+/// Every option the page's forms show, defined in the core, as JSON: `{"defaults": Settings,
+/// "settings": [field], "limits": [Limit], "presets": [Preset], "calibration": {"min",
+/// "advised", "better"}, "distill": [field], "synth": [field]}`, where a field is `{name,
+/// flag, label, help, group, kind, default, min?, max?, min_exclusive?, choices?,
+/// placeholder?, advanced}` (see `crate::spec::Field`).
 #[wasm_bindgen(js_name = settingsSpec)]
 pub fn settings_spec() -> String {
     serde_json::json!({
         "defaults": Settings::default(),
-        "limits": LIMITS,
+        "settings": with_defaults(SETTINGS, &Settings::default()),
+        "limits": limits(SETTINGS),
         "presets": presets(),
         "calibration": CalibrationNeed::COUNTS,
+        "distill": with_defaults(DISTILL, &DistillOptions::default()),
+        "synth": with_defaults(SYNTH, &SynthOptions::default()),
     })
     .to_string()
 }
 
-/// The calibration photos the settings (page JSON) need: `null`, or
-/// `{"min", "advised", "better", "why"}` plus `"message"`, the request to show.
+/// The calibration photos the settings (page JSON) need: `null`, or `{"min", "advised",
+/// "better", "why"}` plus `"message"`, the request to show. Settings that cannot run together
+/// also answer `null`: compressing them says why.
 #[wasm_bindgen(js_name = calibrationNeed)]
 pub fn calibration_need(options: String) -> Result<String, JsValue> {
-    let settings: Settings =
-        serde_json::from_str(&options).map_err(|e| js_err(format!("bad settings: {e}")))?;
-    Ok(match settings.calibration_need() {
-        Some(n) => {
-            let message = n.message();
-            let mut v = serde_json::to_value(n).map_err(js_err)?;
-            v["message"] = message.into();
-            v.to_string()
-        }
-        None => "null".into(),
-    })
+    let settings = Settings::from_json(&options).map_err(js_err)?;
+    Ok(
+        match Plan::of(&settings).ok().and_then(|p| p.calibration_need()) {
+            Some(n) => {
+                let message = n.message();
+                let mut v = serde_json::to_value(n).map_err(js_err)?;
+                v["message"] = message.into();
+                v.to_string()
+            }
+            None => "null".into(),
+        },
+    )
 }
 
 /// Latency statistics of `times_ms` with the engine's one definition of each (the page's
@@ -273,8 +280,7 @@ impl Engine {
     pub fn compress(&self, options: String, on_progress: js_sys::Function) -> js_sys::Promise {
         let session = self.session.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let settings: Settings =
-                serde_json::from_str(&options).map_err(|e| js_err(format!("bad settings: {e}")))?;
+            let settings = Settings::from_json(&options).map_err(js_err)?;
             let report = session
                 .compress(&settings, progress_to(Some(on_progress)))
                 .await
@@ -329,6 +335,15 @@ impl Engine {
         self.session
             .adopt_compressed(safetensors, card)
             .map_err(js_err)
+    }
+
+    /// Name the classes from a labels file's text (one name per line, in class order) instead
+    /// of ImageNet's: answers from now on use them and compressed files carry them. Returns
+    /// how many names were read; the error names the file (`name`, else "the labels file").
+    #[wasm_bindgen(js_name = setLabels)]
+    pub fn set_labels(&self, text: String, name: Option<String>) -> Result<usize, JsValue> {
+        let name = name.unwrap_or_else(|| "the labels file".into());
+        self.session.set_labels(&name, &text).map_err(js_err)
     }
 
     /// The compressed model's file: `onnx`, `safetensors` or `card` (JSON).

@@ -746,3 +746,107 @@ fn distill_and_synth_follow_their_contract() {
     assert_clean_failure(&folded, "use the original model");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--version`, and per-command help listing every flag the core describes, with its default
+/// and range: the flags are generated from the descriptions, so a setting cannot be missing.
+#[test]
+fn help_and_version_list_every_flag() {
+    let v = modelslim(&["--version"]);
+    assert_success(&v);
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).trim(),
+        format!("modelslim {}", env!("CARGO_PKG_VERSION"))
+    );
+    let sets = [
+        ("compress", modelslim::compress::SETTINGS),
+        ("distill", modelslim::train::DISTILL),
+        ("synth", modelslim::train::SYNTH),
+    ];
+    for (command, fields) in sets {
+        let out = modelslim(&[command, "--help"]);
+        assert_success(&out);
+        let help = String::from_utf8_lossy(&out.stdout);
+        for f in fields {
+            let flag = f.name.replace('_', "-");
+            assert!(
+                help.contains(&format!("--{flag}")) || help.contains(&format!("--no-{flag}")),
+                "{command} --help lacks --{flag}"
+            );
+            if let Some(r) = f.range {
+                assert!(
+                    help.contains(&format!("{}–{}]", r.min, r.max)),
+                    "{command} --help lacks the range of --{flag}"
+                );
+            }
+        }
+        assert!(help.contains("[default: "), "{help}");
+    }
+    // Every command answers --help.
+    for command in [
+        "predict",
+        "init-weights",
+        "bench",
+        "eval",
+        "sensitivity",
+        "export",
+        "convert",
+    ] {
+        assert_success(&modelslim(&[command, "--help"]));
+    }
+    // A flag the command does not have is one line and status 2.
+    let out = modelslim(&["compress", "--prune-chanels", "0.3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_clean_failure(&out, "--prune-chanels");
+}
+
+/// A labels file names the classes in the answers, and the compressed file carries them.
+#[test]
+fn a_labels_file_names_the_classes_and_travels_with_the_file() {
+    let dir = std::env::temp_dir().join(format!("modelslim-labels-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels = dir.join("classes.txt");
+    let names: Vec<String> = (0..1000).map(|i| format!("part-{i}")).collect();
+    std::fs::write(&labels, names.join("\n") + "\n").unwrap();
+    let st = dir.join("int8.safetensors");
+    let out = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--quant",
+        "int8",
+        "--out",
+        st.to_str().unwrap(),
+    ]);
+    assert_success(&out);
+    // Without --labels, the compressed file's own names answer.
+    let out = modelslim(&[
+        "predict",
+        "--weights",
+        st.to_str().unwrap(),
+        "--image",
+        &sample("coffee.png"),
+        "--json",
+    ]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = &v["top5"][0];
+    assert_eq!(
+        top["label"],
+        format!("part-{}", top["index"].as_u64().unwrap())
+    );
+    // A file with the wrong count is refused in one line naming it.
+    std::fs::write(&labels, "cat\ndog\n").unwrap();
+    let out = modelslim(&[
+        "predict",
+        "--weights",
+        "seeded:1",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--image",
+        &sample("coffee.png"),
+    ]);
+    assert_clean_failure(&out, "classes.txt: 2 names for a model with 1000 classes");
+    std::fs::remove_dir_all(dir).ok();
+}

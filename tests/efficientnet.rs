@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use modelslim::backend::Backend;
-use modelslim::compress::pipeline::logits_of;
+use modelslim::compress::logits_of;
 use modelslim::compress::{
     Calibration, CompressOptions, Granularity, Importance, Precision, PruneOptions, PruneScope,
     QuantMethod, QuantOptions, SparsityOptions, compress,

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use modelslim::backend::Backend;
-use modelslim::compress::gptq::{GptqOptions, gptq, output_error};
-use modelslim::compress::{QuantMethod, Settings};
+use modelslim::compress::quantize::gptq::{GptqOptions, gptq, output_error};
+use modelslim::compress::{Precision, QuantMethod, Settings};
 use modelslim::model::Model;
 use modelslim::session::{Batches, Session, no_progress};
 
@@ -196,8 +196,8 @@ fn int4_on_held_out_photos(method: &str) -> (f64, f64) {
         s.keep_photo(name, bytes).unwrap();
     }
     let settings = Settings {
-        quant: "int4".into(),
-        quant_method: method.into(),
+        quant: Precision::Int4,
+        quant_method: method.parse().unwrap(),
         ..Settings::default()
     };
     pollster::block_on(s.compress(&settings, no_progress)).unwrap();

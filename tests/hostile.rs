@@ -107,7 +107,7 @@ fn non_finite_weights_and_activation_scales_are_refused_at_load_naming_the_tenso
         .keep_photo("coffee.png", sample("coffee.png"))
         .unwrap();
     let settings = modelslim::compress::Settings {
-        quant: "int8".into(),
+        quant: Precision::Int8,
         act_quant: true,
         ..Default::default()
     };

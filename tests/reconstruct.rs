@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use modelslim::backend::Backend;
-use modelslim::compress::gptq::{Gptq, GptqOptions, output_error};
+use modelslim::compress::quantize::gptq::{Gptq, GptqOptions, output_error};
 use modelslim::compress::{
     ChannelImportance, CompressOptions, Group, Member, PruneOptions, SparsityOptions, agreement,
     compress,
@@ -69,7 +69,7 @@ struct Drop {
 
 impl ChannelImportance for Drop {
     fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
-        let n = modelslim::compress::importance::group_width(g, w);
+        let n = modelslim::compress::prune::importance::group_width(g, w);
         (0..n)
             .map(|c| f64::from(u8::from(!(g.name == self.group && c == self.channel))))
             .collect()

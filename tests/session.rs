@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::path::PathBuf;
 
 use modelslim::backend::Backend;
-use modelslim::compress::{Progress, Settings};
+use modelslim::compress::{Progress, PruneScope, Settings};
 use modelslim::model::{Arch, Model};
 use modelslim::session::{Batches, FileFormat, Session, Which, no_progress};
 use modelslim::weights::seeded::seeded_state_dict;
@@ -29,8 +29,8 @@ fn session_with_photos() -> Session {
 fn settings(prune: f32, quant: &str) -> Settings {
     Settings {
         prune_channels: prune,
-        prune_scope: "all".into(),
-        quant: quant.into(),
+        prune_scope: PruneScope::All,
+        quant: quant.parse().unwrap(),
         ..Settings::default()
     }
 }

@@ -1,49 +1,45 @@
-//! `modelslim compress`: flags into [`Settings`], the session's run, the files written, the
-//! report printed (`--json`: the contract checks outside the repo read).
+//! `modelslim compress`: flags into [`Settings`] (generated from the core's descriptions), the
+//! session's run, the files written, the report printed (`--json`: the contract checks outside
+//! the repo read).
 
 use std::path::{Path, PathBuf};
 
 use modelslim::Error;
-use modelslim::compress::{QuantMethod, Settings};
-use modelslim::session::FileFormat;
+use modelslim::compress::{Plan, Settings};
+use modelslim::session::{AgreementPhotos, FileFormat, HoldBack};
 use serde::Serialize;
 
-use super::args::Args;
 use super::images::{image_files, keep_photos};
-use super::{CliError, print, print_json, progress_on_terminal, session, write_file};
+use super::options::Flags;
+use super::{
+    BackendFlag, CliError, ModelFlags, print, print_json, progress_on_terminal, required,
+    write_file,
+};
 
-/// The settings `compress`'s flags describe (names as in [`Settings`], defaults from it).
-fn settings_from(args: &Args) -> std::result::Result<Settings, CliError> {
-    let mut layer_quant = std::collections::BTreeMap::new();
-    for spec in args.all("layer-quant") {
-        let (layer, p) = spec.split_once('=').ok_or_else(|| {
-            CliError::Usage(format!("--layer-quant '{spec}': expected LAYER=PRECISION"))
-        })?;
-        layer_quant.insert(layer.to_string(), p.to_string());
-    }
-    let defaults = Settings::default();
-    let text = |name: &str, default: &str| args.one(name).unwrap_or(default).to_string();
-    Ok(Settings {
-        prune_channels: args.number("prune-channels", defaults.prune_channels)?,
-        importance: text("importance", &defaults.importance),
-        global: args.has("global"),
-        round_to: args.number("round-to", defaults.round_to)?,
-        steps: args.number("steps", defaults.steps)?,
-        prune_stem: args.has("prune-stem"),
-        prune_scope: text("prune-scope", &defaults.prune_scope),
-        sparsity: args.number("sparsity", defaults.sparsity)?,
-        reconstruct: args.has("reconstruct"),
-        augment: text("augment", &defaults.augment),
-        recalibrate_bn: args.one("recalibrate-bn").is_some(),
-        quant: text("quant", &defaults.quant),
-        granularity: text("granularity", &defaults.granularity),
-        quant_method: text("quant-method", &defaults.quant_method),
-        keep_first_last: args.has("keep-first-last"),
-        layer_quant,
-        act_quant: args.has("act-quant"),
-        calibration: text("calibration", &defaults.calibration),
-        bias_correction: args.has("bias-correction"),
-    })
+#[derive(clap::Args, Debug)]
+pub struct CompressArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    /// The compressed model, safetensors.
+    #[arg(long, value_name = "OUT.safetensors")]
+    out: Option<String>,
+    /// Also the compressed model as ONNX (int8 QDQ where quantized).
+    #[arg(long, value_name = "OUT.onnx")]
+    onnx: Option<String>,
+    #[command(flatten)]
+    settings: Flags<Settings>,
+    /// A folder of photos the calibrated steps fit on (activation ranges, GPTQ, refitting,
+    /// measured importance, bias correction, batch norms); agreement is measured on them.
+    #[arg(long, value_name = "DIR")]
+    calibrate: Option<String>,
+    /// Keep N of the --calibrate photos out of fitting and measure agreement on them.
+    #[arg(long, value_name = "N")]
+    held_back: Option<usize>,
+    #[command(flatten)]
+    backend: BackendFlag,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `compress --json`'s account of pruning: how channels were ranked and which groups could
@@ -82,83 +78,36 @@ struct CompressJson<'a> {
     agreement: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kl: Option<f64>,
+    /// Photos the run fitted on, when agreement was measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     calibration_images: Option<usize>,
+    /// `held_back`, `fitting` or `unfitted`: which photos agreement was measured on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agreement_photos: Option<AgreementPhotos>,
     seconds: f64,
 }
 
-pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(
-        args,
-        &[
-            "json",
-            "global",
-            "prune-stem",
-            "act-quant",
-            "keep-first-last",
-            "bias-correction",
-            "reconstruct",
-        ],
-    )?;
-    args.check_known(&[
-        "weights",
-        "model",
-        "out",
-        "onnx",
-        "prune-channels",
-        "importance",
-        "round-to",
-        "steps",
-        "prune-scope",
-        "sparsity",
-        "recalibrate-bn",
-        "quant",
-        "granularity",
-        "quant-method",
-        "layer-quant",
-        "calibration",
-        "calibrate",
-        "augment",
-        "backend",
-    ])?;
-    let out = PathBuf::from(args.required("out")?);
-    let settings = settings_from(&args)?;
-    let opts = settings.to_options()?;
-    let calibrate = args.one("calibrate");
-    if opts.bias_correction && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(
-            "--bias-correction needs --calibrate DIR (images to measure input means on)".into(),
-        )));
+pub fn compress(args: CompressArgs) -> std::result::Result<(), CliError> {
+    let out = PathBuf::from(required(&args.out, "out")?);
+    let settings = args.settings.options()?;
+    // Fail on impossible combinations, and on missing photos, before reading any image.
+    let plan = Plan::of(&settings)?;
+    let bn_dir = args.settings.switch_value("recalibrate_bn");
+    let calibrate = args.calibrate.as_deref();
+    if let Some(need) = plan.calibration_need() {
+        let fits = plan.fits_on_photos() || bn_dir.is_none();
+        if fits && calibrate.is_none() {
+            return Err(CliError::Run(Error::Invalid(format!(
+                "{} calibrated on photos: give --calibrate DIR",
+                need.why
+            ))));
+        }
     }
-    if opts.reconstruct && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(
-            "--reconstruct needs --calibrate DIR (images to refit the remaining weights on)".into(),
-        )));
+    let session = args.model.session(&args.backend)?;
+    if let Some(n) = args.held_back {
+        session.set_hold_back(HoldBack::Count(n));
     }
-    if opts.prune.importance.is_measured() && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(format!(
-            "--importance {} needs --calibrate DIR (images to measure each channel's contribution on)",
-            opts.prune.importance.label()
-        ))));
-    }
-    if opts.quant_method == QuantMethod::Gptq && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(
-            "--quant-method gptq needs --calibrate DIR (images to measure each layer's inputs on)"
-                .into(),
-        )));
-    }
-    if opts.act_quant.is_some() && calibrate.is_none() {
-        return Err(CliError::Run(Error::Invalid(
-            "--act-quant needs --calibrate DIR (images to measure activation ranges on)".into(),
-        )));
-    }
-    // Fail on impossible combinations before reading any image.
-    opts.check(
-        usize::from(args.one("recalibrate-bn").is_some()),
-        usize::from(calibrate.is_some()),
-    )?;
-    let session = session(&args)?;
-    if let Some(dir) = args.one("recalibrate-bn") {
+    if let Some(dir) = bn_dir {
         for (name, bytes) in image_files(&[dir])? {
             session.keep_batch_norm_photo(name, bytes)?;
         }
@@ -168,9 +117,10 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
     }
     let report = pollster::block_on(session.compress(&settings, progress_on_terminal))?;
     write_file(&out, &session.file(FileFormat::Safetensors)?)?;
-    if let Some(path) = args.one("onnx") {
+    if let Some(path) = &args.onnx {
         write_file(Path::new(path), &session.file(FileFormat::Onnx)?)?;
     }
+    let opts = &plan.options;
     let agreement = report.agreement.as_ref();
     let json = CompressJson {
         before: &report.before,
@@ -192,14 +142,15 @@ pub fn compress(args: &[String]) -> std::result::Result<(), CliError> {
         augment: opts.augment.label(),
         agreement: agreement.map(|a| a.agreement),
         kl: agreement.map(|a| a.kl),
-        calibration_images: agreement.map(|a| a.n),
+        calibration_images: agreement.map(|_| report.calibration_photos),
+        agreement_photos: agreement.map(|_| report.agreement_photos),
         seconds: report.seconds,
     };
-    if args.has("json") {
+    if args.json {
         print_json(&json)?;
     } else {
         println!("wrote {} ({})", out.display(), report.quantization);
-        if let Some(p) = args.one("onnx") {
+        if let Some(p) = &args.onnx {
             println!("wrote {p}");
         }
         print::compression(&report);

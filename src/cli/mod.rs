@@ -1,9 +1,10 @@
-//! Argument parsing and the commands. Every failure a user can cause ends in one line on stderr
-//! and a non-zero exit status.
+//! The command line: flags (clap, the settings' flags generated from the core's
+//! descriptions), the commands, and their output. Every failure a user can cause ends in one
+//! line on stderr and a non-zero exit status.
 
-mod args;
 mod compress;
 mod images;
+mod options;
 mod print;
 mod train;
 
@@ -11,64 +12,55 @@ use std::future::Future;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
+use clap::{Parser, Subcommand};
 use modelslim::backend::{Backend, BackendKind};
-use modelslim::compress::{Precision, Progress};
+use modelslim::compress::{Granularity, Precision, Progress};
 use modelslim::export::to_onnx;
 use modelslim::limits::MAX_FILE_BYTES;
 use modelslim::model::Model;
-use modelslim::session::{Batches, Session, Which, no_progress};
+use modelslim::session::{Batches, HoldBack, Session, Which, no_progress};
 use modelslim::{Error, Result};
 use serde::Serialize;
 
-use args::Args;
 use images::{keep_photos, keep_photos_skipping_bad};
 
-const USAGE: &str = "\
-usage:
-  modelslim predict --weights FILE --image FILE [--image FILE ...] [--backend cpu|wgpu] [--json]
-  modelslim init-weights --seed N --out FILE.safetensors
-  modelslim bench --weights FILE [--backend cpu|wgpu] [--runs N]
-  modelslim compress --weights IN --out OUT.safetensors [--onnx OUT.onnx]
-                     [--prune-channels R] [--importance l1|l2|bn|output|hessian] [--round-to N] [--steps N]
-                     [--global] [--prune-stem] [--prune-scope all|internal]
-                     [--sparsity R] [--reconstruct] [--recalibrate-bn DIR]
-                     [--quant none|int8|int4|fp16] [--granularity channel|tensor|group:N]
-                     [--quant-method rtn|gptq]
-                     [--keep-first-last] [--layer-quant LAYER=none|int8|int4|fp16 ...]
-                     [--bias-correction] [--act-quant] [--calibration minmax|percentile[:P]]
-                     [--calibrate DIR] [--augment none|flip|flip-crop] [--backend cpu|wgpu] [--json]
-  modelslim eval --weights FILE [--reference FILE] --images DIR [--images DIR ...]
-                 [--strict] [--backend cpu|wgpu] [--json]
-  modelslim sensitivity --weights FILE --calibrate DIR [--quant int8|int4|fp16]
-                        [--granularity channel|tensor|group:N] [--top N] [--json]
-  modelslim export --weights FILE --onnx OUT.onnx
-  modelslim convert --weights FILE.pth --out FILE.safetensors
-  modelslim distill --weights COMPRESSED --teacher ORIGINAL --images DIR --out OUT.safetensors
-                    [--onnx OUT.onnx] [--steps N] [--lr X] [--batch N] [--temperature T]
-                    [--features W] [--held-out N] [--seed S] [--no-augment] [--no-mixup] [--learn-scales]
-                    [--backend cpu|wgpu] [--json]
-  modelslim synth --weights ORIGINAL --out DIR [--n N] [--seed S] [--steps N] [--lr X]
-                  [--batch N] [--backend cpu|wgpu] [--json]
+/// Compress a pretrained CNN (ResNet18, EfficientNet-Lite0): prune, quantize, measure, export
+/// ONNX (int8 QDQ) and safetensors. The same engine as the page, natively.
+#[derive(Parser, Debug)]
+#[command(name = "modelslim", version, propagate_version = true)]
+#[command(
+    after_help = "Image folders are read recursively; a photo's label is its folder's \
+ImageNet wnid (n01440764/…) or its name's `wnid_` prefix. `modelslim COMMAND --help` lists \
+every flag with its default and range."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Every command that takes --weights also takes --model resnet18|efficientnet-lite0 (detected
-from the weights' names when absent; compressed files carry it).
-
-FILE for --weights is a .safetensors or PyTorch .pth state_dict (zip or legacy format) of
-torchvision's ResNet18 or EfficientNet-Lite0 (lukemelas' names), a file modelslim wrote, or `seeded:N` for deterministic random weights
-(meaningless predictions). `eval` skips a photo it cannot read with a warning (counted as
-`skipped` in --json) unless --strict. Image folders are read recursively; a file's label is its folder's
-ImageNet wnid (n01440764/…) or its name's `wnid_` prefix.
-
---reconstruct, --importance output|hessian and --quant-method gptq need --calibrate DIR:
-reconstruction refits the layers that read pruned channels by least squares (and zeroes
-weights with SparseGPT instead of by magnitude); output/hessian rank channels by what they
-contribute to the next layers' outputs on those images. --augment flip (×2) or flip-crop (×4)
-also measures those methods' layer statistics on mirrored and corner-cropped copies.
-
-distill trains the compressed model to give the original's outputs on random views of the
-photos under --images (no labels needed; a fifth of them, at most 50, are held back to measure
-agreement, and the best model on them is written). synth writes PNG images made from the
-original's batch-norm statistics, for --calibrate when there are no photos.";
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Classify photos: the top-5 classes of each.
+    Predict(PredictArgs),
+    /// Write deterministic random ResNet18 weights (meaningless predictions).
+    InitWeights(InitArgs),
+    /// Time forward passes of a model.
+    Bench(BenchArgs),
+    /// Prune and quantize a model, write its files and report what it bought.
+    Compress(compress::CompressArgs),
+    /// Score a model on labelled photos (top-1, top-5, agreement with a reference).
+    Eval(EvalArgs),
+    /// Quantize one layer at a time and measure how far the outputs move.
+    Sensitivity(SensitivityArgs),
+    /// Write a model as ONNX.
+    Export(ExportArgs),
+    /// Convert a PyTorch .pth state_dict to safetensors.
+    Convert(ConvertArgs),
+    /// Train a compressed model to give the original's outputs on unlabelled photos.
+    Distill(train::DistillArgs),
+    /// Make calibration images from the model's own batch-norm statistics.
+    Synth(train::SynthArgs),
+}
 
 pub fn main() -> i32 {
     // SAFETY: called first, before any thread exists; SIG_DFL is a valid action for SIGPIPE.
@@ -88,12 +80,17 @@ pub fn main() -> i32 {
         let first = msg.lines().next().unwrap_or("");
         eprintln!("modelslim: internal error: {first}");
     }));
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = std::panic::catch_unwind(|| run(&args));
+    let args: Vec<String> = std::env::args().collect();
+    let command = args.get(1).cloned().unwrap_or_default();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e, &command),
+    };
+    let result = std::panic::catch_unwind(|| run(cli.command));
     match result {
         Ok(Ok(())) => 0,
         Ok(Err(CliError::Usage(msg))) => {
-            eprintln!("modelslim: {msg}\n{USAGE}");
+            eprintln!("modelslim: {msg}; see 'modelslim {command} --help'");
             2
         }
         Ok(Err(CliError::Run(e))) => {
@@ -101,6 +98,39 @@ pub fn main() -> i32 {
             1
         }
         Err(_) => 101,
+    }
+}
+
+/// `--help` and `--version` print and succeed; any other parse error is one line and status 2.
+fn clap_exit(e: clap::Error, command: &str) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            0
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            2
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            let help = if command.starts_with('-')
+                || command.is_empty()
+                || e.kind() == ErrorKind::InvalidSubcommand
+            {
+                "modelslim --help".to_string()
+            } else {
+                format!("modelslim {command} --help")
+            };
+            eprintln!("modelslim: {}; see '{help}'", one_line(first));
+            2
+        }
     }
 }
 
@@ -115,26 +145,18 @@ impl From<Error> for CliError {
     }
 }
 
-fn run(args: &[String]) -> std::result::Result<(), CliError> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return Err(CliError::Usage("no command given".into()));
-    };
-    match cmd.as_str() {
-        "predict" => predict(rest),
-        "init-weights" => init_weights(rest),
-        "bench" => bench(rest),
-        "compress" => compress::compress(rest),
-        "eval" => eval(rest),
-        "sensitivity" => sensitivity(rest),
-        "export" => export(rest),
-        "convert" => convert(rest),
-        "distill" => train::distill(rest),
-        "synth" => train::synth(rest),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => Err(CliError::Usage(format!("unknown command '{other}'"))),
+fn run(command: Command) -> std::result::Result<(), CliError> {
+    match command {
+        Command::Predict(a) => predict(a),
+        Command::InitWeights(a) => init_weights(a),
+        Command::Bench(a) => bench(a),
+        Command::Compress(a) => compress::compress(a),
+        Command::Eval(a) => eval(a),
+        Command::Sensitivity(a) => sensitivity(a),
+        Command::Export(a) => export(a),
+        Command::Convert(a) => convert(a),
+        Command::Distill(a) => train::distill(a),
+        Command::Synth(a) => train::synth(a),
     }
 }
 
@@ -200,22 +222,76 @@ pub fn load_model_as(spec: &str, model: Option<&str>) -> Result<Model> {
     })
 }
 
-/// The model named by `--weights` (and `--model`).
-fn load_model(args: &Args) -> std::result::Result<Model, CliError> {
-    Ok(load_model_as(args.required("weights")?, args.one("model"))?)
+/// `Some` value of a flag the command needs, or the usage error that says so.
+fn required<'a>(value: &'a Option<String>, flag: &str) -> std::result::Result<&'a str, CliError> {
+    value
+        .as_deref()
+        .ok_or_else(|| CliError::Usage(format!("--{flag} is required")))
 }
 
-/// A session on `--backend` with the model named by `--weights` loaded.
-fn session(args: &Args) -> std::result::Result<Session, CliError> {
-    session_with(args, args.required("weights")?)
+/// The flags that name a model.
+#[derive(clap::Args, Debug)]
+pub struct ModelFlags {
+    /// A .safetensors or PyTorch .pth state_dict (zip or legacy) of torchvision's ResNet18 or
+    /// EfficientNet-Lite0 (lukemelas' names), a file modelslim wrote, or seeded:N for
+    /// deterministic random weights.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<String>,
+    /// resnet18 or efficientnet-lite0; detected from the weights' names when absent
+    /// (compressed files carry it).
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// Class names, one per line in class order, instead of ImageNet's (compressed files
+    /// carry them).
+    #[arg(long, value_name = "FILE")]
+    labels: Option<String>,
 }
 
-/// A session on `--backend` with the model `spec` (of `--model`'s network) loaded.
-fn session_with(args: &Args, spec: &str) -> std::result::Result<Session, CliError> {
-    let kind: BackendKind = args.one("backend").unwrap_or("cpu").parse()?;
-    let session = Session::new(Backend::native(kind)?, Batches::NATIVE);
-    session.load(load_model_as(spec, args.one("model"))?, spec)?;
-    Ok(session)
+/// The flag that chooses the backend.
+#[derive(clap::Args, Debug)]
+pub struct BackendFlag {
+    /// cpu, or wgpu (Vulkan, Metal or DirectX 12).
+    #[arg(long, value_name = "cpu|wgpu", default_value = "cpu")]
+    backend: String,
+}
+
+impl ModelFlags {
+    /// The model named by `--weights` (and `--model`).
+    fn load(&self) -> std::result::Result<Model, CliError> {
+        Ok(load_model_as(
+            required(&self.weights, "weights")?,
+            self.model.as_deref(),
+        )?)
+    }
+
+    /// A session on `backend` with the model named by `--weights` loaded.
+    fn session(&self, backend: &BackendFlag) -> std::result::Result<Session, CliError> {
+        self.session_with(backend, required(&self.weights, "weights")?)
+    }
+
+    /// A session on `backend` with the model `spec` (of `--model`'s network) loaded, and
+    /// `--labels` read.
+    fn session_with(
+        &self,
+        backend: &BackendFlag,
+        spec: &str,
+    ) -> std::result::Result<Session, CliError> {
+        let kind: BackendKind = backend.backend.parse()?;
+        let session = Session::new(Backend::native(kind)?, Batches::NATIVE);
+        // Every photo is fitted on unless `compress --held-back N` says otherwise: a folder
+        // given to --calibrate is meant for calibration; `eval` measures accuracy.
+        session.set_hold_back(HoldBack::None);
+        session.load(load_model_as(spec, self.model.as_deref())?, spec)?;
+        if let Some(path) = &self.labels {
+            let text = String::from_utf8(read_file(Path::new(path))?).map_err(|_| {
+                Error::Invalid(format!(
+                    "{path}: not UTF-8 text; give one class name per line"
+                ))
+            })?;
+            session.set_labels(path, &text)?;
+        }
+        Ok(session)
+    }
 }
 
 /// Progress lines for people watching: piped stderr stays one line on failure.
@@ -243,18 +319,29 @@ struct PredictLine<'a> {
     logits: &'a [f32],
 }
 
-fn predict(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json"])?;
-    args.check_known(&["weights", "model", "image", "backend"])?;
-    let images = args.all("image");
-    if images.is_empty() {
+#[derive(clap::Args, Debug)]
+struct PredictArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    /// A photo to classify (repeat the flag for more).
+    #[arg(long, value_name = "FILE")]
+    image: Vec<String>,
+    #[command(flatten)]
+    backend: BackendFlag,
+    /// One JSON line per photo.
+    #[arg(long)]
+    json: bool,
+}
+
+fn predict(args: PredictArgs) -> std::result::Result<(), CliError> {
+    if args.image.is_empty() {
         return Err(CliError::Usage("--image is required".into()));
     }
-    let session = session(&args)?;
-    for path in images {
+    let session = args.model.session(&args.backend)?;
+    for path in &args.image {
         let bytes = read_file(Path::new(path))?;
         let a = pollster::block_on(session.classify(path, &bytes))?.answer;
-        if args.has("json") {
+        if args.json {
             print_json(&PredictLine {
                 image: path,
                 top5: &a.top5,
@@ -270,12 +357,19 @@ fn predict(args: &[String]) -> std::result::Result<(), CliError> {
     Ok(())
 }
 
-fn init_weights(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &[])?;
-    args.check_known(&["seed", "out"])?;
-    let seed = args.required("seed")?;
+#[derive(clap::Args, Debug)]
+struct InitArgs {
+    /// The seed (the same seed, the same weights).
+    #[arg(long, value_name = "N")]
+    seed: Option<String>,
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: Option<String>,
+}
+
+fn init_weights(args: InitArgs) -> std::result::Result<(), CliError> {
+    let seed = required(&args.seed, "seed")?;
     let model = load_model_as(&format!("seeded:{seed}"), None)?;
-    let out = PathBuf::from(args.required("out")?);
+    let out = PathBuf::from(required(&args.out, "out")?);
     let bytes = model.to_safetensors()?;
     write_file(&out, &bytes)?;
     eprintln!(
@@ -287,21 +381,35 @@ fn init_weights(args: &[String]) -> std::result::Result<(), CliError> {
     Ok(())
 }
 
-fn bench(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &[])?;
-    args.check_known(&["weights", "model", "backend", "runs"])?;
-    let runs: usize = args.number("runs", 10)?;
-    let session = session(&args)?;
-    let b = pollster::block_on(session.benchmark(Which::Original, runs, no_progress))?;
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    #[command(flatten)]
+    backend: BackendFlag,
+    /// Timed forward passes after one warm-up.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    runs: usize,
+}
+
+fn bench(args: BenchArgs) -> std::result::Result<(), CliError> {
+    let session = args.model.session(&args.backend)?;
+    let b = pollster::block_on(session.benchmark(Which::Original, args.runs, no_progress))?;
     print::benchmark(&b);
     Ok(())
 }
 
-fn convert(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &[])?;
-    args.check_known(&["weights", "model", "out"])?;
-    let model = load_model(&args)?;
-    let out = PathBuf::from(args.required("out")?);
+#[derive(clap::Args, Debug)]
+struct ConvertArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: Option<String>,
+}
+
+fn convert(args: ConvertArgs) -> std::result::Result<(), CliError> {
+    let model = args.model.load()?;
+    let out = PathBuf::from(required(&args.out, "out")?);
     let bytes = model.to_safetensors()?;
     write_file(&out, &bytes)?;
     eprintln!(
@@ -314,11 +422,17 @@ fn convert(args: &[String]) -> std::result::Result<(), CliError> {
     Ok(())
 }
 
-fn export(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &[])?;
-    args.check_known(&["weights", "model", "onnx"])?;
-    let model = load_model(&args)?;
-    let path = PathBuf::from(args.required("onnx")?);
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    #[arg(long, value_name = "OUT.onnx")]
+    onnx: Option<String>,
+}
+
+fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
+    let model = args.model.load()?;
+    let path = PathBuf::from(required(&args.onnx, "onnx")?);
     let onnx = to_onnx(&model)?;
     write_file(&path, &onnx)?;
     eprintln!(
@@ -339,26 +453,44 @@ struct EvalJson<'a> {
     skipped: usize,
 }
 
-fn eval(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json", "strict"])?;
-    args.check_known(&["weights", "model", "reference", "images", "backend"])?;
-    let dirs = args.all("images");
-    if dirs.is_empty() {
+#[derive(clap::Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    /// The model to measure agreement against (usually the uncompressed original).
+    #[arg(long, value_name = "FILE")]
+    reference: Option<String>,
+    /// A folder of photos (repeat for more).
+    #[arg(long, value_name = "DIR")]
+    images: Vec<String>,
+    /// Fail on a photo that cannot be read, instead of skipping it with a warning.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    backend: BackendFlag,
+    #[arg(long)]
+    json: bool,
+}
+
+fn eval(args: EvalArgs) -> std::result::Result<(), CliError> {
+    if args.images.is_empty() {
         return Err(CliError::Usage("--images is required".into()));
     }
-    let session = session(&args)?;
+    let dirs: Vec<&str> = args.images.iter().map(String::as_str).collect();
+    let session = args.model.session(&args.backend)?;
     let reference = args
-        .one("reference")
+        .reference
+        .as_deref()
         .map(|r| load_model_as(r, None))
         .transpose()?;
-    let skipped = if args.has("strict") {
+    let skipped = if args.strict {
         keep_photos(&session, &dirs)?;
         0
     } else {
         keep_photos_skipping_bad(&session, &dirs)?
     };
     let report = pollster::block_on(session.evaluate(reference, no_progress))?;
-    if args.has("json") {
+    if args.json {
         print_json(&EvalJson {
             report: &report,
             skipped,
@@ -372,41 +504,52 @@ fn eval(args: &[String]) -> std::result::Result<(), CliError> {
     Ok(())
 }
 
-fn sensitivity(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json"])?;
-    args.check_known(&[
-        "weights",
-        "model",
-        "calibrate",
-        "quant",
-        "granularity",
-        "top",
-        "backend",
-    ])?;
-    let precision: Precision = args.one("quant").unwrap_or("int8").parse()?;
+#[derive(clap::Args, Debug)]
+struct SensitivityArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    /// A folder of photos to measure the outputs on.
+    #[arg(long, value_name = "DIR")]
+    calibrate: Option<String>,
+    /// The precision each layer is tried at: int8, int4 or fp16.
+    #[arg(long, value_name = "int8|int4|fp16", default_value = "int8")]
+    quant: String,
+    /// channel, tensor or group:N.
+    #[arg(long, value_name = "GRANULARITY", default_value = "channel")]
+    granularity: String,
+    /// Print only the N most sensitive layers.
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
+    #[command(flatten)]
+    backend: BackendFlag,
+    #[arg(long)]
+    json: bool,
+}
+
+fn sensitivity(args: SensitivityArgs) -> std::result::Result<(), CliError> {
+    let precision: Precision = args.quant.parse()?;
     if precision == Precision::F32 {
         return Err(CliError::Usage(
             "--quant must be int8, int4 or fp16 for a sensitivity scan".into(),
         ));
     }
-    let granularity = args.one("granularity").unwrap_or("channel").parse()?;
-    let top = args.number("top", usize::MAX)?;
-    let session = session(&args)?;
-    let n = keep_photos(&session, &[args.required("calibrate")?])?;
-    let json = args.has("json") || !std::io::stderr().is_terminal();
+    let granularity: Granularity = args.granularity.parse()?;
+    let session = args.model.session(&args.backend)?;
+    let n = keep_photos(&session, &[required(&args.calibrate, "calibrate")?])?;
+    let json = args.json || !std::io::stderr().is_terminal();
     let rows = pollster::block_on(session.sensitivity(precision, granularity, |p| {
         if !json {
             eprint!("\r[{}/{}] {:<40}", p.step, p.steps, p.label);
         }
         async { true }
     }))?;
-    if args.has("json") {
+    if args.json {
         print_json(&rows)?;
     } else {
         if !json {
             eprintln!();
         }
-        print::sensitivity(&rows, precision, n, top);
+        print::sensitivity(&rows, precision, n, args.top.unwrap_or(usize::MAX));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The CLI's human-readable output of what a session returned (`--json` prints the structs).
 
 use modelslim::compress::{Precision, Sensitivity};
-use modelslim::session::{Benchmark, CompressionReport, Evaluation};
+use modelslim::session::{AgreementPhotos, Benchmark, CompressionReport, Evaluation};
 
 pub fn benchmark(b: &Benchmark) {
     println!("backend: {}\nupload: {:.1} ms", b.backend, b.upload_ms);
@@ -51,8 +51,13 @@ pub fn compression(r: &CompressionReport) {
         println!("{name:<22}{x:>14}{y:>14}{ratio:>8.3}");
     }
     if let Some(a) = &r.agreement {
+        let on = match r.agreement_photos {
+            AgreementPhotos::HeldBack => "photos held back from fitting",
+            AgreementPhotos::Fitting => "the photos it was fitted on (optimistic)",
+            AgreementPhotos::Unfitted => "photos (none was fitted on)",
+        };
         println!(
-            "on {} calibration images: top-1 agreement {:.3}, mean KL {:.4}",
+            "on {} {on}: top-1 agreement {:.3}, mean KL {:.4}",
             a.n, a.agreement, a.kl
         );
     }

@@ -7,52 +7,44 @@ use std::path::{Path, PathBuf};
 use modelslim::session::FileFormat;
 use modelslim::train::{DistillOptions, SynthOptions};
 
-use super::args::Args;
 use super::images::keep_photos_skipping_bad;
-use super::{CliError, load_model_as, print_json, session_with, write_file};
+use super::options::Flags;
+use super::{BackendFlag, CliError, ModelFlags, print_json, required, write_file};
 
-pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json", "no-augment", "no-mixup", "learn-scales"])?;
-    args.check_known(&[
-        "weights",
-        "teacher",
-        "model",
-        "images",
-        "out",
-        "onnx",
-        "steps",
-        "lr",
-        "batch",
-        "temperature",
-        "features",
-        "held-out",
-        "seed",
-        "backend",
-    ])?;
-    let d = DistillOptions::default();
-    let opts = DistillOptions {
-        steps: args.number("steps", d.steps)?,
-        lr: args.number("lr", d.lr)?,
-        batch: args.number("batch", d.batch)?,
-        temperature: args.number("temperature", d.temperature)?,
-        augment: !args.has("no-augment"),
-        mixup: !args.has("no-mixup"),
-        learn_scales: args.has("learn-scales"),
-        features: args.number("features", d.features)?,
-        held_out: args
-            .one("held-out")
-            .map(|_| args.number("held-out", 0))
-            .transpose()?,
-        seed: args.number("seed", d.seed)?,
-        ..d
-    };
-    let out = PathBuf::from(args.required("out")?);
-    let dirs = args.all("images");
-    if dirs.is_empty() {
+#[derive(clap::Args, Debug)]
+pub struct DistillArgs {
+    /// The compressed model (the student).
+    #[command(flatten)]
+    model: ModelFlags,
+    /// The original model (the teacher).
+    #[arg(long, value_name = "ORIGINAL")]
+    teacher: Option<String>,
+    /// A folder of photos, unlabelled (repeat for more).
+    #[arg(long, value_name = "DIR")]
+    images: Vec<String>,
+    #[arg(long, value_name = "OUT.safetensors")]
+    out: Option<String>,
+    #[arg(long, value_name = "OUT.onnx")]
+    onnx: Option<String>,
+    #[command(flatten)]
+    options: Flags<DistillOptions>,
+    #[command(flatten)]
+    backend: BackendFlag,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn distill(args: DistillArgs) -> std::result::Result<(), CliError> {
+    let opts = args.options.options()?;
+    let out = PathBuf::from(required(&args.out, "out")?);
+    if args.images.is_empty() {
         return Err(CliError::Usage("--images is required".into()));
     }
-    let student = load_model_as(args.required("weights")?, args.one("model"))?;
-    let session = session_with(&args, args.required("teacher")?)?;
+    let dirs: Vec<&str> = args.images.iter().map(String::as_str).collect();
+    let student = args.model.load()?;
+    let session = args
+        .model
+        .session_with(&args.backend, required(&args.teacher, "teacher")?)?;
     keep_photos_skipping_bad(&session, &dirs)?;
     let terminal = std::io::stderr().is_terminal();
     let report = pollster::block_on(session.distill(Some(student), &opts, |s| {
@@ -74,10 +66,10 @@ pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
         async { true }
     }))?;
     write_file(&out, &session.file(FileFormat::Safetensors)?)?;
-    if let Some(onnx) = args.one("onnx") {
+    if let Some(onnx) = &args.onnx {
         write_file(Path::new(onnx), &session.file(FileFormat::Onnx)?)?;
     }
-    if args.has("json") {
+    if args.json {
         let mut v =
             serde_json::to_value(&report).map_err(|e| modelslim::Error::Invalid(e.to_string()))?;
         if let Some(o) = v.as_object_mut() {
@@ -107,22 +99,26 @@ pub fn distill(args: &[String]) -> std::result::Result<(), CliError> {
     Ok(())
 }
 
-pub fn synth(args: &[String]) -> std::result::Result<(), CliError> {
-    let args = Args::parse(args, &["json"])?;
-    args.check_known(&[
-        "weights", "model", "out", "n", "seed", "steps", "lr", "batch", "backend",
-    ])?;
-    let d = SynthOptions::default();
-    let opts = SynthOptions {
-        n: args.number("n", d.n)?,
-        seed: args.number("seed", d.seed)?,
-        steps: args.number("steps", d.steps)?,
-        lr: args.number("lr", d.lr)?,
-        batch: args.number("batch", d.batch)?,
-        side: None,
-    };
-    let dir = PathBuf::from(args.required("out")?);
-    let session = session_with(&args, args.required("weights")?)?;
+#[derive(clap::Args, Debug)]
+pub struct SynthArgs {
+    /// The original model.
+    #[command(flatten)]
+    model: ModelFlags,
+    /// The folder the PNG images are written to.
+    #[arg(long, value_name = "DIR")]
+    out: Option<String>,
+    #[command(flatten)]
+    options: Flags<SynthOptions>,
+    #[command(flatten)]
+    backend: BackendFlag,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn synth(args: SynthArgs) -> std::result::Result<(), CliError> {
+    let opts = args.options.options()?;
+    let dir = PathBuf::from(required(&args.out, "out")?);
+    let session = args.model.session(&args.backend)?;
     let terminal = std::io::stderr().is_terminal();
     let report = pollster::block_on(session.synthesize(&opts, |s| {
         if terminal && (s.step == s.steps || s.step % 10 == 0) {
@@ -140,7 +136,7 @@ pub fn synth(args: &[String]) -> std::result::Result<(), CliError> {
         write_file(&path, png)?;
         files.push(path.display().to_string());
     }
-    if args.has("json") {
+    if args.json {
         #[derive(serde::Serialize)]
         struct SynthJson<'a> {
             #[serde(flatten)]

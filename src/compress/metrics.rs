@@ -2,14 +2,14 @@
 
 use std::io::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::export::to_onnx;
 use crate::model::Model;
 
 /// Bytes of one file format, as written and after gzip (where zeros pay off).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct FileSize {
     pub raw: usize,
     pub gzip: usize,
@@ -26,7 +26,7 @@ impl FileSize {
 }
 
 /// Bytes per written format.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Bytes {
     pub safetensors: FileSize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,7 +34,7 @@ pub struct Bytes {
 }
 
 /// The measured cost of a model.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
     pub params: usize,
     pub nonzero_params: usize,
@@ -45,7 +45,7 @@ pub struct Metrics {
 
 /// After / before for each measure of [`Metrics`] (0 where before is 0), so that no front end
 /// divides on its own.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Ratios {
     pub params: f64,
     pub nonzero_params: f64,
@@ -130,7 +130,7 @@ impl Model {
 }
 
 /// One conv or linear layer before and after compression.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LayerStat {
     pub layer: String,
     /// Output channels (features for the classifier).

@@ -1,49 +1,43 @@
-//! Compression: structured pruning along the network's channel groups, magnitude sparsity,
-//! batch-norm recalibration, quantization of whole models with calibrated activations, and the
-//! metrics that say what it bought. It builds on `model` (networks, channel groups) and `quant`
+//! Compression, by concept: [`plan`] (the settings people choose and the steps they become),
+//! [`prune`] (channels, sparsity, refitting), [`quantize`] (weights: rounding, GPTQ, bias
+//! correction), [`calibration`] (what is measured on photos: activation ranges, batch-norm
+//! statistics, layer-input statistics), the [`pipeline`] that runs a plan, and the measures of
+//! what it bought ([`metrics`], [`agreement`], [`sensitivity`]). It builds on `model` (networks, channel groups) and `quant`
 //! (the quantization scheme); neither of those imports anything from here.
 
-pub mod augment;
-pub mod bias_correction;
-pub mod calibrate;
-pub mod calibrated_weights;
-pub mod fold;
-pub mod gptq;
-pub mod importance;
-pub mod layerwise;
+pub mod agreement;
+pub mod calibration;
 pub mod linalg;
-pub mod measured_importance;
 pub mod metrics;
-pub mod passes;
 pub mod pipeline;
+pub mod plan;
+pub mod progress;
 pub mod prune;
-pub mod quantize_weights;
-pub mod recalibrate;
-pub mod reconstruct;
-pub mod settings;
-pub mod sparsegpt;
-pub mod sparsity;
-pub mod statistics;
+pub mod quantize;
+pub mod sensitivity;
 
 use crate::Result;
 use crate::model::Model;
 pub use crate::model::channels::{Group, Layer, Member, Structure};
 pub use crate::quant::{ActQuant, Granularity, Precision, Quantization};
-pub use augment::Augment;
-pub use calibrate::Calibration;
-pub use gptq::GptqOptions;
-pub use importance::{ChannelImportance, Importance};
+pub use agreement::{Agreement, agreement, logits_of};
+pub use calibration::activation_ranges::Calibration;
+pub use calibration::augment::Augment;
+pub use calibration::batch_norm::recalibrate_bn;
 pub use metrics::{FileSize, LayerStat, Metrics, Ratios, layer_report};
-pub use pipeline::{
-    Agreement, CompressOptions, Progress, Sensitivity, agreement, compress, report,
+pub use pipeline::{CompressOptions, compress};
+pub use plan::{
+    Action, CalibrationNeed, Photos, Plan, Preset, Purpose, SETTINGS, Settings, presets,
 };
+pub use progress::{Progress, announce, report};
+pub use prune::importance::{ChannelImportance, Importance};
+pub use prune::sparsity::{SparsityOptions, magnitude_prune};
 pub use prune::{
     KeptChannels, PruneOptions, PruneScope, prune_channels, prune_channels_by, prune_channels_kept,
 };
-pub use quantize_weights::{QuantMethod, QuantOptions};
-pub use recalibrate::recalibrate_bn;
-pub use settings::{CalibrationNeed, LIMITS, Limit, Preset, Settings, presets};
-pub use sparsity::{SparsityOptions, magnitude_prune};
+pub use quantize::gptq::GptqOptions;
+pub use quantize::{QuantMethod, QuantOptions};
+pub use sensitivity::{Sensitivity, sensitivity};
 
 impl Model {
     /// The channel groups of this network.

@@ -10,6 +10,8 @@ pub mod layers;
 pub mod resnet;
 pub mod stored;
 
+use std::sync::Arc;
+
 use crate::preprocess::Preprocess;
 use crate::quant::Quantization;
 use crate::tensor::StateDict;
@@ -18,7 +20,7 @@ use crate::{Error, Result};
 pub use efficientnet::{EfficientNetConfig, MbBlockConfig};
 pub use graph::{Graph, Op};
 pub use resnet::{BasicBlockConfig, ResNetConfig};
-pub use stored::ModelCard;
+pub use stored::FileMetadata;
 
 /// The networks modelslim knows, each with every width in its config.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +147,8 @@ pub struct Model {
     pub weights: StateDict,
     /// How tensors are stored (int8/int4 values and scales, fp16) and activations quantized.
     pub quant: Quantization,
+    /// The class names, one per class, when they are not ImageNet's (stored in the file).
+    pub labels: Option<Arc<Vec<String>>>,
 }
 
 impl Model {
@@ -197,6 +201,7 @@ impl Model {
             folded: false,
             weights,
             quant: Quantization::default(),
+            labels: None,
         })
     }
 
@@ -209,6 +214,7 @@ impl Model {
             folded: false,
             weights,
             quant: Quantization::default(),
+            labels: None,
         }
     }
 

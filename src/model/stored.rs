@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::{Arch, Model, check_state_dict};
 use crate::quant::{ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape};
 use crate::tensor::{HostTensor, StateDict, f16_le_bytes};
+use std::sync::Arc;
+
 use crate::weights::safetensors::{Dtype, METADATA_KEY, RawTensor, read_raw, write_raw};
 use crate::{Error, Result};
 
@@ -25,7 +27,7 @@ pub enum TensorFormat {
 
 /// What a modelslim file says about itself in its safetensors metadata.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ModelCard {
+pub struct FileMetadata {
     /// The architecture (`resnet18`, `efficientnet-lite0`).
     pub architecture: String,
     /// Every layer's width: enough to rebuild a pruned network.
@@ -42,6 +44,9 @@ pub struct ModelCard {
     /// Weights whose zeros are pruned weights (kept at zero when the model is trained).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub sparse: BTreeSet<String>,
+    /// The class names, when they are not ImageNet's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 /// The name of a quantized tensor's scales.
@@ -121,13 +126,14 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
             raw.insert(key.clone(), RawTensor::from_f32(t.shape.clone(), &t.data));
         }
     }
-    let card = ModelCard {
+    let card = FileMetadata {
         architecture: model.arch.name().into(),
         config: model.arch.config_json(),
         folded: model.folded,
         tensors: formats,
         activations: q.activations.clone(),
         sparse: q.sparse.clone(),
+        labels: model.labels.as_deref().cloned(),
     };
     let json = serde_json::to_string(&card).map_err(|e| Error::Invalid(e.to_string()))?;
     write_raw(&raw, HashMap::from([(METADATA_KEY.to_string(), json)]))
@@ -139,7 +145,7 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     let (mut raw, metadata) = read_raw(bytes)?;
     raw.retain(|k, _| !k.ends_with("num_batches_tracked"));
     let card = match metadata.get(METADATA_KEY) {
-        Some(json) => serde_json::from_str::<ModelCard>(json)
+        Some(json) => serde_json::from_str::<FileMetadata>(json)
             .map_err(|e| Error::Structure(format!("unreadable modelslim metadata: {e}")))?,
         None => {
             let arch = match model {
@@ -149,13 +155,14 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
                 }
                 None => Arch::by_name("resnet18")?,
             };
-            ModelCard {
+            FileMetadata {
                 architecture: arch.name().into(),
                 config: arch.config_json(),
                 folded: false,
                 tensors: BTreeMap::new(),
                 activations: BTreeMap::new(),
                 sparse: BTreeSet::new(),
+                labels: None,
             }
         }
     };
@@ -225,11 +232,22 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     }
     let expected: Vec<(String, Vec<usize>)> = shapes.into_iter().collect();
     check_state_dict(&expected, &weights, arch.display())?;
+    let labels = match card.labels {
+        Some(names) if names.len() != arch.num_classes() => {
+            return Err(Error::Structure(format!(
+                "the file names {} classes but its classifier has {}",
+                names.len(),
+                arch.num_classes()
+            )));
+        }
+        names => names.map(Arc::new),
+    };
     Ok(Model {
         arch,
         folded: card.folded,
         weights,
         quant,
+        labels,
     })
 }
 

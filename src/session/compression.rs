@@ -1,14 +1,18 @@
-//! `Session::compress`: the settings checked against the photos there are, the pipeline run,
-//! the files written, the metrics measured on those files, the compressed model's answers on
-//! the kept photos and the model card — in that order, each step reported and cancellable.
+//! `Session::compress`: the settings' plan checked against the photos there are, the pipeline
+//! run on the photos not held back, the files written, the metrics measured on those files,
+//! the compressed model's answers on the kept photos and the model card — in that order, each
+//! step reported and cancellable.
 
 use std::future::Future;
 use std::rc::Rc;
 
 use web_time::Instant;
 
-use super::{Compressed, CompressionReport, FileFormat, Loaded, ModelCard, Session};
-use crate::compress::{Progress, Settings, agreement, compress, layer_report, report};
+use super::card::{AgreementPhotos, CardStep, ModelCard};
+use super::held_back::held_back;
+use super::{Compressed, CompressionReport, FileFormat, Loaded, Session};
+use crate::compress::pipeline::run;
+use crate::compress::{Plan, Progress, Settings, agreement, announce, layer_report};
 use crate::export::to_onnx;
 use crate::model::Model;
 use crate::{Error, Result};
@@ -18,26 +22,39 @@ pub(super) struct Files {
     pub stem: String,
     pub onnx: Vec<u8>,
     pub safetensors: Vec<u8>,
-    pub card: String,
+    /// `None` for a model distilled without a compression in this session.
+    pub card: Option<CardFile>,
 }
 
-/// A step outside the pipeline's own, announced the same way (no step number).
-async fn announce<P, F>(progress: &mut P, label: &str) -> Result<()>
-where
-    P: FnMut(Progress) -> F,
-    F: Future<Output = bool>,
-{
-    let p = Progress {
-        step: 0,
-        steps: 0,
-        label: label.into(),
-    };
-    report(progress, p).await
+/// A model card and its JSON, written once: an adopted card stays byte for byte the file the
+/// user may already have (JSON numbers do not always read back to the same last bit).
+#[derive(Clone)]
+pub(super) struct CardFile {
+    pub card: ModelCard,
+    pub json: String,
+}
+
+impl CardFile {
+    pub fn new(card: ModelCard) -> Result<CardFile> {
+        Ok(CardFile {
+            json: card.to_json()?,
+            card,
+        })
+    }
+
+    /// A card read from `json`, checked against the schema and kept as it is.
+    pub fn read(json: String) -> Result<CardFile> {
+        Ok(CardFile {
+            card: ModelCard::from_json(&json)?,
+            json,
+        })
+    }
 }
 
 impl Session {
-    /// Compress the loaded model with `settings`, calibrating on the kept photos (batch-norm
-    /// photos for recalibration when there are any). `progress` is told before each step and
+    /// Compress the loaded model with `settings`, fitting on the kept photos (batch-norm
+    /// photos for recalibration when there are any), less the share held back to measure
+    /// agreement on (see [`super::HoldBack`]). `progress` is told before each step and
     /// awaited (the page yields to its event loop there); resolving to `false` cancels, and
     /// the previous result stays. The files are then ready for [`Session::file`].
     pub async fn compress<P, F>(
@@ -51,25 +68,39 @@ impl Session {
     {
         let _busy = self.begin("compressing")?;
         let t0 = Instant::now();
-        let opts = settings.to_options()?;
+        let plan = Plan::of(settings)?;
         let original = self.original()?;
-        let (photos, bn_photos) = self.inputs();
-        if let Some(need) = settings.calibration_need()
-            && photos.len().max(bn_photos.len()) < need.min
-        {
-            return Err(Error::Invalid(need.message()));
-        }
-        let batch = self.batches.calibration;
-        let model = compress(
+        let (photos, separate_bn) = self.inputs();
+        // Batch-norm statistics are fitted too: on the kept photos, they count as fitting.
+        let fits_kept =
+            plan.fits_on_photos() || (plan.reads_batch_norm_photos() && separate_bn.is_empty());
+        let held = if fits_kept {
+            held_back(self.hold_back.get(), photos.len())?
+        } else {
+            Vec::new()
+        };
+        let fitting: Vec<Vec<f32>> = photos
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !held.contains(i))
+            .map(|(_, p)| p.clone())
+            .collect();
+        let bn_photos = if separate_bn.is_empty() {
+            &fitting
+        } else {
+            &separate_bn
+        };
+        let mut model = run(
+            &plan,
             &original.model,
-            &opts,
-            &bn_photos,
-            &photos,
-            batch,
+            bn_photos,
+            &fitting,
+            self.batches.calibration,
             &self.backend,
             &mut progress,
         )
         .await?;
+        model.labels = self.labels();
 
         // One announcement per piece: each is a point where the page's event loop runs (a
         // main-thread engine would otherwise freeze for seconds here).
@@ -101,16 +132,20 @@ impl Session {
             )
             .await?;
         let logits: Vec<Vec<f32>> = answers.iter().map(|a| a.logits.clone()).collect();
-        let agreement = (!photos.is_empty()).then(|| agreement(&reference, &logits));
+        let (agreement_photos, on): (AgreementPhotos, Vec<usize>) = if !fits_kept {
+            (AgreementPhotos::Unfitted, (0..photos.len()).collect())
+        } else if held.is_empty() {
+            (AgreementPhotos::Fitting, (0..photos.len()).collect())
+        } else {
+            (AgreementPhotos::HeldBack, held.clone())
+        };
+        let pick = |v: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            on.iter().filter_map(|&i| v.get(i).cloned()).collect()
+        };
+        let agreement = (!photos.is_empty()).then(|| agreement(&pick(&reference), &pick(&logits)));
 
         let arch = original.model.arch.name();
-        let calibration_photos = if opts.act_quant.is_some() || opts.bias_correction {
-            photos.len()
-        } else if opts.recalibrate_bn {
-            bn_photos.len()
-        } else {
-            0
-        };
+        let calibration_photos = plan.photos_used(fitting.len(), separate_bn.len());
         let report = CompressionReport {
             ratios: after.ratios_to(&before),
             before,
@@ -119,33 +154,39 @@ impl Session {
             layers: layer_report(&original.model, &loaded.model),
             photos: answers,
             agreement,
+            agreement_photos,
+            held_back: held.len(),
             calibration_photos,
-            file_stem: opts.file_stem(arch),
+            file_stem: plan.file_stem(arch),
             seconds: t0.elapsed().as_secs_f64(),
         };
-        let card = serde_json::to_string_pretty(&ModelCard {
-            tool: "modelslim",
-            version: env!("CARGO_PKG_VERSION"),
-            architecture: arch,
-            file_stem: &report.file_stem,
-            settings,
-            quantization: &report.quantization,
-            before: &report.before,
-            after: &report.after,
-            layers: &report.layers,
-            agreement_on_uploaded_photos: report.agreement.as_ref(),
+        let card = ModelCard {
+            tool: "modelslim".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            architecture: arch.into(),
+            file_stem: report.file_stem.clone(),
+            settings: settings.clone(),
+            steps: CardStep::of_plan(&plan),
+            quantization: report.quantization.clone(),
+            before: report.before.clone(),
+            after: report.after.clone(),
+            layers: report.layers.clone(),
+            agreement_on_uploaded_photos: report.agreement.clone(),
+            agreement_photos,
             calibration_photos,
-            backend: &self.backend.description,
-            note: "Sizes are the files' bytes. Agreement is measured on the photos given to the tool, against the uncompressed model; it is not ImageNet accuracy.",
-        })
-        .map_err(|e| Error::Invalid(e.to_string()))?;
+            held_back_photos: held.len(),
+            labels: loaded.model.labels.as_deref().cloned(),
+            backend: self.backend.description.clone(),
+            note: ModelCard::NOTE.into(),
+            distillation: None,
+        };
         self.set_compressed(
             loaded,
             Files {
                 stem: report.file_stem.clone(),
                 onnx,
                 safetensors,
-                card,
+                card: Some(CardFile::new(card)?),
             },
         );
         Ok(report)
@@ -165,10 +206,8 @@ impl Session {
                 original.model.arch.display()
             )));
         }
-        let stem = serde_json::from_str::<serde_json::Value>(&card)
-            .ok()
-            .and_then(|c| c.get("file_stem")?.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{}-compressed", original.model.arch.name()));
+        let card = CardFile::read(card)?;
+        let stem = card.card.file_stem.clone();
         let onnx = to_onnx(&model)?;
         let loaded = Loaded::new(model, &self.backend)?;
         self.set_compressed(
@@ -177,7 +216,7 @@ impl Session {
                 stem,
                 onnx,
                 safetensors,
-                card,
+                card: Some(card),
             },
         );
         Ok(())
@@ -202,7 +241,17 @@ impl Session {
         Ok(match format {
             FileFormat::Onnx => f.onnx.clone(),
             FileFormat::Safetensors => f.safetensors.clone(),
-            FileFormat::Card => f.card.clone().into_bytes(),
+            FileFormat::Card => f
+                .card
+                .as_ref()
+                .ok_or_else(|| {
+                    Error::Invalid(
+                        "this model has no model card: it was not compressed here".into(),
+                    )
+                })?
+                .json
+                .clone()
+                .into_bytes(),
         })
     }
 

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::rc::Rc;
 
 use super::{Benchmark, Evaluation, Loaded, Session, Which};
-use crate::compress::pipeline::sensitivity;
+use crate::compress::sensitivity::sensitivity;
 use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement, report};
 use crate::model::Model;
 use crate::predict::top_k;
@@ -109,6 +109,7 @@ impl Session {
             precision,
             granularity,
             &photos,
+            self.batches.calibration,
             &self.backend,
             progress,
         )

@@ -9,7 +9,9 @@
 //! over a yield would panic there. Work that must not overlap (compress, benchmark,
 //! sensitivity, loading another model) is refused with a message while another runs.
 
+mod card;
 mod compression;
+mod held_back;
 mod measure;
 mod photos;
 mod report;
@@ -24,15 +26,18 @@ use web_time::Instant;
 
 use crate::backend::Backend;
 use crate::compress::{Metrics, Progress, report};
+use crate::labels::parse_labels;
 use crate::model::Model;
 use crate::predict::{Classifier, Prediction};
 use crate::{Error, Result};
+use std::sync::Arc;
 
+pub use card::{AgreementPhotos, CardStep, DistillationEntry, ModelCard};
+pub use held_back::{HoldBack, held_back};
 use photos::Photo;
 pub use photos::label_of_name;
 pub use report::{
-    Answer, Benchmark, Classified, CompressionReport, Evaluation, FileFormat, ModelCard,
-    PhotoResult, Which,
+    Answer, Benchmark, Classified, CompressionReport, Evaluation, FileFormat, PhotoResult, Which,
 };
 #[cfg(feature = "training")]
 pub use training::{DistillReport, SynthReport};
@@ -62,6 +67,8 @@ impl Batches {
 /// A model on the device, with its forward-pass count (the first pass is cold).
 struct Loaded {
     model: Model,
+    /// The class names answers use (the model's own, until a labels file replaces them).
+    names: RefCell<Option<Arc<Vec<String>>>>,
     classifier: Classifier,
     runs: Cell<u32>,
     /// Time to build the network on the device, in ms.
@@ -72,7 +79,15 @@ impl Loaded {
     fn new(model: Model, backend: &Backend) -> Result<Self> {
         let t = Instant::now();
         let classifier = Classifier::for_logits(&model, backend.clone())?;
+        // ImageNet's names fit only a 1000-class classifier; others are numbered until a
+        // labels file names them.
+        let classes = model.arch.num_classes();
+        let names = model.labels.clone().or_else(|| {
+            (classes != crate::labels::imagenet_classes().len())
+                .then(|| Arc::new((0..classes).map(|i| format!("class {i}")).collect()))
+        });
         Ok(Loaded {
+            names: RefCell::new(names),
             model,
             classifier,
             runs: Cell::new(0),
@@ -113,9 +128,23 @@ impl Loaded {
             report(progress, step).await?;
             let (logits, ms, cold) = self.run(chunk).await?;
             let per = ms / chunk.len() as f64;
-            out.extend(logits.into_iter().map(|l| Answer::new(l, per, cold)));
+            out.extend(logits.into_iter().map(|l| self.answer(l, per, cold)));
         }
         Ok(out)
+    }
+}
+
+impl Loaded {
+    /// One answer, its classes named as this model's.
+    fn answer(&self, logits: Vec<f32>, inference_ms: f64, cold: bool) -> Answer {
+        let names = self.names.borrow();
+        let p = Prediction::from_logits_named(logits, names.as_ref().map(|n| n.as_slice()));
+        Answer {
+            top5: p.top5,
+            logits: p.logits,
+            inference_ms,
+            cold,
+        }
     }
 }
 
@@ -141,12 +170,17 @@ struct State {
     /// the kept photos serve.
     batch_norm_photos: Vec<Rc<Photo>>,
     busy: bool,
+    /// The class names, when they are not ImageNet's: from a labels file, or from the
+    /// loaded file's metadata.
+    labels: Option<Arc<Vec<String>>>,
 }
 
 /// The engine behind both front ends.
 pub struct Session {
     backend: Backend,
     batches: Batches,
+    /// How many photos a compression keeps out of fitting.
+    hold_back: Cell<HoldBack>,
     state: RefCell<State>,
 }
 
@@ -169,8 +203,14 @@ impl Session {
         Session {
             backend,
             batches,
+            hold_back: Cell::new(HoldBack::Share),
             state: RefCell::new(State::default()),
         }
+    }
+
+    /// How many photos compressions keep out of fitting from now on (a fifth by default).
+    pub fn set_hold_back(&self, policy: HoldBack) {
+        self.hold_back.set(policy);
     }
 
     pub fn backend(&self) -> &Backend {
@@ -232,6 +272,7 @@ impl Session {
                 *p.input.borrow_mut() = input;
             }
         }
+        s.labels = loaded.model.labels.clone();
         s.original = Some(Rc::new(loaded));
         s.compressed = None;
         s.original_metrics = None;
@@ -240,14 +281,25 @@ impl Session {
     }
 }
 
-impl Answer {
-    fn new(logits: Vec<f32>, inference_ms: f64, cold: bool) -> Self {
-        let p = Prediction::from_logits(logits);
-        Answer {
-            top5: p.top5,
-            logits: p.logits,
-            inference_ms,
-            cold,
+impl Session {
+    /// Name the classes from a labels file (one name per line, in class order) instead of
+    /// ImageNet's: answers from now on use them, and compressed files carry them. Returns how
+    /// many names were read.
+    pub fn set_labels(&self, name: &str, text: &str) -> Result<usize> {
+        let original = self.original()?;
+        let names = Arc::new(parse_labels(name, text, original.model.arch.num_classes())?);
+        let mut s = self.state.borrow_mut();
+        *original.names.borrow_mut() = Some(names.clone());
+        if let Some(c) = &s.compressed {
+            *c.loaded.names.borrow_mut() = Some(names.clone());
         }
+        let n = names.len();
+        s.labels = Some(names);
+        Ok(n)
+    }
+
+    /// The class names in use, when they are not ImageNet's.
+    pub fn labels(&self) -> Option<Arc<Vec<String>>> {
+        self.state.borrow().labels.clone()
     }
 }

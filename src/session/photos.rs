@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use web_time::Instant;
 
-use super::{Answer, Classified, PhotoResult, Session, ms_since, no_progress};
+use super::{Classified, PhotoResult, Session, ms_since, no_progress};
 use crate::compress::{Progress, report};
 use crate::labels::class_of_wnid;
 use crate::{Error, Result};
@@ -97,10 +97,11 @@ impl Session {
     /// Classify one image file with the loaded model, without keeping it.
     pub async fn classify(&self, name: &str, bytes: &[u8]) -> Result<Classified> {
         let (input, preprocess_ms) = self.preprocess(name, bytes)?;
-        let (mut logits, ms, cold) = self.original()?.run(&[input]).await?;
+        let original = self.original()?;
+        let (mut logits, ms, cold) = original.run(&[input]).await?;
         Ok(Classified {
             preprocess_ms,
-            answer: Answer::new(logits.pop().unwrap_or_default(), ms, cold),
+            answer: original.answer(logits.pop().unwrap_or_default(), ms, cold),
         })
     }
 
@@ -216,17 +217,11 @@ impl Session {
             .collect())
     }
 
-    /// The kept photos' inputs (and the batch-norm photos', or the kept ones again).
+    /// The kept photos' inputs, and the separate batch-norm photos' (empty when none were given).
     pub(super) fn inputs(&self) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
         let s = self.state.borrow();
         let of = |v: &[Rc<Photo>]| v.iter().map(|p| p.input.borrow().clone()).collect();
-        let photos: Vec<Vec<f32>> = of(&s.photos);
-        let bn = if s.batch_norm_photos.is_empty() {
-            photos.clone()
-        } else {
-            of(&s.batch_norm_photos)
-        };
-        (photos, bn)
+        (of(&s.photos), of(&s.batch_norm_photos))
     }
 }
 

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::compress::{Agreement, LayerStat, Metrics, Ratios, Settings};
+use super::card::AgreementPhotos;
+use crate::compress::{Agreement, LayerStat, Metrics, Ratios};
 use crate::predict::ClassScore;
 use crate::timing::Timing;
 use crate::{Error, Result};
@@ -51,30 +52,15 @@ pub struct CompressionReport {
     pub layers: Vec<LayerStat>,
     /// Per kept photo, the compressed model's answer.
     pub photos: Vec<Answer>,
-    /// Over the kept photos, against the original; `None` without photos.
+    /// Against the original, on the photos `agreement_photos` says; `None` without photos.
     pub agreement: Option<Agreement>,
-    /// Photos the run calibrated on (0 when no step needed them).
+    pub agreement_photos: AgreementPhotos,
+    /// Photos kept out of fitting (agreement is measured on them when there are any).
+    pub held_back: usize,
+    /// Photos the run fitted on (0 when no step needed them).
     pub calibration_photos: usize,
     pub file_stem: String,
     pub seconds: f64,
-}
-
-/// The downloadable model card: what was done, with which settings, and what it measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelCard<'a> {
-    pub tool: &'static str,
-    pub version: &'static str,
-    pub architecture: &'a str,
-    pub file_stem: &'a str,
-    pub settings: &'a Settings,
-    pub quantization: &'a str,
-    pub before: &'a Metrics,
-    pub after: &'a Metrics,
-    pub layers: &'a [LayerStat],
-    pub agreement_on_uploaded_photos: Option<&'a Agreement>,
-    pub calibration_photos: usize,
-    pub backend: &'a str,
-    pub note: &'static str,
 }
 
 /// The files a compression produced.

@@ -6,7 +6,8 @@ use std::future::Future;
 
 use serde::Serialize;
 
-use super::compression::Files;
+use super::card::DistillationEntry;
+use super::compression::{CardFile, Files};
 use super::{Answer, Loaded, Session, no_progress};
 use crate::export::to_onnx;
 use crate::model::Model;
@@ -59,7 +60,7 @@ impl Session {
             (None, Some(c)) => (
                 c.loaded.model.clone(),
                 format!("{}-kd", c.files.stem.trim_end_matches("-kd")),
-                Some(c.files.card.clone()),
+                c.files.card.clone(),
             ),
             (None, None) => {
                 return Err(Error::Invalid(
@@ -92,26 +93,30 @@ impl Session {
             file_stem: stem.clone(),
         };
         // The model card says what was done: the compression's card with this run added.
-        let mut card: serde_json::Value = card
-            .and_then(|c| serde_json::from_str(&c).ok())
-            .unwrap_or_else(
-                || serde_json::json!({"tool": "modelslim", "version": env!("CARGO_PKG_VERSION")}),
-            );
-        if let Some(obj) = card.as_object_mut() {
-            let mut summary = serde_json::to_value(&out).unwrap_or_default();
-            if let Some(s) = summary.as_object_mut() {
-                s.remove("photos");
-            }
-            obj.insert("distillation".into(), summary);
-            obj.insert("file_stem".into(), stem.clone().into());
-        }
+        let card = card.map(|file| {
+            let mut c = file.card;
+            c.file_stem = stem.clone();
+            c.distillation = Some(DistillationEntry {
+                options: opts.clone(),
+                steps: out.run.steps,
+                train_images: out.run.train_images,
+                held_out_images: out.run.held_out_images,
+                before: out.run.before.clone(),
+                after: out.run.after.clone(),
+                best_step: out.run.best_step,
+                seconds: out.run.seconds,
+                cancelled: out.run.cancelled,
+            });
+            c
+        });
+        let card = card.map(CardFile::new).transpose()?;
         self.set_compressed(
             loaded,
             Files {
                 stem,
                 onnx,
                 safetensors,
-                card: serde_json::to_string_pretty(&card).unwrap_or_default(),
+                card,
             },
         );
         Ok(out)

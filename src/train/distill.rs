@@ -9,139 +9,21 @@ use std::future::Future;
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use web_time::Instant;
 
 use super::adam::{Adam, Schedule};
 use super::jitter::{mix, random_view};
 use super::leaves::Leaves;
+pub use super::options::DistillOptions;
 use crate::backend::Backend;
-use crate::compress::pipeline::logits_of;
+use crate::compress::agreement::logits_of;
 use crate::compress::{Agreement, agreement};
 use crate::model::Model;
 use crate::model::exec::{BatchNormMode, Network};
 use crate::predict::{image_batch, read_values};
 use crate::rng::Rng;
 use crate::{Error, Result};
-
-/// How a distillation run goes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DistillOptions {
-    /// Optimizer steps (one batch each).
-    pub steps: usize,
-    /// Adam's peak learning rate.
-    pub lr: f32,
-    /// Photos per step.
-    pub batch: usize,
-    /// Softens both outputs before they are compared; the loss is scaled by its square so the
-    /// gradients keep their size (Hinton et al.).
-    pub temperature: f32,
-    /// Random views (crop, mirror, brightness, contrast) instead of the photos as they are.
-    pub augment: bool,
-    /// Blend each view with another photo's view (mixup, weights drawn uniformly): images
-    /// between the photos, on which the student learns the teacher's function where the few
-    /// photos alone leave it unconstrained ("function matching", Beyer et al. 2022). On by
-    /// default: on EfficientNet-Lite0 it raised held-out agreement and lowered the KL for
-    /// both int4 and pruning (README, "Recovering accuracy").
-    pub mixup: bool,
-    /// Train the integer grids' scales too (LSQ), where activations are not quantized. Off by
-    /// default: on EfficientNet-Lite0 it made the held-back photos worse while the training
-    /// loss fell (README, "Recovering accuracy").
-    pub learn_scales: bool,
-    /// Weight of feature matching: the student's residual block outputs pulled towards the
-    /// teacher's (mean squared difference relative to the teacher's mean square, averaged over
-    /// the blocks whose widths match); 0 leaves it out.
-    pub features: f32,
-    /// Photos held back from training to measure agreement on; `None` picks a fifth of them
-    /// (at least one when there are two or more, at most 50).
-    pub held_out: Option<usize>,
-    /// Measure the held-back photos every this many steps (and keep the best model); 0 picks
-    /// ten times per run.
-    pub eval_every: usize,
-    pub seed: u64,
-}
-
-impl Default for DistillOptions {
-    fn default() -> Self {
-        DistillOptions {
-            steps: 200,
-            lr: 5e-5,
-            batch: 16,
-            temperature: 1.0,
-            augment: true,
-            mixup: true,
-            learn_scales: false,
-            features: 0.0,
-            held_out: None,
-            eval_every: 0,
-            seed: 0,
-        }
-    }
-}
-
-/// The largest values a run accepts: a typo must not start a week-long run, and a batch's
-/// activations are kept for the backward pass (EfficientNet-Lite0: about 60 MB per photo).
-pub const MAX_STEPS: usize = 100_000;
-pub const MAX_BATCH: usize = 64;
-
-impl DistillOptions {
-    /// Why these options cannot run, if they cannot.
-    pub fn check(&self, photos: usize) -> Result<()> {
-        let bad = |m: String| Err(Error::Invalid(m));
-        if self.steps == 0 || self.steps > MAX_STEPS {
-            return bad(format!("steps must be 1–{MAX_STEPS}, not {}", self.steps));
-        }
-        if self.batch == 0 || self.batch > MAX_BATCH {
-            return bad(format!("batch must be 1–{MAX_BATCH}, not {}", self.batch));
-        }
-        if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return bad(format!(
-                "learning rate must be above 0 and at most 1, not {}",
-                self.lr
-            ));
-        }
-        if !(0.0..=100.0).contains(&self.features) {
-            return bad(format!(
-                "the feature-matching weight must be 0–100, not {}",
-                self.features
-            ));
-        }
-        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
-            return bad(format!(
-                "temperature must be above 0 and at most 100, not {}",
-                self.temperature
-            ));
-        }
-        if photos == 0 {
-            return bad("distillation needs photos (any, unlabelled): add some".into());
-        }
-        if self.held_out(photos) >= photos {
-            return bad(format!(
-                "{} photos held back leaves none of the {photos} to train on",
-                self.held_out(photos)
-            ));
-        }
-        Ok(())
-    }
-
-    /// How many of `photos` are held back.
-    pub fn held_out(&self, photos: usize) -> usize {
-        self.held_out.unwrap_or(if photos >= 2 {
-            (photos / 5).clamp(1, 50)
-        } else {
-            0
-        })
-    }
-
-    fn eval_every(&self) -> usize {
-        if self.eval_every > 0 {
-            self.eval_every
-        } else {
-            self.steps.div_ceil(10).max(1)
-        }
-    }
-}
 
 /// Told after every step; resolving to `false` stops the run (the best model so far is kept).
 #[derive(Debug, Clone, Serialize)]

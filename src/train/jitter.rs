@@ -5,7 +5,7 @@
 //! those photos.
 
 use crate::Result;
-use crate::compress::augment::{mirrored, resized_crop, square_side};
+use crate::compress::calibration::augment::{mirrored, resized_crop, square_side};
 use crate::preprocess::Preprocess;
 use crate::rng::Rng;
 

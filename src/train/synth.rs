@@ -8,11 +8,12 @@
 use std::future::Future;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use web_time::Instant;
 
+pub use super::options::SynthOptions;
 use crate::backend::Backend;
-use crate::compress::augment::square_side;
+use crate::compress::calibration::augment::square_side;
 use crate::model::exec::Network;
 use crate::model::layers::param;
 use crate::model::{Model, Op};
@@ -20,43 +21,6 @@ use crate::predict::{image_batch, read_values};
 use crate::preprocess::Preprocess;
 use crate::rng::Rng;
 use crate::{Error, Result};
-
-/// How images are synthesized.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SynthOptions {
-    /// Images to make.
-    pub n: usize,
-    pub seed: u64,
-    /// Optimizer steps per batch.
-    pub steps: usize,
-    /// Adam's learning rate on the normalised pixels.
-    pub lr: f32,
-    /// Images optimised together (the statistics are the batch's).
-    pub batch: usize,
-    /// The images' side; `None`: the side the network's preprocessing resizes photos to.
-    pub side: Option<usize>,
-}
-
-impl Default for SynthOptions {
-    fn default() -> Self {
-        SynthOptions {
-            n: 32,
-            seed: 0,
-            steps: 100,
-            lr: 0.1,
-            batch: 16,
-            side: None,
-        }
-    }
-}
-
-/// Most images one run makes, steps per batch, images per batch and pixels per side: the
-/// batch's activations are kept for the backward pass.
-pub const MAX_IMAGES: usize = 1024;
-pub const MAX_STEPS: usize = 10_000;
-pub const MAX_BATCH: usize = 32;
-pub const MAX_SIDE: usize = 512;
 
 /// Weight of the smoothness prior (total variation between neighbouring pixels): without it
 /// the statistics are met by high-frequency noise.
@@ -182,22 +146,7 @@ where
     R: FnMut(SynthStep) -> F,
     F: Future<Output = bool>,
 {
-    if opts.n == 0 || opts.n > MAX_IMAGES {
-        return Err(Error::Invalid(format!(
-            "the number of images must be 1–{MAX_IMAGES}, not {}",
-            opts.n
-        )));
-    }
-    let possible = (1..=MAX_STEPS).contains(&opts.steps)
-        && (1..=MAX_BATCH).contains(&opts.batch)
-        && opts.lr > 0.0
-        && opts.lr <= 10.0
-        && opts.side.is_none_or(|s| (16..=MAX_SIDE).contains(&s));
-    if !possible {
-        return Err(Error::Invalid(format!(
-            "synthesis needs 1–{MAX_STEPS} steps, batches of 1–{MAX_BATCH} images, a learning rate in (0, 10] and a side of 16–{MAX_SIDE} pixels"
-        )));
-    }
+    opts.check()?;
     let (net, running, device) = on_autodiff(model, backend)?;
     // The side the preprocessing resizes to: the saved image is then center-cropped as a
     // photo would be, and the crop's statistics are those optimised (the network is

@@ -1,14 +1,14 @@
 //! Weight quantization calibrated on photos: GPTQ over the whole network, layer after layer in
-//! graph order (the walk of [`super::layerwise`]).
+//! graph order (the walk of [`crate::compress::calibration::layerwise`]).
 
 use std::future::Future;
 
-use super::QuantOptions;
 use super::gptq::{Gptq, GptqOptions, row_output_errors};
-use super::layerwise::walk_layers;
-use super::pipeline::Progress;
-use super::statistics::Gram;
+use super::weights::QuantOptions;
 use crate::backend::Backend;
+use crate::compress::calibration::layer_statistics::Gram;
+use crate::compress::calibration::layerwise::walk_layers;
+use crate::compress::progress::Progress;
 use crate::model::Model;
 use crate::quant::{EXACT_WEIGHT_SCALE_BITS, Granularity, QuantizedTensor, qmax, round_up_to_bits};
 use crate::{Error, Result};

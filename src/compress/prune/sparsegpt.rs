@@ -1,5 +1,5 @@
 //! Sparsity with reconstruction: SparseGPT over the whole network, layer after layer in graph
-//! order (the walk of [`super::layerwise`]). Each layer loses the share of its weights that
+//! order (the walk of [`crate::compress::calibration::layerwise`]). Each layer loses the share of its weights that
 //! magnitude pruning would take from it (one global threshold, or the same share everywhere),
 //! but which weights go is chosen by their cost in output error and the rest are updated to
 //! make up for them.
@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use super::gptq::{Gptq, GptqOptions};
-use super::layerwise::walk_layers;
-use super::pipeline::Progress;
 use super::sparsity::{SparsityOptions, eligible, magnitude_prune};
-use super::statistics::Gram;
 use crate::backend::Backend;
+use crate::compress::calibration::layer_statistics::Gram;
+use crate::compress::calibration::layerwise::walk_layers;
+use crate::compress::progress::Progress;
+use crate::compress::quantize::gptq::{Gptq, GptqOptions};
 use crate::model::Model;
 use crate::{Error, Result};
 

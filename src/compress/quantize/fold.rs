@@ -67,6 +67,7 @@ impl Model {
             folded: true,
             weights: w,
             quant: self.quant.clone(),
+            labels: self.labels.clone(),
         };
         crate::model::check_state_dict(
             &out.graph().param_shapes(),

@@ -5,10 +5,10 @@
 
 use std::future::Future;
 
-use super::passes::Passes;
-use super::pipeline::{Progress, report};
-use super::statistics::Gram;
 use crate::backend::Backend;
+use crate::compress::calibration::layer_statistics::Gram;
+use crate::compress::calibration::passes::Passes;
+use crate::compress::progress::{Progress, report};
 use crate::model::Model;
 use crate::model::graph::Node;
 use crate::predict::Classifier;

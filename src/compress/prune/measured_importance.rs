@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::importance::{ChannelImportance, Importance, group_width};
-use super::statistics::ChannelBlocks;
 use crate::backend::Backend;
+use crate::compress::calibration::layer_statistics::ChannelBlocks;
 use crate::model::Model;
 use crate::model::channels::Group;
 use crate::predict::Classifier;

@@ -18,12 +18,12 @@
 
 use std::future::Future;
 
-use super::linalg::{cholesky_solve, cholesky_upper, matmul};
-use super::passes::Passes;
-use super::pipeline::{Progress, report};
-use super::prune::KeptChannels;
-use super::statistics::CrossGram;
+use super::channels::KeptChannels;
 use crate::backend::Backend;
+use crate::compress::calibration::layer_statistics::CrossGram;
+use crate::compress::calibration::passes::Passes;
+use crate::compress::linalg::{cholesky_solve, cholesky_upper, matmul};
+use crate::compress::progress::{Progress, report};
 use crate::model::channels::Member;
 use crate::model::graph::{Graph, Node};
 use crate::model::{Model, Op};

@@ -7,7 +7,7 @@
 //! them (at least [`MIN_ROWS`], about `ROWS_PER_COLUMN` per column of `H`) gives the same
 //! matrix up to noise at a fraction of the cost.
 
-use super::linalg::add_gram;
+use crate::compress::linalg::add_gram;
 use crate::model::Op;
 use crate::predict::Captured;
 

@@ -7,7 +7,7 @@
 //! The scales are fixed before (the same ones round-to-nearest uses), so the stored format and
 //! the ONNX export do not change: only which integers are chosen.
 
-use super::linalg::{cholesky_upper, for_each_row, invert_upper, matmul, sub_product};
+use crate::compress::linalg::{cholesky_upper, for_each_row, invert_upper, matmul, sub_product};
 use crate::{Error, Result};
 
 /// How GPTQ runs.

@@ -1,0 +1,63 @@
+//! How far a compressed model's answers are from the original's on the same photos: the share
+//! with the same top-1 class and the mean KL divergence (paired, so far less noisy than two
+//! accuracies on a few hundred photos).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::backend::Backend;
+use crate::model::Model;
+use crate::predict::{Classifier, softmax};
+
+/// How a compressed model's outputs compare with the original's on the same images.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Agreement {
+    pub n: usize,
+    /// Fraction of images with the same top-1 class.
+    pub agreement: f64,
+    /// Mean KL divergence of the compressed softmax from the original's (nats).
+    pub kl: f64,
+}
+
+/// Compare two sets of logits image by image.
+pub fn agreement(reference: &[Vec<f32>], other: &[Vec<f32>]) -> Agreement {
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+    };
+    let n = reference.len().min(other.len());
+    let mut same = 0usize;
+    let mut kl = 0f64;
+    for (a, b) in reference.iter().zip(other) {
+        same += usize::from(argmax(a) == argmax(b));
+        let (p, q) = (softmax(a), softmax(b));
+        kl += p
+            .iter()
+            .zip(&q)
+            .filter(|(p, _)| **p > 0.0)
+            .map(|(p, q)| *p as f64 * ((*p as f64) / (*q as f64).max(1e-30)).ln())
+            .sum::<f64>();
+    }
+    Agreement {
+        n,
+        agreement: if n > 0 { same as f64 / n as f64 } else { 0.0 },
+        kl: if n > 0 { kl / n as f64 } else { 0.0 },
+    }
+}
+
+/// Logits of `model` for `images`, in batches.
+pub async fn logits_of(
+    model: &Model,
+    backend: &Backend,
+    images: &[Vec<f32>],
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let c = Classifier::for_logits(model, backend.clone())?;
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(batch.max(1)) {
+        out.extend(c.logits(chunk).await?);
+    }
+    Ok(out)
+}
