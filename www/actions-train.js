@@ -70,7 +70,7 @@ export function trainActions(ctx) {
     try { read = readFields(synthFields(spec), get().synthForm); } catch (e) { ctx.fail(message(e)); return; }
     try { await ensureTraining(); } catch (e) { ctx.fail(`Making calibration images failed: ${message(e)}.`); ctx.status('ready'); return; }
     const seed = get().synthRuns;
-    const opts = synthOptions(spec, read, seed);
+    const opts = synthOptions(read, seed);
     set({ synthRuns: seed + 1, run: { kind: 'synthesize', progress: null, cancel: false }, status: `making ${opts.n} calibration images from the model…` });
     try {
       const out = await ctx.engine.synthesize(JSON.stringify(opts), (json) => {
