@@ -30,6 +30,8 @@ function control(f, id, onInput) {
     input.placeholder = f.placeholder ?? (f.kind === 'pairs' ? 'NAME=VALUE, …' : '');
   } else if (kind === 'choice') {
     for (const c of f.choices) input.append(new Option(c.label, c.value));
+    // A long choice takes the form's whole row: a select never clips its text.
+    if (Math.max(...f.choices.map((c) => c.label.length)) > 22) label.classList.add('wide');
   }
   const read = () => (kind === 'bool' ? input.checked : input.value);
   input.addEventListener(kind === 'bool' || kind === 'choice' ? 'change' : 'input', () => onInput(f.name, read()));
