@@ -1,116 +1,180 @@
-// The page's handle on the engine: in a dedicated worker (www/engine-worker.js) where the
-// browser can run it there, else on the main thread. Either way every method returns a
-// promise and the getters (backend, backendKind, fallbackReason, modelInfo, photoCount,
-// training) read the engine's state as of its last answer.
+// The page's one RPC to the engine. The engine runs in a dedicated worker (./engine-worker.js)
+// where the browser starts module workers, else on the main thread behind a MessageChannel;
+// either way ./engine-host.js answers the same messages and owns the session (weights, photos'
+// bytes, class names), and the page holds no copy of them.
 //
-// The engine comes in two modules. The page loads the one without training (Burn's autodiff
-// would add a tenth to it); the one with it (distillation, synthesized images) is built beside
-// it (scripts/training-module.sh) and loaded only when the user first asks for those.
-
-const GETTERS = ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount', 'training'];
+// Protocol (structured-clone messages; `id` pairs an answer with its request):
+//   page → host
+//     {type: 'init', id, module: {js, wasm}, prefer: 'auto' | 'cpu', reason?, restore?: Snapshot}
+//     {type: 'call', id, method, args, progress?: true}   method: a key of METHODS; with
+//         `progress`, the host passes a callback as the last argument
+//     {type: 'cancel', id}       the call's callback answers false from now on (the engine stops
+//         after its current step)
+//     {type: 'snapshot', id, compressed: boolean}         the session, to start another engine
+//   host → page
+//     {type: 'progress', id, data: string}   a step of call `id` (JSON); the page may cancel
+//     {type: 'result', id, result, state: State} | {type: 'error', id, error: string, state}
+//     {type: 'lost', reason: string}          the WebGPU device is gone; nothing on it runs again
+//   State    = {backend, backendKind: 'wgpu' | 'cpu', fallbackReason, modelInfo, photoCount, training}
+//   Snapshot = {weights: {bytes, info} | {seed} | null, photos: [{bytes, name}], labels: {text, name} | null,
+//               compressed: {safetensors: Uint8Array, card: string} | null}
+//
+// The engine comes in two modules. The page's has no training (Burn's autodiff would add a
+// tenth to it); the one with it (distillation, synthesized images) is built beside it
+// (scripts/training-module.sh) and started only when the user first asks for those.
+/** The calls the page makes: arguments → result. `transfer`: the byte arguments move to the engine. */
+export const METHODS = {
+  loadWeights: { transfer: true }, // (bytes: Uint8Array, info: string)
+  loadSeeded: {},                  // (seed: number)
+  setLabels: {},                   // (text: string, fileName?: string) → number of class names
+  addPhoto: { transfer: true },    // (bytes, name) → JSON {index, name, preprocess_ms, original, compressed}
+  keepPhoto: {},                   // (bytes, name) → index, unclassified
+  predict: {},                     // (bytes, name?) → JSON {top5, logits, inference_ms, cold, …}
+  predictAll: {},                  // () → JSON [{index, name, original, compressed}]
+  clearPhotos: {},                 // ()
+  compress: { progress: true },    // (settings JSON, onStep) → report JSON
+  benchmark: {},                   // ('original' | 'compressed', runs) → JSON {cold_ms, median_ms, p90_ms, runs}
+  sensitivity: { progress: true }, // (quant, onStep) → JSON [{layer, kl, agreement}]
+  download: {},                    // ('onnx' | 'safetensors' | 'card') → Uint8Array
+  downloadName: {},                // (format) → file name
+  originalOnnx: {},                // () → Uint8Array
+  photoInput: {},                  // (index) → Float32Array, the network's input
+  distill: { progress: true },     // (options JSON, onStep) → report JSON (training module)
+  synthesize: { progress: true },  // (options JSON, onStep) → {report, images: [Uint8Array]} (training module)
+  settingsSpec: {},                // () → JSON: the core's settings, limits, presets
+  calibrationNeed: {},             // (settings JSON) → JSON or 'null'
+  topFive: {},                     // (logits: Float32Array) → JSON [{index, label, prob}]
+};
 
 // The training module's files, next to the page.
 const TRAINING = { js: 'modelslim-training.js', wasm: 'modelslim-training_bg.wasm' };
 
-// The URLs of a wasm-bindgen module and its .wasm: the page's as Trunk linked them into the
-// page, or the training module's. Trunk names the page's files by a hash of the build; the
-// training module's carry that hash as a query, so a browser never pairs a cached training
-// module with a newer page.
-function bindingUrls(training) {
-  const js = document.querySelector('link[rel=modulepreload][href*="modelslim"]')?.href;
-  const wasm = document.querySelector('link[rel=preload][href$=".wasm"]')?.href;
-  if (!js || !wasm) return null;
-  if (!training) return { js, wasm };
+// The URLs of a wasm-bindgen module and its .wasm: the page's, which Trunk names by a hash of
+// the build and writes into <meta> elements (Trunk.toml: no loader script, so the main thread
+// never loads it), or the training module's, which carry that hash as a query so that a
+// browser never pairs a cached training module with a newer page.
+function moduleUrls(training) {
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content;
+  const js = meta('modelslim-engine');
+  const wasm = meta('modelslim-engine-wasm');
+  if (!js || !wasm) throw new Error('this page names no engine module (built without Trunk?)');
+  const abs = (u) => new URL(u, document.baseURI).href;
+  if (!training) return { js: abs(js), wasm: abs(wasm) };
   const build = js.match(/modelslim-([0-9a-f]+)\.js/)?.[1] ?? 'dev';
-  const url = (file) => new URL(`${file}?build=${build}`, document.baseURI).href;
-  return { js: url(TRAINING.js), wasm: url(TRAINING.wasm) };
+  return { js: abs(`${TRAINING.js}?build=${build}`), wasm: abs(`${TRAINING.wasm}?build=${build}`) };
 }
 
-async function workerEngine(prefer, reason, training) {
-  const urls = bindingUrls(training);
-  if (typeof Worker === 'undefined' || !urls) throw new Error('this browser has no module workers');
+// A channel to a host: {post(message, transfer), onmessage, terminate()}.
+function workerChannel() {
+  if (typeof Worker === 'undefined') throw new Error('this browser has no module workers');
   const worker = new Worker('engine-worker.js', { type: 'module' });
-  let state = {};
-  await new Promise((resolve, reject) => {
-    worker.onmessage = (e) => {
-      if (e.data.type === 'ready') { state = e.data.state; resolve(); } else reject(new Error(e.data.error));
-    };
-    worker.onerror = (e) => reject(new Error(e.message || 'the worker did not start'));
-    worker.postMessage({ type: 'init', bindings: urls.js, wasm: urls.wasm, prefer, reason });
-  });
+  const ch = { inWorker: true, onmessage: null, onfail: null, post: (m, t) => worker.postMessage(m, t), terminate: () => worker.terminate() };
+  worker.onmessage = (e) => ch.onmessage(e.data);
+  worker.onerror = (e) => ch.onfail(e.message || 'the worker stopped');
+  return ch;
+}
+
+// The host on this thread (imported only then): the engine's module loads here too.
+async function mainThreadChannel() {
+  const { engineHost } = await import('./engine-host.js');
+  const { port1, port2 } = new MessageChannel();
+  const host = engineHost((m, t) => port2.postMessage(m, t));
+  port2.onmessage = (e) => host(e.data);
+  const ch = { inWorker: false, onmessage: null, onfail: null, post: (m, t) => port1.postMessage(m, t), terminate: () => { port1.close(); port2.close(); } };
+  port1.onmessage = (e) => ch.onmessage(e.data);
+  return ch;
+}
+
+// One started host: `request(message, onProgress)` resolves to the result.
+async function connect(channel, init) {
   let next = 0;
-  const pending = new Map(); // id → {resolve, reject, callbacks}
-  const target = { inWorker: true, onLost: null, terminate: () => worker.terminate() };
-  worker.onmessage = (e) => {
-    const m = e.data;
+  const pending = new Map(); // id → {resolve, reject, onProgress}
+  const conn = { state: null, onLost: null, inWorker: channel.inWorker };
+  const failAll = (why) => {
+    for (const p of pending.values()) p.reject(new Error(why));
+    pending.clear();
+  };
+  channel.onmessage = (m) => {
     if (m.type === 'lost') {
       // Calls in flight will not finish on a lost device: fail them, and let the page recover.
-      for (const p of pending.values()) p.reject(new Error(`the WebGPU device was lost (${m.reason})`));
-      pending.clear();
-      target.onLost?.(m.reason);
+      failAll(`the WebGPU device was lost (${m.reason})`);
+      conn.onLost?.(m.reason);
       return;
     }
     const p = pending.get(m.id);
     if (!p) return;
-    if (m.type === 'callback') {
-      if (p.callbacks[m.k](m.arg) === false) worker.postMessage({ type: 'cancel', id: m.id });
+    if (m.type === 'progress') {
+      if (p.onProgress(m.data) === false) channel.post({ type: 'cancel', id: m.id });
       return;
     }
     pending.delete(m.id);
-    state = m.state;
-    if (m.error !== undefined) p.reject(new Error(m.error));
+    if (m.state) conn.state = m.state;
+    if (m.type === 'error') p.reject(new Error(m.error));
     else p.resolve(m.result);
   };
-  worker.onerror = (e) => {
-    for (const p of pending.values()) p.reject(new Error(`the engine stopped: ${e.message || 'worker error'}`));
-    pending.clear();
-  };
-  const call = (method, args) => new Promise((resolve, reject) => {
+  channel.onfail = (why) => failAll(`the engine stopped: ${why}`);
+  conn.request = (message, { onProgress, transfer = [] } = {}) => new Promise((resolve, reject) => {
     const id = next++;
-    const callbacks = [];
-    const sent = args.map((a) => (typeof a === 'function' ? { __callback: callbacks.push(a) - 1 } : a));
-    pending.set(id, { resolve, reject, callbacks });
-    worker.postMessage({ type: 'call', id, method, args: sent });
+    pending.set(id, { resolve, reject, onProgress });
+    channel.post({ ...message, id }, transfer);
   });
-  return new Proxy(target, {
-    get(t, prop) {
-      if (prop in t) return t[prop];
-      if (GETTERS.includes(prop)) return state[prop];
-      if (prop === 'then') return undefined; // not a promise itself
-      return (...args) => call(prop, args);
-    },
-  });
+  conn.terminate = () => { failAll('the engine was replaced'); channel.terminate(); };
+  await conn.request({ type: 'init', ...init });
+  return conn;
 }
 
-// The engine on the main thread, with the worker engine's promise-returning interface.
-function mainThreadEngine(engine, whyNotWorker) {
-  // Device loss is watched in the worker only (see engine-worker.js).
-  return new Proxy({ inWorker: false, whyNotWorker, onLost: null, terminate: () => {} }, {
-    get(target, prop) {
-      if (prop in target) return target[prop];
-      if (GETTERS.includes(prop)) return engine[prop];
-      if (prop === 'then') return undefined;
-      return async (...args) => engine[prop](...args);
-    },
-  });
-}
-
-// The training module's bindings, for an engine on the main thread.
-async function trainingBindings() {
-  const urls = bindingUrls(true);
-  const bindings = await import(urls.js);
-  await bindings.default({ module_or_path: urls.wasm });
-  return bindings;
-}
-
-// `wasm`: the page's bindings (or a promise of them), for a main-thread engine of the page's
-// module; `training`: the module with training instead.
-export async function createEngine(wasm, prefer, reason, { mainThread = false, training = false } = {}) {
-  try {
-    if (mainThread) throw new Error('the main thread was requested (?engine=main)');
-    return await workerEngine(prefer, reason, training);
-  } catch (e) {
-    const bindings = training ? await trainingBindings() : await wasm;
-    return mainThreadEngine(await bindings.createEngine(prefer, reason), (e && e.message) || String(e));
+async function start(opts, restore) {
+  const init = { module: null, prefer: opts.prefer, reason: opts.reason, restore };
+  let whyNotWorker = null;
+  if (!opts.mainThread) {
+    let channel = null;
+    try {
+      channel = workerChannel();
+      return { conn: await connect(channel, { ...init, module: moduleUrls(opts.training) }), whyNotWorker };
+    } catch (e) {
+      channel?.terminate();
+      whyNotWorker = (e && e.message) || String(e);
+    }
+  } else {
+    whyNotWorker = 'the main thread was requested (?engine=main)';
   }
+  return { conn: await connect(await mainThreadChannel(), { ...init, module: moduleUrls(opts.training) }), whyNotWorker };
+}
+
+/**
+ * Start an engine: `{prefer, reason, mainThread, training}`. Resolves to a client with a
+ * method per METHODS entry (the last argument a callback for those with `progress`), the
+ * engine's State as of its last answer (`state`, and a getter per field), `inWorker`,
+ * `whyNotWorker`, `onLost`, and `restart(opts, {compressed})`: a new engine (another backend,
+ * the training module) restored from this one's snapshot, replacing it in this same client.
+ */
+export async function createEngine(opts) {
+  let current = await start(opts);
+  const client = {
+    get state() { return current.conn.state; },
+    get inWorker() { return current.conn.inWorker; },
+    get whyNotWorker() { return current.whyNotWorker; },
+    onLost: null,
+    call(method, args = []) {
+      const spec = METHODS[method] ?? {};
+      const onProgress = spec.progress ? args[args.length - 1] : undefined;
+      const sent = spec.progress ? args.slice(0, -1) : args;
+      const transfer = spec.transfer ? sent.filter((a) => ArrayBuffer.isView(a)).map((a) => a.buffer) : [];
+      return current.conn.request({ type: 'call', method, args: sent, progress: Boolean(spec.progress) }, { onProgress, transfer });
+    },
+    async restart(next, { compressed }) {
+      const snapshot = await current.conn.request({ type: 'snapshot', compressed }).catch(() => null);
+      if (!snapshot) throw new Error('the engine did not hand over its session');
+      const started = await start(next, snapshot);
+      current.conn.terminate();
+      current = started;
+      current.conn.onLost = (why) => client.onLost?.(why);
+    },
+  };
+  current.conn.onLost = (why) => client.onLost?.(why);
+  for (const k of ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount', 'training']) {
+    Object.defineProperty(client, k, { get: () => current.conn.state?.[k] });
+  }
+  for (const m of Object.keys(METHODS)) client[m] = (...args) => client.call(m, args);
+  return client;
 }

@@ -3,7 +3,7 @@
 // and its latencies are a deployment runtime's, where int8 QDQ graphs run on integer kernels:
 // the speed-up of quantization and pruning measured, not simulated in float as this page
 // computes. Imported by
-// www/app.js only when the user asks; the runtime itself loads in ./ort-worker.js.
+// www/actions-compress.js only when the user asks; the runtime itself loads in ./ort-worker.js.
 
 /** onnxruntime-web's worker (./ort-worker.js), speaking {id, ...} → {id, result | error}. */
 export function ortWorker() {
@@ -30,7 +30,8 @@ export function ortWorker() {
 
 /**
  * Run both files on up to `maxPhotos` kept photos, then time `runs` warm inferences of each
- * on the first. `engine` is the page's engine, `topFive(logits)` the engine's top-5 (JSON),
+ * on the first. `engine` is the page's engine client (./engine.js), `topFive(logits)` resolves to the
+ * engine's top-5 of another runtime's logits,
  * `status(text)` shows progress. Resolves to {threads, version, photos: [{index, original,
  * compressed}] (each an ONNX Runtime top-5), original: times, compressed: times}.
  */
@@ -54,7 +55,7 @@ export async function checkInOnnxRuntime({ engine, topFive, runs, maxPhotos, sta
       const row = { index: i };
       for (const name of ['original', 'compressed']) {
         const r = await ort.call({ type: 'run', name, input, side, runs: 1 });
-        row[name] = { top5: JSON.parse(topFive(r.logits)), logits: Array.from(r.logits) };
+        row[name] = { top5: await topFive(r.logits), logits: Array.from(r.logits) };
       }
       out.photos.push(row);
     }

@@ -8,9 +8,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, statSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
+import { ROOT, DIST, serveDist, launchChromium, openPage as open } from './harness.mjs';
 
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
 const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
@@ -36,16 +36,7 @@ after(async () => {
   server?.close();
 });
 
-async function openPage(query, { initScript } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 }, acceptDownloads: true });
-  const page = await context.newPage();
-  if (initScript) await page.addInitScript(initScript);
-  const problems = watchConsole(page);
-  await page.goto(base + query);
-  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
-    null, { timeout: 120_000 });
-  return { page, context, problems };
-}
+const openPage = (query, { initScript } = {}) => open(browser, base + query, { initScript });
 
 // Upload photos and wait until the original model has answered for each.
 async function upload(page, photos) {
@@ -103,8 +94,14 @@ test('compress 30 % channels + int8 on WebGPU; downloads run outside the browser
   await compressedShown(page, 2);
   const seconds = (Date.now() - t0) / 1e3;
   const compressed = await lists(page, 'top5-compressed');
-  const agreement = await page.getAttribute('[data-testid=agreement]', 'data-agreement');
-  assert.ok(Number(agreement) >= 0 && Number(agreement) <= 1, `agreement ${agreement}`);
+  // The agreement shown is the share of photos whose compressed top-1 is the original's, as
+  // the two top-5 lists on the cards say (no step fitted on the photos: both count).
+  const original = await lists(page, 'top5-original');
+  const same = compressed.filter((c, i) => c.top5[0].index === original[i].top5[0].index).length;
+  const shown = await page.$eval('[data-testid=agreement]', (el) => ({ ...el.dataset, text: el.textContent }));
+  assert.equal(Number(shown.n), 2, 'the agreement is not over both photos');
+  assert.equal(Number(shown.agreement), same / 2, `agreement ${shown.agreement}, but ${same} of 2 top-1s are the same`);
+  assert.match(shown.text, new RegExp(`: ${same} of 2 `));
 
   // The ONNX file in onnxruntime, on the photos as Pillow reads them: the same top-1, logits
   // within 1e-3 (float rounding only: the int8 weights dequantize to the same values on both
@@ -488,3 +485,42 @@ for (const backend of ['wgpu', 'cpu']) {
     await context.close();
   });
 }
+
+// A compression fitted on the photos (int8 activations calibrated on them) measures agreement on
+// photos it kept out of the fitting once there are enough of them, and says on how many; with
+// too few, every photo is fitted on and the page says the agreement is optimistic.
+test('the agreement of a calibrated compression is on held-back photos, with their count (CPU fallback)', { timeout: 2 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  const samples = ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg'].map((n) => join(SAMPLES, n));
+  await upload(page, samples);
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 4);
+  const agreement = () => page.$eval('[data-testid=agreement]', (el) => ({ ...el.dataset, text: el.textContent }));
+  const few = await agreement();
+  assert.equal(few.agreementPhotos, 'fitting', 'four photos: all of them are fitted on');
+  assert.match(few.text, /on the 4 photos it was fitted on \(optimistic/);
+
+  // Ten photos (the samples again under other names): some are held back.
+  const more = [];
+  for (let i = 0; i < 6; i++) {
+    const copy = join(OUT, `copy-${i}-${samples[i % 4].split('/').pop()}`);
+    copyFileSync(samples[i % 4], copy);
+    more.push(copy);
+  }
+  await page.setInputFiles('[data-testid=upload]', more);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 10, null, { timeout: TIMEOUT });
+  await page.click('[data-testid=compress]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=agreement]').dataset.agreementPhotos === 'held_back'
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const held = await agreement();
+  const card = JSON.parse(readFileSync((await download(page, 'download-card')).path, 'utf8'));
+  const n = Number(held.n);
+  assert.ok(n > 0 && n < 10, `agreement on ${held.n} photos`);
+  assert.equal(card.held_back_photos, n, 'the page\'s count is not the card\'s');
+  assert.equal(card.calibration_photos, 10 - n);
+  assert.match(held.text, new RegExp(`on ${n} held-back photos \\(not fitted on; fitted on the other ${10 - n}\\): \\d+ of ${n} `));
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});

@@ -67,3 +67,22 @@ export function watchConsole(page) {
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   return problems;
 }
+
+/**
+ * A new context and page at `url`, ready when the engine answered (`ready: 'engine'`: the
+ * backend is known) or a model is loaded (`'model'`). `initScript` runs in the page before its
+ * scripts, `workerScript` in each worker as it starts. Resolves to { page, context, problems }.
+ */
+export async function openPage(browser, url, { viewport = { width: 1280, height: 1000 }, initScript, workerScript, ready = 'model' } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const page = await context.newPage();
+  if (initScript) await page.addInitScript(initScript);
+  if (workerScript) page.on('worker', (w) => w.evaluate(workerScript).catch(() => {}));
+  const problems = watchConsole(page);
+  await page.goto(url);
+  await page.waitForFunction(ready === 'engine'
+    ? () => document.querySelector('[data-testid=backend]').dataset.kind
+    : () => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
+  null, { timeout: 120_000 });
+  return { page, context, problems };
+}

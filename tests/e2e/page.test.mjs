@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { ROOT, DIST, serveDist, launchChromium, watchConsole } from './harness.mjs';
+import { ROOT, DIST, serveDist, launchChromium, openPage as open } from './harness.mjs';
 
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
 const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
@@ -115,20 +115,11 @@ async function compiledShaders(page) {
   };
 }
 
-async function openPage(query) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  const page = await context.newPage();
-  // Watch every WGSL module the page compiles: none may fail, and none may ask for subgroups
-  // on a device that lacks the feature (the trap Burn's autotune fell into in this browser).
-  // The engine runs in a worker, so the watch goes there too (before its first forward pass).
-  await page.addInitScript(watchShaders);
-  page.on('worker', (w) => w.evaluate(watchShaders).catch(() => {}));
-  const problems = watchConsole(page);
-  await page.goto(base + query);
-  await page.waitForFunction(() => document.querySelector('[data-testid=backend]').dataset.kind,
-    null, { timeout: 120_000 });
-  return { page, context, problems };
-}
+// Watch every WGSL module the page compiles: none may fail, and none may ask for subgroups on a
+// device that lacks the feature (the trap Burn's autotune fell into in this browser). The engine
+// runs in a worker, so the watch goes there too (before its first forward pass).
+const openPage = (query) => open(browser, base + query,
+  { viewport: { width: 1200, height: 900 }, initScript: watchShaders, workerScript: watchShaders, ready: 'engine' });
 
 async function top5Lists(page) {
   return page.$$eval('[data-testid=top5-original]', (lists) => lists.map((ol) =>
@@ -273,5 +264,68 @@ test('a browser without WebAssembly SIMD gets one line saying what to do', { tim
   assert.match(await page.textContent('[data-testid=status]'), /cannot run modelslim/);
   // Cross-origin isolated (dist/_headers): onnxruntime-web may use threads here.
   assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  await context.close();
+});
+
+// The engine module (16 MB) is the worker's: the page's own thread loads none of it, not even
+// for a helper. Playwright reports a dedicated worker's requests as the page's (`request.frame()`
+// is the main frame), so the page's own fetches are read from its CDP target, which a worker's
+// requests do not reach, and from the page's resource timing, which a worker keeps apart. With
+// `?engine=main` both see the module: the check can fail.
+async function engineFetches(query) {
+  const { page, context } = await openPage(query);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  const mainThread = [];
+  cdp.on('Network.requestWillBeSent', (e) => mainThread.push(e.request.url));
+  const any = [];
+  page.on('request', (r) => any.push(r.url()));
+  await page.reload();
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 120_000 });
+  const timed = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+  await context.close();
+  const engine = (u) => /\/modelslim-[0-9a-f]+(_bg\.wasm|\.js)$/.test(new URL(u).pathname);
+  return { mainThread: [...new Set([...mainThread, ...timed])].filter(engine), any: any.filter(engine) };
+}
+
+test('the main thread never fetches the engine module; the worker does', { timeout: 300_000 }, async () => {
+  const inWorker = await engineFetches('?weights=seeded&backend=cpu');
+  assert.equal(inWorker.any.length, 2, `the engine's module and wasm were not fetched at all: ${inWorker.any}`);
+  assert.deepEqual(inWorker.mainThread, [], 'the page\'s main thread fetched the engine module');
+  // The same check on a page that runs the engine on its main thread sees both files.
+  const onMain = await engineFetches('?weights=seeded&backend=cpu&engine=main');
+  assert.equal(onMain.mainThread.length, 2, `with ?engine=main the check saw ${onMain.mainThread}`);
+});
+
+// A class-names file, one name a line, renames the classes the cards show (ResNet18's 1,000);
+// a file with the wrong count is refused in one line and changes nothing.
+test('a class-names file renames the classes in the cards', { timeout: FORWARD_TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 120_000 });
+  await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
+  const names = (p) => p.$$eval('[data-testid=top5-original] li', (lis) => lis.map((li) => ({
+    index: Number(li.dataset.classIndex), name: li.querySelector('.cname').textContent })));
+  const imagenet = await names(page);
+
+  writeFileSync(join(OUT, 'three-names.txt'), 'cat\ndog\nbird\n');
+  await page.setInputFiles('[data-testid=labels-file]', join(OUT, 'three-names.txt'));
+  await page.waitForSelector('[data-testid=error]:not([hidden])', { timeout: 60_000 });
+  const refused = await page.textContent('[data-testid=error]');
+  assert.match(refused, /three-names\.txt: /);
+  assert.doesNotMatch(refused, /\n/, 'the error is one line');
+  assert.deepEqual(await names(page), imagenet, 'a refused file renamed classes');
+
+  writeFileSync(join(OUT, 'names.txt'), Array.from({ length: 1000 }, (_, i) => `class number ${i}`).join('\n') + '\n');
+  await page.setInputFiles('[data-testid=labels-file]', join(OUT, 'names.txt'));
+  await page.waitForFunction(() => /class number/.test(document.querySelector('[data-testid=top5-original] li .cname').textContent)
+    || /names\.txt: /.test(document.querySelector('[data-testid=error]').textContent), null, { timeout: FORWARD_TIMEOUT });
+  const renamed = await names(page);
+  assert.deepEqual(renamed.map((c) => c.index), imagenet.map((c) => c.index), 'the classes themselves changed');
+  for (const c of renamed) assert.equal(c.name, `class number ${c.index}`);
+  assert.match(await page.textContent('[data-testid=labels-info]'), /1000 class names from names\.txt/);
+  // New photos get the new names too.
+  await uploadAndWait(page, join(SAMPLES, 'coffee.png'), 2);
+  for (const c of await names(page)) assert.equal(c.name, `class number ${c.index}`);
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });

@@ -1,0 +1,72 @@
+// The page's pure functions (www/format.js, www/policy.js), without a browser: the latency
+// statistics must be the engine's (src/timing.rs, the same cases as its test), and the
+// page's decisions what the UI promises.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { latencyStats, stepTable, ortComparison } from '../../www/format.js';
+import { suggestedMethod, readFields, agreementText, presetValues } from '../../www/policy.js';
+
+test('latency statistics are the engine\'s: nearest rank on the sorted times', () => {
+  const t = latencyStats([9, 1, 5, 3, 7, 2, 4, 6, 8, 10, 11]);
+  assert.deepEqual([t.runs, t.min_ms, t.median_ms, t.p90_ms], [11, 1, 6, 10]);
+  assert.equal(latencyStats([4]).p90_ms, 4);
+  assert.equal(latencyStats([]), null);
+  // Two runs: index round(0.5) = 1 (half away from zero, as Rust rounds), the larger one.
+  assert.equal(latencyStats([3, 1]).median_ms, 3);
+  // Four runs: p90 at round(2.7) = 3.
+  assert.equal(latencyStats([1, 2, 3, 4]).p90_ms, 4);
+});
+
+test('int4 switches to GPTQ with the advised photos, unless the user chose a method', () => {
+  const base = { quant: 'int4', method: 'rtn', methodChosen: false, photoCount: 4, advised: 4 };
+  assert.equal(suggestedMethod(base), 'gptq');
+  assert.equal(suggestedMethod({ ...base, photoCount: 3 }), 'rtn');
+  assert.equal(suggestedMethod({ ...base, methodChosen: true }), 'rtn');
+  assert.equal(suggestedMethod({ ...base, quant: 'int8' }), 'rtn');
+});
+
+test('form values become the engine\'s options within the spec\'s limits', () => {
+  const fields = [
+    { name: 'prune_channels', label: 'channels to remove', kind: 'number', min: 0, max: 0.9 },
+    { name: 'steps', label: 'steps', kind: 'integer', min: 1 },
+    { name: 'reconstruct', label: 'refit', kind: 'bool' },
+    { name: 'calibration', label: 'ranges', kind: 'text' },
+  ];
+  assert.deepEqual(readFields(fields, { prune_channels: '0.3', steps: '2.4', reconstruct: true, calibration: '' }),
+    { prune_channels: 0.3, steps: 2, reconstruct: true });
+  assert.throws(() => readFields(fields, { prune_channels: '0.95', steps: '1' }), /Channels to remove must be between 0 and 0.9/);
+  assert.throws(() => readFields(fields, { prune_channels: '0', steps: '0' }), /Steps must be at least 1/);
+  // The core's f32 settings show as typed (0.3, not 0.30000001192092896).
+  assert.deepEqual(presetValues(fields, { prune_channels: Math.fround(0.3), reconstruct: 1 }), { prune_channels: '0.3', reconstruct: true });
+});
+
+test('step times count the layers of one kind of step as one row', () => {
+  const rows = stepTable([
+    { label: 'GPTQ: layer1.0.conv1 (layer 1 of 2)', seconds: 1 },
+    { label: 'GPTQ: layer1.0.conv2 (layer 2 of 2)', seconds: 2 },
+    { label: 'refitting layer2.0.conv1 to the original outputs (layer 1 of 1)', seconds: 0.5 },
+    { label: 'writing the ONNX file', seconds: 0.25 },
+  ]);
+  assert.deepEqual(rows, [
+    { label: 'GPTQ', count: 2, seconds: 3 },
+    { label: 'refitting … to the original outputs', count: 1, seconds: 0.5 },
+    { label: 'writing the ONNX file', count: 1, seconds: 0.25 },
+  ]);
+});
+
+test('the agreement says what it was measured on', () => {
+  const a = { agreement: 0.5, n: 2, kl: 0.01 };
+  assert.match(agreementText({ agreement: a, agreement_photos: 'held_back', quantization: 'int8' }), /on 2 held-back photos \(not fitted on\): 1 of 2/);
+  assert.match(agreementText({ agreement: a, agreement_photos: 'fitting', quantization: 'int8' }), /fitted on \(optimistic/);
+});
+
+test('the check in ONNX Runtime agrees only when both top-1s of every photo are the page\'s', () => {
+  const answer = (index, logits = [0, 1]) => ({ top5: [{ index }], logits });
+  const r = { version: '1', threads: 1, original: [2, 1, 3], compressed: [1],
+    photos: [{ index: 0, original: answer(1), compressed: answer(1, [0, 1.5]) }, { index: 1, original: answer(1), compressed: answer(2) }] };
+  const photos = [{ index: 0, name: 'a', original: answer(1), compressed: answer(1) }, { index: 1, name: 'b', original: answer(1), compressed: answer(3) }];
+  const c = ortComparison(r, photos);
+  assert.deepEqual(c.rows.map((x) => [x.name, x.same, x.delta]), [['a', true, 0.5], ['b', false, 0]]);
+  assert.equal(c.agree, false);
+  assert.equal(c.originalMs, 2);
+});

@@ -1,0 +1,187 @@
+// Actions of the compress form and the results: compress, benchmark, check in ONNX Runtime,
+// sensitivity. Part of ./actions.js (same `ctx`).
+import { settingsFields } from './fields.js';
+import { readFields, presetValues } from './policy.js';
+import { latencyStats, stepSeconds, ortComparison } from './format.js';
+
+const message = (e) => (e && e.message) || String(e);
+const ORT_MAX_PHOTOS = 8;
+
+/** The warm (else cold) latencies of photo runs as a benchmark row's latency. */
+function latencyFromRuns(warm, cold, source) {
+  const t = latencyStats(warm.length ? warm : cold !== null ? [cold] : []);
+  return t && { cold, median: t.median_ms, p90: t.p90_ms, source, warmRuns: warm.length };
+}
+
+export function compressActions(ctx) {
+  const { get, set } = ctx;
+
+  // Forget the last compression: its files, its comparison, what was measured of it.
+  ctx.resetCompressed = () => {
+    const s = get();
+    for (const f of s.report?.files ?? []) URL.revokeObjectURL(f.url);
+    set({
+      report: null,
+      ort: null,
+      bench: { ...s.bench, compressed: null },
+      photos: s.photos.map((p) => (p.compressed ? { ...p, compressed: null } : p)),
+      distill: { losses: [], status: 'Compress first; then distillation trains the compressed model.', result: null, stopping: false },
+    });
+  };
+
+  // The compressed model's files, read from the engine, offered as blob URLs (the previous
+  // ones released: a blob URL holds its file until revoked).
+  ctx.readFiles = async () => {
+    const files = [];
+    for (const format of ['onnx', 'safetensors', 'card']) {
+      const bytes = await ctx.engine.download(format);
+      const type = format === 'card' ? 'application/json' : 'application/octet-stream';
+      files.push({ format, name: await ctx.engine.downloadName(format), size: bytes.length, url: URL.createObjectURL(new Blob([bytes], { type })) });
+    }
+    for (const f of get().report?.files ?? []) URL.revokeObjectURL(f.url);
+    return files;
+  };
+
+  // A progress sink for `run.kind`: the store hears each step; answers false once cancelled.
+  ctx.progress = (stepTimes) => (json) => {
+    const p = JSON.parse(json);
+    stepTimes?.push({ label: p.label, start: performance.now() });
+    set({ run: { ...get().run, progress: p } });
+    return !get().run.cancel;
+  };
+
+  ctx.photosFrom = (answers) => {
+    const byIndex = new Map(answers.map((a, i) => [i, a]));
+    return get().photos.map((p) => (byIndex.has(p.index) ? { ...p, compressed: byIndex.get(p.index) } : p));
+  };
+
+  async function compress() {
+    ctx.clearError();
+    const s = get();
+    let opts;
+    try {
+      opts = readFields(settingsFields(s.spec), s.form.values);
+    } catch (e) {
+      ctx.fail(message(e));
+      return;
+    }
+    if (!ctx.engine?.modelInfo) { ctx.fail('Load a model first.'); return; }
+    const need = JSON.parse(await ctx.engine.calibrationNeed(JSON.stringify(opts)));
+    if (need && ctx.engine.photoCount < need.min) {
+      ctx.fail(`${need.message} (step 2: your photos, or "Make calibration images" from the model).`);
+      return;
+    }
+    const stepTimes = [];
+    set({ run: { kind: 'compress', progress: null, cancel: false }, status: 'compressing…' });
+    const t0 = performance.now();
+    try {
+      const report = JSON.parse(await ctx.engine.compress(JSON.stringify(opts), ctx.progress(stepTimes)));
+      const end = performance.now();
+      // The files first, so that the whole report appears at once.
+      const files = await ctx.readFiles();
+      const t = get().timing;
+      const warmC = report.photos.filter((a) => !a.cold).map((a) => a.inference_ms);
+      const coldC = report.photos.find((a) => a.cold)?.inference_ms ?? null;
+      set({
+        report: { ...report, page_seconds: (end - t0) / 1e3, steps: stepSeconds(stepTimes, end), files },
+        photos: ctx.photosFrom(report.photos),
+        // First latencies from the photo runs already made (cold runs apart); "Measure latency"
+        // replaces them with N timed runs after a warm-up.
+        bench: { original: latencyFromRuns(t.warm, t.cold, 'from your photos'), compressed: latencyFromRuns(warmC, coldC, 'from your photos') },
+        ort: null,
+        status: `compressed in ${report.seconds.toFixed(1)} s: ${report.file_stem}`,
+      });
+    } catch (e) {
+      const m = message(e);
+      if (m === 'cancelled') ctx.status('compression cancelled; the original model is unchanged');
+      else {
+        ctx.fail(`Compression failed: ${m}. The original model is unchanged; adjust the settings and try again.`);
+        ctx.status('ready');
+      }
+    } finally {
+      set({ run: null });
+    }
+  }
+
+  // The benchmark panel's "Runs", within the field's bounds.
+  const benchRuns = () => Math.max(1, Math.min(50, Math.round(Number(get().benchRuns) || 5)));
+
+  async function benchmark() {
+    ctx.clearError();
+    const runs = benchRuns();
+    for (const which of ['original', 'compressed']) {
+      if (which === 'compressed' && !get().report) continue;
+      ctx.status(`benchmarking the ${which} model: ${runs} runs after a warm-up…`);
+      const b = JSON.parse(await ctx.engine.benchmark(which, runs));
+      const row = { cold: b.cold_ms, median: b.median_ms, p90: b.p90_ms, source: `${b.runs} runs after a warm-up`, warmRuns: b.runs };
+      set({ bench: { ...get().bench, [which]: row } });
+    }
+    ctx.status(`benchmark done (${runs} warm runs each, on ${get().backend.name})`);
+  }
+
+  async function ortCheck() {
+    ctx.clearError();
+    if (!get().report) {
+      ctx.fail('Compress first: the check runs the original and the compressed ONNX file in ONNX Runtime.');
+      return;
+    }
+    const runs = benchRuns();
+    const { checkInOnnxRuntime } = await import('./ort-check.js');
+    const r = await checkInOnnxRuntime({
+      engine: ctx.engine,
+      topFive: async (logits) => JSON.parse(await ctx.engine.topFive(logits)),
+      runs,
+      maxPhotos: ORT_MAX_PHOTOS,
+      status: ctx.status,
+    });
+    set({
+      ort: { ...ortComparison(r, get().photos.filter((p) => p.index !== undefined)), runs },
+      status: `ONNX Runtime check done on ${r.photos.length} photo(s)`,
+    });
+  }
+
+  async function sensitivity(quant) {
+    ctx.clearError();
+    if (!ctx.engine.photoCount) {
+      ctx.fail('Sensitivity is measured on your photos: upload some in step 2 first.');
+      return;
+    }
+    set({ run: { kind: 'sensitivity', progress: null, cancel: false } });
+    try {
+      const rows = JSON.parse(await ctx.engine.sensitivity(quant, ctx.progress(null)));
+      set({ sensitivity: rows, status: `sensitivity measured on ${ctx.engine.photoCount} photo(s); the top layers are candidates to keep in higher precision` });
+    } catch (e) {
+      if (message(e) !== 'cancelled') ctx.fail(`Sensitivity failed: ${message(e)}`);
+    } finally {
+      set({ run: null });
+    }
+  }
+
+  function setField(name, value) {
+    const f = get().form;
+    set({ form: { ...f, values: { ...f.values, [name]: value }, methodChosen: f.methodChosen || name === 'quant_method' } });
+    if (name === 'quant') ctx.suggest();
+  }
+
+  function applyPreset(id) {
+    const s = get();
+    const p = s.spec?.presets.find((q) => q.id === id);
+    if (!p) return;
+    const values = { ...s.form.values, ...presetValues(settingsFields(s.spec), p.settings) };
+    set({ form: { ...s.form, values, presetNote: p.note } });
+    ctx.suggest();
+  }
+
+  ctx.public = {
+    ...ctx.public,
+    setField,
+    applyPreset,
+    compress: () => ctx.enqueue(compress),
+    cancel: () => { if (get().run) set({ run: { ...get().run, cancel: true }, status: 'cancelling after the current step…' }); },
+    setBenchRuns: (v) => set({ benchRuns: v }),
+    benchmark: () => ctx.enqueue(benchmark),
+    ortCheck: () => ctx.enqueue(ortCheck),
+    sensitivity: (quant) => ctx.enqueue(() => sensitivity(quant)),
+  };
+  return {};
+}

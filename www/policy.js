@@ -1,0 +1,128 @@
+// The page's decisions, as small pure functions: which integers int4 uses, what a form's typed
+// values mean to the engine, what the agreement was measured on. No DOM, no engine.
+
+/**
+ * GPTQ keeps int4 usable where rounding to nearest wrecks it (README: EfficientNet-Lite0 int4
+ * per channel 0.18 → 0.59 top-1), but it needs photos: once `advised` photos are there it is
+ * int4's method, unless the user chose one. Returns the method the form should show.
+ */
+export function suggestedMethod({ quant, method, methodChosen, photoCount, advised }) {
+  if (methodChosen || quant !== 'int4' || photoCount < advised) return method;
+  return 'gptq';
+}
+
+// A setting as the form shows it: the core's numbers are f32, so 0.3 arrives as
+// 0.30000001192092896; seven significant digits are what an f32 holds.
+function shown(f, v) {
+  if (f.kind === 'bool') return Boolean(v);
+  if (f.kind === 'pairs') return Object.entries(v ?? {}).map(([k, x]) => `${k}=${x}`).join(', ');
+  if (typeof v === 'number') return String(Number(v.toPrecision(7)));
+  return String(v ?? '');
+}
+
+/** A field's typed text as the form shows it first: its default. */
+export function initialValues(fields) {
+  return Object.fromEntries(fields.map((f) => [f.name, shown(f, f.default)]));
+}
+
+/** A preset's settings as typed values of `fields` (settings the form does not show are left out). */
+export function presetValues(fields, settings) {
+  const out = {};
+  for (const f of fields) {
+    if (!(f.name in settings)) continue;
+    out[f.name] = shown(f, settings[f.name]);
+  }
+  return out;
+}
+
+const capital = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/** `"layer1.0.conv1=int4, fc=fp16"` → `{"layer1.0.conv1": "int4", fc: "fp16"}`; throws on a pair without `=`. */
+export function parsePairs(label, raw) {
+  const out = {};
+  for (const pair of raw.split(/[,\s]+/).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at <= 0 || at === pair.length - 1) throw new Error(`${capital(label)}: "${pair}" is not NAME=VALUE`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
+function range(f) {
+  const lo = f.min === undefined ? null : f.min_exclusive ? `above ${f.min}` : `at least ${f.min}`;
+  if (f.min !== undefined && f.max !== undefined && !f.min_exclusive) return `between ${f.min} and ${f.max}`;
+  if (lo && f.max !== undefined) return `${lo} and at most ${f.max}`;
+  return lo ?? (f.max !== undefined ? `at most ${f.max}` : 'a number');
+}
+
+/**
+ * The engine's options from the typed `values` of `fields`: numbers within the field's limits
+ * (integers rounded), booleans, choices, name=value pairs, and free text and optional numbers
+ * (left to the engine's default when empty). Throws one line naming the field that is out of
+ * bounds, in the core's words (`what`).
+ */
+export function readFields(fields, values) {
+  const out = {};
+  for (const f of fields) {
+    const raw = values[f.name];
+    const empty = raw === undefined || raw === '';
+    if (f.kind === 'bool') { out[f.name] = Boolean(raw); continue; }
+    if (f.kind === 'choice' || f.kind === 'text') {
+      if (!empty) out[f.name] = raw;
+      continue;
+    }
+    if (f.kind === 'pairs') {
+      if (!empty) out[f.name] = parsePairs(f.label, raw);
+      continue;
+    }
+    if (f.kind === 'optional_integer' && empty) continue;
+    const v = Number(raw);
+    const low = f.min === undefined || (f.min_exclusive ? v > f.min : v >= f.min);
+    const high = f.max === undefined || v <= f.max;
+    if (empty || !Number.isFinite(v) || !low || !high) throw new Error(`${capital(f.what ?? f.label)} must be ${range(f)}`);
+    out[f.name] = f.kind === 'number' ? v : Math.round(v);
+  }
+  return out;
+}
+
+/** What the agreement of `report` was measured on, in words (the report's `agreement_photos`). */
+export function agreementBasis(r) {
+  const n = r.agreement?.n ?? 0;
+  const photos = `${n} photo${n === 1 ? '' : 's'}`;
+  switch (r.agreement_photos) {
+    case 'held_back': {
+      const fitted = r.calibration_photos === undefined ? '' : `; fitted on the other ${r.calibration_photos}`;
+      return `on ${n} held-back photo${n === 1 ? '' : 's'} (not fitted on${fitted})`;
+    }
+    case 'fitting': return `on the ${photos} it was fitted on (optimistic: add photos so that some are held back)`;
+    case 'unfitted': return `on ${photos} (no step fitted on photos)`;
+    default: return `on ${photos}`;
+  }
+}
+
+/** The compression result's headline. */
+export function agreementText(r) {
+  if (!r.agreement) return `No photos to compare on: upload some to see the agreement. Quantization: ${r.quantization}.`;
+  const a = r.agreement;
+  const same = Math.round(a.agreement * a.n);
+  return `Top-1 agreement with the original ${agreementBasis(r)}: ${same} of ${a.n} ` +
+    `(${(a.agreement * 100).toFixed(0)} %), mean KL ${a.kl.toFixed(4)}. Quantization: ${r.quantization}.`;
+}
+
+/** Why latency may not follow size here. */
+export function benchNote(r, backendKind) {
+  const backend = backendKind === 'wgpu' ? 'WebGPU' : 'the CPU (wasm)';
+  let s = `Latency is measured here on ${backend}. Fewer channels mean fewer MACs and usually run faster;` +
+    ' on WebGPU keep widths multiples of 8 ("round widths"): odd widths can cancel the gain.';
+  if (r.quantization !== 'fp32') {
+    s += ' Quantization makes the files smaller, but this page computes in float32 (it simulates the integer rounding to show you the exact predictions), so it does not run faster here; on int8 runtimes (ONNX Runtime, TFLite on ARM) the QDQ graph runs with integer kernels.';
+  }
+  return s;
+}
+
+/** The calibration advice under the form, from the core's counts. */
+export function calibrationAdvice(c) {
+  return 'Calibration (refitting after pruning, importance on photos, GPTQ, activations, bias correction, batch norms) uses the photos you uploaded in step 2: ' +
+    `at least ${c.advised}, better ${c.better} or more, of the kind of images the model will see. ` +
+    `With ${c.advised} or more, int4 uses GPTQ unless you choose otherwise.`;
+}

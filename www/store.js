@@ -1,0 +1,56 @@
+// The page's one state: every view renders from it, only actions (./actions.js) change it.
+//
+// Vanilla ES modules, no framework and no build step: nothing to install, audit or update, no
+// bundler between these files and the browser (Trunk copies www/ as it is), and a state this
+// small needs no more than an object, `update(patch)` and `subscribe(fn)`.
+//
+// The state is replaced, never mutated: `update({photos: [...]})` swaps the top-level keys it
+// names, so a view can tell what changed by comparing references. This module holds the page's
+// only mutable variables; the engine's own state (weights, photos' bytes) lives in its worker.
+
+/** The page before the engine answers. */
+export function initialState() {
+  return {
+    status: 'loading the engine…',
+    error: null,           // one line for the user, or null
+    // The engine's answer to "where do you run": see engine.js's State.
+    backend: null,         // {name, kind, inWorker, whyNotWorker, fallbackReason, training, trainingMs}
+    startup: { engine: null, model: null, firstTop5: null }, // ms since navigation
+    spec: null,            // the core's settingsSpec()
+    model: null,           // {info, random}
+    labels: null,          // {file, count} once a class-names file was read, or {file, error}
+    photos: [],            // [{id, name, thumb, original, compressed, preprocessMs, error}]
+    timing: { cold: null, warm: [] }, // the original model's per-photo latencies (ms)
+    form: { values: {}, methodChosen: false, presetNote: '' }, // compression settings as typed
+    distillForm: {},       // distillation options as typed
+    synthForm: {},         // synthesis options as typed
+    run: null,             // {kind, progress: {step, steps, label}, cancel, stepTimes}
+    report: null,          // the last compression's report, with page_seconds, steps and files
+    bench: { original: null, compressed: null }, // {cold, median, p90, source, runs}
+    ort: null,             // the last check in ONNX Runtime
+    sensitivity: null,     // rows, most sensitive first
+    distill: { losses: [], status: 'Compress first; then distillation trains the compressed model.', result: null, stopping: false },
+    synthRuns: 0,          // seeds of the calibration images made so far
+    benchRuns: '5',        // the benchmark's runs, as typed
+  };
+}
+
+/** A store over `state`: `get()`, `update(patch)`, `subscribe(fn)` (fn(state, changedKeys)). */
+export function createStore(state = initialState()) {
+  const listeners = new Set();
+  return {
+    get: () => state,
+    update(patch) {
+      const next = typeof patch === 'function' ? patch(state) : patch;
+      const changed = Object.keys(next).filter((k) => next[k] !== state[k]);
+      if (!changed.length) return;
+      state = { ...state, ...next };
+      for (const fn of listeners) fn(state, changed);
+    },
+    subscribe(fn) {
+      listeners.add(fn);
+      fn(state, Object.keys(state));
+      return () => listeners.delete(fn);
+    },
+  };
+}
