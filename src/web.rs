@@ -84,8 +84,8 @@ pub fn settings_spec() -> String {
         "limits": limits(SETTINGS),
         "presets": presets(),
         "calibration": CalibrationNeed::COUNTS,
-        "distill": with_defaults(DISTILL, &DistillOptions::default()),
-        "synth": with_defaults(SYNTH, &SynthOptions::default()),
+        "distill": with_defaults(DISTILL, &DistillOptions::for_browser()),
+        "synth": with_defaults(SYNTH, &SynthOptions::for_browser()),
     })
     .to_string()
 }

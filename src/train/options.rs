@@ -65,6 +65,16 @@ impl Default for DistillOptions {
 }
 
 impl DistillOptions {
+    /// The page's starting point: 50 steps of 4 photos, a short run a browser tab finishes
+    /// while the user waits (the CLI's default is 200 of 16).
+    pub fn for_browser() -> Self {
+        DistillOptions {
+            steps: 50,
+            batch: 4,
+            ..Default::default()
+        }
+    }
+
     /// Why these options cannot run, if they cannot.
     pub fn check(&self, photos: usize) -> Result<()> {
         check_ranges(DISTILL, self)?;
@@ -321,6 +331,17 @@ pub const SYNTH: &[Field] = &[
 ];
 
 impl SynthOptions {
+    /// The page's starting point: a browser tab (one worker thread, or a software GPU) makes
+    /// 8 images in batches of 8, 50 steps each, in reasonable time.
+    pub fn for_browser() -> Self {
+        SynthOptions {
+            n: 8,
+            steps: 50,
+            batch: 8,
+            ..Default::default()
+        }
+    }
+
     /// Why these options cannot run, if they cannot.
     pub fn check(&self) -> Result<()> {
         check_ranges(SYNTH, self)
