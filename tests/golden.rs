@@ -54,7 +54,17 @@ fn golden() -> Golden {
 fn check(backend: Backend) {
     let g = golden();
     let model = Model::seeded_resnet18(42);
-    let classifier = Classifier::new(&model, backend).unwrap();
+    // The network the page and the CLI run (batch norms folded) and the one calibration
+    // captures values from: both must give the reference's logits.
+    for classifier in [
+        Classifier::for_logits(&model, backend.clone()).unwrap(),
+        Classifier::new(&model, backend).unwrap(),
+    ] {
+        check_classifier(&g, &classifier);
+    }
+}
+
+fn check_classifier(g: &Golden, classifier: &Classifier) {
     // Batched, then one by one: both must agree with the reference.
     let batched = pollster::block_on(classifier.logits(&g.inputs)).unwrap();
     for (i, input) in g.inputs.iter().enumerate() {

@@ -29,10 +29,11 @@ fn photos() -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// modelslim's logits for the model as saved and reloaded.
+/// modelslim's logits for the model as saved and reloaded, from the network the page and the
+/// CLI run (batch norms, adds and activations fused into the convolutions).
 fn modelslim(model: &Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let reloaded = Model::from_bytes(&model.to_safetensors().unwrap()).unwrap();
-    let c = Classifier::new(&reloaded, Backend::cpu()).unwrap();
+    let c = Classifier::for_logits(&reloaded, Backend::cpu()).unwrap();
     pollster::block_on(c.logits(images)).unwrap()
 }
 
