@@ -99,6 +99,28 @@ impl Range {
 }
 
 impl Field {
+    /// A field without a range, choices or placeholder (set those with `..Field::new(…)`).
+    pub const fn new(
+        name: &'static str,
+        label: &'static str,
+        group: &'static str,
+        kind: Kind,
+        help: &'static str,
+    ) -> Field {
+        Field {
+            name,
+            label,
+            help,
+            group,
+            kind,
+            range: None,
+            what: label,
+            choices: &[],
+            placeholder: None,
+            advanced: false,
+        }
+    }
+
     /// The CLI's flag, without the dashes.
     pub fn flag(&self) -> String {
         self.name.replace('_', "-")

@@ -150,32 +150,17 @@ const fn number(
     help: &'static str,
 ) -> Field {
     Field {
-        name,
-        label,
-        help,
-        group: "training",
-        kind,
         range: Some(range),
         what,
-        choices: &[],
-        placeholder: None,
-        advanced: false,
+        ..Field::new(name, label, "training", kind, help)
     }
 }
 
 /// A switch of these options.
 const fn switch(name: &'static str, label: &'static str, help: &'static str) -> Field {
     Field {
-        name,
-        label,
-        help,
-        group: "training",
-        kind: Kind::Bool,
-        range: None,
-        what: label,
-        choices: &[],
-        placeholder: None,
         advanced: true,
+        ..Field::new(name, label, "training", Kind::Bool, help)
     }
 }
 

@@ -23,28 +23,6 @@ const PRECISIONS: &[Choice] = &[
     },
 ];
 
-/// A field of [`Settings`] without a range, choices or placeholder.
-const fn field(
-    name: &'static str,
-    label: &'static str,
-    group: &'static str,
-    kind: Kind,
-    help: &'static str,
-) -> Field {
-    Field {
-        name,
-        label,
-        help,
-        group,
-        kind,
-        range: None,
-        what: label,
-        choices: &[],
-        placeholder: None,
-        advanced: false,
-    }
-}
-
 /// Every field of [`Settings`], in the order forms and `--help` show them. Beyond the ranges
 /// a setting empties layers or does nothing useful: 90 % of a group's channels is the most
 /// that still leaves every layer a few; 95 % sparsity likewise; widths rounded to more than 64
@@ -53,7 +31,7 @@ pub const SETTINGS: &[Field] = &[
     Field {
         range: Some(Range::closed(0.0, 0.9)),
         what: "the share of channels to remove",
-        ..field(
+        ..Field::new(
             "prune_channels",
             "Channels to remove",
             "prune",
@@ -84,7 +62,7 @@ pub const SETTINGS: &[Field] = &[
                 label: "Hessian saliency on your photos",
             },
         ],
-        ..field(
+        ..Field::new(
             "importance",
             "Channel importance",
             "prune",
@@ -103,7 +81,7 @@ pub const SETTINGS: &[Field] = &[
                 label: "every group",
             },
         ],
-        ..field(
+        ..Field::new(
             "prune_scope",
             "Groups pruned",
             "prune",
@@ -114,7 +92,7 @@ pub const SETTINGS: &[Field] = &[
     Field {
         range: Some(Range::closed(1.0, 64.0)),
         what: "the width multiple",
-        ..field(
+        ..Field::new(
             "round_to",
             "Round widths to",
             "prune",
@@ -126,7 +104,7 @@ pub const SETTINGS: &[Field] = &[
         range: Some(Range::closed(1.0, 10.0)),
         what: "the number of steps",
         advanced: true,
-        ..field(
+        ..Field::new(
             "steps",
             "Steps",
             "prune",
@@ -136,7 +114,7 @@ pub const SETTINGS: &[Field] = &[
     },
     Field {
         advanced: true,
-        ..field(
+        ..Field::new(
             "global",
             "Rank across groups",
             "prune",
@@ -146,7 +124,7 @@ pub const SETTINGS: &[Field] = &[
     },
     Field {
         advanced: true,
-        ..field(
+        ..Field::new(
             "prune_stem",
             "Prune the stem",
             "prune",
@@ -157,7 +135,7 @@ pub const SETTINGS: &[Field] = &[
     Field {
         range: Some(Range::closed(0.0, 0.95)),
         what: "the share of weights to zero",
-        ..field(
+        ..Field::new(
             "sparsity",
             "Weights to zero",
             "sparsity",
@@ -165,7 +143,7 @@ pub const SETTINGS: &[Field] = &[
             "Share of the conv and linear weights to zero (same shapes: only gzip or a sparse runtime turns zeros into savings).",
         )
     },
-    field(
+    Field::new(
         "reconstruct",
         "Refit on your photos",
         "sparsity",
@@ -174,7 +152,7 @@ pub const SETTINGS: &[Field] = &[
     ),
     Field {
         choices: PRECISIONS,
-        ..field(
+        ..Field::new(
             "quant",
             "Weights",
             "quantize",
@@ -184,7 +162,7 @@ pub const SETTINGS: &[Field] = &[
     },
     Field {
         placeholder: Some("group:32"),
-        ..field(
+        ..Field::new(
             "granularity",
             "Scales per",
             "quantize",
@@ -203,7 +181,7 @@ pub const SETTINGS: &[Field] = &[
                 label: "GPTQ on your photos",
             },
         ],
-        ..field(
+        ..Field::new(
             "quant_method",
             "Integers chosen by",
             "quantize",
@@ -211,7 +189,7 @@ pub const SETTINGS: &[Field] = &[
             "rtn rounds each weight to the nearest level; gptq chooses the integers layer by layer so the layer's outputs on the calibration photos change least.",
         )
     },
-    field(
+    Field::new(
         "keep_first_last",
         "First and last layer higher",
         "quantize",
@@ -221,7 +199,7 @@ pub const SETTINGS: &[Field] = &[
     Field {
         placeholder: Some("_fc=int8"),
         advanced: true,
-        ..field(
+        ..Field::new(
             "layer_quant",
             "Per-layer precision",
             "quantize",
@@ -229,7 +207,7 @@ pub const SETTINGS: &[Field] = &[
             "LAYER=none|int8|int4|fp16 for single layers, over the precision above.",
         )
     },
-    field(
+    Field::new(
         "act_quant",
         "int8 activations",
         "calibration",
@@ -239,7 +217,7 @@ pub const SETTINGS: &[Field] = &[
     Field {
         placeholder: Some("percentile:99.99"),
         advanced: true,
-        ..field(
+        ..Field::new(
             "calibration",
             "Activation ranges",
             "calibration",
@@ -247,14 +225,14 @@ pub const SETTINGS: &[Field] = &[
             "How activation ranges are estimated: minmax, or percentile[:P] (50 < P ≤ 100), which ignores rare outliers.",
         )
     },
-    field(
+    Field::new(
         "bias_correction",
         "Bias correction",
         "calibration",
         Kind::Bool,
         "Remove the mean output shift each integer layer's rounding causes on the calibration photos from its bias.",
     ),
-    field(
+    Field::new(
         "recalibrate_bn",
         "Recalibrate batch norms",
         "calibration",
@@ -277,7 +255,7 @@ pub const SETTINGS: &[Field] = &[
             },
         ],
         advanced: true,
-        ..field(
+        ..Field::new(
             "augment",
             "Layer statistics on",
             "calibration",
