@@ -45,6 +45,8 @@ pub enum Kind {
     Integer,
     /// An optional whole number (`null`: chosen for you).
     OptionalInteger,
+    /// An optional real number (`null`: not used).
+    OptionalNumber,
     /// On or off; a CLI switch.
     Bool,
     /// One of `choices`.

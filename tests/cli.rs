@@ -416,6 +416,82 @@ fn sensitivity_lists_every_layer_most_sensitive_first() {
     assert!(kls[0] > 0.0);
 }
 
+/// The contract of structured compression: `--drop-blocks` and `--target-macs` with
+/// `--reconstruct`, and the JSON's `dropped_blocks` and `group_ratios`.
+#[test]
+fn compress_drops_blocks_and_meets_a_mac_target_as_its_json_says() {
+    let dir = std::env::temp_dir().join(format!("modelslim-blocks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = dir.join("d2.safetensors");
+    let onnx = dir.join("d2.onnx");
+    let samples = root().join("www/samples").display().to_string();
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "compress",
+            "--weights",
+            "seeded:42",
+            "--out",
+            st.to_str().unwrap(),
+            "--onnx",
+            onnx.to_str().unwrap(),
+            "--calibrate",
+            &samples,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = modelslim(&args);
+        assert_success(&out);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = run(&["--drop-blocks", "2"]);
+    let blocks = v["dropped_blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2);
+    for b in blocks {
+        assert_eq!(b["chosen_by"], "measured");
+        assert!(b["macs"].as_u64().unwrap() > 0 && b["kl"].as_f64().is_some());
+    }
+    let (before, after) = (
+        v["before"]["macs"].as_u64().unwrap(),
+        v["after"]["macs"].as_u64().unwrap(),
+    );
+    let saved: u64 = blocks.iter().map(|b| b["macs"].as_u64().unwrap()).sum();
+    assert_eq!(before - after, saved);
+    // The shorter file predicts.
+    assert_success(&modelslim(&[
+        "predict",
+        "--weights",
+        st.to_str().unwrap(),
+        "--image",
+        &sample("coffee.png"),
+    ]));
+
+    // EfficientNet-Lite0 refits in seconds where ResNet18's 4,608-wide convs take minutes.
+    let v = run(&[
+        "--model",
+        "efficientnet-lite0",
+        "--target-macs",
+        "0.75",
+        "--reconstruct",
+    ]);
+    let (before, after) = (
+        v["before"]["macs"].as_u64().unwrap(),
+        v["after"]["macs"].as_u64().unwrap(),
+    );
+    assert!(after as f64 <= 0.75 * before as f64, "{after} of {before}");
+    assert!(after as f64 > 0.7 * before as f64, "{after} of {before}");
+    assert!((v["pruning"]["target_macs"].as_f64().unwrap() - 0.75).abs() < 1e-6);
+    assert!(v["group_ratios"].as_object().unwrap().len() > 3);
+    assert_eq!(v["pruning"]["reconstruct"], true);
+
+    refused(&["--drop-blocks", "2"], "--calibrate");
+    refused(&["--target-macs", "0.7"], "--calibrate");
+    refused(
+        &["--drop-blocks", "layer2.0", "--calibrate", &samples],
+        "layer2.0",
+    );
+    refused(&["--target-macs", "1.5", "--calibrate", &samples], "MACs");
+}
+
 #[test]
 fn compress_with_reconstruction_reports_what_each_method_did() {
     let dir = std::env::temp_dir().join(format!("modelslim-refit-{}", std::process::id()));

@@ -234,6 +234,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
                 act_quant: Some(Calibration::Percentile(99.9)),
                 quant_method: QuantMethod::Rtn,
                 augment: Augment::None,
+                ..Default::default()
             },
         ),
         (

@@ -59,6 +59,9 @@ struct PruningJson {
     /// Whether the layers reading pruned channels (and sparse layers) were refit on the
     /// calibration images.
     reconstruct: bool,
+    /// The share of the original's MACs asked to be kept, when a target was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_macs: Option<f32>,
 }
 
 /// `compress --json`: the fields checks outside the repo read.
@@ -71,6 +74,11 @@ struct CompressJson<'a> {
     quant_method: &'static str,
     /// What each pruning step did.
     pruning: PruningJson,
+    /// The blocks removed, each with its MACs, the KL measured without it and how it was
+    /// chosen (`named`, `measured`, `budget`).
+    dropped_blocks: &'a [modelslim::compress::DroppedBlock],
+    /// Share of each channel group's channels removed, by group.
+    group_ratios: &'a std::collections::BTreeMap<String, f32>,
     /// Copies of the calibration images the layer statistics used: `none`, `flip`,
     /// `flip-crop`.
     augment: &'static str,
@@ -138,7 +146,10 @@ pub fn compress(args: CompressArgs) -> std::result::Result<(), CliError> {
                 (true, false) => "magnitude",
             },
             reconstruct: opts.reconstruct,
+            target_macs: opts.target_macs,
         },
+        dropped_blocks: &report.shape.dropped_blocks,
+        group_ratios: &report.shape.group_ratios,
         augment: opts.augment.label(),
         agreement: agreement.map(|a| a.agreement),
         kl: agreement.map(|a| a.kl),

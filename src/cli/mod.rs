@@ -206,12 +206,17 @@ pub fn load_model_as(spec: &str, model: Option<&str>) -> Result<Model> {
         let seed = seed
             .parse()
             .map_err(|_| Error::Invalid(format!("'{spec}': the seed must be an integer")))?;
-        if model.is_some_and(|m| m != "resnet18") {
-            return Err(Error::Invalid(
-                "seeded weights exist for resnet18 only".into(),
-            ));
-        }
-        return Ok(Model::seeded_resnet18(seed));
+        return match model {
+            None | Some("resnet18") => Ok(Model::seeded_resnet18(seed)),
+            Some(name) => {
+                let arch = modelslim::model::Arch::by_name(name)?;
+                let shapes = arch.graph(false).param_shapes();
+                Model::new(
+                    arch,
+                    modelslim::weights::seeded::seeded_state_dict(&shapes, seed),
+                )
+            }
+        };
     }
     let path = PathBuf::from(spec);
     let bytes = read_file(&path)?;

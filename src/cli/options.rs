@@ -98,7 +98,7 @@ fn help_of(f: &Field, default: &serde_json::Value) -> String {
 
 fn value_name(f: &Field) -> String {
     match f.kind {
-        Kind::Number => "X".into(),
+        Kind::Number | Kind::OptionalNumber => "X".into(),
         Kind::Integer | Kind::OptionalInteger => "N".into(),
         Kind::Choice => f
             .choices
@@ -140,7 +140,9 @@ impl<T: Described> clap::Args for Flags<T> {
                         None => arg.action(ArgAction::SetTrue),
                     }
                 }
-                Kind::Number => arg.long(f.flag()).value_parser(value_parser!(f64)),
+                Kind::Number | Kind::OptionalNumber => {
+                    arg.long(f.flag()).value_parser(value_parser!(f64))
+                }
                 Kind::Integer | Kind::OptionalInteger => {
                     arg.long(f.flag()).value_parser(value_parser!(u64))
                 }
@@ -186,7 +188,9 @@ impl<T: Described> FromArgMatches for Flags<T> {
                         None
                     }
                 }
-                Kind::Number => m.get_one::<f64>(id(f)).map(|v| serde_json::json!(v)),
+                Kind::Number | Kind::OptionalNumber => {
+                    m.get_one::<f64>(id(f)).map(|v| serde_json::json!(v))
+                }
                 Kind::Integer | Kind::OptionalInteger => {
                     m.get_one::<u64>(id(f)).map(|v| serde_json::json!(v))
                 }

@@ -115,7 +115,7 @@ impl Model {
         Metrics {
             params: self.num_params(),
             nonzero_params: self.num_nonzero_params(),
-            macs: self.graph().macs(224),
+            macs: crate::compress::prune::blocks::network_macs(self),
             bytes: Bytes {
                 safetensors: FileSize::of(st),
                 onnx: onnx.map(FileSize::of),
@@ -140,12 +140,16 @@ pub struct LayerStat {
     pub sparsity: f64,
     /// How the layer's weights are stored after compression (`fp32`, `int8 channel`, …).
     pub format: String,
+    /// Removed with its block (then `width_after` is 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dropped: bool,
 }
 
-/// Per conv/linear layer of `compressed`: widths against `original`, sparsity and format.
+/// Per conv/linear layer of `original`: widths in `compressed`, sparsity and format; the
+/// layers of dropped blocks marked.
 pub fn layer_report(original: &Model, compressed: &Model) -> Vec<LayerStat> {
     let width = |m: &Model, key: &str| m.weights.get(key).map(|t| t.shape[0]).unwrap_or(0);
-    compressed
+    original
         .graph()
         .nodes
         .iter()
@@ -153,12 +157,14 @@ pub fn layer_report(original: &Model, compressed: &Model) -> Vec<LayerStat> {
         .map(|layer| {
             let key = format!("{layer}.weight");
             let t = compressed.weights.get(&key);
+            let dropped = t.is_none();
             let zeros = t
                 .map(|t| t.data.iter().filter(|v| **v == 0.0).count())
                 .unwrap_or(0);
             let n = t.map(|t| t.len()).unwrap_or(0).max(1);
             let format = match compressed.quant.int.get(&key) {
                 Some(q) => format!("int{} {}", q.bits, q.granularity),
+                None if dropped => "dropped".into(),
                 None if compressed.quant.f16.contains(&key) => "fp16".into(),
                 None => "fp32".into(),
             };
@@ -168,6 +174,7 @@ pub fn layer_report(original: &Model, compressed: &Model) -> Vec<LayerStat> {
                 sparsity: zeros as f64 / n as f64,
                 format,
                 layer,
+                dropped,
             }
         })
         .collect()

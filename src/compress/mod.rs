@@ -25,11 +25,12 @@ pub use calibration::activation_ranges::Calibration;
 pub use calibration::augment::Augment;
 pub use calibration::batch_norm::recalibrate_bn;
 pub use metrics::{FileSize, LayerStat, Metrics, Ratios, layer_report};
-pub use pipeline::{CompressOptions, compress};
+pub use pipeline::{CompressOptions, Shape, compress};
 pub use plan::{
     Action, CalibrationNeed, Photos, Plan, Preset, Purpose, SETTINGS, Settings, presets,
 };
 pub use progress::{Progress, announce, report};
+pub use prune::blocks::{BlockDrop, DroppedBlock};
 pub use prune::importance::{ChannelImportance, Importance};
 pub use prune::sparsity::{SparsityOptions, magnitude_prune};
 pub use prune::{

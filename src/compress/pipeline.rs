@@ -1,4 +1,4 @@
-//! The whole compression, in the order that works: structured pruning, magnitude sparsity,
+//! The whole compression, in the order that works: block dropping and structured pruning, magnitude sparsity,
 //! batch-norm recalibration, weight quantization, activation calibration. The CLI and the page
 //! both call [`compress`], which runs a [`Plan`]'s steps; each step is reported to a progress
 //! callback, which may cancel.
@@ -7,6 +7,9 @@ use std::future::Future;
 
 use super::plan::{Action, Plan};
 use super::progress::{Progress, report};
+use super::prune::blocks::{BlockDrop, DroppedBlock, choose_blocks, named_blocks, network_macs};
+use super::prune::budget::meet_mac_target;
+use super::prune::importance::{ChannelImportance, group_width};
 use super::prune::measured_importance::MeasuredImportance;
 use super::{Augment, Calibration, GptqOptions, QuantMethod, QuantOptions};
 use super::{KeptChannels, PruneOptions, SparsityOptions, recalibrate_bn};
@@ -18,6 +21,11 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Default)]
 pub struct CompressOptions {
     pub prune: PruneOptions,
+    /// Whole residual blocks to remove (before channels are pruned).
+    pub drop_blocks: BlockDrop,
+    /// Keep at most this share of the MACs: per-group ratios (and blocks to drop) chosen by
+    /// the loss each option measures on the calibration images, instead of `prune.ratio`.
+    pub target_macs: Option<f32>,
     pub sparsity: SparsityOptions,
     /// Re-estimate batch-norm statistics on the calibration images after pruning.
     pub recalibrate_bn: bool,
@@ -56,10 +64,47 @@ where
     F: Future<Output = bool>,
 {
     let plan = Plan::new(opts.clone())?;
-    run(
+    Ok(run(
         &plan, model, bn_images, act_images, batch, backend, progress,
     )
-    .await
+    .await?
+    .0)
+}
+
+/// What a run chose about the network's shape: the blocks it dropped and why, and the share
+/// of each channel group's channels it removed (every group when any lost channels, none
+/// otherwise; groups of dropped blocks are absent).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Shape {
+    pub dropped_blocks: Vec<DroppedBlock>,
+    pub group_ratios: std::collections::BTreeMap<String, f32>,
+}
+
+impl Shape {
+    /// `dropped` and the removed shares of `original`'s groups in `compressed`.
+    fn of(original: &Model, compressed: &Model, dropped: Vec<DroppedBlock>) -> Shape {
+        let after = compressed.channel_groups();
+        let mut group_ratios: std::collections::BTreeMap<String, f32> = original
+            .channel_groups()
+            .iter()
+            .filter_map(|g| {
+                let a = after.iter().find(|a| a.name == g.name)?;
+                let (w0, w) = (
+                    group_width(g, &original.weights),
+                    group_width(a, &compressed.weights),
+                );
+                (w0 > 0).then(|| (g.name.clone(), 1.0 - w as f32 / w0 as f32))
+            })
+            .collect();
+        if group_ratios.values().all(|&r| r == 0.0) {
+            group_ratios.clear();
+        }
+        Shape {
+            dropped_blocks: dropped,
+            group_ratios,
+        }
+    }
 }
 
 /// The photos of a run, in batches: as they are, with their copies (for the layer
@@ -76,9 +121,15 @@ struct Inputs {
 struct Carried {
     before_pruning: Option<(Model, KeptChannels)>,
     before_rounding: Option<Model>,
+    /// The blocks dropped so far.
+    dropped: Vec<DroppedBlock>,
+    /// The shares the MAC target chose, by group.
+    chosen_ratios: Option<std::collections::HashMap<String, f32>>,
+    /// The MACs of the network the run started from.
+    original_macs: u64,
 }
 
-/// Run `plan`'s steps on `model` (see [`compress`]).
+/// Run `plan`'s steps on `model` (see [`compress`]); also returns the shape it chose.
 pub async fn run<P, F>(
     plan: &Plan,
     model: &Model,
@@ -87,7 +138,7 @@ pub async fn run<P, F>(
     batch: usize,
     backend: &Backend,
     mut progress: P,
-) -> Result<Model>
+) -> Result<(Model, Shape)>
 where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
@@ -112,7 +163,10 @@ where
         batch_norm: batches_of(bn_images),
     };
     let mut m = model.clone();
-    let mut carried = Carried::default();
+    let mut carried = Carried {
+        original_macs: network_macs(model),
+        ..Carried::default()
+    };
     for (i, step) in plan.steps.iter().enumerate() {
         let p = Progress {
             step: i + 1,
@@ -131,7 +185,8 @@ where
         )
         .await?;
     }
-    Ok(m)
+    let shape = Shape::of(model, &m, std::mem::take(&mut carried.dropped));
+    Ok((m, shape))
 }
 
 /// One step of a plan on `m`.
@@ -150,19 +205,52 @@ where
 {
     let missing = |what: &str| Error::Invalid(format!("{what} came before the step it needs"));
     Ok(match action {
-        Action::PruneChannels => {
-            let (pruned, kept) = if opts.prune.importance.is_measured() {
-                let measured = MeasuredImportance::measure(
-                    &m,
-                    opts.prune.importance,
-                    backend,
-                    &inputs.statistics,
-                )
-                .await?;
-                m.pruned_by(&opts.prune, &measured)?
-            } else {
-                m.pruned_by(&opts.prune, opts.prune.importance.criterion()?)?
+        Action::DropBlocks => {
+            let dropped = match &opts.drop_blocks {
+                BlockDrop::Count(n) => {
+                    choose_blocks(&m, *n, backend, &inputs.photos, progress).await?
+                }
+                BlockDrop::Names(names) => named_blocks(&m, names)?,
+                BlockDrop::None => Vec::new(),
             };
+            let names: Vec<String> = dropped.iter().map(|d| d.name.clone()).collect();
+            carried.dropped.extend(dropped);
+            m.with_blocks_dropped(&names)?
+        }
+        Action::MeetMacTarget => {
+            let keep = opts.target_macs.ok_or_else(|| missing("the MAC target"))?;
+            let measured = measured_importance(&m, opts, inputs, backend).await?;
+            let criterion = criterion_of(opts, measured.as_ref())?;
+            let target = (carried.original_macs as f64 * keep as f64).floor() as u64;
+            let budget = meet_mac_target(
+                &m,
+                target,
+                &opts.prune,
+                criterion,
+                opts.reconstruct,
+                backend,
+                &inputs.photos,
+                &inputs.statistics,
+                progress,
+            )
+            .await?;
+            carried.dropped.extend(budget.dropped);
+            carried.chosen_ratios = Some(budget.ratios.into_iter().collect());
+            budget.model
+        }
+        Action::PruneChannels => {
+            let prune = match carried.chosen_ratios.take() {
+                // Exactly the widths the MAC target chose.
+                Some(overrides) => PruneOptions {
+                    ratio: 0.0,
+                    overrides,
+                    round_to: 1,
+                    ..opts.prune.clone()
+                },
+                None => opts.prune.clone(),
+            };
+            let measured = measured_importance(&m, opts, inputs, backend).await?;
+            let (pruned, kept) = m.pruned_by(&prune, criterion_of(opts, measured.as_ref())?)?;
             carried.before_pruning = Some((m, kept));
             pruned
         }
@@ -229,4 +317,30 @@ where
             m.with_activation_quant(act)?
         }
     })
+}
+
+/// The measured channel importance of `m` when the options rank channels by one.
+async fn measured_importance(
+    m: &Model,
+    opts: &CompressOptions,
+    inputs: &Inputs,
+    backend: &Backend,
+) -> Result<Option<MeasuredImportance>> {
+    if !opts.prune.importance.is_measured() {
+        return Ok(None);
+    }
+    Ok(Some(
+        MeasuredImportance::measure(m, opts.prune.importance, backend, &inputs.statistics).await?,
+    ))
+}
+
+/// The criterion channels are ranked by: `measured`, or the one read from the weights.
+fn criterion_of<'a>(
+    opts: &CompressOptions,
+    measured: Option<&'a MeasuredImportance>,
+) -> Result<&'a dyn ChannelImportance> {
+    match measured {
+        Some(m) => Ok(m),
+        None => opts.prune.importance.criterion(),
+    }
 }

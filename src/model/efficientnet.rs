@@ -22,6 +22,10 @@ pub struct MbBlockConfig {
     pub expand: bool,
     /// The input is added to the output (stride 1 and the same width in the original).
     pub residual: bool,
+    /// Removed: the block computes its skip, the identity (only a residual block can be
+    /// dropped). Its widths then follow the stream it sits on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dropped: bool,
 }
 
 /// The whole network's structure.
@@ -68,6 +72,7 @@ impl EfficientNetConfig {
                     stride,
                     expand: e != 1,
                     residual: stride == 1 && c == out,
+                    dropped: false,
                 });
                 c = out;
             }
@@ -79,6 +84,20 @@ impl EfficientNetConfig {
             num_classes,
             image_size: 224,
         }
+    }
+
+    /// Every block's name (`_blocks.0` …), whether it has an identity skip (and so can be
+    /// dropped) and whether it is dropped.
+    pub fn blocks(&self) -> Vec<super::BlockInfo> {
+        self.blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| super::BlockInfo {
+                name: format!("_blocks.{i}"),
+                droppable: b.residual,
+                dropped: b.dropped,
+            })
+            .collect()
     }
 
     /// Check that consecutive layers agree on their widths.
@@ -149,6 +168,9 @@ impl EfficientNetConfig {
             if b.mid_channels > r.mid_channels || b.out_channels > r.out_channels {
                 return bad(format!("_blocks.{i} is wider than the original"));
             }
+            if b.dropped && !r.residual {
+                return bad(format!("_blocks.{i} changes shape and cannot be dropped"));
+            }
         }
         Ok(())
     }
@@ -187,6 +209,10 @@ impl EfficientNetConfig {
         size = same_pad(size, 3, 2).2;
         let mut x = relu6(&mut g, x, "_stem_relu6".into());
         for (i, b) in self.blocks.iter().enumerate() {
+            // A dropped block is its skip (x + 0); it has stride 1, so the size stays.
+            if b.dropped {
+                continue;
+            }
             let p = format!("_blocks.{i}");
             let input = x;
             let mut h = x;
@@ -278,6 +304,10 @@ impl EfficientNetConfig {
         for (i, b) in out.blocks.iter_mut().enumerate() {
             let p = format!("_blocks.{i}");
             b.in_channels = c;
+            if b.dropped {
+                b.out_channels = c;
+                continue;
+            }
             b.mid_channels = dim(&format!("{p}._depthwise_conv.weight"), 0)?;
             b.out_channels = dim(&format!("{p}._project_conv.weight"), 0)?;
             c = b.out_channels;

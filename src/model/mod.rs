@@ -22,6 +22,16 @@ pub use graph::{Graph, Op};
 pub use resnet::{BasicBlockConfig, ResNetConfig};
 pub use stored::FileMetadata;
 
+/// One block of a network: its name (the prefix of its tensors' names), whether it keeps its
+/// input's shape — a residual block with an identity shortcut, which can be dropped — and
+/// whether it is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockInfo {
+    pub name: String,
+    pub droppable: bool,
+    pub dropped: bool,
+}
+
 /// The networks modelslim knows, each with every width in its config.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arch {
@@ -95,6 +105,48 @@ impl Arch {
             Arch::ResNet18(c) => Arch::ResNet18(c.with_widths_of(weights)?),
             Arch::EfficientNetLite0(c) => Arch::EfficientNetLite0(c.with_widths_of(weights)?),
         })
+    }
+
+    /// Every block, in order.
+    pub fn blocks(&self) -> Vec<BlockInfo> {
+        match self {
+            Arch::ResNet18(c) => c.blocks(),
+            Arch::EfficientNetLite0(c) => c.blocks(),
+        }
+    }
+
+    /// The same network with the blocks `names` dropped too, or why one cannot be.
+    pub fn with_blocks_dropped(&self, names: &[String]) -> Result<Arch> {
+        let blocks = self.blocks();
+        let mut out = self.clone();
+        for name in names {
+            let Some(i) = blocks.iter().position(|b| &b.name == name) else {
+                let droppable: Vec<&str> = blocks
+                    .iter()
+                    .filter(|b| b.droppable && !b.dropped)
+                    .map(|b| b.name.as_str())
+                    .collect();
+                return Err(Error::Invalid(format!(
+                    "{} has no block named '{name}'; blocks that can be dropped: {}",
+                    self.display(),
+                    droppable.join(", ")
+                )));
+            };
+            if !blocks[i].droppable {
+                return Err(Error::Invalid(format!(
+                    "{name} changes its input's shape and cannot be dropped"
+                )));
+            }
+            match &mut out {
+                Arch::ResNet18(c) => {
+                    if let Some(b) = c.stages.iter_mut().flatten().nth(i) {
+                        b.dropped = true;
+                    }
+                }
+                Arch::EfficientNetLite0(c) => c.blocks[i].dropped = true,
+            }
+        }
+        Ok(out)
     }
 
     /// How photos become this network's input.
@@ -216,6 +268,28 @@ impl Model {
             quant: Quantization::default(),
             labels: None,
         }
+    }
+
+    /// A copy without the blocks `names`: each becomes its shortcut, its tensors leave the
+    /// file. Works on the float network, like pruning.
+    pub fn with_blocks_dropped(&self, names: &[String]) -> Result<Model> {
+        if self.folded || !self.quant.is_empty() {
+            return Err(Error::Invalid(
+                "this model is already quantized: drop blocks of the original instead".into(),
+            ));
+        }
+        let arch = self.arch.with_blocks_dropped(names)?;
+        let prefixes: Vec<String> = names.iter().map(|n| format!("{n}.")).collect();
+        let weights = self
+            .weights
+            .iter()
+            .filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p)))
+            .map(|(k, t)| (k.clone(), t.clone()))
+            .collect();
+        Ok(Model {
+            labels: self.labels.clone(),
+            ..Model::new(arch, weights)?
+        })
     }
 
     /// The network as a graph of operations.

@@ -16,6 +16,10 @@ pub struct BasicBlockConfig {
     pub out_channels: usize,
     pub stride: usize,
     pub downsample: bool,
+    /// Removed: the block computes its shortcut, the identity (only a block that keeps its
+    /// input's shape can be dropped). Its widths then follow the stream it sits on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dropped: bool,
 }
 
 /// The whole network's structure.
@@ -42,6 +46,7 @@ impl ResNetConfig {
                 out_channels: width,
                 stride,
                 downsample: stride != 1 || in_ch != width,
+                dropped: false,
             };
             let second = BasicBlockConfig {
                 in_channels: width,
@@ -49,6 +54,7 @@ impl ResNetConfig {
                 out_channels: width,
                 stride: 1,
                 downsample: false,
+                dropped: false,
             };
             stages.push(vec![first, second]);
             in_ch = width;
@@ -58,6 +64,25 @@ impl ResNetConfig {
             stages,
             num_classes,
         }
+    }
+
+    /// Every block's name (`layer1.0` …), whether it keeps its input's shape (and so can be
+    /// dropped) and whether it is dropped.
+    pub fn blocks(&self) -> Vec<super::BlockInfo> {
+        self.stages
+            .iter()
+            .enumerate()
+            .flat_map(|(s, stage)| {
+                stage
+                    .iter()
+                    .enumerate()
+                    .map(move |(b, blk)| super::BlockInfo {
+                        name: format!("layer{}.{b}", s + 1),
+                        droppable: !blk.downsample,
+                        dropped: blk.dropped,
+                    })
+            })
+            .collect()
     }
 
     /// Width of the features the classifier reads.
@@ -94,6 +119,9 @@ impl ResNetConfig {
             }
             if b.mid_channels > r.mid_channels || b.out_channels > r.out_channels {
                 return bad(format!("{name} is wider than the original"));
+            }
+            if b.dropped && r.downsample {
+                return bad(format!("{name} changes shape and cannot be dropped"));
             }
         }
         Ok(())
@@ -161,6 +189,10 @@ impl ResNetConfig {
         );
         for (s, stage) in self.stages.iter().enumerate() {
             for (b, blk) in stage.iter().enumerate() {
+                // A dropped block is its shortcut: x + 0, and x is already a ReLU's output.
+                if blk.dropped {
+                    continue;
+                }
                 let p = format!("layer{}.{b}", s + 1);
                 let h = conv_bn(
                     &mut g,
@@ -224,12 +256,18 @@ impl ResNetConfig {
         };
         let mut out = self.clone();
         out.stem_channels = dim("conv1.weight", 0)?;
+        let mut ch = out.stem_channels;
         for (s, stage) in out.stages.iter_mut().enumerate() {
             for (b, blk) in stage.iter_mut().enumerate() {
+                if blk.dropped {
+                    (blk.in_channels, blk.out_channels) = (ch, ch);
+                    continue;
+                }
                 let p = format!("layer{}.{b}", s + 1);
                 blk.in_channels = dim(&format!("{p}.conv1.weight"), 1)?;
                 blk.mid_channels = dim(&format!("{p}.conv1.weight"), 0)?;
                 blk.out_channels = dim(&format!("{p}.conv2.weight"), 0)?;
+                ch = blk.out_channels;
             }
         }
         out.num_classes = dim("fc.weight", 0)?;

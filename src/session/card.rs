@@ -75,6 +75,9 @@ pub struct ModelCard {
     pub before: Metrics,
     pub after: Metrics,
     pub layers: Vec<LayerStat>,
+    /// The blocks dropped and each group's removed share.
+    #[serde(default, flatten)]
+    pub shape: crate::compress::pipeline::Shape,
     /// Against the uncompressed model, on `agreement_photos`.
     pub agreement_on_uploaded_photos: Option<Agreement>,
     pub agreement_photos: AgreementPhotos,

@@ -93,7 +93,7 @@ impl Session {
         if let Some(need) = plan.short_of_photos(fitting.len(), bn_photos.len()) {
             return Err(Error::Invalid(need.message()));
         }
-        let mut model = run(
+        let (mut model, shape) = run(
             &plan,
             &original.model,
             bn_photos,
@@ -161,6 +161,7 @@ impl Session {
             held_back: held.len(),
             calibration_photos,
             file_stem: plan.file_stem(arch),
+            shape,
             seconds: t0.elapsed().as_secs_f64(),
         };
         let card = ModelCard {
@@ -174,6 +175,7 @@ impl Session {
             before: report.before.clone(),
             after: report.after.clone(),
             layers: report.layers.clone(),
+            shape: report.shape.clone(),
             agreement_on_uploaded_photos: report.agreement.clone(),
             agreement_photos,
             calibration_photos,

@@ -60,6 +60,9 @@ pub struct CompressionReport {
     /// Photos the run fitted on (0 when no step needed them).
     pub calibration_photos: usize,
     pub file_stem: String,
+    /// The blocks dropped and each group's removed share.
+    #[serde(flatten)]
+    pub shape: crate::compress::pipeline::Shape,
     pub seconds: f64,
 }
 

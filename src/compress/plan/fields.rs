@@ -40,6 +40,27 @@ pub const SETTINGS: &[Field] = &[
         )
     },
     Field {
+        placeholder: Some("2, or layer3.1,layer4.1"),
+        ..Field::new(
+            "drop_blocks",
+            "Blocks to drop",
+            "prune",
+            Kind::Text,
+            "Remove whole residual blocks (each becomes its shortcut): a count, chosen on the calibration photos by what their absence costs, or block names separated by commas. none keeps every block.",
+        )
+    },
+    Field {
+        range: Some(Range::above(0.0, 1.0)),
+        what: "the share of MACs to keep",
+        ..Field::new(
+            "target_macs",
+            "MACs to keep",
+            "prune",
+            Kind::OptionalNumber,
+            "Keep at most this share of the original's MACs (0.7: 30 % fewer), choosing per group between removing channels and dropping its block by the loss each option measures on the calibration photos. Replaces the share of channels to remove.",
+        )
+    },
+    Field {
         choices: &[
             Choice {
                 value: "l1",

@@ -17,6 +17,7 @@ pub use presets::{Preset, presets};
 pub use settings::Settings;
 pub use steps::{Action, Photos, Purpose, Step};
 
+use super::prune::blocks::BlockDrop;
 use super::{CompressOptions, Granularity, QuantMethod};
 use crate::quant::Precision;
 use crate::{Error, Result};
@@ -78,7 +79,40 @@ impl Plan {
             name_parts,
         };
         let mut steps = Vec::new();
-        if o.prunes_channels() {
+        let drops = match &o.drop_blocks {
+            BlockDrop::None | BlockDrop::Count(0) => None,
+            BlockDrop::Count(n) => Some((
+                format!("choosing {n} block{} to drop on the photos", plural(*n)),
+                Photos::AsTheyAre(Purpose::BlockChoice),
+                *n,
+            )),
+            BlockDrop::Names(names) => Some((
+                format!("dropping {}", names.join(", ")),
+                Photos::None,
+                names.len(),
+            )),
+        };
+        if let Some((label, photos, n)) = drops {
+            let name = vec![(0, format!("d{n}"))];
+            steps.push(step(Action::DropBlocks, label, photos, name));
+        }
+        if let Some(keep) = o.target_macs {
+            steps.push(step(
+                Action::MeetMacTarget,
+                format!(
+                    "measuring what each group's channels and block cost, for {} % of the MACs",
+                    pct(keep)
+                ),
+                Photos::AsTheyAre(Purpose::MacBudget),
+                vec![(0, format!("m{}", pct(keep)))],
+            ));
+            steps.push(step(
+                Action::PruneChannels,
+                "pruning each group to its chosen share".into(),
+                Photos::None,
+                Vec::new(),
+            ));
+        } else if o.prunes_channels() {
             let n = o.prune.steps.max(1);
             let (label, photos) = if o.prune.importance.is_measured() {
                 (
@@ -92,21 +126,21 @@ impl Plan {
                 (
                     format!(
                         "pruning channels ({n} step{}, re-scoring between them)",
-                        if n == 1 { "" } else { "s" }
+                        plural(n)
                     ),
                     Photos::None,
                 )
             };
             let name = vec![(0, format!("c{}", pct(o.prune.ratio)))];
             steps.push(step(Action::PruneChannels, label, photos, name));
-            if o.reconstruct {
-                steps.push(step(
-                    Action::Refit,
-                    "refitting the layers that read pruned channels".into(),
-                    statistics(Purpose::Refitting),
-                    vec![(2, "refit".into())],
-                ));
-            }
+        }
+        if o.prunes_channels() && o.reconstruct {
+            steps.push(step(
+                Action::Refit,
+                "refitting the layers that read pruned channels".into(),
+                statistics(Purpose::Refitting),
+                vec![(2, "refit".into())],
+            ));
         }
         if o.sparsity.sparsity > 0.0 {
             let mut name = vec![(1, format!("s{}", pct(o.sparsity.sparsity)))];
@@ -282,7 +316,7 @@ impl Plan {
 
 impl CompressOptions {
     pub fn prunes_channels(&self) -> bool {
-        self.prune.ratio > 0.0 || !self.prune.overrides.is_empty()
+        self.prune.ratio > 0.0 || !self.prune.overrides.is_empty() || self.target_macs.is_some()
     }
 
     pub fn quantizes_weights(&self) -> bool {
@@ -299,6 +333,10 @@ impl CompressOptions {
     }
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 /// Refuse what cannot work together before any time is spent.
 fn check_combinations(o: &CompressOptions) -> Result<()> {
     let bad = |m: &str| Err(Error::Invalid(m.into()));
@@ -306,6 +344,18 @@ fn check_combinations(o: &CompressOptions) -> Result<()> {
         return bad(
             "reconstruction refits what pruning removed: use it with channel pruning or sparsity",
         );
+    }
+    if o.target_macs.is_some() {
+        if o.prune.ratio > 0.0 {
+            return bad(
+                "a MAC target chooses how many channels each group loses: leave out the share of channels to remove",
+            );
+        }
+        if o.prune.global || o.prune.steps > 1 {
+            return bad(
+                "a MAC target chooses each group's share in one step: leave out global ranking and steps",
+            );
+        }
     }
     if o.prunes_channels() && o.prune.importance.is_measured() && o.prune.steps > 1 {
         return Err(Error::Invalid(format!(

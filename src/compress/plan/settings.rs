@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SETTINGS;
 use super::text;
+use crate::compress::prune::blocks::BlockDrop;
 use crate::compress::{
     Augment, Calibration, CompressOptions, Granularity, Importance, PruneOptions, PruneScope,
     QuantMethod, QuantOptions, SparsityOptions,
@@ -26,6 +27,11 @@ use crate::{Error, Result};
 pub struct Settings {
     /// Share of each channel group to remove.
     pub prune_channels: f32,
+    /// Whole residual blocks to remove: a count (chosen on the photos) or names.
+    #[serde(with = "text")]
+    pub drop_blocks: BlockDrop,
+    /// Keep at most this share of the MACs, the ratios per group chosen by measured loss.
+    pub target_macs: Option<f32>,
     /// How channels are ranked (from the weights, or measured on the calibration photos).
     #[serde(with = "text")]
     pub importance: Importance,
@@ -80,6 +86,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             prune_channels: 0.0,
+            drop_blocks: BlockDrop::None,
+            target_macs: None,
             importance: Importance::L1,
             global: false,
             round_to: 1,
@@ -127,6 +135,8 @@ impl Settings {
                 steps: self.steps,
                 ..Default::default()
             },
+            drop_blocks: self.drop_blocks.clone(),
+            target_macs: self.target_macs,
             recalibrate_bn: self.recalibrate_bn,
             reconstruct: self.reconstruct,
             augment: self.augment,

@@ -7,6 +7,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// Remove whole residual blocks (named, or chosen on the photos).
+    DropBlocks,
+    /// Measure each group's loss at a few ratios (and without its block) and choose the
+    /// shares that meet the MAC target; the blocks chosen are dropped here.
+    MeetMacTarget,
     /// Remove channels (ranked from the weights, or measured on the photos).
     PruneChannels,
     /// Refit the layers that read pruned channels by least squares.
@@ -27,6 +32,8 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
+    BlockChoice,
+    MacBudget,
     MeasuredImportance,
     Refitting,
     Gptq,
@@ -39,6 +46,8 @@ impl Purpose {
     /// For people.
     pub fn label(self) -> &'static str {
         match self {
+            Purpose::BlockChoice => "choosing the blocks to drop",
+            Purpose::MacBudget => "choosing each group's share for the MAC target",
             Purpose::MeasuredImportance => "measured channel importance",
             Purpose::Refitting => "refitting after pruning",
             Purpose::Gptq => "GPTQ weight quantization",

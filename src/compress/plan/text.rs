@@ -19,6 +19,11 @@ impl AsText for Importance {
         self.label().into()
     }
 }
+impl AsText for crate::compress::prune::blocks::BlockDrop {
+    fn text(&self) -> String {
+        self.label()
+    }
+}
 impl AsText for PruneScope {
     fn text(&self) -> String {
         self.label().into()

@@ -3,6 +3,8 @@
 //! reads them ([`reconstruct`]); single weights by magnitude ([`sparsity`]) or by SparseGPT
 //! ([`sparsegpt`]).
 
+pub mod blocks;
+pub mod budget;
 pub mod channels;
 pub mod importance;
 pub mod measured_importance;
