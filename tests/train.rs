@@ -121,7 +121,7 @@ fn distillation_gradients_equal_finite_differences_including_an_int8_layer() {
     quant.int.insert("c3.weight".into(), q);
 
     let ad = dev.clone().autodiff();
-    let leaves = Leaves::new(&weights, &quant, true, &ad).unwrap();
+    let leaves = Leaves::new(&weights, &quant, true, &[], &ad).unwrap();
     let net = Network::build_from(&graph, &leaves.effective(), &BTreeMap::new()).unwrap();
     let out = net.forward(input(&x, 2, 8, &ad));
     let t = Tensor::<2>::from_data(TensorData::new(teacher.clone(), [2, 5]), &ad);
@@ -237,6 +237,47 @@ fn the_loss_falls_over_a_short_run_on_a_fixed_batch() {
 }
 
 #[test]
+fn a_frozen_classifier_and_the_batch_norm_statistics_stay_bit_identical_through_training() {
+    // A pruned student with two blocks dropped, trained on the features before pooling too.
+    let (teacher, _) = resnet_pair(0.0, Precision::F32);
+    let student = teacher
+        .with_blocks_dropped(&["layer1.1".into(), "layer3.1".into()])
+        .unwrap();
+    let opts = DistillOptions {
+        steps: 4,
+        lr: 3e-4,
+        batch: 2,
+        freeze_head: true,
+        head_features: 1.0,
+        held_out: Some(0),
+        ..Default::default()
+    };
+    let (run, model) = block_on(distill(
+        &teacher,
+        &student,
+        &photos(3, 64),
+        &opts,
+        &Backend::cpu(),
+        4,
+        |_| async { true },
+    ))
+    .unwrap();
+    assert_eq!(run.steps, 4);
+    let mut moved = 0;
+    for (key, before) in &student.weights {
+        let after = &model.weights[key];
+        let frozen = key.starts_with("fc.") || key.contains("running_");
+        if frozen {
+            assert!(after.data == before.data, "{key} changed in training");
+        } else if after.data != before.data {
+            moved += 1;
+        }
+    }
+    // Everything else trained.
+    assert!(moved > 20, "only {moved} tensors moved");
+}
+
+#[test]
 fn masks_and_integer_grids_survive_training_and_the_file_reloads_to_the_trained_logits() {
     let (teacher, student) = resnet_pair(0.5, Precision::Int8);
     assert!(!student.quant.sparse.is_empty());
@@ -292,7 +333,7 @@ fn masks_and_integer_grids_survive_training_and_the_file_reloads_to_the_trained_
     // values; the straight-through sum w + (q − w) differs from q by rounding only).
     let reloaded = Model::from_bytes(&trained.to_safetensors().unwrap()).unwrap();
     let ad = backend.device.clone().autodiff();
-    let leaves = Leaves::new(&trained.weights, &trained.quant, false, &ad).unwrap();
+    let leaves = Leaves::new(&trained.weights, &trained.quant, false, &[], &ad).unwrap();
     let net = Network::build_from(&trained.graph(), &leaves.effective(), &BTreeMap::new()).unwrap();
     let flat: Vec<f32> = images.concat();
     let trained_logits =

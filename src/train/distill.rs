@@ -109,10 +109,19 @@ where
     let held_images: Vec<Vec<f32>> = held_idx.iter().map(|&i| images[i].clone()).collect();
     let mut keeper = BestKeeper::start(teacher, student, held_images, backend, eval_batch).await?;
     let trainer = Trainer::new(teacher, student, opts, backend)?;
+    let frozen: Vec<String> = if opts.freeze_head {
+        let head = student.graph().classifier().map(str::to_string);
+        head.into_iter()
+            .flat_map(|h| [format!("{h}.weight"), format!("{h}.bias")])
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut leaves = Leaves::new(
         &student.weights,
         &student.quant,
         opts.learn_scales,
+        &frozen,
         &backend.device.clone().autodiff(),
     )?;
     let mut adam = Adam::default();
@@ -180,6 +189,8 @@ struct Trainer<'a> {
     graph: crate::model::Graph,
     /// Teacher's and student's value indices of the residual block outputs both have.
     matched: (Vec<usize>, Vec<usize>),
+    /// Teacher's and student's value the global pooling reads, with `head_features`.
+    head: Option<(usize, usize)>,
     schedule: Schedule,
 }
 
@@ -207,6 +218,14 @@ impl<'a> Trainer<'a> {
                 }
             }
         }
+        let head = (opts.head_features > 0.0)
+            .then(|| {
+                Some((
+                    pooled_value(&teacher_graph)?,
+                    pooled_value(&student.graph())?,
+                ))
+            })
+            .flatten();
         Ok(Trainer {
             opts,
             student,
@@ -214,6 +233,7 @@ impl<'a> Trainer<'a> {
             teacher_net,
             graph: student.graph(),
             matched,
+            head,
             schedule: Schedule::new(opts.lr, opts.steps),
         })
     }
@@ -232,10 +252,29 @@ impl<'a> Trainer<'a> {
             &leaves.effective(),
             &self.student.quant.activations,
         )?;
-        let (target, teacher_features) =
-            run_to_logits(&self.teacher_net, x.clone(), &self.matched.0);
-        let (out, student_features) = run_to_logits(&net, x.autodiff(), &self.matched.1);
+        // The block outputs, then (when matched) the pooled features, in one pass each.
+        let with_head = |blocks: &[usize], head: Option<usize>| {
+            let mut v = blocks.to_vec();
+            v.extend(head);
+            v
+        };
+        let (target, mut teacher_features) = run_to_logits(
+            &self.teacher_net,
+            x.clone(),
+            &with_head(&self.matched.0, self.head.map(|h| h.0)),
+        );
+        let (out, mut student_features) = run_to_logits(
+            &net,
+            x.autodiff(),
+            &with_head(&self.matched.1, self.head.map(|h| h.1)),
+        );
         let mut loss = distillation_loss(target.autodiff(), out, self.opts.temperature);
+        if self.head.is_some()
+            && let (Some(t), Some(s)) = (teacher_features.pop(), student_features.pop())
+            && let Some(f) = feature_loss(vec![t], vec![s])
+        {
+            loss = loss + f.mul_scalar(self.opts.head_features);
+        }
         if self.opts.features > 0.0
             && let Some(f) = feature_loss(teacher_features, student_features)
         {
@@ -354,6 +393,15 @@ fn graph_values(graph: &crate::model::Graph) -> Vec<(usize, String)> {
         .filter(|(_, v)| v.ends_with(".add"))
         .map(|(i, v)| (i, v.clone()))
         .collect()
+}
+
+/// The value the global pooling reads: the last convolutional features.
+fn pooled_value(graph: &crate::model::Graph) -> Option<usize> {
+    graph
+        .nodes
+        .iter()
+        .find(|n| matches!(n.op, crate::model::Op::GlobalAvgPool))
+        .and_then(|n| n.inputs.first().copied())
 }
 
 /// A full forward pass that also returns the values `capture` lists, in that order.

@@ -105,11 +105,13 @@ const MAX_SCALE_CHANGE: f32 = 16.0;
 impl Leaves {
     /// The tensors of a model (`weights`, stored as `quant` says) on `device`, which must
     /// have autodiff enabled; integer grids' scales train with `learn_scales` (never where
-    /// activations are quantized).
+    /// activations are quantized). Tensors `frozen` names stay as they are, like the
+    /// batch-norm statistics.
     pub fn new(
         weights: &StateDict,
         quant: &Quantization,
         learn_scales: bool,
+        frozen: &[String],
         device: &Device,
     ) -> Result<Self> {
         if !device.is_autodiff() {
@@ -121,7 +123,7 @@ impl Leaves {
         let mut leaves = BTreeMap::new();
         let mut fixed = BTreeMap::new();
         for (key, t) in weights {
-            if is_running_statistic(key) {
+            if is_running_statistic(key) || frozen.contains(key) {
                 fixed.insert(key.clone(), (flat(t.data.clone(), device), t.shape.clone()));
                 continue;
             }

@@ -37,6 +37,14 @@ pub struct DistillOptions {
     /// teacher's (mean squared difference relative to the teacher's mean square, averaged over
     /// the blocks whose widths match); 0 leaves it out.
     pub features: f32,
+    /// Weight of matching the features the classifier's pooling reads (the last
+    /// convolutional features), mean squared difference relative to the teacher's mean
+    /// square; 0 leaves it out. With a frozen classifier this is MiR's loss (Wang et al.
+    /// 2022): the layers before the head learn to give the head what the teacher gave it.
+    pub head_features: f32,
+    /// Keep the classifier's weights as they are: with few photos, training it mostly fits
+    /// those photos, and the pruned layers before it carry the change.
+    pub freeze_head: bool,
     /// Photos held back from training to measure agreement on; `None` picks a fifth of them
     /// (at least one when there are two or more, at most 50).
     pub held_out: Option<usize>,
@@ -57,6 +65,8 @@ impl Default for DistillOptions {
             mixup: true,
             learn_scales: false,
             features: 0.0,
+            head_features: 0.0,
+            freeze_head: false,
             held_out: None,
             eval_every: 0,
             seed: 0,
@@ -213,6 +223,14 @@ pub const DISTILL: &[Field] = &[
         "Weight of matching the residual blocks' outputs to the original's (0: outputs only).",
     ),
     number(
+        "head_features",
+        "Head feature matching",
+        "the head-feature-matching weight",
+        Kind::Number,
+        Range::closed(0.0, 100.0),
+        "Weight of matching the features the classifier's pooling reads to the original's (0: left out).",
+    ),
+    number(
         "held_out",
         "Photos held back",
         "the photos held back",
@@ -248,6 +266,11 @@ pub const DISTILL: &[Field] = &[
         "mixup",
         "Mixup",
         "Blend each view with another photo's view.",
+    ),
+    switch(
+        "freeze_head",
+        "Freeze the classifier",
+        "Keep the classifier's weights as they are; the layers before it learn.",
     ),
     switch(
         "learn_scales",
