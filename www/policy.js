@@ -75,12 +75,12 @@ export function readFields(fields, values) {
       if (!empty) out[f.name] = parsePairs(f.label, raw);
       continue;
     }
-    if (f.kind === 'optional_integer' && empty) continue;
+    if ((f.kind === 'optional_integer' || f.kind === 'optional_number') && empty) continue;
     const v = Number(raw);
     const low = f.min === undefined || (f.min_exclusive ? v > f.min : v >= f.min);
     const high = f.max === undefined || v <= f.max;
     if (empty || !Number.isFinite(v) || !low || !high) throw new Error(`${capital(f.what ?? f.label)} must be ${range(f)}`);
-    out[f.name] = f.kind === 'number' ? v : Math.round(v);
+    out[f.name] = f.kind === 'number' || f.kind === 'optional_number' ? v : Math.round(v);
   }
   return out;
 }

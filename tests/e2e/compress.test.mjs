@@ -236,6 +236,28 @@ test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'
   await context.close();
 });
 
+test('drop one block of ResNet18 on WebGPU: the chart marks it, the downloaded ONNX gives the page\'s logits', { timeout: 2 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded');
+  assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');
+  await upload(page, PHOTOS_256);
+  await page.fill('[data-testid=drop-blocks]', 'layer3.1');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 2);
+  const struck = await page.$$eval('#layers .crow.dropped .lname', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(struck, ['layer3.1.conv1', 'layer3.1.conv2']);
+  const compressed = await lists(page, 'top5-compressed');
+  const onnx = await download(page, 'download-onnx');
+  assert.equal(onnx.name, 'resnet18-d1.onnx');
+  const ort = onnxruntime(onnx.path, PHOTOS_256, { optimize: true });
+  for (const [i, r] of ort.entries()) {
+    assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
+    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
+  }
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
 // The engine runs in a worker: while it predicts two photos and compresses them, no task on the
 // page's main thread may *work* longer than 50 ms (the longtask threshold; measured 4–13 ms here,
 // and 153 ms with the engine on the main thread, `?engine=main`). A task's wall time (Chromium's

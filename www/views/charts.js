@@ -9,6 +9,13 @@ function layerRow(l) {
   row.querySelector('.before').style.width = `${(100 * l.width_before) / max}%`;
   row.querySelector('.after').style.width = `${(100 * l.width_after) / max}%`;
   row.querySelector('.zero').style.width = `${(100 * l.width_after * l.sparsity) / max}%`;
+  if (l.dropped) {
+    // Removed with its block: the block computes its shortcut.
+    row.classList.add('dropped');
+    row.querySelector('.val').textContent = `${l.width_before} · block dropped`;
+    row.title = `${l.layer}: removed with its block, which now passes its input through`;
+    return row;
+  }
   row.querySelector('.val').textContent = `${l.width_before}→${l.width_after}` +
     (l.sparsity >= 0.005 ? `, ${(l.sparsity * 100).toFixed(0)} % zeros` : '') + ` · ${l.format}`;
   row.title = `${l.layer}: ${l.width_before} → ${l.width_after} output channels, ${(l.sparsity * 100).toFixed(1)} % zero weights, stored as ${l.format}`;
@@ -32,7 +39,8 @@ export function mountCharts(store, actions) {
     if (!layers) { box.textContent = layersIntro; return; }
     const legend = document.createElement('p');
     legend.textContent = 'Each bar is one layer\'s output channels: blue the share kept, grey the share removed; ' +
-      'the orange underline is the share of its weights that are zero (pruned, or rounded to zero by quantization).';
+      'the orange underline is the share of its weights that are zero (pruned, or rounded to zero by quantization); ' +
+      'struck-through layers were removed with their block.';
     box.replaceChildren(...layers.map(layerRow), legend);
   });
   on(store, ['sensitivity'], (s) => {

@@ -6,12 +6,12 @@ const GROUPS = { prune: 'Prune', sparsity: 'Zero weights', quantize: 'Quantize',
 
 // A number input's step: fine for shares (at most 1), free otherwise.
 function stepOf(f) {
-  if (f.kind !== 'number') return '1';
+  if (f.kind !== 'number' && f.kind !== 'optional_number') return '1';
   return f.max !== undefined && f.max <= 1 && (f.min ?? 0) >= 0 ? '0.05' : 'any';
 }
 
 // The template of each kind of field (../fields.js).
-const TEMPLATE = { number: 'number', integer: 'number', optional_integer: 'number', bool: 'bool', choice: 'choice', text: 'text', pairs: 'text' };
+const TEMPLATE = { number: 'number', integer: 'number', optional_integer: 'number', optional_number: 'number', bool: 'bool', choice: 'choice', text: 'text', pairs: 'text' };
 
 function control(f, id, onInput) {
   const kind = TEMPLATE[f.kind] ?? 'text';
@@ -26,6 +26,7 @@ function control(f, id, onInput) {
     if (f.max !== undefined) input.max = f.max;
     input.step = stepOf(f);
     if (f.kind === 'optional_integer') input.placeholder = 'auto';
+    if (f.kind === 'optional_number') input.placeholder = 'none';
   } else if (kind === 'text') {
     input.placeholder = f.placeholder ?? (f.kind === 'pairs' ? 'NAME=VALUE, …' : '');
   } else if (kind === 'choice') {
