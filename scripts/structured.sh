@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Prints the table of faster models (structured compression) on EfficientNet-Lite0 with its
+# real ImageNet weights: uniform channel pruning, block dropping alone, per-group budgets from
+# measured loss for a MAC target (channels and blocks), then distillation of the budgeted
+# model. Everything is fitted on `imagenet-samples` photos without their labels (the first
+# 200; the budget and block choices measure on the first 64 of them), scored by `modelslim
+# eval --reference` on the `imagenet-val` photos against fp32, and on the 50 samples not used.
+#   bash scripts/structured.sh DATA_DIR     DATA_DIR holds imagenet-val/ and imagenet-samples/
+#   ONLY=blocks bash scripts/structured.sh   only the rows whose name contains the word
+#   DOC=1 bash scripts/structured.sh         also writes docs/structured.md
+#   STEPS=200 BATCH=16 bash scripts/structured.sh   the distillation runs (defaults shown)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh" >/dev/null
+source "$ROOT/scripts/doc-header.sh"
+DATA="${1:-${MODELSLIM_DATA:-$ROOT/../shared/data}}"
+for d in imagenet-val imagenet-samples; do
+  [ -d "$DATA/$d" ] || { echo "structured.sh: no $DATA/$d (pass DATA_DIR)" >&2; exit 1; }
+done
+STEPS="${STEPS:-200}"; BATCH="${BATCH:-16}"
+START=$SECONDS
+cargo build --release --quiet
+W="$MODELSLIM_EFFNET_PTH"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+# A copy: a build beside the run must not swap the binary between rows.
+BIN="$OUT/modelslim"; cp "$CARGO_TARGET_DIR/release/modelslim" "$BIN"
+mkdir -p "$OUT/calib200" "$OUT/held-out"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -200 | xargs -I{} cp {} "$OUT/calib200/"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | tail -n +201 | xargs -I{} cp {} "$OUT/held-out/"
+C="--calibrate $OUT/calib200"
+REFIT="--round-to 8 --importance output --reconstruct $C"
+
+# name | compress flags | distill flags (empty: not distilled; "defaults": no flag)
+rows=(
+  "fp32||"
+  "30 % channels inside blocks, refit (uniform)|--prune-channels 0.3 --prune-scope internal $REFIT|"
+  "blocks: 1 dropped|--drop-blocks 1 $C|"
+  "blocks: 2 dropped|--drop-blocks 2 $C|"
+  "blocks: 3 dropped|--drop-blocks 3 $C|"
+  "blocks: 4 dropped|--drop-blocks 4 $C|"
+  "budget: 75 % of the MACs, channels and blocks, refit|--target-macs 0.75 $REFIT|"
+  "budget: 60 % of the MACs, channels and blocks, refit|--target-macs 0.6 $REFIT|"
+  "budget: 75 %, distilled (defaults)|--target-macs 0.75 $REFIT|defaults"
+  "budget: 75 %, distilled, frozen head + head features|--target-macs 0.75 $REFIT|--freeze-head --head-features 1"
+)
+TABLE="$OUT/table.md"
+{
+  printf '| method | MACs | fewer MACs | top-1 | top-5 | agreement with fp32 | mean KL | held-out samples: top-1, agreement | dropped blocks | minutes |\n'
+  printf '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|\n'
+} | tee "$TABLE"
+for r in "${rows[@]}"; do
+  IFS='|' read -r name flags distill <<< "$r"
+  [[ -z "${ONLY:-}" || "$name" == *"$ONLY"* ]] || continue
+  t=$SECONDS
+  # shellcheck disable=SC2086
+  "$BIN" compress --weights "$W" --out "$OUT/m.safetensors" $flags --json > "$OUT/c.json"
+  model="$OUT/m.safetensors"
+  if [[ -n "$distill" ]]; then
+    extra=""; [[ "$distill" == defaults ]] || extra="$distill"
+    # shellcheck disable=SC2086
+    "$BIN" distill --weights "$OUT/m.safetensors" --teacher "$W" --images "$OUT/calib200" \
+      --out "$OUT/d.safetensors" --steps "$STEPS" --batch "$BATCH" $extra --json > "$OUT/d.json"
+    model="$OUT/d.safetensors"
+  fi
+  "$BIN" eval --weights "$model" --reference "$W" --images "$DATA/imagenet-val" --json > "$OUT/e.json"
+  "$BIN" eval --weights "$model" --reference "$W" --images "$OUT/held-out" --json > "$OUT/h.json"
+  python3 - "$name" "$(( (SECONDS - t + 30) / 60 ))" "$OUT/c.json" "$OUT/e.json" "$OUT/h.json" <<'PY' | tee -a "$TABLE"
+import json, sys
+name, minutes = sys.argv[1], sys.argv[2]
+c, e, h = (json.load(open(f)) for f in sys.argv[3:])
+b, a = c["before"]["macs"], c["after"]["macs"]
+blocks = ", ".join(d["name"] for d in c.get("dropped_blocks", [])) or "–"
+print(f"| {name} | {a / 1e6:.0f} M | {1 - a / b:.0%} | {e['top1']:.3f} | {e['top5']:.3f} "
+      f"| {e['agreement']:.3f} | {e['kl']:.4f} | {h['top1']:.3f}, {h['agreement']:.3f} | {blocks} | {minutes} |")
+PY
+done
+NVAL=$(find "$DATA/imagenet-val" -name '*.JPEG' | wc -l)
+echo
+echo "($NVAL ImageNet validation photos, 1000-way; fitted on 200 imagenet-samples photos; $(( (SECONDS - START + 59) / 60 )) min)"
+[[ -n "${DOC:-}" && -z "${ONLY:-}" ]] || exit 0
+{
+  printf '%s\n\n' "$(doc_header "Faster models: block dropping and measured budgets" "DOC=1 bash scripts/structured.sh DATA_DIR")"
+  cat <<EOF
+EfficientNet-Lite0 with its real ImageNet weights, compressed by \`modelslim compress\` on the
+first 200 \`imagenet-samples\` photos (their labels unused), scored by \`modelslim eval
+--reference\` on the $NVAL \`imagenet-val\` photos against fp32, and on the 50 samples after
+the first 200 (never fitted on). "minutes" is the whole row on this machine: compression,
+distillation and both evaluations. Distilled rows run \`modelslim distill\` for $STEPS steps of
+$BATCH photos on the same 200 photos (a fifth held back to keep the best step).
+
+- **blocks: N dropped** (\`--drop-blocks N\`): the N residual blocks whose absence costs the
+  least KL on 64 of the photos, chosen greedily; nothing is refit.
+- **budget** (\`--target-macs R --reconstruct\`): each block-internal group is measured with 25,
+  50 and 75 % of its channels removed and refit, and without its block; the combination that
+  keeps at most the share R of the MACs at the least summed KL is built and refit.
+
+See [compression.md](compression.md) for the methods.
+
+EOF
+  cat "$TABLE"
+} > "$ROOT/docs/structured.md"
+echo "wrote docs/structured.md"
