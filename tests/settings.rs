@@ -76,10 +76,18 @@ fn out_of_range_or_unknown_settings_are_one_line_errors() {
         .unwrap_err()
         .to_string();
     assert!(typo.contains("prune_chanels"), "{typo}");
-    // Every limit's bounds are themselves accepted.
+    // Every limit's bounds are themselves accepted, but an exclusive lower bound.
     for l in limits(SETTINGS) {
         let mut v = serde_json::to_value(Settings::default()).unwrap();
+        if l.min_exclusive {
+            v[l.name] = serde_json::json!(l.min);
+            let s: Settings = serde_json::from_value(v.clone()).unwrap();
+            assert!(s.check_limits().is_err(), "{} = {} (exclusive)", l.name, l.min);
+        }
         for bound in [l.min, l.max] {
+            if l.min_exclusive && bound == l.min {
+                continue;
+            }
             // Whole bounds as JSON integers, as the page sends them (`usize` settings).
             v[l.name] = if bound.fract() == 0.0 {
                 serde_json::json!(bound as u64)
