@@ -18,6 +18,8 @@ for d in imagenet-val imagenet-samples; do
   [ -d "$DATA/$d" ] || { echo "structured.sh: no $DATA/$d (pass DATA_DIR)" >&2; exit 1; }
 done
 STEPS="${STEPS:-100}"; BATCH="${BATCH:-16}"
+# Before anything changes: "-dirty" then means the code measured was not the commit named.
+HEADER="$(doc_header "Faster models: block dropping and measured budgets" "DOC=1 bash scripts/structured.sh DATA_DIR")"
 START=$SECONDS
 cargo build --release --quiet
 W="$MODELSLIM_EFFNET_PTH"
@@ -88,7 +90,7 @@ echo
 echo "($NVAL ImageNet validation photos, 1000-way; fitted on 200 imagenet-samples photos; $(( (SECONDS - START + 59) / 60 )) min)"
 [[ -n "${DOC:-}" && -z "${ONLY:-}" ]] || exit 0
 {
-  printf '%s\n\n' "$(doc_header "Faster models: block dropping and measured budgets" "DOC=1 bash scripts/structured.sh DATA_DIR")"
+  printf '%s\n\n' "$HEADER"
   cat <<EOF
 EfficientNet-Lite0 with its real ImageNet weights, compressed by \`modelslim compress\` on the
 first 200 \`imagenet-samples\` photos (their labels unused), scored by \`modelslim eval
