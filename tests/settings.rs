@@ -82,7 +82,12 @@ fn out_of_range_or_unknown_settings_are_one_line_errors() {
         if l.min_exclusive {
             v[l.name] = serde_json::json!(l.min);
             let s: Settings = serde_json::from_value(v.clone()).unwrap();
-            assert!(s.check_limits().is_err(), "{} = {} (exclusive)", l.name, l.min);
+            assert!(
+                s.check_limits().is_err(),
+                "{} = {} (exclusive)",
+                l.name,
+                l.min
+            );
         }
         for bound in [l.min, l.max] {
             if l.min_exclusive && bound == l.min {

@@ -17,6 +17,13 @@ pub struct Progress {
     pub label: String,
 }
 
+impl Progress {
+    /// Step `step` of `steps`.
+    pub fn new(step: usize, steps: usize, label: String) -> Progress {
+        Progress { step, steps, label }
+    }
+}
+
 /// Tell `progress` about step `p` and wait for its answer: `false` cancels the run.
 pub async fn report<P, F>(progress: &mut P, p: Progress) -> Result<()>
 where

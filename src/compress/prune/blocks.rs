@@ -198,15 +198,7 @@ where
             }
             measured += 1;
             let label = format!("measuring the network without {name} ({measured} of {total})");
-            report(
-                progress,
-                Progress {
-                    step: measured,
-                    steps: total,
-                    label,
-                },
-            )
-            .await?;
+            report(progress, Progress::new(measured, total, label)).await?;
             let without = current.with_blocks_dropped(std::slice::from_ref(name))?;
             let kl = kl_on(&reference, &without, backend, batches).await?;
             if best.as_ref().is_none_or(|(b, _, _)| kl < *b) {

@@ -341,15 +341,7 @@ where
                 g.name,
                 ratio * 100.0
             );
-            report(
-                progress,
-                Progress {
-                    step: done,
-                    steps: total,
-                    label,
-                },
-            )
-            .await?;
+            report(progress, Progress::new(done, total, label)).await?;
             let o = PruneOptions {
                 ratio: 0.0,
                 overrides: [(g.name.clone(), ratio)].into_iter().collect(),
@@ -376,15 +368,7 @@ where
             Some(block) => {
                 done += 1;
                 let label = format!("measuring the network without {block} ({done} of {total})");
-                report(
-                    progress,
-                    Progress {
-                        step: done,
-                        steps: total,
-                        label,
-                    },
-                )
-                .await?;
+                report(progress, Progress::new(done, total, label)).await?;
                 let without = model.with_blocks_dropped(std::slice::from_ref(&block))?;
                 let loss = kl_on(&reference, &without, backend, photos).await?;
                 Some(DropPoint {
