@@ -97,7 +97,9 @@ first 200 \`imagenet-samples\` photos (their labels unused), scored by \`modelsl
 --reference\` on the $NVAL \`imagenet-val\` photos against fp32, and on the 50 samples after
 the first 200 (never fitted on). "minutes" is the whole row on this machine: compression,
 distillation and both evaluations. Distilled rows run \`modelslim distill\` for $STEPS steps of
-$BATCH photos on the same 200 photos (a fifth held back to keep the best step).
+$BATCH photos on the same 200 photos (a fifth held back to keep the best step). A distilled row
+equal to the row above it means no step beat the start on the held-back photos, so the file
+written is the undistilled one; those photos were among the ones the refit was fitted on.
 
 - **blocks: N dropped** (\`--drop-blocks N\`): the N residual blocks whose absence costs the
   least KL on 64 of the photos, chosen greedily; nothing is refit.
