@@ -73,15 +73,4 @@ impl Model {
         }
         .with_sparse_marked())
     }
-
-    /// Pruning works on the float network; a quantized file must be compressed from its
-    /// original.
-    pub(crate) fn refuse_if_quantized(&self, what: &str) -> Result<()> {
-        if self.folded || !self.quant.is_empty() {
-            return Err(crate::Error::Invalid(format!(
-                "this model is already quantized: {what} the original instead"
-            )));
-        }
-        Ok(())
-    }
 }

@@ -273,11 +273,7 @@ impl Model {
     /// A copy without the blocks `names`: each becomes its shortcut, its tensors leave the
     /// file. Works on the float network, like pruning.
     pub fn with_blocks_dropped(&self, names: &[String]) -> Result<Model> {
-        if self.folded || !self.quant.is_empty() {
-            return Err(Error::Invalid(
-                "this model is already quantized: drop blocks of the original instead".into(),
-            ));
-        }
+        self.refuse_if_quantized("drop blocks of")?;
         let arch = self.arch.with_blocks_dropped(names)?;
         let prefixes: Vec<String> = names.iter().map(|n| format!("{n}.")).collect();
         let weights = self
@@ -290,6 +286,17 @@ impl Model {
             labels: self.labels.clone(),
             ..Model::new(arch, weights)?
         })
+    }
+
+    /// Pruning, sparsity and block dropping work on the float network; a quantized file must
+    /// be compressed from its original.
+    pub(crate) fn refuse_if_quantized(&self, what: &str) -> Result<()> {
+        if self.folded || !self.quant.is_empty() {
+            return Err(Error::Invalid(format!(
+                "this model is already quantized: {what} the original instead"
+            )));
+        }
+        Ok(())
     }
 
     /// The network as a graph of operations.
