@@ -164,13 +164,7 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    let candidates: Vec<String> = model
-        .arch
-        .blocks()
-        .into_iter()
-        .filter(|b| b.droppable && !b.dropped)
-        .map(|b| b.name)
-        .collect();
+    let candidates = droppable_blocks(model);
     if count > candidates.len() {
         return Err(Error::Invalid(format!(
             "{} has {} blocks that can be dropped ({}); {count} were asked for",
@@ -179,6 +173,45 @@ where
             candidates.join(", ")
         )));
     }
+    drop_greedily(
+        model,
+        count,
+        |chosen| chosen.len() < count,
+        backend,
+        batches,
+        progress,
+    )
+    .await
+}
+
+/// The blocks of `model` that can still be dropped.
+pub fn droppable_blocks(model: &Model) -> Vec<String> {
+    model
+        .arch
+        .blocks()
+        .into_iter()
+        .filter(|b| b.droppable && !b.dropped)
+        .map(|b| b.name)
+        .collect()
+}
+
+/// Drop blocks of `model` one at a time, each the one whose absence costs the least KL on
+/// `batches` (at most [`MEASURED_PHOTOS`]) with the ones before it gone, while `more` says
+/// so of the blocks chosen so far and candidates are left. `rounds`: how many rounds the
+/// progress reports count on.
+pub(crate) async fn drop_greedily<P, F>(
+    model: &Model,
+    rounds: usize,
+    more: impl Fn(&[DroppedBlock]) -> bool,
+    backend: &Backend,
+    batches: &[Vec<Vec<f32>>],
+    progress: &mut P,
+) -> Result<Vec<DroppedBlock>>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    let candidates = droppable_blocks(model);
     let batches = &first_photos(batches, MEASURED_PHOTOS);
     let reference = logits_on(model, backend, batches).await?;
     if reference.is_empty() {
@@ -186,19 +219,27 @@ where
             "choosing blocks to drop is measured on calibration photos, and none were given".into(),
         ));
     }
-    let total: usize = (0..count).map(|k| candidates.len() - k).sum();
+    let rounds = rounds.min(candidates.len());
+    let total: usize = (0..rounds).map(|k| candidates.len() - k).sum();
     let mut measured = 0;
     let mut chosen: Vec<DroppedBlock> = Vec::new();
     let mut current = model.clone();
-    for _ in 0..count {
+    while chosen.len() < candidates.len() && more(&chosen) {
         let mut best: Option<(f64, String, Model)> = None;
         for name in &candidates {
             if chosen.iter().any(|c| &c.name == name) {
                 continue;
             }
             measured += 1;
-            let label = format!("measuring the network without {name} ({measured} of {total})");
-            report(progress, Progress::new(measured, total, label)).await?;
+            let label = format!(
+                "measuring the network without {name} ({measured} of {})",
+                total.max(measured)
+            );
+            report(
+                progress,
+                Progress::new(measured, total.max(measured), label),
+            )
+            .await?;
             let without = current.with_blocks_dropped(std::slice::from_ref(name))?;
             let kl = kl_on(&reference, &without, backend, batches).await?;
             if best.as_ref().is_none_or(|(b, _, _)| kl < *b) {
