@@ -3,7 +3,7 @@
 //! the greedy choice finds the block whose absence costs nothing.
 
 mod common;
-use common::{logits, max_abs_diff, onnxruntime, sample_input};
+use common::{logits, max_abs_diff, onnxruntime, sample_input, zero_branch};
 use modelslim::backend::Backend;
 use modelslim::compress::prune::blocks::{choose_blocks, network_macs};
 use modelslim::compress::{BlockDrop, Settings};
@@ -23,17 +23,6 @@ fn lite0() -> Model {
     let arch = Arch::by_name("efficientnet-lite0").unwrap();
     let weights = seeded_state_dict(&arch.graph(false).param_shapes(), 5);
     Model::new(arch, weights).unwrap()
-}
-
-/// `m` with the residual branch of `block` computing zero: the batch norm after its last
-/// conv scales by 0 and adds 0.
-fn zero_branch(m: &Model, last_bn: &str) -> Model {
-    let mut z = m.clone();
-    for p in ["weight", "bias"] {
-        let t = z.weights.get_mut(&format!("{last_bn}.{p}")).unwrap();
-        t.data.iter_mut().for_each(|v| *v = 0.0);
-    }
-    z
 }
 
 /// The largest logit, for tolerances relative to the logits' size.

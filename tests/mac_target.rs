@@ -1,8 +1,9 @@
 //! A MAC target: the network the session builds keeps at most the share asked, and misses it
-//! by less than one channel step; the groups' ratios come back in the report.
+//! by less than one channel step; a block that costs nothing is dropped; the groups' ratios
+//! come back in the report.
 
 mod common;
-use common::sample;
+use common::{sample, zero_branch};
 use modelslim::backend::Backend;
 use modelslim::compress::prune::blocks::network_macs;
 use modelslim::compress::{PruneOptions, Settings};
@@ -60,6 +61,36 @@ fn a_mac_target_is_met_within_one_channel_step() {
         "{ratios:?}"
     );
     assert!(r.file_stem.contains("m80"), "{}", r.file_stem);
+}
+
+#[test]
+fn a_block_that_costs_nothing_is_dropped_to_meet_a_target() {
+    // layer2.1's branch computes zero: dropping it saves 13 % of the MACs at no loss, so
+    // whichever combination wins, measured whole, drops it and takes the rest from channels.
+    let model = zero_branch(&Model::seeded_resnet18(9), "layer2.1.bn2");
+    let s = Session::new(Backend::cpu(), Batches::NATIVE);
+    s.load(model, "seeded").unwrap();
+    s.set_hold_back(HoldBack::None);
+    for name in ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"] {
+        s.keep_photo(name, sample(name)).unwrap();
+    }
+    let settings = Settings {
+        target_macs: Some(0.85),
+        ..Settings::default()
+    };
+    let r = pollster::block_on(s.compress(&settings, no_progress)).unwrap();
+    let dropped: Vec<(&str, &str)> = r
+        .shape
+        .dropped_blocks
+        .iter()
+        .map(|b| (b.name.as_str(), b.chosen_by.as_str()))
+        .collect();
+    assert_eq!(dropped, [("layer2.1", "budget")]);
+    assert!(
+        !r.shape.group_ratios.is_empty(),
+        "the rest comes from channels"
+    );
+    assert!(r.after.macs as f64 <= 0.85 * r.before.macs as f64);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: the repository's sample photos, logits of a
-//! model, and the comparison against onnxruntime.
+//! model, a block whose branch computes nothing, and the comparison against onnxruntime.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -26,6 +26,17 @@ pub fn sample_input(name: &str) -> Vec<f32> {
 pub fn logits(model: &modelslim::model::Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let c = modelslim::predict::Classifier::new(model, modelslim::backend::Backend::cpu()).unwrap();
     pollster::block_on(c.logits(images)).unwrap()
+}
+
+/// `m` with the residual branch of a block computing zero: the batch norm after its last
+/// conv, `last_bn`, scales by 0 and adds 0.
+pub fn zero_branch(m: &modelslim::model::Model, last_bn: &str) -> modelslim::model::Model {
+    let mut z = m.clone();
+    for p in ["weight", "bias"] {
+        let t = z.weights.get_mut(&format!("{last_bn}.{p}")).unwrap();
+        t.data.iter_mut().for_each(|v| *v = 0.0);
+    }
+    z
 }
 
 pub fn scratch(name: &str) -> PathBuf {
