@@ -316,7 +316,7 @@ fn prune_to(
 fn measured_and_fitted(
     photos: &[Vec<Vec<f32>>],
     statistics: &[Vec<Vec<f32>>],
-) -> (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) {
+) -> (PhotoBatches, PhotoBatches) {
     let count = |b: &[Vec<Vec<f32>>]| b.iter().map(Vec::len).sum::<usize>();
     let n = count(photos);
     // The statistics hold each photo's copies next to it.
@@ -333,8 +333,11 @@ fn measured_and_fitted(
     (first_photos(photos, measured), fitted)
 }
 
+/// Photos in batches, each photo a network input.
+type PhotoBatches = Vec<Vec<Vec<f32>>>;
+
 /// `batches` without their first `n` photos.
-fn photos_after(batches: &[Vec<Vec<f32>>], n: usize) -> Vec<Vec<Vec<f32>>> {
+fn photos_after(batches: &[Vec<Vec<f32>>], n: usize) -> PhotoBatches {
     let mut skip = n;
     let mut out = Vec::new();
     for b in batches {
