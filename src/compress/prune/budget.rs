@@ -455,6 +455,17 @@ pub struct Budgeted {
     pub ratios: BTreeMap<String, f32>,
 }
 
+impl Budgeted {
+    /// `model` as it is: it already keeps no more than the target.
+    fn unchanged(model: &Model) -> Budgeted {
+        Budgeted {
+            model: model.clone(),
+            dropped: Vec::new(),
+            ratios: BTreeMap::new(),
+        }
+    }
+}
+
 /// Keep at most `target` of `model`'s MACs at the least measured loss. The table of costs
 /// (see the module's comment) proposes one combination; since losses do not add up exactly
 /// — dropping two blocks can cost more, or less, than the two drops measured alone — whole
@@ -481,11 +492,7 @@ where
 {
     let macs0 = network_macs(model);
     if macs0 <= target {
-        return Ok(Budgeted {
-            model: model.clone(),
-            dropped: Vec::new(),
-            ratios: BTreeMap::new(),
-        });
+        return Ok(Budgeted::unchanged(model));
     }
     let costs = measure_costs(
         model, opts, criterion, refit, backend, photos, statistics, progress,
@@ -579,11 +586,7 @@ fn within_target(
 ) -> Result<Budgeted> {
     let macs = network_macs(base);
     if macs <= target {
-        return Ok(Budgeted {
-            model: base.clone(),
-            dropped: Vec::new(),
-            ratios: BTreeMap::new(),
-        });
+        return Ok(Budgeted::unchanged(base));
     }
     let mut needed = macs - target;
     for _ in 0..16 {
