@@ -22,7 +22,7 @@ cargo test --release
 step "GPTQ on an emulated AVX2-only CPU writes the same file as on this one"
 bash scripts/emulated-cpu.sh
 
-step "distillation on real EfficientNet-Lite0 weights: a short run must lower the loss and raise agreement"
+step "distillation on real EfficientNet-Lite0 weights: short runs (int4, pruned channels) must lower the loss and raise agreement"
 SHORT=1 bash scripts/distill.sh
 
 step "trunk build --release (the page, dist/, and the training module beside it)"
