@@ -350,8 +350,9 @@ fn photos_after(batches: &[Vec<Vec<f32>>], n: usize) -> PhotoBatches {
     out
 }
 
-/// Measure every prunable group's cost (see the module's comment): KL of the outputs on the
-/// photos [`measured_and_fitted`] measures on, refit on its others when `refit`.
+/// Measure every prunable group's cost (see the module's comment): KL of the outputs on
+/// `photos`, each option refit on `statistics` when `refit` (the two halves
+/// [`measured_and_fitted`] splits the calibration photos into).
 #[allow(clippy::too_many_arguments)]
 pub async fn measure_costs<P, F>(
     model: &Model,
@@ -367,7 +368,6 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    let (photos, statistics) = &measured_and_fitted(photos, statistics);
     let reference = logits_on(model, backend, photos).await?;
     if reference.is_empty() {
         return Err(Error::Invalid(
@@ -494,11 +494,11 @@ where
     if macs0 <= target {
         return Ok(Budgeted::unchanged(model));
     }
+    let (photos, statistics) = &measured_and_fitted(photos, statistics);
     let costs = measure_costs(
         model, opts, criterion, refit, backend, photos, statistics, progress,
     )
     .await?;
-    let (photos, statistics) = &measured_and_fitted(photos, statistics);
     let mut candidates = vec![within_target(model, &costs, target, opts, criterion)?];
     let needed = macs0 - target;
     let sequence = drop_greedily(
