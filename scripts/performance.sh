@@ -58,6 +58,10 @@ bash scripts/presets.sh | tee "$OUT/presets.md"
 PRESETS_TIME="$(took $t)"
 
 t=$SECONDS
+RUNS=20 bash scripts/blocks-latency.sh | tee "$OUT/blocks.md"
+BLOCKS_TIME="$(took $t)"
+
+t=$SECONDS
 trunk build --release >/dev/null
 python3 scripts/module-sizes.py dist | tee "$OUT/modules.txt"
 python3 - "$OUT/modules.txt" > "$OUT/modules.md" <<'PY'
@@ -118,6 +122,21 @@ modelslim computes in float and simulates integer rounding, so quantization does
 own latency; pruning does. The speed-up of integer weights and activations is measured in an
 integer runtime: the page's "Check in ONNX Runtime".
 
+## Dropping blocks: ResNet18 latency ($BLOCKS_TIME)
+
+\`bash scripts/blocks-latency.sh\`: ResNet18 (seeded weights: latency does not depend on their
+values) whole and with two or three of its basic blocks dropped (\`--drop-blocks\`), timed by
+\`modelslim bench --backend cpu\` and by onnxruntime (CPU, its default threads) on the ONNX file
+\`modelslim compress --onnx\` wrote; ratio = the shorter network's median over the whole
+one's. With real weights, \`--drop-blocks N\` chooses the blocks on photos; here they are
+named, and every droppable block of ResNet18 costs about the same MACs. Two blocks are about
+a quarter of the MACs. The page's own benchmark of the two-block network is in the last
+section.
+
+EOF
+  cat "$OUT/blocks.md"
+  cat <<EOF
+
 ## The page's wasm modules ($MODULES_TIME)
 
 \`trunk build --release\`, then \`python3 scripts/module-sizes.py dist\` (gzip level 9, as a
@@ -156,8 +175,9 @@ EOF
 
 \`RUNS=$RUNS npm run bench --prefix tests/e2e\` (\`tests/e2e/bench.mjs\`, after the build
 above): seeded ResNet18 in the page on WebGPU and on the CPU fallback, the cold first
-prediction and the warm runs, then each preset compressed in the page and the engine's own
-benchmark of the original and the compressed model (ratio = compressed / original warm
+prediction and the warm runs, then each preset, and two blocks dropped (layer3.1 and
+layer4.1), compressed in the page and the engine's own benchmark of the original and the
+compressed model (ratio = compressed / original warm
 median). Its output as printed:
 
 \`\`\`

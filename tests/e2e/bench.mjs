@@ -2,7 +2,8 @@
 // the CPU fallback (Burn flex in wasm), through the page's own engine.
 //   npm run bench --prefix tests/e2e            (after `trunk build --release`)
 // Prints the cold first run apart, then min / median / p90 of warm runs, and the ratio; then the
-// time to compress two presets in the page and the latency of the original and compressed models.
+// time to compress each preset (and a network with two blocks dropped) in the page and the
+// latency of the original and compressed models.
 import { serveDist, launchChromium } from './harness.mjs';
 
 const RUNS = Number(process.env.RUNS || 10);
@@ -10,6 +11,7 @@ const PRESETS = [
   ['30 % channels + int8 weights', { prune_channels: 0.3, quant: 'int8' }],
   ['30 % channels, round to 8 + int8 weights', { prune_channels: 0.3, round_to: 8, quant: 'int8' }],
   ['50 % channels, round to 8', { prune_channels: 0.5, round_to: 8 }],
+  ['2 blocks dropped (layer3.1, layer4.1)', { drop_blocks: 'layer3.1,layer4.1' }],
 ];
 const { server, base } = await serveDist();
 const browser = await launchChromium();
