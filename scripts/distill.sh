@@ -87,7 +87,7 @@ field() {
 repository_photos() {
   mkdir -p "$OUT/photos"
   find "$ROOT/tests/fixtures/imagenet-subset/calib" -type f | sort | xargs -I{} cp {} "$OUT/photos/"
-  find "$ROOT/tests/fixtures/imagenet-subset/val" -type f | sort | head -16 | xargs -I{} cp {} "$OUT/photos/"
+  find "$ROOT/tests/fixtures/imagenet-subset/val" -type f | sort | sed -n 1,16p | xargs -I{} cp {} "$OUT/photos/"
 }
 
 if [[ -n "${ABLATION:-}" ]]; then
@@ -141,8 +141,8 @@ fi
 
 mkdir -p "$OUT/samples" "$OUT/calib200" "$OUT/calib32"
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | xargs -I{} cp {} "$OUT/samples/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -200 | xargs -I{} cp {} "$OUT/calib200/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -32 | xargs -I{} cp {} "$OUT/calib32/"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,200p | xargs -I{} cp {} "$OUT/calib200/"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,32p | xargs -I{} cp {} "$OUT/calib32/"
 
 # Scores a model file: "top-1 | top-5 | agreement | KL".
 score() {

@@ -13,8 +13,8 @@ doc_commit() {
 
 doc_cpu() {
   local model
-  model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
-  [ -n "$model" ] || model="$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -1)"
+  model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | sed -n 1p)"
+  [ -n "$model" ] || model="$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | sed -n 1p)"
   local simd
   simd="$(grep -o -w -m1 -e avx512_vnni -e avx2 /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ' | sed 's/ $//')"
   printf '%s, %s cores (nproc)%s' "${model:-unknown CPU}" "$(nproc)" "${simd:+, $simd}"

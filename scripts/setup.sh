@@ -1,6 +1,9 @@
 # Sourced by scripts/test.sh and scripts/serve.sh: installs only what is missing, then exports
 # the environment. Tools and build outputs live outside the clone (default ~/.cache/modelslim)
 # so a second run is fast.
+# Under pipefail, a reader that stops early (`head`, `grep -q`) can kill the writer with
+# SIGPIPE and fail the script at random: the scripts take lines with `sed -n` and match with
+# `grep >/dev/null`, which read to the end.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +31,7 @@ need_apt() {
   fi
 }
 
-if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+if ! rustup target list --installed 2>/dev/null | grep -x wasm32-unknown-unknown >/dev/null; then
   step "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi

@@ -29,7 +29,7 @@ trap 'rm -rf "$OUT"' EXIT
 # A copy: a build beside the run must not swap the binary between rows.
 BIN="$OUT/modelslim"; cp "$CARGO_TARGET_DIR/release/modelslim" "$BIN"
 mkdir -p "$OUT/calib200" "$OUT/train136" "$OUT/held-out"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | head -200 | xargs -I{} cp {} "$OUT/calib200/"
+find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,200p | xargs -I{} cp {} "$OUT/calib200/"
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 65,200p | xargs -I{} cp {} "$OUT/train136/"
 find "$DATA/imagenet-samples" -name '*.JPEG' | sort | tail -n +201 | xargs -I{} cp {} "$OUT/held-out/"
 C="--calibrate $OUT/calib200"
