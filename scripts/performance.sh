@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Writes docs/performance.md: native CPU latency (`modelslim bench`), the preset table of
-# scripts/presets.sh (sizes and the CLI's time), the page's two wasm modules
+# scripts/presets.sh (sizes and the CLI's time), what dropping blocks saves in latency
+# (scripts/blocks-latency.sh), the page's two wasm modules
 # (scripts/module-sizes.py after `trunk build --release`) and, in headless Chromium, modelslim
 # against onnxruntime-web (scripts/bench-browser.sh) and before / after compression in the page
 # (tests/e2e/bench.mjs).
