@@ -28,13 +28,12 @@ BIN="$CARGO_TARGET_DIR/release/modelslim"
 W="$MODELSLIM_EFFNET_PTH"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
-mkdir -p "$OUT/calib" "$OUT/calib200" "$OUT/held-out" "$OUT/calib16"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,64p | xargs -I{} cp {} "$OUT/calib/"
+copy_jpegs "$DATA/imagenet-samples" 1 64 "$OUT/calib"
 # Reconstruction fits many weights per layer: it also runs on 200 photos, and the curve scores
 # its files on the samples left out as well. A user of the page with a handful of photos: 16.
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,200p | xargs -I{} cp {} "$OUT/calib200/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | tail -n +201 | xargs -I{} cp {} "$OUT/held-out/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,16p | xargs -I{} cp {} "$OUT/calib16/"
+copy_jpegs "$DATA/imagenet-samples" 1 200 "$OUT/calib200"
+copy_jpegs "$DATA/imagenet-samples" 201 '$' "$OUT/held-out"
+copy_jpegs "$DATA/imagenet-samples" 1 16 "$OUT/calib16"
 
 # EfficientNet-Lite0's depthwise convs (9 weights per channel, 1 % of the parameters) at int8.
 DW=""

@@ -85,9 +85,8 @@ field() {
 # The repository's photos (CI machines may lack DATA_DIR): the 16 calibration samples and 16
 # validation photos, used without labels; 12 of them are held back.
 repository_photos() {
-  mkdir -p "$OUT/photos"
-  find "$ROOT/tests/fixtures/imagenet-subset/calib" -type f | sort | xargs -I{} cp {} "$OUT/photos/"
-  find "$ROOT/tests/fixtures/imagenet-subset/val" -type f | sort | sed -n 1,16p | xargs -I{} cp {} "$OUT/photos/"
+  copy_jpegs "$ROOT/tests/fixtures/imagenet-subset/calib" 1 '$' "$OUT/photos"
+  copy_jpegs "$ROOT/tests/fixtures/imagenet-subset/val" 1 16 "$OUT/photos"
 }
 
 if [[ -n "${ABLATION:-}" ]]; then
@@ -139,10 +138,9 @@ PY
   exit
 fi
 
-mkdir -p "$OUT/samples" "$OUT/calib200" "$OUT/calib32"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | xargs -I{} cp {} "$OUT/samples/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,200p | xargs -I{} cp {} "$OUT/calib200/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,32p | xargs -I{} cp {} "$OUT/calib32/"
+copy_jpegs "$DATA/imagenet-samples" 1 '$' "$OUT/samples"
+copy_jpegs "$DATA/imagenet-samples" 1 200 "$OUT/calib200"
+copy_jpegs "$DATA/imagenet-samples" 1 32 "$OUT/calib32"
 
 # Scores a model file: "top-1 | top-5 | agreement | KL".
 score() {

@@ -46,9 +46,7 @@ emulated "$(binary --lib)" compress::linalg
 step "GPTQ int4 of EfficientNet-Lite0 on $PHOTOS photos: natively and on the emulated $CPU"
 BIN="$CARGO_TARGET_DIR/release/modelslim"
 "$BIN" convert --weights "$MODELSLIM_EFFNET_PTH" --out "$TMP/fp32.safetensors" >/dev/null
-mkdir "$TMP/calib"
-find "$ROOT/tests/fixtures/imagenet-subset/calib" -type f | sort | sed -n "1,${PHOTOS}p" \
-  | xargs -I{} cp {} "$TMP/calib/"
+copy_jpegs "$ROOT/tests/fixtures/imagenet-subset/calib" 1 "$PHOTOS" "$TMP/calib"
 ARGS=(compress --weights "$TMP/fp32.safetensors" --quant int4 --granularity group:32
   --keep-first-last --quant-method gptq --calibrate "$TMP/calib")
 "$BIN" "${ARGS[@]}" --out "$TMP/native.safetensors" >/dev/null

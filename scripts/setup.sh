@@ -2,8 +2,8 @@
 # the environment. Tools and build outputs live outside the clone (default ~/.cache/modelslim)
 # so a second run is fast.
 # Under pipefail, a reader that stops early (`head`, `grep -q`) can kill the writer with
-# SIGPIPE and fail the script at random: the scripts take lines with `sed -n` and match with
-# `grep >/dev/null`, which read to the end.
+# SIGPIPE and fail the script at random: the scripts take lines with `sed -n` (as
+# `copy_jpegs` does) and match with `grep >/dev/null`, which read to the end.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +19,13 @@ TRUNK_VERSION=0.21.14
 BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' Cargo.lock)"
 
 step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# `copy_jpegs SRC FIRST LAST DEST`: SRC's JPEGs in path order, from the FIRST to the LAST
+# (`$`: to the end), copied into DEST (made if missing).
+copy_jpegs() {
+  mkdir -p "$4"
+  find "$1" -name '*.JPEG' | sort | sed -n "$2,$3p" | xargs -I{} cp {} "$4/"
+}
 
 need_apt() {
   local missing=()

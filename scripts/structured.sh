@@ -28,10 +28,9 @@ OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 # A copy: a build beside the run must not swap the binary between rows.
 BIN="$OUT/modelslim"; cp "$CARGO_TARGET_DIR/release/modelslim" "$BIN"
-mkdir -p "$OUT/calib200" "$OUT/train136" "$OUT/held-out"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 1,200p | xargs -I{} cp {} "$OUT/calib200/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | sed -n 65,200p | xargs -I{} cp {} "$OUT/train136/"
-find "$DATA/imagenet-samples" -name '*.JPEG' | sort | tail -n +201 | xargs -I{} cp {} "$OUT/held-out/"
+copy_jpegs "$DATA/imagenet-samples" 1 200 "$OUT/calib200"
+copy_jpegs "$DATA/imagenet-samples" 65 200 "$OUT/train136"
+copy_jpegs "$DATA/imagenet-samples" 201 '$' "$OUT/held-out"
 C="--calibrate $OUT/calib200"
 REFIT="--round-to 8 --importance output --reconstruct $C"
 # Block choices read the first 64 photos only; a dropped network is distilled on the next
