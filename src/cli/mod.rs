@@ -2,6 +2,7 @@
 //! descriptions), the commands, and their output. Every failure a user can cause ends in one
 //! line on stderr and a non-zero exit status.
 
+mod auto;
 mod commands;
 mod compress;
 mod images;
@@ -47,6 +48,9 @@ enum Command {
     Bench(commands::BenchArgs),
     /// Prune and quantize a model, write its files and report what it bought.
     Compress(compress::CompressArgs),
+    /// The most faithful compression within a budget (ONNX bytes, MACs or ms), searched on
+    /// your photos.
+    Auto(auto::AutoArgs),
     /// Score a model on labelled photos (top-1, top-5, agreement with a reference).
     Eval(measure::EvalArgs),
     /// Quantize one layer at a time and measure how far the outputs move.
@@ -150,6 +154,7 @@ fn run(command: Command) -> std::result::Result<(), CliError> {
         Command::InitWeights(a) => commands::init_weights(a),
         Command::Bench(a) => commands::bench(a),
         Command::Compress(a) => compress::compress(a),
+        Command::Auto(a) => auto::auto(a),
         Command::Eval(a) => measure::eval(a),
         Command::Sensitivity(a) => measure::sensitivity(a),
         Command::Export(a) => commands::export(a),

@@ -6,6 +6,7 @@
 //! (the quantization scheme); neither of those imports anything from here.
 
 pub mod agreement;
+pub mod auto;
 pub mod calibration;
 pub mod linalg;
 pub mod metrics;

@@ -12,10 +12,24 @@ use super::card::{AgreementPhotos, CardStep, ModelCard};
 use super::held_back::held_back;
 use super::{Compressed, CompressionReport, FileFormat, Loaded, Session};
 use crate::compress::pipeline::run;
-use crate::compress::{Plan, Progress, Settings, agreement, announce, layer_report};
+use crate::compress::{Plan, Progress, Settings, Shape, agreement, announce, layer_report};
 use crate::export::to_onnx;
 use crate::model::Model;
 use crate::{Error, Result};
+
+/// A compression's model as its plan built it, with what it was fitted on.
+pub(super) struct Fitted<'a> {
+    pub plan: &'a Plan,
+    pub settings: &'a Settings,
+    pub model: Model,
+    pub shape: Shape,
+    /// Every kept photo, preprocessed.
+    pub photos: &'a [Vec<f32>],
+    /// The photos held back from fitting (`None`: nothing was fitted on the kept photos).
+    pub held: Option<&'a [usize]>,
+    pub calibration_photos: usize,
+    pub started: Instant,
+}
 
 /// The downloadable files of one compression.
 pub(super) struct Files {
@@ -93,7 +107,7 @@ impl Session {
         if let Some(need) = plan.short_of_photos(fitting.len(), bn_photos.len()) {
             return Err(Error::Invalid(need.message()));
         }
-        let (mut model, shape) = run(
+        let (model, shape) = run(
             &plan,
             &original.model,
             bn_photos,
@@ -103,8 +117,43 @@ impl Session {
             &mut progress,
         )
         .await?;
-        model.labels = self.labels();
+        let calibration_photos = plan.photos_used(fitting.len(), separate_bn.len());
+        let fitted = Fitted {
+            plan: &plan,
+            settings,
+            model,
+            shape,
+            photos: &photos,
+            held: if fits_kept { Some(&held) } else { None },
+            calibration_photos,
+            started: t0,
+        };
+        self.finish(&original, fitted, &mut progress).await
+    }
 
+    /// The rest of a compression once its model is built: files, metrics, answers on the kept
+    /// photos, agreement, the model card; the model becomes the session's compressed one.
+    pub(super) async fn finish<P, F>(
+        &self,
+        original: &Loaded,
+        fitted: Fitted<'_>,
+        mut progress: P,
+    ) -> Result<CompressionReport>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let Fitted {
+            plan,
+            settings,
+            mut model,
+            shape,
+            photos,
+            held,
+            calibration_photos,
+            started: t0,
+        } = fitted;
+        model.labels = self.labels();
         // One announcement per piece: each is a point where the page's event loop runs (a
         // main-thread engine would otherwise freeze for seconds here).
         announce(&mut progress, "writing the safetensors file").await?;
@@ -128,27 +177,25 @@ impl Session {
         let loaded = Loaded::new(model, &self.backend)?;
         let answers = loaded
             .answers(
-                &photos,
+                photos,
                 self.batches.display,
                 "classifying your photos with the compressed model",
                 &mut progress,
             )
             .await?;
         let logits: Vec<Vec<f32>> = answers.iter().map(|a| a.logits.clone()).collect();
-        let (agreement_photos, on): (AgreementPhotos, Vec<usize>) = if !fits_kept {
-            (AgreementPhotos::Unfitted, (0..photos.len()).collect())
-        } else if held.is_empty() {
-            (AgreementPhotos::Fitting, (0..photos.len()).collect())
-        } else {
-            (AgreementPhotos::HeldBack, held.clone())
+        let (agreement_photos, on): (AgreementPhotos, Vec<usize>) = match held {
+            None => (AgreementPhotos::Unfitted, (0..photos.len()).collect()),
+            Some([]) => (AgreementPhotos::Fitting, (0..photos.len()).collect()),
+            Some(held) => (AgreementPhotos::HeldBack, held.to_vec()),
         };
+        let held = held.map_or(0, <[usize]>::len);
         let pick = |v: &[Vec<f32>]| -> Vec<Vec<f32>> {
             on.iter().filter_map(|&i| v.get(i).cloned()).collect()
         };
         let agreement = (!photos.is_empty()).then(|| agreement(&pick(&reference), &pick(&logits)));
 
         let arch = original.model.arch.name();
-        let calibration_photos = plan.photos_used(fitting.len(), separate_bn.len());
         let report = CompressionReport {
             ratios: after.ratios_to(&before),
             before,
@@ -158,7 +205,7 @@ impl Session {
             photos: answers,
             agreement,
             agreement_photos,
-            held_back: held.len(),
+            held_back: held,
             calibration_photos,
             file_stem: plan.file_stem(arch),
             shape,
@@ -170,7 +217,7 @@ impl Session {
             architecture: arch.into(),
             file_stem: report.file_stem.clone(),
             settings: settings.clone(),
-            steps: CardStep::of_plan(&plan),
+            steps: CardStep::of_plan(plan),
             quantization: report.quantization.clone(),
             before: report.before.clone(),
             after: report.after.clone(),
@@ -179,7 +226,7 @@ impl Session {
             agreement_on_uploaded_photos: report.agreement.clone(),
             agreement_photos,
             calibration_photos,
-            held_back_photos: held.len(),
+            held_back_photos: held,
             labels: loaded.model.labels.as_deref().cloned(),
             backend: self.backend.description.clone(),
             note: ModelCard::NOTE.into(),

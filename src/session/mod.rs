@@ -9,6 +9,7 @@
 //! over a yield would panic there. Work that must not overlap (compress, benchmark,
 //! sensitivity, loading another model) is refused with a message while another runs.
 
+mod auto;
 mod card;
 mod compression;
 mod held_back;
@@ -32,6 +33,7 @@ use crate::predict::{Classifier, Prediction};
 use crate::{Error, Result};
 use std::sync::Arc;
 
+pub use auto::{AutoReport, auto_held_out};
 pub use card::{AgreementPhotos, CardStep, DistillationEntry, ModelCard};
 pub use held_back::{HoldBack, held_back};
 use photos::Photo;

@@ -165,20 +165,30 @@ impl Plan {
         }
         if o.quantizes_weights() {
             let w = o.quant.weights;
+            // Per-layer precisions: the file is named `mixed`, not for its default.
+            let mixed = !o.quant.overrides.is_empty();
+            let what = if mixed {
+                format!(
+                    "{} ({} layers in their own precision)",
+                    w.label(),
+                    o.quant.overrides.len()
+                )
+            } else {
+                w.label().to_string()
+            };
             let (label, photos) = match o.quant_method {
-                QuantMethod::Rtn => (format!("quantizing weights to {}", w.label()), Photos::None),
+                QuantMethod::Rtn => (format!("quantizing weights to {what}"), Photos::None),
                 QuantMethod::Gptq => (
-                    format!(
-                        "quantizing weights to {} with GPTQ, layer by layer",
-                        w.label()
-                    ),
+                    format!("quantizing weights to {what} with GPTQ, layer by layer"),
                     statistics(Purpose::Gptq),
                 ),
             };
             let mut name = Vec::new();
-            if w != Precision::F32 {
-                let mut q = w.label().to_string();
-                if w.bits().is_some() {
+            if w != Precision::F32 || mixed {
+                let mut q = if mixed { "mixed" } else { w.label() }.to_string();
+                let integers =
+                    w.bits().is_some() || o.quant.overrides.values().any(|p| p.bits().is_some());
+                if integers {
                     match o.quant.granularity {
                         Granularity::PerTensor => q.push('t'),
                         Granularity::Group(n) => q.push_str(&format!("g{n}")),

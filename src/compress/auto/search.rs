@@ -1,0 +1,597 @@
+//! The search: propose a few plans for the budget from measured costs, build each, measure it
+//! whole on the held-out photos, and keep the best that fits. Never a blind grid: a byte budget
+//! is allocated over per-layer precisions by the knapsack of [`super::allocation`] on the
+//! losses [`super::layer_costs`] measured; a MAC or latency budget by the per-group budgets
+//! and greedy block drops of `prune::budget`, which measure their own options.
+
+use std::future::Future;
+
+use serde::Serialize;
+use web_time::Instant;
+
+use super::allocation::allocate;
+use super::budget::Budget;
+use super::layer_costs::{self, CostTable};
+use crate::backend::Backend;
+use crate::compress::pipeline::{Shape, run};
+use crate::compress::prune::blocks::{BlockDrop, block_macs, droppable_blocks, network_macs};
+use crate::compress::{
+    Granularity, Importance, Plan, Progress, QuantMethod, Settings, agreement, announce, logits_of,
+};
+use crate::export::to_onnx;
+use crate::model::Model;
+use crate::predict::Classifier;
+use crate::quant::Precision;
+use crate::timing::Timing;
+use crate::{Error, Result};
+
+/// The most fitting photos each layer's loss is measured on: every layer is measured twice or
+/// three times, and 32 photos rank the layers steadily (the losses are paired KLs).
+pub const COST_PHOTOS: usize = 32;
+
+/// The least share of the MACs a latency budget is searched at.
+const MIN_SHARE: f64 = 0.05;
+
+/// Warm runs a latency is the median of.
+const LATENCY_RUNS: usize = 5;
+
+/// What to search for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AutoOptions {
+    pub budget: Budget,
+    /// The least share of held-out photos whose top-1 class must stay the original's.
+    pub min_agreement: f64,
+}
+
+/// One evaluated plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// What the plan does, for people.
+    pub label: String,
+    /// The plan, as the settings `compress` takes.
+    pub settings: Settings,
+    /// Bytes of its ONNX file.
+    pub bytes: u64,
+    /// Multiply-accumulates at 224×224.
+    pub macs: u64,
+    /// Median ms per image on the backend in use (measured for a latency budget only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ms: Option<f64>,
+    /// On the held-out photos: the share with the original's top-1 class, and the mean KL.
+    pub agreement: f64,
+    pub kl: f64,
+    /// Time to build and measure it.
+    pub seconds: f64,
+    /// Within the budget.
+    pub fits: bool,
+    /// No other candidate is within less of the budget's measure, agrees at least as often
+    /// and moves the outputs less (see `mark_pareto`).
+    pub pareto: bool,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Search {
+    pub candidates: Vec<Candidate>,
+    /// The index of the one kept: the least KL among those within the budget and the floor;
+    /// when none is within the budget, the closest to it; when none within the budget keeps
+    /// the floor, the one that agrees most.
+    pub chosen: usize,
+    pub budget_met: bool,
+    pub floor_met: bool,
+    /// Why the choice falls short, in one line, when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Stopped by the caller; the best of the candidates measured so far is kept.
+    pub cancelled: bool,
+    /// Seconds spent measuring per-layer costs (before any candidate is built).
+    pub cost_seconds: f64,
+    pub seconds: f64,
+    /// Each candidate's model and shape, in the candidates' order.
+    #[serde(skip)]
+    pub models: Vec<(Model, Shape)>,
+}
+
+/// Builds and measures candidates.
+struct Evaluator<'a> {
+    original: &'a Model,
+    fit: &'a [Vec<f32>],
+    held: &'a [Vec<f32>],
+    reference: Vec<Vec<f32>>,
+    batch: usize,
+    backend: &'a Backend,
+    budget: Budget,
+    macs0: u64,
+    candidates: Vec<Candidate>,
+    models: Vec<(Model, Shape)>,
+}
+
+impl Evaluator<'_> {
+    /// Build `settings`' plan on the fitting photos, measure it and keep it as a candidate;
+    /// returns its index.
+    async fn evaluate<P, F>(
+        &mut self,
+        label: String,
+        settings: Settings,
+        progress: &mut P,
+    ) -> Result<usize>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let t = Instant::now();
+        let n = self.candidates.len() + 1;
+        let plan = Plan::of(&settings)?;
+        let prefix = format!("candidate {n}, {label}");
+        announce(progress, &prefix).await?;
+        let inner = |p: Progress| {
+            progress(Progress {
+                label: format!("{prefix}: {}", p.label),
+                ..p
+            })
+        };
+        let (model, shape) = run(
+            &plan,
+            self.original,
+            self.fit,
+            self.fit,
+            self.batch,
+            self.backend,
+            inner,
+        )
+        .await?;
+        let bytes = to_onnx(&model)?.len() as u64;
+        let macs = network_macs(&model);
+        let logits = logits_of(&model, self.backend, self.held, self.batch).await?;
+        let a = agreement(&self.reference, &logits);
+        let ms = match self.budget {
+            Budget::Ms(_) => Some(latency_ms(&model, self.backend).await?),
+            _ => None,
+        };
+        let measure = self.budget.measure(bytes, macs, ms);
+        self.candidates.push(Candidate {
+            label,
+            settings,
+            bytes,
+            macs,
+            ms,
+            agreement: a.agreement,
+            kl: a.kl.max(0.0),
+            seconds: t.elapsed().as_secs_f64(),
+            fits: self.budget.excess(measure, self.macs0) <= 0.0,
+            pareto: false,
+        });
+        self.models.push((model, shape));
+        Ok(self.candidates.len() - 1)
+    }
+
+    /// [`Evaluator::evaluate`], with a plan that cannot reach its target (a MAC share the
+    /// measured options cannot save) skipped: `None`.
+    async fn evaluate_if_possible<P, F>(
+        &mut self,
+        label: String,
+        settings: Settings,
+        progress: &mut P,
+    ) -> Result<Option<usize>>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        match self.evaluate(label, settings, progress).await {
+            Ok(i) => Ok(Some(i)),
+            Err(Error::Invalid(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn measure(&self, c: &Candidate) -> f64 {
+        self.budget.measure(c.bytes, c.macs, c.ms)
+    }
+}
+
+/// Search plans of `original` for `opts`' budget: costs and fitting steps (GPTQ, refitting,
+/// block choice) on `fit`, agreement measured on `held` (photos never fitted on), in batches
+/// of `batch`. `progress` names the candidate being built; answering `false` stops the search
+/// and keeps the best candidate measured so far (an error when there is none yet).
+pub async fn search<P, F>(
+    original: &Model,
+    opts: &AutoOptions,
+    fit: &[Vec<f32>],
+    held: &[Vec<f32>],
+    batch: usize,
+    backend: &Backend,
+    progress: &mut P,
+) -> Result<Search>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    let budget = opts.budget.checked()?;
+    if !(0.0..=1.0).contains(&opts.min_agreement) {
+        return Err(Error::Invalid(format!(
+            "the agreement floor is a share between 0 and 1 (got {})",
+            opts.min_agreement
+        )));
+    }
+    if fit.is_empty() || held.is_empty() {
+        return Err(Error::Invalid(
+            "an automatic compression needs photos to fit on and photos held back to measure on: add photos".into(),
+        ));
+    }
+    let t0 = Instant::now();
+    let mut ev = Evaluator {
+        original,
+        fit,
+        held,
+        reference: logits_of(original, backend, held, batch).await?,
+        batch,
+        backend,
+        budget,
+        macs0: network_macs(original),
+        candidates: Vec::new(),
+        models: Vec::new(),
+    };
+    let mut cost_seconds = 0.0;
+    let searched = match budget {
+        Budget::Bytes(b) => search_bytes(&mut ev, b, &mut cost_seconds, progress).await,
+        Budget::Macs(r) => search_macs(&mut ev, r, progress).await,
+        Budget::Ms(ms) => search_ms(&mut ev, ms, progress).await,
+    };
+    let cancelled = match searched {
+        Ok(()) => false,
+        Err(Error::Cancelled) if !ev.candidates.is_empty() => true,
+        Err(e) => return Err(e),
+    };
+    mark_pareto(&mut ev);
+    let (chosen, budget_met, floor_met, message) = choose(&ev, opts.min_agreement);
+    Ok(Search {
+        candidates: ev.candidates,
+        chosen,
+        budget_met,
+        floor_met,
+        message,
+        cancelled,
+        cost_seconds,
+        seconds: t0.elapsed().as_secs_f64(),
+        models: ev.models,
+    })
+}
+
+/// Per-layer precisions under a byte budget: for per-channel scales and for groups of 32, the
+/// knapsack's choice, rounded and with GPTQ; the original first (it wins where it fits).
+async fn search_bytes<P, F>(
+    ev: &mut Evaluator<'_>,
+    limit: u64,
+    cost_seconds: &mut f64,
+    progress: &mut P,
+) -> Result<()>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    ev.evaluate("original (fp32)".into(), Settings::default(), progress)
+        .await?;
+    if ev.candidates[0].fits {
+        return Ok(());
+    }
+    let t = Instant::now();
+    let fit = ev.fit;
+    let photos = &fit[..fit.len().min(COST_PHOTOS)];
+    let (per_channel, int8) = layer_costs::measure(
+        ev.original,
+        Granularity::PerChannel,
+        None,
+        photos,
+        ev.batch,
+        ev.backend,
+        progress,
+    )
+    .await?;
+    let (groups, _) = layer_costs::measure(
+        ev.original,
+        Granularity::Group(32),
+        Some(&int8),
+        photos,
+        ev.batch,
+        ev.backend,
+        progress,
+    )
+    .await?;
+    *cost_seconds = t.elapsed().as_secs_f64();
+    let mut any = false;
+    for table in [&per_channel, &groups] {
+        let Some(settings) = fitting_precisions(ev.original, table, limit)? else {
+            continue;
+        };
+        any = true;
+        let label = mix_label(table, &settings);
+        ev.evaluate(format!("{label}, rounded"), settings.clone(), progress)
+            .await?;
+        if has_integers(&settings) {
+            let gptq = Settings {
+                quant_method: QuantMethod::Gptq,
+                ..settings
+            };
+            ev.evaluate(format!("{label}, GPTQ"), gptq, progress)
+                .await?;
+        }
+    }
+    if !any {
+        // Nothing fits: the smallest plan is the closest candidate.
+        let picks = vec![layer_costs::PRECISIONS.len() - 1; per_channel.layers.len()];
+        let settings = precision_settings(&per_channel, &picks);
+        let label = mix_label(&per_channel, &settings);
+        ev.evaluate(format!("{label}, rounded"), settings, progress)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The knapsack's choice from `table` whose written file is within `limit` bytes, or `None`
+/// when no choice fits. The table predicts the file to within a few bytes per layer; when the
+/// written file still comes out larger, the budget given to the knapsack shrinks by the excess
+/// and it chooses again.
+fn fitting_precisions(original: &Model, table: &CostTable, limit: u64) -> Result<Option<Settings>> {
+    let options: Vec<_> = table.layers.iter().map(|l| l.options.clone()).collect();
+    let mut capacity = limit.saturating_sub(table.overhead);
+    for _ in 0..8 {
+        let Some(picks) = allocate(&options, capacity) else {
+            return Ok(None);
+        };
+        let settings = precision_settings(table, &picks);
+        // Rounding needs no photos, and the stored format is the same with GPTQ.
+        let quant = Plan::of(&settings)?.options.quant;
+        let bytes = to_onnx(&original.quantized(&quant)?)?.len() as u64;
+        if bytes <= limit {
+            return Ok(Some(settings));
+        }
+        capacity = capacity.saturating_sub(bytes - limit + 64);
+    }
+    Ok(None)
+}
+
+/// Settings that store each layer as `picks` choose from `table`: the precision holding most
+/// parameters for the whole network, the others per layer.
+fn precision_settings(table: &CostTable, picks: &[usize]) -> Settings {
+    let precisions = table.precisions(picks);
+    let mut weight: Vec<(Precision, u64)> = Vec::new();
+    for (&i, l) in picks.iter().zip(&table.layers) {
+        let p = layer_costs::PRECISIONS[i];
+        let bytes = l.options[0].bytes;
+        match weight.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, w)) => *w += bytes,
+            None => weight.push((p, bytes)),
+        }
+    }
+    let base = weight
+        .iter()
+        .max_by_key(|(_, w)| *w)
+        .map_or(Precision::F32, |(p, _)| *p);
+    Settings {
+        quant: base,
+        granularity: table.granularity,
+        layer_quant: precisions.into_iter().filter(|(_, p)| *p != base).collect(),
+        ..Settings::default()
+    }
+}
+
+fn has_integers(s: &Settings) -> bool {
+    s.quant.bits().is_some() || s.layer_quant.values().any(|p| p.bits().is_some())
+}
+
+/// `per channel: 40 int4, 21 int8, 4 fp32`.
+fn mix_label(table: &CostTable, s: &Settings) -> String {
+    let counts: Vec<String> = layer_costs::PRECISIONS
+        .iter()
+        .rev()
+        .filter_map(|&p| {
+            let n = table
+                .layers
+                .iter()
+                .filter(|l| *s.layer_quant.get(&l.layer).unwrap_or(&s.quant) == p)
+                .count();
+            (n > 0).then(|| format!("{n} {}", p.label()))
+        })
+        .collect();
+    let g = match table.granularity {
+        Granularity::PerChannel => "per channel".to_string(),
+        Granularity::PerTensor => "per tensor".to_string(),
+        Granularity::Group(n) => format!("groups of {n}"),
+    };
+    format!("{g}: {}", counts.join(", "))
+}
+
+/// The pruning that keeps `share` of the MACs: per-group budgets with block drops measured
+/// and refit (widths in multiples of 8, and of 1), and blocks dropped alone, as few as can
+/// meet it. The original first (it fits only a share of 1).
+async fn search_macs<P, F>(ev: &mut Evaluator<'_>, share: f64, progress: &mut P) -> Result<()>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    ev.evaluate("original (fp32)".into(), Settings::default(), progress)
+        .await?;
+    if ev.candidates[0].fits {
+        return Ok(());
+    }
+    for (label, settings) in pruning_plans(ev.original, share)? {
+        ev.evaluate_if_possible(label, settings, progress).await?;
+    }
+    Ok(())
+}
+
+/// The pruning candidates for keeping `share` of `model`'s MACs.
+fn pruning_plans(model: &Model, share: f64) -> Result<Vec<(String, Settings)>> {
+    let pct = (share * 100.0).round();
+    let budgeted = |round_to: usize| Settings {
+        target_macs: Some(share as f32),
+        round_to,
+        importance: Importance::Output,
+        reconstruct: true,
+        ..Settings::default()
+    };
+    let mut plans = vec![
+        (
+            format!(
+                "{pct} % of the MACs: channels and blocks by measured loss, widths of 8, refit"
+            ),
+            budgeted(8),
+        ),
+        (
+            format!("{pct} % of the MACs: channels and blocks by measured loss, refit"),
+            budgeted(1),
+        ),
+    ];
+    // Blocks alone: the fewest whose smallest members already save enough, so that whichever
+    // the measured choice drops, the budget holds.
+    let macs0 = network_macs(model);
+    let needed = macs0 as f64 * (1.0 - share);
+    let mut sizes: Vec<u64> = droppable_blocks(model)
+        .iter()
+        .map(|b| block_macs(model, b))
+        .collect::<Result<_>>()?;
+    sizes.sort_unstable();
+    let mut saved = 0u64;
+    for (k, m) in sizes.iter().enumerate() {
+        saved += m;
+        if saved as f64 >= needed {
+            plans.push((
+                format!("{} blocks dropped, chosen by measured loss", k + 1),
+                Settings {
+                    drop_blocks: BlockDrop::Count(k + 1),
+                    ..Settings::default()
+                },
+            ));
+            break;
+        }
+    }
+    Ok(plans)
+}
+
+/// Pruning for a latency: the MAC share the original's measured latency suggests, its
+/// candidates timed; when none is fast enough, once more at the share the fastest's time
+/// suggests.
+async fn search_ms<P, F>(ev: &mut Evaluator<'_>, ms: f64, progress: &mut P) -> Result<()>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    ev.evaluate("original (fp32)".into(), Settings::default(), progress)
+        .await?;
+    let t0 = ev.candidates[0].ms.unwrap_or(f64::INFINITY);
+    if ev.candidates[0].fits {
+        return Ok(());
+    }
+    let mut share = (ms / t0).min(1.0);
+    for round in 0..2 {
+        // Below a twentieth of the MACs no measured option is left: the original is closest.
+        if share < MIN_SHARE {
+            break;
+        }
+        let plans = pruning_plans(ev.original, share)?;
+        let from = ev.candidates.len();
+        for (label, settings) in plans {
+            ev.evaluate_if_possible(label, settings, progress).await?;
+        }
+        let new = &ev.candidates[from..];
+        if round == 1 || new.iter().any(|c| c.fits) {
+            break;
+        }
+        // Latency is not proportional to MACs: scale by how far the fastest missed.
+        let fastest = new
+            .iter()
+            .filter_map(|c| Some((c.ms?, c.macs)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((t, macs)) = fastest else { break };
+        share = (macs as f64 / ev.macs0 as f64) * (ms / t) * 0.95;
+    }
+    Ok(())
+}
+
+/// The median of [`LATENCY_RUNS`] one-image passes after a warm-up, in ms.
+async fn latency_ms(model: &Model, backend: &Backend) -> Result<f64> {
+    let c = Classifier::for_logits(model, backend.clone())?;
+    let input = [vec![0.1f32; 3 * 224 * 224]];
+    c.logits(&input).await?;
+    let mut times = Vec::with_capacity(LATENCY_RUNS);
+    for _ in 0..LATENCY_RUNS {
+        let t = Instant::now();
+        c.logits(&input).await?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Timing::of(&times).map_or(f64::INFINITY, |t| t.median_ms))
+}
+
+/// Mark the candidates no other beats: none is within less of the budget's measure, agrees
+/// at least as often and moves the outputs at most as far (KL), better in one of them.
+fn mark_pareto(ev: &mut Evaluator<'_>) {
+    let points: Vec<[f64; 3]> = ev
+        .candidates
+        .iter()
+        .map(|c| [ev.measure(c), -c.agreement, c.kl])
+        .collect();
+    let dominates = |a: &[f64; 3], b: &[f64; 3]| {
+        a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+    };
+    for (c, p) in ev.candidates.iter_mut().zip(&points) {
+        c.pareto = !points.iter().any(|q| dominates(q, p));
+    }
+}
+
+/// The candidate to keep, whether it meets the budget and the floor, and why not.
+fn choose(ev: &Evaluator<'_>, floor: f64) -> (usize, bool, bool, Option<String>) {
+    let c = &ev.candidates;
+    let by_kl = |a: &&Candidate, b: &&Candidate| a.kl.total_cmp(&b.kl).then(a.bytes.cmp(&b.bytes));
+    let index = |x: &Candidate| c.iter().position(|y| std::ptr::eq(x, y)).unwrap_or(0);
+    let fitting: Vec<&Candidate> = c.iter().filter(|x| x.fits).collect();
+    if fitting.is_empty() {
+        let closest = c
+            .iter()
+            .min_by(|a, b| ev.measure(a).total_cmp(&ev.measure(b)))
+            .map_or(0, index);
+        let x = &c[closest];
+        let what = match ev.budget {
+            Budget::Bytes(_) => format!("{:.2} MB", x.bytes as f64 / 1e6),
+            Budget::Macs(_) => format!(
+                "{:.0} % of the MACs",
+                100.0 * x.macs as f64 / ev.macs0.max(1) as f64
+            ),
+            Budget::Ms(_) => format!("{:.1} ms", x.ms.unwrap_or(f64::NAN)),
+        };
+        let advice = match ev.budget {
+            Budget::Bytes(_) => "raise the budget, or prune channels as well",
+            _ => "raise the budget",
+        };
+        let message = format!(
+            "nothing measured fits {}: the closest, {}, takes {what}; {advice}",
+            ev.budget.label(),
+            x.label
+        );
+        return (closest, false, false, Some(message));
+    }
+    if let Some(best) = fitting
+        .iter()
+        .copied()
+        .filter(|x| x.agreement >= floor)
+        .min_by(by_kl)
+    {
+        return (index(best), true, true, None);
+    }
+    let best = fitting
+        .iter()
+        .max_by(|a, b| {
+            a.agreement
+                .total_cmp(&b.agreement)
+                .then(b.kl.total_cmp(&a.kl))
+        })
+        .map_or(0, |x| index(x));
+    let message = format!(
+        "no candidate within {} keeps {:.0} % agreement on the {} held-out photos: the best, {}, keeps {:.1} %; raise the budget or lower the floor",
+        ev.budget.label(),
+        floor * 100.0,
+        ev.held.len(),
+        c[best].label,
+        c[best].agreement * 100.0
+    );
+    (best, true, false, Some(message))
+}

@@ -1,0 +1,226 @@
+//! `Session::auto`: compression to a budget on the kept photos. A share of them is held back
+//! from every fitting step and the search's candidates are measured on it; the kept candidate
+//! then becomes the session's compressed model with its files, as a compression does.
+
+use std::future::Future;
+
+use serde::Serialize;
+use web_time::Instant;
+
+use super::compression::Fitted;
+use super::held_back::{HoldBack, held_back};
+use super::{CompressionReport, Session};
+use crate::compress::auto::{AutoOptions, LayerPlan, Search, layer_plan, search};
+use crate::compress::{Plan, Progress};
+use crate::{Error, Result};
+
+/// What an automatic compression found and kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct AutoReport {
+    pub options: AutoOptions,
+    #[serde(flatten)]
+    pub search: Search,
+    /// Each layer of the kept candidate: precision, granularity, channels kept, dropped.
+    pub plan: Vec<LayerPlan>,
+    /// Photos the candidates were measured on, never fitted on.
+    pub held_out_images: usize,
+    /// Photos the costs, GPTQ, refitting and block choices fitted on.
+    pub fit_images: usize,
+    /// The kept candidate as a compression: its files' metrics, answers, model card.
+    pub compression: CompressionReport,
+}
+
+/// Photos an automatic compression holds back by default: a fifth, at least one, at most 50.
+pub fn auto_held_out(photos: usize) -> usize {
+    (photos / 5).clamp(1, 50)
+}
+
+impl Session {
+    /// Search for the most faithful compression within `opts`' budget, holding `held_out`
+    /// of the kept photos back (default [`auto_held_out`]); then, with `distill_steps`,
+    /// distil the kept candidate on the fitting photos, a candidate of its own that replaces
+    /// it when it agrees better (less KL) on the held-out photos. `progress` names the
+    /// candidate being built; `false` stops the search and keeps the best so far.
+    pub async fn auto<P, F>(
+        &self,
+        opts: &AutoOptions,
+        held_out: Option<usize>,
+        distill_steps: usize,
+        mut progress: P,
+    ) -> Result<AutoReport>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let _busy = self.begin("compressing automatically")?;
+        let t0 = Instant::now();
+        let original = self.original()?;
+        let (photos, _) = self.inputs();
+        if photos.len() < 2 {
+            return Err(Error::Invalid(format!(
+                "automatic compression fits on some photos and measures on others: add at least 2 (there {})",
+                match photos.len() {
+                    0 => "are none".to_string(),
+                    n => format!("is {n}"),
+                }
+            )));
+        }
+        let k = held_out.unwrap_or_else(|| auto_held_out(photos.len()));
+        if k == 0 {
+            return Err(Error::Invalid(
+                "automatic compression measures candidates on held-out photos: hold out at least 1"
+                    .into(),
+            ));
+        }
+        let held = held_back(HoldBack::Count(k), photos.len())?;
+        let (mut fit, mut out) = (Vec::new(), Vec::new());
+        for (i, p) in photos.iter().enumerate() {
+            if held.contains(&i) {
+                &mut out
+            } else {
+                &mut fit
+            }
+            .push(p.clone());
+        }
+        let mut found = search(
+            &original.model,
+            opts,
+            &fit,
+            &out,
+            self.batches.calibration,
+            &self.backend,
+            &mut progress,
+        )
+        .await?;
+        if distill_steps > 0 && !found.cancelled {
+            self.distill_chosen(
+                &original.model,
+                &mut found,
+                distill_steps,
+                &fit,
+                &out,
+                opts,
+                &mut progress,
+            )
+            .await?;
+        }
+        let (model, shape) = found.models.swap_remove(found.chosen);
+        found.models.clear();
+        let settings = found.candidates[found.chosen].settings.clone();
+        let plan = Plan::of(&settings)?;
+        let layers = layer_plan(&original.model, &model);
+        let fitted = Fitted {
+            plan: &plan,
+            settings: &settings,
+            model,
+            shape,
+            photos: &photos,
+            held: Some(&held),
+            calibration_photos: plan.photos_used(fit.len(), 0),
+            started: t0,
+        };
+        let compression = self.finish(&original, fitted, &mut progress).await?;
+        Ok(AutoReport {
+            options: *opts,
+            search: found,
+            plan: layers,
+            held_out_images: out.len(),
+            fit_images: fit.len(),
+            compression,
+        })
+    }
+}
+
+impl Session {
+    /// Distil `found`'s kept candidate on `fit` and measure it on `held`, as a candidate of
+    /// its own; it becomes the kept one when it is within the budget and its KL is lower.
+    #[allow(clippy::too_many_arguments)]
+    async fn distill_chosen<P, F>(
+        &self,
+        original: &crate::model::Model,
+        found: &mut Search,
+        steps: usize,
+        fit: &[Vec<f32>],
+        held: &[Vec<f32>],
+        opts: &AutoOptions,
+        progress: &mut P,
+    ) -> Result<()>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        #[cfg(feature = "training")]
+        {
+            use crate::compress::prune::blocks::network_macs;
+            use crate::compress::{agreement, logits_of};
+            let t = Instant::now();
+            let chosen = found.candidates[found.chosen].clone();
+            let student = found.models[found.chosen].0.clone();
+            let train = crate::train::DistillOptions {
+                steps,
+                ..Default::default()
+            };
+            train.check(fit.len())?;
+            let label = chosen.label.clone();
+            let (_, model) = crate::train::distill(
+                original,
+                &student,
+                fit,
+                &train,
+                &self.backend,
+                self.batches.calibration,
+                |s| {
+                    progress(Progress::new(
+                        s.step,
+                        s.steps,
+                        format!("distilling {label}: loss {:.4}", s.loss),
+                    ))
+                },
+            )
+            .await?;
+            let bytes = crate::export::to_onnx(&model)?.len() as u64;
+            let reference =
+                logits_of(original, &self.backend, held, self.batches.calibration).await?;
+            let a = agreement(
+                &reference,
+                &logits_of(&model, &self.backend, held, self.batches.calibration).await?,
+            );
+            let macs = network_macs(&model);
+            let macs0 = network_macs(original);
+            let measure = opts.budget.measure(bytes, macs, chosen.ms);
+            let fits = opts.budget.excess(measure, macs0) <= 0.0;
+            let keeps_floor = a.agreement >= opts.min_agreement;
+            // Better: within the budget, less KL, and not below a floor the kept one held.
+            let better = fits && a.kl.max(0.0) < chosen.kl && (keeps_floor || !found.floor_met);
+            found.candidates.push(crate::compress::auto::Candidate {
+                label: format!("{}, distilled {steps} steps", chosen.label),
+                bytes,
+                macs,
+                agreement: a.agreement,
+                kl: a.kl.max(0.0),
+                seconds: t.elapsed().as_secs_f64(),
+                fits,
+                pareto: false,
+                ..chosen
+            });
+            let shape = found.models[found.chosen].1.clone();
+            found.models.push((model, shape));
+            if better {
+                found.chosen = found.candidates.len() - 1;
+                if keeps_floor && !found.floor_met {
+                    found.floor_met = true;
+                    found.message = None;
+                }
+            }
+            found.seconds += t.elapsed().as_secs_f64();
+            Ok(())
+        }
+        #[cfg(not(feature = "training"))]
+        {
+            let _ = (original, found, steps, fit, held, opts, progress);
+            Err(Error::Invalid(
+                "distillation needs the training module: load it first".into(),
+            ))
+        }
+    }
+}
