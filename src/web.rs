@@ -12,6 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::{Backend, BackendKind};
+use crate::compress::auto::{AutoOptions, Budget};
 use crate::compress::{
     CalibrationNeed, Granularity, Plan, Precision, Progress, SETTINGS, Settings, presets,
 };
@@ -286,6 +287,46 @@ impl Engine {
                 .await
                 .map_err(js_err)?;
             to_json(&report)
+        })
+    }
+
+    /// Compress to a budget on the kept photos: `options` is JSON `{budget: {kind: "bytes" |
+    /// "macs" | "ms", value}, min_agreement, held_out?}`. `on_progress(json)` names the
+    /// candidate being built and may return `false` to stop: the best candidate so far is kept.
+    /// Resolves to the report JSON (every candidate, the kept one, its per-layer plan, and
+    /// `compression`, the kept candidate's report as `compress` gives it).
+    pub fn auto(&self, options: String, on_progress: js_sys::Function) -> js_sys::Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Request {
+                budget: Budget,
+                min_agreement: f64,
+                held_out: Option<usize>,
+            }
+            let r: Request = serde_json::from_str(&options)
+                .map_err(|e| js_err(format!("bad auto options: {e}")))?;
+            let opts = AutoOptions {
+                budget: r.budget,
+                min_agreement: r.min_agreement,
+            };
+            let report = session
+                .auto(&opts, r.held_out, 0, progress_to(Some(on_progress)))
+                .await
+                .map_err(js_err)?;
+            to_json(&report)
+        })
+    }
+
+    /// Make candidate `index` of the last `auto` the compressed model. Resolves to
+    /// `{compression, plan}`.
+    #[wasm_bindgen(js_name = chooseCandidate)]
+    pub fn choose_candidate(&self, index: usize) -> js_sys::Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let (compression, plan) = session.choose_candidate(index).await.map_err(js_err)?;
+            to_json(&serde_json::json!({ "compression": compression, "plan": plan }))
         })
     }
 

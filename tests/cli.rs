@@ -925,3 +925,95 @@ fn a_labels_file_names_the_classes_and_travels_with_the_file() {
     assert_clean_failure(&out, "classes.txt: 2 names for a model with 1000 classes");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
+    let dir = std::env::temp_dir().join(format!("modelslim-auto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // ResNet18's layout at a quarter of its widths: the search's many passes stay quick.
+    let narrow = modelslim::model::Model::seeded_resnet18(2)
+        .pruned(&modelslim::compress::PruneOptions {
+            ratio: 0.75,
+            prune_stem: true,
+            scope: modelslim::compress::PruneScope::All,
+            ..Default::default()
+        })
+        .unwrap();
+    let weights = dir.join("narrow.safetensors");
+    std::fs::write(&weights, narrow.to_safetensors().unwrap()).unwrap();
+    let fp32 = modelslim::export::to_onnx(&narrow).unwrap().len() as u64;
+    // The folder is the samples: the search reads every photo in it.
+    let photos = root().join("www/samples").display().to_string();
+    let (w, onnx, out) = (
+        weights.display().to_string(),
+        dir.join("a.onnx").display().to_string(),
+        dir.join("a.safetensors").display().to_string(),
+    );
+    let budget = (fp32 / 5).to_string();
+    let base = ["auto", "--weights", &w, "--calibrate", &photos];
+
+    // Exactly one budget.
+    let mut none = base.to_vec();
+    none.extend(["--out", &out]);
+    let o = modelslim(&none);
+    assert_eq!(o.status.code(), Some(2));
+    assert_clean_failure(&o, "budget");
+    let mut two = base.to_vec();
+    two.extend(["--budget-bytes", &budget, "--budget-macs", "0.5"]);
+    assert_eq!(modelslim(&two).status.code(), Some(2));
+
+    let mut args = base.to_vec();
+    args.extend([
+        "--budget-bytes",
+        &budget,
+        "--min-agreement",
+        "0",
+        "--held-out",
+        "1",
+    ]);
+    args.extend(["--out", &out, "--onnx", &onnx, "--json"]);
+    let o = modelslim(&args);
+    assert_success(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let chosen = v["chosen"].as_u64().unwrap() as usize;
+    let candidates = v["candidates"].as_array().unwrap();
+    for c in candidates {
+        for field in ["bytes", "macs", "agreement", "kl", "seconds"] {
+            assert!(c[field].is_number(), "{field} in {c}");
+        }
+    }
+    let size = std::fs::metadata(&onnx).unwrap().len();
+    assert_eq!(candidates[chosen]["bytes"].as_u64(), Some(size));
+    assert!(size <= fp32 / 5, "{size} > {}", fp32 / 5);
+    assert_eq!(v["held_out_images"], 1);
+    assert!(v["seconds"].is_number());
+    let plan = v["plan"].as_array().unwrap();
+    assert_eq!(plan.len(), 21);
+    for l in plan {
+        assert!(
+            l["precision"].is_string() && l["channels"].is_number() && l["dropped"].is_boolean(),
+            "{l}"
+        );
+        // Integer layers name their granularity.
+        assert_eq!(
+            l["precision"].as_str().unwrap().starts_with("int"),
+            l["granularity"].is_string(),
+            "{l}"
+        );
+    }
+    // The written file reloads and keeps the plan's precisions.
+    let m = modelslim::model::Model::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
+    let ints = plan
+        .iter()
+        .filter(|l| l["precision"].as_str().unwrap().starts_with("int"))
+        .count();
+    assert_eq!(m.quant.int.len(), ints);
+
+    // A budget nothing meets: one line naming the closest candidate, nothing written.
+    let tiny = dir.join("tiny.onnx").display().to_string();
+    let mut args = base.to_vec();
+    args.extend(["--budget-bytes", "1000", "--onnx", &tiny]);
+    assert_clean_failure(&modelslim(&args), "closest");
+    assert!(!std::path::Path::new(&tiny).exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,7 +1,7 @@
 // Actions of the compress form and the results: compress, benchmark, check in ONNX Runtime,
 // sensitivity. Part of ./actions.js (same `ctx`).
 import { settingsFields } from './fields.js';
-import { readFields, presetValues } from './policy.js';
+import { readFields, presetValues, autoOptions, presetPoint } from './policy.js';
 import { latencyStats, stepSeconds, ortComparison } from './format.js';
 
 const message = (e) => (e && e.message) || String(e);
@@ -76,21 +76,12 @@ export function compressActions(ctx) {
     const t0 = performance.now();
     try {
       const report = JSON.parse(await ctx.engine.compress(JSON.stringify(opts), ctx.progress(stepTimes)));
-      const end = performance.now();
-      // The files first, so that the whole report appears at once.
-      const files = await ctx.readFiles();
-      const t = get().timing;
-      const warmC = report.photos.filter((a) => !a.cold).map((a) => a.inference_ms);
-      const coldC = report.photos.find((a) => a.cold)?.inference_ms ?? null;
-      set({
-        report: { ...report, page_seconds: (end - t0) / 1e3, steps: stepSeconds(stepTimes, end), files },
-        photos: ctx.photosFrom(report.photos),
-        // First latencies from the photo runs already made (cold runs apart); "Measure latency"
-        // replaces them with N timed runs after a warm-up.
-        bench: { original: latencyFromRuns(t.warm, t.cold, 'from your photos'), compressed: latencyFromRuns(warmC, coldC, 'from your photos') },
-        ort: null,
-        status: `compressed in ${report.seconds.toFixed(1)} s: ${report.file_stem}`,
-      });
+      await showCompression(report, t0, stepTimes);
+      const preset = get().form.preset;
+      if (preset) {
+        const p = s.spec.presets.find((q) => q.id === preset);
+        set({ presetRuns: { ...get().presetRuns, [preset]: presetPoint(p.name, report) } });
+      }
     } catch (e) {
       const m = message(e);
       if (m === 'cancelled') ctx.status('compression cancelled; the original model is unchanged');
@@ -98,6 +89,81 @@ export function compressActions(ctx) {
         ctx.fail(`Compression failed: ${m}. The original model is unchanged; adjust the settings and try again.`);
         ctx.status('ready');
       }
+    } finally {
+      set({ run: null });
+    }
+  }
+
+  // A compression's report (from `compress`, `auto` or a chosen candidate) as the page's result:
+  // its files, the compressed answers, first latencies from the photo runs.
+  async function showCompression(report, t0, stepTimes) {
+    const end = performance.now();
+    // The files first, so that the whole report appears at once.
+    const files = await ctx.readFiles();
+    const t = get().timing;
+    const warmC = report.photos.filter((a) => !a.cold).map((a) => a.inference_ms);
+    const coldC = report.photos.find((a) => a.cold)?.inference_ms ?? null;
+    set({
+      report: { ...report, page_seconds: (end - t0) / 1e3, steps: stepSeconds(stepTimes, end), files },
+      photos: ctx.photosFrom(report.photos),
+      // First latencies from the photo runs already made (cold runs apart); "Measure latency"
+      // replaces them with N timed runs after a warm-up.
+      bench: { original: latencyFromRuns(t.warm, t.cold, 'from your photos'), compressed: latencyFromRuns(warmC, coldC, 'from your photos') },
+      ort: null,
+      status: `compressed in ${report.seconds.toFixed(1)} s: ${report.file_stem}`,
+    });
+  }
+
+  // The Auto panel: search within the budget, keep the best candidate, show every one.
+  async function autoSearch() {
+    ctx.clearError();
+    const s = get();
+    let options;
+    try {
+      options = autoOptions(s.autoForm);
+    } catch (e) {
+      ctx.fail(message(e));
+      return;
+    }
+    if (!ctx.engine?.modelInfo) { ctx.fail('Load a model first.'); return; }
+    if (ctx.engine.photoCount < 2) {
+      ctx.fail('Auto fits on some of your photos and measures on others: upload at least 2 in step 2 (16 or more are better).');
+      return;
+    }
+    const stepTimes = [];
+    set({ run: { kind: 'auto', progress: null, cancel: false }, status: 'searching…' });
+    const t0 = performance.now();
+    try {
+      const r = JSON.parse(await ctx.engine.auto(JSON.stringify(options), ctx.progress(stepTimes)));
+      await showCompression(r.compression, t0, stepTimes);
+      const { compression, ...search } = r;
+      set({ auto: { ...search, shown: r.chosen, page_seconds: (performance.now() - t0) / 1e3 } });
+      const k = r.candidates[r.chosen];
+      ctx.status(`${r.cancelled ? 'search stopped; ' : ''}kept candidate ${r.chosen + 1} of ${r.candidates.length}: ${k.label}`);
+      if (r.message) ctx.fail(r.message);
+    } catch (e) {
+      const m = message(e);
+      if (m === 'cancelled') ctx.status('search cancelled before any candidate was measured; the original model is unchanged');
+      else ctx.fail(`Auto failed: ${m}. The original model is unchanged.`);
+    } finally {
+      set({ run: null });
+    }
+  }
+
+  // Make candidate `i` of the last search the compressed model.
+  async function chooseCandidate(i) {
+    ctx.clearError();
+    const a = get().auto;
+    if (!a || i === a.shown) return;
+    set({ run: { kind: 'auto', progress: null, cancel: false }, status: `loading candidate ${i + 1}…` });
+    const t0 = performance.now();
+    try {
+      const r = JSON.parse(await ctx.engine.chooseCandidate(i));
+      await showCompression(r.compression, t0, []);
+      set({ auto: { ...get().auto, shown: i, plan: r.plan } });
+      ctx.status(`candidate ${i + 1} is the compressed model: ${a.candidates[i].label}`);
+    } catch (e) {
+      ctx.fail(`Loading candidate ${i + 1} failed: ${message(e)}`);
     } finally {
       set({ run: null });
     }
@@ -159,7 +225,7 @@ export function compressActions(ctx) {
 
   function setField(name, value) {
     const f = get().form;
-    set({ form: { ...f, values: { ...f.values, [name]: value }, methodChosen: f.methodChosen || name === 'quant_method' } });
+    set({ form: { ...f, values: { ...f.values, [name]: value }, methodChosen: f.methodChosen || name === 'quant_method', preset: null } });
     if (name === 'quant') ctx.suggest();
   }
 
@@ -168,7 +234,7 @@ export function compressActions(ctx) {
     const p = s.spec?.presets.find((q) => q.id === id);
     if (!p) return;
     const values = { ...s.form.values, ...presetValues(settingsFields(s.spec), p.settings) };
-    set({ form: { ...s.form, values, presetNote: p.note } });
+    set({ form: { ...s.form, values, presetNote: p.note, preset: p.id } });
     ctx.suggest();
   }
 
@@ -179,6 +245,9 @@ export function compressActions(ctx) {
     compress: () => ctx.enqueue(compress),
     cancel: () => { if (get().run) set({ run: { ...get().run, cancel: true }, status: 'cancelling after the current step…' }); },
     setBenchRuns: (v) => set({ benchRuns: v }),
+    setAutoForm: (name, value) => set({ autoForm: { ...get().autoForm, [name]: value } }),
+    autoSearch: () => ctx.enqueue(autoSearch),
+    chooseCandidate: (i) => ctx.enqueue(() => chooseCandidate(i)),
     benchmark: () => ctx.enqueue(benchmark),
     ortCheck: () => ctx.enqueue(ortCheck),
     sensitivity: (quant) => ctx.enqueue(() => sensitivity(quant)),

@@ -11,10 +11,11 @@ import { mountCompress } from './views/compress.js';
 import { mountDistill } from './views/distill.js';
 import { mountBench } from './views/bench.js';
 import { mountCharts } from './views/charts.js';
+import { mountAuto } from './views/auto.js';
 
 const store = createStore();
 const actions = createActions(store, new URLSearchParams(location.search));
-for (const mount of [mountStatus, mountModel, mountPhotos, mountCompress, mountDistill, mountBench, mountCharts]) {
+for (const mount of [mountStatus, mountModel, mountPhotos, mountAuto, mountCompress, mountDistill, mountBench, mountCharts]) {
   mount(store, actions);
 }
 addEventListener('unhandledrejection', (ev) => actions.fail(message(ev.reason)));

@@ -33,6 +33,8 @@ export const METHODS = {
   predictAll: {},                  // () → JSON [{index, name, original, compressed}]
   clearPhotos: {},                 // ()
   compress: { progress: true },    // (settings JSON, onStep) → report JSON
+  auto: { progress: true },        // ({budget, min_agreement, held_out?} JSON, onStep) → report JSON
+  chooseCandidate: {},             // (index) → JSON {compression, plan}
   benchmark: {},                   // ('original' | 'compressed', runs) → JSON {cold_ms, median_ms, p90_ms, runs}
   sensitivity: { progress: true }, // (quant, onStep) → JSON [{layer, kl, agreement}]
   download: {},                    // ('onnx' | 'safetensors' | 'card') → Uint8Array

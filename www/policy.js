@@ -126,3 +126,39 @@ export function calibrationAdvice(c) {
     `at least ${c.advised}, better ${c.better} or more, of the kind of images the model will see. ` +
     `With ${c.advised} or more, int4 uses GPTQ unless you choose otherwise.`;
 }
+
+/**
+ * The engine's auto options from the panel's typed `form` ({kind, value, floor}): MB become
+ * bytes, a percentage of the MACs a share, the floor a share. Throws a message naming the box.
+ */
+export function autoOptions(form) {
+  const value = Number(form.value);
+  const floor = Number(form.floor);
+  if (!(value > 0) || !Number.isFinite(value)) throw new Error('Auto: the budget must be a number above 0');
+  if (!(floor >= 0 && floor <= 100)) throw new Error('Auto: the agreement floor is a percentage between 0 and 100');
+  let budget;
+  if (form.kind === 'bytes') budget = { kind: 'bytes', value: Math.floor(value * 1e6) };
+  else if (form.kind === 'macs') {
+    if (value > 100) throw new Error('Auto: the share of the MACs to keep is at most 100 %');
+    budget = { kind: 'macs', value: value / 100 };
+  } else budget = { kind: 'ms', value };
+  return { budget, min_agreement: floor / 100 };
+}
+
+/** A preset's run as a point beside the search's candidates: its ONNX bytes, MAC share, agreement. */
+export function presetPoint(name, report) {
+  return {
+    name,
+    bytes: report.after.bytes.onnx?.raw ?? null,
+    macsShare: report.before.macs ? report.after.macs / report.before.macs : null,
+    agreement: report.agreement?.agreement ?? null,
+    agreementPhotos: report.agreement_photos ?? null,
+  };
+}
+
+/** Where a candidate lies on the budget's axis: MB, % of the MACs, or ms. */
+export function budgetMeasure(kind, c, macs0) {
+  if (kind === 'bytes') return c.bytes / 1e6;
+  if (kind === 'macs') return (100 * c.macs) / macs0;
+  return c.ms ?? null;
+}

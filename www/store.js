@@ -21,7 +21,7 @@ export function initialState() {
     labels: null,          // {file, count} once a class-names file was read, or {file, error}
     photos: [],            // [{id, name, thumb, original, compressed, preprocessMs, error}]
     timing: { cold: null, warm: [] }, // the original model's per-photo latencies (ms)
-    form: { values: {}, methodChosen: false, presetNote: '' }, // compression settings as typed
+    form: { values: {}, methodChosen: false, presetNote: '', preset: null }, // compression settings as typed; `preset` while a preset's values are unchanged
     distillForm: {},       // distillation options as typed
     synthForm: {},         // synthesis options as typed
     run: null,             // {kind, progress: {step, steps, label}, cancel, stepTimes}
@@ -29,6 +29,9 @@ export function initialState() {
     bench: { original: null, compressed: null }, // {cold, median, p90, source, runs}
     ort: null,             // the last check in ONNX Runtime
     sensitivity: null,     // rows, most sensitive first
+    autoForm: { kind: 'bytes', value: '8', floor: '80' }, // the Auto panel as typed
+    auto: null,            // the last search: {candidates, chosen, shown, options, message, …}
+    presetRuns: {},        // preset id → {name, bytes, macsShare, agreement} of its last run
     distill: { losses: [], status: 'Compress first; then distillation trains the compressed model.', result: null, stopping: false },
     synthRuns: 0,          // seeds of the calibration images made so far
     benchRuns: '5',        // the benchmark's runs, as typed

@@ -13,10 +13,11 @@ use super::{
     BackendFlag, CliError, ModelFlags, print_json, progress_on_terminal, required, write_file,
 };
 
+// One budget at most (clap refuses two); none at all is refused in `auto` with a message
+// naming the three.
 #[derive(clap::Args, Debug)]
 #[command(group(
     clap::ArgGroup::new("budget")
-        .required(true)
         .args(["budget_bytes", "budget_macs", "budget_ms"])
 ))]
 pub struct AutoArgs {
@@ -65,7 +66,7 @@ pub fn auto(args: AutoArgs) -> std::result::Result<(), CliError> {
         (_, _, Some(ms)) => Budget::Ms(ms),
         _ => {
             return Err(CliError::Usage(
-                "give one of --budget-bytes, --budget-macs, --budget-ms".into(),
+                "give a budget: --budget-bytes N, --budget-macs R or --budget-ms X".into(),
             ));
         }
     }

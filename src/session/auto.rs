@@ -30,6 +30,16 @@ pub struct AutoReport {
     pub compression: CompressionReport,
 }
 
+/// What choosing another candidate needs: each candidate's model and settings, and the photos
+/// the search held back (indices into the kept photos as they were then).
+pub(super) struct Searched {
+    models: Vec<(crate::model::Model, crate::compress::Shape)>,
+    settings: Vec<crate::compress::Settings>,
+    held: Vec<usize>,
+    fit: usize,
+    photos: usize,
+}
+
 /// Photos an automatic compression holds back by default: a fifth, at least one, at most 50.
 pub fn auto_held_out(photos: usize) -> usize {
     (photos / 5).clamp(1, 50)
@@ -104,22 +114,40 @@ impl Session {
             )
             .await?;
         }
-        let (model, shape) = found.models.swap_remove(found.chosen);
-        found.models.clear();
-        let settings = found.candidates[found.chosen].settings.clone();
-        let plan = Plan::of(&settings)?;
-        let layers = layer_plan(&original.model, &model);
-        let fitted = Fitted {
-            plan: &plan,
-            settings: &settings,
-            model,
-            shape,
-            photos: &photos,
-            held: Some(&held),
-            calibration_photos: plan.photos_used(fit.len(), 0),
-            started: t0,
+        let searched = Searched {
+            models: std::mem::take(&mut found.models),
+            settings: found
+                .candidates
+                .iter()
+                .map(|c| c.settings.clone())
+                .collect(),
+            held,
+            fit: fit.len(),
+            photos: photos.len(),
         };
-        let compression = self.finish(&original, fitted, &mut progress).await?;
+        let (compression, layers) = if found.cancelled {
+            // The caller's progress now answers `false`: the files are written without it.
+            self.finish_candidate(
+                &original,
+                &searched,
+                found.chosen,
+                &photos,
+                t0,
+                super::no_progress,
+            )
+            .await?
+        } else {
+            self.finish_candidate(
+                &original,
+                &searched,
+                found.chosen,
+                &photos,
+                t0,
+                &mut progress,
+            )
+            .await?
+        };
+        self.state.borrow_mut().auto = Some(std::rc::Rc::new(searched));
         Ok(AutoReport {
             options: *opts,
             search: found,
@@ -132,6 +160,69 @@ impl Session {
 }
 
 impl Session {
+    /// Make candidate `index` of the last automatic compression the compressed model, with its
+    /// files, as if the search had kept it.
+    pub async fn choose_candidate(
+        &self,
+        index: usize,
+    ) -> Result<(CompressionReport, Vec<LayerPlan>)> {
+        let _busy = self.begin("loading another candidate")?;
+        let t0 = Instant::now();
+        let original = self.original()?;
+        let searched = self.state.borrow().auto.clone().ok_or_else(|| {
+            Error::Invalid("search first: Auto keeps the candidates it measured".into())
+        })?;
+        let (photos, _) = self.inputs();
+        if photos.len() != searched.photos {
+            return Err(Error::Invalid(
+                "the photos changed since the search: search again to choose among new candidates"
+                    .into(),
+            ));
+        }
+        self.finish_candidate(&original, &searched, index, &photos, t0, super::no_progress)
+            .await
+    }
+
+    /// Candidate `index` of `searched` finished as a compression, and its per-layer plan.
+    async fn finish_candidate<P, F>(
+        &self,
+        original: &super::Loaded,
+        searched: &Searched,
+        index: usize,
+        photos: &[Vec<f32>],
+        t0: Instant,
+        progress: P,
+    ) -> Result<(CompressionReport, Vec<LayerPlan>)>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let ((model, shape), settings) = searched
+            .models
+            .get(index)
+            .zip(searched.settings.get(index))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "there is no candidate {} (the search measured {})",
+                    index + 1,
+                    searched.models.len()
+                ))
+            })?;
+        let plan = Plan::of(settings)?;
+        let layers = layer_plan(&original.model, model);
+        let fitted = Fitted {
+            plan: &plan,
+            settings,
+            model: model.clone(),
+            shape: shape.clone(),
+            photos,
+            held: Some(&searched.held),
+            calibration_photos: plan.photos_used(searched.fit, 0),
+            started: t0,
+        };
+        Ok((self.finish(original, fitted, progress).await?, layers))
+    }
+
     /// Distil `found`'s kept candidate on `fit` and measure it on `held`, as a candidate of
     /// its own; it becomes the kept one when it is within the budget and its KL is lower.
     #[allow(clippy::too_many_arguments)]

@@ -167,6 +167,8 @@ struct State {
     /// The original's metrics (fp32 file sizes included), measured once per loaded model.
     original_metrics: Option<Metrics>,
     compressed: Option<Rc<Compressed>>,
+    /// The last automatic compression's candidates, any of which can become the compressed model.
+    auto: Option<Rc<auto::Searched>>,
     photos: Vec<Rc<Photo>>,
     /// Photos for batch-norm statistics only (the CLI's `--recalibrate-bn DIR`); when empty,
     /// the kept photos serve.
@@ -277,6 +279,7 @@ impl Session {
         s.labels = loaded.model.labels.clone();
         s.original = Some(Rc::new(loaded));
         s.compressed = None;
+        s.auto = None;
         s.original_metrics = None;
         s.info = info.into();
         Ok(())

@@ -546,3 +546,71 @@ test('the agreement of a calibrated compression is on held-back photos, with the
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });
+
+test('Auto within a byte budget on four photos (CPU fallback): candidates and a preset on the chart, a clicked one loads, its ONNX gives the page\'s logits', { timeout: 3 * TIMEOUT }, async () => {
+  // ResNet18's layout at a quarter of its widths, written by the CLI: the search stays quick.
+  const narrow = join(OUT, 'narrow-resnet18.safetensors');
+  execFileSync(BIN, ['compress', '--weights', 'seeded:1', '--prune-channels', '0.75', '--prune-scope', 'all', '--prune-stem', '--out', narrow]);
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  await page.setInputFiles('[data-testid=weights-file]', narrow);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent)
+    && /narrow/.test(document.querySelector('[data-testid=model-info]')?.textContent ?? document.body.textContent), null, { timeout: TIMEOUT });
+  // Four photos whose preprocessing Pillow reproduces exactly: the 256×256 crops, twice.
+  const photos = [...PHOTOS_256];
+  for (const p of PHOTOS_256) {
+    const copy = join(OUT, `again-${p.split('/').pop()}`);
+    copyFileSync(p, copy);
+    photos.push(copy);
+  }
+  await upload(page, photos);
+  // A preset run first: its point joins the chart and its button says what it kept.
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 4);
+  assert.match(await page.textContent('[data-preset=pi]'), /% agree/);
+
+  const budget = 0.6; // MB: the fp32 file is about 2.9 MB, every layer at int8 about 0.75
+  await page.selectOption('[data-testid=auto-kind]', 'bytes');
+  await page.fill('[data-testid=auto-value]', String(budget));
+  await page.fill('[data-testid=auto-floor]', '0');
+  const t0 = Date.now();
+  await page.click('[data-testid=auto]');
+  await page.waitForFunction(() => !document.querySelector('[data-testid=auto-chart]').hasAttribute('hidden')
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: 3 * TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  console.log(`auto on the CPU fallback: ${((Date.now() - t0) / 1e3).toFixed(1)} s; ${await page.textContent('[data-testid=auto-status]')}`);
+  const dots = await page.$$eval('[data-testid=auto-chart] circle', (cs) => cs.map((c) => ({
+    i: Number(c.dataset.candidate), bytes: Number(c.dataset.bytes), fits: c.dataset.fits === 'true', shown: c.classList.contains('shown'),
+  })));
+  assert.ok(dots.length >= 3, `${dots.length} candidates drawn`);
+  assert.equal(await page.$$eval('[data-testid=auto-chart] rect.preset', (r) => r.length), 1, 'the preset run is drawn');
+  const kept = dots.find((d) => d.shown);
+  assert.ok(kept && kept.fits && kept.bytes <= budget * 1e6, JSON.stringify(kept));
+  await page.screenshot({ path: join(OUT, 'auto.png'), fullPage: true });
+
+  // Another candidate within the budget becomes the compressed model (its row's button: points
+  // of equal size and agreement lie on top of each other).
+  const other = dots.find((d) => d.fits && !d.shown);
+  assert.ok(other, 'a second candidate within the budget');
+  await page.click(`[data-testid=auto-use][data-candidate="${other.i}"]`);
+  await page.waitForFunction((i) => new RegExp(`candidate ${i + 1} is the compressed model`).test(document.querySelector('[data-testid=status]').textContent)
+    || !document.querySelector('[data-testid=error]').hidden, other.i, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  await compressedShown(page, 4);
+  const compressed = await lists(page, 'top5-compressed');
+  const onnx = await download(page, 'download-onnx');
+  assert.equal(statSync(onnx.path).size, other.bytes, 'the file is the clicked candidate\'s');
+  for (const optimize of [false, true]) {
+    const ort = onnxruntime(onnx.path, photos, { optimize });
+    for (const [i, r] of ort.entries()) {
+      const d = maxLogitDiff(compressed[i].logits, r.logits);
+      // Seeded weights give logits close together: the bound is a thousandth of their spread.
+      const spread = Math.max(...compressed[i].logits) - Math.min(...compressed[i].logits);
+      console.log(`${r.image}, optimize=${optimize}: max |Δlogit| ${d.toExponential(2)} (logits spread over ${spread.toExponential(2)})`);
+      assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
+      assert.ok(d <= 1e-3 * spread, `${r.image}, optimize=${optimize}: logits differ by ${d}, spread ${spread}`);
+    }
+  }
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});

@@ -22,10 +22,19 @@ export function mountCompress(store, actions) {
       const b = clone('tpl-preset');
       b.textContent = p.name;
       b.title = p.note;
+      b.dataset.preset = p.id;
       b.addEventListener('click', () => actions.applyPreset(p.id));
       presets.append(b);
     }
     text(byId('calibration-advice'), calibrationAdvice(s.spec.calibration));
+  });
+  // Once run, a preset's button says what it kept.
+  on(store, ['spec', 'presetRuns'], (s) => {
+    for (const p of s.spec?.presets ?? []) {
+      const b = byId('presets').querySelector(`[data-preset="${p.id}"]`);
+      const run = s.presetRuns[p.id];
+      if (b) text(b, run?.agreement != null ? `${p.name} · ${(100 * run.agreement).toFixed(0)} % agree` : p.name);
+    }
   });
   on(store, ['form', 'spec'], (s) => {
     sync?.(s.form.values);
@@ -38,6 +47,7 @@ export function mountCompress(store, actions) {
     byId('compress').disabled = busy;
     byId('distill').disabled = busy;
     byId('cancel').hidden = !r || r.kind === 'distill';
+    byId('auto').disabled = busy;
     byId('distill-stop').hidden = r?.kind !== 'distill';
     const p = r?.progress;
     byId('progress').hidden = !p || r.kind === 'distill';

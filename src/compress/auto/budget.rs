@@ -1,12 +1,12 @@
 //! What an automatic compression must fit: bytes of the written ONNX file, a share of the
 //! original's multiply-accumulates, or milliseconds per image on the backend in use.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
 /// The budget a compressed model must fit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "lowercase")]
 pub enum Budget {
     /// At most this many bytes of ONNX file.

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use super::allocation::allocate;
@@ -36,7 +36,7 @@ const MIN_SHARE: f64 = 0.05;
 const LATENCY_RUNS: usize = 5;
 
 /// What to search for.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AutoOptions {
     pub budget: Budget,
     /// The least share of held-out photos whose top-1 class must stay the original's.

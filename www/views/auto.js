@@ -1,0 +1,115 @@
+// Step 3's Auto panel: the budget and floor as typed, and the search's candidates drawn as
+// budget measure (MB, % of the MACs, ms) against agreement on the held-out photos — the Pareto
+// front filled, the kept one ringed, the presets the user ran as squares. Clicking a candidate
+// makes it the compressed model.
+import { byId, clone, text, on } from './dom.js';
+import { budgetMeasure } from '../policy.js';
+
+const SVG = 'http://www.w3.org/2000/svg';
+const W = 560, H = 240, LEFT = 48, RIGHT = 12, TOP = 10, BOTTOM = 34;
+const UNIT = { bytes: 'MB of ONNX', macs: '% of the MACs', ms: 'ms per photo' };
+
+function el(name, attrs, title) {
+  const e = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (title) {
+    const t = document.createElementNS(SVG, 'title');
+    t.textContent = title;
+    e.append(t);
+  }
+  return e;
+}
+
+function draw(svg, a, presets, actions) {
+  const kind = a.options.budget.kind;
+  const macs0 = a.candidates[0].macs;
+  const limit = kind === 'bytes' ? a.options.budget.value / 1e6 : kind === 'macs' ? 100 * a.options.budget.value : a.options.budget.value;
+  const points = a.candidates.map((c, i) => ({ c, i, x: budgetMeasure(kind, c, macs0), y: c.agreement }))
+    .filter((p) => p.x !== null && Number.isFinite(p.x));
+  const shown = kind === 'ms' ? [] : Object.entries(presets)
+    .map(([id, p]) => ({ id, p, x: kind === 'bytes' ? p.bytes / 1e6 : 100 * p.macsShare, y: p.agreement }))
+    .filter((q) => q.y !== null && Number.isFinite(q.x));
+  const xs = [...points.map((p) => p.x), ...shown.map((q) => q.x), limit];
+  const ys = [...points.map((p) => p.y), ...shown.map((q) => q.y)];
+  const xMax = Math.max(...xs) * 1.05 || 1;
+  const yMin = Math.max(0, Math.min(...ys, 1) - 0.05);
+  const sx = (x) => LEFT + ((W - LEFT - RIGHT) * x) / xMax;
+  const sy = (y) => TOP + ((H - TOP - BOTTOM) * (1 - y)) / Math.max(1e-9, 1 - yMin);
+  const parts = [
+    el('line', { x1: LEFT, y1: H - BOTTOM, x2: W - RIGHT, y2: H - BOTTOM, class: 'axis' }),
+    el('line', { x1: LEFT, y1: TOP, x2: LEFT, y2: H - BOTTOM, class: 'axis' }),
+    el('line', { x1: sx(limit), y1: TOP, x2: sx(limit), y2: H - BOTTOM, class: 'budget' }, `budget: ${limit} ${UNIT[kind]}`),
+  ];
+  const label = (x, y, s, anchor = 'middle') => {
+    const t = el('text', { x, y, 'text-anchor': anchor, class: 'tick' });
+    t.textContent = s;
+    return t;
+  };
+  parts.push(label((LEFT + W - RIGHT) / 2, H - 4, `${UNIT[kind]} (dashed: the budget)`));
+  parts.push(label(4, TOP + 8, `${(100).toFixed(0)} %`, 'start'));
+  parts.push(label(4, H - BOTTOM, `${(100 * yMin).toFixed(0)} %`, 'start'));
+  parts.push(label(W - RIGHT, H - BOTTOM + 14, xMax.toPrecision(3), 'end'));
+  for (const q of shown) {
+    parts.push(el('rect', { x: sx(q.x) - 5, y: sy(q.y) - 5, width: 10, height: 10, class: 'preset', 'data-preset': q.id },
+      `preset "${q.p.name}": ${q.x.toPrecision(3)} ${UNIT[kind]}, agreement ${(100 * q.y).toFixed(0)} % (on the photos its own run measured)`));
+  }
+  // The shown one first, so that it never covers another drawn at the same place.
+  points.sort((p, q) => (q.i === a.shown) - (p.i === a.shown));
+  for (const p of points) {
+    const c = p.c;
+    const cls = ['candidate', c.pareto ? 'pareto' : '', c.fits ? '' : 'over', p.i === a.shown ? 'shown' : ''].filter(Boolean).join(' ');
+    const dot = el('circle', { cx: sx(p.x), cy: sy(p.y), r: p.i === a.shown ? 7 : 5, class: cls, 'data-candidate': p.i, 'data-bytes': c.bytes, 'data-fits': c.fits, tabindex: 0 },
+      `${p.i + 1}. ${c.label}: ${p.x.toPrecision(3)} ${UNIT[kind]}, agreement ${(100 * c.agreement).toFixed(0)} %, KL ${c.kl.toExponential(2)}` +
+      `${c.fits ? '' : ', over the budget'}${c.pareto ? ', on the Pareto front' : ''} — click to use it`);
+    dot.addEventListener('click', () => actions.chooseCandidate(p.i));
+    dot.addEventListener('keydown', (e) => { if (e.key === 'Enter') actions.chooseCandidate(p.i); });
+    parts.push(dot);
+  }
+  svg.replaceChildren(...parts);
+}
+
+// Every candidate as a row, for points drawn on top of each other and for keyboards.
+function rows(a, actions) {
+  const macs0 = a.candidates[0].macs;
+  return a.candidates.map((c, i) => {
+    const tr = clone('tpl-auto-row');
+    const cell = (cls, v) => { tr.querySelector(`.${cls}`).textContent = v; };
+    cell('n', `${i + 1}${i === a.chosen ? '*' : ''}`);
+    cell('label', `${c.label}${c.fits ? '' : ' (over the budget)'}`);
+    cell('mb', (c.bytes / 1e6).toFixed(2));
+    cell('macs', `${((100 * c.macs) / macs0).toFixed(0)} %${c.ms != null ? `, ${c.ms.toFixed(1)} ms` : ''}`);
+    cell('agreement', `${(100 * c.agreement).toFixed(0)} %`);
+    cell('kl', c.kl.toExponential(2));
+    tr.title = `built and measured in ${c.seconds.toFixed(1)} s${i === a.chosen ? '; * the one the search kept' : ''}`;
+    if (i === a.shown) tr.classList.add('shown');
+    const use = tr.querySelector('.use');
+    use.dataset.candidate = i;
+    use.disabled = i === a.shown;
+    use.textContent = i === a.shown ? 'in use' : 'Use';
+    use.addEventListener('click', () => actions.chooseCandidate(i));
+    return tr;
+  });
+}
+
+export function mountAuto(store, actions) {
+  for (const [id, name] of [['auto-kind', 'kind'], ['auto-value', 'value'], ['auto-floor', 'floor']]) {
+    byId(id).addEventListener('input', (e) => actions.setAutoForm(name, e.target.value));
+  }
+  byId('auto').addEventListener('click', actions.autoSearch);
+  on(store, ['auto', 'presetRuns'], (s) => {
+    const a = s.auto;
+    const svg = byId('auto-chart');
+    // An SVG element has no `hidden` property: the attribute itself.
+    svg.toggleAttribute('hidden', !a);
+    byId('auto-table').hidden = !a;
+    if (!a) return;
+    draw(svg, a, s.presetRuns, actions);
+    byId('auto-rows').replaceChildren(...rows(a, actions));
+    const k = a.candidates[a.chosen];
+    text(byId('auto-status'),
+      `${a.candidates.length} candidates in ${a.page_seconds.toFixed(1)} s (per-layer costs ${a.cost_seconds.toFixed(1)} s), ` +
+      `fitted on ${a.fit_images} photos and measured on ${a.held_out_images} held out. ` +
+      `Kept ${a.chosen + 1}: ${k.label} — agreement ${(100 * k.agreement).toFixed(0)} %, KL ${k.kl.toExponential(2)}` +
+      `${a.shown !== a.chosen ? `; showing ${a.shown + 1}` : ''}.`);
+  });
+}
