@@ -25,6 +25,9 @@ bash scripts/emulated-cpu.sh
 step "distillation on real EfficientNet-Lite0 weights: short runs (int4, pruned channels) must lower the loss and raise agreement"
 SHORT=1 bash scripts/distill.sh
 
+step "compression to a budget on real EfficientNet-Lite0 weights: a 3.5 MB search on the repository's photos stays within the budget"
+SHORT=1 bash scripts/auto.sh
+
 step "trunk build --release (the page, dist/, and the training module beside it)"
 trunk build --release
 python3 scripts/module-sizes.py dist

@@ -1009,6 +1009,32 @@ fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
         .count();
     assert_eq!(m.quant.int.len(), ints);
 
+    // Distillation after the search: a candidate of its own, the same format and bytes.
+    let mut args = base.to_vec();
+    args.extend(["--budget-bytes", &budget, "--distill-steps", "2", "--json"]);
+    let o = modelslim(&args);
+    assert_success(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = v["candidates"].as_array().unwrap();
+    let last = c.last().unwrap();
+    assert!(
+        last["label"]
+            .as_str()
+            .unwrap()
+            .ends_with("distilled 2 steps"),
+        "{last}"
+    );
+    let chosen = v["chosen"].as_u64().unwrap() as usize;
+    assert!(last["bytes"].as_u64().unwrap() <= fp32 / 5);
+    // Kept only when it moved the outputs less than the candidate it started from.
+    let label = last["label"].as_str().unwrap();
+    let start = label.trim_end_matches(", distilled 2 steps");
+    let from = c.iter().find(|x| x["label"] == start).unwrap();
+    assert_eq!(from["bytes"], last["bytes"]);
+    if chosen == c.len() - 1 {
+        assert!(last["kl"].as_f64() < from["kl"].as_f64());
+    }
+
     // A budget nothing meets: one line naming the closest candidate, nothing written.
     let tiny = dir.join("tiny.onnx").display().to_string();
     let mut args = base.to_vec();

@@ -1,0 +1,45 @@
+// Time of Auto in the page at a byte budget, on the CPU fallback and on WebGPU, with the page's
+// own account of the search (candidates, per-layer costs, photos).
+//   node tests/e2e/auto-time.mjs MODEL BUDGET_MB [cpu|wgpu ...]   (after trunk build)
+// MODEL: a weights file, or `effnet` for EfficientNet-Lite0 with its real weights (served with
+// the page). Photos: the repository's 16 calibration photos.
+import { ROOT, serveDist, launchChromium } from './harness.mjs';
+import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+
+const [model, mb, ...rest] = process.argv.slice(2);
+if (!model || !mb) {
+  console.error('usage: node tests/e2e/auto-time.mjs MODEL BUDGET_MB [cpu|wgpu ...]');
+  process.exit(2);
+}
+const backends = rest.length ? rest : ['cpu', 'wgpu'];
+const dir = join(ROOT, 'tests/fixtures/imagenet-subset/calib');
+const photos = readdirSync(dir).filter((f) => f.endsWith('.JPEG')).sort().map((f) => join(dir, f));
+const { server, base } = await serveDist();
+const browser = await launchChromium();
+for (const backend of backends) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.log(`console: ${m.text()}`); });
+  const weights = model === 'effnet' ? 'efficientnet-lite0' : 'seeded';
+  await page.goto(`${base}?weights=${weights}${backend === 'cpu' ? '&backend=cpu' : ''}`);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 600000 });
+  if (model !== 'effnet') {
+    await page.setInputFiles('[data-testid=weights-file]', model);
+    await page.waitForFunction((name) => /model ready/.test(document.querySelector('[data-testid=status]').textContent)
+      && document.querySelector('#model-info').textContent.includes(name), model.split('/').pop(), { timeout: 600000 });
+  }
+  await page.setInputFiles('[data-testid=upload]', photos);
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=top5-original]').length === n, photos.length, { timeout: 1_800_000 });
+  await page.selectOption('[data-testid=auto-kind]', 'bytes');
+  await page.fill('[data-testid=auto-value]', mb);
+  await page.fill('[data-testid=auto-floor]', '0');
+  const t0 = Date.now();
+  await page.click('[data-testid=auto]');
+  await page.waitForFunction(() => !document.querySelector('[data-testid=auto-chart]').hasAttribute('hidden')
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: 3_600_000 });
+  const err = await page.evaluate(() => { const e = document.querySelector('[data-testid=error]'); return e.hidden ? null : e.textContent; });
+  const said = await page.textContent('[data-testid=auto-status]');
+  console.log(`${backend}: Auto at ${mb} MB on ${photos.length} photos: ${((Date.now() - t0) / 1e3).toFixed(1)} s — ${err ? `error: ${err}` : said}`);
+  await page.close();
+}
+await browser.close(); server.close();
