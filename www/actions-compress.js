@@ -22,6 +22,7 @@ export function compressActions(ctx) {
     for (const f of s.report?.files ?? []) URL.revokeObjectURL(f.url);
     set({
       report: null,
+      auto: null,
       ort: null,
       bench: { ...s.bench, compressed: null },
       photos: s.photos.map((p) => (p.compressed ? { ...p, compressed: null } : p)),

@@ -125,28 +125,16 @@ impl Session {
             fit: fit.len(),
             photos: photos.len(),
         };
-        let (compression, layers) = if found.cancelled {
-            // The caller's progress now answers `false`: the files are written without it.
-            self.finish_candidate(
-                &original,
-                &searched,
-                found.chosen,
-                &photos,
-                t0,
-                super::no_progress,
-            )
-            .await?
-        } else {
-            self.finish_candidate(
-                &original,
-                &searched,
-                found.chosen,
-                &photos,
-                t0,
-                &mut progress,
-            )
-            .await?
+        // After a cancelled search the caller's progress answers `false`: the kept candidate's
+        // files are still written, its steps still reported.
+        let cancelled = found.cancelled;
+        let finishing = |p: Progress| {
+            let answer = progress(p);
+            async move { answer.await || cancelled }
         };
+        let (compression, layers) = self
+            .finish_candidate(&original, &searched, found.chosen, &photos, t0, finishing)
+            .await?;
         self.state.borrow_mut().auto = Some(std::rc::Rc::new(searched));
         Ok(AutoReport {
             options: *opts,

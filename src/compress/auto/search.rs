@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use web_time::Instant;
 
 use super::allocation::allocate;
@@ -36,7 +36,7 @@ const MIN_SHARE: f64 = 0.05;
 const LATENCY_RUNS: usize = 5;
 
 /// What to search for.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AutoOptions {
     pub budget: Budget,
     /// The least share of held-out photos whose top-1 class must stay the original's.
@@ -257,6 +257,19 @@ where
     })
 }
 
+/// Measure the original as the first candidate (every budget's chart starts from it); whether
+/// it fits the budget, which then nothing else can beat.
+async fn original_fits<P, F>(ev: &mut Evaluator<'_>, progress: &mut P) -> Result<bool>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    let i = ev
+        .evaluate("original (fp32)".into(), Settings::default(), progress)
+        .await?;
+    Ok(ev.candidates[i].fits)
+}
+
 /// Per-layer precisions under a byte budget: for per-channel scales and for groups of 32, the
 /// knapsack's choice, rounded and with GPTQ; the original first (it wins where it fits).
 async fn search_bytes<P, F>(
@@ -269,9 +282,7 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    ev.evaluate("original (fp32)".into(), Settings::default(), progress)
-        .await?;
-    if ev.candidates[0].fits {
+    if original_fits(ev, progress).await? {
         return Ok(());
     }
     let t = Instant::now();
@@ -409,9 +420,7 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    ev.evaluate("original (fp32)".into(), Settings::default(), progress)
-        .await?;
-    if ev.candidates[0].fits {
+    if original_fits(ev, progress).await? {
         return Ok(());
     }
     for (label, settings) in pruning_plans(ev.original, share)? {
@@ -476,12 +485,10 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    ev.evaluate("original (fp32)".into(), Settings::default(), progress)
-        .await?;
-    let t0 = ev.candidates[0].ms.unwrap_or(f64::INFINITY);
-    if ev.candidates[0].fits {
+    if original_fits(ev, progress).await? {
         return Ok(());
     }
+    let t0 = ev.candidates[0].ms.unwrap_or(f64::INFINITY);
     let mut share = (ms / t0).min(1.0);
     for round in 0..2 {
         // Below a twentieth of the MACs no measured option is left: the original is closest.
