@@ -325,7 +325,10 @@ impl Engine {
     pub fn choose_candidate(&self, index: usize) -> js_sys::Promise {
         let session = self.session.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let (compression, plan) = session.choose_candidate(index).await.map_err(js_err)?;
+            let (compression, plan) = session
+                .choose_candidate(index, progress_to::<Progress>(None))
+                .await
+                .map_err(js_err)?;
             to_json(&serde_json::json!({ "compression": compression, "plan": plan }))
         })
     }

@@ -238,3 +238,34 @@ fn a_sensitive_layer_keeps_more_bits_than_an_insensitive_one() {
         assert_eq!(of(insensitive), "int4", "{insensitive}: {:?}", r.plan);
     }
 }
+
+#[test]
+fn another_candidate_becomes_the_compressed_model() {
+    let model = narrow_resnet(8);
+    let s = session_with(model.clone());
+    let r = auto(&s, Budget::Bytes(onnx_bytes(&model) / 5), 0.0);
+    let other = (0..r.search.candidates.len())
+        .find(|&i| i != r.search.chosen && r.search.candidates[i].fits)
+        .unwrap();
+    let (report, plan) = pollster::block_on(s.choose_candidate(other, no_progress)).unwrap();
+    let onnx = s.file(FileFormat::Onnx).unwrap();
+    assert_eq!(onnx.len() as u64, r.search.candidates[other].bytes);
+    assert_eq!(
+        report.file_stem,
+        s.file_name(FileFormat::Onnx)
+            .unwrap()
+            .trim_end_matches(".onnx")
+    );
+    // Its agreement is measured on the same held-back photo the search measured it on.
+    assert_eq!(
+        report.agreement.unwrap().agreement,
+        r.search.candidates[other].agreement
+    );
+    assert_eq!(plan.len(), r.plan.len());
+    let n = r.search.candidates.len();
+    let e = pollster::block_on(s.choose_candidate(n, no_progress)).unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("no candidate {}", n + 1)),
+        "{e}"
+    );
+}

@@ -47,7 +47,9 @@ export function compressActions(ctx) {
   ctx.progress = (stepTimes) => (json) => {
     const p = JSON.parse(json);
     stepTimes?.push({ label: p.label, start: performance.now() });
-    set({ run: { ...get().run, progress: p } });
+    // Auto announces each candidate before its steps: the steps are shown under its name.
+    const candidate = /^candidate \d+: /.test(p.label) && !p.steps ? p.label : get().run.candidate;
+    set({ run: { ...get().run, progress: p, candidate } });
     return !get().run.cancel;
   };
 

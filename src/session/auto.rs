@@ -125,15 +125,15 @@ impl Session {
             fit: fit.len(),
             photos: photos.len(),
         };
-        // After a cancelled search the caller's progress answers `false`: the kept candidate's
-        // files are still written, its steps still reported.
-        let cancelled = found.cancelled;
-        let finishing = |p: Progress| {
-            let answer = progress(p);
-            async move { answer.await || cancelled }
-        };
         let (compression, layers) = self
-            .finish_candidate(&original, &searched, found.chosen, &photos, t0, finishing)
+            .finish_candidate(
+                &original,
+                &searched,
+                found.chosen,
+                &photos,
+                (t0, !found.cancelled),
+                &mut progress,
+            )
             .await?;
         self.state.borrow_mut().auto = Some(std::rc::Rc::new(searched));
         Ok(AutoReport {
@@ -150,10 +150,15 @@ impl Session {
 impl Session {
     /// Make candidate `index` of the last automatic compression the compressed model, with its
     /// files, as if the search had kept it.
-    pub async fn choose_candidate(
+    pub async fn choose_candidate<P, F>(
         &self,
         index: usize,
-    ) -> Result<(CompressionReport, Vec<LayerPlan>)> {
+        mut progress: P,
+    ) -> Result<(CompressionReport, Vec<LayerPlan>)>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
         let _busy = self.begin("loading another candidate")?;
         let t0 = Instant::now();
         let original = self.original()?;
@@ -167,18 +172,26 @@ impl Session {
                     .into(),
             ));
         }
-        self.finish_candidate(&original, &searched, index, &photos, t0, super::no_progress)
-            .await
+        self.finish_candidate(
+            &original,
+            &searched,
+            index,
+            &photos,
+            (t0, true),
+            &mut progress,
+        )
+        .await
     }
 
-    /// Candidate `index` of `searched` finished as a compression, and its per-layer plan.
+    /// Candidate `index` of `searched` finished as a compression, and its per-layer plan;
+    /// `started` is when the run began and whether `progress` may still cancel it.
     async fn finish_candidate<P, F>(
         &self,
         original: &super::Loaded,
         searched: &Searched,
         index: usize,
         photos: &[Vec<f32>],
-        t0: Instant,
+        (t0, cancellable): (Instant, bool),
         progress: P,
     ) -> Result<(CompressionReport, Vec<LayerPlan>)>
     where
@@ -207,6 +220,7 @@ impl Session {
             held: Some(&searched.held),
             calibration_photos: plan.photos_used(searched.fit, 0),
             started: t0,
+            cancellable,
         };
         Ok((self.finish(original, fitted, progress).await?, layers))
     }

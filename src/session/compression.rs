@@ -29,6 +29,9 @@ pub(super) struct Fitted<'a> {
     pub held: Option<&'a [usize]>,
     pub calibration_photos: usize,
     pub started: Instant,
+    /// Whether `progress` answering `false` cancels writing the files (not after a search the
+    /// user stopped: its best candidate is kept).
+    pub cancellable: bool,
 }
 
 /// The downloadable files of one compression.
@@ -127,6 +130,7 @@ impl Session {
             held: if fits_kept { Some(&held) } else { None },
             calibration_photos,
             started: t0,
+            cancellable: true,
         };
         self.finish(&original, fitted, &mut progress).await
     }
@@ -152,7 +156,14 @@ impl Session {
             held,
             calibration_photos,
             started: t0,
+            cancellable,
         } = fitted;
+        // Every caller passes its progress by reference and this wrapper is the only one: the
+        // page's module holds one copy of what follows.
+        let mut progress = |p: Progress| {
+            let answer = progress(p);
+            async move { answer.await || !cancellable }
+        };
         model.labels = self.labels();
         // One announcement per piece: each is a point where the page's event loop runs (a
         // main-thread engine would otherwise freeze for seconds here).

@@ -85,7 +85,7 @@ impl Session {
         &self,
         precision: Precision,
         granularity: Granularity,
-        progress: P,
+        mut progress: P,
     ) -> Result<Vec<Sensitivity>>
     where
         P: FnMut(Progress) -> F,
@@ -111,7 +111,8 @@ impl Session {
             &photos,
             self.batches.calibration,
             &self.backend,
-            progress,
+            // By reference, as the automatic search passes it: one copy of the code in the page.
+            &mut progress,
         )
         .await
     }

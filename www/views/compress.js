@@ -53,7 +53,8 @@ export function mountCompress(store, actions) {
     byId('progress').hidden = !p || r.kind === 'distill';
     if (p) {
       byId('progress-bar').value = p.steps ? (p.step - 1) / p.steps : 0.95;
-      text(byId('progress-label'), p.steps ? `step ${p.step} of ${p.steps}: ${p.label}` : p.label);
+      const step = p.steps ? `step ${p.step} of ${p.steps}: ${p.label}` : p.label;
+      text(byId('progress-label'), r.candidate && r.candidate !== p.label ? `${r.candidate} — ${step}` : step);
     }
   });
 

@@ -122,14 +122,9 @@ impl Evaluator<'_> {
         let t = Instant::now();
         let n = self.candidates.len() + 1;
         let plan = Plan::of(&settings)?;
-        let prefix = format!("candidate {n}, {label}");
-        announce(progress, &prefix).await?;
-        let inner = |p: Progress| {
-            progress(Progress {
-                label: format!("{prefix}: {}", p.label),
-                ..p
-            })
-        };
+        // Announced once, before the plan's own steps: the pipeline runs with the caller's
+        // progress itself, so that the page's module holds one copy of it, not two.
+        announce(progress, &format!("candidate {n}: {label}")).await?;
         let (model, shape) = run(
             &plan,
             self.original,
@@ -137,7 +132,7 @@ impl Evaluator<'_> {
             self.fit,
             self.batch,
             self.backend,
-            inner,
+            &mut *progress,
         )
         .await?;
         let bytes = to_onnx(&model)?.len() as u64;
