@@ -991,7 +991,9 @@ fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
     assert_eq!(plan.len(), 21);
     for l in plan {
         assert!(
-            l["precision"].is_string() && l["channels"].is_number() && l["dropped"].is_boolean(),
+            l["precision"].is_string()
+                && l["kept_channels"].is_number()
+                && l["dropped"].is_boolean(),
             "{l}"
         );
         // Integer layers name their granularity.

@@ -272,10 +272,8 @@ impl Session {
             )
             .await?;
             let bytes = crate::export::to_onnx(&model)?.len() as u64;
-            let reference =
-                logits_of(original, &self.backend, held, self.batches.calibration).await?;
             let a = agreement(
-                &reference,
+                &found.reference,
                 &logits_of(&model, &self.backend, held, self.batches.calibration).await?,
             );
             let macs = network_macs(&model);

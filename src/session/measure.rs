@@ -9,13 +9,8 @@ use crate::compress::sensitivity::sensitivity;
 use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement, report};
 use crate::model::Model;
 use crate::predict::top_k;
-use crate::timing::Timing;
+use crate::timing::{Timing, benchmark_input};
 use crate::{Error, Result};
-
-/// The benchmark's input: one constant image, so that runs differ only in the device's time.
-fn constant_input() -> Vec<f32> {
-    vec![0.1f32; 3 * 224 * 224]
-}
 
 impl Session {
     fn loaded(&self, which: Which) -> Result<Rc<Loaded>> {
@@ -48,7 +43,7 @@ impl Session {
     {
         let _busy = self.begin("benchmarking")?;
         let loaded = self.loaded(which)?;
-        let input = [constant_input()];
+        let input = [benchmark_input()];
         let runs = runs.max(1);
         let mut times = Vec::with_capacity(runs);
         let mut cold_ms = None;

@@ -26,7 +26,7 @@ pub struct LayerPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granularity: Option<String>,
     /// Output channels kept, of `channels_before`.
-    pub channels: usize,
+    pub kept_channels: usize,
     pub channels_before: usize,
     pub dropped: bool,
 }
@@ -47,7 +47,7 @@ pub fn layer_plan(original: &Model, compressed: &Model) -> Vec<LayerPlan> {
             LayerPlan {
                 precision,
                 granularity: int.map(|q| q.granularity.to_string()),
-                channels: s.width_after,
+                kept_channels: s.width_after,
                 channels_before: s.width_before,
                 dropped: s.dropped,
                 layer: s.layer,

@@ -22,7 +22,7 @@ use crate::export::to_onnx;
 use crate::model::Model;
 use crate::predict::Classifier;
 use crate::quant::Precision;
-use crate::timing::Timing;
+use crate::timing::{Timing, benchmark_input};
 use crate::{Error, Result};
 
 /// The most fitting photos each layer's loss is measured on: every layer is measured twice or
@@ -90,6 +90,9 @@ pub struct Search {
     /// Each candidate's model and shape, in the candidates' order.
     #[serde(skip)]
     pub models: Vec<(Model, Shape)>,
+    /// The original's logits on the held-out photos, which every candidate is measured against.
+    #[serde(skip)]
+    pub reference: Vec<Vec<f32>>,
 }
 
 /// Builds and measures candidates.
@@ -249,6 +252,7 @@ where
         cost_seconds,
         seconds: t0.elapsed().as_secs_f64(),
         models: ev.models,
+        reference: ev.reference,
     })
 }
 
@@ -513,7 +517,7 @@ where
 /// The median of [`LATENCY_RUNS`] one-image passes after a warm-up, in ms.
 async fn latency_ms(model: &Model, backend: &Backend) -> Result<f64> {
     let c = Classifier::for_logits(model, backend.clone())?;
-    let input = [vec![0.1f32; 3 * 224 * 224]];
+    let input = [benchmark_input()];
     c.logits(&input).await?;
     let mut times = Vec::with_capacity(LATENCY_RUNS);
     for _ in 0..LATENCY_RUNS {
