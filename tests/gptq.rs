@@ -6,9 +6,15 @@
 use std::path::PathBuf;
 
 use modelslim::backend::Backend;
-use modelslim::compress::quantize::gptq::{GptqOptions, gptq, output_error};
+use modelslim::compress::calibration::layer_statistics::Gram;
+use modelslim::compress::linalg::add_gram;
+use modelslim::compress::quantize::gptq::{
+    Gptq, GptqOptions, gptq, layer_row_output_errors, output_error, row_output_errors,
+};
 use modelslim::compress::{Precision, QuantMethod, Settings};
 use modelslim::model::Model;
+use modelslim::model::Op;
+use modelslim::predict::Captured;
 use modelslim::session::{Batches, Session, no_progress};
 
 fn fixture() -> serde_json::Value {
@@ -119,6 +125,114 @@ fn output_error_is_never_above_round_to_nearest() {
                 "case {k}, act_order {act_order}: GPTQ {e_gptq} > RTN {e_rtn}"
             );
         }
+    }
+}
+
+/// A layer that sees fewer input rows than it has columns (a late conv on two photos) keeps
+/// its rows instead of their Gram matrix, and GPTQ runs from them: the same integers, the same
+/// SparseGPT zeros and the same output errors as the dense solver on `H = XᵀX`. Inputs are
+/// correlated, one is always zero, some weights are exactly zero, and the blocks do not divide
+/// the columns.
+#[test]
+fn few_input_rows_give_the_dense_solvers_integers() {
+    let (rows, cols, samples, qmax) = (24, 300, 40, 7);
+    let mut seed = 5;
+    let mut x = vec![0f32; samples * cols];
+    for s in 0..samples {
+        let raw: Vec<f64> = (0..cols).map(|_| lcg(&mut seed)).collect();
+        for i in 0..cols {
+            x[s * cols + i] = if i == 7 {
+                0.0
+            } else {
+                (raw[i] + 0.7 * raw[(i + 1) % cols]) as f32
+            };
+        }
+    }
+    let op = Op::Linear {
+        name: "fc".into(),
+        in_features: cols,
+        out_features: rows,
+    };
+    let mut gram = Gram::new(&op, samples, 1, 1).unwrap();
+    gram.add(&Captured {
+        value: 0,
+        dims: [samples, cols, 1, 1],
+        data: x.clone(),
+    });
+    assert!(
+        gram.patches_kept.is_some() && gram.h.is_empty(),
+        "{samples} rows of {cols} columns are kept"
+    );
+    let mut h = vec![0f64; cols * cols];
+    add_gram(&mut h, &x, &x, samples, cols, cols, true);
+
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| {
+            if i % 11 == 0 {
+                0.0
+            } else {
+                lcg(&mut seed) as f32
+            }
+        })
+        .collect();
+    let scales: Vec<f32> = (0..rows)
+        .flat_map(|r| {
+            let m = w[r * cols..(r + 1) * cols]
+                .iter()
+                .fold(0f32, |a, v| a.max(v.abs()));
+            std::iter::repeat_n(m / qmax as f32, cols)
+        })
+        .collect();
+    let opts = GptqOptions {
+        block: 64,
+        ..Default::default()
+    };
+    let dense = Gptq::new(&h, cols, opts).unwrap();
+    let few = Gptq::for_layer(&gram, 0, opts).unwrap();
+    let scale = |r: usize, c: usize| scales[r * cols + c];
+    let (q_dense, q_few) = (
+        dense.quantize(&w, rows, scale, qmax),
+        few.quantize(&w, rows, scale, qmax),
+    );
+    let differ = q_dense.iter().zip(&q_few).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 0, "{differ} of {} integers differ", q_dense.len());
+
+    // The output errors, from the rows and from H; GPTQ's well below rounding's.
+    let deq: Vec<f32> = q_few
+        .iter()
+        .zip(&scales)
+        .map(|(&v, s)| v as f32 * s)
+        .collect();
+    let rounded = rtn(&w, &scales, qmax);
+    for d in [&deq, &rounded] {
+        let (from_rows, from_h) = (
+            layer_row_output_errors(&w, d, rows, &gram, 0),
+            row_output_errors(&w, d, rows, cols, &h),
+        );
+        for (a, b) in from_rows.iter().zip(&from_h) {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-12), "{a} vs {b}");
+        }
+    }
+    let (e_gptq, e_rtn) = (
+        output_error(&w, &deq, rows, cols, &h),
+        output_error(&w, &rounded, rows, cols, &h),
+    );
+    assert!(e_gptq < 0.7 * e_rtn, "GPTQ {e_gptq} vs RTN {e_rtn}");
+
+    // SparseGPT's sweep (columns in place): the same zeros and values to rounding.
+    let in_place = GptqOptions {
+        act_order: false,
+        ..opts
+    };
+    let sparse_dense = Gptq::new(&h, cols, in_place)
+        .unwrap()
+        .sparsify(&w, rows, 0.5);
+    let sparse_few = Gptq::for_layer(&gram, 0, in_place)
+        .unwrap()
+        .sparsify(&w, rows, 0.5);
+    for (a, b) in sparse_dense.iter().zip(&sparse_few) {
+        assert_eq!(*a == 0.0, *b == 0.0);
+        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
     }
 }
 

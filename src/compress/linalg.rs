@@ -47,7 +47,7 @@ where
 
 /// `c[j] -= a · b[j]` for every `j`.
 #[inline]
-fn sub_scaled(c: &mut [f64], a: f64, b: &[f64]) {
+pub(crate) fn sub_scaled(c: &mut [f64], a: f64, b: &[f64]) {
     for (c, b) in c.iter_mut().zip(b) {
         *c -= a * b;
     }
@@ -55,7 +55,7 @@ fn sub_scaled(c: &mut [f64], a: f64, b: &[f64]) {
 
 /// `c[j] += a · b[j]` for every `j`.
 #[inline]
-fn add_scaled(c: &mut [f64], a: f64, b: &[f64]) {
+pub(crate) fn add_scaled(c: &mut [f64], a: f64, b: &[f64]) {
     for (c, b) in c.iter_mut().zip(b) {
         *c += a * b;
     }

@@ -31,10 +31,15 @@ pub struct Gram {
     patches: Patches,
     /// Columns of each matrix: input channels per group × kernel positions.
     pub columns: usize,
-    /// Per group, `columns × columns`, row-major.
+    /// Per group, `columns × columns`, row-major; empty when the patches are kept instead.
     pub h: Vec<Vec<f64>>,
     /// Patches accumulated.
     pub rows: usize,
+    /// The patches themselves (`rows × columns`, row-major), kept instead of `h` when every
+    /// position is kept and they number at most a quarter of the columns (an ungrouped layer
+    /// late in the network on a few photos): GPTQ then works from them at a fraction of the
+    /// dense cost (see [`crate::compress::quantize::gptq::Gptq::from_inputs`]).
+    pub patches_kept: Option<Vec<f32>>,
     sampler: Sampler,
 }
 
@@ -46,13 +51,25 @@ impl Gram {
         let columns = patches.in_channels / patches.groups * patches.kernel * patches.kernel;
         let (oh, ow) = patches.output_size(height, width);
         let wanted = (ROWS_PER_COLUMN * columns).max(MIN_ROWS);
+        let total = images * oh * ow;
+        let few = patches.groups == 1 && total <= wanted && 4 * total <= columns;
         Some(Gram {
             patches,
             columns,
-            h: vec![vec![0.0; columns * columns]; patches.groups],
+            h: if few {
+                Vec::new()
+            } else {
+                vec![vec![0.0; columns * columns]; patches.groups]
+            },
             rows: 0,
-            sampler: Sampler::new(wanted, images * oh * ow),
+            patches_kept: few.then(Vec::new),
+            sampler: Sampler::new(wanted, total),
         })
+    }
+
+    /// Groups of the layer (one matrix each).
+    pub fn groups(&self) -> usize {
+        self.patches.groups
     }
 
     /// Add one captured batch of the layer's input (`[n, c, h, w]`; a linear layer's input is
@@ -64,6 +81,9 @@ impl Gram {
             return;
         }
         let n = self.columns;
+        if let Some(rows) = &mut self.patches_kept {
+            rows.extend(p.rows_of(input, &kept, 0, false));
+        }
         for (g, h) in self.h.iter_mut().enumerate() {
             let x = p.rows_of(input, &kept, g, false);
             add_gram(h, &x, &x, kept.len(), n, n, true);

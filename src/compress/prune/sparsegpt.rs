@@ -63,7 +63,7 @@ fn sparsify_layer(mut model: Model, key: &str, gram: &Gram, share: f64) -> Resul
     let Some(w) = model.weights.get_mut(key) else {
         return Ok(model);
     };
-    let groups = gram.h.len().max(1);
+    let groups = gram.groups().max(1);
     let cols = gram.columns;
     let rows = w.shape.first().copied().unwrap_or(0) / groups;
     if rows * groups * cols != w.data.len() {
@@ -77,9 +77,9 @@ fn sparsify_layer(mut model: Model, key: &str, gram: &Gram, share: f64) -> Resul
         act_order: false,
         ..GptqOptions::default()
     };
-    for (g, h) in gram.h.iter().enumerate() {
+    for g in 0..groups {
         let at = g * rows * cols..(g + 1) * rows * cols;
-        let solver = Gptq::new(h, cols, opts)?;
+        let solver = Gptq::for_layer(gram, g, opts)?;
         let new = solver.sparsify(&w.data[at.clone()], rows, share);
         w.data[at].copy_from_slice(&new);
     }

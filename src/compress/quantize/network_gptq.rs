@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::gptq::{Gptq, GptqOptions, row_output_errors};
+use super::gptq::{Gptq, GptqOptions, layer_row_output_errors};
 use super::weights::QuantOptions;
 use crate::backend::Backend;
 use crate::compress::calibration::layer_statistics::Gram;
@@ -81,7 +81,7 @@ fn gptq_layer(
     if qt.bits >= 8 && gram.rows < 8 * gram.columns {
         return Ok(out);
     }
-    let groups = gram.h.len();
+    let groups = gram.groups();
     let rows = qt.shape[0] / groups.max(1);
     let cols = gram.columns;
     if rows * groups * cols != w.data.len() {
@@ -90,10 +90,8 @@ fn gptq_layer(
             w.data.len()
         )));
     }
-    let solvers = gram
-        .h
-        .iter()
-        .map(|h| Gptq::new(h, cols, gptq_opts))
+    let solvers = (0..groups)
+        .map(|g| Gptq::for_layer(gram, g, gptq_opts))
         .collect::<Result<Vec<_>>>()?;
     let ratios: &[f32] = if qt.bits <= 4 { &CLIP_RATIOS } else { &[1.0] };
     let mut best: Option<(QuantizedTensor, Vec<f64>)> = None;
@@ -119,14 +117,14 @@ fn gptq_layer(
         cand.values = values;
         let deq = cand.dequantize();
         let mut errors = Vec::with_capacity(qt.shape[0]);
-        for (g, h) in gram.h.iter().enumerate() {
+        for g in 0..groups {
             let r = g * rows * cols..(g + 1) * rows * cols;
-            errors.extend(row_output_errors(
+            errors.extend(layer_row_output_errors(
                 &w.data[r.clone()],
                 &deq.data[r],
                 rows,
-                cols,
-                h,
+                gram,
+                g,
             ));
         }
         best = Some(match best {
