@@ -107,6 +107,34 @@ fn a_byte_budget_is_met_by_the_written_onnx_and_the_least_kl_is_kept() {
     );
 }
 
+/// A second byte budget on the same model and photos takes the first search's per-layer costs
+/// and finds what a fresh session finds; loading a model forgets them.
+#[test]
+fn a_second_byte_budget_reuses_the_layer_costs() {
+    let model = narrow_resnet(3);
+    let fp32 = onnx_bytes(&model);
+    let s = session_with(model.clone());
+    let first = auto(&s, Budget::Bytes(fp32 / 5), 0.0);
+    let second = auto(&s, Budget::Bytes(fp32 / 4), 0.0);
+    assert!(first.search.cost_seconds > 0.0);
+    assert_eq!(
+        second.search.cost_seconds, 0.0,
+        "the costs are measured again"
+    );
+    let fresh = auto(&session_with(model.clone()), Budget::Bytes(fp32 / 4), 0.0);
+    let rows = |r: &AutoReport| -> Vec<(String, u64, f64)> {
+        r.search
+            .candidates
+            .iter()
+            .map(|c| (c.label.clone(), c.bytes, c.kl))
+            .collect()
+    };
+    assert_eq!(rows(&second), rows(&fresh));
+    assert_eq!(second.search.chosen, fresh.search.chosen);
+    s.load(model, "seeded").unwrap();
+    assert!(auto(&s, Budget::Bytes(fp32 / 4), 0.0).search.cost_seconds > 0.0);
+}
+
 #[test]
 fn the_floor_is_measured_on_held_back_photos_only() {
     let model = narrow_resnet(4);

@@ -92,16 +92,21 @@ impl Session {
             }
             .push(p.clone());
         }
-        let mut found = search(
+        // Out of the state while the search runs (other calls read the state meanwhile).
+        let mut costs = std::mem::take(&mut self.state.borrow_mut().auto_costs);
+        let found = search(
             &original.model,
             opts,
             &fit,
             &out,
             self.batches.calibration,
             &self.backend,
+            &mut costs,
             &mut progress,
         )
-        .await?;
+        .await;
+        self.state.borrow_mut().auto_costs = costs;
+        let mut found = found?;
         if distill_steps > 0 && !found.cancelled {
             self.distill_chosen(
                 &original.model,

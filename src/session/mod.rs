@@ -169,6 +169,8 @@ struct State {
     compressed: Option<Rc<Compressed>>,
     /// The last automatic compression's candidates, any of which can become the compressed model.
     auto: Option<Rc<auto::Searched>>,
+    /// The loaded model's per-layer costs from the last search on a byte budget.
+    auto_costs: crate::compress::auto::CostCache,
     photos: Vec<Rc<Photo>>,
     /// Photos for batch-norm statistics only (the CLI's `--recalibrate-bn DIR`); when empty,
     /// the kept photos serve.
@@ -280,6 +282,7 @@ impl Session {
         s.original = Some(Rc::new(loaded));
         s.compressed = None;
         s.auto = None;
+        s.auto_costs = Default::default();
         s.original_metrics = None;
         s.info = info.into();
         Ok(())

@@ -1,6 +1,7 @@
 // Time of Auto in the page at a byte budget, on the CPU fallback and on WebGPU, with the page's
-// own account of the search (candidates, per-layer costs, photos).
-//   node tests/e2e/auto-time.mjs MODEL BUDGET_MB [cpu|wgpu ...]   (after trunk build)
+// own account of the search (candidates, per-layer costs, photos). Several budgets (3.5,4.5)
+// run one after the other on the same page: the later ones reuse the first one's costs.
+//   node tests/e2e/auto-time.mjs MODEL BUDGET_MB[,BUDGET_MB…] [cpu|wgpu ...]   (after trunk build)
 // MODEL: a weights file, or `effnet` for EfficientNet-Lite0 with its real weights (served with
 // the page). Photos: the repository's 16 calibration photos.
 import { ROOT, serveDist, launchChromium } from './harness.mjs';
@@ -31,15 +32,21 @@ for (const backend of backends) {
   await page.setInputFiles('[data-testid=upload]', photos);
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid=top5-original]').length === n, photos.length, { timeout: 1_800_000 });
   await page.selectOption('[data-testid=auto-kind]', 'bytes');
-  await page.fill('[data-testid=auto-value]', mb);
   await page.fill('[data-testid=auto-floor]', '0');
-  const t0 = Date.now();
-  await page.click('[data-testid=auto]');
-  await page.waitForFunction(() => !document.querySelector('[data-testid=auto-chart]').hasAttribute('hidden')
-    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: 3_600_000 });
-  const err = await page.evaluate(() => { const e = document.querySelector('[data-testid=error]'); return e.hidden ? null : e.textContent; });
-  const said = await page.textContent('[data-testid=auto-status]');
-  console.log(`${backend}: Auto at ${mb} MB on ${photos.length} photos: ${((Date.now() - t0) / 1e3).toFixed(1)} s — ${err ? `error: ${err}` : said}`);
+  for (const budget of mb.split(',')) {
+    await page.fill('[data-testid=auto-value]', budget);
+    const before = await page.textContent('[data-testid=auto-status]');
+    const t0 = Date.now();
+    await page.click('[data-testid=auto]');
+    await page.waitForFunction((before) => {
+      const said = document.querySelector('[data-testid=auto-status]').textContent;
+      return (said !== before && / candidates in /.test(said)) || !document.querySelector('[data-testid=error]').hidden;
+    }, before, { timeout: 3_600_000 });
+    const err = await page.evaluate(() => { const e = document.querySelector('[data-testid=error]'); return e.hidden ? null : e.textContent; });
+    const said = await page.textContent('[data-testid=auto-status]');
+    console.log(`${backend}: Auto at ${budget} MB on ${photos.length} photos: ${((Date.now() - t0) / 1e3).toFixed(1)} s — ${err ? `error: ${err}` : said}`);
+    if (err) break;
+  }
   await page.close();
 }
 await browser.close(); server.close();

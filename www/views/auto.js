@@ -107,7 +107,8 @@ export function mountAuto(store, actions) {
     byId('auto-rows').replaceChildren(...rows(a, actions));
     const k = a.candidates[a.chosen];
     text(byId('auto-status'),
-      `${a.candidates.length} candidates in ${a.page_seconds.toFixed(1)} s (per-layer costs ${a.cost_seconds.toFixed(1)} s), ` +
+      `${a.candidates.length} candidates in ${a.page_seconds.toFixed(1)} s` +
+      `${a.options.budget.kind !== 'bytes' ? '' : a.cost_seconds > 0 ? ` (per-layer costs ${a.cost_seconds.toFixed(1)} s)` : ' (per-layer costs of the last search reused)'}, ` +
       `fitted on ${a.fit_images} photos and measured on ${a.held_out_images} held out. ` +
       `Kept ${a.chosen + 1}: ${k.label} — agreement ${(100 * k.agreement).toFixed(0)} %, KL ${k.kl.toExponential(2)}` +
       `${a.shown !== a.chosen ? `; showing ${a.shown + 1}` : ''}.`);

@@ -61,6 +61,39 @@ impl CostTable {
     }
 }
 
+/// The cost tables of a byte budget (per channel, then groups of 32) with a fingerprint of
+/// the photos they were measured on: a later search of the same model on the same photos
+/// (another budget or floor) takes them instead of measuring every layer again, which is most
+/// of a byte budget's search. Its owner forgets it when the model changes.
+#[derive(Debug, Clone, Default)]
+pub struct CostCache {
+    entry: Option<(u64, Vec<CostTable>)>,
+}
+
+impl CostCache {
+    /// The tables measured on `photos`, if these are they.
+    pub fn get(&self, photos: &[Vec<f32>]) -> Option<&[CostTable]> {
+        let (key, tables) = self.entry.as_ref()?;
+        (*key == fingerprint(photos)).then_some(tables.as_slice())
+    }
+
+    /// Keep `tables`, measured on `photos`.
+    pub fn keep(&mut self, photos: &[Vec<f32>], tables: Vec<CostTable>) {
+        self.entry = Some((fingerprint(photos), tables));
+    }
+}
+
+/// A hash of every value of `photos`, in order.
+fn fingerprint(photos: &[Vec<f32>]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut h = DefaultHasher::new();
+    for p in photos {
+        h.write_usize(p.len());
+        p.iter().for_each(|v| h.write_u32(v.to_bits()));
+    }
+    h.finish()
+}
+
 /// Bytes a layer's weight (of `shape`) and bias (`bias` values) take in the ONNX file when
 /// stored in `p` with `g`: integers (int4 packed two to a byte), an f32 scale and an integer
 /// zero point per scale, and the bias in f32 (fp16 with fp16 weights).

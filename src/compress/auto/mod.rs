@@ -12,6 +12,7 @@ mod search;
 use serde::Serialize;
 
 pub use budget::Budget;
+pub use layer_costs::CostCache;
 pub use search::{AutoOptions, COST_PHOTOS, Candidate, Search, search};
 
 use crate::model::Model;

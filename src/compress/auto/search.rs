@@ -11,7 +11,7 @@ use web_time::Instant;
 
 use super::allocation::allocate;
 use super::budget::Budget;
-use super::layer_costs::{self, CostTable};
+use super::layer_costs::{self, CostCache, CostTable};
 use crate::backend::Backend;
 use crate::compress::pipeline::{Shape, run};
 use crate::compress::prune::blocks::{BlockDrop, block_macs, droppable_blocks, network_macs};
@@ -84,7 +84,8 @@ pub struct Search {
     pub message: Option<String>,
     /// Stopped by the caller; the best of the candidates measured so far is kept.
     pub cancelled: bool,
-    /// Seconds spent measuring per-layer costs (before any candidate is built).
+    /// Seconds spent measuring per-layer costs (before any candidate is built); 0 when an
+    /// earlier search's were reused.
     pub cost_seconds: f64,
     pub seconds: f64,
     /// Each candidate's model and shape, in the candidates' order.
@@ -189,8 +190,11 @@ impl Evaluator<'_> {
 
 /// Search plans of `original` for `opts`' budget: costs and fitting steps (GPTQ, refitting,
 /// block choice) on `fit`, agreement measured on `held` (photos never fitted on), in batches
-/// of `batch`. `progress` names the candidate being built; answering `false` stops the search
-/// and keeps the best candidate measured so far (an error when there is none yet).
+/// of `batch`. A byte budget's per-layer costs are taken from `costs` when it holds them for
+/// these photos, and kept there otherwise. `progress` names the candidate being built;
+/// answering `false` stops the search and keeps the best candidate measured so far (an error
+/// when there is none yet).
+#[allow(clippy::too_many_arguments)]
 pub async fn search<P, F>(
     original: &Model,
     opts: &AutoOptions,
@@ -198,6 +202,7 @@ pub async fn search<P, F>(
     held: &[Vec<f32>],
     batch: usize,
     backend: &Backend,
+    costs: &mut CostCache,
     progress: &mut P,
 ) -> Result<Search>
 where
@@ -231,7 +236,7 @@ where
     };
     let mut cost_seconds = 0.0;
     let searched = match budget {
-        Budget::Bytes(b) => search_bytes(&mut ev, b, &mut cost_seconds, progress).await,
+        Budget::Bytes(b) => search_bytes(&mut ev, b, costs, &mut cost_seconds, progress).await,
         Budget::Macs(r) => search_macs(&mut ev, r, progress).await,
         Budget::Ms(ms) => search_ms(&mut ev, ms, progress).await,
     };
@@ -274,6 +279,7 @@ where
 async fn search_bytes<P, F>(
     ev: &mut Evaluator<'_>,
     limit: u64,
+    costs: &mut CostCache,
     cost_seconds: &mut f64,
     progress: &mut P,
 ) -> Result<()>
@@ -284,32 +290,40 @@ where
     if original_fits(ev, progress).await? {
         return Ok(());
     }
-    let t = Instant::now();
     let fit = ev.fit;
     let photos = &fit[..fit.len().min(COST_PHOTOS)];
-    let (per_channel, int8) = layer_costs::measure(
-        ev.original,
-        Granularity::PerChannel,
-        None,
-        photos,
-        ev.batch,
-        ev.backend,
-        progress,
-    )
-    .await?;
-    let (groups, _) = layer_costs::measure(
-        ev.original,
-        Granularity::Group(32),
-        Some(&int8),
-        photos,
-        ev.batch,
-        ev.backend,
-        progress,
-    )
-    .await?;
-    *cost_seconds = t.elapsed().as_secs_f64();
+    let cached = costs.get(photos).map(<[CostTable]>::to_vec);
+    let tables = if let Some(tables) = cached {
+        tables
+    } else {
+        let t = Instant::now();
+        let (per_channel, int8) = layer_costs::measure(
+            ev.original,
+            Granularity::PerChannel,
+            None,
+            photos,
+            ev.batch,
+            ev.backend,
+            progress,
+        )
+        .await?;
+        let (groups, _) = layer_costs::measure(
+            ev.original,
+            Granularity::Group(32),
+            Some(&int8),
+            photos,
+            ev.batch,
+            ev.backend,
+            progress,
+        )
+        .await?;
+        let tables = vec![per_channel, groups];
+        costs.keep(photos, tables.clone());
+        *cost_seconds = t.elapsed().as_secs_f64();
+        tables
+    };
     let mut any = false;
-    for table in [&per_channel, &groups] {
+    for table in &tables {
         let Some(settings) = fitting_precisions(ev.original, table, limit)? else {
             continue;
         };
@@ -328,9 +342,12 @@ where
     }
     if !any {
         // Nothing fits: the smallest plan is the closest candidate.
+        let Some(per_channel) = tables.first() else {
+            return Ok(());
+        };
         let picks = vec![layer_costs::PRECISIONS.len() - 1; per_channel.layers.len()];
-        let settings = precision_settings(&per_channel, &picks);
-        let label = mix_label(&per_channel, &settings);
+        let settings = precision_settings(per_channel, &picks);
+        let label = mix_label(per_channel, &settings);
         ev.evaluate(format!("{label}, rounded"), settings, progress)
             .await?;
     }
