@@ -1,6 +1,6 @@
 //! The `modelslim` command line: its JSON contract and its one-line errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
@@ -351,6 +351,66 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
         &["--layer-quant", "nope=int8", "--quant", "int8"],
         "no layer",
     );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `compress --tflite` and `export --tflite` write the same TFLite file (LiteRT runs it in
+/// `tests/tflite.rs`); a model TFLite cannot hold yet writes nothing and says what to do.
+#[test]
+fn compress_and_export_write_tflite() {
+    let dir = std::env::temp_dir().join(format!("modelslim-tflite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).display().to_string();
+    let (st, onnx, tfl) = (path("c.safetensors"), path("c.onnx"), path("c.tflite"));
+    let out = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--quant",
+        "int8",
+        "--out",
+        &st,
+        "--onnx",
+        &onnx,
+        "--tflite",
+        &tfl,
+    ]);
+    assert_success(&out);
+    let file = std::fs::read(&tfl).unwrap();
+    assert_eq!(&file[4..8], b"TFL3");
+    let (onnx2, tfl2) = (path("e.onnx"), path("e.tflite"));
+    let e = modelslim(&[
+        "export",
+        "--weights",
+        &st,
+        "--tflite",
+        &tfl2,
+        "--onnx",
+        &onnx2,
+    ]);
+    assert_success(&e);
+    assert_eq!(std::fs::read(&tfl2).unwrap(), file);
+    assert_eq!(
+        std::fs::read(&onnx2).unwrap(),
+        std::fs::read(&onnx).unwrap()
+    );
+    let none = modelslim(&["export", "--weights", &st]);
+    assert_eq!(none.status.code(), Some(2));
+    assert_clean_failure(&none, "--tflite");
+    let int4 = path("int4.safetensors");
+    let refused = modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--quant",
+        "int4",
+        "--out",
+        &int4,
+        "--tflite",
+        &path("int4.tflite"),
+    ]);
+    assert_clean_failure(&refused, "int8");
+    assert!(!Path::new(&int4).exists(), "nothing is written");
     std::fs::remove_dir_all(dir).ok();
 }
 

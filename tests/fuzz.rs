@@ -1,6 +1,7 @@
 //! A structure-aware mutation fuzzer for every parser a user's file reaches: the safetensors
 //! reader with modelslim's metadata, the PyTorch zip checkpoint, the pickle machine, the
-//! legacy checkpoint, and image decoding with preprocessing. It runs on stable Rust (no
+//! legacy checkpoint, image decoding with preprocessing, and the ONNX and TFLite writers on
+//! whatever the safetensors reader accepts. It runs on stable Rust (no
 //! nightly toolchain for cargo-fuzz here): seeds are built below or read from
 //! `tests/fuzz/corpus/<target>/`, mutated (bit flips, integer fields set to edge values,
 //! numbers in JSON headers replaced, chunks repeated, deleted or spliced, opcodes inserted),
@@ -194,6 +195,23 @@ fn seeded_files() -> (Vec<u8>, Vec<u8>) {
     (int4, small)
 }
 
+/// ResNet18 at a quarter of its widths with int8 weights: every operator the writers know, in a
+/// file small enough to mutate quickly.
+fn narrow_int8() -> Vec<u8> {
+    let prune = modelslim::compress::PruneOptions {
+        ratio: 0.75,
+        prune_stem: true,
+        scope: modelslim::compress::PruneScope::All,
+        ..Default::default()
+    };
+    let quant = modelslim::compress::QuantOptions {
+        weights: modelslim::compress::Precision::Int8,
+        ..Default::default()
+    };
+    let narrow = Model::seeded_resnet18(1).pruned(&prune).unwrap();
+    narrow.quantized(&quant).unwrap().to_safetensors().unwrap()
+}
+
 fn state_dict() -> Vec<TensorSpec> {
     vec![
         TensorSpec::contiguous("conv.weight", &[2, 1, 3, 3]),
@@ -232,10 +250,23 @@ fn targets() -> Vec<Target> {
     vec![
         Target {
             name: "safetensors",
-            seeds: vec![small, int4],
+            seeds: vec![small.clone(), int4.clone()],
             rezip: false,
             pickle_aware: false,
             parse: |b| drop(Model::from_bytes(b)),
+        },
+        Target {
+            // What the loader accepts, the exporters write or refuse with an error.
+            name: "export",
+            seeds: vec![small.clone(), int4.clone(), narrow_int8()],
+            rezip: false,
+            pickle_aware: false,
+            parse: |b| {
+                if let Ok(m) = Model::from_bytes(b) {
+                    drop(modelslim::export::to_tflite(&m));
+                    drop(modelslim::export::to_onnx(&m));
+                }
+            },
         },
         Target {
             name: "pickle",

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use modelslim::export::to_onnx;
+use modelslim::export::{to_onnx, to_tflite};
+use modelslim::model::Model;
 use modelslim::session::{Which, no_progress};
 use serde::Serialize;
 
@@ -125,20 +126,36 @@ pub fn convert(args: ConvertArgs) -> std::result::Result<(), CliError> {
 pub struct ExportArgs {
     #[command(flatten)]
     model: ModelFlags,
+    /// The model as ONNX.
     #[arg(long, value_name = "OUT.onnx")]
     onnx: Option<String>,
+    /// The model as TFLite (LiteRT), NHWC input [1,224,224,3]: fp32, fp16 or int8 weights.
+    #[arg(long, value_name = "OUT.tflite")]
+    tflite: Option<String>,
 }
 
+/// A file format's writer.
+type Writer = fn(&Model) -> modelslim::Result<Vec<u8>>;
+
 pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
+    if args.onnx.is_none() && args.tflite.is_none() {
+        return Err(CliError::Usage(
+            "give --onnx OUT.onnx, --tflite OUT.tflite or both; see 'modelslim export --help'"
+                .into(),
+        ));
+    }
     let model = args.model.load()?;
-    let path = PathBuf::from(required(&args.onnx, "onnx")?);
-    let onnx = to_onnx(&model)?;
-    write_file(&path, &onnx)?;
-    eprintln!(
-        "wrote {} ({} bytes, {})",
-        path.display(),
-        onnx.len(),
-        model.quant.describe()
-    );
+    let writers: [(&Option<String>, Writer); 2] =
+        [(&args.onnx, to_onnx), (&args.tflite, to_tflite)];
+    for (path, write) in writers {
+        let Some(path) = path else { continue };
+        let bytes = write(&model)?;
+        write_file(Path::new(path), &bytes)?;
+        eprintln!(
+            "wrote {path} ({} bytes, {})",
+            bytes.len(),
+            model.quant.describe()
+        );
+    }
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use modelslim::Error;
 use modelslim::compress::{Plan, Settings};
+use modelslim::export::to_tflite;
+use modelslim::model::Model;
 use modelslim::session::{AgreementPhotos, FileFormat, HoldBack};
 use serde::Serialize;
 
@@ -26,6 +28,9 @@ pub struct CompressArgs {
     /// Also the compressed model as ONNX (int8 QDQ where quantized).
     #[arg(long, value_name = "OUT.onnx")]
     onnx: Option<String>,
+    /// Also the compressed model as TFLite (fp32, fp16 or int8 weights; NHWC input).
+    #[arg(long, value_name = "OUT.tflite")]
+    tflite: Option<String>,
     #[command(flatten)]
     settings: Flags<Settings>,
     /// A folder of photos the calibrated steps fit on (activation ranges, GPTQ, refitting,
@@ -124,9 +129,18 @@ pub fn compress(args: CompressArgs) -> std::result::Result<(), CliError> {
         keep_photos(&session, &[dir])?;
     }
     let report = pollster::block_on(session.compress(&settings, progress_on_terminal))?;
-    write_file(&out, &session.file(FileFormat::Safetensors)?)?;
+    let safetensors = session.file(FileFormat::Safetensors)?;
+    // Before any file is written: a model TFLite cannot hold writes nothing.
+    let tflite = match &args.tflite {
+        Some(_) => Some(to_tflite(&Model::from_bytes(&safetensors)?)?),
+        None => None,
+    };
+    write_file(&out, &safetensors)?;
     if let Some(path) = &args.onnx {
         write_file(Path::new(path), &session.file(FileFormat::Onnx)?)?;
+    }
+    if let (Some(path), Some(bytes)) = (&args.tflite, &tflite) {
+        write_file(Path::new(path), bytes)?;
     }
     let opts = &plan.options;
     let agreement = report.agreement.as_ref();
@@ -161,7 +175,7 @@ pub fn compress(args: CompressArgs) -> std::result::Result<(), CliError> {
         print_json(&json)?;
     } else {
         println!("wrote {} ({})", out.display(), report.quantization);
-        if let Some(p) = &args.onnx {
+        for p in [&args.onnx, &args.tflite].into_iter().flatten() {
             println!("wrote {p}");
         }
         print::compression(&report);

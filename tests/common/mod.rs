@@ -47,12 +47,38 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Logits of `onnx` for `images` in onnxruntime (`tests/golden/run_onnx.py`).
 pub fn onnxruntime(onnx: &[u8], images: &[Vec<f32>], name: &str, optimize: bool) -> Vec<Vec<f32>> {
+    let args: &[&str] = if optimize { &[] } else { &["--no-optimize"] };
+    independent_engine("run_onnx.py", onnx, &format!("{name}.onnx"), images, args)
+}
+
+/// Logits of `tflite` for `images` in LiteRT's interpreter (`tests/golden/run_tflite.py`).
+#[allow(dead_code)]
+pub fn litert(tflite: &[u8], images: &[Vec<f32>], name: &str) -> Vec<Vec<f32>> {
+    independent_engine(
+        "run_tflite.py",
+        tflite,
+        &format!("{name}.tflite"),
+        images,
+        &[],
+    )
+}
+
+/// Logits of the model file `bytes` (saved as `file`) for `images`, from `script` in
+/// `tests/golden`: it reads the file, an `N × 3 × 224 × 224` f32 input, and writes the
+/// `N × classes` f32 logits.
+fn independent_engine(
+    script: &str,
+    bytes: &[u8],
+    file: &str,
+    images: &[Vec<f32>],
+    args: &[&str],
+) -> Vec<Vec<f32>> {
     let (model, input, output) = (
-        scratch(&format!("{name}.onnx")),
-        scratch(&format!("{name}.in.f32")),
-        scratch(&format!("{name}.out.f32")),
+        scratch(file),
+        scratch(&format!("{file}.in.f32")),
+        scratch(&format!("{file}.out.f32")),
     );
-    std::fs::write(&model, onnx).unwrap();
+    std::fs::write(&model, bytes).unwrap();
     let flat: Vec<u8> = images
         .iter()
         .flatten()
@@ -60,18 +86,23 @@ pub fn onnxruntime(onnx: &[u8], images: &[Vec<f32>], name: &str, optimize: bool)
         .collect();
     std::fs::write(&input, flat).unwrap();
     let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/run_onnx.py");
-    let mut cmd = Command::new(&python);
-    cmd.arg(script).arg(&model).arg(&input).arg(&output);
-    if !optimize {
-        cmd.arg("--no-optimize");
-    }
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {python} (set MODELSLIM_PYTHON to a Python with onnxruntime): {e}")
-    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(script);
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&model)
+        .arg(&input)
+        .arg(&output)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} (set MODELSLIM_PYTHON to scripts/setup.sh's Python): {e}")
+        });
     assert!(
         out.status.success(),
-        "onnxruntime failed on {name}: {}",
+        "{} failed on {file}: {}",
+        script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     let bytes = std::fs::read(&output).unwrap();

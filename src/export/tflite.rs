@@ -1,0 +1,623 @@
+//! TFLite (LiteRT) export of a model as modelslim runs it, in NHWC: `CONV_2D` (weights
+//! `[out, kh, kw, in]`), `DEPTHWISE_CONV_2D` (`[1, kh, kw, C]`), `ADD`, `MAX_POOL_2D`, `MEAN`
+//! over height and width, `FULLY_CONNECTED`, with ReLU and ReLU6 fused into the operation
+//! before them where it is their only reader. Input `input` `[1, 224, 224, 3]` float, output
+//! `logits` `[1, classes]`.
+//!
+//! Padding: TFLite's `SAME` pads the bottom and right more when the total is odd, PyTorch's
+//! symmetric padding of a stride-2 conv does not, so a layer whose pads differ from `SAME`'s
+//! gets an explicit `PAD` and runs `VALID`. A max pool is padded with zeros only where its
+//! input comes from a ReLU (never below zero, so a zero never wins over the window's values).
+//!
+//! Weights: fp32 as stored; fp16 and int8 (per tensor or per channel) stored as such and turned
+//! to float by a `DEQUANTIZE` at the start, so the file computes with exactly the weights
+//! modelslim computes with. Int4 and grouped scales have no TFLite form yet, nor do quantized
+//! activations: such models are refused with a message that says so.
+
+use super::flatbuffer::{Builder, Field, Offset};
+use crate::model::{Model, Op};
+use crate::quant::Granularity;
+use crate::tensor::{f16_le_bytes, f32_le_bytes};
+use crate::{Error, Result};
+
+/// The side of the input image.
+const INPUT_SIZE: usize = 224;
+
+/// TFLite's builtin operator codes (`BuiltinOperator` in its schema).
+mod code {
+    pub const ADD: i32 = 0;
+    pub const CONV_2D: i32 = 3;
+    pub const DEPTHWISE_CONV_2D: i32 = 4;
+    pub const DEQUANTIZE: i32 = 6;
+    pub const FULLY_CONNECTED: i32 = 9;
+    pub const MAX_POOL_2D: i32 = 17;
+    pub const RELU: i32 = 19;
+    pub const RELU6: i32 = 21;
+    pub const PAD: i32 = 34;
+    pub const MEAN: i32 = 40;
+}
+
+/// `BuiltinOptions` union members.
+mod options {
+    pub const NONE: u8 = 0;
+    pub const CONV_2D: u8 = 1;
+    pub const DEPTHWISE_CONV_2D: u8 = 2;
+    pub const POOL_2D: u8 = 5;
+    pub const FULLY_CONNECTED: u8 = 8;
+    pub const ADD: u8 = 11;
+    pub const REDUCER: u8 = 27;
+}
+
+/// `TensorType`.
+mod dtype {
+    pub const FLOAT32: u8 = 0;
+    pub const FLOAT16: u8 = 1;
+    pub const INT32: u8 = 2;
+    pub const INT8: u8 = 9;
+}
+
+/// `Padding`.
+const SAME: u8 = 0;
+const VALID: u8 = 1;
+
+/// `ActivationFunctionType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    None = 0,
+    Relu = 1,
+    Relu6 = 3,
+}
+
+/// The file's schema version.
+const SCHEMA_VERSION: u32 = 3;
+
+/// A value in NHWC: `[1, h, w, c]`, or `[1, c]` once pooled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    h: usize,
+    w: usize,
+    c: usize,
+    flat: bool,
+}
+
+impl Shape {
+    fn dims(self) -> Vec<i32> {
+        if self.flat {
+            vec![1, self.c as i32]
+        } else {
+            vec![1, self.h as i32, self.w as i32, self.c as i32]
+        }
+    }
+}
+
+/// An operator before it is written.
+struct Operator {
+    opcode: usize,
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    options: (u8, Option<Offset>),
+}
+
+struct Writer<'a> {
+    model: &'a Model,
+    fb: Builder,
+    /// Buffer tables, in index order (the first is the empty one the format reserves).
+    buffers: Vec<Offset>,
+    tensors: Vec<Offset>,
+    operators: Vec<Operator>,
+    /// Builtin codes, in opcode index order.
+    codes: Vec<i32>,
+}
+
+impl Writer<'_> {
+    fn opcode(&mut self, code: i32) -> usize {
+        match self.codes.iter().position(|&c| c == code) {
+            Some(i) => i,
+            None => {
+                self.codes.push(code);
+                self.codes.len() - 1
+            }
+        }
+    }
+
+    /// A tensor of `shape` and type `ty`, holding `data` when constant.
+    fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[i32],
+        ty: u8,
+        data: Option<&[u8]>,
+        quantization: Option<Offset>,
+    ) -> i32 {
+        let buffer = match data {
+            Some(bytes) => {
+                let d = self.fb.data(bytes);
+                self.buffers.push(self.fb.table(&[(0, Field::Offset(d))]));
+                self.buffers.len() - 1
+            }
+            None => 0,
+        };
+        let shape = self.fb.i32s(shape);
+        let name = self.fb.string(name);
+        let mut fields = vec![
+            (0, Field::Offset(shape)),
+            (1, Field::U8(ty)),
+            (2, Field::U32(buffer as u32)),
+            (3, Field::Offset(name)),
+        ];
+        if let Some(q) = quantization {
+            fields.push((4, Field::Offset(q)));
+        }
+        self.tensors.push(self.fb.table(&fields));
+        self.tensors.len() as i32 - 1
+    }
+
+    fn activation(&mut self, name: &str, shape: Shape) -> i32 {
+        self.tensor(name, &shape.dims(), dtype::FLOAT32, None, None)
+    }
+
+    fn int32_constant(&mut self, name: &str, shape: &[i32], values: &[i32]) -> i32 {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor(name, shape, dtype::INT32, Some(&bytes), None)
+    }
+
+    fn op(&mut self, code: i32, inputs: &[i32], output: i32, options: (u8, Option<Offset>)) {
+        let opcode = self.opcode(code);
+        self.operators.push(Operator {
+            opcode,
+            inputs: inputs.to_vec(),
+            outputs: vec![output],
+            options,
+        });
+    }
+
+    /// The float tensor of parameter `key` in TFLite's layout: `perm(i)` is the stored index
+    /// of the `i`-th element of the TFLite tensor of `shape`; `channel_axis` is the axis of
+    /// the output channels there (for per-channel scales). fp16 and int8 parameters are stored
+    /// so and dequantized by an operator.
+    fn parameter(
+        &mut self,
+        key: &str,
+        shape: &[usize],
+        perm: impl Fn(usize) -> usize,
+        channel_axis: usize,
+    ) -> Result<i32> {
+        let n: usize = shape.iter().product();
+        let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
+        let m = self.model;
+        if let Some(q) = m.quant.int.get(key) {
+            if q.bits != 8 {
+                return Err(Error::Invalid(format!(
+                    "'{key}' holds int{} weights, which a TFLite file cannot store yet: compress with int8 for TFLite",
+                    q.bits
+                )));
+            }
+            if q.values.len() != n {
+                return Err(Error::Structure(format!(
+                    "'{key}' has {} values, not {n}",
+                    q.values.len()
+                )));
+            }
+            let scales = match q.granularity {
+                Granularity::PerTensor | Granularity::PerChannel => q.scales.clone(),
+                Granularity::Group(_) => {
+                    return Err(Error::Invalid(format!(
+                        "'{key}' has scales per group of input channels, which TFLite cannot store: compress per channel or per tensor for TFLite"
+                    )));
+                }
+            };
+            let bytes: Vec<u8> = (0..n).map(|i| q.values[perm(i)] as u8).collect();
+            let scale = self.fb.f32s(&scales);
+            let zero = self.fb.i64s(&vec![0; scales.len()]);
+            let quant = self.fb.table(&[
+                (2, Field::Offset(scale)),
+                (3, Field::Offset(zero)),
+                (6, Field::I32(channel_axis as i32)),
+            ]);
+            let stored = self.tensor(
+                &format!("{key}_int8"),
+                &dims,
+                dtype::INT8,
+                Some(&bytes),
+                Some(quant),
+            );
+            let float = self.tensor(key, &dims, dtype::FLOAT32, None, None);
+            self.op(code::DEQUANTIZE, &[stored], float, (options::NONE, None));
+            return Ok(float);
+        }
+        let t = m
+            .weights
+            .get(key)
+            .ok_or_else(|| Error::Structure(format!("'{key}' is missing")))?;
+        if t.data.len() != n {
+            return Err(Error::Structure(format!(
+                "'{key}' has {} values, not {n}",
+                t.data.len()
+            )));
+        }
+        let values: Vec<f32> = (0..n).map(|i| t.data[perm(i)]).collect();
+        if m.quant.f16.contains(key) {
+            let stored = self.tensor(
+                &format!("{key}_fp16"),
+                &dims,
+                dtype::FLOAT16,
+                Some(&f16_le_bytes(&values)),
+                None,
+            );
+            let float = self.tensor(key, &dims, dtype::FLOAT32, None, None);
+            self.op(code::DEQUANTIZE, &[stored], float, (options::NONE, None));
+            return Ok(float);
+        }
+        Ok(self.tensor(
+            key,
+            &dims,
+            dtype::FLOAT32,
+            Some(&f32_le_bytes(&values)),
+            None,
+        ))
+    }
+
+    /// Layer `name`'s bias (`out` values), zeros when it has none.
+    fn bias(&mut self, name: &str, out: usize) -> Result<i32> {
+        let key = format!("{name}.bias");
+        if self.model.weights.contains_key(&key) {
+            return self.parameter(&key, &[out], |i| i, 0);
+        }
+        let zeros = f32_le_bytes(&vec![0.0; out]);
+        Ok(self.tensor(&key, &[out as i32], dtype::FLOAT32, Some(&zeros), None))
+    }
+
+    /// `x` padded by `pads` (`[top, left, bottom, right]`) with zeros.
+    fn pad(&mut self, x: i32, name: &str, s: Shape, pads: [usize; 4]) -> (i32, Shape) {
+        let p: Vec<i32> = [0, 0, pads[0], pads[2], pads[1], pads[3], 0, 0]
+            .iter()
+            .map(|&v| v as i32)
+            .collect();
+        let paddings = self.int32_constant(&format!("{name}_paddings"), &[4, 2], &p);
+        let shape = Shape {
+            h: s.h + pads[0] + pads[2],
+            w: s.w + pads[1] + pads[3],
+            ..s
+        };
+        let out = self.activation(&format!("{name}_padded"), shape);
+        self.op(code::PAD, &[x, paddings], out, (options::NONE, None));
+        (out, shape)
+    }
+}
+
+/// TFLite's `SAME` padding `[top, left, bottom, right]` of a `k × k` window at `stride` on an
+/// `h × w` input.
+fn same_pads(h: usize, w: usize, k: usize, stride: usize) -> [usize; 4] {
+    let total = |n: usize| ((n.div_ceil(stride) - 1) * stride + k).saturating_sub(n);
+    let (th, tw) = (total(h), total(w));
+    [th / 2, tw / 2, th - th / 2, tw - tw / 2]
+}
+
+/// The output side of a window of `k` at `stride` over `n` padded by `before + after`.
+fn out_side(n: usize, before: usize, after: usize, k: usize, stride: usize) -> Result<usize> {
+    (n + before + after)
+        .checked_sub(k)
+        .map(|v| v / stride.max(1) + 1)
+        .ok_or_else(|| Error::Structure(format!("a {k}×{k} window does not fit a side of {n}")))
+}
+
+/// Serialise `model` as a TFLite flatbuffer.
+pub fn to_tflite(model: &Model) -> Result<Vec<u8>> {
+    if !model.quant.activations.is_empty() {
+        return Err(Error::Invalid(
+            "a model with quantized activations has no TFLite form yet: export it as ONNX, or compress without int8 activations for TFLite".into(),
+        ));
+    }
+    let folded = model.fold_bn()?;
+    let graph = folded.graph();
+    let mut w = Writer {
+        model: &folded,
+        fb: Builder::default(),
+        buffers: Vec::new(),
+        tensors: Vec::new(),
+        operators: Vec::new(),
+        codes: Vec::new(),
+    };
+    // Buffer 0: empty, for every tensor without data.
+    let empty = w.fb.table(&[]);
+    w.buffers.push(empty);
+    let readers = |v: usize| graph.nodes.iter().filter(|n| n.inputs.contains(&v)).count();
+    // Each value's tensor and shape; a fused activation's output is its producer's tensor.
+    let mut tensor: Vec<Option<(i32, Shape)>> = vec![None; graph.values.len()];
+    let input_shape = Shape {
+        h: INPUT_SIZE,
+        w: INPUT_SIZE,
+        c: 3,
+        flat: false,
+    };
+    let input = w.activation("input", input_shape);
+    tensor[0] = Some((input, input_shape));
+    let mut fused: Vec<bool> = vec![false; graph.nodes.len()];
+    let mut from_relu: Vec<bool> = vec![false; graph.values.len()];
+    for (i, n) in graph.nodes.iter().enumerate() {
+        if fused[i] {
+            continue;
+        }
+        let (x, s) = tensor[n.inputs[0]].ok_or_else(|| {
+            Error::Structure(format!(
+                "'{}' is read before it is written",
+                graph.values[n.inputs[0]]
+            ))
+        })?;
+        let name = graph.values[n.output].clone();
+        // The ReLU that only this node's output feeds, fused into it.
+        let next_relu = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .skip(i + 1)
+            .find(|(_, m)| m.inputs.contains(&n.output))
+            .filter(|_| readers(n.output) == 1)
+            .and_then(|(j, m)| match m.op {
+                Op::Relu => Some((j, Activation::Relu)),
+                Op::Relu6 => Some((j, Activation::Relu6)),
+                _ => None,
+            });
+        let fusable = matches!(n.op, Op::Conv { .. } | Op::Add | Op::Linear { .. });
+        let (act, out_value) = match next_relu {
+            Some((j, a)) if fusable => {
+                fused[j] = true;
+                (a, graph.nodes[j].output)
+            }
+            _ => (Activation::None, n.output),
+        };
+        let out_name = graph.values[out_value].clone();
+        let shape = match &n.op {
+            Op::Conv {
+                name: layer,
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                pads,
+                groups,
+                ..
+            } => {
+                let (k, o, c) = (*kernel, *out_channels, *in_channels);
+                if s.flat || s.c != c {
+                    return Err(Error::Structure(format!(
+                        "'{layer}' reads {} channels, not {c}",
+                        s.c
+                    )));
+                }
+                let key = format!("{layer}.weight");
+                let depthwise = *groups == c && *groups == o && c > 1;
+                let filter = if depthwise {
+                    // [C, 1, k, k] → [1, k, k, C].
+                    w.parameter(&key, &[1, k, k, c], |i| (i % c) * k * k + i / c, 3)?
+                } else if *groups == 1 {
+                    // [o, c, k, k] → [o, k, k, c].
+                    w.parameter(
+                        &key,
+                        &[o, k, k, c],
+                        |i| {
+                            let (oi, rest) = (i / (k * k * c), i % (k * k * c));
+                            let (pos, ci) = (rest / c, rest % c);
+                            (oi * c + ci) * k * k + pos
+                        },
+                        0,
+                    )?
+                } else {
+                    return Err(Error::Invalid(format!(
+                        "'{layer}' is a grouped conv ({groups} groups), which TFLite has no operator for"
+                    )));
+                };
+                let bias = w.bias(layer, o)?;
+                let (x, s, padding) = if *pads == [0; 4] {
+                    (x, s, VALID)
+                } else if *pads == same_pads(s.h, s.w, k, *stride) {
+                    (x, s, SAME)
+                } else {
+                    let (x, s) = w.pad(x, &name, s, *pads);
+                    (x, s, VALID)
+                };
+                let before = if padding == SAME { *pads } else { [0; 4] };
+                let shape = Shape {
+                    h: out_side(s.h, before[0], before[2], k, *stride)?,
+                    w: out_side(s.w, before[1], before[3], k, *stride)?,
+                    c: o,
+                    flat: false,
+                };
+                let out = w.activation(&out_name, shape);
+                let (code, opts) = if depthwise {
+                    let t = w.fb.table(&[
+                        (0, Field::U8(padding)),
+                        (1, Field::I32(*stride as i32)),
+                        (2, Field::I32(*stride as i32)),
+                        (3, Field::I32(1)),
+                        (4, Field::U8(act as u8)),
+                    ]);
+                    (
+                        code::DEPTHWISE_CONV_2D,
+                        (options::DEPTHWISE_CONV_2D, Some(t)),
+                    )
+                } else {
+                    let t = w.fb.table(&[
+                        (0, Field::U8(padding)),
+                        (1, Field::I32(*stride as i32)),
+                        (2, Field::I32(*stride as i32)),
+                        (3, Field::U8(act as u8)),
+                    ]);
+                    (code::CONV_2D, (options::CONV_2D, Some(t)))
+                };
+                w.op(code, &[x, filter, bias], out, opts);
+                (out, shape)
+            }
+            Op::BatchNorm { name, .. } => {
+                return Err(Error::Structure(format!(
+                    "batch norm '{name}' is left after folding"
+                )));
+            }
+            Op::Relu | Op::Relu6 => {
+                let out = w.activation(&out_name, s);
+                let code = if matches!(n.op, Op::Relu) {
+                    code::RELU
+                } else {
+                    code::RELU6
+                };
+                w.op(code, &[x], out, (options::NONE, None));
+                (out, s)
+            }
+            Op::Add => {
+                let (y, t) = tensor[n.inputs[1]].ok_or_else(|| {
+                    Error::Structure(format!(
+                        "'{}' is read before it is written",
+                        graph.values[n.inputs[1]]
+                    ))
+                })?;
+                if s != t {
+                    return Err(Error::Structure(format!(
+                        "'{name}' adds values of different shapes"
+                    )));
+                }
+                let out = w.activation(&out_name, s);
+                let opts = w.fb.table(&[(0, Field::U8(act as u8))]);
+                w.op(code::ADD, &[x, y], out, (options::ADD, Some(opts)));
+                (out, s)
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad,
+            } => {
+                let (k, st, p) = (*kernel, *stride, *pad);
+                let (x, s, padding) = if p == 0 {
+                    (x, s, VALID)
+                } else if [p; 4] == same_pads(s.h, s.w, k, st) {
+                    (x, s, SAME)
+                } else if from_relu[n.inputs[0]] {
+                    let (x, s) = w.pad(x, &name, s, [p; 4]);
+                    (x, s, VALID)
+                } else {
+                    return Err(Error::Invalid(format!(
+                        "'{name}': a max pool padded differently from TFLite's SAME needs an input that is never below zero"
+                    )));
+                };
+                let before = if padding == SAME { [p; 4] } else { [0; 4] };
+                let shape = Shape {
+                    h: out_side(s.h, before[0], before[2], k, st)?,
+                    w: out_side(s.w, before[1], before[3], k, st)?,
+                    ..s
+                };
+                let out = w.activation(&out_name, shape);
+                let opts = w.fb.table(&[
+                    (0, Field::U8(padding)),
+                    (1, Field::I32(st as i32)),
+                    (2, Field::I32(st as i32)),
+                    (3, Field::I32(k as i32)),
+                    (4, Field::I32(k as i32)),
+                ]);
+                w.op(code::MAX_POOL_2D, &[x], out, (options::POOL_2D, Some(opts)));
+                (out, shape)
+            }
+            Op::GlobalAvgPool => {
+                let axes = w.int32_constant(&format!("{name}_axes"), &[2], &[1, 2]);
+                let shape = Shape { flat: true, ..s };
+                let out = w.activation(&out_name, shape);
+                let opts = w.fb.table(&[(0, Field::Bool(false))]);
+                w.op(code::MEAN, &[x, axes], out, (options::REDUCER, Some(opts)));
+                (out, shape)
+            }
+            Op::Linear {
+                name: layer,
+                in_features,
+                out_features,
+            } => {
+                let (i, o) = (*in_features, *out_features);
+                if !s.flat || s.c != i {
+                    return Err(Error::Structure(format!(
+                        "'{layer}' reads {} features, not {i}",
+                        s.c
+                    )));
+                }
+                let weight = w.parameter(&format!("{layer}.weight"), &[o, i], |j| j, 0)?;
+                let bias = w.bias(layer, o)?;
+                let shape = Shape { c: o, ..s };
+                let out = w.activation(&out_name, shape);
+                let opts = w.fb.table(&[(0, Field::U8(act as u8))]);
+                w.op(
+                    code::FULLY_CONNECTED,
+                    &[x, weight, bias],
+                    out,
+                    (options::FULLY_CONNECTED, Some(opts)),
+                );
+                (out, shape)
+            }
+        };
+        tensor[out_value] = Some(shape);
+        from_relu[out_value] = act != Activation::None || matches!(n.op, Op::Relu | Op::Relu6);
+    }
+    let Some((output, _)) = tensor[graph.output] else {
+        return Err(Error::Structure("the network writes no output".into()));
+    };
+    if graph.values[graph.output] != "logits" {
+        return Err(Error::Structure(
+            "the network's output must be the classifier's logits".into(),
+        ));
+    }
+    finish(w, input, output, model)
+}
+
+/// The operators, subgraph and model tables around what `w` wrote.
+fn finish(mut w: Writer, input: i32, output: i32, model: &Model) -> Result<Vec<u8>> {
+    let mut ops = Vec::with_capacity(w.operators.len());
+    for op in std::mem::take(&mut w.operators) {
+        let inputs = w.fb.i32s(&op.inputs);
+        let outputs = w.fb.i32s(&op.outputs);
+        let mut fields = vec![
+            (0, Field::U32(op.opcode as u32)),
+            (1, Field::Offset(inputs)),
+            (2, Field::Offset(outputs)),
+            (3, Field::U8(op.options.0)),
+        ];
+        if let Some(o) = op.options.1 {
+            fields.push((4, Field::Offset(o)));
+        }
+        ops.push(w.fb.table(&fields));
+    }
+    let codes: Vec<Offset> = w
+        .codes
+        .iter()
+        .map(|&c| {
+            w.fb.table(&[
+                (0, Field::U8(c.min(127) as u8)),
+                (2, Field::I32(1)),
+                (3, Field::I32(c)),
+            ])
+        })
+        .collect();
+    let tensors = w.fb.offsets(&w.tensors);
+    let inputs = w.fb.i32s(&[input]);
+    let outputs = w.fb.i32s(&[output]);
+    let operators = w.fb.offsets(&ops);
+    let name = w.fb.string("main");
+    let subgraph = w.fb.table(&[
+        (0, Field::Offset(tensors)),
+        (1, Field::Offset(inputs)),
+        (2, Field::Offset(outputs)),
+        (3, Field::Offset(operators)),
+        (4, Field::Offset(name)),
+    ]);
+    let subgraphs = w.fb.offsets(&[subgraph]);
+    let codes = w.fb.offsets(&codes);
+    let buffers = w.fb.offsets(&w.buffers);
+    let description = w.fb.string(&format!(
+        "modelslim {}: {}, {}",
+        env!("CARGO_PKG_VERSION"),
+        model.arch.name(),
+        model.quant.describe()
+    ));
+    let root = w.fb.table(&[
+        (0, Field::U32(SCHEMA_VERSION)),
+        (1, Field::Offset(codes)),
+        (2, Field::Offset(subgraphs)),
+        (3, Field::Offset(description)),
+        (4, Field::Offset(buffers)),
+    ]);
+    Ok(w.fb.finish(root, b"TFL3"))
+}
