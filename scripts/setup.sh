@@ -60,9 +60,10 @@ if ! grep -q "wasm_bindgen = \"$BINDGEN_VERSION\"" Trunk.toml; then
 fi
 
 # Python with onnxruntime and LiteRT: the independent engines the ONNX and TFLite exports are
-# checked against (and the `tflite` package, an independent reader of the TFLite schema).
+# checked against, the `tflite` package (an independent reader of the TFLite schema) and
+# TensorFlow Lite Micro (its arena plan checks the peak-activation estimate).
 PY_ENV="$CACHE/python"
-PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 pillow==13.0.0 ai-edge-litert==2.3.0 tflite==2.18.0"
+PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 pillow==13.0.0 ai-edge-litert==2.3.0 tflite==2.18.0 tflite-micro==0.dev20261023182759"
 export MODELSLIM_PYTHON="$PY_ENV/bin/python"
 if [ "$(cat "$PY_ENV/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   step "installing $PY_REQS into $PY_ENV (once)"

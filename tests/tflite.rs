@@ -5,16 +5,21 @@
 //! on ResNet18 (plain, pruned, sparse, with dropped blocks) and EfficientNet-Lite0's real
 //! weights. Models the format cannot hold yet are refused with a message that says what to do.
 //!
-//! Needs `scripts/setup.sh`'s Python (`ai-edge-litert`, `tflite`; `MODELSLIM_PYTHON`).
+//! The peak activation memory modelslim plans for a file is what TensorFlow Lite Micro's own
+//! planner gives its arena, within 10 %.
+//!
+//! Needs `scripts/setup.sh`'s Python (`ai-edge-litert`, `tflite`, `tflite-micro`;
+//! `MODELSLIM_PYTHON`).
 
 mod common;
 use common::{litert, max_abs_diff, sample_input};
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
-    CompressOptions, Granularity, Precision, PruneOptions, QuantOptions, SparsityOptions, compress,
+    CompressOptions, Granularity, Precision, PruneOptions, PruneScope, QuantOptions,
+    SparsityOptions, compress,
 };
-use modelslim::export::to_tflite;
+use modelslim::export::{peak_activation_bytes, to_tflite};
 use modelslim::model::Model;
 use modelslim::predict::Classifier;
 
@@ -125,17 +130,21 @@ fn resnet18_in_every_weight_format_gives_modelslims_logits_in_litert() {
     check("resnet18-dropped", &dropped, &images);
 }
 
-#[test]
-fn efficientnet_lite0_real_weights_give_modelslims_logits_in_litert() {
+/// EfficientNet-Lite0's real weights (`scripts/setup.sh` fetches them).
+fn effnet_bytes() -> Vec<u8> {
     let path = std::env::var("MODELSLIM_EFFNET_PTH").unwrap_or_else(|_| {
         format!(
             "{}/.cache/modelslim/efficientnet-lite0/efficientnet-lite0-57934424.pth",
             std::env::var("HOME").unwrap_or_default()
         )
     });
-    let bytes = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}. Run `bash scripts/setup.sh`: it fetches them"));
-    let m = Model::from_bytes(&bytes).unwrap();
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}. Run `bash scripts/setup.sh`: it fetches them"))
+}
+
+#[test]
+fn efficientnet_lite0_real_weights_give_modelslims_logits_in_litert() {
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
     let images = photos();
     check("effnet-fp32", &m, &images);
     check(
@@ -160,5 +169,61 @@ fn what_tflite_cannot_hold_yet_is_refused_with_what_to_do() {
     ] {
         let e = to_tflite(&model).unwrap_err().to_string();
         assert!(e.contains(says) && !e.contains('\n'), "{e}");
+    }
+}
+
+/// The planned part of TensorFlow Lite Micro's arena for `file`, in bytes
+/// (`tests/golden/tflm_arena.py`).
+fn tflm_arena(file: &[u8], name: &str) -> usize {
+    let path = common::scratch(&format!("{name}.tflite"));
+    std::fs::write(&path, file).unwrap();
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/tflm_arena.py");
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    // TFLite Micro logs to stderr.
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    text.lines()
+        .find_map(|l| {
+            l.split("Arena allocation head ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no arena size in: {text}"))
+}
+
+#[test]
+fn the_peak_activation_estimate_is_tflite_micros_arena_within_a_tenth() {
+    let narrow = Model::seeded_resnet18(1)
+        .pruned(&PruneOptions {
+            ratio: 0.75,
+            prune_stem: true,
+            scope: PruneScope::All,
+            ..Default::default()
+        })
+        .unwrap();
+    let dropped = narrow
+        .with_blocks_dropped(&["layer1.1".to_string(), "layer3.1".to_string()])
+        .unwrap();
+    let int8 = weights(&narrow, Precision::Int8, Granularity::PerChannel);
+    let effnet = Model::from_bytes(&effnet_bytes()).unwrap();
+    for (name, m) in [
+        ("narrow", narrow),
+        ("narrow-dropped", dropped),
+        ("narrow-int8", int8),
+        ("effnet", effnet),
+    ] {
+        let ours = peak_activation_bytes(&m).unwrap();
+        let tflm = tflm_arena(&to_tflite(&m).unwrap(), name);
+        eprintln!("{name}: estimate {ours} bytes, TFLite Micro's arena {tflm}");
+        assert!(ours.abs_diff(tflm) * 10 <= tflm, "{name}: {ours} vs {tflm}");
     }
 }

@@ -1,10 +1,11 @@
 //! Files for other runtimes: ONNX (fp32, fp16, int8/int4 QDQ) and TFLite (fp32, fp16 and int8
 //! weights).
 
+pub mod arena;
 pub mod flatbuffer;
 pub mod onnx;
 pub mod proto;
 pub mod tflite;
 
 pub use onnx::to_onnx;
-pub use tflite::to_tflite;
+pub use tflite::{peak_activation_bytes, to_tflite};

@@ -14,6 +14,7 @@
 //! modelslim computes with. Int4 and grouped scales have no TFLite form yet, nor do quantized
 //! activations: such models are refused with a message that says so.
 
+use super::arena::{Lifetime, arena_bytes};
 use super::flatbuffer::{Builder, Field, Offset};
 use crate::model::{Model, Op};
 use crate::quant::Granularity;
@@ -104,6 +105,8 @@ struct Writer<'a> {
     /// Buffer tables, in index order (the first is the empty one the format reserves).
     buffers: Vec<Offset>,
     tensors: Vec<Offset>,
+    /// Each tensor's bytes when the interpreter plans it in its arena (`None`: a constant).
+    planned: Vec<Option<usize>>,
     operators: Vec<Operator>,
     /// Builtin codes, in opcode index order.
     codes: Vec<i32>,
@@ -129,6 +132,13 @@ impl Writer<'_> {
         data: Option<&[u8]>,
         quantization: Option<Offset>,
     ) -> i32 {
+        let elements: usize = shape.iter().map(|&d| d.max(0) as usize).product();
+        let size = match ty {
+            dtype::FLOAT32 | dtype::INT32 => 4,
+            dtype::FLOAT16 => 2,
+            _ => 1,
+        };
+        self.planned.push(data.is_none().then_some(elements * size));
         let buffer = match data {
             Some(bytes) => {
                 let d = self.fb.data(bytes);
@@ -303,6 +313,17 @@ fn out_side(n: usize, before: usize, after: usize, k: usize, stride: usize) -> R
 
 /// Serialise `model` as a TFLite flatbuffer.
 pub fn to_tflite(model: &Model) -> Result<Vec<u8>> {
+    Ok(build(model)?.0)
+}
+
+/// The bytes of activation memory an interpreter needs to run `model`'s TFLite file, planned
+/// as TFLite Micro plans its tensor arena (see [`arena_bytes`]).
+pub fn peak_activation_bytes(model: &Model) -> Result<usize> {
+    Ok(arena_bytes(&build(model)?.1))
+}
+
+/// The TFLite file of `model` and the lifetimes of the tensors its interpreter plans.
+fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>)> {
     if !model.quant.activations.is_empty() {
         return Err(Error::Invalid(
             "a model with quantized activations has no TFLite form yet: export it as ONNX, or compress without int8 activations for TFLite".into(),
@@ -315,6 +336,7 @@ pub fn to_tflite(model: &Model) -> Result<Vec<u8>> {
         fb: Builder::default(),
         buffers: Vec::new(),
         tensors: Vec::new(),
+        planned: Vec::new(),
         operators: Vec::new(),
         codes: Vec::new(),
     };
@@ -563,8 +585,46 @@ pub fn to_tflite(model: &Model) -> Result<Vec<u8>> {
     finish(w, input, output, model)
 }
 
+/// Each planned tensor's lifetime: from the operator that writes it (0 for the input) to the
+/// last that reads it (the last operator for the output).
+fn lifetimes(w: &Writer, input: i32, output: i32) -> Vec<Lifetime> {
+    let last_op = w.operators.len().saturating_sub(1);
+    let mut span: Vec<Option<(usize, usize)>> = vec![None; w.planned.len()];
+    let mut touch = |t: i32, op: usize| {
+        if let Some(s) = usize::try_from(t).ok().and_then(|t| span.get_mut(t)) {
+            *s = Some(s.map_or((op, op), |(a, b)| (a.min(op), b.max(op))));
+        }
+    };
+    touch(input, 0);
+    touch(output, last_op);
+    for (i, op) in w.operators.iter().enumerate() {
+        op.inputs
+            .iter()
+            .chain(&op.outputs)
+            .for_each(|&t| touch(t, i));
+    }
+    w.planned
+        .iter()
+        .zip(span)
+        .filter_map(|(bytes, span)| {
+            let (first, last) = span?;
+            Some(Lifetime {
+                bytes: (*bytes)?,
+                first,
+                last,
+            })
+        })
+        .collect()
+}
+
 /// The operators, subgraph and model tables around what `w` wrote.
-fn finish(mut w: Writer, input: i32, output: i32, model: &Model) -> Result<Vec<u8>> {
+fn finish(
+    mut w: Writer,
+    input: i32,
+    output: i32,
+    model: &Model,
+) -> Result<(Vec<u8>, Vec<Lifetime>)> {
+    let planned = lifetimes(&w, input, output);
     let mut ops = Vec::with_capacity(w.operators.len());
     for op in std::mem::take(&mut w.operators) {
         let inputs = w.fb.i32s(&op.inputs);
@@ -619,5 +679,5 @@ fn finish(mut w: Writer, input: i32, output: i32, model: &Model) -> Result<Vec<u
         (3, Field::Offset(description)),
         (4, Field::Offset(buffers)),
     ]);
-    Ok(w.fb.finish(root, b"TFL3"))
+    Ok((w.fb.finish(root, b"TFL3"), planned))
 }

@@ -1,0 +1,16 @@
+"""Run a TFLite file once in TensorFlow Lite Micro's interpreter and let its recording
+allocator print (to stderr) what it allocated; the line `Arena allocation head N bytes` is the
+planned (non-persistent) part of the tensor arena, where the activations live.
+
+usage: tflm_arena.py MODEL.tflite
+"""
+import sys
+
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+
+interpreter = runtime.Interpreter.from_bytes(open(sys.argv[1], "rb").read(), arena_size=256 << 20)
+shape = interpreter.get_input_details(0)["shape"]
+interpreter.set_input(np.zeros(shape, np.float32), 0)
+interpreter.invoke()
+interpreter.print_allocations()
