@@ -411,6 +411,28 @@ fn compress_and_export_write_tflite() {
     ]);
     assert_clean_failure(&refused, "int8");
     assert!(!Path::new(&int4).exists(), "nothing is written");
+
+    // The targets table (contract fields); the Pi takes the file, the int8-only MCU does not.
+    let t = modelslim(&["targets", "--weights", &st, "--json"]);
+    assert_success(&t);
+    let v: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    for r in rows {
+        for field in [
+            "name",
+            "flash_bytes",
+            "ram_bytes",
+            "file_bytes",
+            "peak_activation_bytes",
+        ] {
+            assert!(!r[field].is_null(), "{field} in {r}");
+        }
+        assert!(r["unsupported_ops"].is_array() && r["fits"].is_boolean());
+        assert_eq!(r["file_bytes"].as_u64().unwrap(), file.len() as u64);
+    }
+    assert_eq!(rows[0]["fits"], true);
+    assert_eq!(rows[3]["fits"], false);
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -924,6 +946,7 @@ fn help_and_version_list_every_flag() {
         "eval",
         "sensitivity",
         "export",
+        "targets",
         "convert",
     ] {
         assert_success(&modelslim(&[command, "--help"]));

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use modelslim::export::targets::fit_targets;
 use modelslim::export::{to_onnx, to_tflite};
 use modelslim::model::Model;
 use modelslim::session::{Which, no_progress};
@@ -156,6 +157,48 @@ pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
             bytes.len(),
             model.quant.describe()
         );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TargetsArgs {
+    #[command(flatten)]
+    model: ModelFlags,
+    /// One JSON array, an object per target (`name`, `flash_bytes`, `ram_bytes`, `file_bytes`,
+    /// `peak_activation_bytes`, `unsupported_ops`, `fits`, `message`).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn targets(args: TargetsArgs) -> std::result::Result<(), CliError> {
+    let model = args.model.load()?;
+    let fits = fit_targets(&model)?;
+    if args.json {
+        print_json(&fits)?;
+        return Ok(());
+    }
+    println!(
+        "{:<22} {:>9} {:>9} {:>10} {:>10}  fits",
+        "target", "file MB", "flash MB", "peak act MB", "RAM MB"
+    );
+    for t in &fits {
+        let mb = |b: u64| format!("{:.2}", b as f64 / 1e6);
+        println!(
+            "{:<22} {:>9} {:>9} {:>10} {:>10}  {}",
+            t.name,
+            mb(t.file_bytes),
+            mb(t.flash_bytes),
+            mb(t.peak_activation_bytes),
+            mb(t.ram_bytes),
+            if t.fits { "yes" } else { "no" }
+        );
+        if !t.fits {
+            println!("    {}", t.message);
+            if !t.unsupported_ops.is_empty() {
+                println!("    cannot run: {}", t.unsupported_ops.join(", "));
+            }
+        }
     }
     Ok(())
 }

@@ -55,8 +55,10 @@ enum Command {
     Eval(measure::EvalArgs),
     /// Quantize one layer at a time and measure how far the outputs move.
     Sensitivity(measure::SensitivityArgs),
-    /// Write a model as ONNX.
+    /// Write a model as ONNX or TFLite.
     Export(commands::ExportArgs),
+    /// Whether a model's TFLite file fits each deployment target: flash, RAM, operators.
+    Targets(commands::TargetsArgs),
     /// Convert a PyTorch .pth state_dict to safetensors.
     Convert(commands::ConvertArgs),
     /// Train a compressed model to give the original's outputs on unlabelled photos.
@@ -158,6 +160,7 @@ fn run(command: Command) -> std::result::Result<(), CliError> {
         Command::Eval(a) => measure::eval(a),
         Command::Sensitivity(a) => measure::sensitivity(a),
         Command::Export(a) => commands::export(a),
+        Command::Targets(a) => commands::targets(a),
         Command::Convert(a) => commands::convert(a),
         Command::Distill(a) => train::distill(a),
         Command::Synth(a) => train::synth(a),

@@ -5,6 +5,7 @@ pub mod arena;
 pub mod flatbuffer;
 pub mod onnx;
 pub mod proto;
+pub mod targets;
 pub mod tflite;
 
 pub use onnx::to_onnx;

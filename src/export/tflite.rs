@@ -36,6 +36,23 @@ mod code {
     pub const RELU6: i32 = 21;
     pub const PAD: i32 = 34;
     pub const MEAN: i32 = 40;
+
+    /// The schema's name of `code` (one of the above).
+    pub fn name(code: i32) -> &'static str {
+        match code {
+            ADD => "ADD",
+            CONV_2D => "CONV_2D",
+            DEPTHWISE_CONV_2D => "DEPTHWISE_CONV_2D",
+            DEQUANTIZE => "DEQUANTIZE",
+            FULLY_CONNECTED => "FULLY_CONNECTED",
+            MAX_POOL_2D => "MAX_POOL_2D",
+            RELU => "RELU",
+            RELU6 => "RELU6",
+            PAD => "PAD",
+            MEAN => "MEAN",
+            _ => "?",
+        }
+    }
 }
 
 /// `BuiltinOptions` union members.
@@ -322,8 +339,32 @@ pub fn peak_activation_bytes(model: &Model) -> Result<usize> {
     Ok(arena_bytes(&build(model)?.1))
 }
 
-/// The TFLite file of `model` and the lifetimes of the tensors its interpreter plans.
-fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>)> {
+/// What a deployment target needs to know of `model`'s TFLite file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TfliteSummary {
+    pub file_bytes: usize,
+    pub peak_activation_bytes: usize,
+    /// The operators in the file, by TFLite's names, each once.
+    pub operators: Vec<&'static str>,
+    /// Whether every operator computes in integers (a full-integer file).
+    pub full_integer: bool,
+}
+
+/// [`TfliteSummary`] of `model`.
+pub fn tflite_summary(model: &Model) -> Result<TfliteSummary> {
+    let (file, lifetimes, codes) = build(model)?;
+    Ok(TfliteSummary {
+        file_bytes: file.len(),
+        peak_activation_bytes: arena_bytes(&lifetimes),
+        operators: codes.iter().map(|&c| code::name(c)).collect(),
+        // Activations are float in every file written so far.
+        full_integer: false,
+    })
+}
+
+/// The TFLite file of `model`, the lifetimes of the tensors its interpreter plans, and the
+/// builtin codes of its operators.
+fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
     if !model.quant.activations.is_empty() {
         return Err(Error::Invalid(
             "a model with quantized activations has no TFLite form yet: export it as ONNX, or compress without int8 activations for TFLite".into(),
@@ -623,7 +664,7 @@ fn finish(
     input: i32,
     output: i32,
     model: &Model,
-) -> Result<(Vec<u8>, Vec<Lifetime>)> {
+) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
     let planned = lifetimes(&w, input, output);
     let mut ops = Vec::with_capacity(w.operators.len());
     for op in std::mem::take(&mut w.operators) {
@@ -679,5 +720,6 @@ fn finish(
         (3, Field::Offset(description)),
         (4, Field::Offset(buffers)),
     ]);
-    Ok((w.fb.finish(root, b"TFL3"), planned))
+    let codes = std::mem::take(&mut w.codes);
+    Ok((w.fb.finish(root, b"TFL3"), planned, codes))
 }

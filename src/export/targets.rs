@@ -1,0 +1,203 @@
+//! Deployment targets and whether a model's TFLite file fits each: its size against the
+//! target's flash, its peak activation memory (as TFLite Micro plans its arena) against the
+//! target's RAM, and the operators the target cannot run as written.
+
+use serde::Serialize;
+
+use super::tflite::{TfliteSummary, tflite_summary};
+use crate::Result;
+use crate::model::Model;
+
+/// One deployment target.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub name: &'static str,
+    /// Its runtime and the format it takes.
+    pub runtime: &'static str,
+    /// Storage for the model file.
+    pub flash_bytes: u64,
+    /// Memory for the activations.
+    pub ram_bytes: u64,
+    /// Runs only integer operators (int8 weights and activations).
+    pub full_integer_only: bool,
+    /// The TFLite operators its runtime has kernels for.
+    pub operators: &'static [&'static str],
+}
+
+const MIB: u64 = 1 << 20;
+const KIB: u64 = 1 << 10;
+
+/// What every runtime below has (TFLite's, LiteRT's and TFLite Micro's kernels alike).
+const COMMON_OPERATORS: &[&str] = &[
+    "ADD",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEQUANTIZE",
+    "FULLY_CONNECTED",
+    "MAX_POOL_2D",
+    "MEAN",
+    "PAD",
+    "QUANTIZE",
+    "RELU",
+    "RELU6",
+    "RESHAPE",
+];
+
+/// The targets the table covers. Flash and RAM are a typical board's; the NPUs run integer
+/// operators only (anything else stays on the host CPU or is refused by their compilers).
+pub const TARGETS: [Target; 5] = [
+    Target {
+        name: "Raspberry Pi Zero 2 W",
+        runtime: "ONNX Runtime or LiteRT, ARM64 (512 MB RAM, SD card)",
+        flash_bytes: 16 * 1024 * MIB,
+        ram_bytes: 512 * MIB,
+        full_integer_only: false,
+        operators: COMMON_OPERATORS,
+    },
+    Target {
+        name: "Coral Edge TPU",
+        runtime: "LiteRT with the Edge TPU delegate, full-integer int8 (8 MB on-chip for parameters)",
+        flash_bytes: 8 * MIB,
+        ram_bytes: 8 * MIB,
+        full_integer_only: true,
+        operators: COMMON_OPERATORS,
+    },
+    Target {
+        name: "Arm Ethos-U55",
+        runtime: "TFLite Micro after Vela, full-integer int8 (e.g. 4 MB flash, 1 MB SRAM)",
+        flash_bytes: 4 * MIB,
+        ram_bytes: MIB,
+        full_integer_only: true,
+        operators: COMMON_OPERATORS,
+    },
+    Target {
+        name: "STM32-class MCU",
+        runtime: "TFLite Micro, int8 (2 MB flash, 512 kB RAM)",
+        flash_bytes: 2 * MIB,
+        ram_bytes: 512 * KIB,
+        full_integer_only: true,
+        operators: COMMON_OPERATORS,
+    },
+    Target {
+        name: "ESP32-S3",
+        runtime: "TFLite Micro (esp-tflite-micro), int8 (8 MB flash, 8 MB PSRAM)",
+        flash_bytes: 8 * MIB,
+        ram_bytes: 8 * MIB,
+        full_integer_only: true,
+        operators: COMMON_OPERATORS,
+    },
+];
+
+/// How a model fits one target (the CLI contract's fields).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TargetFit {
+    pub name: &'static str,
+    pub runtime: &'static str,
+    pub flash_bytes: u64,
+    pub ram_bytes: u64,
+    pub file_bytes: u64,
+    pub peak_activation_bytes: u64,
+    /// Operators the target cannot run as the file has them.
+    pub unsupported_ops: Vec<String>,
+    pub fits: bool,
+    /// What stands in the way, in one line; empty when it fits.
+    pub message: String,
+}
+
+/// How `model`'s TFLite file fits each of [`TARGETS`].
+pub fn fit_targets(model: &Model) -> Result<Vec<TargetFit>> {
+    let summary = tflite_summary(model)?;
+    Ok(TARGETS.iter().map(|t| fit(t, &summary)).collect())
+}
+
+fn fit(t: &Target, s: &TfliteSummary) -> TargetFit {
+    let (file, peak) = (s.file_bytes as u64, s.peak_activation_bytes as u64);
+    let mut unsupported: Vec<String> = s
+        .operators
+        .iter()
+        .filter(|op| !t.operators.contains(op))
+        .map(|op| op.to_string())
+        .collect();
+    if t.full_integer_only && !s.full_integer {
+        unsupported.extend(
+            s.operators
+                .iter()
+                .filter(|op| t.operators.contains(op))
+                .map(|op| format!("{op} (float)")),
+        );
+    }
+    let mut problems = Vec::new();
+    if t.full_integer_only && !s.full_integer {
+        problems.push(
+            "needs int8 weights and activations (a full-integer file, which modelslim does not write yet)"
+                .to_string(),
+        );
+    }
+    if file > t.flash_bytes {
+        problems.push(format!(
+            "the file is {} for {} of flash: it must shrink to {:.0} % of its size",
+            mb(file),
+            mb(t.flash_bytes),
+            100.0 * t.flash_bytes as f64 / file as f64
+        ));
+    }
+    if peak > t.ram_bytes {
+        problems.push(format!(
+            "activations need {} for {} of RAM: fewer channels in the early layers, where the activations are largest",
+            mb(peak),
+            mb(t.ram_bytes)
+        ));
+    }
+    TargetFit {
+        name: t.name,
+        runtime: t.runtime,
+        flash_bytes: t.flash_bytes,
+        ram_bytes: t.ram_bytes,
+        file_bytes: file,
+        peak_activation_bytes: peak,
+        fits: problems.is_empty() && unsupported.is_empty(),
+        unsupported_ops: unsupported,
+        message: problems.join("; "),
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.2} MB", bytes as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(file: usize, peak: usize, full_integer: bool) -> TfliteSummary {
+        TfliteSummary {
+            file_bytes: file,
+            peak_activation_bytes: peak,
+            operators: vec!["CONV_2D", "ADD"],
+            full_integer,
+        }
+    }
+
+    #[test]
+    fn a_target_fits_only_what_is_within_its_flash_ram_and_operators() {
+        let mcu = TARGETS[3];
+        let small = fit(&mcu, &summary(1 << 20, 100 << 10, true));
+        assert!(small.fits && small.message.is_empty(), "{small:?}");
+        let big = fit(&mcu, &summary(3 << 20, 100 << 10, true));
+        assert!(!big.fits && big.message.contains("flash"), "{big:?}");
+        let wide = fit(&mcu, &summary(1 << 20, 600 << 10, true));
+        assert!(!wide.fits && wide.message.contains("RAM"), "{wide:?}");
+        let float = fit(&mcu, &summary(1 << 20, 100 << 10, false));
+        assert!(
+            !float.fits
+                && float
+                    .unsupported_ops
+                    .contains(&"CONV_2D (float)".to_string())
+        );
+        // The Pi runs float files.
+        assert!(fit(&TARGETS[0], &summary(40 << 20, 6 << 20, false)).fits);
+        let mut odd = summary(1 << 20, 1 << 10, true);
+        odd.operators.push("?");
+        assert_eq!(fit(&mcu, &odd).unsupported_ops, vec!["?".to_string()]);
+    }
+}
