@@ -68,6 +68,18 @@ fn one_layer_equals_the_numpy_reference_and_beats_rounding() {
     assert!(e_gptq < 0.9 * e_rtn, "GPTQ {e_gptq} vs RTN {e_rtn}");
 }
 
+/// Per row (output channel), the scale that maps its largest weight to `qmax`; one per weight.
+fn row_scales(w: &[f32], rows: usize, cols: usize, qmax: i32) -> Vec<f32> {
+    (0..rows)
+        .flat_map(|r| {
+            let m = w[r * cols..(r + 1) * cols]
+                .iter()
+                .fold(0f32, |a, v| a.max(v.abs()));
+            std::iter::repeat_n(m / qmax as f32, cols)
+        })
+        .collect()
+}
+
 /// A small deterministic generator, so that the random layers need no crate.
 fn lcg(seed: &mut u64) -> f64 {
     *seed = seed
@@ -102,14 +114,7 @@ fn output_error_is_never_above_round_to_nearest() {
                 }
             }
         }
-        let scales: Vec<f32> = (0..rows)
-            .flat_map(|r| {
-                let m = w[r * cols..(r + 1) * cols]
-                    .iter()
-                    .fold(0f32, |a, v| a.max(v.abs()));
-                std::iter::repeat_n(m / qmax as f32, cols)
-            })
-            .collect();
+        let scales = row_scales(&w, rows, cols, qmax);
         for act_order in [false, true] {
             let opts = GptqOptions {
                 act_order,
@@ -175,14 +180,7 @@ fn few_input_rows_give_the_dense_solvers_integers() {
             }
         })
         .collect();
-    let scales: Vec<f32> = (0..rows)
-        .flat_map(|r| {
-            let m = w[r * cols..(r + 1) * cols]
-                .iter()
-                .fold(0f32, |a, v| a.max(v.abs()));
-            std::iter::repeat_n(m / qmax as f32, cols)
-        })
-        .collect();
+    let scales = row_scales(&w, rows, cols, qmax);
     let opts = GptqOptions {
         block: 64,
         ..Default::default()

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 mod common;
-use common::{max_abs_diff, onnxruntime, sample_input};
+use common::{argmax, max_abs_diff, onnxruntime, reloaded_logits, sample_input, weights_in};
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
@@ -19,7 +19,6 @@ use modelslim::compress::{
 };
 use modelslim::export::to_onnx;
 use modelslim::model::Model;
-use modelslim::predict::Classifier;
 use modelslim::preprocess::Preprocess;
 
 fn photos() -> Vec<Vec<f32>> {
@@ -27,31 +26,6 @@ fn photos() -> Vec<Vec<f32>> {
         .iter()
         .map(|n| sample_input(n))
         .collect()
-}
-
-/// modelslim's logits for the model as saved and reloaded, from the network the page and the
-/// CLI run (batch norms, adds and activations fused into the convolutions).
-fn modelslim(model: &Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let reloaded = Model::from_bytes(&model.to_safetensors().unwrap()).unwrap();
-    let c = Classifier::for_logits(&reloaded, Backend::cpu()).unwrap();
-    pollster::block_on(c.logits(images)).unwrap()
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap()
-}
-
-fn quantized(m: &Model, weights: Precision, granularity: Granularity) -> Model {
-    m.quantized(&QuantOptions {
-        weights,
-        granularity,
-        ..Default::default()
-    })
-    .unwrap()
 }
 
 #[test]
@@ -62,27 +36,27 @@ fn fp32_fp16_and_weight_only_integer_exports_match_within_1e4() {
         ("fp32", m.clone()),
         (
             "fp16",
-            quantized(&m, Precision::F16, Granularity::PerChannel),
+            weights_in(&m, Precision::F16, Granularity::PerChannel),
         ),
         (
             "int8-channel",
-            quantized(&m, Precision::Int8, Granularity::PerChannel),
+            weights_in(&m, Precision::Int8, Granularity::PerChannel),
         ),
         (
             "int8-tensor",
-            quantized(&m, Precision::Int8, Granularity::PerTensor),
+            weights_in(&m, Precision::Int8, Granularity::PerTensor),
         ),
         (
             "int4-channel",
-            quantized(&m, Precision::Int4, Granularity::PerChannel),
+            weights_in(&m, Precision::Int4, Granularity::PerChannel),
         ),
         (
             "int4-group32",
-            quantized(&m, Precision::Int4, Granularity::Group(32)),
+            weights_in(&m, Precision::Int4, Granularity::Group(32)),
         ),
     ];
     for (name, model) in cases {
-        let ours = modelslim(&model, images);
+        let ours = reloaded_logits(&model, images);
         let theirs = onnxruntime(&to_onnx(&model).unwrap(), images, name, true);
         let d = max_abs_diff(&ours, &theirs);
         eprintln!("{name}: max |Δlogit| = {d:.2e}");
@@ -250,7 +224,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         let q = calibrated(&m, &opts, &calib);
         assert!(!q.quant.activations.is_empty());
         let onnx = to_onnx(&q).unwrap();
-        let ours = modelslim(&q, &photos);
+        let ours = reloaded_logits(&q, &photos);
         let span = ours
             .iter()
             .flatten()
@@ -281,7 +255,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
 fn int8_sizes_are_a_quarter_and_pruned_int8_a_fifth() {
     let m = Model::seeded_resnet18(42);
     let fp32 = to_onnx(&m).unwrap().len() as f64;
-    let int8 = to_onnx(&quantized(&m, Precision::Int8, Granularity::PerChannel))
+    let int8 = to_onnx(&weights_in(&m, Precision::Int8, Granularity::PerChannel))
         .unwrap()
         .len() as f64;
     let pruned = m
@@ -290,7 +264,7 @@ fn int8_sizes_are_a_quarter_and_pruned_int8_a_fifth() {
             ..Default::default()
         })
         .unwrap();
-    let both = to_onnx(&quantized(
+    let both = to_onnx(&weights_in(
         &pruned,
         Precision::Int8,
         Granularity::PerChannel,
@@ -359,7 +333,7 @@ fn integer_layers_are_written_for_exact_kernels_on_every_cpu() {
         assert_eq!(a.zero_point % 2, 0, "{value}: zero point {}", a.zero_point);
     }
     // Weight-only int8: i8, zero point 0.
-    let w8 = quantized(&m, Precision::Int8, Granularity::PerChannel);
+    let w8 = weights_in(&m, Precision::Int8, Granularity::PerChannel);
     let graph = model_proto(&w8).unwrap().graph.unwrap();
     let weights: Vec<_> = graph
         .initializer

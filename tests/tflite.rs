@@ -12,7 +12,7 @@
 //! `MODELSLIM_PYTHON`).
 
 mod common;
-use common::{litert, max_abs_diff, sample_input};
+use common::{argmax, litert, max_abs_diff, reloaded_logits, sample_input, weights_in};
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
@@ -21,37 +21,12 @@ use modelslim::compress::{
 };
 use modelslim::export::{peak_activation_bytes, to_tflite};
 use modelslim::model::Model;
-use modelslim::predict::Classifier;
 
 fn photos() -> Vec<Vec<f32>> {
     ["chelsea.png", "coffee.png"]
         .iter()
         .map(|n| sample_input(n))
         .collect()
-}
-
-/// modelslim's logits for the model as saved and reloaded.
-fn modelslim(model: &Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let reloaded = Model::from_bytes(&model.to_safetensors().unwrap()).unwrap();
-    let c = Classifier::for_logits(&reloaded, Backend::cpu()).unwrap();
-    pollster::block_on(c.logits(images)).unwrap()
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap()
-}
-
-fn weights(m: &Model, weights: Precision, granularity: Granularity) -> Model {
-    m.quantized(&QuantOptions {
-        weights,
-        granularity,
-        ..Default::default()
-    })
-    .unwrap()
 }
 
 fn compressed(m: &Model, opts: CompressOptions) -> Model {
@@ -69,7 +44,7 @@ fn compressed(m: &Model, opts: CompressOptions) -> Model {
 
 /// The file's logits beside modelslim's: within `1e-4`, the same top-1.
 fn check(name: &str, model: &Model, images: &[Vec<f32>]) {
-    let ours = modelslim(model, images);
+    let ours = reloaded_logits(model, images);
     let file = to_tflite(model).unwrap();
     let theirs = litert(&file, images, name);
     let d = max_abs_diff(&ours, &theirs);
@@ -92,17 +67,17 @@ fn resnet18_in_every_weight_format_gives_modelslims_logits_in_litert() {
     check("resnet18-fp32", &m, &images);
     check(
         "resnet18-fp16",
-        &weights(&m, Precision::F16, Granularity::PerChannel),
+        &weights_in(&m, Precision::F16, Granularity::PerChannel),
         &images,
     );
     check(
         "resnet18-int8-channel",
-        &weights(&m, Precision::Int8, Granularity::PerChannel),
+        &weights_in(&m, Precision::Int8, Granularity::PerChannel),
         &images,
     );
     check(
         "resnet18-int8-tensor",
-        &weights(&m, Precision::Int8, Granularity::PerTensor),
+        &weights_in(&m, Precision::Int8, Granularity::PerTensor),
         &images,
     );
     let pruned = compressed(
@@ -149,7 +124,7 @@ fn efficientnet_lite0_real_weights_give_modelslims_logits_in_litert() {
     check("effnet-fp32", &m, &images);
     check(
         "effnet-int8",
-        &weights(&m, Precision::Int8, Granularity::PerChannel),
+        &weights_in(&m, Precision::Int8, Granularity::PerChannel),
         &images,
     );
 }
@@ -159,11 +134,11 @@ fn what_tflite_cannot_hold_yet_is_refused_with_what_to_do() {
     let m = Model::seeded_resnet18(1);
     for (model, says) in [
         (
-            weights(&m, Precision::Int4, Granularity::PerChannel),
+            weights_in(&m, Precision::Int4, Granularity::PerChannel),
             "int8",
         ),
         (
-            weights(&m, Precision::Int8, Granularity::Group(32)),
+            weights_in(&m, Precision::Int8, Granularity::Group(32)),
             "per channel",
         ),
     ] {
@@ -213,7 +188,7 @@ fn the_peak_activation_estimate_is_tflite_micros_arena_within_a_tenth() {
     let dropped = narrow
         .with_blocks_dropped(&["layer1.1".to_string(), "layer3.1".to_string()])
         .unwrap();
-    let int8 = weights(&narrow, Precision::Int8, Granularity::PerChannel);
+    let int8 = weights_in(&narrow, Precision::Int8, Granularity::PerChannel);
     let effnet = Model::from_bytes(&effnet_bytes()).unwrap();
     for (name, m) in [
         ("narrow", narrow),

@@ -114,6 +114,43 @@ fn independent_engine(
     values.chunks(classes).map(<[f32]>::to_vec).collect()
 }
 
+/// modelslim's logits for `model` as saved and reloaded, from the network the page and the CLI
+/// run (batch norms, adds and activations fused into the convolutions).
+#[allow(dead_code)]
+pub fn reloaded_logits(model: &modelslim::model::Model, images: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    use modelslim::model::Model;
+    let reloaded = Model::from_bytes(&model.to_safetensors().unwrap()).unwrap();
+    let c =
+        modelslim::predict::Classifier::for_logits(&reloaded, modelslim::backend::Backend::cpu())
+            .unwrap();
+    pollster::block_on(c.logits(images)).unwrap()
+}
+
+/// `m` with its conv and linear weights stored in `weights` with `granularity`, rounded.
+#[allow(dead_code)]
+pub fn weights_in(
+    m: &modelslim::model::Model,
+    weights: modelslim::compress::Precision,
+    granularity: modelslim::compress::Granularity,
+) -> modelslim::model::Model {
+    m.quantized(&modelslim::compress::QuantOptions {
+        weights,
+        granularity,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The index of the largest value.
+#[allow(dead_code)]
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap()
+}
+
 /// The largest element-wise difference of two sets of logits.
 pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     a.iter()

@@ -442,12 +442,7 @@ pub fn layer_row_output_errors(
         return row_output_errors(w, deq, rows, cols, &gram.h[g]);
     };
     let r = gram.rows;
-    let d: Vec<f64> = w
-        .iter()
-        .zip(deq)
-        .take(rows * cols)
-        .map(|(a, b)| (a - b) as f64)
-        .collect();
+    let d = weight_change(w, deq, rows * cols);
     let xt: Vec<f64> = (0..cols * r)
         .map(|i| x[(i % r) * cols + i / r] as f64)
         .collect();
@@ -459,14 +454,18 @@ pub fn layer_row_output_errors(
         .collect()
 }
 
+/// `w − deq` over the first `n` weights, in f64.
+fn weight_change(w: &[f32], deq: &[f32], n: usize) -> Vec<f64> {
+    w.iter()
+        .zip(deq)
+        .take(n)
+        .map(|(a, b)| (a - b) as f64)
+        .collect()
+}
+
 /// Each row's (output channel's) share of [`output_error`].
 pub fn row_output_errors(w: &[f32], deq: &[f32], rows: usize, cols: usize, h: &[f64]) -> Vec<f64> {
-    let d: Vec<f64> = w
-        .iter()
-        .zip(deq)
-        .take(rows * cols)
-        .map(|(a, b)| (a - b) as f64)
-        .collect();
+    let d = weight_change(w, deq, rows * cols);
     let dh = matmul(&d, h, rows, cols, cols);
     let mut errors = vec![0f64; rows];
     for_each_row(&mut errors, 1, |r, e| {
