@@ -394,6 +394,58 @@ fn compress_and_export_write_tflite() {
         std::fs::read(&onnx2).unwrap(),
         std::fs::read(&onnx).unwrap()
     );
+    // The contract's flags: float I/O is what is written; int8 I/O and per-tensor scales on a
+    // per-channel model are refused with what to do.
+    let float = modelslim(&[
+        "export",
+        "--weights",
+        &st,
+        "--tflite",
+        &tfl2,
+        "--tflite-io",
+        "float",
+    ]);
+    assert_success(&float);
+    assert_eq!(std::fs::read(&tfl2).unwrap(), file);
+    let int8_io = modelslim(&[
+        "export",
+        "--weights",
+        &st,
+        "--tflite",
+        &tfl2,
+        "--tflite-io",
+        "int8",
+    ]);
+    assert_clean_failure(&int8_io, "full-integer");
+    let per_tensor = modelslim(&[
+        "export",
+        "--weights",
+        &st,
+        "--tflite",
+        &tfl2,
+        "--per-tensor",
+    ]);
+    assert_clean_failure(&per_tensor, "--granularity tensor");
+    let pt = path("pt.safetensors");
+    assert_success(&modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--quant",
+        "int8",
+        "--granularity",
+        "tensor",
+        "--out",
+        &pt,
+    ]));
+    assert_success(&modelslim(&[
+        "export",
+        "--weights",
+        &pt,
+        "--tflite",
+        &tfl2,
+        "--per-tensor",
+    ]));
     let none = modelslim(&["export", "--weights", &st]);
     assert_eq!(none.status.code(), Some(2));
     assert_clean_failure(&none, "--tflite");

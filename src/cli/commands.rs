@@ -133,6 +133,14 @@ pub struct ExportArgs {
     /// The model as TFLite (LiteRT), NHWC input [1,224,224,3]: fp32, fp16 or int8 weights.
     #[arg(long, value_name = "OUT.tflite")]
     tflite: Option<String>,
+    /// The TFLite file's input and output: float (what is written today; int8 needs the
+    /// full-integer file, which is not written yet).
+    #[arg(long, value_name = "int8|float", default_value = "float")]
+    tflite_io: String,
+    /// Require one weight scale per tensor (what some NPUs take): the model must have been
+    /// compressed with --granularity tensor.
+    #[arg(long)]
+    per_tensor: bool,
 }
 
 /// A file format's writer.
@@ -145,7 +153,31 @@ pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
                 .into(),
         ));
     }
+    match args.tflite_io.as_str() {
+        "float" => {}
+        "int8" => {
+            return Err(CliError::Run(modelslim::Error::Invalid(
+                "--tflite-io int8 needs a full-integer TFLite file, which modelslim does not write yet: use --tflite-io float".into(),
+            )));
+        }
+        other => {
+            return Err(CliError::Usage(format!(
+                "--tflite-io takes int8 or float, not '{other}'"
+            )));
+        }
+    }
     let model = args.model.load()?;
+    if args.per_tensor
+        && let Some((key, _)) = model
+            .quant
+            .int
+            .iter()
+            .find(|(_, q)| q.granularity != modelslim::quant::Granularity::PerTensor)
+    {
+        return Err(CliError::Run(modelslim::Error::Invalid(format!(
+            "--per-tensor: '{key}' has a scale per channel or group; compress with --granularity tensor"
+        ))));
+    }
     let writers: [(&Option<String>, Writer); 2] =
         [(&args.onnx, to_onnx), (&args.tflite, to_tflite)];
     for (path, write) in writers {
