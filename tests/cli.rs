@@ -396,36 +396,16 @@ fn compress_and_export_write_tflite() {
     );
     // The contract's flags: float I/O is what is written; int8 I/O and per-tensor scales on a
     // per-channel model are refused with what to do.
-    let float = modelslim(&[
-        "export",
-        "--weights",
-        &st,
-        "--tflite",
-        &tfl2,
-        "--tflite-io",
-        "float",
-    ]);
-    assert_success(&float);
+    let export_tflite = |extra: &[&str]| {
+        let mut args = vec!["export", "--weights", &st, "--tflite", &tfl2];
+        args.extend_from_slice(extra);
+        modelslim(&args)
+    };
+    assert_success(&export_tflite(&["--tflite-io", "float"]));
     assert_eq!(std::fs::read(&tfl2).unwrap(), file);
-    let int8_io = modelslim(&[
-        "export",
-        "--weights",
-        &st,
-        "--tflite",
-        &tfl2,
-        "--tflite-io",
-        "int8",
-    ]);
+    let int8_io = export_tflite(&["--tflite-io", "int8"]);
     assert_clean_failure(&int8_io, "full-integer");
-    let per_tensor = modelslim(&[
-        "export",
-        "--weights",
-        &st,
-        "--tflite",
-        &tfl2,
-        "--per-tensor",
-    ]);
-    assert_clean_failure(&per_tensor, "--granularity tensor");
+    assert_clean_failure(&export_tflite(&["--per-tensor"]), "--granularity tensor");
     let pt = path("pt.safetensors");
     assert_success(&modelslim(&[
         "compress",

@@ -294,6 +294,39 @@ impl Writer<'_> {
         Ok(self.tensor(&key, &[out as i32], dtype::FLOAT32, Some(&zeros), None))
     }
 
+    /// How a `k × k` window at `stride` with PyTorch's `pads` (`[top, left, bottom, right]`)
+    /// runs over `x` of shape `s`: `VALID` without pads, `SAME` where the pads are TFLite's
+    /// `SAME`, else after an explicit zero `PAD` — only where `zeros_allowed` (a zero then
+    /// changes nothing the window computes). Returns the tensor the operation reads, its
+    /// padding, and the output's height and width.
+    #[allow(clippy::too_many_arguments)]
+    fn window(
+        &mut self,
+        x: i32,
+        name: &str,
+        s: Shape,
+        pads: [usize; 4],
+        k: usize,
+        stride: usize,
+        zeros_allowed: bool,
+    ) -> Result<(i32, u8, (usize, usize))> {
+        let (x, s, padding, before) = if pads == [0; 4] {
+            (x, s, VALID, [0; 4])
+        } else if pads == same_pads(s.h, s.w, k, stride) {
+            (x, s, SAME, pads)
+        } else if zeros_allowed {
+            let (x, s) = self.pad(x, name, s, pads);
+            (x, s, VALID, [0; 4])
+        } else {
+            return Err(Error::Invalid(format!(
+                "'{name}': a max pool padded differently from TFLite's SAME needs an input that is never below zero"
+            )));
+        };
+        let h = out_side(s.h, before[0], before[2], k, stride)?;
+        let w = out_side(s.w, before[1], before[3], k, stride)?;
+        Ok((x, padding, (h, w)))
+    }
+
     /// `x` padded by `pads` (`[top, left, bottom, right]`) with zeros.
     fn pad(&mut self, x: i32, name: &str, s: Shape, pads: [usize; 4]) -> (i32, Shape) {
         let p: Vec<i32> = [0, 0, pads[0], pads[2], pads[1], pads[3], 0, 0]
@@ -336,7 +369,7 @@ pub fn to_tflite(model: &Model) -> Result<Vec<u8>> {
 /// The bytes of activation memory an interpreter needs to run `model`'s TFLite file, planned
 /// as TFLite Micro plans its tensor arena (see [`arena_bytes`]).
 pub fn peak_activation_bytes(model: &Model) -> Result<usize> {
-    Ok(arena_bytes(&build(model)?.1))
+    Ok(tflite_summary(model)?.peak_activation_bytes)
 }
 
 /// What a deployment target needs to know of `model`'s TFLite file.
@@ -401,12 +434,15 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
         if fused[i] {
             continue;
         }
-        let (x, s) = tensor[n.inputs[0]].ok_or_else(|| {
-            Error::Structure(format!(
-                "'{}' is read before it is written",
-                graph.values[n.inputs[0]]
-            ))
-        })?;
+        let read = |tensor: &[Option<(i32, Shape)>], v: usize| {
+            tensor[v].ok_or_else(|| {
+                Error::Structure(format!(
+                    "'{}' is read before it is written",
+                    graph.values[v]
+                ))
+            })
+        };
+        let (x, s) = read(&tensor, n.inputs[0])?;
         let name = graph.values[n.output].clone();
         // The ReLU that only this node's output feeds, fused into it.
         let next_relu = graph
@@ -471,18 +507,11 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                     )));
                 };
                 let bias = w.bias(layer, o)?;
-                let (x, s, padding) = if *pads == [0; 4] {
-                    (x, s, VALID)
-                } else if *pads == same_pads(s.h, s.w, k, *stride) {
-                    (x, s, SAME)
-                } else {
-                    let (x, s) = w.pad(x, &name, s, *pads);
-                    (x, s, VALID)
-                };
-                let before = if padding == SAME { *pads } else { [0; 4] };
+                // A conv's padding is zeros by definition.
+                let (x, padding, (h, wd)) = w.window(x, &name, s, *pads, k, *stride, true)?;
                 let shape = Shape {
-                    h: out_side(s.h, before[0], before[2], k, *stride)?,
-                    w: out_side(s.w, before[1], before[3], k, *stride)?,
+                    h,
+                    w: wd,
                     c: o,
                     flat: false,
                 };
@@ -527,12 +556,7 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                 (out, s)
             }
             Op::Add => {
-                let (y, t) = tensor[n.inputs[1]].ok_or_else(|| {
-                    Error::Structure(format!(
-                        "'{}' is read before it is written",
-                        graph.values[n.inputs[1]]
-                    ))
-                })?;
+                let (y, t) = read(&tensor, n.inputs[1])?;
                 if s != t {
                     return Err(Error::Structure(format!(
                         "'{name}' adds values of different shapes"
@@ -549,24 +573,10 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                 pad,
             } => {
                 let (k, st, p) = (*kernel, *stride, *pad);
-                let (x, s, padding) = if p == 0 {
-                    (x, s, VALID)
-                } else if [p; 4] == same_pads(s.h, s.w, k, st) {
-                    (x, s, SAME)
-                } else if from_relu[n.inputs[0]] {
-                    let (x, s) = w.pad(x, &name, s, [p; 4]);
-                    (x, s, VALID)
-                } else {
-                    return Err(Error::Invalid(format!(
-                        "'{name}': a max pool padded differently from TFLite's SAME needs an input that is never below zero"
-                    )));
-                };
-                let before = if padding == SAME { [p; 4] } else { [0; 4] };
-                let shape = Shape {
-                    h: out_side(s.h, before[0], before[2], k, st)?,
-                    w: out_side(s.w, before[1], before[3], k, st)?,
-                    ..s
-                };
+                // A zero never wins over the window's values when none is below zero.
+                let (x, padding, (h, wd)) =
+                    w.window(x, &name, s, [p; 4], k, st, from_relu[n.inputs[0]])?;
+                let shape = Shape { h, w: wd, ..s };
                 let out = w.activation(&out_name, shape);
                 let opts = w.fb.table(&[
                     (0, Field::U8(padding)),
