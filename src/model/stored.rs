@@ -41,6 +41,9 @@ pub struct FileMetadata {
     /// Quantized activations, by value name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub activations: BTreeMap<String, ActQuant>,
+    /// The step of the logits in a full-integer file (modelslim keeps them float).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits: Option<ActQuant>,
     /// Weights whose zeros are pruned weights (kept at zero when the model is trained).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub sparse: BTreeSet<String>,
@@ -132,6 +135,7 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
         folded: model.folded,
         tensors: formats,
         activations: q.activations.clone(),
+        logits: q.logits,
         sparse: q.sparse.clone(),
         labels: model.labels.as_deref().cloned(),
     };
@@ -161,6 +165,7 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
                 folded: false,
                 tensors: BTreeMap::new(),
                 activations: BTreeMap::new(),
+                logits: None,
                 sparse: BTreeSet::new(),
                 labels: None,
             }
@@ -170,12 +175,18 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     arch.validate()?;
     let graph = arch.graph(card.folded);
     let shapes: BTreeMap<String, Vec<usize>> = graph.param_shapes().into_iter().collect();
-    for (value, q) in &card.activations {
+    let logits = card.logits.iter().map(|q| ("logits".to_string(), q));
+    for (value, q) in card
+        .activations
+        .iter()
+        .map(|(v, q)| (v.clone(), q))
+        .chain(logits)
+    {
         // The largest value a u8 activation reaches must be a finite number.
         if !(q.scale > 0.0 && (q.scale * 255.0).is_finite()) {
             return Err(Error::Structure(format!(
                 "activation {} has scale {}, not a positive finite number (damaged metadata?)",
-                crate::error::quoted(value),
+                crate::error::quoted(&value),
                 q.scale
             )));
         }
@@ -188,6 +199,7 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     }
     let mut quant = Quantization {
         activations: card.activations.clone(),
+        logits: card.logits,
         sparse: card.sparse.clone(),
         ..Default::default()
     };

@@ -129,6 +129,10 @@ pub struct Quantization {
     pub f16: BTreeSet<String>,
     /// Activations quantized to `u8`, by value name.
     pub activations: BTreeMap<String, ActQuant>,
+    /// The `u8` step the logits take in a full-integer file (TFLite), whose last layer must
+    /// write integers too. modelslim's own forward pass and the ONNX file keep them float.
+    /// Set, with `activations`, by activation calibration.
+    pub logits: Option<ActQuant>,
     /// Weights whose zeros are pruned weights (magnitude or SparseGPT sparsity), not values
     /// that happened to round to zero: training keeps them at zero.
     pub sparse: BTreeSet<String>,

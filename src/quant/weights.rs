@@ -137,6 +137,23 @@ impl QuantizedTensor {
         self.scales[scale_index(&self.shape, self.granularity, i)]
     }
 
+    /// Raise scale `k` to `scale` (no change unless it is coarser), rounding the integers it
+    /// serves to the new step: they stand for the same weights, at the coarser resolution.
+    pub fn coarsen(&mut self, k: usize, scale: f32) {
+        let old = self.scales[k];
+        if scale.partial_cmp(&old) != Some(std::cmp::Ordering::Greater) {
+            return;
+        }
+        let q = qmax(self.bits) as f32;
+        for i in 0..self.values.len() {
+            if scale_index(&self.shape, self.granularity, i) == k {
+                let v = self.values[i] as f32 * old;
+                self.values[i] = (v / scale).round_ties_even().clamp(-q, q) as i8;
+            }
+        }
+        self.scales[k] = scale;
+    }
+
     /// Which of `scales` serves element `i`.
     pub fn scale_index_of(&self, i: usize) -> usize {
         scale_index(&self.shape, self.granularity, i)

@@ -9,7 +9,12 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::model::{Model, Op};
 use crate::predict::Classifier;
-use crate::quant::{ActQuant, Granularity, bias_scales};
+use crate::quant::{ActQuant, EXACT_WEIGHT_SCALE_BITS, Granularity, bias_scales, round_up_to_bits};
+
+/// The largest bias, in units of its int32 grid, an integer layer may have: 2^30 leaves half of
+/// int32's range to the accumulator (at most `255 · 127 · inputs`, below 2^30 for any layer
+/// with fewer than 33,000 inputs), so that no kernel's sum wraps around.
+pub const MAX_BIAS_UNITS: f32 = (1u32 << 30) as f32;
 use crate::{Error, Result};
 
 /// How activation ranges are estimated from calibration images.
@@ -41,6 +46,14 @@ impl std::str::FromStr for Calibration {
     }
 }
 
+/// What activation calibration measured: the step of every quantized value, and the step the
+/// logits take where a file must write them as integers too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivationSteps {
+    pub values: BTreeMap<String, ActQuant>,
+    pub logits: ActQuant,
+}
+
 impl Model {
     /// The values whose activations are quantized: inputs of integer-weight convs and linear
     /// layers, both inputs of every add, and the input of the global pooling.
@@ -70,31 +83,41 @@ impl Model {
 
     /// Estimate every activation point's range from `batches` of preprocessed images (the
     /// model as it is, activations in float) and return the `u8` quantization of each: a
-    /// power-of-two step fitted to that range and a sample of the values ([`ActQuant::fit`]).
+    /// power-of-two step fitted to that range and a sample of the values ([`ActQuant::fit`]);
+    /// and the step of the logits in a full-integer file.
     pub async fn calibrate_activations(
         &self,
         backend: Backend,
         batches: &[Vec<Vec<f32>>],
         method: Calibration,
-    ) -> Result<BTreeMap<String, ActQuant>> {
+    ) -> Result<ActivationSteps> {
         if batches.iter().all(|b| b.is_empty()) {
             return Err(Error::Invalid(
                 "activation calibration needs at least one calibration image".into(),
             ));
         }
         let points = self.activation_points();
-        let names = self.graph().values;
+        let graph = self.graph();
+        let names = &graph.values;
+        let mut captured = points.clone();
+        captured.push(graph.output);
         let classifier = Classifier::new(self, backend)?;
         // Per point: exact min and max, and a bounded sample (percentiles, step choice).
         const SAMPLE: usize = 1 << 18;
         let mut ranges: Vec<(f32, f32, Vec<f32>)> =
             vec![(f32::INFINITY, f32::NEG_INFINITY, Vec::new()); points.len()];
+        let mut logits = (f32::INFINITY, f32::NEG_INFINITY);
         for batch in batches.iter().filter(|b| !b.is_empty()) {
-            for cap in classifier.capture(batch, &points).await? {
+            for cap in classifier.capture(batch, &captured).await? {
+                let values = cap.data;
+                if cap.value == graph.output {
+                    for &x in &values {
+                        logits = (logits.0.min(x), logits.1.max(x));
+                    }
+                }
                 let Some(k) = points.iter().position(|&p| p == cap.value) else {
                     continue;
                 };
-                let values = cap.data;
                 let r = &mut ranges[k];
                 for &x in &values {
                     r.0 = r.0.min(x);
@@ -120,20 +143,81 @@ impl Model {
             };
             out.insert(names[v].clone(), ActQuant::fit(lo, hi, sample));
         }
-        Ok(out)
+        self.align_add_steps(&mut out);
+        // Headroom of an eighth of the range beyond each end seen: a photo more confident
+        // than every calibration photo would otherwise saturate, and two classes at the top of
+        // the range would tie; the low end, so that the file's logits stay comparable.
+        let (lo, hi) = logits;
+        let margin = (hi - lo).max(0.0) / 8.0;
+        let logits = ActQuant::spanning(lo - margin, hi + margin);
+        Ok(ActivationSteps {
+            values: out,
+            logits,
+        })
     }
 
-    /// Quantize activations with `act`, and put every bias of an integer layer whose input is
+    /// Give both inputs of every addition at least the step of its sum (the sum's own, or
+    /// that of the ReLU alone reading it).
+    ///
+    /// Why: an addition whose input is finer than its sum meets exact halves (with an input
+    /// at half the sum's step, half of all sums), and engines round them differently — ONNX's
+    /// `QuantizeLinear` to even, LiteRT's integer `ADD` up. A quarter of EfficientNet-Lite0's
+    /// fifth residual sum then came out one step apart in LiteRT, and the step carried on to
+    /// the logits (top-1 differed on 11 of 250 photos). With inputs as coarse as the sum
+    /// (power-of-two steps, so a multiple of it), every sum is a whole number of steps: no
+    /// rounding, the same integers in every engine. A value that an addition reads and that is
+    /// also another addition's sum passes the step on, so this repeats until nothing changes.
+    fn align_add_steps(&self, steps: &mut BTreeMap<String, ActQuant>) {
+        let graph = self.graph();
+        let names = &graph.values;
+        let readers = |v: usize| graph.nodes.iter().filter(|m| m.inputs.contains(&v)).count();
+        loop {
+            let mut changed = false;
+            for n in graph.nodes.iter().filter(|n| matches!(n.op, Op::Add)) {
+                let relu = graph
+                    .nodes
+                    .iter()
+                    .find(|m| m.inputs == [n.output] && matches!(m.op, Op::Relu | Op::Relu6))
+                    .filter(|_| readers(n.output) == 1);
+                let sum = relu.map_or(n.output, |m| m.output);
+                let Some(target) = steps.get(&names[sum]).map(|q| q.scale) else {
+                    continue;
+                };
+                for &v in &n.inputs {
+                    if let Some(q) = steps.get_mut(&names[v])
+                        && q.scale < target
+                    {
+                        *q = q.coarsened(target);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+
+    /// Quantize activations with `steps`, and put every bias of an integer layer whose input is
     /// quantized on the int32 grid `scale_in × scale_w[c]` (as the QDQ graph stores it).
-    pub fn with_activation_quant(&self, act: BTreeMap<String, ActQuant>) -> Result<Model> {
+    ///
+    /// A channel whose weights are all but zero has a tiny weight scale, and its bias in units
+    /// of `scale_in × scale_w[c]` can pass int32's range; an integer kernel adding it to its
+    /// accumulator then wraps around (TFLite's int32 accumulators did, on two of
+    /// EfficientNet-Lite0's stem channels). Such a channel's weight scale is raised until the
+    /// bias needs at most [`MAX_BIAS_UNITS`]: its weights are near zero at either step, and the
+    /// bias keeps its value instead of being clipped.
+    pub fn with_activation_quant(&self, steps: ActivationSteps) -> Result<Model> {
+        let act = steps.values;
         let mut out = self.clone();
         let graph = self.graph();
         for n in &graph.nodes {
             let Some(name) = n.op.layer_name() else {
                 continue;
             };
+            let wkey = format!("{name}.weight");
             let (Some(qt), Some(a)) = (
-                self.quant.int.get(&format!("{name}.weight")),
+                out.quant.int.get_mut(&wkey),
                 act.get(&graph.values[n.inputs[0]]),
             ) else {
                 continue;
@@ -145,18 +229,36 @@ impl Model {
                 ));
             }
             let bkey = format!("{name}.bias");
-            if let Some(b) = out.weights.get_mut(&bkey) {
-                let scales = bias_scales(qt, a);
-                for (c, v) in b.data.iter_mut().enumerate() {
-                    let s = scales[c];
-                    let q = (*v / s)
-                        .round_ties_even()
-                        .clamp(i32::MIN as f32, i32::MAX as f32);
-                    *v = q * s;
+            let Some(b) = out.weights.get_mut(&bkey) else {
+                continue;
+            };
+            let mut raised = false;
+            for (c, v) in b.data.iter().enumerate() {
+                let k = match qt.granularity {
+                    Granularity::PerTensor => 0,
+                    _ => c.min(qt.scales.len() - 1),
+                };
+                let needed = v.abs() / (a.scale * MAX_BIAS_UNITS);
+                if needed > qt.scales[k] {
+                    qt.coarsen(k, round_up_to_bits(needed, EXACT_WEIGHT_SCALE_BITS));
+                    raised = true;
                 }
+            }
+            let scales = bias_scales(qt, a);
+            for (c, v) in b.data.iter_mut().enumerate() {
+                let s = scales[c];
+                let q = (*v / s)
+                    .round_ties_even()
+                    .clamp(-MAX_BIAS_UNITS, MAX_BIAS_UNITS);
+                *v = q * s;
+            }
+            if raised {
+                let dequantized = qt.dequantize();
+                out.weights.insert(wkey, dequantized);
             }
         }
         out.quant.activations = act;
+        out.quant.logits = Some(steps.logits);
         Ok(out)
     }
 }
