@@ -63,7 +63,7 @@ fi
 # checked against, the `tflite` package (an independent reader of the TFLite schema) and
 # TensorFlow Lite Micro (its arena plan checks the peak-activation estimate).
 PY_ENV="$CACHE/python"
-PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 pillow==13.0.0 ai-edge-litert==2.3.0 tflite==2.18.0 tflite-micro==0.dev20261023182759"
+PY_REQS="onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 pillow==13.0.0 ai-edge-litert==2.3.0 tflite==2.18.0 tflite-micro==0.dev20261023182759 ethos-u-vela==5.2.0"
 export MODELSLIM_PYTHON="$PY_ENV/bin/python"
 if [ "$(cat "$PY_ENV/.reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   step "installing $PY_REQS into $PY_ENV (once)"

@@ -394,8 +394,8 @@ fn compress_and_export_write_tflite() {
         std::fs::read(&onnx2).unwrap(),
         std::fs::read(&onnx).unwrap()
     );
-    // The contract's flags: float I/O is what is written; int8 I/O and per-tensor scales on a
-    // per-channel model are refused with what to do.
+    // The contract's flags: float I/O by default; int8 I/O (a full-integer file only) and
+    // per-tensor scales on a per-channel model are refused with what to do.
     let export_tflite = |extra: &[&str]| {
         let mut args = vec!["export", "--weights", &st, "--tflite", &tfl2];
         args.extend_from_slice(extra);
@@ -405,6 +405,9 @@ fn compress_and_export_write_tflite() {
     assert_eq!(std::fs::read(&tfl2).unwrap(), file);
     let int8_io = export_tflite(&["--tflite-io", "int8"]);
     assert_clean_failure(&int8_io, "full-integer");
+    let odd_io = export_tflite(&["--tflite-io", "int16"]);
+    assert_eq!(odd_io.status.code(), Some(2));
+    assert_clean_failure(&odd_io, "int8 or float");
     assert_clean_failure(&export_tflite(&["--per-tensor"]), "--granularity tensor");
     let pt = path("pt.safetensors");
     assert_success(&modelslim(&[
@@ -465,6 +468,49 @@ fn compress_and_export_write_tflite() {
     }
     assert_eq!(rows[0]["fits"], true);
     assert_eq!(rows[3]["fits"], false);
+
+    // Activations quantized too: a full-integer file, with int8 input and output on request,
+    // and no operator left in float for the int8-only targets.
+    let calib = root().join("tests/fixtures/imagenet-subset/calib");
+    let a8 = path("a8.safetensors");
+    let a8_float = path("a8-float.tflite");
+    assert_success(&modelslim(&[
+        "compress",
+        "--weights",
+        "seeded:42",
+        "--quant",
+        "int8",
+        "--act-quant",
+        "--calibrate",
+        &calib.display().to_string(),
+        "--out",
+        &a8,
+        "--tflite",
+        &a8_float,
+    ]));
+    let a8_int8 = path("a8-int8.tflite");
+    assert_success(&modelslim(&[
+        "export",
+        "--weights",
+        &a8,
+        "--tflite",
+        &a8_int8,
+        "--tflite-io",
+        "int8",
+    ]));
+    let (float_io, int8_io) = (
+        std::fs::read(&a8_float).unwrap(),
+        std::fs::read(&a8_int8).unwrap(),
+    );
+    assert_eq!(&int8_io[4..8], b"TFL3");
+    assert!(int8_io.len() < float_io.len(), "no QUANTIZE or DEQUANTIZE");
+    let t = modelslim(&["targets", "--weights", &a8, "--json"]);
+    assert_success(&t);
+    let v: serde_json::Value = serde_json::from_slice(&t.stdout).unwrap();
+    for r in v.as_array().unwrap() {
+        assert_eq!(r["unsupported_ops"], serde_json::json!([]), "{r}");
+        assert_eq!(r["file_bytes"].as_u64().unwrap(), int8_io.len() as u64);
+    }
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -12,14 +12,17 @@
 //! `MODELSLIM_PYTHON`).
 
 mod common;
-use common::{argmax, litert, max_abs_diff, reloaded_logits, sample_input, weights_in};
+use common::{
+    argmax, litert, litert_full_integer, max_abs_diff, reloaded_logits, sample_input, weights_in,
+};
 
 use modelslim::backend::Backend;
 use modelslim::compress::{
-    CompressOptions, Granularity, Precision, PruneOptions, PruneScope, QuantOptions,
+    Calibration, CompressOptions, Granularity, Precision, PruneOptions, PruneScope, QuantOptions,
     SparsityOptions, compress,
 };
-use modelslim::export::{peak_activation_bytes, to_tflite};
+use modelslim::export::tflite::TfliteIo;
+use modelslim::export::{peak_activation_bytes, to_tflite, to_tflite_with_io};
 use modelslim::model::Model;
 
 fn photos() -> Vec<Vec<f32>> {
@@ -30,16 +33,37 @@ fn photos() -> Vec<Vec<f32>> {
 }
 
 fn compressed(m: &Model, opts: CompressOptions) -> Model {
+    compressed_on(m, opts, &[])
+}
+
+/// `m` compressed with `opts`, calibrated on the preprocessed photos `calib`.
+fn compressed_on(m: &Model, opts: CompressOptions, calib: &[Vec<f32>]) -> Model {
     pollster::block_on(compress(
         m,
         &opts,
-        &[],
-        &[],
+        calib,
+        calib,
         4,
         &Backend::cpu(),
         |_| async { true },
     ))
     .unwrap()
+}
+
+/// The committed calibration photos (`tests/fixtures/imagenet-subset/calib`), preprocessed
+/// for `m`: never the photos the files are compared on.
+fn calibration_photos(m: &Model) -> Vec<Vec<f32>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/imagenet-subset/calib");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| m.preprocess().run(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
 }
 
 /// The file's logits beside modelslim's: within `1e-4`, the same top-1.
@@ -129,6 +153,94 @@ fn efficientnet_lite0_real_weights_give_modelslims_logits_in_litert() {
     );
 }
 
+/// `m` compressed with `base` (its pruning and sparsity), int8 weights (`granularity`) and u8
+/// activations calibrated on other photos.
+fn full_integer(m: &Model, granularity: Granularity, base: CompressOptions) -> Model {
+    let opts = CompressOptions {
+        quant: QuantOptions {
+            weights: Precision::Int8,
+            granularity,
+            ..Default::default()
+        },
+        act_quant: Some(Calibration::MinMax),
+        ..base
+    };
+    compressed_on(m, opts, &calibration_photos(m))
+}
+
+/// The full-integer file, with float and with int8 input and output, beside modelslim: the
+/// same top-1, and the same integers — every logit within half a step of the file's int8
+/// logits, the one rounding modelslim does not do (`docs/exactness.md`).
+fn check_full_integer(name: &str, model: &Model, images: &[Vec<f32>]) {
+    let ours = reloaded_logits(model, images);
+    let step = model.quant.logits.unwrap().scale;
+    for io in [TfliteIo::Float, TfliteIo::Int8] {
+        let file = to_tflite_with_io(model, io).unwrap();
+        let theirs = litert_full_integer(&file, images, &format!("{name}-{io:?}"));
+        let d = max_abs_diff(&ours, &theirs);
+        let same = ours
+            .iter()
+            .zip(&theirs)
+            .filter(|(a, b)| argmax(a) == argmax(b))
+            .count();
+        eprintln!(
+            "{name} ({io:?} io): {} bytes, top-1 equal on {same} of {}, max |Δlogit| = {d:.3} = {:.2} steps of the file's logits",
+            file.len(),
+            ours.len(),
+            d / step
+        );
+        assert_eq!(same, ours.len(), "{name}: top-1 differs");
+        assert!(d <= step * 0.501, "{name}: logits differ by {d}");
+    }
+}
+
+#[test]
+fn full_integer_files_give_modelslims_top1_and_integers_in_litert() {
+    let m = Model::seeded_resnet18(42);
+    let images = photos();
+    let none = CompressOptions::default;
+    check_full_integer(
+        "resnet18-int8a8-channel",
+        &full_integer(&m, Granularity::PerChannel, none()),
+        &images,
+    );
+    check_full_integer(
+        "resnet18-int8a8-tensor",
+        &full_integer(&m, Granularity::PerTensor, none()),
+        &images,
+    );
+    let pruned = CompressOptions {
+        prune: PruneOptions {
+            ratio: 0.5,
+            ..Default::default()
+        },
+        sparsity: SparsityOptions {
+            sparsity: 0.5,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    check_full_integer(
+        "resnet18-int8a8-pruned-sparse",
+        &full_integer(&m, Granularity::PerChannel, pruned),
+        &images,
+    );
+    let dropped = m
+        .with_blocks_dropped(&["layer2.1".to_string(), "layer4.1".to_string()])
+        .unwrap();
+    check_full_integer(
+        "resnet18-int8a8-dropped",
+        &full_integer(&dropped, Granularity::PerChannel, none()),
+        &images,
+    );
+    let effnet = Model::from_bytes(&effnet_bytes()).unwrap();
+    check_full_integer(
+        "effnet-int8a8",
+        &full_integer(&effnet, Granularity::PerChannel, none()),
+        &images,
+    );
+}
+
 #[test]
 fn what_tflite_cannot_hold_yet_is_refused_with_what_to_do() {
     let m = Model::seeded_resnet18(1);
@@ -189,16 +301,85 @@ fn the_peak_activation_estimate_is_tflite_micros_arena_within_a_tenth() {
         .with_blocks_dropped(&["layer1.1".to_string(), "layer3.1".to_string()])
         .unwrap();
     let int8 = weights_in(&narrow, Precision::Int8, Granularity::PerChannel);
+    let int8a8 = full_integer(&narrow, Granularity::PerChannel, CompressOptions::default());
     let effnet = Model::from_bytes(&effnet_bytes()).unwrap();
     for (name, m) in [
         ("narrow", narrow),
         ("narrow-dropped", dropped),
         ("narrow-int8", int8),
+        ("narrow-int8a8", int8a8),
         ("effnet", effnet),
     ] {
         let ours = peak_activation_bytes(&m).unwrap();
-        let tflm = tflm_arena(&to_tflite(&m).unwrap(), name);
+        // The file a device takes: int8 input and output where it is full integer.
+        let io = if m.quant.activations.is_empty() {
+            TfliteIo::Float
+        } else {
+            TfliteIo::Int8
+        };
+        let tflm = tflm_arena(&to_tflite_with_io(&m, io).unwrap(), name);
         eprintln!("{name}: estimate {ours} bytes, TFLite Micro's arena {tflm}");
         assert!(ours.abs_diff(tflm) * 10 <= tflm, "{name}: {ours} vs {tflm}");
     }
+}
+
+/// Arm Vela's summary of compiling `file` for an Ethos-U55: its `CPU operators = N` and
+/// `NPU operators = N` counts and the operators it warns it leaves to the CPU.
+fn vela(file: &[u8], name: &str) -> (usize, usize, Vec<String>) {
+    let path = common::scratch(&format!("{name}.tflite"));
+    std::fs::write(&path, file).unwrap();
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .args(["-m", "ethosu.vela", "--accelerator-config", "ethos-u55-256"])
+        .arg("--output-dir")
+        .arg(path.with_extension("vela"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vela failed on {name}: {text}");
+    let count = |label: &str| -> usize {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(label)?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no '{label}' in vela's output: {text}"))
+    };
+    let on_cpu = text
+        .lines()
+        .filter_map(|l| {
+            l.split("Warning (supported operators) operator: ")
+                .nth(1)?
+                .split(',')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    (count("CPU operators"), count("NPU operators"), on_cpu)
+}
+
+/// Vela compiles EfficientNet-Lite0's full-integer file for the Ethos-U55 with every operator
+/// on the NPU; with float input and output, only the `QUANTIZE` and `DEQUANTIZE` at its ends stay
+/// on the CPU.
+#[test]
+fn vela_puts_every_operator_of_the_full_integer_file_on_the_npu() {
+    let effnet = Model::from_bytes(&effnet_bytes()).unwrap();
+    let m = full_integer(&effnet, Granularity::PerChannel, CompressOptions::default());
+    let (cpu, npu, on_cpu) = vela(
+        &to_tflite_with_io(&m, TfliteIo::Int8).unwrap(),
+        "vela-int8-io",
+    );
+    eprintln!("int8 input and output: {cpu} operators on the CPU, {npu} on the NPU");
+    assert_eq!((cpu, on_cpu.len()), (0, 0), "{on_cpu:?}");
+    assert!(npu > 50, "{npu} operators on the NPU");
+    let (cpu, npu, mut on_cpu) = vela(&to_tflite(&m).unwrap(), "vela-float-io");
+    on_cpu.sort();
+    eprintln!("float input and output: {cpu} operators on the CPU ({on_cpu:?}), {npu} on the NPU");
+    assert_eq!(on_cpu, ["DEQUANTIZE", "QUANTIZE"]);
+    assert_eq!(cpu, 2);
 }

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use modelslim::export::targets::fit_targets;
-use modelslim::export::{to_onnx, to_tflite};
-use modelslim::model::Model;
+use modelslim::export::tflite::TfliteIo;
+use modelslim::export::{to_onnx, to_tflite_with_io};
 use modelslim::session::{Which, no_progress};
 use serde::Serialize;
 
@@ -130,11 +130,12 @@ pub struct ExportArgs {
     /// The model as ONNX.
     #[arg(long, value_name = "OUT.onnx")]
     onnx: Option<String>,
-    /// The model as TFLite (LiteRT), NHWC input [1,224,224,3]: fp32, fp16 or int8 weights.
+    /// The model as TFLite (LiteRT), NHWC input [1,224,224,3]: fp32, fp16 or int8 weights,
+    /// or full integer when the activations are quantized too (--act-quant).
     #[arg(long, value_name = "OUT.tflite")]
     tflite: Option<String>,
-    /// The TFLite file's input and output: float (what is written today; int8 needs the
-    /// full-integer file, which is not written yet).
+    /// The TFLite file's input and output: float, or int8 with their scale and zero point in
+    /// the file (a full-integer file only).
     #[arg(long, value_name = "int8|float", default_value = "float")]
     tflite_io: String,
     /// Require one weight scale per tensor (what some NPUs take): the model must have been
@@ -143,9 +144,6 @@ pub struct ExportArgs {
     per_tensor: bool,
 }
 
-/// A file format's writer.
-type Writer = fn(&Model) -> modelslim::Result<Vec<u8>>;
-
 pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
     if args.onnx.is_none() && args.tflite.is_none() {
         return Err(CliError::Usage(
@@ -153,19 +151,10 @@ pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
                 .into(),
         ));
     }
-    match args.tflite_io.as_str() {
-        "float" => {}
-        "int8" => {
-            return Err(CliError::Run(modelslim::Error::Invalid(
-                "--tflite-io int8 needs a full-integer TFLite file, which modelslim does not write yet: use --tflite-io float".into(),
-            )));
-        }
-        other => {
-            return Err(CliError::Usage(format!(
-                "--tflite-io takes int8 or float, not '{other}'"
-            )));
-        }
-    }
+    let io: TfliteIo = args
+        .tflite_io
+        .parse()
+        .map_err(|e: modelslim::Error| CliError::Usage(e.to_string()))?;
     let model = args.model.load()?;
     if args.per_tensor
         && let Some((key, _)) = model
@@ -178,11 +167,18 @@ pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
             "--per-tensor: '{key}' has a scale per channel or group; compress with --granularity tensor"
         ))));
     }
-    let writers: [(&Option<String>, Writer); 2] =
-        [(&args.onnx, to_onnx), (&args.tflite, to_tflite)];
-    for (path, write) in writers {
-        let Some(path) = path else { continue };
-        let bytes = write(&model)?;
+    // Both files are made before either is written: a model one format cannot hold writes
+    // nothing.
+    let onnx = args.onnx.as_ref().map(|_| to_onnx(&model)).transpose()?;
+    let tflite = args
+        .tflite
+        .as_ref()
+        .map(|_| to_tflite_with_io(&model, io))
+        .transpose()?;
+    for (path, bytes) in [(&args.onnx, onnx), (&args.tflite, tflite)] {
+        let (Some(path), Some(bytes)) = (path, bytes) else {
+            continue;
+        };
         write_file(Path::new(path), &bytes)?;
         eprintln!(
             "wrote {path} ({} bytes, {})",

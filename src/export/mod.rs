@@ -9,4 +9,4 @@ pub mod targets;
 pub mod tflite;
 
 pub use onnx::to_onnx;
-pub use tflite::{peak_activation_bytes, to_tflite};
+pub use tflite::{peak_activation_bytes, to_tflite, to_tflite_with_io};

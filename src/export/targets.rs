@@ -128,25 +128,24 @@ fn fit(t: &Target, s: &TfliteSummary) -> TargetFit {
     }
     let mut problems = Vec::new();
     if t.full_integer_only && !s.full_integer {
-        problems.push(
-            "needs int8 weights and activations (a full-integer file, which modelslim does not write yet)"
-                .to_string(),
-        );
+        problems.push("needs int8 weights and activations (a full-integer file)".to_string());
     }
     if file > t.flash_bytes {
         problems.push(format!(
-            "the file is {} for {} of flash: it must shrink to {:.0} % of its size",
+            "the file is {} for {} of flash",
             mb(file),
-            mb(t.flash_bytes),
-            100.0 * t.flash_bytes as f64 / file as f64
+            mb(t.flash_bytes)
         ));
     }
     if peak > t.ram_bytes {
         problems.push(format!(
-            "activations need {} for {} of RAM: fewer channels in the early layers, where the activations are largest",
+            "activations need {} for {} of RAM",
             mb(peak),
             mb(t.ram_bytes)
         ));
+    }
+    if !problems.is_empty() || !unsupported.is_empty() {
+        problems.push(what_would_fit(t, s));
     }
     TargetFit {
         name: t.name,
@@ -159,6 +158,49 @@ fn fit(t: &Target, s: &TfliteSummary) -> TargetFit {
         unsupported_ops: unsupported,
         message: problems.join("; "),
     }
+}
+
+/// The recipe that would bring a model of summary `s` within `t`, in one clause: int8 weights
+/// and activations first (a full-integer file's weights take a byte each, its activations a
+/// quarter of float's), then the share of channels to remove, estimated from how sizes scale
+/// with width — weights with its square (a conv narrows on both sides), activations linearly.
+/// An estimate to start from: `modelslim targets` on the result says whether it fits.
+fn what_would_fit(t: &Target, s: &TfliteSummary) -> String {
+    let (mut file, mut peak) = (s.file_bytes as f64, s.peak_activation_bytes as f64);
+    let mut steps = Vec::new();
+    if !s.full_integer {
+        // Weights stored in 4 bytes (fp32) or fewer: int8 takes about a quarter of what float
+        // activations take, and of the file at most what fp32 takes.
+        file /= s.bytes_per_weight.max(1.0);
+        peak /= 4.0;
+        steps.push("int8 weights and activations (--quant int8 --act-quant)");
+    }
+    let flash_keep = (t.flash_bytes as f64 / file).sqrt();
+    let ram_keep = t.ram_bytes as f64 / peak;
+    let keep = flash_keep.min(ram_keep).min(1.0);
+    let fewer = ((1.0 - keep) * 100.0 / 5.0).ceil() * 5.0;
+    let recipe = if fewer <= 0.0 {
+        steps.join(" + ")
+    } else if fewer > 90.0 {
+        return "would fit: not this network at any width modelslim prunes to (at most 90 % fewer channels); a smaller one".into();
+    } else {
+        let pruning = format!(
+            "about {fewer:.0} % fewer channels than this model has (--prune-channels {:.2} --prune-scope all{})",
+            fewer / 100.0,
+            if ram_keep < flash_keep {
+                " --prune-stem"
+            } else {
+                ""
+            }
+        );
+        steps
+            .iter()
+            .map(|s| s.to_string())
+            .chain([pruning])
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    format!("would fit: {recipe}")
 }
 
 fn mb(bytes: u64) -> String {
@@ -175,6 +217,7 @@ mod tests {
             peak_activation_bytes: peak,
             operators: vec!["CONV_2D", "ADD"],
             full_integer,
+            bytes_per_weight: if full_integer { 1.0 } else { 4.0 },
         }
     }
 
@@ -185,8 +228,16 @@ mod tests {
         assert!(small.fits && small.message.is_empty(), "{small:?}");
         let big = fit(&mcu, &summary(3 << 20, 100 << 10, true));
         assert!(!big.fits && big.message.contains("flash"), "{big:?}");
+        // 2/3 of the file: 82 % of the width (its square), so 20 % fewer channels.
+        assert!(big.message.contains("about 20 % fewer channels"), "{big:?}");
         let wide = fit(&mcu, &summary(1 << 20, 600 << 10, true));
         assert!(!wide.fits && wide.message.contains("RAM"), "{wide:?}");
+        // 512/600 of the activations, linearly: 15 % fewer, the stem's too.
+        assert!(
+            wide.message.contains("about 15 % fewer channels")
+                && wide.message.contains("--prune-stem"),
+            "{wide:?}"
+        );
         let float = fit(&mcu, &summary(1 << 20, 100 << 10, false));
         assert!(
             !float.fits
@@ -194,6 +245,15 @@ mod tests {
                     .unsupported_ops
                     .contains(&"CONV_2D (float)".to_string())
         );
+        assert!(
+            float
+                .message
+                .ends_with("would fit: int8 weights and activations (--quant int8 --act-quant)"),
+            "{float:?}"
+        );
+        // 512 times the flash even at int8: nothing modelslim prunes to fits.
+        let huge = fit(&mcu, &summary(1 << 30, 100 << 10, true));
+        assert!(huge.message.contains("a smaller one"), "{huge:?}");
         // The Pi runs float files.
         assert!(fit(&TARGETS[0], &summary(40 << 20, 6 << 20, false)).fits);
         let mut odd = summary(1 << 20, 1 << 10, true);

@@ -11,13 +11,22 @@
 //!
 //! Weights: fp32 as stored; fp16 and int8 (per tensor or per channel) stored as such and turned
 //! to float by a `DEQUANTIZE` at the start, so the file computes with exactly the weights
-//! modelslim computes with. Int4 and grouped scales have no TFLite form yet, nor do quantized
-//! activations: such models are refused with a message that says so.
+//! modelslim computes with. Int4 and grouped scales have no TFLite form yet: such models are
+//! refused with a message that says so.
+//!
+//! A model with quantized activations becomes a full-integer file, per TFLite's quantization
+//! spec: int8 weights (zero point 0, per channel on the output axis), int32 biases at
+//! `s_in · s_w`, int8 activations whose step and zero point are modelslim's (`u8` zero point
+//! `z` becomes `z − 128`: the same real values), a value only a max pool reads in the step of
+//! the pool's output (quantizing commutes with a maximum), and int8 logits in the step
+//! calibration chose for them. The input and output are float around a `QUANTIZE` and a
+//! `DEQUANTIZE`, or int8 themselves ([`TfliteIo::Int8`]). How its integers relate to
+//! modelslim's: `docs/exactness.md`, "Full-integer TFLite files".
 
 use super::arena::{Lifetime, arena_bytes};
 use super::flatbuffer::{Builder, Field, Offset};
 use crate::model::{Model, Op};
-use crate::quant::Granularity;
+use crate::quant::{ActQuant, Granularity, bias_scales};
 use crate::tensor::{f16_le_bytes, f32_le_bytes};
 use crate::{Error, Result};
 
@@ -36,6 +45,7 @@ mod code {
     pub const RELU6: i32 = 21;
     pub const PAD: i32 = 34;
     pub const MEAN: i32 = 40;
+    pub const QUANTIZE: i32 = 114;
 
     /// The schema's name of `code` (one of the above).
     pub fn name(code: i32) -> &'static str {
@@ -50,6 +60,7 @@ mod code {
             RELU6 => "RELU6",
             PAD => "PAD",
             MEAN => "MEAN",
+            QUANTIZE => "QUANTIZE",
             _ => "?",
         }
     }
@@ -88,6 +99,32 @@ enum Activation {
 
 /// The file's schema version.
 const SCHEMA_VERSION: u32 = 3;
+
+/// The type of a full-integer file's input and output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TfliteIo {
+    /// Float input and logits, quantized and dequantized inside the file.
+    #[default]
+    Float,
+    /// int8 input and logits, with their scale and zero point in the file: what a
+    /// microcontroller feeds and reads without a float unit.
+    Int8,
+}
+
+impl std::str::FromStr for TfliteIo {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "float" => Ok(TfliteIo::Float),
+            "int8" => Ok(TfliteIo::Int8),
+            _ => Err(Error::Invalid(format!(
+                "--tflite-io takes int8 or float, not {}",
+                crate::error::quoted(s)
+            ))),
+        }
+    }
+}
 
 /// A value in NHWC: `[1, h, w, c]`, or `[1, c]` once pooled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,8 +216,27 @@ impl Writer<'_> {
         self.tensors.len() as i32 - 1
     }
 
-    fn activation(&mut self, name: &str, shape: Shape) -> i32 {
-        self.tensor(name, &shape.dims(), dtype::FLOAT32, None, None)
+    /// An activation: float, or int8 in `step` (a `u8` step; TFLite's int8 zero point is 128
+    /// lower, for the same real values).
+    fn activation(&mut self, name: &str, shape: Shape, step: Option<ActQuant>) -> i32 {
+        match step {
+            None => self.tensor(name, &shape.dims(), dtype::FLOAT32, None, None),
+            Some(q) => {
+                let quant = self.quantization(&[q.scale], &[q.zero_point as i64 - 128], 0);
+                self.tensor(name, &shape.dims(), dtype::INT8, None, Some(quant))
+            }
+        }
+    }
+
+    /// A `QuantizationParameters` table.
+    fn quantization(&mut self, scales: &[f32], zero_points: &[i64], axis: usize) -> Offset {
+        let scale = self.fb.f32s(scales);
+        let zero = self.fb.i64s(zero_points);
+        self.fb.table(&[
+            (2, Field::Offset(scale)),
+            (3, Field::Offset(zero)),
+            (6, Field::I32(axis as i32)),
+        ])
     }
 
     fn int32_constant(&mut self, name: &str, shape: &[i32], values: &[i32]) -> i32 {
@@ -212,42 +268,9 @@ impl Writer<'_> {
         let n: usize = shape.iter().product();
         let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
         let m = self.model;
-        if let Some(q) = m.quant.int.get(key) {
-            if q.bits != 8 {
-                return Err(Error::Invalid(format!(
-                    "'{key}' holds int{} weights, which a TFLite file cannot store yet: compress with int8 for TFLite",
-                    q.bits
-                )));
-            }
-            if q.values.len() != n {
-                return Err(Error::Structure(format!(
-                    "'{key}' has {} values, not {n}",
-                    q.values.len()
-                )));
-            }
-            let scales = match q.granularity {
-                Granularity::PerTensor | Granularity::PerChannel => q.scales.clone(),
-                Granularity::Group(_) => {
-                    return Err(Error::Invalid(format!(
-                        "'{key}' has scales per group of input channels, which TFLite cannot store: compress per channel or per tensor for TFLite"
-                    )));
-                }
-            };
-            let bytes: Vec<u8> = (0..n).map(|i| q.values[perm(i)] as u8).collect();
-            let scale = self.fb.f32s(&scales);
-            let zero = self.fb.i64s(&vec![0; scales.len()]);
-            let quant = self.fb.table(&[
-                (2, Field::Offset(scale)),
-                (3, Field::Offset(zero)),
-                (6, Field::I32(channel_axis as i32)),
-            ]);
-            let stored = self.tensor(
-                &format!("{key}_int8"),
-                &dims,
-                dtype::INT8,
-                Some(&bytes),
-                Some(quant),
-            );
+        if m.quant.int.contains_key(key) {
+            let stored =
+                self.int8_weights(&format!("{key}_int8"), key, shape, perm, channel_axis)?;
             let float = self.tensor(key, &dims, dtype::FLOAT32, None, None);
             self.op(code::DEQUANTIZE, &[stored], float, (options::NONE, None));
             return Ok(float);
@@ -284,6 +307,119 @@ impl Writer<'_> {
         ))
     }
 
+    /// A layer's weights: int8, as its operator reads them, in a full-integer file (`in_step`,
+    /// the step of the layer's input, is set there); else float as [`Writer::parameter`]
+    /// writes them.
+    fn weights(
+        &mut self,
+        key: &str,
+        shape: &[usize],
+        perm: impl Fn(usize) -> usize,
+        channel_axis: usize,
+        in_step: Option<ActQuant>,
+    ) -> Result<i32> {
+        match in_step {
+            Some(_) => self.int8_weights(key, key, shape, perm, channel_axis),
+            None => self.parameter(key, shape, perm, channel_axis),
+        }
+    }
+
+    /// A layer's bias: int32 in a full-integer file, else float.
+    fn layer_bias(&mut self, name: &str, out: usize, in_step: Option<ActQuant>) -> Result<i32> {
+        match in_step {
+            Some(q) => self.int32_bias(name, out, q),
+            None => self.bias(name, out),
+        }
+    }
+
+    /// The int8 tensor `name` of integer parameter `key`, laid out as [`Writer::parameter`]
+    /// says, with its scales on `channel_axis` (one scale: per tensor).
+    fn int8_weights(
+        &mut self,
+        name: &str,
+        key: &str,
+        shape: &[usize],
+        perm: impl Fn(usize) -> usize,
+        channel_axis: usize,
+    ) -> Result<i32> {
+        let n: usize = shape.iter().product();
+        let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
+        let q = self.model.quant.int.get(key).ok_or_else(|| {
+            Error::Invalid(format!(
+                "'{key}' has float weights: a full-integer file needs int8 weights in every layer (compress with --quant int8 and no layer kept float)"
+            ))
+        })?;
+        if q.bits != 8 {
+            return Err(Error::Invalid(format!(
+                "'{key}' holds int{} weights, which a TFLite file cannot store yet: compress with int8 for TFLite",
+                q.bits
+            )));
+        }
+        if q.values.len() != n {
+            return Err(Error::Structure(format!(
+                "'{key}' has {} values, not {n}",
+                q.values.len()
+            )));
+        }
+        if let Granularity::Group(_) = q.granularity {
+            return Err(Error::Invalid(format!(
+                "'{key}' has scales per group of input channels, which TFLite cannot store: compress per channel or per tensor for TFLite"
+            )));
+        }
+        let bytes: Vec<u8> = (0..n).map(|i| q.values[perm(i)] as u8).collect();
+        let scales = q.scales.clone();
+        let quant = self.quantization(&scales, &vec![0; scales.len()], channel_axis);
+        Ok(self.tensor(name, &dims, dtype::INT8, Some(&bytes), Some(quant)))
+    }
+
+    /// Layer `name`'s bias as int32 on the grid `s_in · s_w[c]` of its input's step `input`
+    /// (where modelslim put it when it quantized the activations), zeros when it has none.
+    fn int32_bias(&mut self, name: &str, out: usize, input: ActQuant) -> Result<i32> {
+        let (wkey, key) = (format!("{name}.weight"), format!("{name}.bias"));
+        let q = self
+            .model
+            .quant
+            .int
+            .get(&wkey)
+            .ok_or_else(|| Error::Structure(format!("'{wkey}' is not quantized")))?;
+        let scales: Vec<f32> = bias_scales(q, &input);
+        let scales = if scales.len() == out {
+            scales
+        } else {
+            return Err(Error::Structure(format!(
+                "'{wkey}' has {} output channels, not {out}",
+                scales.len()
+            )));
+        };
+        let values: Vec<i32> = match self.model.weights.get(&key) {
+            Some(b) if b.data.len() == out => b
+                .data
+                .iter()
+                .zip(&scales)
+                .map(|(&v, &s)| {
+                    (v / s)
+                        .round_ties_even()
+                        .clamp(i32::MIN as f32, i32::MAX as f32) as i32
+                })
+                .collect(),
+            Some(b) => {
+                return Err(Error::Structure(format!(
+                    "'{key}' has {} values, not {out}",
+                    b.data.len()
+                )));
+            }
+            None => vec![0; out],
+        };
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        // One scale for weights quantized per tensor, as the converter writes it.
+        let scales = match q.granularity {
+            Granularity::PerTensor => &scales[..1],
+            _ => &scales[..],
+        };
+        let quant = self.quantization(scales, &vec![0; scales.len()], 0);
+        Ok(self.tensor(&key, &[out as i32], dtype::INT32, Some(&bytes), Some(quant)))
+    }
+
     /// Layer `name`'s bias (`out` values), zeros when it has none.
     fn bias(&mut self, name: &str, out: usize) -> Result<i32> {
         let key = format!("{name}.bias");
@@ -309,13 +445,14 @@ impl Writer<'_> {
         k: usize,
         stride: usize,
         zeros_allowed: bool,
+        step: Option<ActQuant>,
     ) -> Result<(i32, u8, (usize, usize))> {
         let (x, s, padding, before) = if pads == [0; 4] {
             (x, s, VALID, [0; 4])
         } else if pads == same_pads(s.h, s.w, k, stride) {
             (x, s, SAME, pads)
         } else if zeros_allowed {
-            let (x, s) = self.pad(x, name, s, pads);
+            let (x, s) = self.pad(x, name, s, pads, step);
             (x, s, VALID, [0; 4])
         } else {
             return Err(Error::Invalid(format!(
@@ -327,8 +464,16 @@ impl Writer<'_> {
         Ok((x, padding, (h, w)))
     }
 
-    /// `x` padded by `pads` (`[top, left, bottom, right]`) with zeros.
-    fn pad(&mut self, x: i32, name: &str, s: Shape, pads: [usize; 4]) -> (i32, Shape) {
+    /// `x` padded by `pads` (`[top, left, bottom, right]`) with zeros (an int8 `PAD` writes
+    /// the zero point: zero in `step`, which it keeps).
+    fn pad(
+        &mut self,
+        x: i32,
+        name: &str,
+        s: Shape,
+        pads: [usize; 4],
+        step: Option<ActQuant>,
+    ) -> (i32, Shape) {
         let p: Vec<i32> = [0, 0, pads[0], pads[2], pads[1], pads[3], 0, 0]
             .iter()
             .map(|&v| v as i32)
@@ -339,7 +484,7 @@ impl Writer<'_> {
             w: s.w + pads[1] + pads[3],
             ..s
         };
-        let out = self.activation(&format!("{name}_padded"), shape);
+        let out = self.activation(&format!("{name}_padded"), shape, step);
         self.op(code::PAD, &[x, paddings], out, (options::NONE, None));
         (out, shape)
     }
@@ -361,15 +506,27 @@ fn out_side(n: usize, before: usize, after: usize, k: usize, stride: usize) -> R
         .ok_or_else(|| Error::Structure(format!("a {k}×{k} window does not fit a side of {n}")))
 }
 
-/// Serialise `model` as a TFLite flatbuffer.
+/// Serialise `model` as a TFLite flatbuffer with float input and output.
 pub fn to_tflite(model: &Model) -> Result<Vec<u8>> {
-    Ok(build(model)?.0)
+    to_tflite_with_io(model, TfliteIo::Float)
 }
 
-/// The bytes of activation memory an interpreter needs to run `model`'s TFLite file, planned
-/// as TFLite Micro plans its tensor arena (see [`arena_bytes`]).
+/// Serialise `model` as a TFLite flatbuffer with input and output of type `io` (int8 only for
+/// a model with quantized activations, which becomes a full-integer file).
+pub fn to_tflite_with_io(model: &Model, io: TfliteIo) -> Result<Vec<u8>> {
+    Ok(build(model, io)?.0)
+}
+
+/// The bytes of activation memory an interpreter needs to run `model`'s TFLite file (as
+/// [`tflite_summary`] writes it), planned as TFLite Micro plans its tensor arena (see
+/// [`arena_bytes`]).
 pub fn peak_activation_bytes(model: &Model) -> Result<usize> {
     Ok(tflite_summary(model)?.peak_activation_bytes)
+}
+
+/// Whether `model` becomes a full-integer TFLite file.
+pub fn is_full_integer(model: &Model) -> bool {
+    !model.quant.activations.is_empty()
 }
 
 /// What a deployment target needs to know of `model`'s TFLite file.
@@ -381,30 +538,102 @@ pub struct TfliteSummary {
     pub operators: Vec<&'static str>,
     /// Whether every operator computes in integers (a full-integer file).
     pub full_integer: bool,
+    /// The bytes a weight takes in the file, on average over the layers' weights (4 for fp32,
+    /// 2 for fp16, 1 for int8).
+    pub bytes_per_weight: f64,
 }
 
-/// [`TfliteSummary`] of `model`.
+/// [`TfliteSummary`] of `model`'s file as a device would take it: int8 input and output for a
+/// full-integer file (no float input to hold in RAM), float otherwise.
 pub fn tflite_summary(model: &Model) -> Result<TfliteSummary> {
-    let (file, lifetimes, codes) = build(model)?;
+    let full_integer = is_full_integer(model);
+    let io = if full_integer {
+        TfliteIo::Int8
+    } else {
+        TfliteIo::Float
+    };
+    let (file, lifetimes, codes) = build(model, io)?;
     Ok(TfliteSummary {
         file_bytes: file.len(),
         peak_activation_bytes: arena_bytes(&lifetimes),
         operators: codes.iter().map(|&c| code::name(c)).collect(),
-        // Activations are float in every file written so far.
-        full_integer: false,
+        full_integer,
+        bytes_per_weight: bytes_per_weight(model),
     })
+}
+
+/// The bytes a conv or linear weight takes in `model`'s file, averaged over them.
+fn bytes_per_weight(model: &Model) -> f64 {
+    let (mut bytes, mut count) = (0.0, 0.0);
+    for (key, t) in &model.weights {
+        if !key.ends_with(".weight") || t.shape.len() < 2 {
+            continue;
+        }
+        let n = t.data.len() as f64;
+        let each = if model.quant.int.contains_key(key) {
+            1.0
+        } else if model.quant.f16.contains(key) {
+            2.0
+        } else {
+            4.0
+        };
+        bytes += each * n;
+        count += n;
+    }
+    if count > 0.0 { bytes / count } else { 4.0 }
+}
+
+/// The step every value of `model`'s graph has in a full-integer file: its own where modelslim
+/// quantizes it; the logits' for the output; for a value only max pools read, the pool's
+/// output step (a maximum commutes with quantizing, and the pool's zero padding is the zero
+/// point). `None` where a value has none: it cannot be an int8 tensor.
+fn integer_steps(model: &Model, graph: &crate::model::Graph) -> Vec<Option<ActQuant>> {
+    let mut steps: Vec<Option<ActQuant>> = graph
+        .values
+        .iter()
+        .map(|v| model.quant.activations.get(v).copied())
+        .collect();
+    steps[graph.output] = model.quant.logits;
+    // Later values first, so that a pool's output step is known before its input's.
+    for n in graph.nodes.iter().rev() {
+        if let Op::MaxPool { .. } = n.op {
+            let v = n.inputs[0];
+            let readers = graph.nodes.iter().filter(|m| m.inputs.contains(&v)).count();
+            if steps[v].is_none() && readers == 1 {
+                steps[v] = steps[n.output];
+            }
+        }
+    }
+    steps
 }
 
 /// The TFLite file of `model`, the lifetimes of the tensors its interpreter plans, and the
 /// builtin codes of its operators.
-fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
-    if !model.quant.activations.is_empty() {
+fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
+    let integer = is_full_integer(model);
+    if io == TfliteIo::Int8 && !integer {
         return Err(Error::Invalid(
-            "a model with quantized activations has no TFLite form yet: export it as ONNX, or compress without int8 activations for TFLite".into(),
+            "int8 input and output need a full-integer file: compress with --quant int8 --act-quant (and calibration photos), or use --tflite-io float".into(),
         ));
     }
     let folded = model.fold_bn()?;
     let graph = folded.graph();
+    let steps = if integer {
+        integer_steps(&folded, &graph)
+    } else {
+        vec![None; graph.values.len()]
+    };
+    // The step of value `v`'s int8 tensor (`None` in a float file).
+    let step = |v: usize| -> Result<Option<ActQuant>> {
+        match (integer, steps[v]) {
+            (false, _) => Ok(None),
+            (true, Some(q)) => Ok(Some(q)),
+            (true, None) => Err(Error::Invalid(format!(
+                "'{}' has no quantization step, so a full-integer file cannot hold it: recompress with --act-quant (and calibration photos)",
+                graph.values[v]
+            ))),
+        }
+    };
     let mut w = Writer {
         model: &folded,
         fb: Builder::default(),
@@ -426,8 +655,23 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
         c: 3,
         flat: false,
     };
-    let input = w.activation("input", input_shape);
-    tensor[0] = Some((input, input_shape));
+    let (input, first) = match (integer, io) {
+        (false, _) => {
+            let t = w.activation("input", input_shape, None);
+            (t, t)
+        }
+        (true, TfliteIo::Int8) => {
+            let t = w.activation("input", input_shape, step(0)?);
+            (t, t)
+        }
+        (true, TfliteIo::Float) => {
+            let t = w.activation("input", input_shape, None);
+            let q = w.activation("input_int8", input_shape, step(0)?);
+            w.op(code::QUANTIZE, &[t], q, (options::NONE, None));
+            (t, q)
+        }
+    };
+    tensor[0] = Some((first, input_shape));
     let mut fused: Vec<bool> = vec![false; graph.nodes.len()];
     let mut from_relu: Vec<bool> = vec![false; graph.values.len()];
     for (i, n) in graph.nodes.iter().enumerate() {
@@ -465,7 +709,11 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
             }
             _ => (Activation::None, n.output),
         };
-        let out_name = graph.values[out_value].clone();
+        let mut out_name = graph.values[out_value].clone();
+        if integer && io == TfliteIo::Float && out_value == graph.output {
+            out_name.push_str("_int8");
+        }
+        let out_step = step(out_value)?;
         let shape = match &n.op {
             Op::Conv {
                 name: layer,
@@ -486,12 +734,13 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                 }
                 let key = format!("{layer}.weight");
                 let depthwise = *groups == c && *groups == o && c > 1;
+                let in_step = step(n.inputs[0])?;
                 let filter = if depthwise {
                     // [C, 1, k, k] → [1, k, k, C].
-                    w.parameter(&key, &[1, k, k, c], |i| (i % c) * k * k + i / c, 3)?
+                    w.weights(&key, &[1, k, k, c], |i| (i % c) * k * k + i / c, 3, in_step)?
                 } else if *groups == 1 {
                     // [o, c, k, k] → [o, k, k, c].
-                    w.parameter(
+                    w.weights(
                         &key,
                         &[o, k, k, c],
                         |i| {
@@ -500,22 +749,24 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                             (oi * c + ci) * k * k + pos
                         },
                         0,
+                        in_step,
                     )?
                 } else {
                     return Err(Error::Invalid(format!(
                         "'{layer}' is a grouped conv ({groups} groups), which TFLite has no operator for"
                     )));
                 };
-                let bias = w.bias(layer, o)?;
+                let bias = w.layer_bias(layer, o, in_step)?;
                 // A conv's padding is zeros by definition.
-                let (x, padding, (h, wd)) = w.window(x, &name, s, *pads, k, *stride, true)?;
+                let (x, padding, (h, wd)) =
+                    w.window(x, &name, s, *pads, k, *stride, true, in_step)?;
                 let shape = Shape {
                     h,
                     w: wd,
                     c: o,
                     flat: false,
                 };
-                let out = w.activation(&out_name, shape);
+                let out = w.activation(&out_name, shape, out_step);
                 let (code, opts) = if depthwise {
                     let t = w.fb.table(&[
                         (0, Field::U8(padding)),
@@ -546,7 +797,8 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                 )));
             }
             Op::Relu | Op::Relu6 => {
-                let out = w.activation(&out_name, s);
+                step(n.inputs[0])?;
+                let out = w.activation(&out_name, s, out_step);
                 let code = if matches!(n.op, Op::Relu) {
                     code::RELU
                 } else {
@@ -562,7 +814,9 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                         "'{name}' adds values of different shapes"
                     )));
                 }
-                let out = w.activation(&out_name, s);
+                step(n.inputs[0])?;
+                step(n.inputs[1])?;
+                let out = w.activation(&out_name, s, out_step);
                 let opts = w.fb.table(&[(0, Field::U8(act as u8))]);
                 w.op(code::ADD, &[x, y], out, (options::ADD, Some(opts)));
                 (out, s)
@@ -573,11 +827,18 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                 pad,
             } => {
                 let (k, st, p) = (*kernel, *stride, *pad);
+                // An int8 max pool keeps its input's step.
+                let in_step = step(n.inputs[0])?;
+                if in_step != out_step {
+                    return Err(Error::Invalid(format!(
+                        "max pool '{name}' changes the quantization step, which an int8 max pool cannot"
+                    )));
+                }
                 // A zero never wins over the window's values when none is below zero.
                 let (x, padding, (h, wd)) =
-                    w.window(x, &name, s, [p; 4], k, st, from_relu[n.inputs[0]])?;
+                    w.window(x, &name, s, [p; 4], k, st, from_relu[n.inputs[0]], in_step)?;
                 let shape = Shape { h, w: wd, ..s };
-                let out = w.activation(&out_name, shape);
+                let out = w.activation(&out_name, shape, out_step);
                 let opts = w.fb.table(&[
                     (0, Field::U8(padding)),
                     (1, Field::I32(st as i32)),
@@ -590,8 +851,9 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
             }
             Op::GlobalAvgPool => {
                 let axes = w.int32_constant(&format!("{name}_axes"), &[2], &[1, 2]);
+                step(n.inputs[0])?;
                 let shape = Shape { flat: true, ..s };
-                let out = w.activation(&out_name, shape);
+                let out = w.activation(&out_name, shape, out_step);
                 let opts = w.fb.table(&[(0, Field::Bool(false))]);
                 w.op(code::MEAN, &[x, axes], out, (options::REDUCER, Some(opts)));
                 (out, shape)
@@ -608,10 +870,11 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
                         s.c
                     )));
                 }
-                let weight = w.parameter(&format!("{layer}.weight"), &[o, i], |j| j, 0)?;
-                let bias = w.bias(layer, o)?;
+                let in_step = step(n.inputs[0])?;
+                let weight = w.weights(&format!("{layer}.weight"), &[o, i], |j| j, 0, in_step)?;
+                let bias = w.layer_bias(layer, o, in_step)?;
                 let shape = Shape { c: o, ..s };
-                let out = w.activation(&out_name, shape);
+                let out = w.activation(&out_name, shape, out_step);
                 let opts = w.fb.table(&[(0, Field::U8(act as u8))]);
                 w.op(
                     code::FULLY_CONNECTED,
@@ -625,9 +888,14 @@ fn build(model: &Model) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32>)> {
         tensor[out_value] = Some(shape);
         from_relu[out_value] = act != Activation::None || matches!(n.op, Op::Relu | Op::Relu6);
     }
-    let Some((output, _)) = tensor[graph.output] else {
+    let Some((mut output, out_shape)) = tensor[graph.output] else {
         return Err(Error::Structure("the network writes no output".into()));
     };
+    if integer && io == TfliteIo::Float {
+        let logits = w.activation(&graph.values[graph.output], out_shape, None);
+        w.op(code::DEQUANTIZE, &[output], logits, (options::NONE, None));
+        output = logits;
+    }
     if graph.values[graph.output] != "logits" {
         return Err(Error::Structure(
             "the network's output must be the classifier's logits".into(),

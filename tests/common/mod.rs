@@ -63,6 +63,19 @@ pub fn litert(tflite: &[u8], images: &[Vec<f32>], name: &str) -> Vec<Vec<f32>> {
     )
 }
 
+/// [`litert`], after checking with the `tflite` package's reader that every operator of the
+/// file computes on int8 (with int32 biases) between its `QUANTIZE` and `DEQUANTIZE`.
+#[allow(dead_code)]
+pub fn litert_full_integer(tflite: &[u8], images: &[Vec<f32>], name: &str) -> Vec<Vec<f32>> {
+    independent_engine(
+        "run_tflite.py",
+        tflite,
+        &format!("{name}.tflite"),
+        images,
+        &["--full-integer"],
+    )
+}
+
 /// Logits of the model file `bytes` (saved as `file`) for `images`, from `script` in
 /// `tests/golden`: it reads the file, an `N × 3 × 224 × 224` f32 input, and writes the
 /// `N × classes` f32 logits.

@@ -2,10 +2,16 @@
 against. The file is also read back with the `tflite` package's own schema reader, and every
 operator's name is printed to stderr.
 
-usage: run_tflite.py MODEL.tflite INPUT.f32 OUTPUT.f32
+usage: run_tflite.py MODEL.tflite INPUT.f32 OUTPUT.f32 [--full-integer]
 
 INPUT.f32 holds N×3×224×224 little-endian float32 values (modelslim's NCHW layout; each image is
-transposed to the file's NHWC input); OUTPUT.f32 receives the N×classes logits.
+transposed to the file's NHWC input); OUTPUT.f32 receives the N×classes logits. An int8 input is
+fed the images quantized with the file's own scale and zero point (rounding half to even, as
+modelslim does); int8 logits are dequantized with the file's.
+
+--full-integer: fail unless every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED reads an int8
+input and int8 weights, adds an int32 bias and writes int8, and every other operator between the
+file's QUANTIZE and DEQUANTIZE computes on int8 too.
 """
 import sys
 
@@ -14,12 +20,29 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter
 
 model_path, input_path, output_path = sys.argv[1:4]
+full_integer = "--full-integer" in sys.argv[4:]
 buf = open(model_path, "rb").read()
 parsed = tflite.Model.GetRootAsModel(buf, 0)
 codes = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}
+types = {v: k for k, v in tflite.TensorType.__dict__.items() if not k.startswith("_")}
 graph = parsed.Subgraphs(0)
-ops = [codes[parsed.OperatorCodes(graph.Operators(i).OpcodeIndex()).BuiltinCode()]
-       for i in range(graph.OperatorsLength())]
+ops = []
+for i in range(graph.OperatorsLength()):
+    op = graph.Operators(i)
+    name = codes[parsed.OperatorCodes(op.OpcodeIndex()).BuiltinCode()]
+    ops.append(name)
+    if not full_integer or name in ("QUANTIZE", "DEQUANTIZE"):
+        continue
+    ins = [types[graph.Tensors(op.Inputs(j)).Type()] for j in range(op.InputsLength())]
+    outs = [types[graph.Tensors(op.Outputs(j)).Type()] for j in range(op.OutputsLength())]
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        want = ["INT8", "INT8", "INT32"]
+    elif name in ("PAD", "MEAN"):
+        want = ["INT8", "INT32"]
+    else:
+        want = ["INT8"] * len(ins)
+    if ins != want or outs != ["INT8"]:
+        sys.exit(f"operator {i} ({name}) is not integer: {ins} -> {outs}")
 print("operators:", " ".join(sorted(set(ops))), file=sys.stderr)
 
 x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, 224, 224).transpose(0, 2, 3, 1)
@@ -27,9 +50,16 @@ interpreter = Interpreter(model_content=buf)
 interpreter.allocate_tensors()
 (inp,) = interpreter.get_input_details()
 (out,) = interpreter.get_output_details()
+if inp["dtype"] == np.int8:
+    scale, zero = inp["quantization"]
+    x = np.clip(np.round(x / np.float32(scale)) + zero, -128, 127).astype(np.int8)
 logits = []
 for image in x:
     interpreter.set_tensor(inp["index"], np.ascontiguousarray(image[None]))
     interpreter.invoke()
     logits.append(interpreter.get_tensor(out["index"])[0].copy())
-np.stack(logits).astype("<f4").tofile(output_path)
+logits = np.stack(logits)
+if out["dtype"] == np.int8:
+    scale, zero = out["quantization"]
+    logits = (logits.astype(np.float32) - zero) * np.float32(scale)
+logits.astype("<f4").tofile(output_path)

@@ -10,7 +10,7 @@ import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
 interpreter = runtime.Interpreter.from_bytes(open(sys.argv[1], "rb").read(), arena_size=256 << 20)
-shape = interpreter.get_input_details(0)["shape"]
-interpreter.set_input(np.zeros(shape, np.float32), 0)
+details = interpreter.get_input_details(0)
+interpreter.set_input(np.zeros(details["shape"], details["dtype"]), 0)
 interpreter.invoke()
 interpreter.print_allocations()
