@@ -417,11 +417,31 @@ impl Engine {
     }
 }
 
-/// Recovering accuracy: only in the module built with the `training` feature (Burn's autodiff),
-/// which the page loads when the user first asks for it.
+/// Recovering accuracy and the TFLite files: only in the module built with the `training`
+/// feature (Burn's autodiff, and room for the TFLite writer beyond the page's module budget),
+/// which the page loads when the user first asks for one of them.
 #[cfg(feature = "training")]
 #[wasm_bindgen]
 impl Engine {
+    /// The last compression as a TFLite file; `io` is `float` or `int8` (a full-integer file
+    /// only).
+    pub fn tflite(&self, io: String) -> Result<Vec<u8>, JsValue> {
+        let io: crate::export::tflite::TfliteIo = io.parse().map_err(js_err)?;
+        self.session.tflite(io).map_err(js_err)
+    }
+
+    /// The loaded original as a TFLite file (fp32).
+    #[wasm_bindgen(js_name = originalTflite)]
+    pub fn original_tflite(&self) -> Result<Vec<u8>, JsValue> {
+        self.session.original_tflite().map_err(js_err)
+    }
+
+    /// How the last compression's TFLite file fits each deployment target: a JSON array as
+    /// `modelslim targets --json` prints it.
+    pub fn targets(&self) -> Result<JsValue, JsValue> {
+        to_json(&self.session.targets().map_err(js_err)?)
+    }
+
     /// Distil the last compression from the loaded model on the kept photos with `options`
     /// (JSON: `steps`, `lr`, `batch`, … as the CLI's flags). `on_step(json)` hears about every
     /// step (loss, time, held-back agreement) and may return `false` to stop, keeping the best

@@ -20,6 +20,7 @@ export function compressActions(ctx) {
   ctx.resetCompressed = () => {
     const s = get();
     for (const f of s.report?.files ?? []) URL.revokeObjectURL(f.url);
+    ctx.resetTflite?.();
     set({
       report: null,
       auto: null,
@@ -31,8 +32,10 @@ export function compressActions(ctx) {
   };
 
   // The compressed model's files, read from the engine, offered as blob URLs (the previous
-  // ones released: a blob URL holds its file until revoked).
+  // ones released: a blob URL holds its file until revoked). A TFLite file of the previous
+  // model is forgotten: it is written again on request.
   ctx.readFiles = async () => {
+    ctx.resetTflite?.();
     const files = [];
     for (const format of ['onnx', 'safetensors', 'card']) {
       const bytes = await ctx.engine.download(format);

@@ -10,19 +10,21 @@ export function trainActions(ctx) {
   const { get, set } = ctx;
 
   // The first time: the engine restarts as the training module on the same backend, restored
-  // from its own snapshot with the last compression's files, so what it trains is byte for byte
-  // what was compressed.
-  async function ensureTraining() {
+  // from its own snapshot with the last compression's files, so what it trains (or writes as
+  // TFLite: ./actions-deploy.js) is byte for byte what was compressed.
+  async function ensureTraining(what = 'training engine') {
     if (ctx.engine.training) return;
-    ctx.status('loading the training engine (once; the page loaded without it)…');
+    ctx.status(`loading the ${what} (once; the page loaded without it)…`);
     const t0 = performance.now();
     const e = ctx.engine;
     await e.restart(ctx.engineOptions({ prefer: e.backendKind === 'wgpu' ? 'auto' : 'cpu', reason: e.fallbackReason ?? undefined, training: true }),
       { compressed: Boolean(get().report) })
-      .catch((err) => { throw new Error(`the training engine did not load: ${message(err)}`); });
+      .catch((err) => { throw new Error(`the ${what} did not load: ${message(err)}`); });
     await ctx.refreshBackend();
     set({ backend: { ...get().backend, trainingMs: Math.round(performance.now() - t0) } });
   }
+
+  ctx.ensureTraining = ensureTraining;
 
   function distillStep(json) {
     const s = JSON.parse(json);

@@ -6,6 +6,7 @@ import { settingsFields, distillFields, synthFields } from './fields.js';
 import { initialValues, suggestedMethod } from './policy.js';
 import { compressActions } from './actions-compress.js';
 import { trainActions } from './actions-train.js';
+import { deployActions } from './actions-deploy.js';
 
 const DEFAULT_WEIGHTS_URL = 'https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors';
 const EFFNET_URL = 'models/efficientnet-lite0-57934424.pth';
@@ -293,7 +294,7 @@ export function createActions(store, params) {
     else await downloadWeights(weights);
   }
 
-  Object.assign(ctx, compressActions(ctx), trainActions(ctx));
+  Object.assign(ctx, compressActions(ctx), trainActions(ctx), deployActions(ctx));
   return {
     start: () => ctx.enqueue(start),
     useSeeded: () => ctx.enqueue(useSeeded),

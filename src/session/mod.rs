@@ -12,6 +12,7 @@
 mod auto;
 mod card;
 mod compression;
+mod deployment;
 mod held_back;
 mod measure;
 mod photos;

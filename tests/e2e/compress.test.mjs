@@ -236,6 +236,48 @@ test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'
   await context.close();
 });
 
+// The TFLite writer lives in the engine module the page loads on demand: the first click loads
+// it, then saves a full-integer file whose integers are the page's (power-of-two steps, adds
+// whose inputs are as coarse as their sum), so LiteRT's logits are the page's within half the
+// step of the file's int8 logits, its one rounding the page does not do.
+test('download TFLite (int8 weights + activations, CPU fallback): LiteRT gives the page\'s integers and top-1; the targets table; this origin only', { timeout: 2 * TIMEOUT }, async () => {
+  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
+  await upload(page, PHOTOS_256);
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 2);
+  const compressed = await lists(page, 'top5-compressed');
+  assert.deepEqual(requests.filter((u) => /modelslim-training/.test(u)), [], 'the module that writes TFLite must load only when asked');
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: TIMEOUT }),
+    page.click('[data-testid=download-tflite]'),
+  ]);
+  const path = join(OUT, dl.suggestedFilename());
+  await dl.saveAs(path);
+  assert.equal(dl.suggestedFilename(), 'resnet18-int8a8.tflite');
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const file = readFileSync(path);
+  assert.equal(file.subarray(4, 8).toString(), 'TFL3');
+  for (const [i, r] of onnxruntime(path, PHOTOS_256, { optimize: true }).entries()) {
+    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    console.log(`${r.image}: LiteRT max |Δlogit| ${d.toFixed(4)}, the file's logit step ${r.step.toFixed(4)}`);
+    assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: LiteRT's top-1 differs from the page`);
+    assert.ok(d <= r.step * 0.501, `${r.image}: logits differ by ${d}`);
+  }
+  await page.waitForSelector('[data-testid=targets-row]');
+  const rows = await page.$$eval('[data-testid=targets-row]', (trs) => trs.map((tr) => ({ ...tr.dataset, text: tr.textContent })));
+  assert.equal(rows.length, 5);
+  for (const r of rows) assert.ok(Number(r.fileBytes) > 0 && Number(r.peakBytes) > 0, r.text);
+  assert.equal(rows[0].fits, 'true', rows[0].text);
+  console.log(`targets: ${rows.map((r) => `${r.text.split(' ')[0]}… fits ${r.fits}`).join('; ')}`);
+  const foreign = requests.filter((u) => !u.startsWith(base) && !/^(blob|data):/.test(u));
+  assert.deepEqual(foreign, [], 'requests outside the page\'s origin');
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
 test('drop one block of ResNet18 on WebGPU: the chart marks it, the downloaded ONNX gives the page\'s logits', { timeout: 2 * TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=seeded');
   assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'wgpu');

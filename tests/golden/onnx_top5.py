@@ -1,9 +1,10 @@
-"""Classify photos with an ONNX file in onnxruntime, preprocessing them independently of
-modelslim (Pillow + numpy, torchvision's eval transform: resize the short side to 256 with
-bilinear filtering, center crop 224, ImageNet mean/std).
+"""Classify photos with an ONNX file in onnxruntime, or a TFLite file in LiteRT, preprocessing
+them independently of modelslim (Pillow + numpy, torchvision's eval transform: resize the short
+side to 256 with bilinear filtering, center crop 224, ImageNet mean/std).
 
-usage: onnx_top5.py MODEL.onnx PHOTO [PHOTO ...] [--no-optimize]
+usage: onnx_top5.py MODEL.onnx|MODEL.tflite PHOTO [PHOTO ...] [--no-optimize]
 prints one JSON line per photo: {"image": NAME, "top5": [{"index", "prob"}, ...], "logits": [...]}
+and, for a TFLite file with int8 logits, "step": their quantization step.
 --no-optimize runs the graph as written (no fusion of QuantizeLinear/DequantizeLinear pairs
 into integer kernels).
 """
@@ -34,18 +35,39 @@ def preprocess(path):
     return x.transpose(2, 0, 1)
 
 
+def litert(model, batch):
+    """The logits of a TFLite file (NHWC input) in LiteRT, and the step of its int8 logits."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=model)
+    interpreter.allocate_tensors()
+    (inp,) = interpreter.get_input_details()
+    (out,) = interpreter.get_output_details()
+    logits = []
+    for x in batch.transpose(0, 2, 3, 1):
+        interpreter.set_tensor(inp["index"], np.ascontiguousarray(x[None]))
+        interpreter.invoke()
+        logits.append(interpreter.get_tensor(out["index"])[0].copy())
+    steps = [t["quantization"][0] for t in interpreter.get_tensor_details() if t["name"] == "logits_int8"]
+    return np.stack(logits), (float(steps[0]) if steps else None)
+
+
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 model, photos = args[0], args[1:]
-opts = ort.SessionOptions()
-if "--no-optimize" in sys.argv:
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 batch = np.stack([preprocess(p) for p in photos]).astype(np.float32)
-(logits,) = session.run(["logits"], {"input": batch})
+step = None
+if model.endswith(".tflite"):
+    logits, step = litert(model, batch)
+else:
+    opts = ort.SessionOptions()
+    if "--no-optimize" in sys.argv:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"input": batch})
 for path, l in zip(photos, logits):
     p = np.exp(l - l.max())
     p /= p.sum()
     top = np.argsort(-p, kind="stable")[:5]
     print(json.dumps({"image": os.path.basename(path),
                       "top5": [{"index": int(i), "prob": float(p[i])} for i in top],
-                      "logits": [float(v) for v in l]}))
+                      "logits": [float(v) for v in l], "step": step}))

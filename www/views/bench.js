@@ -54,7 +54,29 @@ function renderOrt(box, o) {
   Object.assign(box.dataset, { agree: o.agree, threads: o.threads, originalMs: o.originalMs, compressedMs: o.compressedMs, photos: o.rows.length });
 }
 
+// How the TFLite file fits each target: sizes against the target's, operators it cannot run.
+function renderTargets(box, t) {
+  if (!t) {
+    box.replaceChildren();
+    return;
+  }
+  const table = clone('tpl-targets-table');
+  for (const r of t.targets) {
+    const tr = clone('tpl-targets-row');
+    Object.assign(tr.dataset, { fits: r.fits, fileBytes: r.file_bytes, peakBytes: r.peak_activation_bytes });
+    tr.classList.toggle('differs', !r.fits);
+    const way = [r.unsupported_ops.length ? `cannot run ${r.unsupported_ops.join(', ')}` : '', r.message].filter(Boolean).join('; ');
+    [r.name, `${fmtBytes(r.file_bytes)} / ${fmtBytes(r.flash_bytes)}`, `${fmtBytes(r.peak_activation_bytes)} / ${fmtBytes(r.ram_bytes)}`,
+      r.fits ? 'yes' : 'no', way].forEach((v, i) => { tr.children[i].textContent = v; });
+    table.querySelector('tbody').append(tr);
+  }
+  const note = document.createElement('p');
+  note.textContent = `${t.name} (${fmtBytes(t.size)}) was saved. Peak activations are planned as TensorFlow Lite Micro plans its arena; flash and RAM are a typical board's.`;
+  box.replaceChildren(note, table);
+}
+
 export function mountBench(store, actions) {
+  byId('download-tflite').addEventListener('click', actions.tflite);
   byId('bench').addEventListener('click', actions.benchmark);
   byId('ort-check').addEventListener('click', actions.ortCheck);
   byId('bench-runs').addEventListener('input', (ev) => actions.setBenchRuns(ev.target.value));
@@ -87,4 +109,6 @@ export function mountBench(store, actions) {
     }
   });
   on(store, ['ort'], (s) => renderOrt(byId('ort-result'), s.ort));
+  on(store, ['report'], (s) => { byId('download-tflite').disabled = !s.report; });
+  on(store, ['tflite'], (s) => renderTargets(byId('targets'), s.tflite));
 }

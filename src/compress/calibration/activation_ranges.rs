@@ -127,7 +127,7 @@ impl Model {
                 r.2.extend(values.iter().step_by(stride));
             }
         }
-        let mut out = BTreeMap::new();
+        let mut fitted: Vec<Option<ActQuant>> = vec![None; names.len()];
         for (k, &v) in points.iter().enumerate() {
             let (lo, hi, sample) = &mut ranges[k];
             let (lo, hi) = match method {
@@ -141,9 +141,14 @@ impl Model {
                     (at(100.0 - p), at(p))
                 }
             };
-            out.insert(names[v].clone(), ActQuant::fit(lo, hi, sample));
+            fitted[v] = Some(ActQuant::fit(lo, hi, sample));
         }
-        self.align_add_steps(&mut out);
+        self.align_add_steps(&mut fitted);
+        let out: BTreeMap<String, ActQuant> = names
+            .iter()
+            .zip(fitted)
+            .filter_map(|(name, q)| Some((name.clone(), q?)))
+            .collect();
         // Headroom of an eighth of the range beyond each end seen: a photo more confident
         // than every calibration photo would otherwise saturate, and two classes at the top of
         // the range would tie; the low end, so that the file's logits stay comparable.
@@ -167,9 +172,8 @@ impl Model {
     /// (power-of-two steps, so a multiple of it), every sum is a whole number of steps: no
     /// rounding, the same integers in every engine. A value that an addition reads and that is
     /// also another addition's sum passes the step on, so this repeats until nothing changes.
-    fn align_add_steps(&self, steps: &mut BTreeMap<String, ActQuant>) {
+    fn align_add_steps(&self, steps: &mut [Option<ActQuant>]) {
         let graph = self.graph();
-        let names = &graph.values;
         let readers = |v: usize| graph.nodes.iter().filter(|m| m.inputs.contains(&v)).count();
         loop {
             let mut changed = false;
@@ -180,11 +184,11 @@ impl Model {
                     .find(|m| m.inputs == [n.output] && matches!(m.op, Op::Relu | Op::Relu6))
                     .filter(|_| readers(n.output) == 1);
                 let sum = relu.map_or(n.output, |m| m.output);
-                let Some(target) = steps.get(&names[sum]).map(|q| q.scale) else {
+                let Some(target) = steps[sum].map(|q| q.scale) else {
                     continue;
                 };
                 for &v in &n.inputs {
-                    if let Some(q) = steps.get_mut(&names[v])
+                    if let Some(q) = &mut steps[v]
                         && q.scale < target
                     {
                         *q = q.coarsened(target);
