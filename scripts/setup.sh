@@ -113,6 +113,16 @@ mkdir -p "$ROOT/www/ort"
 for f in ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm; do
   cp -u "$ORT_DIST/$f" "$ROOT/www/ort/"
 done
+# LiteRT.js (Apache-2.0, pinned there too) for "Check in LiteRT": its module, its loader helper
+# (imported by a bare name, which a worker cannot resolve: pointed at the copy beside it) and the
+# CPU runtimes (with relaxed SIMD, and without for older browsers) into www/litert/.
+LITERT="$ROOT/www/vendor/node_modules/@litertjs"
+mkdir -p "$ROOT/www/litert"
+sed 's#from "@litertjs/wasm-utils"#from "./wasm-utils.js"#' "$LITERT/core/dist/index.js" > "$ROOT/www/litert/index.js"
+cp -u "$LITERT/wasm-utils/dist/index.js" "$ROOT/www/litert/wasm-utils.js"
+for f in litert_wasm_internal.js litert_wasm_internal.wasm litert_wasm_compat_internal.js litert_wasm_compat_internal.wasm; do
+  cp -u "$LITERT/core/wasm/$f" "$ROOT/www/litert/"
+done
 
 step "fetching crates (trunk then builds offline)"
 cargo fetch --quiet

@@ -1,11 +1,11 @@
-// Actions of the compress form and the results: compress, benchmark, check in ONNX Runtime,
-// sensitivity. Part of ./actions.js (same `ctx`).
+// Actions of the compress form and the results: compress, benchmark, check in ONNX Runtime or
+// LiteRT, sensitivity. Part of ./actions.js (same `ctx`).
 import { settingsFields } from './fields.js';
 import { readFields, presetValues, autoOptions, presetPoint } from './policy.js';
 import { latencyStats, stepSeconds, ortComparison } from './format.js';
 
 const message = (e) => (e && e.message) || String(e);
-const ORT_MAX_PHOTOS = 8;
+const CHECK_MAX_PHOTOS = 8;
 
 /** The warm (else cold) latencies of photo runs as a benchmark row's latency. */
 function latencyFromRuns(warm, cold, source) {
@@ -25,6 +25,7 @@ export function compressActions(ctx) {
       report: null,
       auto: null,
       ort: null,
+      litert: null,
       bench: { ...s.bench, compressed: null },
       photos: s.photos.map((p) => (p.compressed ? { ...p, compressed: null } : p)),
       distill: { losses: [], status: 'Compress first; then distillation trains the compressed model.', result: null, stopping: false },
@@ -191,24 +192,28 @@ export function compressActions(ctx) {
     ctx.status(`benchmark done (${runs} warm runs each, on ${get().backend.name})`);
   }
 
-  async function ortCheck() {
+  // A check in another runtime: `ort` (the ONNX files in onnxruntime-web) or `litert` (the
+  // TFLite files in LiteRT.js, written by the engine module loaded on demand).
+  async function runtimeCheck(kind) {
     ctx.clearError();
+    const what = kind === 'ort' ? { label: 'ONNX Runtime', files: 'ONNX' } : { label: 'LiteRT', files: 'TFLite' };
     if (!get().report) {
-      ctx.fail('Compress first: the check runs the original and the compressed ONNX file in ONNX Runtime.');
+      ctx.fail(`Compress first: the check runs the original and the compressed ${what.files} file in ${what.label}.`);
       return;
     }
+    if (kind === 'litert') await ctx.ensureTraining('engine that writes TFLite');
     const runs = benchRuns();
-    const { checkInOnnxRuntime } = await import('./ort-check.js');
-    const r = await checkInOnnxRuntime({
+    const checks = await import('./runtime-check.js');
+    const r = await (kind === 'ort' ? checks.checkInOnnxRuntime : checks.checkInLiteRt)({
       engine: ctx.engine,
       topFive: async (logits) => JSON.parse(await ctx.engine.topFive(logits)),
       runs,
-      maxPhotos: ORT_MAX_PHOTOS,
+      maxPhotos: CHECK_MAX_PHOTOS,
       status: ctx.status,
     });
     set({
-      ort: { ...ortComparison(r, get().photos.filter((p) => p.index !== undefined)), runs },
-      status: `ONNX Runtime check done on ${r.photos.length} photo(s)`,
+      [kind]: { ...ortComparison(r, get().photos.filter((p) => p.index !== undefined)), runs },
+      status: `${what.label} check done on ${r.photos.length} photo(s)`,
     });
   }
 
@@ -255,7 +260,8 @@ export function compressActions(ctx) {
     autoSearch: () => ctx.enqueue(autoSearch),
     chooseCandidate: (i) => ctx.enqueue(() => chooseCandidate(i)),
     benchmark: () => ctx.enqueue(benchmark),
-    ortCheck: () => ctx.enqueue(ortCheck),
+    ortCheck: () => ctx.enqueue(() => runtimeCheck('ort')),
+    litertCheck: () => ctx.enqueue(() => runtimeCheck('litert')),
     sensitivity: (quant) => ctx.enqueue(() => sensitivity(quant)),
   };
   return {};

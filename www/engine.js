@@ -44,6 +44,7 @@ export const METHODS = {
   distill: { progress: true },     // (options JSON, onStep) → report JSON (training module)
   synthesize: { progress: true },  // (options JSON, onStep) → {report, images: [Uint8Array]} (training module)
   tflite: {},                      // ('float' | 'int8') → Uint8Array, the compressed model (training module)
+  originalTflite: {},              // () → Uint8Array, the original as fp32 (training module)
   targets: {},                     // () → JSON [{name, flash_bytes, ram_bytes, file_bytes, peak_activation_bytes, unsupported_ops, fits, message}] (training module)
   settingsSpec: {},                // () → JSON: the core's settings, limits, presets
   calibrationNeed: {},             // (settings JSON) → JSON or 'null'

@@ -61,7 +61,7 @@ export function maxAbsDiff(a, b) {
 }
 
 /**
- * ONNX Runtime's answers (www/ort-check.js) beside the page's `photos`: per photo both top-1s
+ * Another runtime's answers (www/runtime-check.js: ONNX Runtime, LiteRT) beside the page's `photos`: per photo both top-1s
  * of both models, whether they are the same, and the largest logit difference on the
  * compressed model; `agree` when every photo's are the same.
  */

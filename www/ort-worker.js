@@ -1,5 +1,5 @@
 // onnxruntime-web in a worker of its own, for the page's "Check in ONNX Runtime"
-// (www/ort-check.js) and the browser benchmark (tests/e2e/bench-ort.mjs): the runtime's
+// (www/runtime-check.js) and the browser benchmark (tests/e2e/bench-ort.mjs): the runtime's
 // inferences never block the page, and its timings are not disturbed by the page's work.
 // ./ort/ holds the pinned npm package's wasm backend (copied by scripts/setup.sh, served with
 // the page: no CDN); it is imported only when asked. The benchmark points `dir` at the whole

@@ -28,6 +28,7 @@ export function initialState() {
     report: null,          // the last compression's report, with page_seconds, steps and files
     bench: { original: null, compressed: null }, // {cold, median, p90, source, runs}
     ort: null,             // the last check in ONNX Runtime
+    litert: null,          // the last check in LiteRT
     tflite: null,          // the compressed model's TFLite file {name, size, url, targets}
     sensitivity: null,     // rows, most sensitive first
     autoForm: { kind: 'bytes', value: '8', floor: '80' }, // the Auto panel as typed

@@ -51,7 +51,7 @@ async function measure(weights, backend, ort) {
     const side = Math.round(Math.sqrt(input?.length / 3));
     // The page's own onnxruntime-web worker (www/ort-worker.js), one per backend, given the
     // whole npm package (served at /ort-all/) for its WebGPU backend.
-    const { ortWorker } = await import('./ort-check.js');
+    const { ortWorker } = await import('./runtime-check.js');
     for (const ep of eps) {
       const ort = ortWorker();
       try {

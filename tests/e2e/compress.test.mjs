@@ -240,7 +240,7 @@ test('int8 weights + activations on WebGPU: the downloaded ONNX gives the page\'
 // it, then saves a full-integer file whose integers are the page's (power-of-two steps, adds
 // whose inputs are as coarse as their sum), so LiteRT's logits are the page's within half the
 // step of the file's int8 logits, its one rounding the page does not do.
-test('download TFLite (int8 weights + activations, CPU fallback): LiteRT gives the page\'s integers and top-1; the targets table; this origin only', { timeout: 2 * TIMEOUT }, async () => {
+test('download TFLite (int8 weights + activations, CPU fallback): LiteRT gives the page\'s integers and top-1; the targets table; Check in LiteRT agrees; this origin only', { timeout: 2 * TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
   const requests = [];
   context.on('request', (r) => requests.push(r.url()));
@@ -272,6 +272,26 @@ test('download TFLite (int8 weights + activations, CPU fallback): LiteRT gives t
   for (const r of rows) assert.ok(Number(r.fileBytes) > 0 && Number(r.peakBytes) > 0, r.text);
   assert.equal(rows[0].fits, 'true', rows[0].text);
   console.log(`targets: ${rows.map((r) => `${r.text.split(' ')[0]}… fits ${r.fits}`).join('; ')}`);
+
+  // "Check in LiteRT": LiteRT.js, served with the page and loaded now, runs the original and
+  // the compressed TFLite file on both photos with the page's top-1s.
+  assert.deepEqual(requests.filter((u) => /\/litert\//.test(u)), [], 'LiteRT.js must load only when asked');
+  await page.fill('#bench-runs', '3');
+  await page.click('[data-testid=litert-check]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=litert-result]').dataset.agree !== undefined
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const checked = await page.$$eval('[data-testid=litert-row]', (trs) => trs.map((tr) => ({ ...tr.dataset })));
+  assert.equal(checked.length, 2);
+  for (const r of checked) {
+    assert.equal(r.ortTop1, r.pageTop1, 'LiteRT.js\'s top-1 on the compressed file differs from the page');
+    assert.equal(r.ortOriginalTop1, r.pageOriginalTop1, 'LiteRT.js\'s top-1 on the original differs from the page');
+  }
+  const box = await page.$eval('[data-testid=litert-result]', (el) => ({ ...el.dataset, text: el.querySelector('p').textContent }));
+  assert.equal(box.agree, 'true');
+  for (const k of ['originalMs', 'compressedMs']) assert.ok(Number(box[k]) > 0, `${k} ${box[k]}`);
+  console.log(`LiteRT check: ${box.text}`);
+  assert.ok(requests.some((u) => u.includes('/litert/litert_wasm')), 'the runtime was not loaded');
   const foreign = requests.filter((u) => !u.startsWith(base) && !/^(blob|data):/.test(u));
   assert.deepEqual(foreign, [], 'requests outside the page\'s origin');
   assert.deepEqual(problems, [], 'the browser console must stay clean');

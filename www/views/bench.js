@@ -25,7 +25,9 @@ function renderRow(row, sizes, t) {
   else for (const k of ['msMedian', 'msP90', 'msSource']) delete d[k];
 }
 
-function renderOrt(box, o) {
+// A check in another runtime (`kind`: ort, litert; `runtime`: its package; `short`: its name in
+// the table's head): per photo both runtimes' top-1s, then its version and latencies.
+function renderCheck(box, o, { kind, runtime, short }) {
   if (!o) {
     box.replaceChildren();
     for (const k of ['agree', 'threads', 'originalMs', 'compressedMs', 'photos']) delete box.dataset[k];
@@ -33,8 +35,10 @@ function renderOrt(box, o) {
   }
   const label = (c) => (c ? shortLabel(c.label) : '–');
   const table = clone('tpl-ort-table');
+  table.querySelectorAll('th.runtime').forEach((th) => { th.textContent = short; });
   for (const r of o.rows) {
     const tr = clone('tpl-ort-row');
+    tr.dataset.testid = `${kind}-row`;
     Object.assign(tr.dataset, {
       pageTop1: r.page.compressed?.index ?? '', ortTop1: r.ort.compressed.index,
       pageOriginalTop1: r.page.original?.index ?? '', ortOriginalTop1: r.ort.original.index,
@@ -45,11 +49,11 @@ function renderOrt(box, o) {
     table.querySelector('tbody').append(tr);
   }
   const note = document.createElement('p');
-  note.textContent = `onnxruntime-web ${o.version} (wasm, ${o.threads} thread${o.threads === 1 ? '' : 's'}), ` +
+  note.textContent = `${runtime} ${o.version} (wasm, ${o.threads} thread${o.threads === 1 ? '' : 's'}), ` +
     `warm median of ${o.runs} run(s) on the first photo: original ${o.originalMs.toFixed(1)} ms, ` +
     `compressed ${o.compressedMs.toFixed(1)} ms (latency ×${(o.compressedMs / o.originalMs).toFixed(2)}). ` +
     (o.agree ? 'Its top-1 is this page\'s on every photo.' : 'Its top-1 differs from this page\'s on the marked photos.') +
-    (o.threads === 1 ? ' One thread: this host does not send the page\'s cross-origin isolation headers (dist/_headers).' : '');
+    (o.threads === 1 && runtime === 'onnxruntime-web' ? ' One thread: this host does not send the page\'s cross-origin isolation headers (dist/_headers).' : '');
   box.replaceChildren(table, note);
   Object.assign(box.dataset, { agree: o.agree, threads: o.threads, originalMs: o.originalMs, compressedMs: o.compressedMs, photos: o.rows.length });
 }
@@ -79,6 +83,7 @@ export function mountBench(store, actions) {
   byId('download-tflite').addEventListener('click', actions.tflite);
   byId('bench').addEventListener('click', actions.benchmark);
   byId('ort-check').addEventListener('click', actions.ortCheck);
+  byId('litert-check').addEventListener('click', actions.litertCheck);
   byId('bench-runs').addEventListener('input', (ev) => actions.setBenchRuns(ev.target.value));
 
   on(store, ['report', 'bench', 'backend'], (s) => {
@@ -108,7 +113,8 @@ export function mountBench(store, actions) {
       }
     }
   });
-  on(store, ['ort'], (s) => renderOrt(byId('ort-result'), s.ort));
+  on(store, ['ort'], (s) => renderCheck(byId('ort-result'), s.ort, { kind: 'ort', runtime: 'onnxruntime-web', short: 'ONNX Runtime' }));
+  on(store, ['litert'], (s) => renderCheck(byId('litert-result'), s.litert, { kind: 'litert', runtime: 'LiteRT.js', short: 'LiteRT' }));
   on(store, ['report'], (s) => { byId('download-tflite').disabled = !s.report; });
   on(store, ['tflite'], (s) => renderTargets(byId('targets'), s.tflite));
 }
