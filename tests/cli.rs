@@ -432,20 +432,22 @@ fn compress_and_export_write_tflite() {
     let none = modelslim(&["export", "--weights", &st]);
     assert_eq!(none.status.code(), Some(2));
     assert_clean_failure(&none, "--tflite");
-    let int4 = path("int4.safetensors");
+    let grouped = path("grouped.safetensors");
     let refused = modelslim(&[
         "compress",
         "--weights",
         "seeded:42",
         "--quant",
         "int4",
+        "--granularity",
+        "group:32",
         "--out",
-        &int4,
+        &grouped,
         "--tflite",
-        &path("int4.tflite"),
+        &path("grouped.tflite"),
     ]);
-    assert_clean_failure(&refused, "int8");
-    assert!(!Path::new(&int4).exists(), "nothing is written");
+    assert_clean_failure(&refused, "per channel");
+    assert!(!Path::new(&grouped).exists(), "nothing is written");
 
     // The targets table (contract fields); the Pi takes the file, the int8-only MCU does not.
     let t = modelslim(&["targets", "--weights", &st, "--json"]);

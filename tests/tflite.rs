@@ -1,7 +1,7 @@
 //! Every TFLite file modelslim writes loads in LiteRT's interpreter (an independent engine,
 //! through `tests/golden/run_tflite.py`, which also reads the file back with the `tflite`
 //! package's schema reader) and gives modelslim's logits for the same saved file: within 1e-4,
-//! for fp32 and for fp16 and int8 weights (dequantized in the file, exactly as modelslim does),
+//! for fp32 and for fp16, int8 and int4 weights (dequantized in the file, exactly as modelslim does),
 //! on ResNet18 (plain, pruned, sparse, with dropped blocks) and EfficientNet-Lite0's real
 //! weights. Models the format cannot hold yet are refused with a message that says what to do.
 //!
@@ -48,6 +48,21 @@ fn compressed_on(m: &Model, opts: CompressOptions, calib: &[Vec<f32>]) -> Model 
         |_| async { true },
     ))
     .unwrap()
+}
+
+/// Half the channels inside blocks removed and half the remaining weights zeroed.
+fn pruned_and_sparse() -> CompressOptions {
+    CompressOptions {
+        prune: PruneOptions {
+            ratio: 0.5,
+            ..Default::default()
+        },
+        sparsity: SparsityOptions {
+            sparsity: 0.5,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }
 
 /// The committed calibration photos (`tests/fixtures/imagenet-subset/calib`), preprocessed
@@ -104,22 +119,20 @@ fn resnet18_in_every_weight_format_gives_modelslims_logits_in_litert() {
         &weights_in(&m, Precision::Int8, Granularity::PerTensor),
         &images,
     );
+    // Int4 integers stored as int8: the same products.
+    check(
+        "resnet18-int4-channel",
+        &weights_in(&m, Precision::Int4, Granularity::PerChannel),
+        &images,
+    );
     let pruned = compressed(
         &m,
         CompressOptions {
-            prune: PruneOptions {
-                ratio: 0.5,
-                ..Default::default()
-            },
-            sparsity: SparsityOptions {
-                sparsity: 0.5,
-                ..Default::default()
-            },
             quant: QuantOptions {
                 weights: Precision::Int8,
                 ..Default::default()
             },
-            ..Default::default()
+            ..pruned_and_sparse()
         },
     );
     check("resnet18-pruned-sparse-int8", &pruned, &images);
@@ -209,20 +222,9 @@ fn full_integer_files_give_modelslims_top1_and_integers_in_litert() {
         &full_integer(&m, Granularity::PerTensor, none()),
         &images,
     );
-    let pruned = CompressOptions {
-        prune: PruneOptions {
-            ratio: 0.5,
-            ..Default::default()
-        },
-        sparsity: SparsityOptions {
-            sparsity: 0.5,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
     check_full_integer(
         "resnet18-int8a8-pruned-sparse",
-        &full_integer(&m, Granularity::PerChannel, pruned),
+        &full_integer(&m, Granularity::PerChannel, pruned_and_sparse()),
         &images,
     );
     let dropped = m
@@ -242,19 +244,27 @@ fn full_integer_files_give_modelslims_top1_and_integers_in_litert() {
 }
 
 #[test]
-fn what_tflite_cannot_hold_yet_is_refused_with_what_to_do() {
+fn what_tflite_cannot_hold_is_refused_with_what_to_do() {
     let m = Model::seeded_resnet18(1);
-    for (model, says) in [
-        (
-            weights_in(&m, Precision::Int4, Granularity::PerChannel),
-            "int8",
-        ),
+    for (model, io, says) in [
         (
             weights_in(&m, Precision::Int8, Granularity::Group(32)),
+            TfliteIo::Float,
             "per channel",
         ),
+        (
+            weights_in(&m, Precision::Int4, Granularity::Group(32)),
+            TfliteIo::Float,
+            "per channel",
+        ),
+        // int8 input and output need quantized activations.
+        (
+            weights_in(&m, Precision::Int8, Granularity::PerChannel),
+            TfliteIo::Int8,
+            "--act-quant",
+        ),
     ] {
-        let e = to_tflite(&model).unwrap_err().to_string();
+        let e = to_tflite_with_io(&model, io).unwrap_err().to_string();
         assert!(e.contains(says) && !e.contains('\n'), "{e}");
     }
 }

@@ -11,8 +11,10 @@
 //!
 //! Weights: fp32 as stored; fp16 and int8 (per tensor or per channel) stored as such and turned
 //! to float by a `DEQUANTIZE` at the start, so the file computes with exactly the weights
-//! modelslim computes with. Int4 and grouped scales have no TFLite form yet: such models are
-//! refused with a message that says so.
+//! modelslim computes with. Int4 weights are stored as int8, the same integers (TFLite's int8
+//! kernels and `DEQUANTIZE` take any int8, so the file computes exactly what modelslim does,
+//! but is no smaller than int8's). Scales per group of input channels have no TFLite form:
+//! such models are refused with a message that says so.
 //!
 //! A model with quantized activations becomes a full-integer file, per TFLite's quantization
 //! spec: int8 weights (zero point 0, per channel on the output axis), int32 biases at
@@ -349,9 +351,10 @@ impl Writer<'_> {
                 "'{key}' has float weights: a full-integer file needs int8 weights in every layer (compress with --quant int8 and no layer kept float)"
             ))
         })?;
-        if q.bits != 8 {
+        // Int4 integers are int8 integers too; wider ones are not.
+        if q.bits > 8 {
             return Err(Error::Invalid(format!(
-                "'{key}' holds int{} weights, which a TFLite file cannot store yet: compress with int8 for TFLite",
+                "'{key}' holds int{} weights, which a TFLite file cannot store: compress with int8 or int4 for TFLite",
                 q.bits
             )));
         }
