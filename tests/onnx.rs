@@ -7,15 +7,15 @@
 //! Needs Python with `onnxruntime`, `onnx` and `numpy` (`scripts/test.sh` installs them and
 //! sets `MODELSLIM_PYTHON`).
 
-use std::path::Path;
-
 mod common;
-use common::{argmax, max_abs_diff, onnxruntime, reloaded_logits, sample_input, weights_in};
+use common::{
+    argmax, calibrated, calibration_photos, max_abs_diff, onnxruntime, reloaded_logits,
+    sample_input, weights_in,
+};
 
-use modelslim::backend::Backend;
 use modelslim::compress::{
     Augment, Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantMethod,
-    QuantOptions, SparsityOptions, compress,
+    QuantOptions, SparsityOptions,
 };
 use modelslim::export::to_onnx;
 use modelslim::model::Model;
@@ -76,39 +76,6 @@ fn seeded_with_wide_logits() -> Model {
     m
 }
 
-/// `m` compressed with `opts`, calibrated (and fitted) on `calib`.
-fn calibrated(m: &Model, opts: &CompressOptions, calib: &[Vec<f32>]) -> Model {
-    pollster::block_on(compress(
-        m,
-        opts,
-        calib,
-        calib,
-        4,
-        &Backend::cpu(),
-        |_| async { true },
-    ))
-    .unwrap()
-}
-
-/// Calibration photos other than the ones compared.
-fn calibration_photos(n: usize) -> Vec<Vec<f32>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/imagenet-subset/calib");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .take(n)
-        .map(|p| {
-            Preprocess::IMAGENET
-                .run(&std::fs::read(p).unwrap())
-                .unwrap()
-        })
-        .collect()
-}
-
 /// The int8 QDQ graph (int8 weights, u8 activations) computes what modelslim computes, for
 /// every combination of the steps before it. Power-of-two activation steps and 5-bit weight
 /// scales make every product and partial sum exact in f32 (see `ActQuant`), so the order in
@@ -125,7 +92,7 @@ fn int8_qdq_graph_computes_what_modelslim_computes_for_every_combination() {
         .iter()
         .map(|n| sample_input(n))
         .collect();
-    let calib = calibration_photos(8);
+    let calib = calibration_photos(&Preprocess::IMAGENET, 8);
     let m = seeded_with_wide_logits();
     let int8 = |granularity| QuantOptions {
         weights: Precision::Int8,
@@ -298,7 +265,7 @@ fn integer_layers_are_written_for_exact_kernels_on_every_cpu() {
         act_quant: Some(Calibration::MinMax),
         ..Default::default()
     };
-    let calib = calibration_photos(4);
+    let calib = calibration_photos(&Preprocess::IMAGENET, 4);
     let q = calibrated(&m, &opts, &calib);
     let graph = model_proto(&q).unwrap().graph.unwrap();
     let init = |name: &str| graph.initializer.iter().find(|t| t.name == name);

@@ -13,13 +13,13 @@
 
 mod common;
 use common::{
-    argmax, litert, litert_full_integer, max_abs_diff, reloaded_logits, sample_input, weights_in,
+    argmax, calibrated, calibration_photos, litert, litert_full_integer, max_abs_diff,
+    reloaded_logits, sample_input, weights_in,
 };
 
-use modelslim::backend::Backend;
 use modelslim::compress::{
     Calibration, CompressOptions, Granularity, Precision, PruneOptions, PruneScope, QuantOptions,
-    SparsityOptions, compress,
+    SparsityOptions,
 };
 use modelslim::export::tflite::TfliteIo;
 use modelslim::export::{peak_activation_bytes, to_tflite, to_tflite_with_io};
@@ -33,21 +33,7 @@ fn photos() -> Vec<Vec<f32>> {
 }
 
 fn compressed(m: &Model, opts: CompressOptions) -> Model {
-    compressed_on(m, opts, &[])
-}
-
-/// `m` compressed with `opts`, calibrated on the preprocessed photos `calib`.
-fn compressed_on(m: &Model, opts: CompressOptions, calib: &[Vec<f32>]) -> Model {
-    pollster::block_on(compress(
-        m,
-        &opts,
-        calib,
-        calib,
-        4,
-        &Backend::cpu(),
-        |_| async { true },
-    ))
-    .unwrap()
+    calibrated(m, &opts, &[])
 }
 
 /// Half the channels inside blocks removed and half the remaining weights zeroed.
@@ -63,22 +49,6 @@ fn pruned_and_sparse() -> CompressOptions {
         },
         ..Default::default()
     }
-}
-
-/// The committed calibration photos (`tests/fixtures/imagenet-subset/calib`), preprocessed
-/// for `m`: never the photos the files are compared on.
-fn calibration_photos(m: &Model) -> Vec<Vec<f32>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/imagenet-subset/calib");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|p| m.preprocess().run(&std::fs::read(p).unwrap()).unwrap())
-        .collect()
 }
 
 /// The file's logits beside modelslim's: within `1e-4`, the same top-1.
@@ -178,7 +148,7 @@ fn full_integer(m: &Model, granularity: Granularity, base: CompressOptions) -> M
         act_quant: Some(Calibration::MinMax),
         ..base
     };
-    compressed_on(m, opts, &calibration_photos(m))
+    calibrated(m, &opts, &calibration_photos(&m.preprocess(), usize::MAX))
 }
 
 /// The full-integer file, with float and with int8 input and output, beside modelslim: the

@@ -154,6 +154,43 @@ pub fn weights_in(
     .unwrap()
 }
 
+/// `m` compressed with `opts` on the CPU, calibrated (and fitted) on the preprocessed photos
+/// `calib`.
+#[allow(dead_code)]
+pub fn calibrated(
+    m: &modelslim::model::Model,
+    opts: &modelslim::compress::CompressOptions,
+    calib: &[Vec<f32>],
+) -> modelslim::model::Model {
+    pollster::block_on(modelslim::compress::compress(
+        m,
+        opts,
+        calib,
+        calib,
+        4,
+        &modelslim::backend::Backend::cpu(),
+        |_| async { true },
+    ))
+    .unwrap()
+}
+
+/// The first `n` committed calibration photos (`tests/fixtures/imagenet-subset/calib`),
+/// preprocessed by `pre`: never the photos a test compares on.
+#[allow(dead_code)]
+pub fn calibration_photos(pre: &modelslim::preprocess::Preprocess, n: usize) -> Vec<Vec<f32>> {
+    let dir = root().join("tests/fixtures/imagenet-subset/calib");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .take(n)
+        .map(|p| pre.run(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
 /// The index of the largest value.
 #[allow(dead_code)]
 pub fn argmax(v: &[f32]) -> usize {
