@@ -18,7 +18,25 @@ TRUNK_VERSION=0.21.14
 # wasm-bindgen-cli must equal the wasm-bindgen crate the lockfile pins.
 BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3}' Cargo.lock)"
 
-step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+# `step TEXT` stamps the start of a step; `step_minutes` (test.sh runs it on exit) prints the
+# minutes each took, so any run shows where its time went.
+STEP_NAMES=("setup before the first step")
+STEP_STARTS=("$(date +%s)")
+step() {
+  STEP_NAMES+=("$*")
+  STEP_STARTS+=("$(date +%s)")
+  printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"
+}
+step_minutes() {
+  local now i end
+  now="$(date +%s)"
+  printf '\n%7s  %s\n' minutes step
+  for i in "${!STEP_NAMES[@]}"; do
+    end="${STEP_STARTS[i + 1]:-$now}"
+    printf '%7.1f  %.90s\n' "$(((end - STEP_STARTS[i]) / 6))e-1" "${STEP_NAMES[i]}"
+  done
+  printf '%7.1f  %s\n' "$(((now - STEP_STARTS[0]) / 6))e-1" "in all"
+}
 
 # `copy_jpegs SRC FIRST LAST DEST`: SRC's JPEGs in path order, from the FIRST to the LAST
 # (`$`: to the end), copied into DEST (made if missing).
@@ -43,16 +61,28 @@ if ! rustup target list --installed 2>/dev/null | grep -x wasm32-unknown-unknown
   rustup target add wasm32-unknown-unknown
 fi
 
+# The build tools are built for what a build asks of them, not for their own speed: without
+# TLS (they download nothing here: Trunk.toml builds offline and names wasm-bindgen, which is
+# installed beside trunk), and, whatever their manifests say (trunk's asks for fat LTO in one
+# codegen unit), at opt-level 1 in 16 units without LTO, into one target folder so the crates
+# both use are built once. The folder is removed afterwards.
+install_tool() {
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0 \
+    cargo install --quiet --no-default-features --target-dir "$CACHE/tools-target" "$@"
+}
+
 if [ "$(trunk --version 2>/dev/null | awk '{print $2}')" != "$TRUNK_VERSION" ]; then
   step "installing trunk $TRUNK_VERSION (a few minutes, once)"
-  cargo install trunk --version "$TRUNK_VERSION" --locked --quiet
+  install_tool trunk --version "$TRUNK_VERSION" --locked
 fi
 
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION" ]; then
   step "installing wasm-bindgen-cli $BINDGEN_VERSION (a few minutes, once)"
   # Not --locked: the CLI's own lockfile pins a yanked crate.
-  cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION" --quiet --force
+  install_tool wasm-bindgen-cli --version "$BINDGEN_VERSION" --force
 fi
+rm -rf "$CACHE/tools-target"
 
 if ! grep -q "wasm_bindgen = \"$BINDGEN_VERSION\"" Trunk.toml; then
   echo "Trunk.toml pins a wasm_bindgen other than Cargo.lock's $BINDGEN_VERSION: update [tools]" >&2

@@ -2,6 +2,7 @@
 # Installs what is missing and runs every check: format, lints, native tests (CPU and wgpu on
 # Vulkan/lavapipe), the wasm build, and the page in headless Chromium (WebGPU and CPU fallback).
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+trap step_minutes EXIT
 
 # Chromium for the page test, lavapipe (Mesa's CPU Vulkan) for Burn's native wgpu backend.
 need_apt chromium mesa-vulkan-drivers libvulkan1 ca-certificates
