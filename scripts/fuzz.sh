@@ -5,7 +5,7 @@
 #   targets: safetensors, pickle, pth-zip, legacy, image (default: all)
 # Findings land in fuzz-findings/<target>/ (panics and slow inputs named by kind; an input that
 # crashed the process — stack overflow, abort, memory cap — as crash-<time>). Turn each into a
-# test in tests/hostile.rs, and copy it to tests/fuzz/corpus/<target>/ to keep fuzzing from it.
+# test in tests/suite/hostile.rs, and copy it to tests/fuzz/corpus/<target>/ to keep fuzzing from it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh" >/dev/null

@@ -39,10 +39,14 @@ pub fn zero_branch(m: &modelslim::model::Model, last_bn: &str) -> modelslim::mod
     z
 }
 
+/// A new path for a file named `name` in the tests' scratch folder: numbered, so that tests
+/// running side by side never share one.
 pub fn scratch(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx");
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!("{n}-{name}"))
 }
 
 /// Logits of `onnx` for `images` in onnxruntime (`tests/golden/run_onnx.py`).

@@ -20,7 +20,7 @@ const FORWARD_TIMEOUT = 10 * 60 * 1000; // SwiftShader WebGPU is a correctness t
 
 let server, base, browser, weightsFile, reference;
 
-// Hostile files, built here (tests/hostile.rs has the same cases natively).
+// Hostile files, built here (tests/suite/hostile.rs has the same cases natively).
 // A legacy torch.save file whose state_dict is `depth` lists nested in one another: it
 // overflowed the reader's stack before.
 function deepLegacyCheckpoint(depth) {

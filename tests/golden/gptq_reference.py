@@ -1,5 +1,5 @@
 """GPTQ on one layer, written from the paper (Frantar et al. 2022, Algorithm 1) in numpy, as the
-reference tests/gptq.rs compares modelslim's implementation with. Writes
+reference tests/suite/gptq.rs compares modelslim's implementation with. Writes
 tests/fixtures/gptq_layer.json: weights, the inputs' Gram matrix, the fixed scales, the options
 and the integers the reference chooses.
 

@@ -2,7 +2,7 @@
 //! agreement floor is measured on photos no step fitted on, a budget nothing meets ends in one
 //! line naming the closest candidate, and the per-layer precisions follow measured sensitivity.
 
-mod common;
+use crate::common;
 use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::auto::{AutoOptions, Budget};

@@ -2,7 +2,7 @@
 //! and exports (onnxruntime computes what modelslim does), its MACs are the graph's count, and
 //! the greedy choice finds the block whose absence costs nothing.
 
-mod common;
+use crate::common;
 use common::{logits, max_abs_diff, onnxruntime, sample_input, zero_branch};
 use modelslim::backend::Backend;
 use modelslim::compress::prune::blocks::{choose_blocks, network_macs};

@@ -2,7 +2,7 @@
 //! step alone, the report's and the model card's photo counts, and which photos agreement was
 //! measured on (the ones held back from fitting whenever a step fits on photos).
 
-mod common;
+use crate::common;
 use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::{Importance, Precision, PruneScope, QuantMethod, Settings, presets};

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
+use crate::common;
 use common::root;
 
 fn modelslim(args: &[&str]) -> Output {
@@ -355,7 +355,7 @@ fn compress_quantizes_exports_onnx_and_reports_agreement() {
 }
 
 /// `compress --tflite` and `export --tflite` write the same TFLite file (LiteRT runs it in
-/// `tests/tflite.rs`); a model TFLite cannot hold yet writes nothing and says what to do.
+/// `tests/suite/tflite.rs`); a model TFLite cannot hold yet writes nothing and says what to do.
 #[test]
 fn compress_and_export_write_tflite() {
     let dir = std::env::temp_dir().join(format!("modelslim-tflite-{}", std::process::id()));

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::common;
 use burn::tensor::{Tensor, TensorData};
-mod common;
 use common::{logits, max_abs_diff};
 use modelslim::Error;
 use modelslim::backend::Backend;

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
+use crate::common;
 
 use modelslim::backend::Backend;
 use modelslim::compress::logits_of;
@@ -273,25 +273,50 @@ fn gptq_int4_groups_of_32_model(m: &Model, calib: &[Vec<f32>]) -> Model {
     .unwrap()
 }
 
-/// [`gptq_int4_groups_of_32_model`] calibrated on `calib`: top-1 within `points` of fp32 on
-/// `val`.
-fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
+/// EfficientNet-Lite0 scored on `val` (preprocessed, labelled, its fp32 logits) and
+/// [`gptq_int4_groups_of_32_model`] calibrated on `calib`, with its logits.
+struct GptqScored {
+    m: Model,
+    labels: Vec<usize>,
+    x: Vec<Vec<f32>>,
+    calib: Vec<Vec<f32>>,
+    fp32: Vec<Vec<f32>>,
+    gptq: Vec<Vec<f32>>,
+}
+
+fn gptq_scored(val: &[PathBuf], calib: &[PathBuf]) -> GptqScored {
     let m = Model::from_bytes(&effnet_bytes()).unwrap();
-    let labels = labels_of(val);
     let (x, calib) = (load(&m, val), load(&m, calib));
-    let cpu = Backend::cpu();
     let q = gptq_int4_groups_of_32_model(&m, &calib);
-    let score = |model: &Model| {
-        top1(
-            &pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap(),
-            &labels,
-        )
-    };
-    let (fp32, gptq) = (score(&m), score(&q));
+    let cpu = Backend::cpu();
+    let logits = |model: &Model| pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap();
+    let (fp32, gptq) = (logits(&m), logits(&q));
+    GptqScored {
+        labels: labels_of(val),
+        m,
+        x,
+        calib,
+        fp32,
+        gptq,
+    }
+}
+
+/// [`gptq_scored`] on `data()`: made once for the tests that score it.
+fn gptq_on_data() -> &'static GptqScored {
+    static CELL: std::sync::OnceLock<GptqScored> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        let (val, calib) = data();
+        gptq_scored(&val, &calib)
+    })
+}
+
+/// GPTQ int4 with groups of 32: top-1 within `points` of fp32.
+fn gptq_int4_groups_of_32(s: &GptqScored, points: f64) {
+    let (fp32, gptq) = (top1(&s.fp32, &s.labels), top1(&s.gptq, &s.labels));
     eprintln!(
         "GPTQ int4 groups of 32 (calibrated on {} photos): top-1 {gptq:.3} vs fp32 {fp32:.3} on {} photos",
-        calib.len(),
-        x.len()
+        s.calib.len(),
+        s.x.len()
     );
     assert!(
         fp32 - gptq <= points / 100.0 + 1e-9,
@@ -310,11 +335,9 @@ fn gptq_int4_groups_of_32(val: &[PathBuf], calib: &[PathBuf], points: f64) {
 /// calibrate on), widened to 2 photos (4 points) on the 50-photo subset (16).
 #[test]
 fn gptq_int4_agreement_holds_when_the_photos_last_bits_change() {
-    let m = Model::from_bytes(&effnet_bytes()).unwrap();
-    let (val, calib) = data();
-    let labels = labels_of(&val);
-    let (x, calib) = (load(&m, &val), load(&m, &calib));
-    let nudged: Vec<Vec<f32>> = calib
+    let s = gptq_on_data();
+    let nudged: Vec<Vec<f32>> = s
+        .calib
         .iter()
         .map(|img| {
             img.iter()
@@ -324,11 +347,15 @@ fn gptq_int4_agreement_holds_when_the_photos_last_bits_change() {
         })
         .collect();
     let cpu = Backend::cpu();
-    let logits = |model: &Model| pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap();
-    let fp32 = logits(&m);
     let (a, b) = (
-        logits(&gptq_int4_groups_of_32_model(&m, &calib)),
-        logits(&gptq_int4_groups_of_32_model(&m, &nudged)),
+        &s.gptq,
+        &pollster::block_on(logits_of(
+            &gptq_int4_groups_of_32_model(&s.m, &nudged),
+            &cpu,
+            &s.x,
+            16,
+        ))
+        .unwrap(),
     );
     let argmax = |l: &[f32]| top_k(l, 1)[0].index;
     let same = |p: &[Vec<f32>], q: &[Vec<f32>]| {
@@ -336,25 +363,23 @@ fn gptq_int4_agreement_holds_when_the_photos_last_bits_change() {
             .zip(q)
             .filter(|(p, q)| argmax(p) == argmax(q))
             .count() as f64
-            / x.len() as f64
+            / s.x.len() as f64
     };
-    let (top1_a, top1_b) = (top1(&a, &labels), top1(&b, &labels));
-    let (agree_a, agree_b) = (same(&a, &fp32), same(&b, &fp32));
+    let (top1_a, top1_b) = (top1(a, &s.labels), top1(b, &s.labels));
+    let (agree_a, agree_b) = (same(a, &s.fp32), same(b, &s.fp32));
     eprintln!(
         "GPTQ int4 on {} photos and on them nudged: top-1 {top1_a:.3} / {top1_b:.3}, agreement with fp32 {agree_a:.3} / {agree_b:.3}, the two agree on {:.3} of {} photos",
-        calib.len(),
-        same(&a, &b),
-        x.len()
+        s.calib.len(),
+        same(a, b),
+        s.x.len()
     );
-    let photo = 1.0 / x.len() as f64;
+    let photo = 1.0 / s.x.len() as f64;
     assert!(
         (agree_a - agree_b).abs() <= 0.02f64.max(2.0 * photo) + 1e-9,
         "agreement with fp32 {agree_a} vs {agree_b}"
     );
 }
 
-/// One thread or two, the same file: every sum GPTQ and the forward pass take is split by
-/// outputs, never by the thread count.
 #[test]
 fn gptq_int4_writes_the_same_file_with_one_thread_and_with_two() {
     let m = Model::from_bytes(&effnet_bytes()).unwrap();
@@ -375,15 +400,20 @@ fn gptq_int4_writes_the_same_file_with_one_thread_and_with_two() {
 #[test]
 fn gptq_int4_groups_of_32_within_2_points_of_fp32_on_250_photos() {
     match full_data() {
-        Some((val, calib)) => gptq_int4_groups_of_32(&val, &calib, 2.0),
+        // `data()` is the full set: the model the agreement test scores too.
+        Some(_) => gptq_int4_groups_of_32(gptq_on_data(), 2.0),
         None => eprintln!("no ../shared/data (or MODELSLIM_DATA): the subset test runs instead"),
     }
 }
 
 #[test]
 fn gptq_int4_groups_of_32_on_the_50_photo_subset_widened_to_3_photos() {
+    if full_data().is_none() {
+        // `data()` is the subset.
+        return gptq_int4_groups_of_32(gptq_on_data(), 6.0);
+    }
     let (val, calib) = subset_data();
-    gptq_int4_groups_of_32(&val, &calib, 6.0);
+    gptq_int4_groups_of_32(&gptq_scored(&val, &calib), 6.0);
 }
 
 /// Pruning with reconstruction on the real network, calibrated on `data()`'s calibration

@@ -13,7 +13,7 @@ use modelslim::preprocess::Preprocess;
 /// Absolute tolerance on logits (f32 accumulation order differs between engines).
 const LOGIT_TOLERANCE: f32 = 1e-4;
 
-mod common;
+use crate::common;
 use common::root;
 
 struct Golden {

@@ -3,14 +3,14 @@
 //! what is wrong — no panic, no abort, no hang. Peak memory is checked in
 //! `hostile_memory.rs`, whose allocator counts.
 
-#[path = "common/hostile.rs"]
-mod hostile;
+#[path = "../common/hostile.rs"]
+mod files;
 
 use std::collections::HashMap;
 
-use hostile::*;
-mod common;
+use crate::common;
 use common::sample;
+use files::*;
 use modelslim::compress::{Granularity, Precision, QuantOptions};
 use modelslim::model::Model;
 use modelslim::preprocess::Preprocess;

@@ -1,7 +1,7 @@
 //! Your own classes: a model with another class count is named by a labels file in its answers,
 //! and its compressed file carries the names.
 
-mod common;
+use crate::common;
 use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::{Precision, Settings};

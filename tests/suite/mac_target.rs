@@ -2,7 +2,7 @@
 //! by less than one channel step; a block that costs nothing is dropped; the groups' ratios
 //! come back in the report.
 
-mod common;
+use crate::common;
 use common::{sample, zero_branch};
 use modelslim::backend::Backend;
 use modelslim::compress::prune::blocks::network_macs;

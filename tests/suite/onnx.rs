@@ -7,7 +7,7 @@
 //! Needs Python with `onnxruntime`, `onnx` and `numpy` (`scripts/test.sh` installs them and
 //! sets `MODELSLIM_PYTHON`).
 
-mod common;
+use crate::common;
 use common::{
     argmax, calibrated, calibration_photos, max_abs_diff, onnxruntime, reloaded_logits,
     sample_input, weights_in,

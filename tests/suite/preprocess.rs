@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use modelslim::preprocess::Preprocess;
 
-mod common;
+use crate::common;
 use common::root;
 
 /// One 8-bit step is 1/255; PIL's and our decoders may differ by a step or two on JPEGs.

@@ -10,7 +10,7 @@ use modelslim::compress::{
 use modelslim::model::Model;
 use modelslim::tensor::StateDict;
 
-mod common;
+use crate::common;
 
 /// One synthetic image (a ramp in every channel), enough to compare outputs.
 fn image() -> Vec<f32> {

@@ -1,9 +1,9 @@
 //! Batch-norm recalibration re-estimates running statistics from calibration images.
 
+use crate::common;
+use common::sample_input;
 use modelslim::backend::Backend;
 use modelslim::compress::{PruneOptions, recalibrate_bn};
-mod common;
-use common::sample_input;
 use modelslim::model::Model;
 
 /// The stem conv (7×7, stride 2, padding 3) computed naively on the host.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-mod common;
+use crate::common;
 use common::logits;
 use modelslim::backend::Backend;
 use modelslim::compress::quantize::gptq::{Gptq, GptqOptions, output_error};

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 
-mod common;
+use crate::common;
 use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::{Progress, PruneScope, Settings};

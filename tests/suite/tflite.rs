@@ -11,7 +11,7 @@
 //! Needs `scripts/setup.sh`'s Python (`ai-edge-litert`, `tflite`, `tflite-micro`;
 //! `MODELSLIM_PYTHON`).
 
-mod common;
+use crate::common;
 use common::{
     argmax, calibrated, calibration_photos, litert, litert_full_integer, max_abs_diff,
     reloaded_logits, sample_input, weights_in,
