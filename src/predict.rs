@@ -32,6 +32,18 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
+/// The class with the largest logit; of classes tied at the top, the first (the lower index),
+/// as `top_k`, NumPy's `argmax` and TFLite's `ARG_MAX` choose.
+pub fn argmax(logits: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, l) in logits.iter().enumerate() {
+        if l.total_cmp(&logits[best]).is_gt() {
+            best = i;
+        }
+    }
+    best
+}
+
 /// The `k` most probable classes, best first (ties keep the lower index first), named as
 /// ImageNet's.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<ClassScore> {
@@ -121,7 +133,7 @@ pub struct Captured {
 type BuildNetwork = fn(
     &crate::model::graph::Graph,
     &crate::tensor::StateDict,
-    &std::collections::BTreeMap<String, crate::quant::ActQuant>,
+    &crate::quant::Quantization,
     &Device,
 ) -> Result<Network>;
 
@@ -148,7 +160,7 @@ impl Classifier {
         let net = build(
             &model.graph(),
             &model.weights,
-            &model.quant.activations,
+            &model.quant,
             &backend.device,
         )?;
         Ok(Classifier { backend, net })
@@ -258,6 +270,9 @@ mod tests {
             top.iter().map(|c| c.index).collect::<Vec<_>>(),
             vec![1, 3, 2, 5, 0]
         );
+        // A tie at the top goes to the first class, in `argmax` as in `top_k`.
+        assert_eq!(argmax(&logits), 1);
+        assert_eq!(argmax(&[-1.0, -1.0]), 0);
         let total: f32 = softmax(&logits).iter().sum();
         assert!((total - 1.0).abs() < 1e-6);
         assert!((top[0].prob - top[1].prob).abs() < 1e-7);

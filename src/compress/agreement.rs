@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::backend::Backend;
 use crate::model::Model;
-use crate::predict::{Classifier, softmax};
+use crate::predict::{Classifier, argmax, softmax};
 
 /// How a compressed model's outputs compare with the original's on the same images.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -21,12 +21,6 @@ pub struct Agreement {
 
 /// Compare two sets of logits image by image.
 pub fn agreement(reference: &[Vec<f32>], other: &[Vec<f32>]) -> Agreement {
-    let argmax = |v: &[f32]| {
-        v.iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, _)| i)
-    };
     let n = reference.len().min(other.len());
     let mut same = 0usize;
     let mut kl = 0f64;

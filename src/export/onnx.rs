@@ -257,15 +257,21 @@ impl Builder<'_> {
 
     /// `QuantizeLinear` → `DequantizeLinear` on `value`; returns the dequantized name.
     fn qdq(&mut self, value: &str, q: &ActQuant) -> String {
+        let dn = format!("{value}_dequantized");
+        self.qdq_into(value, q, &dn);
+        dn
+    }
+
+    /// [`Builder::qdq`] whose dequantized value is named `dn`.
+    fn qdq_into(&mut self, value: &str, q: &ActQuant, dn: &str) {
         let (sn, zn) = (format!("{value}_scale"), format!("{value}_zero_point"));
         self.initializers
             .push(tensor(&sn, data_type::FLOAT, &[], f32_le_bytes(&[q.scale])));
         self.initializers
             .push(tensor(&zn, data_type::UINT8, &[], vec![q.zero_point]));
-        let (qn, dn) = (format!("{value}_quantized"), format!("{value}_dequantized"));
+        let qn = format!("{value}_quantized");
         self.node("QuantizeLinear", &[value, &sn, &zn], &qn, vec![]);
-        self.node("DequantizeLinear", &[&qn, &sn, &zn], &dn, vec![]);
-        dn
+        self.node("DequantizeLinear", &[&qn, &sn, &zn], dn, vec![]);
     }
 }
 
@@ -285,7 +291,13 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
     }
     let mut relu6_bounds = false;
     for n in &graph.nodes {
-        let out = graph.values[n.output].clone();
+        let value = &graph.values[n.output];
+        // Logits rounded to their step: the classifier writes them unrounded, and the pair
+        // after it writes the value under its own name.
+        let out = match model.quant.logits {
+            Some(_) if n.output == graph.output => format!("{value}_unrounded"),
+            _ => value.clone(),
+        };
         let x = read_as[n.inputs[0]].clone();
         let input_act = act.get(&graph.values[n.inputs[0]]);
         match &n.op {
@@ -377,8 +389,11 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 b.node("Gemm", &[&x, &w, &bias], &out, vec![attr_int("transB", 1)]);
             }
         }
-        if let Some(q) = act.get(&out) {
+        if let Some(q) = act.get(value) {
             read_as[n.output] = b.qdq(&out, q);
+        }
+        if let (Some(q), true) = (model.quant.logits, n.output == graph.output) {
+            b.qdq_into(&out, &q, value);
         }
     }
     let classes = model.arch.num_classes();

@@ -1,6 +1,7 @@
 //! Runs a [`Graph`] on a Burn device. Activation fake-quantization happens here, at the same
 //! values and with the same rounding and clamping as the exported QDQ graph's
-//! `QuantizeLinear` → `DequantizeLinear` pairs.
+//! `QuantizeLinear` → `DequantizeLinear` pairs, the logits' included where a full-integer
+//! file stores them as integers.
 
 use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
@@ -9,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 use super::cpu_kernels;
 use super::graph::{Graph, Op};
 use super::layers::{Activation, BatchNorm, BatchStats, Conv, Linear, Params, Upload};
-use crate::quant::ActQuant;
+use crate::quant::{ActQuant, Quantization};
 use crate::tensor::StateDict;
 use crate::{Error, Result};
 
@@ -105,22 +106,19 @@ fn quantize_dequantize(x: Tensor<4>, q: ActQuant) -> Tensor<4> {
 }
 
 impl Network {
-    /// Upload `weights` for `graph`; `act` maps value names to their activation quantization.
+    /// Upload `weights` for `graph`; `quant` says which values are quantized (its
+    /// activations by name, and the logits).
     pub fn build(
         graph: &Graph,
         weights: &StateDict,
-        act: &std::collections::BTreeMap<String, ActQuant>,
+        quant: &Quantization,
         device: &Device,
     ) -> Result<Self> {
-        Network::build_from(graph, &Upload { weights, device }, act)
+        Network::build_from(graph, &Upload { weights, device }, quant)
     }
 
     /// [`Network::build`] from any source of tensors (the device leaves of training).
-    pub fn build_from(
-        graph: &Graph,
-        params: &impl Params,
-        act: &std::collections::BTreeMap<String, ActQuant>,
-    ) -> Result<Self> {
+    pub fn build_from(graph: &Graph, params: &impl Params, quant: &Quantization) -> Result<Self> {
         let mut steps = Vec::with_capacity(graph.nodes.len());
         for n in &graph.nodes {
             let op = match &n.op {
@@ -159,13 +157,18 @@ impl Network {
             });
         }
         let mut fake_quant = vec![None; graph.values.len()];
-        for (name, q) in act {
+        for (name, q) in &quant.activations {
             let i = graph.values.iter().position(|v| v == name).ok_or_else(|| {
                 Error::Structure(format!(
                     "activation quantization names '{name}', which this network does not have"
                 ))
             })?;
             fake_quant[i] = Some(*q);
+        }
+        // The logits on the step a full-integer file stores them in: the file's integers are
+        // then the page's, and so are its ties (the first class wins everywhere).
+        if let Some(q) = quant.logits {
+            fake_quant[graph.output] = Some(q);
         }
         Ok(Network {
             last_use: last_uses(&steps, graph.values.len(), graph.output),
@@ -186,10 +189,10 @@ impl Network {
     pub fn build_for_inference(
         graph: &Graph,
         weights: &StateDict,
-        act: &std::collections::BTreeMap<String, ActQuant>,
+        quant: &Quantization,
         device: &Device,
     ) -> Result<Self> {
-        let net = Network::build(graph, weights, act, device)?;
+        let net = Network::build(graph, weights, quant, device)?;
         let mut readers = vec![0usize; net.last_use.len()];
         for s in &net.steps {
             for &v in &s.inputs {
@@ -453,8 +456,6 @@ impl Network {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use burn::tensor::{Tensor, TensorData};
 
     use super::*;
@@ -464,6 +465,37 @@ mod tests {
 
     fn logits(net: &Network, x: Tensor<4>) -> Vec<f32> {
         net.forward(x).into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    /// With a logits step, the network's output is its float logits rounded to that step (as
+    /// `QuantizeLinear` → `DequantizeLinear` compute it), folded or not.
+    #[test]
+    fn logits_are_rounded_to_their_step() {
+        let model = Model::seeded_resnet18(7);
+        let graph = model.graph();
+        let device = Backend::cpu().device;
+        let mut rng = Rng::new(2);
+        let pixels: Vec<f32> = (0..2 * 3 * 48 * 48).map(|_| rng.normal() as f32).collect();
+        let x = || Tensor::<4>::from_data(TensorData::new(pixels.clone(), [2, 3, 48, 48]), &device);
+        let q = ActQuant {
+            scale: 0.25,
+            zero_point: 128,
+        };
+        let rounded = Quantization {
+            logits: Some(q),
+            ..Default::default()
+        };
+        for build in [Network::build, Network::build_for_inference] {
+            let run = |quant: &Quantization| {
+                logits(&build(&graph, &model.weights, quant, &device).unwrap(), x())
+            };
+            let float = run(&Quantization::default());
+            let spread = float.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(spread > 1.0, "logits {spread}: too narrow to round");
+            for (r, f) in run(&rounded).iter().zip(&float) {
+                assert_eq!(*r, q.fake(*f), "{r} is not {f} rounded");
+            }
+        }
     }
 
     /// Folding changes float rounding only: the logits stay within 1e-4 of their spread, and
@@ -481,18 +513,19 @@ mod tests {
         let x =
             || Tensor::<4>::from_data(TensorData::new(pixels.clone(), [2, 3, side, side]), &device);
         let first_conv = graph.nodes[0].output;
-        let mut act = BTreeMap::new();
-        act.insert(
+        let mut quant = Quantization::default();
+        quant.activations.insert(
             graph.values[first_conv].clone(),
             ActQuant {
                 scale: 0.05,
                 zero_point: 128,
             },
         );
-        for act in [BTreeMap::new(), act] {
-            let plain = Network::build(&graph, &model.weights, &act, &device).unwrap();
+        for quant in [Quantization::default(), quant] {
+            let act = &quant.activations;
+            let plain = Network::build(&graph, &model.weights, &quant, &device).unwrap();
             let folded =
-                Network::build_for_inference(&graph, &model.weights, &act, &device).unwrap();
+                Network::build_for_inference(&graph, &model.weights, &quant, &device).unwrap();
             let batch_norms = |n: &Network| {
                 n.steps
                     .iter()

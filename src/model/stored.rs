@@ -41,7 +41,7 @@ pub struct FileMetadata {
     /// Quantized activations, by value name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub activations: BTreeMap<String, ActQuant>,
-    /// The step of the logits in a full-integer file (modelslim keeps them float).
+    /// The step of the logits where activations are quantized (modelslim rounds them to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logits: Option<ActQuant>,
     /// Weights whose zeros are pruned weights (kept at zero when the model is trained).

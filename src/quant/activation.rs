@@ -93,24 +93,6 @@ impl ActQuant {
         }
     }
 
-    /// The finest `u8` step covering `[lo, hi]` (widened to include 0), not rounded to a power
-    /// of two: for a value nothing in modelslim computes with after it is quantized (a
-    /// full-integer file's logits), where only resolution matters.
-    pub fn spanning(lo: f32, hi: f32) -> Self {
-        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
-        let scale = (hi - lo) / 255.0;
-        if !(scale.is_normal() && scale > 0.0) {
-            return ActQuant {
-                scale: 1.0,
-                zero_point: 0,
-            };
-        }
-        ActQuant {
-            scale,
-            zero_point: (-lo / scale).round().clamp(0.0, 255.0) as u8,
-        }
-    }
-
     /// `DequantizeLinear(QuantizeLinear(x))` on the host.
     pub fn fake(&self, x: f32) -> f32 {
         let zp = self.zero_point as f32;

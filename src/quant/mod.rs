@@ -129,9 +129,10 @@ pub struct Quantization {
     pub f16: BTreeSet<String>,
     /// Activations quantized to `u8`, by value name.
     pub activations: BTreeMap<String, ActQuant>,
-    /// The `u8` step the logits take in a full-integer file (TFLite), whose last layer must
-    /// write integers too. modelslim's own forward pass and the ONNX file keep them float.
-    /// Set, with `activations`, by activation calibration.
+    /// The `u8` step of the logits where activations are quantized: a full-integer file
+    /// (TFLite) must write them as integers, so modelslim's forward pass and the ONNX file
+    /// round them to the same step, and two classes closer than it tie alike everywhere (the
+    /// first class wins). Set, with `activations`, by activation calibration.
     pub logits: Option<ActQuant>,
     /// Weights whose zeros are pruned weights (magnitude or SparseGPT sparsity), not values
     /// that happened to round to zero: training keeps them at zero.

@@ -205,7 +205,7 @@ impl<'a> Trainer<'a> {
         let teacher_net = Network::build_for_inference(
             &teacher.graph(),
             &teacher.weights,
-            &teacher.quant.activations,
+            &teacher.quant,
             device,
         )?;
         let teacher_graph = teacher.graph();
@@ -247,11 +247,7 @@ impl<'a> Trainer<'a> {
         step: usize,
     ) -> Result<(f64, f32)> {
         let x = image_batch(views, self.device)?;
-        let net = Network::build_from(
-            &self.graph,
-            &leaves.effective(),
-            &self.student.quant.activations,
-        )?;
+        let net = Network::build_from(&self.graph, &leaves.effective(), &self.student.quant)?;
         // The block outputs, then (when matched) the pooled features, in one pass each.
         let with_head = |blocks: &[usize], head: Option<usize>| {
             let mut v = blocks.to_vec();

@@ -116,12 +116,7 @@ fn loss(net: &Network, running: &Running, x: Tensor<4>, prior: bool) -> Tensor<1
 fn on_autodiff(model: &Model, backend: &Backend) -> Result<(Network, Running, Device)> {
     let running = running_statistics(model, backend)?;
     let device = backend.device.clone().autodiff();
-    let net = Network::build(
-        &model.graph(),
-        &model.weights,
-        &model.quant.activations,
-        &device,
-    )?;
+    let net = Network::build(&model.graph(), &model.weights, &model.quant, &device)?;
     Ok((net, running, device))
 }
 

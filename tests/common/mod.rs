@@ -80,6 +80,19 @@ pub fn litert_full_integer(tflite: &[u8], images: &[Vec<f32>], name: &str) -> Ve
     )
 }
 
+/// Logits of the TFLite file for `images` in TensorFlow Lite Micro's interpreter (its reference
+/// kernels, as a microcontroller runs them).
+#[allow(dead_code)]
+pub fn tflite_micro(tflite: &[u8], images: &[Vec<f32>], name: &str) -> Vec<Vec<f32>> {
+    independent_engine(
+        "run_tflite.py",
+        tflite,
+        &format!("{name}.tflite"),
+        images,
+        &["--micro"],
+    )
+}
+
 /// Logits of the model file `bytes` (saved as `file`) for `images`, from `script` in
 /// `tests/golden`: it reads the file, an `N × 3 × 224 × 224` f32 input, and writes the
 /// `N × classes` f32 logits.
@@ -195,15 +208,9 @@ pub fn calibration_photos(pre: &modelslim::preprocess::Preprocess, n: usize) -> 
         .collect()
 }
 
-/// The index of the largest value.
-#[allow(dead_code)]
-pub fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap()
-}
+/// The index of the largest value (of several, the first: as every runtime breaks a tie).
+#[allow(unused_imports)]
+pub use modelslim::predict::argmax;
 
 /// The largest element-wise difference of two sets of logits.
 pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {

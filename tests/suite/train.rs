@@ -2,8 +2,6 @@
 //! batch, pruned weights and integer grids surviving training, and synthesized images
 //! moving batch-norm statistics towards the running ones, repeatably.
 
-use std::collections::BTreeMap;
-
 use burn::tensor::{Device, Tensor, TensorData};
 use modelslim::backend::Backend;
 use modelslim::compress::{Granularity, Precision, QuantOptions, SparsityOptions, agreement};
@@ -96,7 +94,7 @@ fn input(values: &[f32], n: usize, side: usize, device: &Device) -> Tensor<4> {
 
 /// The distillation loss of `weights` against fixed teacher logits, computed without autodiff.
 fn loss_at(graph: &Graph, weights: &StateDict, x: &[f32], teacher: &[f32], dev: &Device) -> f64 {
-    let net = Network::build(graph, weights, &BTreeMap::new(), dev).unwrap();
+    let net = Network::build(graph, weights, &Quantization::default(), dev).unwrap();
     let out = net.forward(input(x, 2, 8, dev));
     let t = Tensor::<2>::from_data(TensorData::new(teacher.to_vec(), [2, 5]), dev);
     let l = distillation_loss(t, out, 2.0);
@@ -122,7 +120,7 @@ fn distillation_gradients_equal_finite_differences_including_an_int8_layer() {
 
     let ad = dev.clone().autodiff();
     let leaves = Leaves::new(&weights, &quant, true, &[], &ad).unwrap();
-    let net = Network::build_from(&graph, &leaves.effective(), &BTreeMap::new()).unwrap();
+    let net = Network::build_from(&graph, &leaves.effective(), &Quantization::default()).unwrap();
     let out = net.forward(input(&x, 2, 8, &ad));
     let t = Tensor::<2>::from_data(TensorData::new(teacher.clone(), [2, 5]), &ad);
     let loss = distillation_loss(t, out, 2.0);
@@ -334,14 +332,19 @@ fn masks_and_integer_grids_survive_training_and_the_file_reloads_to_the_trained_
     let reloaded = Model::from_bytes(&trained.to_safetensors().unwrap()).unwrap();
     let ad = backend.device.clone().autodiff();
     let leaves = Leaves::new(&trained.weights, &trained.quant, false, &[], &ad).unwrap();
-    let net = Network::build_from(&trained.graph(), &leaves.effective(), &BTreeMap::new()).unwrap();
+    let net = Network::build_from(
+        &trained.graph(),
+        &leaves.effective(),
+        &Quantization::default(),
+    )
+    .unwrap();
     let flat: Vec<f32> = images.concat();
     let trained_logits =
         block_on(read_values(net.forward(input(&flat, 3, 64, &ad)).inner())).unwrap();
     let net2 = Network::build(
         &reloaded.graph(),
         &reloaded.weights,
-        &reloaded.quant.activations,
+        &reloaded.quant,
         &backend.device,
     )
     .unwrap();

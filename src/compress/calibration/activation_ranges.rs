@@ -151,10 +151,12 @@ impl Model {
             .collect();
         // Headroom of an eighth of the range beyond each end seen: a photo more confident
         // than every calibration photo would otherwise saturate, and two classes at the top of
-        // the range would tie; the low end, so that the file's logits stay comparable.
+        // the range would tie; the low end, so that the file's logits stay comparable. A
+        // power-of-two step like every other activation's: the last layer's requantization
+        // multiplier is then exact, and every engine rounds the logits to the same integers.
         let (lo, hi) = logits;
         let margin = (hi - lo).max(0.0) / 8.0;
-        let logits = ActQuant::spanning(lo - margin, hi + margin);
+        let logits = ActQuant::from_range(lo - margin, hi + margin);
         Ok(ActivationSteps {
             values: out,
             logits,
