@@ -2,7 +2,7 @@
 against. The file is also read back with the `tflite` package's own schema reader, and every
 operator's name is printed to stderr.
 
-usage: run_tflite.py MODEL.tflite INPUT.f32 OUTPUT.f32 [--full-integer]
+usage: run_tflite.py MODEL.tflite INPUT.f32 OUTPUT.f32 [--full-integer] [--micro]
 
 INPUT.f32 holds N×3×224×224 little-endian float32 values (modelslim's NCHW layout; each image is
 transposed to the file's NHWC input); OUTPUT.f32 receives the N×classes logits. An int8 input is
@@ -12,6 +12,9 @@ modelslim does); int8 logits are dequantized with the file's.
 --full-integer: fail unless every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED reads an int8
 input and int8 weights, adds an int32 bias and writes int8, and every other operator between the
 file's QUANTIZE and DEQUANTIZE computes on int8 too.
+
+--micro: run the file in TensorFlow Lite Micro's interpreter (its reference kernels, what a
+microcontroller runs) instead of LiteRT's.
 """
 import sys
 
@@ -46,20 +49,31 @@ for i in range(graph.OperatorsLength()):
 print("operators:", " ".join(sorted(set(ops))), file=sys.stderr)
 
 x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, 224, 224).transpose(0, 2, 3, 1)
-interpreter = Interpreter(model_content=buf)
-interpreter.allocate_tensors()
-(inp,) = interpreter.get_input_details()
-(out,) = interpreter.get_output_details()
+if "--micro" in sys.argv[4:]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(buf, arena_size=256 << 20)
+    inp, out = interpreter.get_input_details(0), interpreter.get_output_details(0)
+
+    def run(image):
+        interpreter.set_input(image, 0)
+        interpreter.invoke()
+        return interpreter.get_output(0)[0].copy()
+else:
+    interpreter = Interpreter(model_content=buf)
+    interpreter.allocate_tensors()
+    (inp,) = interpreter.get_input_details()
+    (out,) = interpreter.get_output_details()
+
+    def run(image):
+        interpreter.set_tensor(inp["index"], image)
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"])[0].copy()
 if inp["dtype"] == np.int8:
-    scale, zero = inp["quantization"]
+    scale, zero = inp["quantization_parameters"]["scales"][0], inp["quantization_parameters"]["zero_points"][0]
     x = np.clip(np.round(x / np.float32(scale)) + zero, -128, 127).astype(np.int8)
-logits = []
-for image in x:
-    interpreter.set_tensor(inp["index"], np.ascontiguousarray(image[None]))
-    interpreter.invoke()
-    logits.append(interpreter.get_tensor(out["index"])[0].copy())
-logits = np.stack(logits)
+logits = np.stack([run(np.ascontiguousarray(image[None])) for image in x])
 if out["dtype"] == np.int8:
-    scale, zero = out["quantization"]
+    scale, zero = out["quantization_parameters"]["scales"][0], out["quantization_parameters"]["zero_points"][0]
     logits = (logits.astype(np.float32) - zero) * np.float32(scale)
 logits.astype("<f4").tofile(output_path)

@@ -15,15 +15,16 @@ use std::path::{Path, PathBuf};
 use crate::common;
 
 use modelslim::backend::Backend;
-use modelslim::compress::logits_of;
 use modelslim::compress::{
     Calibration, CompressOptions, Granularity, Importance, Precision, PruneOptions, PruneScope,
     QuantMethod, QuantOptions, SparsityOptions, compress,
 };
-use modelslim::export::{to_onnx, to_tflite};
+use modelslim::compress::{agreement, logits_of};
+use modelslim::export::tflite::TfliteIo;
+use modelslim::export::{to_onnx, to_tflite, to_tflite_with_io};
 use modelslim::labels::class_of_wnid;
 use modelslim::model::Model;
-use modelslim::predict::top_k;
+use modelslim::predict::{argmax, top_k};
 
 fn effnet_bytes() -> Vec<u8> {
     let path = std::env::var("MODELSLIM_EFFNET_PTH")
@@ -113,9 +114,45 @@ fn top1(logits: &[Vec<f32>], labels: &[usize]) -> f64 {
     let hits = logits
         .iter()
         .zip(labels)
-        .filter(|(l, y)| top_k(l, 1)[0].index == **y)
+        .filter(|(l, y)| argmax(l) == **y)
         .count();
     hits as f64 / labels.len() as f64
+}
+
+/// `model`'s logits on the preprocessed photos `x`, on the CPU.
+fn logits(model: &Model, x: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    pollster::block_on(logits_of(model, &Backend::cpu(), x, 16)).unwrap()
+}
+
+/// EfficientNet-Lite0 and a set of photos: the scored ones preprocessed, with their labels and
+/// the network's fp32 logits, and the calibration ones preprocessed.
+struct Scored {
+    m: Model,
+    labels: Vec<usize>,
+    x: Vec<Vec<f32>>,
+    calib: Vec<Vec<f32>>,
+    fp32: Vec<Vec<f32>>,
+}
+
+fn scored(val: &[PathBuf], calib: &[PathBuf]) -> Scored {
+    let m = Model::from_bytes(&effnet_bytes()).unwrap();
+    let (x, calib) = (load(&m, val), load(&m, calib));
+    Scored {
+        fp32: logits(&m, &x),
+        labels: labels_of(val),
+        m,
+        x,
+        calib,
+    }
+}
+
+/// [`scored`] on `data()`: made once for the tests that score it.
+fn on_data() -> &'static Scored {
+    static CELL: std::sync::OnceLock<Scored> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| {
+        let (val, calib) = data();
+        scored(&val, &calib)
+    })
 }
 
 #[test]
@@ -149,7 +186,8 @@ fn legacy_checkpoint_loads_as_efficientnet_lite0_and_sees_cats_and_coffee() {
 #[test]
 fn accuracy_on_250_imagenet_val_photos_stays_within_the_targets() {
     match full_data() {
-        Some((val, calib)) => accuracy_stays_within_the_targets(&val, &calib, true),
+        // `data()` is the full set.
+        Some(_) => accuracy_stays_within_the_targets(on_data(), int8a8(), true),
         None => eprintln!(
             "no ../shared/data (or MODELSLIM_DATA): not run here; the 50-photo subset test runs instead"
         ),
@@ -158,18 +196,26 @@ fn accuracy_on_250_imagenet_val_photos_stays_within_the_targets() {
 
 #[test]
 fn accuracy_on_the_50_photo_subset_stays_within_targets_widened_to_one_photo() {
+    if full_data().is_none() {
+        // `data()` is the subset.
+        return accuracy_stays_within_the_targets(on_data(), int8a8(), false);
+    }
     let (val, calib) = subset_data();
-    accuracy_stays_within_the_targets(&val, &calib, false);
+    let s = scored(&val, &calib);
+    accuracy_stays_within_the_targets(&s, &int8a8_of(&s), false);
 }
 
 /// fp32 within 1 point of the numpy reference (on the full set), fp16 and bias-corrected int8
 /// weights within 0.5 point of fp32, int8 weights + activations within 1.5 points; `full:
-/// false` widens each target to at least one photo.
-fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: bool) {
-    let m = Model::from_bytes(&effnet_bytes()).unwrap();
-    let labels = labels_of(val);
-    let x = load(&m, val);
-    let calib = load(&m, calib);
+/// false` widens each target to at least one photo. `q` is [`int8a8_of`] `s`.
+fn accuracy_stays_within_the_targets(s: &Scored, q: &Int8a8, full: bool) {
+    let Scored {
+        m,
+        labels,
+        x,
+        calib,
+        ..
+    } = s;
     // On the 50-photo subset one photo is 2 points: a target finer than that allows one photo.
     let photo = 1.0 / x.len() as f64 + 1e-9;
     let tol = |points: f64| {
@@ -180,14 +226,9 @@ fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: b
         }
     };
     let cpu = Backend::cpu();
-    let score = |model: &Model| {
-        top1(
-            &pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap(),
-            &labels,
-        )
-    };
+    let score = |model: &Model| top1(&logits(model, x), labels);
 
-    let fp32 = score(&m);
+    let fp32 = top1(&s.fp32, labels);
     eprintln!("fp32 top-1 {fp32:.3} on {} photos", x.len());
     if full {
         // The independent numpy implementation's top-1 on exactly these 250 photos.
@@ -203,7 +244,7 @@ fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: b
     }
 
     let run = |opts: CompressOptions| {
-        pollster::block_on(compress(&m, &opts, &calib, &calib, 16, &cpu, |_| async {
+        pollster::block_on(compress(m, &opts, calib, calib, 16, &cpu, |_| async {
             true
         }))
         .unwrap()
@@ -223,11 +264,7 @@ fn accuracy_stays_within_the_targets(val: &[PathBuf], calib: &[PathBuf], full: b
         bias_correction: true,
         ..Default::default()
     }));
-    let int8_act = score(&run(CompressOptions {
-        quant: quant(Precision::Int8, false),
-        act_quant: Some(Calibration::MinMax),
-        ..Default::default()
-    }));
+    let int8_act = top1(&q.ours, labels);
     eprintln!(
         "fp16 {fp16:.3}, int8 per-channel weights (bias-corrected) {int8:.3}, int8 weights + activations {int8_act:.3}"
     );
@@ -273,46 +310,21 @@ fn gptq_int4_groups_of_32_model(m: &Model, calib: &[Vec<f32>]) -> Model {
     .unwrap()
 }
 
-/// EfficientNet-Lite0 scored on `val` (preprocessed, labelled, its fp32 logits) and
-/// [`gptq_int4_groups_of_32_model`] calibrated on `calib`, with its logits.
-struct GptqScored {
-    m: Model,
-    labels: Vec<usize>,
-    x: Vec<Vec<f32>>,
-    calib: Vec<Vec<f32>>,
-    fp32: Vec<Vec<f32>>,
-    gptq: Vec<Vec<f32>>,
+/// [`gptq_int4_groups_of_32_model`] calibrated on `s`'s calibration photos: its logits on the
+/// scored ones.
+fn gptq_logits(s: &Scored) -> Vec<Vec<f32>> {
+    logits(&gptq_int4_groups_of_32_model(&s.m, &s.calib), &s.x)
 }
 
-fn gptq_scored(val: &[PathBuf], calib: &[PathBuf]) -> GptqScored {
-    let m = Model::from_bytes(&effnet_bytes()).unwrap();
-    let (x, calib) = (load(&m, val), load(&m, calib));
-    let q = gptq_int4_groups_of_32_model(&m, &calib);
-    let cpu = Backend::cpu();
-    let logits = |model: &Model| pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap();
-    let (fp32, gptq) = (logits(&m), logits(&q));
-    GptqScored {
-        labels: labels_of(val),
-        m,
-        x,
-        calib,
-        fp32,
-        gptq,
-    }
+/// [`gptq_logits`] on `data()`: made once for the tests that score it.
+fn gptq_on_data() -> &'static [Vec<f32>] {
+    static CELL: std::sync::OnceLock<Vec<Vec<f32>>> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| gptq_logits(on_data()))
 }
 
-/// [`gptq_scored`] on `data()`: made once for the tests that score it.
-fn gptq_on_data() -> &'static GptqScored {
-    static CELL: std::sync::OnceLock<GptqScored> = std::sync::OnceLock::new();
-    CELL.get_or_init(|| {
-        let (val, calib) = data();
-        gptq_scored(&val, &calib)
-    })
-}
-
-/// GPTQ int4 with groups of 32: top-1 within `points` of fp32.
-fn gptq_int4_groups_of_32(s: &GptqScored, points: f64) {
-    let (fp32, gptq) = (top1(&s.fp32, &s.labels), top1(&s.gptq, &s.labels));
+/// GPTQ int4 with groups of 32 (`gptq`, its logits on `s`): top-1 within `points` of fp32.
+fn gptq_int4_groups_of_32(s: &Scored, gptq: &[Vec<f32>], points: f64) {
+    let (fp32, gptq) = (top1(&s.fp32, &s.labels), top1(gptq, &s.labels));
     eprintln!(
         "GPTQ int4 groups of 32 (calibrated on {} photos): top-1 {gptq:.3} vs fp32 {fp32:.3} on {} photos",
         s.calib.len(),
@@ -335,7 +347,7 @@ fn gptq_int4_groups_of_32(s: &GptqScored, points: f64) {
 /// calibrate on), widened to 2 photos (4 points) on the 50-photo subset (16).
 #[test]
 fn gptq_int4_agreement_holds_when_the_photos_last_bits_change() {
-    let s = gptq_on_data();
+    let s = on_data();
     let nudged: Vec<Vec<f32>> = s
         .calib
         .iter()
@@ -346,18 +358,10 @@ fn gptq_int4_agreement_holds_when_the_photos_last_bits_change() {
                 .collect()
         })
         .collect();
-    let cpu = Backend::cpu();
     let (a, b) = (
-        &s.gptq,
-        &pollster::block_on(logits_of(
-            &gptq_int4_groups_of_32_model(&s.m, &nudged),
-            &cpu,
-            &s.x,
-            16,
-        ))
-        .unwrap(),
+        gptq_on_data(),
+        &logits(&gptq_int4_groups_of_32_model(&s.m, &nudged), &s.x),
     );
-    let argmax = |l: &[f32]| top_k(l, 1)[0].index;
     let same = |p: &[Vec<f32>], q: &[Vec<f32>]| {
         p.iter()
             .zip(q)
@@ -401,7 +405,7 @@ fn gptq_int4_writes_the_same_file_with_one_thread_and_with_two() {
 fn gptq_int4_groups_of_32_within_2_points_of_fp32_on_250_photos() {
     match full_data() {
         // `data()` is the full set: the model the agreement test scores too.
-        Some(_) => gptq_int4_groups_of_32(gptq_on_data(), 2.0),
+        Some(_) => gptq_int4_groups_of_32(on_data(), gptq_on_data(), 2.0),
         None => eprintln!("no ../shared/data (or MODELSLIM_DATA): the subset test runs instead"),
     }
 }
@@ -410,10 +414,11 @@ fn gptq_int4_groups_of_32_within_2_points_of_fp32_on_250_photos() {
 fn gptq_int4_groups_of_32_on_the_50_photo_subset_widened_to_3_photos() {
     if full_data().is_none() {
         // `data()` is the subset.
-        return gptq_int4_groups_of_32(gptq_on_data(), 6.0);
+        return gptq_int4_groups_of_32(on_data(), gptq_on_data(), 6.0);
     }
     let (val, calib) = subset_data();
-    gptq_int4_groups_of_32(&gptq_scored(&val, &calib), 6.0);
+    let s = scored(&val, &calib);
+    gptq_int4_groups_of_32(&s, &gptq_logits(&s), 6.0);
 }
 
 /// Pruning with reconstruction on the real network, calibrated on `data()`'s calibration
@@ -526,50 +531,58 @@ fn structured_25pct_inside_blocks_refit_on_200_photos_within_8_points_of_fp32() 
     );
 }
 
-/// What the page shows is what the downloaded file does, on the real network: int8 weights +
-/// u8 activations, calibrated on other photos, give onnxruntime's logits on every scored photo,
-/// as written and in ONNX Runtime's default optimized session (integer `QLinearConv`,
-/// `QLinearAdd`, `QGemm`). The arithmetic is exact on both sides (power-of-two activation
-/// steps, 5-bit weight scales), so the logits must agree within 1e-3 — a bound on f32 rounding
-/// of the classifier's sums, on logits spanning ~19 — whatever kernels the CPU gets: the weights
-/// of integer layers are written as u8 with zero point 128 (ONNX Runtime's u8 × s8 kernel
-/// saturates on CPUs without VNNI) and activation zero points are even (its fused add rounds
-/// after adding the zero point). `bash scripts/emulated-cpu.sh` runs this test with ONNX
-/// Runtime on an emulated AVX2-only CPU.
-/// A compressed model, the scored photos preprocessed, and modelslim's logits for them.
-type Scored = (Model, Vec<Vec<f32>>, Vec<Vec<f32>>);
-
-/// EfficientNet-Lite0 with int8 weights and u8 activations calibrated on the calibration
-/// photos, scored: made once for the tests that check its files.
-fn int8a8() -> &'static Scored {
-    static CELL: std::sync::OnceLock<Scored> = std::sync::OnceLock::new();
-    CELL.get_or_init(|| {
-        let m = Model::from_bytes(&effnet_bytes()).unwrap();
-        let (val, calib) = data();
-        let (x, calib) = (load(&m, &val), load(&m, &calib));
-        let cpu = Backend::cpu();
-        let opts = CompressOptions {
-            quant: QuantOptions {
-                weights: Precision::Int8,
-                ..Default::default()
-            },
-            act_quant: Some(Calibration::MinMax),
-            ..Default::default()
-        };
-        let q = pollster::block_on(compress(&m, &opts, &calib, &calib, 16, &cpu, |_| async {
-            true
-        }))
-        .unwrap();
-        let ours = pollster::block_on(logits_of(&q, &cpu, &x, 16)).unwrap();
-        (q, x, ours)
-    })
+/// EfficientNet-Lite0 with int8 weights and u8 activations calibrated on a set's calibration
+/// photos, and its logits on the scored ones: rounded to the logits' step, as the page shows
+/// them and the files compute them.
+struct Int8a8 {
+    q: Model,
+    ours: Vec<Vec<f32>>,
 }
 
+fn int8a8_of(s: &Scored) -> Int8a8 {
+    let opts = CompressOptions {
+        quant: QuantOptions {
+            weights: Precision::Int8,
+            ..Default::default()
+        },
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    };
+    let q = pollster::block_on(compress(
+        &s.m,
+        &opts,
+        &s.calib,
+        &s.calib,
+        16,
+        &Backend::cpu(),
+        |_| async { true },
+    ))
+    .unwrap();
+    Int8a8 {
+        ours: logits(&q, &s.x),
+        q,
+    }
+}
+
+/// [`int8a8_of`] on `data()`: made once for the tests that score it and check its files.
+fn int8a8() -> &'static Int8a8 {
+    static CELL: std::sync::OnceLock<Int8a8> = std::sync::OnceLock::new();
+    CELL.get_or_init(|| int8a8_of(on_data()))
+}
+
+/// What the page shows is what the downloaded file does, on the real network: int8 weights +
+/// u8 activations, calibrated on other photos, give onnxruntime's logits exactly on every
+/// scored photo, as written and in ONNX Runtime's default optimized session (integer
+/// `QLinearConv`, `QLinearAdd`, `QGemm` with u8 logits). The arithmetic is exact on both sides
+/// (power-of-two activation and logit steps, 5-bit weight scales), whatever kernels the CPU
+/// gets: the weights of integer layers are written as u8 with zero point 128 (ONNX Runtime's
+/// u8 × s8 kernel saturates on CPUs without VNNI) and activation zero points are even (its
+/// fused add rounds after adding the zero point). `bash scripts/emulated-cpu.sh` runs this test
+/// with ONNX Runtime on an emulated AVX2-only CPU.
 #[test]
 fn int8_weights_and_activations_give_onnxruntimes_top1_on_every_photo() {
-    let (q, x, ours) = int8a8();
+    let (Int8a8 { q, ours }, x) = (int8a8(), &on_data().x);
     let onnx = to_onnx(q).unwrap();
-    let argmax = |l: &[f32]| top_k(l, 1)[0].index;
     for optimize in [false, true] {
         let theirs = common::onnxruntime(&onnx, x, "effnet-int8a8", optimize);
         let same = ours
@@ -587,60 +600,102 @@ fn int8_weights_and_activations_give_onnxruntimes_top1_on_every_photo() {
             x.len(),
             "optimize={optimize}: onnxruntime's top-1 differs on some photos"
         );
-        assert!(d <= 1e-3, "optimize={optimize}: logits differ by {d}");
+        assert_eq!(d, 0.0, "optimize={optimize}: logits differ by {d}");
     }
 }
 
 /// The full-integer TFLite file of the same model, in LiteRT (its default CPU path, XNNPACK):
-/// top-1 equal to modelslim's on at least 99 % of the scored photos, and the same integers
-/// (every logit within half the step of the file's int8 logits) on at least 99 % too. The
-/// file's only rounding modelslim does not do is of the logits, so a photo whose two best
-/// classes are closer than that step may tie in the file (`docs/exactness.md`).
+/// the same integers as modelslim's on every scored photo (every logit within half the logits'
+/// step, so the same int8 logit) and so the same top-1, ties included: modelslim rounds its
+/// logits to the step the file stores them in, and both take the first of tied classes
+/// (`docs/exactness.md`). Also prints what that rounding costs against leaving the logits
+/// float (a float output of the last layer): agreement with fp32, mean KL and top-1 on the
+/// labels.
 #[test]
-fn the_full_integer_tflite_file_gives_modelslims_top1_on_99_percent_of_photos_in_litert() {
-    let (q, x, ours) = int8a8();
+fn the_full_integer_tflite_file_gives_modelslims_integers_and_top1_on_every_photo_in_litert() {
+    let (Int8a8 { q, ours }, s) = (int8a8(), on_data());
+    let x = &s.x;
     let file = to_tflite(q).unwrap();
     let theirs = common::litert_full_integer(&file, x, "effnet-int8a8-val");
-    let argmax = |l: &[f32]| top_k(l, 1)[0].index;
     let same = ours
         .iter()
         .zip(&theirs)
         .filter(|(a, b)| argmax(a) == argmax(b))
         .count();
-    // The file's logits are int8: within half their step of modelslim's is the same integers.
     let step = q.quant.logits.unwrap().scale;
+    let d = common::max_abs_diff(ours, &theirs);
+    let tied = |l: &[f32]| {
+        let mut v = l.to_vec();
+        v.sort_by(|a, b| b.total_cmp(a));
+        v[0] == v[1]
+    };
+    eprintln!(
+        "LiteRT: top-1 equal on {same} of {} photos; max |Δlogit| {d:.3} (the logits' step {step:.4}); the top two logits tied on {} photos in the file, {} in modelslim",
+        x.len(),
+        theirs.iter().filter(|l| tied(l)).count(),
+        ours.iter().filter(|l| tied(l)).count(),
+    );
+    let mut unrounded = q.clone();
+    unrounded.quant.logits = None;
+    for (name, l) in [
+        ("int8 logits (the files')", ours),
+        ("float logits", &logits(&unrounded, x)),
+    ] {
+        let a = agreement(&s.fp32, l);
+        eprintln!(
+            "{name}: agreement with fp32 {:.3}, mean KL {:.4}, top-1 {:.3} (fp32 {:.3}) on {} photos",
+            a.agreement,
+            a.kl,
+            top1(l, &s.labels),
+            top1(&s.fp32, &s.labels),
+            a.n
+        );
+    }
+    assert_eq!(
+        same,
+        x.len(),
+        "LiteRT's top-1 differs on {} photos",
+        x.len() - same
+    );
+    assert!(d <= step * 0.5, "LiteRT's logits differ by {d}");
+}
+
+/// The same file with int8 input and output (what a microcontroller feeds and reads) in
+/// TensorFlow Lite Micro's reference kernels. They requantize with a fixed-point multiply that
+/// rounds some values twice (`docs/exactness.md`), so their integers drift from modelslim's
+/// layer by layer: measured, no photo keeps every int8 logit and 243 of 250 keep the top-1.
+/// Held to 95 % of the photos. Slow (the reference kernels, from Python), so run on request:
+/// `cargo test --release --test suite -- --ignored efficientnet::tflite_micro --nocapture`.
+#[test]
+#[ignore = "minutes: TFLite Micro's reference kernels on every scored photo"]
+fn tflite_micro_gives_modelslims_top1_on_95_percent_of_photos() {
+    let (Int8a8 { q, ours }, x) = (int8a8(), &on_data().x);
+    let file = to_tflite_with_io(q, TfliteIo::Int8).unwrap();
+    let theirs = common::tflite_micro(&file, x, "effnet-int8a8-micro");
+    let step = q.quant.logits.unwrap().scale;
+    let same = ours
+        .iter()
+        .zip(&theirs)
+        .filter(|(a, b)| argmax(a) == argmax(b))
+        .count();
     let exact = ours
         .iter()
         .zip(&theirs)
         .filter(|(a, b)| {
             a.iter()
                 .zip(b.iter())
-                .all(|(u, v)| (u - v).abs() <= step * 0.501)
-        })
-        .count();
-    // Where the file's two largest logits are one integer, the first class wins.
-    let tied = theirs
-        .iter()
-        .filter(|l| {
-            let mut v = l.to_vec();
-            v.sort_by(|a, b| b.total_cmp(a));
-            v[0] == v[1]
+                .all(|(u, v)| (u - v).abs() <= step * 0.5)
         })
         .count();
     eprintln!(
-        "LiteRT: top-1 equal on {same} of {} photos; the same integers (every logit within half a step) on {exact}; the top two int8 logits tied on {tied}; max |Δlogit| {:.3} (step {step:.4})",
+        "TFLite Micro: top-1 equal on {same} of {} photos, every int8 logit equal on {exact}, max |Δlogit| {:.3} (step {step})",
         x.len(),
         common::max_abs_diff(ours, &theirs)
     );
     assert!(
-        same * 100 >= x.len() * 99,
-        "LiteRT's top-1 differs on {} photos",
+        same * 100 >= x.len() * 95,
+        "TFLite Micro's top-1 differs on {} photos",
         x.len() - same
-    );
-    assert!(
-        exact * 100 >= x.len() * 99,
-        "LiteRT's integers differ on {} photos",
-        x.len() - exact
     );
 }
 
