@@ -55,6 +55,16 @@ export function stepSeconds(stepTimes, end) {
   return stepTimes.map((st, i) => ({ label: st.label, seconds: ((stepTimes[i + 1]?.start ?? end) - st.start) / 1e3 }));
 }
 
+/**
+ * The class tied with an answer's top-1 (the same logit), or null. With int8 activations the
+ * logits are rounded to the step the files store them in, so two classes can tie; the lower
+ * class number wins, on the page (the engine's top-5) and in every runtime that runs the files.
+ */
+export function tiedWithTop(answer) {
+  const [first, second] = answer.top5;
+  return second && answer.logits[first.index] === answer.logits[second.index] ? second : null;
+}
+
 /** The largest |a[k] − b[k]|. */
 export function maxAbsDiff(a, b) {
   return Math.max(...a.map((v, k) => Math.abs(v - b[k])));

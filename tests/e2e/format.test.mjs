@@ -3,7 +3,7 @@
 // page's decisions what the UI promises.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { latencyStats, stepTable, ortComparison } from '../../www/format.js';
+import { latencyStats, stepTable, ortComparison, tiedWithTop } from '../../www/format.js';
 import { suggestedMethod, readFields, agreementText, presetValues } from '../../www/policy.js';
 
 test('latency statistics are the engine\'s: nearest rank on the sorted times', () => {
@@ -15,6 +15,17 @@ test('latency statistics are the engine\'s: nearest rank on the sorted times', (
   assert.equal(latencyStats([3, 1]).median_ms, 3);
   // Four runs: p90 at round(2.7) = 3.
   assert.equal(latencyStats([1, 2, 3, 4]).p90_ms, 4);
+});
+
+test('a tie at the top names the class it ties with; distinct logits do not', () => {
+  const top5 = [{ index: 3, label: 'a' }, { index: 7, label: 'b' }];
+  const logits = Array(10).fill(0);
+  logits[3] = 2.5;
+  logits[7] = 2.5;
+  assert.equal(tiedWithTop({ top5, logits }).index, 7);
+  logits[7] = 2.375;
+  assert.equal(tiedWithTop({ top5, logits }), null);
+  assert.equal(tiedWithTop({ top5: top5.slice(0, 1), logits }), null);
 });
 
 test('int4 switches to GPTQ with the advised photos, unless the user chose a method', () => {

@@ -41,7 +41,7 @@ function renderCheck(box, o, { kind, runtime, short }) {
     tr.dataset.testid = `${kind}-row`;
     Object.assign(tr.dataset, {
       pageTop1: r.page.compressed?.index ?? '', ortTop1: r.ort.compressed.index,
-      pageOriginalTop1: r.page.original?.index ?? '', ortOriginalTop1: r.ort.original.index,
+      pageOriginalTop1: r.page.original?.index ?? '', ortOriginalTop1: r.ort.original.index, delta: r.delta,
     });
     tr.classList.toggle('differs', !r.same);
     [r.name, label(r.page.original), label(r.ort.original), label(r.page.compressed), label(r.ort.compressed), r.delta.toFixed(3)]
@@ -53,6 +53,7 @@ function renderCheck(box, o, { kind, runtime, short }) {
     `warm median of ${o.runs} run(s) on the first photo: original ${o.originalMs.toFixed(1)} ms, ` +
     `compressed ${o.compressedMs.toFixed(1)} ms (latency ×${(o.compressedMs / o.originalMs).toFixed(2)}). ` +
     (o.agree ? 'Its top-1 is this page\'s on every photo.' : 'Its top-1 differs from this page\'s on the marked photos.') +
+    (runtime === 'LiteRT.js' ? ' A full-integer file stores the logits as int8, and with int8 activations this page rounds them to the same step: two classes on one integer tie, and both take the lower class number.' : '') +
     (o.threads === 1 && runtime === 'onnxruntime-web' ? ' One thread: this host does not send the page\'s cross-origin isolation headers (dist/_headers).' : '');
   box.replaceChildren(table, note);
   Object.assign(box.dataset, { agree: o.agree, threads: o.threads, originalMs: o.originalMs, compressedMs: o.compressedMs, photos: o.rows.length });

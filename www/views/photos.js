@@ -3,7 +3,7 @@
 import { byId, clone, text, on } from './dom.js';
 import { buildForm } from './form.js';
 import { synthFields } from '../fields.js';
-import { latencyStats, shortLabel } from '../format.js';
+import { latencyStats, shortLabel, tiedWithTop } from '../format.js';
 
 function top5List(answer, testid, image) {
   const ol = clone('tpl-top5');
@@ -36,6 +36,10 @@ function renderCard(el, p) {
   if (p.original) orig.append(top5List(p.original, 'top5-original', p.name));
   if (p.compressed) comp.append(top5List(p.compressed, 'top5-compressed', p.name));
   comp.querySelector('.none').hidden = Boolean(p.compressed) || !p.original;
+  const tied = p.compressed ? tiedWithTop(p.compressed) : null;
+  const tie = comp.querySelector('.tie');
+  tie.hidden = !tied;
+  text(tie, tied ? `Tied with ${shortLabel(tied.label)} (the same int8 logit): the lower class number wins, here and in the downloaded files.` : '');
   const differs = Boolean(p.original && p.compressed && p.original.top5[0].index !== p.compressed.top5[0].index);
   el.classList.toggle('differs', differs);
   el.classList.toggle('failed', Boolean(p.error));
