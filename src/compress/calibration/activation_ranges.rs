@@ -101,7 +101,16 @@ impl Model {
         let names = &graph.values;
         let mut captured = points.clone();
         captured.push(graph.output);
-        let classifier = Classifier::new(self, backend)?;
+        // Activations and logits in float, also where the model was quantized before (its
+        // rounded logits would otherwise keep their old range).
+        let classifier = if self.quant.activations.is_empty() && self.quant.logits.is_none() {
+            Classifier::new(self, backend)?
+        } else {
+            let mut float = self.clone();
+            float.quant.activations.clear();
+            float.quant.logits = None;
+            Classifier::new(&float, backend)?
+        };
         // Per point: exact min and max, and a bounded sample (percentiles, step choice).
         const SAMPLE: usize = 1 << 18;
         let mut ranges: Vec<(f32, f32, Vec<f32>)> =
