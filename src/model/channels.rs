@@ -100,7 +100,11 @@ impl Structure {
                     depthwise: true,
                     ..
                 } => union(&mut parent, *input, *output),
-                _ => {}
+                // A conv's own output is a new space; a classifier's outputs are classes.
+                Layer::Conv {
+                    depthwise: false, ..
+                }
+                | Layer::Linear { .. } => {}
             }
         }
         let input_root = find(&mut parent, 0);

@@ -53,7 +53,12 @@ impl Op {
     pub fn layer_name(&self) -> Option<&str> {
         match self {
             Op::Conv { name, .. } | Op::Linear { name, .. } => Some(name),
-            _ => None,
+            Op::BatchNorm { .. }
+            | Op::Relu
+            | Op::Relu6
+            | Op::Add
+            | Op::MaxPool { .. }
+            | Op::GlobalAvgPool => None,
         }
     }
 }
@@ -195,7 +200,7 @@ impl Graph {
                     out.push((format!("{name}.weight"), vec![*out_features, *in_features]));
                     out.push((format!("{name}.bias"), vec![*out_features]));
                 }
-                _ => {}
+                Op::Relu | Op::Relu6 | Op::Add | Op::MaxPool { .. } | Op::GlobalAvgPool => {}
             }
         }
         out
@@ -223,7 +228,7 @@ impl Graph {
                     pad,
                 } => out(x, *kernel, *stride, *pad, *pad),
                 Op::GlobalAvgPool | Op::Linear { .. } => 0,
-                _ => x,
+                Op::BatchNorm { .. } | Op::Relu | Op::Relu6 | Op::Add => x,
             };
         }
         s
@@ -250,7 +255,12 @@ impl Graph {
                     out_features,
                     ..
                 } => (*in_features * *out_features) as u64,
-                _ => 0,
+                Op::BatchNorm { .. }
+                | Op::Relu
+                | Op::Relu6
+                | Op::Add
+                | Op::MaxPool { .. }
+                | Op::GlobalAvgPool => 0,
             })
             .sum()
     }
@@ -304,7 +314,12 @@ impl Graph {
                     });
                     0
                 }
-                _ => x,
+                // Per-channel ops keep their input's channel space.
+                Op::BatchNorm { .. }
+                | Op::Relu
+                | Op::Relu6
+                | Op::MaxPool { .. }
+                | Op::GlobalAvgPool => x,
             };
         }
         st
