@@ -294,9 +294,10 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
         let value = &graph.values[n.output];
         // Logits rounded to their step: the classifier writes them unrounded, and the pair
         // after it writes the value under its own name.
-        let out = match model.quant.logits {
-            Some(_) if n.output == graph.output => format!("{value}_unrounded"),
-            _ => value.clone(),
+        let rounded_logits = model.quant.logits.filter(|_| n.output == graph.output);
+        let out = match rounded_logits {
+            Some(_) => format!("{value}_unrounded"),
+            None => value.clone(),
         };
         let x = read_as[n.inputs[0]].clone();
         let input_act = act.get(&graph.values[n.inputs[0]]);
@@ -392,7 +393,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
         if let Some(q) = act.get(value) {
             read_as[n.output] = b.qdq(&out, q);
         }
-        if let (Some(q), true) = (model.quant.logits, n.output == graph.output) {
+        if let Some(q) = rounded_logits {
             b.qdq_into(&out, &q, value);
         }
     }

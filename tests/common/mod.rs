@@ -212,6 +212,15 @@ pub fn calibration_photos(pre: &modelslim::preprocess::Preprocess, n: usize) -> 
 #[allow(unused_imports)]
 pub use modelslim::predict::argmax;
 
+/// On how many images two sets of logits have the same top-1 class.
+#[allow(dead_code)]
+pub fn same_top1(a: &[Vec<f32>], b: &[Vec<f32>]) -> usize {
+    a.iter()
+        .zip(b)
+        .filter(|(a, b)| argmax(a) == argmax(b))
+        .count()
+}
+
 /// The largest element-wise difference of two sets of logits.
 pub fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     a.iter()

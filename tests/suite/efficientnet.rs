@@ -362,13 +362,7 @@ fn gptq_int4_agreement_holds_when_the_photos_last_bits_change() {
         gptq_on_data(),
         &logits(&gptq_int4_groups_of_32_model(&s.m, &nudged), &s.x),
     );
-    let same = |p: &[Vec<f32>], q: &[Vec<f32>]| {
-        p.iter()
-            .zip(q)
-            .filter(|(p, q)| argmax(p) == argmax(q))
-            .count() as f64
-            / s.x.len() as f64
-    };
+    let same = |p: &[Vec<f32>], q: &[Vec<f32>]| common::same_top1(p, q) as f64 / s.x.len() as f64;
     let (top1_a, top1_b) = (top1(a, &s.labels), top1(b, &s.labels));
     let (agree_a, agree_b) = (same(a, &s.fp32), same(b, &s.fp32));
     eprintln!(
@@ -585,11 +579,7 @@ fn int8_weights_and_activations_give_onnxruntimes_top1_on_every_photo() {
     let onnx = to_onnx(q).unwrap();
     for optimize in [false, true] {
         let theirs = common::onnxruntime(&onnx, x, "effnet-int8a8", optimize);
-        let same = ours
-            .iter()
-            .zip(&theirs)
-            .filter(|(a, b)| argmax(a) == argmax(b))
-            .count();
+        let same = common::same_top1(ours, &theirs);
         let d = common::max_abs_diff(ours, &theirs);
         eprintln!(
             "optimize={optimize}: top-1 equal on {same} of {} photos, max |Δlogit| {d:.2e}",
@@ -617,11 +607,7 @@ fn the_full_integer_tflite_file_gives_modelslims_integers_and_top1_on_every_phot
     let x = &s.x;
     let file = to_tflite(q).unwrap();
     let theirs = common::litert_full_integer(&file, x, "effnet-int8a8-val");
-    let same = ours
-        .iter()
-        .zip(&theirs)
-        .filter(|(a, b)| argmax(a) == argmax(b))
-        .count();
+    let same = common::same_top1(ours, &theirs);
     let step = q.quant.logits.unwrap().scale;
     let d = common::max_abs_diff(ours, &theirs);
     let tied = |l: &[f32]| {
@@ -673,11 +659,7 @@ fn tflite_micro_gives_modelslims_top1_on_95_percent_of_photos() {
     let file = to_tflite_with_io(q, TfliteIo::Int8).unwrap();
     let theirs = common::tflite_micro(&file, x, "effnet-int8a8-micro");
     let step = q.quant.logits.unwrap().scale;
-    let same = ours
-        .iter()
-        .zip(&theirs)
-        .filter(|(a, b)| argmax(a) == argmax(b))
-        .count();
+    let same = common::same_top1(ours, &theirs);
     let exact = ours
         .iter()
         .zip(&theirs)

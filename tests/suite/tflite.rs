@@ -14,7 +14,7 @@
 use crate::common;
 use common::{
     argmax, calibrated, calibration_photos, litert, litert_full_integer, max_abs_diff,
-    reloaded_logits, sample_input, weights_in,
+    reloaded_logits, same_top1, sample_input, weights_in,
 };
 
 use modelslim::compress::{
@@ -161,11 +161,7 @@ fn check_full_integer(name: &str, model: &Model, images: &[Vec<f32>]) {
         let file = to_tflite_with_io(model, io).unwrap();
         let theirs = litert_full_integer(&file, images, &format!("{name}-{io:?}"));
         let d = max_abs_diff(&ours, &theirs);
-        let same = ours
-            .iter()
-            .zip(&theirs)
-            .filter(|(a, b)| argmax(a) == argmax(b))
-            .count();
+        let same = same_top1(&ours, &theirs);
         eprintln!(
             "{name} ({io:?} io): {} bytes, top-1 equal on {same} of {}, max |Δlogit| = {d:.3} = {:.2} steps of the file's logits",
             file.len(),
