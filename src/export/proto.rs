@@ -1,6 +1,6 @@
 //! The subset of ONNX's protobuf schema (`onnx/onnx.proto`, IR version 10) that modelslim
-//! writes, as `prost` messages. Field numbers and types follow the schema; `prost` does the
-//! encoding. Unlisted fields are simply never written.
+//! writes and reads, as `prost` messages. Field numbers and types follow the schema; `prost`
+//! does the encoding and decoding. Unlisted fields are never written and skipped when read.
 
 /// `TensorProto.DataType`.
 pub mod data_type {
@@ -10,6 +10,7 @@ pub mod data_type {
     pub const INT32: i32 = 6;
     pub const INT64: i32 = 7;
     pub const FLOAT16: i32 = 10;
+    pub const DOUBLE: i32 = 11;
     pub const INT4: i32 = 22;
 }
 
@@ -98,6 +99,12 @@ pub struct AttributeProto {
     pub f: f32,
     #[prost(int64, tag = "3")]
     pub i: i64,
+    #[prost(bytes = "vec", tag = "4")]
+    pub s: Vec<u8>,
+    #[prost(message, optional, tag = "5")]
+    pub t: Option<TensorProto>,
+    #[prost(float, repeated, tag = "7")]
+    pub floats: Vec<f32>,
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
     #[prost(int32, tag = "20")]
@@ -110,10 +117,23 @@ pub struct TensorProto {
     pub dims: Vec<i64>,
     #[prost(int32, tag = "2")]
     pub data_type: i32,
+    #[prost(float, repeated, tag = "4")]
+    pub float_data: Vec<f32>,
+    #[prost(int32, repeated, tag = "5")]
+    pub int32_data: Vec<i32>,
+    #[prost(int64, repeated, tag = "7")]
+    pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     pub name: String,
     #[prost(bytes = "vec", tag = "9")]
     pub raw_data: Vec<u8>,
+    #[prost(double, repeated, tag = "10")]
+    pub double_data: Vec<f64>,
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    /// 1: the values live in another file (`external_data` says where).
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -64,7 +64,7 @@ impl Op {
 }
 
 /// One node: an operation, the values it reads and the value it writes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub op: Op,
     pub inputs: Vec<usize>,
@@ -72,7 +72,7 @@ pub struct Node {
 }
 
 /// A network: value 0 is the `[N, 3, H, W]` input, `output` holds the logits.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     /// Every value's name (`input`, `layer1.0.conv1`, …): stable, used by the ONNX export and

@@ -6,7 +6,10 @@ mod cpu_kernels;
 pub mod efficientnet;
 pub mod exec;
 pub mod graph;
+pub mod graph_edit;
+pub mod imported;
 pub mod layers;
+pub mod onnx;
 pub mod resnet;
 pub mod stored;
 
@@ -19,6 +22,7 @@ use crate::weights;
 use crate::{Error, Result};
 pub use efficientnet::{EfficientNetConfig, MbBlockConfig};
 pub use graph::{Graph, Op};
+pub use imported::GraphNet;
 pub use resnet::{BasicBlockConfig, ResNetConfig};
 pub use stored::FileMetadata;
 
@@ -32,11 +36,13 @@ pub struct BlockInfo {
     pub dropped: bool,
 }
 
-/// The networks modelslim knows, each with every width in its config.
+/// The networks modelslim knows, each with every width in its config, and networks that
+/// are their graph (read from ONNX).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arch {
     ResNet18(ResNetConfig),
     EfficientNetLite0(EfficientNetConfig),
+    Graph(Box<GraphNet>),
 }
 
 impl Arch {
@@ -45,14 +51,16 @@ impl Arch {
         match self {
             Arch::ResNet18(_) => "resnet18",
             Arch::EfficientNetLite0(_) => "efficientnet-lite0",
+            Arch::Graph(_) => "graph",
         }
     }
 
     /// The name people read.
-    pub fn display(&self) -> &'static str {
+    pub fn display(&self) -> &str {
         match self {
             Arch::ResNet18(_) => "ResNet18",
             Arch::EfficientNetLite0(_) => "EfficientNet-Lite0",
+            Arch::Graph(g) => &g.name,
         }
     }
 
@@ -89,6 +97,7 @@ impl Arch {
         match self {
             Arch::ResNet18(c) => c.validate(),
             Arch::EfficientNetLite0(c) => c.validate(),
+            Arch::Graph(g) => g.validate(),
         }
     }
 
@@ -96,6 +105,8 @@ impl Arch {
         match self {
             Arch::ResNet18(c) => c.graph(folded),
             Arch::EfficientNetLite0(c) => c.graph(folded),
+            Arch::Graph(g) if folded => g.graph.folded(),
+            Arch::Graph(g) => g.graph.clone(),
         }
     }
 
@@ -104,6 +115,10 @@ impl Arch {
         Ok(match self {
             Arch::ResNet18(c) => Arch::ResNet18(c.with_widths_of(weights)?),
             Arch::EfficientNetLite0(c) => Arch::EfficientNetLite0(c.with_widths_of(weights)?),
+            Arch::Graph(g) => Arch::Graph(Box::new(GraphNet {
+                graph: g.graph.with_widths_of(weights)?,
+                ..(**g).clone()
+            })),
         })
     }
 
@@ -112,6 +127,8 @@ impl Arch {
         match self {
             Arch::ResNet18(c) => c.blocks(),
             Arch::EfficientNetLite0(c) => c.blocks(),
+            // Not yet found in a graph: none can be dropped.
+            Arch::Graph(_) => Vec::new(),
         }
     }
 
@@ -144,6 +161,7 @@ impl Arch {
                     }
                 }
                 Arch::EfficientNetLite0(c) => c.blocks[i].dropped = true,
+                Arch::Graph(_) => {}
             }
         }
         Ok(out)
@@ -154,13 +172,21 @@ impl Arch {
         match self {
             Arch::ResNet18(_) => Preprocess::IMAGENET,
             Arch::EfficientNetLite0(_) => Preprocess::LITE,
+            Arch::Graph(g) => g.preprocess,
         }
     }
 
+    /// The input's side in pixels.
+    pub fn input_size(&self) -> usize {
+        self.preprocess().crop as usize
+    }
+
+    /// The output's width: classes, or 1 for a binary classifier's single logit.
     pub fn num_classes(&self) -> usize {
         match self {
             Arch::ResNet18(c) => c.num_classes,
             Arch::EfficientNetLite0(c) => c.num_classes,
+            Arch::Graph(g) => g.num_classes(),
         }
     }
 
@@ -169,6 +195,7 @@ impl Arch {
         match self {
             Arch::ResNet18(c) => serde_json::to_value(c),
             Arch::EfficientNetLite0(c) => serde_json::to_value(c),
+            Arch::Graph(g) => serde_json::to_value(g),
         }
         .unwrap_or_default()
     }
@@ -181,6 +208,9 @@ impl Arch {
             "efficientnet-lite0" => Ok(Arch::EfficientNetLite0(
                 serde_json::from_value(config).map_err(bad)?,
             )),
+            "graph" => Ok(Arch::Graph(Box::new(
+                serde_json::from_value(config).map_err(bad)?,
+            ))),
             other => Err(Error::Structure(format!(
                 "architecture '{other}' is not supported by this version"
             ))),
@@ -204,10 +234,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Load from weights-file bytes (safetensors or PyTorch zip). The structure and the
-    /// quantization come from the file's modelslim metadata when present, else it is
-    /// torchvision's ResNet18; every tensor is then checked against it (missing, extra, wrong
-    /// shape).
+    /// Load from weights-file bytes (safetensors, PyTorch zip or ONNX). The structure and
+    /// the quantization come from the file's modelslim metadata when present, from the graph
+    /// of an ONNX file, else it is torchvision's ResNet18; every tensor is then checked
+    /// against it (missing, extra, wrong shape).
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
         Model::from_bytes_as(bytes, None)
     }
@@ -231,6 +261,14 @@ impl Model {
             let arch =
                 arch.ok_or_else(|| Error::Structure("the checkpoint holds no tensors".into()))?;
             return Model::new(arch, file.tensors);
+        }
+        if onnx::looks_like_onnx(bytes) {
+            return match model {
+                None | Some("graph") => onnx::read_onnx(bytes, imported::UNNAMED, None),
+                Some(name) => Err(Error::Invalid(format!(
+                    "an ONNX file is its own network; leave out --model {name}"
+                ))),
+            };
         }
         let m = stored::read_model(bytes, model)?;
         if let Some(name) = model

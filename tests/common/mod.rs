@@ -51,8 +51,13 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Logits of `onnx` for `images` in onnxruntime (`tests/golden/run_onnx.py`).
 pub fn onnxruntime(onnx: &[u8], images: &[Vec<f32>], name: &str, optimize: bool) -> Vec<Vec<f32>> {
-    let args: &[&str] = if optimize { &[] } else { &["--no-optimize"] };
-    independent_engine("run_onnx.py", onnx, &format!("{name}.onnx"), images, args)
+    // Square images: the side from the first one's size.
+    let side = ((images[0].len() / 3) as f64).sqrt().round().to_string();
+    let mut args = vec!["--side", side.as_str()];
+    if !optimize {
+        args.push("--no-optimize");
+    }
+    independent_engine("run_onnx.py", onnx, &format!("{name}.onnx"), images, &args)
 }
 
 /// Logits of `tflite` for `images` in LiteRT's interpreter (`tests/golden/run_tflite.py`).

@@ -1,9 +1,10 @@
 """Run an ONNX file in onnxruntime: the independent engine the Rust tests compare against.
 
-usage: run_onnx.py MODEL.onnx INPUT.f32 OUTPUT.f32 [--no-optimize]
+usage: run_onnx.py MODEL.onnx INPUT.f32 OUTPUT.f32 [--no-optimize] [--side N]
 
-INPUT.f32 holds N×3×224×224 little-endian float32 values; OUTPUT.f32 receives the N×classes
-logits. The model is also checked with onnx.checker (full check, shape inference included).
+INPUT.f32 holds N×3×S×S little-endian float32 values (S = --side, 224 by default); OUTPUT.f32
+receives the N×classes values of the model's `logits` output (else its first output). The model
+is also checked with onnx.checker (full check, shape inference included).
 """
 import sys
 
@@ -12,11 +13,19 @@ import onnx
 import onnxruntime as ort
 
 model_path, input_path, output_path = sys.argv[1:4]
+side = int(sys.argv[sys.argv.index("--side") + 1]) if "--side" in sys.argv else 224
 onnx.checker.check_model(onnx.load(model_path), full_check=True)
-x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, 224, 224)
+x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, side, side)
 opts = ort.SessionOptions()
 if "--no-optimize" in sys.argv:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
 session = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
-(logits,) = session.run(["logits"], {"input": x})
-logits.astype("<f4").tofile(output_path)
+outputs = [o.name for o in session.get_outputs()]
+output = "logits" if "logits" in outputs else outputs[0]
+inp = session.get_inputs()[0]
+# A file that fixes its batch at 1 runs one image at a time.
+batch = 1 if inp.shape[0] == 1 else len(x)
+logits = np.concatenate(
+    [session.run([output], {inp.name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+)
+logits.astype("<f4").reshape(len(x), -1).tofile(output_path)

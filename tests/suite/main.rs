@@ -17,6 +17,7 @@ mod efficientnet;
 mod golden;
 mod gptq;
 mod hostile;
+mod imported;
 mod labels;
 mod mac_target;
 mod onnx;

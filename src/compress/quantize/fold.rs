@@ -7,26 +7,23 @@ use crate::{Error, Result};
 
 impl Model {
     /// The same network with every batch norm folded into the conv before it:
-    /// `w' = w · γ/√(σ²+ε)` per output channel, `b' = β − μ · γ/√(σ²+ε)`.
+    /// `w' = w · γ/√(σ²+ε)` per output channel, `b' = β − μ · γ/√(σ²+ε)`. A batch norm
+    /// that follows no conv (or one whose output something else reads too) stays.
     pub fn fold_bn(&self) -> Result<Model> {
         if self.folded {
             return Ok(self.clone());
         }
-        let graph = self.graph();
         let mut w = self.weights.clone();
-        for n in &graph.nodes {
-            let Op::BatchNorm { name, eps, .. } = &n.op else {
-                continue;
-            };
-            let conv = graph
+        let graph = self.graph();
+        for (name, conv) in graph.foldable_batch_norms() {
+            let eps = graph
                 .nodes
                 .iter()
-                .find(|m| m.output == n.inputs[0])
-                .and_then(|m| match &m.op {
-                    Op::Conv { name, .. } => Some(name.clone()),
+                .find_map(|n| match &n.op {
+                    Op::BatchNorm { name: b, eps, .. } if *b == name => Some(*eps),
                     _ => None,
                 })
-                .ok_or_else(|| Error::Structure(format!("batch norm {name} follows no conv")))?;
+                .ok_or_else(|| Error::Structure(format!("batch norm {name} is missing")))?;
             let get = |p: &str| -> Result<Vec<f32>> {
                 let key = format!("{name}.{p}");
                 w.get(&key)
@@ -43,8 +40,13 @@ impl Model {
             let scale: Vec<f32> = (0..gamma.len())
                 .map(|i| gamma[i] / (var[i] + eps).sqrt())
                 .collect();
+            // A conv that had a bias: `(b − μ)·s + β`.
+            let old_bias = w.get(&format!("{conv}.bias")).map(|t| t.data.clone());
             let shift: Vec<f32> = (0..gamma.len())
-                .map(|i| beta[i] - mean[i] * scale[i])
+                .map(|i| match &old_bias {
+                    Some(b) => (b[i] - mean[i]) * scale[i] + beta[i],
+                    None => beta[i] - mean[i] * scale[i],
+                })
                 .collect();
             let wkey = format!("{conv}.weight");
             let cw = w

@@ -1,0 +1,422 @@
+//! What a graph read from a file needs before it is trusted, and the rewrites every graph
+//! supports: checking it, folding batch norms into convs, widths read from (pruned) tensors,
+//! and dropping what does not reach the output.
+
+use std::collections::BTreeSet;
+
+use super::graph::{Graph, Op};
+use crate::tensor::StateDict;
+use crate::{Error, Result};
+
+/// The most nodes a graph may have. ResNet-50 has 175, DenseNet-121 about 900.
+pub const MAX_NODES: usize = 20_000;
+/// The most channels (or features) a layer may have.
+pub const MAX_CHANNELS: usize = 1 << 16;
+/// The largest kernel or pooling window side.
+pub const MAX_KERNEL: usize = 64;
+/// The largest stride.
+pub const MAX_STRIDE: usize = 64;
+/// The longest value or layer name.
+pub const MAX_NAME: usize = 200;
+
+impl Op {
+    /// How many values the op reads.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Add => 2,
+            Op::Conv { .. }
+            | Op::BatchNorm { .. }
+            | Op::Relu
+            | Op::Relu6
+            | Op::MaxPool { .. }
+            | Op::GlobalAvgPool
+            | Op::Linear { .. } => 1,
+        }
+    }
+
+    /// Why the op's numbers cannot be run, if they cannot.
+    fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Structure(what));
+        let width = |n: usize| (1..=MAX_CHANNELS).contains(&n);
+        match self {
+            Op::Conv {
+                name,
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                pads,
+                groups,
+                ..
+            } => {
+                if !width(*in_channels) || !width(*out_channels) {
+                    return bad(format!(
+                        "conv {name} has {in_channels} → {out_channels} channels (1 to {MAX_CHANNELS} allowed)"
+                    ));
+                }
+                if !(1..=MAX_KERNEL).contains(kernel) || !(1..=MAX_STRIDE).contains(stride) {
+                    return bad(format!(
+                        "conv {name} has kernel {kernel}, stride {stride} (kernel 1 to {MAX_KERNEL}, stride 1 to {MAX_STRIDE})"
+                    ));
+                }
+                if pads.iter().any(|p| p >= kernel) {
+                    return bad(format!(
+                        "conv {name} pads {pads:?}, as much as its kernel {kernel}"
+                    ));
+                }
+                if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+                    return bad(format!(
+                        "conv {name} has {groups} groups, which do not divide {in_channels} → {out_channels} channels"
+                    ));
+                }
+            }
+            Op::BatchNorm {
+                name,
+                channels,
+                eps,
+            } => {
+                if !(width(*channels) && eps.is_finite() && *eps > 0.0) {
+                    return bad(format!(
+                        "batch norm {name} has {channels} channels and epsilon {eps}"
+                    ));
+                }
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad,
+            } => {
+                if !(1..=MAX_KERNEL).contains(kernel)
+                    || !(1..=MAX_STRIDE).contains(stride)
+                    || pad >= kernel
+                {
+                    return bad(format!(
+                        "max pool with kernel {kernel}, stride {stride}, pad {pad}"
+                    ));
+                }
+            }
+            Op::Linear {
+                name,
+                in_features,
+                out_features,
+            } => {
+                if !width(*in_features) || !width(*out_features) {
+                    return bad(format!(
+                        "linear layer {name} has {in_features} → {out_features} features (1 to {MAX_CHANNELS} allowed)"
+                    ));
+                }
+            }
+            Op::Relu | Op::Relu6 | Op::Add | Op::GlobalAvgPool => {}
+        }
+        Ok(())
+    }
+}
+
+impl Graph {
+    /// Check a graph that came from a file: one value per node written in order, every input
+    /// written before it is read, every op's numbers in range, every name unique and short.
+    /// The forward pass, the exports and the channel groups rely on all of it.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Structure(what));
+        if self.nodes.is_empty() || self.nodes.len() > MAX_NODES {
+            return bad(format!(
+                "the graph has {} nodes (1 to {MAX_NODES} allowed)",
+                self.nodes.len()
+            ));
+        }
+        if self.values.len() != self.nodes.len() + 1 {
+            return bad("the graph names a value that no node writes".into());
+        }
+        let mut names = BTreeSet::new();
+        for v in &self.values {
+            if v.is_empty() || v.len() > MAX_NAME || !names.insert(v.as_str()) {
+                return bad(format!(
+                    "value name {} is empty, too long or written twice",
+                    crate::error::quoted(v)
+                ));
+            }
+        }
+        let mut layers = BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.output != i + 1 {
+                return bad(format!("node {i} writes value {}, not {}", n.output, i + 1));
+            }
+            if n.inputs.len() != n.op.arity() || n.inputs.iter().any(|&x| x >= n.output) {
+                return bad(format!(
+                    "node {i} reads {:?}: values must be written before they are read",
+                    n.inputs
+                ));
+            }
+            n.op.check()?;
+            let param_prefix = match &n.op {
+                Op::BatchNorm { name, .. } => Some(name.as_str()),
+                op => op.layer_name(),
+            };
+            if let Some(name) = param_prefix
+                && (name.is_empty() || name.len() > MAX_NAME || !layers.insert(name))
+            {
+                return bad(format!(
+                    "layer name {} is empty, too long or used twice",
+                    crate::error::quoted(name)
+                ));
+            }
+        }
+        if self.output == 0 || self.output >= self.values.len() {
+            return bad("the graph's output is not a node's output".into());
+        }
+        self.check_widths()
+    }
+
+    /// Every op receives the channels it declares, in the layout it needs: convs, batch norms
+    /// and pools read `[N, C, H, W]` values, linear layers flat `[N, C]` ones; the output is
+    /// flat.
+    fn check_widths(&self) -> Result<()> {
+        // (channels, spatial) of each value; the input is an RGB image.
+        let mut v = vec![(0usize, false); self.values.len()];
+        v[0] = (3, true);
+        for n in &self.nodes {
+            let (c, spatial) = v[n.inputs[0]];
+            let mismatch = |want: usize, what: &str| {
+                Error::Structure(format!(
+                    "{what} {} expects {want} channels but receives {c}{}",
+                    crate::error::quoted(&self.values[n.output]),
+                    if spatial { "" } else { " (flattened)" }
+                ))
+            };
+            v[n.output] = match &n.op {
+                Op::Conv {
+                    in_channels,
+                    out_channels,
+                    ..
+                } => {
+                    if c != *in_channels || !spatial {
+                        return Err(mismatch(*in_channels, "conv"));
+                    }
+                    (*out_channels, true)
+                }
+                Op::BatchNorm { channels, .. } => {
+                    if c != *channels || !spatial {
+                        return Err(mismatch(*channels, "batch norm"));
+                    }
+                    (c, true)
+                }
+                Op::MaxPool { .. } | Op::GlobalAvgPool if !spatial => {
+                    return Err(mismatch(c, "pooling"));
+                }
+                Op::MaxPool { .. } => (c, true),
+                Op::GlobalAvgPool => (c, false),
+                Op::Linear {
+                    in_features,
+                    out_features,
+                    ..
+                } => {
+                    if c != *in_features || spatial {
+                        return Err(mismatch(*in_features, "linear layer"));
+                    }
+                    (*out_features, false)
+                }
+                Op::Add => {
+                    if v[n.inputs[1]] != (c, spatial) {
+                        return Err(mismatch(v[n.inputs[1]].0, "add"));
+                    }
+                    (c, spatial)
+                }
+                Op::Relu | Op::Relu6 => (c, spatial),
+            };
+        }
+        if v[self.output].1 {
+            return Err(Error::Structure(
+                "the graph's output is an image, not a vector of logits".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The channels (or features) of every value, as the ops declare them; the input has 3.
+    pub fn channels(&self) -> Vec<usize> {
+        let mut c = vec![0usize; self.values.len()];
+        c[0] = 3;
+        for n in &self.nodes {
+            c[n.output] = match &n.op {
+                Op::Conv { out_channels, .. } => *out_channels,
+                Op::BatchNorm { channels, .. } => *channels,
+                Op::Linear { out_features, .. } => *out_features,
+                Op::Relu | Op::Relu6 | Op::Add | Op::MaxPool { .. } | Op::GlobalAvgPool => {
+                    n.inputs.first().map(|&i| c[i]).unwrap_or(0)
+                }
+            };
+        }
+        c
+    }
+
+    /// How many nodes read each value (the output counts as read once more).
+    fn readers(&self) -> Vec<usize> {
+        let mut r = vec![0usize; self.values.len()];
+        for &i in self.nodes.iter().flat_map(|n| &n.inputs) {
+            r[i] += 1;
+        }
+        if let Some(o) = r.get_mut(self.output) {
+            *o += 1;
+        }
+        r
+    }
+
+    /// The batch norms that fold into the conv before them, each with that conv's name: the
+    /// conv's output is read by the batch norm alone.
+    pub fn foldable_batch_norms(&self) -> Vec<(String, String)> {
+        let readers = self.readers();
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let Op::BatchNorm { name, .. } = &n.op else {
+                    return None;
+                };
+                let x = n.inputs[0];
+                let conv = self.nodes.iter().find(|m| m.output == x)?;
+                match &conv.op {
+                    Op::Conv { name: c, .. } if readers[x] == 1 => Some((name.clone(), c.clone())),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// The same network with every foldable batch norm ([`Graph::foldable_batch_norms`])
+    /// folded into its conv, which gains a bias; the conv's value is read in its place.
+    pub fn folded(&self) -> Graph {
+        let fold: BTreeSet<String> = self
+            .foldable_batch_norms()
+            .into_iter()
+            .map(|(bn, _)| bn)
+            .collect();
+        let mut out = Graph::new();
+        let mut map: Vec<usize> = (0..self.values.len()).collect();
+        for n in &self.nodes {
+            let inputs: Vec<usize> = n.inputs.iter().map(|&i| map[i]).collect();
+            if let Op::BatchNorm { name, .. } = &n.op
+                && fold.contains(name)
+            {
+                map[n.output] = inputs[0];
+                if let Some(Op::Conv { bias, .. }) = out
+                    .nodes
+                    .iter_mut()
+                    .find(|m| m.output == inputs[0])
+                    .map(|m| &mut m.op)
+                {
+                    *bias = true;
+                }
+                continue;
+            }
+            map[n.output] = out.push(n.op.clone(), &inputs, self.values[n.output].clone());
+        }
+        out.output = map[self.output];
+        out
+    }
+
+    /// The same graph without the nodes the output does not depend on.
+    pub fn reachable(&self) -> Graph {
+        let mut needed = vec![false; self.values.len()];
+        if let Some(o) = needed.get_mut(self.output) {
+            *o = true;
+        }
+        for n in self.nodes.iter().rev() {
+            if needed[n.output] {
+                for &i in &n.inputs {
+                    needed[i] = true;
+                }
+            }
+        }
+        let mut out = Graph::new();
+        out.values[0] = self.values[0].clone();
+        let mut map: Vec<usize> = (0..self.values.len()).collect();
+        for n in self.nodes.iter().filter(|n| needed[n.output]) {
+            let inputs: Vec<usize> = n.inputs.iter().map(|&i| map[i]).collect();
+            map[n.output] = out.push(n.op.clone(), &inputs, self.values[n.output].clone());
+        }
+        out.output = map[self.output];
+        out
+    }
+
+    /// The same graph with every width read from `weights` (after pruning). A depthwise conv
+    /// stays depthwise.
+    pub fn with_widths_of(&self, weights: &StateDict) -> Result<Graph> {
+        let shape = |key: String| -> Result<Vec<usize>> {
+            weights
+                .get(&key)
+                .map(|t| t.shape.clone())
+                .ok_or_else(|| Error::Structure(format!("'{key}' is missing")))
+        };
+        let mut out = self.clone();
+        for n in &mut out.nodes {
+            match &mut n.op {
+                Op::Conv {
+                    name,
+                    in_channels,
+                    out_channels,
+                    groups,
+                    ..
+                } => {
+                    let s = shape(format!("{name}.weight"))?;
+                    let depthwise = *groups > 1 && groups == in_channels && groups == out_channels;
+                    *out_channels = s[0];
+                    if depthwise {
+                        *in_channels = s[0];
+                        *groups = s[0];
+                    } else {
+                        *in_channels = s[1] * *groups;
+                    }
+                }
+                Op::BatchNorm { name, channels, .. } => {
+                    *channels = shape(format!("{name}.weight"))?[0];
+                }
+                Op::Linear {
+                    name,
+                    in_features,
+                    out_features,
+                } => {
+                    let s = shape(format!("{name}.weight"))?;
+                    (*out_features, *in_features) = (s[0], s[1]);
+                }
+                Op::Relu | Op::Relu6 | Op::Add | Op::MaxPool { .. } | Op::GlobalAvgPool => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResNetConfig;
+
+    #[test]
+    fn folding_a_graph_gives_the_builders_folded_graph() {
+        let c = ResNetConfig::resnet18(1000);
+        let mut expect = c.graph(true);
+        // The builder names nothing it does not write; folding keeps the names it had.
+        expect.values[0] = "input".into();
+        assert_eq!(c.graph(false).folded(), expect);
+    }
+
+    #[test]
+    fn built_graphs_are_valid_and_a_forward_reference_is_refused() {
+        let g = ResNetConfig::resnet18(1000).graph(false);
+        g.validate().unwrap();
+        let mut bad = g.clone();
+        bad.nodes[3].inputs = vec![9];
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("written before they are read"), "{e}");
+        let mut bad = g;
+        bad.nodes[0].op = Op::Add;
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn unreachable_nodes_go() {
+        let mut g = ResNetConfig::resnet18(10).graph(false);
+        let out = g.output;
+        g.push(Op::Relu, &[1], "dangling");
+        g.output = out;
+        assert_eq!(g.reachable(), ResNetConfig::resnet18(10).graph(false));
+    }
+}

@@ -1,0 +1,165 @@
+//! A network that is its graph: read from a user's ONNX file, stored in a compressed file's
+//! metadata with its preprocessing, and rebuilt from there.
+
+use serde::{Deserialize, Serialize};
+
+use super::graph::{Graph, Op};
+use crate::preprocess::Preprocess;
+use crate::{Error, Result};
+
+/// The smallest and largest input side accepted.
+pub const INPUT_SIDES: std::ops::RangeInclusive<u32> = 16..=1024;
+
+/// A network described by its graph alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphNet {
+    /// What people call it (the file's name without its extension).
+    pub name: String,
+    /// The network as read, batch norms unfolded.
+    pub graph: Graph,
+    /// How photos become its input; `crop` is the input's side.
+    pub preprocess: Preprocess,
+    /// The file fixed the input's size (else it was dynamic and may be chosen).
+    #[serde(default)]
+    pub fixed_size: bool,
+}
+
+impl GraphNet {
+    /// Check everything a file could have got wrong.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() || self.name.len() > super::graph_edit::MAX_NAME {
+            return Err(Error::Structure(
+                "the network's name is empty or too long".into(),
+            ));
+        }
+        self.graph.validate()?;
+        let p = &self.preprocess;
+        if !INPUT_SIDES.contains(&p.crop) || p.resize < p.crop || p.resize > 4 * p.crop {
+            return Err(Error::Structure(format!(
+                "input {0}×{0} after resizing to {1}: the side must be {2} to {3} and the resize between it and 4 times it",
+                p.crop,
+                p.resize,
+                INPUT_SIDES.start(),
+                INPUT_SIDES.end()
+            )));
+        }
+        if p.mean.iter().chain(&p.std).any(|v| !v.is_finite()) || p.std.iter().any(|&s| s <= 0.0) {
+            return Err(Error::Structure(format!(
+                "mean {:?} and std {:?}: every value must be finite and each std positive",
+                p.mean, p.std
+            )));
+        }
+        self.check_sizes()
+    }
+
+    /// No window larger than what it slides over.
+    fn check_sizes(&self) -> Result<()> {
+        let side = self.preprocess.crop as usize;
+        let sizes = self.graph.spatial_sizes(side);
+        for n in &self.graph.nodes {
+            let x = sizes[n.inputs[0]];
+            let (kernel, padded) = match &n.op {
+                Op::Conv { kernel, pads, .. } => {
+                    (*kernel, x + pads[0].min(pads[1]) + pads[2].min(pads[3]))
+                }
+                Op::MaxPool { kernel, pad, .. } => (*kernel, x + 2 * pad),
+                Op::BatchNorm { .. }
+                | Op::Relu
+                | Op::Relu6
+                | Op::Add
+                | Op::GlobalAvgPool
+                | Op::Linear { .. } => continue,
+            };
+            if kernel > padded {
+                return Err(Error::Structure(format!(
+                    "{} slides a {kernel}×{kernel} window over {x}×{x} values: the input ({side}×{side}) is too small for this network",
+                    crate::error::quoted(&self.graph.values[n.output])
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The output's width: the number of classes (1 for a binary classifier's single logit).
+    pub fn num_classes(&self) -> usize {
+        self.graph.channels()[self.graph.output]
+    }
+}
+
+/// The name an ONNX file's network has until its file name is known.
+pub const UNNAMED: &str = "ONNX model";
+
+/// Preprocessing chosen by the user instead of the file's (or the defaults).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputChoice {
+    /// The input's side (only where the file leaves it dynamic).
+    pub side: Option<u32>,
+    /// The shorter side before the centre crop; round(side / 0.875) when the side changes.
+    pub resize: Option<u32>,
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
+    pub bgr: bool,
+}
+
+impl InputChoice {
+    pub fn is_empty(&self) -> bool {
+        *self == InputChoice::default()
+    }
+}
+
+impl super::Model {
+    /// The network named after its file (`stem`) when it was read from ONNX and has no name
+    /// yet; anything else as it is.
+    pub fn named(mut self, stem: &str) -> super::Model {
+        if let super::Arch::Graph(g) = &mut self.arch
+            && g.name == UNNAMED
+            && !stem.is_empty()
+        {
+            g.name = stem.chars().take(super::graph_edit::MAX_NAME).collect();
+        }
+        self
+    }
+
+    /// The same model fed as `choice` says. Only a network read from ONNX takes a choice:
+    /// ResNet18 and EfficientNet-Lite0 were trained with one preprocessing.
+    pub fn with_input(&self, choice: &InputChoice) -> Result<super::Model> {
+        if choice.is_empty() {
+            return Ok(self.clone());
+        }
+        let super::Arch::Graph(g) = &self.arch else {
+            return Err(Error::Invalid(format!(
+                "{} takes its own preprocessing; --input-size, --resize, --mean, --std and --bgr are for networks read from ONNX",
+                self.arch.display()
+            )));
+        };
+        let mut net = (**g).clone();
+        let p = &mut net.preprocess;
+        if let Some(side) = choice.side
+            && side != p.crop
+        {
+            if net.fixed_size {
+                return Err(Error::Invalid(format!(
+                    "{} fixes its input at {1}×{1}; --input-size {side} does not fit it",
+                    net.name, p.crop
+                )));
+            }
+            p.crop = side;
+            p.resize = (side as f32 / 0.875).round() as u32;
+        }
+        if let Some(r) = choice.resize {
+            p.resize = r;
+        }
+        if let Some(m) = choice.mean {
+            p.mean = m;
+        }
+        if let Some(s) = choice.std {
+            p.std = s;
+        }
+        p.bgr |= choice.bgr;
+        net.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(super::Model {
+            arch: super::Arch::Graph(Box::new(net)),
+            ..self.clone()
+        })
+    }
+}

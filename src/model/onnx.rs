@@ -1,0 +1,1348 @@
+//! Reading a CNN classifier from an ONNX file into a [`GraphNet`] and its tensors.
+//!
+//! The file's nodes are read in order. Constants (initializers, `Constant` and
+//! `ConstantOfShape` nodes) and the shape arithmetic exporters leave around a flatten
+//! (`Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, `Cast`, `Reshape` of
+//! constants) are computed here against the static input shape; what reads the image becomes
+//! a graph op. Identity and dropout vanish, a trailing softmax is dropped (the logits are its
+//! input), a constant added after a conv or a linear layer becomes its bias, `Clip(0, 6)` is
+//! ReLU6, `Gemm` and `MatMul` are linear layers, and an average pool over the whole image is
+//! a global one. Any other op is refused in one line that names it and its node. Every size
+//! is checked before anything is allocated; tensors stored in another file are refused.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use prost::Message;
+
+use super::graph::{Graph, Op};
+use super::imported::{GraphNet, INPUT_SIDES};
+use super::{Arch, Model};
+use crate::export::proto::{
+    AttributeProto, DimensionValue, ModelProto, NodeProto, TensorProto, data_type,
+};
+use crate::limits::MAX_DECODED_VALUES;
+use crate::preprocess::Preprocess;
+use crate::tensor::{HostTensor, StateDict};
+use crate::{Error, Result};
+
+/// The metadata key under which modelslim's ONNX export stores the preprocessing.
+pub const PREPROCESS_KEY: &str = "modelslim.preprocess";
+
+/// The input side used when the file leaves it dynamic and nobody chose one.
+pub const DEFAULT_SIDE: u32 = 224;
+
+/// The ops a network may be built of, for the message that refuses another.
+const READ_OPS: &str = "Conv, BatchNormalization, Relu, Clip, Add, Sum, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Flatten, Reshape, Gemm, MatMul, Softmax, Identity, Dropout and constant shape arithmetic";
+
+/// Whether `bytes` look like an ONNX model (a protobuf starting with its `ir_version`), not
+/// a safetensors file (whose 8-byte header length is followed by `{`).
+pub fn looks_like_onnx(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&0x08) && bytes.get(8) != Some(&b'{')
+}
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::Onnx(msg.into())
+}
+
+/// A value computed while reading: a constant, or one the graph computes from the image.
+#[derive(Debug, Clone)]
+enum Val {
+    Const(Const),
+    /// Graph value `id`; `shape` as ONNX sees it with batch 1. `flat` when the graph's value
+    /// is `[N, C]` (after global pooling) while ONNX may still call it `[N, C, 1, 1]`.
+    Run {
+        id: usize,
+        shape: Vec<usize>,
+        flat: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Const {
+    shape: Vec<usize>,
+    data: Data,
+}
+
+#[derive(Debug, Clone)]
+enum Data {
+    F32(Arc<Vec<f32>>),
+    I64(Arc<Vec<i64>>),
+}
+
+impl Const {
+    fn ints(&self) -> Vec<i64> {
+        match &self.data {
+            Data::I64(v) => v.to_vec(),
+            Data::F32(v) => v.iter().map(|&x| x as i64).collect(),
+        }
+    }
+
+    fn floats(&self) -> Vec<f32> {
+        match &self.data {
+            Data::F32(v) => v.to_vec(),
+            Data::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.data {
+            Data::F32(v) => v.len(),
+            Data::I64(v) => v.len(),
+        }
+    }
+
+    fn ints1(shape: Vec<usize>, v: Vec<i64>) -> Const {
+        Const {
+            shape,
+            data: Data::I64(Arc::new(v)),
+        }
+    }
+
+    /// The same values under `shape` (whose size must match).
+    fn reshaped(&self, shape: Vec<usize>) -> Result<Const> {
+        if shape.iter().product::<usize>() != self.len() {
+            return Err(err(format!(
+                "cannot reshape {} values to {shape:?}",
+                self.len()
+            )));
+        }
+        Ok(Const {
+            shape,
+            data: self.data.clone(),
+        })
+    }
+
+    /// Elements `idx` of this 1-D (or scalar) constant.
+    fn pick(&self, idx: &[usize]) -> Result<Const> {
+        let n = self.len();
+        if let Some(&i) = idx.iter().find(|&&i| i >= n) {
+            return Err(err(format!("index {i} out of {n} values")));
+        }
+        let data = match &self.data {
+            Data::F32(v) => Data::F32(Arc::new(idx.iter().map(|&i| v[i]).collect())),
+            Data::I64(v) => Data::I64(Arc::new(idx.iter().map(|&i| v[i]).collect())),
+        };
+        Ok(Const {
+            shape: vec![idx.len()],
+            data,
+        })
+    }
+}
+
+/// A tensor's values, every size checked against the file's length and the caps first.
+fn decode_tensor(t: &TensorProto, budget: &mut usize) -> Result<Const> {
+    let name = crate::error::quoted(&t.name);
+    if t.data_location == 1 || !t.external_data.is_empty() {
+        return Err(err(format!(
+            "tensor {name} is stored in a separate file; save the model with its weights inside (onnx.save(model, path, save_as_external_data=False))"
+        )));
+    }
+    let mut shape = Vec::with_capacity(t.dims.len().min(8));
+    let mut n: usize = 1;
+    if t.dims.len() > 8 {
+        return Err(err(format!(
+            "tensor {name} has {} dimensions",
+            t.dims.len()
+        )));
+    }
+    for &d in &t.dims {
+        let d = usize::try_from(d).map_err(|_| err(format!("tensor {name} has dimension {d}")))?;
+        n = n
+            .checked_mul(d)
+            .filter(|&n| n <= MAX_DECODED_VALUES)
+            .ok_or_else(|| {
+                err(format!(
+                    "tensor {name} claims more than {MAX_DECODED_VALUES} values"
+                ))
+            })?;
+        shape.push(d);
+    }
+    *budget = budget.checked_sub(n).ok_or_else(|| {
+        err(format!(
+            "the tensors hold more than {MAX_DECODED_VALUES} values in all"
+        ))
+    })?;
+    let raw = &t.raw_data;
+    let lying = |have: usize| {
+        err(format!(
+            "tensor {name} has shape {shape:?} ({n} values) but holds {have}"
+        ))
+    };
+    let chunks = |size: usize| -> Result<std::slice::ChunksExact<'_, u8>> {
+        if raw.len() != n * size {
+            return Err(lying(raw.len() / size));
+        }
+        Ok(raw.chunks_exact(size))
+    };
+    let data = match t.data_type {
+        data_type::FLOAT if !raw.is_empty() => Data::F32(Arc::new(
+            chunks(4)?
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )),
+        data_type::FLOAT => {
+            if t.float_data.len() != n {
+                return Err(lying(t.float_data.len()));
+            }
+            Data::F32(Arc::new(t.float_data.clone()))
+        }
+        data_type::FLOAT16 if !raw.is_empty() => Data::F32(Arc::new(
+            chunks(2)?
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+        )),
+        data_type::FLOAT16 => {
+            if t.int32_data.len() != n {
+                return Err(lying(t.int32_data.len()));
+            }
+            Data::F32(Arc::new(
+                t.int32_data
+                    .iter()
+                    .map(|&b| half::f16::from_bits(b as u16).to_f32())
+                    .collect(),
+            ))
+        }
+        data_type::DOUBLE if !raw.is_empty() => Data::F32(Arc::new(
+            chunks(8)?
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+        )),
+        data_type::DOUBLE => {
+            if t.double_data.len() != n {
+                return Err(lying(t.double_data.len()));
+            }
+            Data::F32(Arc::new(t.double_data.iter().map(|&v| v as f32).collect()))
+        }
+        data_type::INT64 if !raw.is_empty() => Data::I64(Arc::new(
+            chunks(8)?
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        )),
+        data_type::INT64 => {
+            if t.int64_data.len() != n {
+                return Err(lying(t.int64_data.len()));
+            }
+            Data::I64(Arc::new(t.int64_data.clone()))
+        }
+        data_type::INT32 if !raw.is_empty() => Data::I64(Arc::new(
+            chunks(4)?
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+        )),
+        data_type::INT32 => {
+            if t.int32_data.len() != n {
+                return Err(lying(t.int32_data.len()));
+            }
+            Data::I64(Arc::new(t.int32_data.iter().map(|&v| v as i64).collect()))
+        }
+        other => {
+            return Err(err(format!(
+                "tensor {name} has data type {other}; modelslim reads float, float16, double, int32 and int64 tensors"
+            )));
+        }
+    };
+    Ok(Const { shape, data })
+}
+
+/// A node's attributes by name.
+struct Attrs<'a>(&'a [AttributeProto]);
+
+impl Attrs<'_> {
+    fn get(&self, name: &str) -> Option<&AttributeProto> {
+        self.0.iter().find(|a| a.name == name)
+    }
+    fn int(&self, name: &str, default: i64) -> i64 {
+        self.get(name).map(|a| a.i).unwrap_or(default)
+    }
+    fn float(&self, name: &str, default: f32) -> f32 {
+        self.get(name).map(|a| a.f).unwrap_or(default)
+    }
+    fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.get(name).map(|a| a.ints.clone())
+    }
+    fn string(&self, name: &str) -> String {
+        self.get(name)
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// What comes out of an ONNX file.
+struct Reader {
+    /// Values by ONNX name.
+    vals: HashMap<String, Val>,
+    /// Initializers not decoded yet.
+    inits: HashMap<String, TensorProto>,
+    /// How many nodes read each ONNX name.
+    readers: HashMap<String, usize>,
+    outputs: BTreeSet<String>,
+    graph: Graph,
+    /// The graph value's shape (batch 1), by graph value.
+    shapes: Vec<Vec<usize>>,
+    weights: StateDict,
+    used_names: BTreeSet<String>,
+    budget: usize,
+    opset: i64,
+}
+
+/// Read `bytes` as an ONNX classifier called `name`; a dynamic input side becomes `side`
+/// (else 224). The model is returned unfolded and unquantized, checked like any other.
+pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
+    let proto = ModelProto::decode(bytes).map_err(|e| {
+        err(format!(
+            "not a readable ONNX file ({e}); is it complete? export it again or check the download"
+        ))
+    })?;
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(1);
+    let preprocess_meta = proto
+        .metadata_props
+        .iter()
+        .find(|p| p.key == PREPROCESS_KEY)
+        .map(|p| p.value.clone());
+    let graph = proto.graph.ok_or_else(|| err("the file holds no graph"))?;
+    if graph.node.len() > super::graph_edit::MAX_NODES * 8 {
+        return Err(err(format!(
+            "the graph has {} nodes; modelslim reads up to {}",
+            graph.node.len(),
+            super::graph_edit::MAX_NODES * 8
+        )));
+    }
+    let mut r = Reader {
+        vals: HashMap::new(),
+        inits: HashMap::new(),
+        readers: HashMap::new(),
+        outputs: graph.output.iter().map(|o| o.name.clone()).collect(),
+        graph: Graph::new(),
+        shapes: Vec::new(),
+        weights: StateDict::new(),
+        used_names: ["input", "logits", "relu6_min", "relu6_max"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        budget: MAX_DECODED_VALUES,
+        opset,
+    };
+    for t in graph.initializer {
+        r.inits.insert(t.name.clone(), t);
+    }
+    for n in &graph.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            *r.readers.entry(i.clone()).or_default() += 1;
+        }
+    }
+    // The image: the one graph input that is not an initializer.
+    let inputs: Vec<_> = graph
+        .input
+        .iter()
+        .filter(|i| !r.inits.contains_key(&i.name))
+        .collect();
+    let [input] = inputs.as_slice() else {
+        return Err(err(format!(
+            "the graph has {} inputs; modelslim reads classifiers of one image",
+            inputs.len()
+        )));
+    };
+    let dims: Vec<Option<i64>> = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(DimensionValue::DimValue(v)) if v > 0 => Some(v),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let fixed = match dims.as_slice() {
+        [_, Some(3), h, w] => match (h, w) {
+            (Some(h), Some(w)) if h != w => {
+                return Err(err(format!(
+                    "input {} is 3×{h}×{w}: modelslim runs square inputs for now",
+                    crate::error::quoted(&input.name)
+                )));
+            }
+            (Some(h), _) | (_, Some(h)) => Some(*h),
+            _ => None,
+        },
+        [_, _, _, Some(3)] => {
+            return Err(err(format!(
+                "input {} is NHWC ({dims:?}); modelslim reads NCHW inputs (export with the channels first)",
+                crate::error::quoted(&input.name)
+            )));
+        }
+        _ => {
+            return Err(err(format!(
+                "input {} has shape {dims:?}; modelslim reads [N, 3, H, W] images",
+                crate::error::quoted(&input.name)
+            )));
+        }
+    };
+    let side = match (fixed, side) {
+        (Some(f), Some(s)) if f != s as i64 => {
+            return Err(err(format!(
+                "the file fixes the input at {f}×{f}; --input-size {s} does not fit it"
+            )));
+        }
+        (Some(f), _) => u32::try_from(f)
+            .ok()
+            .filter(|f| INPUT_SIDES.contains(f))
+            .ok_or_else(|| {
+                err(format!(
+                    "input side {f}: modelslim reads {} to {} pixels",
+                    INPUT_SIDES.start(),
+                    INPUT_SIDES.end()
+                ))
+            })?,
+        (None, s) => s.unwrap_or(DEFAULT_SIDE),
+    };
+    let s = side as usize;
+    r.vals.insert(
+        input.name.clone(),
+        Val::Run {
+            id: 0,
+            shape: vec![1, 3, s, s],
+            flat: false,
+        },
+    );
+    r.shapes.push(vec![1, 3, s, s]);
+    for n in &graph.node {
+        r.node(n).map_err(|e| match e {
+            Error::Onnx(m) => err(format!(
+                "node {} ({}): {m}",
+                crate::error::quoted(&n.name),
+                n.op_type
+            )),
+            other => other,
+        })?;
+    }
+    let out_name = graph
+        .output
+        .first()
+        .map(|o| o.name.clone())
+        .ok_or_else(|| err("the graph has no output"))?;
+    let out = match r.vals.get(&out_name) {
+        Some(Val::Run { id, flat: true, .. }) => *id,
+        Some(Val::Run { shape, .. }) if shape.len() == 2 => {
+            return Err(err(format!(
+                "output {} is not computed by a classifier modelslim reads",
+                crate::error::quoted(&out_name)
+            )));
+        }
+        _ => {
+            return Err(err(format!(
+                "output {} is not a vector of logits [N, classes]",
+                crate::error::quoted(&out_name)
+            )));
+        }
+    };
+    r.graph.output = out;
+    let mut g = r.graph.reachable();
+    // The output is called `logits`, as in every network modelslim writes.
+    let o = g.output;
+    g.values[o] = "logits".into();
+    let keep: BTreeSet<String> = g.param_shapes().into_iter().map(|(k, _)| k).collect();
+    r.weights.retain(|k, _| keep.contains(k));
+    let preprocess = match preprocess_meta {
+        Some(json) => {
+            let p: Preprocess = serde_json::from_str(&json)
+                .map_err(|e| err(format!("unreadable {PREPROCESS_KEY} metadata: {e}")))?;
+            if p.crop != side {
+                return Err(err(format!(
+                    "the file's preprocessing crops {0}×{0} but its input is {side}×{side}",
+                    p.crop
+                )));
+            }
+            p
+        }
+        None => Preprocess {
+            crop: side,
+            resize: (side as f32 / 0.875).round() as u32,
+            ..Preprocess::IMAGENET
+        },
+    };
+    let net = GraphNet {
+        name: name.into(),
+        graph: g,
+        preprocess,
+        fixed_size: fixed.is_some(),
+    };
+    Model::new(Arch::Graph(Box::new(net)), r.weights)
+}
+
+impl Reader {
+    /// The value named `name`: computed before, or an initializer decoded now.
+    fn val(&mut self, name: &str) -> Result<Val> {
+        if let Some(v) = self.vals.get(name) {
+            return Ok(v.clone());
+        }
+        let Some(t) = self.inits.remove(name) else {
+            return Err(err(format!(
+                "reads {}, which no earlier node writes (are the nodes out of order, or the file damaged?)",
+                crate::error::quoted(name)
+            )));
+        };
+        let c = Val::Const(decode_tensor(&t, &mut self.budget)?);
+        self.vals.insert(name.into(), c.clone());
+        Ok(c)
+    }
+
+    /// Input `i` of `n`, or `None` when absent (an empty name is an omitted optional input).
+    fn input(&mut self, n: &NodeProto, i: usize) -> Result<Option<Val>> {
+        match n.input.get(i).filter(|s| !s.is_empty()) {
+            Some(name) => self.val(name).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn constant(&mut self, n: &NodeProto, i: usize, what: &str) -> Result<Option<Const>> {
+        match self.input(n, i)? {
+            Some(Val::Const(c)) => Ok(Some(c)),
+            Some(Val::Run { .. }) => Err(err(format!(
+                "its {what} is computed from the image; modelslim needs it constant"
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    fn required_constant(&mut self, n: &NodeProto, i: usize, what: &str) -> Result<Const> {
+        self.constant(n, i, what)?
+            .ok_or_else(|| err(format!("its {what} is missing")))
+    }
+
+    /// Input `i` when the image reaches it (`None` for a constant).
+    fn running(&mut self, n: &NodeProto, i: usize) -> Result<Option<(usize, Vec<usize>, bool)>> {
+        match self.input(n, i)? {
+            Some(Val::Run { id, shape, flat }) => Ok(Some((id, shape, flat))),
+            Some(Val::Const(_)) => Ok(None),
+            None => Err(err(format!("input {i} is missing"))),
+        }
+    }
+
+    fn set(&mut self, n: &NodeProto, v: Val) {
+        if let Some(o) = n.output.first() {
+            self.vals.insert(o.clone(), v);
+        }
+    }
+
+    /// A fresh, short, unique name for what node `n` computes: the PyTorch module path in the
+    /// node's name (`/features/features.1/conv/conv.0/Conv` → `features.1.conv.0`), else the
+    /// weight's or the output's name.
+    fn name_for(&mut self, n: &NodeProto, weight: Option<&str>) -> String {
+        let from_weight = weight
+            .filter(|w| !w.contains("::"))
+            .and_then(|w| {
+                [".weight", "_weights", ".w_0", "_w_0", "_weight"]
+                    .iter()
+                    .find_map(|s| w.strip_suffix(s))
+            })
+            .map(String::from);
+        let from_path = || {
+            let parts: Vec<&str> = n.name.split('/').filter(|p| !p.is_empty()).collect();
+            if parts.len() < 2 {
+                return None;
+            }
+            let mut path: Vec<&str> = Vec::new();
+            for p in &parts[..parts.len() - 1] {
+                match path.last() {
+                    Some(last) if p.starts_with(&format!("{last}.")) => {
+                        if let Some(l) = path.last_mut() {
+                            *l = p;
+                        }
+                    }
+                    _ => path.push(p),
+                }
+            }
+            Some(path.join("."))
+        };
+        let raw = from_weight
+            .or_else(from_path)
+            .or_else(|| n.output.first().cloned())
+            .unwrap_or_default();
+        let mut base: String = raw
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(100)
+            .collect();
+        if base.is_empty() || base.starts_with('.') {
+            base = format!("{}{base}", n.op_type.to_ascii_lowercase());
+        }
+        let mut name = base.clone();
+        let mut k = 2;
+        while self.used_names.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.used_names.insert(name.clone());
+        name
+    }
+
+    /// Add `op` to the graph reading `inputs`; its value has ONNX shape `shape`.
+    fn push(&mut self, n: &NodeProto, op: Op, inputs: &[usize], shape: Vec<usize>, flat: bool) {
+        let name = match op.layer_name() {
+            Some(l) => l.to_string(),
+            None => self.name_for(n, None),
+        };
+        let id = self.graph.push(op, inputs, name);
+        self.shapes.push(shape.clone());
+        self.set(n, Val::Run { id, shape, flat });
+    }
+
+    /// Keep a constant as parameter `key` (moved when nothing else reads it).
+    fn param(&mut self, key: String, c: &Const, shape: Vec<usize>) -> Result<()> {
+        if c.len() != shape.iter().product::<usize>() {
+            return Err(err(format!("{key} has {} values, not {shape:?}", c.len())));
+        }
+        let data = match &c.data {
+            Data::F32(v) => v.to_vec(),
+            Data::I64(_) => return Err(err(format!("{key} holds integers, not weights"))),
+        };
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NotFinite { key, index: i });
+        }
+        self.weights.insert(key, HostTensor::new(shape, data));
+        Ok(())
+    }
+
+    fn node(&mut self, n: &NodeProto) -> Result<()> {
+        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+            return Err(err(format!(
+                "operators of domain {} are not supported (only the standard ONNX ops)",
+                crate::error::quoted(&n.domain)
+            )));
+        }
+        let a = Attrs(&n.attribute);
+        match n.op_type.as_str() {
+            "Constant" => {
+                let c = if let Some(t) = a.get("value").and_then(|v| v.t.as_ref()) {
+                    decode_tensor(t, &mut self.budget)?
+                } else if let Some(v) = a.get("value_float") {
+                    Const {
+                        shape: vec![],
+                        data: Data::F32(Arc::new(vec![v.f])),
+                    }
+                } else if let Some(v) = a.get("value_floats") {
+                    Const {
+                        shape: vec![v.floats.len()],
+                        data: Data::F32(Arc::new(v.floats.clone())),
+                    }
+                } else if let Some(v) = a.get("value_int") {
+                    Const::ints1(vec![], vec![v.i])
+                } else if let Some(v) = a.get("value_ints") {
+                    Const::ints1(vec![v.ints.len()], v.ints.clone())
+                } else {
+                    return Err(err("a constant without a value modelslim reads"));
+                };
+                self.set(n, Val::Const(c));
+            }
+            "ConstantOfShape" => {
+                let shape = self.required_constant(n, 0, "shape")?.ints();
+                let shape = dims(&shape)?;
+                let count = checked_count(&shape)?;
+                self.budget = self
+                    .budget
+                    .checked_sub(count)
+                    .ok_or_else(|| err("the constants hold too many values"))?;
+                let fill = match a.get("value").and_then(|v| v.t.as_ref()) {
+                    Some(t) => decode_tensor(t, &mut usize::MAX.clone())?,
+                    None => Const {
+                        shape: vec![1],
+                        data: Data::F32(Arc::new(vec![0.0])),
+                    },
+                };
+                let data = match fill.data {
+                    Data::F32(v) => {
+                        Data::F32(Arc::new(vec![v.first().copied().unwrap_or(0.0); count]))
+                    }
+                    Data::I64(v) => {
+                        Data::I64(Arc::new(vec![v.first().copied().unwrap_or(0); count]))
+                    }
+                };
+                self.set(n, Val::Const(Const { shape, data }));
+            }
+            "Identity" | "Dropout" => {
+                let v = self.input(n, 0)?.ok_or_else(|| err("no input"))?;
+                self.set(n, v);
+            }
+            "Cast" => {
+                let v = self.input(n, 0)?.ok_or_else(|| err("no input"))?;
+                let to = a.int("to", data_type::FLOAT as i64) as i32;
+                let v = match v {
+                    Val::Const(c) => Val::Const(match to {
+                        data_type::FLOAT | data_type::DOUBLE | data_type::FLOAT16 => Const {
+                            shape: c.shape.clone(),
+                            data: Data::F32(Arc::new(c.floats())),
+                        },
+                        _ => Const::ints1(c.shape.clone(), c.ints()),
+                    }),
+                    run if to == data_type::FLOAT => run,
+                    Val::Run { .. } => {
+                        return Err(err("casts the image's values to a type other than float"));
+                    }
+                };
+                self.set(n, v);
+            }
+            "Shape" => {
+                let Some((_, shape, _)) = self.running(n, 0)? else {
+                    let c = self.required_constant(n, 0, "input")?;
+                    let s: Vec<i64> = c.shape.iter().map(|&d| d as i64).collect();
+                    self.set(n, Val::Const(Const::ints1(vec![s.len()], s)));
+                    return Ok(());
+                };
+                let rank = shape.len() as i64;
+                let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+                let start = clamp(a.int("start", 0));
+                let end = clamp(a.int("end", rank)).max(start);
+                let s: Vec<i64> = shape[start..end].iter().map(|&d| d as i64).collect();
+                self.set(n, Val::Const(Const::ints1(vec![s.len()], s)));
+            }
+            "Gather" => {
+                let data = self.required_constant(n, 0, "data")?;
+                let idx = self.required_constant(n, 1, "indices")?;
+                if data.shape.len() > 1 || a.int("axis", 0) != 0 {
+                    return Err(err("gathers from a constant of more than one dimension"));
+                }
+                let len = data.len() as i64;
+                let picks: Vec<usize> = idx
+                    .ints()
+                    .iter()
+                    .map(|&i| (if i < 0 { i + len } else { i }).max(0) as usize)
+                    .collect();
+                let mut c = data.pick(&picks)?;
+                c.shape = idx.shape.clone();
+                self.set(n, Val::Const(c));
+            }
+            "Slice" => {
+                let data = self.required_constant(n, 0, "data")?;
+                if data.shape.len() != 1 {
+                    return Err(err("slices a constant of more than one dimension"));
+                }
+                let (starts, ends, axes, steps) = if self.opset < 10 {
+                    (a.ints("starts"), a.ints("ends"), a.ints("axes"), None)
+                } else {
+                    let g = |s: &mut Self, i: usize| -> Result<Option<Vec<i64>>> {
+                        Ok(s.constant(n, i, "slice bound")?.map(|c| c.ints()))
+                    };
+                    (g(self, 1)?, g(self, 2)?, g(self, 3)?, g(self, 4)?)
+                };
+                let (Some([start]), Some([end])) = (starts.as_deref(), ends.as_deref()) else {
+                    return Err(err("a slice without one start and one end"));
+                };
+                if axes.is_some_and(|x| x.as_slice() != [0] && x.as_slice() != [-1])
+                    || steps.is_some_and(|s| s.as_slice() != [1])
+                {
+                    return Err(err("a slice other than along its only axis, step 1"));
+                }
+                let len = data.len() as i64;
+                let at = |v: i64| (if v < 0 { v + len } else { v }).clamp(0, len) as usize;
+                let (s, e) = (at(*start), at(*end));
+                let picks: Vec<usize> = (s..e.max(s)).collect();
+                self.set(n, Val::Const(data.pick(&picks)?));
+            }
+            "Concat" => {
+                let mut parts = Vec::new();
+                for i in 0..n.input.len() {
+                    let c = self.required_constant(n, i, "input")?;
+                    if c.shape.len() > 1 {
+                        return Err(err("concatenates constants of more than one dimension"));
+                    }
+                    parts.push(c);
+                }
+                let data = if parts.iter().all(|c| matches!(c.data, Data::I64(_))) {
+                    let v: Vec<i64> = parts.iter().flat_map(|c| c.ints()).collect();
+                    Const::ints1(vec![v.len()], v)
+                } else {
+                    let v: Vec<f32> = parts.iter().flat_map(|c| c.floats()).collect();
+                    Const {
+                        shape: vec![v.len()],
+                        data: Data::F32(Arc::new(v)),
+                    }
+                };
+                self.set(n, Val::Const(data));
+            }
+            "Unsqueeze" | "Squeeze" => {
+                let c = self.required_constant(n, 0, "input")?;
+                let axes = match a.ints("axes") {
+                    Some(x) => x,
+                    None => self
+                        .constant(n, 1, "axes")?
+                        .map(|c| c.ints())
+                        .unwrap_or_default(),
+                };
+                let mut shape = c.shape.clone();
+                if n.op_type == "Unsqueeze" {
+                    let rank = (shape.len() + axes.len()) as i64;
+                    let mut ax: Vec<usize> = axes
+                        .iter()
+                        .map(|&x| (if x < 0 { x + rank } else { x }).clamp(0, rank) as usize)
+                        .collect();
+                    ax.sort();
+                    for x in ax {
+                        shape.insert(x.min(shape.len()), 1);
+                    }
+                } else {
+                    let rank = shape.len() as i64;
+                    let ax: Vec<usize> = axes
+                        .iter()
+                        .map(|&x| (if x < 0 { x + rank } else { x }).max(0) as usize)
+                        .collect();
+                    shape = shape
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, d)| !(**d == 1 && (ax.is_empty() || ax.contains(i))))
+                        .map(|(_, d)| *d)
+                        .collect();
+                }
+                self.set(n, Val::Const(c.reshaped(shape)?));
+            }
+            "Reshape" | "Flatten" => {
+                let target: Option<Vec<i64>> = if n.op_type == "Reshape" {
+                    Some(match self.opset {
+                        ..5 => a.ints("shape").unwrap_or_default(),
+                        _ => self.required_constant(n, 1, "shape")?.ints(),
+                    })
+                } else {
+                    None
+                };
+                let v = self.input(n, 0)?.ok_or_else(|| err("no input"))?;
+                let in_shape = match &v {
+                    Val::Const(c) => c.shape.clone(),
+                    Val::Run { shape, .. } => shape.clone(),
+                };
+                let total = in_shape.iter().product::<usize>();
+                let shape = match &target {
+                    Some(t) => reshape_target(&in_shape, t)?,
+                    None => {
+                        let axis = a.int("axis", 1);
+                        let axis = (if axis < 0 {
+                            axis + in_shape.len() as i64
+                        } else {
+                            axis
+                        })
+                        .clamp(0, in_shape.len() as i64)
+                            as usize;
+                        let lead = in_shape[..axis].iter().product::<usize>();
+                        vec![lead, total / lead.max(1)]
+                    }
+                };
+                match v {
+                    Val::Const(c) => self.set(n, Val::Const(c.reshaped(shape)?)),
+                    Val::Run { id, shape: s, flat } => {
+                        let channels = s.get(1).copied().unwrap_or(0);
+                        let spatial: usize = s.iter().skip(2).product();
+                        let to_flat = shape.len() == 2 && shape[0] == 1 && shape[1] == channels;
+                        let same = shape == s;
+                        // A flat value may be called [N, C, 1, 1] again (as ONNX keeps it).
+                        let unflat = flat
+                            && shape.len() == 4
+                            && shape[..2] == s[..2]
+                            && shape[2] * shape[3] == 1;
+                        if same || (to_flat && (flat || spatial == 1)) || unflat {
+                            self.set(n, Val::Run { id, shape, flat });
+                        } else {
+                            return Err(err(format!(
+                                "reshapes the image's values from {s:?} to {shape:?}; modelslim reads a flatten after global pooling only"
+                            )));
+                        }
+                    }
+                }
+            }
+            "Conv" => self.conv(n, &a)?,
+            "BatchNormalization" => {
+                let (x, shape, flat) = self
+                    .running(n, 0)?
+                    .ok_or_else(|| err("normalizes a constant"))?;
+                if flat || shape.len() != 4 {
+                    return Err(err("a batch norm on flat values"));
+                }
+                let c = shape[1];
+                let name = self.name_for(n, n.input.get(1).map(String::as_str));
+                for (i, p) in ["weight", "bias", "running_mean", "running_var"]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let t = self.required_constant(n, i + 1, p)?;
+                    self.param(format!("{name}.{p}"), &t, vec![c])?;
+                }
+                let eps = a.float("epsilon", 1e-5);
+                self.push(
+                    n,
+                    Op::BatchNorm {
+                        name,
+                        channels: c,
+                        eps,
+                    },
+                    &[x],
+                    shape,
+                    false,
+                );
+            }
+            "Relu" | "Clip" => {
+                let (x, shape, flat) =
+                    self.running(n, 0)?.ok_or_else(|| err("clips a constant"))?;
+                let op = if n.op_type == "Relu" {
+                    Op::Relu
+                } else {
+                    let (lo, hi) = if self.opset < 11 {
+                        (a.float("min", f32::MIN), a.float("max", f32::MAX))
+                    } else {
+                        let bound = |s: &mut Self, i: usize, d: f32| -> Result<f32> {
+                            Ok(s.constant(n, i, "bound")?
+                                .and_then(|c| c.floats().first().copied())
+                                .unwrap_or(d))
+                        };
+                        (bound(self, 1, f32::MIN)?, bound(self, 2, f32::MAX)?)
+                    };
+                    match (lo, hi) {
+                        (0.0, 6.0) => Op::Relu6,
+                        (0.0, h) if h >= f32::MAX => Op::Relu,
+                        _ => {
+                            return Err(err(format!(
+                                "clips to [{lo}, {hi}]; modelslim reads Clip(0, 6) (ReLU6) and Clip(0) (ReLU)"
+                            )));
+                        }
+                    }
+                };
+                self.push(n, op, &[x], shape, flat);
+            }
+            "Add" | "Sum" => {
+                if n.input.len() != 2 {
+                    return Err(err(format!(
+                        "sums {} inputs; modelslim reads sums of two",
+                        n.input.len()
+                    )));
+                }
+                match (self.running(n, 0)?, self.running(n, 1)?) {
+                    (Some((x, sx, fx)), Some((y, sy, fy))) => {
+                        if sx != sy || fx != fy {
+                            return Err(err(format!(
+                                "adds values of shapes {sx:?} and {sy:?}; modelslim adds equal shapes"
+                            )));
+                        }
+                        self.push(n, Op::Add, &[x, y], sx, fx);
+                    }
+                    (Some(_), None) => self.add_bias(n, 0, 1)?,
+                    (None, Some(_)) => self.add_bias(n, 1, 0)?,
+                    (None, None) => return Err(err("adds two constants")),
+                }
+            }
+            "MaxPool" | "AveragePool" => self.pool(n, &a)?,
+            "GlobalAveragePool" | "ReduceMean" => {
+                let (x, shape, flat) =
+                    self.running(n, 0)?.ok_or_else(|| err("pools a constant"))?;
+                if flat || shape.len() != 4 {
+                    return Err(err("pools flat values"));
+                }
+                let keep = if n.op_type == "ReduceMean" {
+                    let axes = match a.ints("axes") {
+                        Some(x) => x,
+                        None => self
+                            .constant(n, 1, "axes")?
+                            .map(|c| c.ints())
+                            .unwrap_or_default(),
+                    };
+                    let mut ax: Vec<i64> = axes
+                        .iter()
+                        .map(|&x| if x < 0 { x + 4 } else { x })
+                        .collect();
+                    ax.sort();
+                    if ax != [2, 3] {
+                        return Err(err(format!(
+                            "averages over axes {axes:?}; modelslim reads the mean over height and width"
+                        )));
+                    }
+                    a.int("keepdims", 1) != 0
+                } else {
+                    true
+                };
+                let out = if keep {
+                    vec![1, shape[1], 1, 1]
+                } else {
+                    vec![1, shape[1]]
+                };
+                self.push(n, Op::GlobalAvgPool, &[x], out, true);
+            }
+            "Gemm" | "MatMul" => self.linear(n, &a)?,
+            "Softmax" | "LogSoftmax" => {
+                let v = self.input(n, 0)?.ok_or_else(|| err("no input"))?;
+                if !n.output.first().is_some_and(|o| self.outputs.contains(o)) {
+                    return Err(err(
+                        "a softmax inside the network; modelslim drops only a trailing one (logits are its input)",
+                    ));
+                }
+                self.set(n, v);
+            }
+            other => {
+                return Err(err(format!(
+                    "{other} is not supported; modelslim reads networks of {READ_OPS}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn conv(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
+        let (x, shape, flat) = self
+            .running(n, 0)?
+            .ok_or_else(|| err("convolves a constant"))?;
+        if flat || shape.len() != 4 {
+            return Err(err(
+                "a conv after global pooling (as in squeeze-excitation or a conv classifier) is not supported yet",
+            ));
+        }
+        let w = self.required_constant(n, 1, "weight")?;
+        let [out_c, in_per_group, kh, kw] = w.shape[..] else {
+            return Err(err(format!("weight of shape {:?}, not 4-D", w.shape)));
+        };
+        let groups = usize::try_from(a.int("group", 1)).unwrap_or(0).max(1);
+        let in_c = shape[1];
+        if in_per_group * groups != in_c {
+            return Err(err(format!(
+                "a weight for {} input channels in {groups} groups, but its input has {in_c}",
+                in_per_group * groups
+            )));
+        }
+        if kh != kw {
+            return Err(err(format!(
+                "a {kh}×{kw} kernel; modelslim runs square kernels for now"
+            )));
+        }
+        let strides = a.ints("strides").unwrap_or(vec![1, 1]);
+        let dil = a.ints("dilations").unwrap_or(vec![1, 1]);
+        if dil.iter().any(|&d| d != 1) {
+            return Err(err(format!(
+                "dilations {dil:?}; modelslim runs undilated convs for now"
+            )));
+        }
+        let [sh, sw] = strides[..] else {
+            return Err(err(format!("strides {strides:?}")));
+        };
+        if sh != sw || sh < 1 {
+            return Err(err(format!(
+                "strides {strides:?}; modelslim runs equal strides for now"
+            )));
+        }
+        let stride = sh as usize;
+        let side = shape[2];
+        let pads = self.pads(a, kh, stride, side)?;
+        let bias = self.constant(n, 2, "bias")?;
+        let name = self.name_for(n, n.input.get(1).map(String::as_str));
+        self.param(format!("{name}.weight"), &w, w.shape.clone())?;
+        if let Some(b) = &bias {
+            self.param(format!("{name}.bias"), b, vec![out_c])?;
+        }
+        let out_side = (side + pads[0] + pads[2]).saturating_sub(kh) / stride + 1;
+        self.push(
+            n,
+            Op::Conv {
+                name,
+                in_channels: in_c,
+                out_channels: out_c,
+                kernel: kh,
+                stride,
+                pads,
+                groups,
+                bias: bias.is_some(),
+            },
+            &[x],
+            vec![1, out_c, out_side, out_side],
+            false,
+        );
+        Ok(())
+    }
+
+    /// `[top, left, bottom, right]` from `pads` or `auto_pad`.
+    fn pads(&self, a: &Attrs, kernel: usize, stride: usize, side: usize) -> Result<[usize; 4]> {
+        let auto = a.string("auto_pad");
+        match auto.as_str() {
+            "" | "NOTSET" => {
+                let p = a.ints("pads").unwrap_or(vec![0; 4]);
+                let [t, l, b, r] = p[..] else {
+                    return Err(err(format!("pads {p:?}")));
+                };
+                let conv = |v: i64| usize::try_from(v).map_err(|_| err(format!("pads {p:?}")));
+                let pads = [conv(t)?, conv(l)?, conv(b)?, conv(r)?];
+                if pads[0] != pads[1] || pads[2] != pads[3] {
+                    return Err(err(format!(
+                        "pads {p:?} differ between height and width; modelslim pads both alike for now"
+                    )));
+                }
+                Ok(pads)
+            }
+            "VALID" => Ok([0; 4]),
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let out = side.div_ceil(stride);
+                let total = ((out - 1) * stride + kernel).saturating_sub(side);
+                let (small, big) = (total / 2, total - total / 2);
+                let (before, after) = if auto == "SAME_UPPER" {
+                    (small, big)
+                } else {
+                    (big, small)
+                };
+                Ok([before, before, after, after])
+            }
+            other => Err(err(format!("auto_pad {other}"))),
+        }
+    }
+
+    fn pool(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
+        let (x, shape, flat) = self.running(n, 0)?.ok_or_else(|| err("pools a constant"))?;
+        if flat || shape.len() != 4 {
+            return Err(err("pools flat values"));
+        }
+        let k = a.ints("kernel_shape").unwrap_or_default();
+        let [kh, kw] = k[..] else {
+            return Err(err(format!("kernel_shape {k:?}")));
+        };
+        let side = shape[2];
+        let strides = a.ints("strides").unwrap_or(vec![1, 1]);
+        let pads = a.ints("pads").unwrap_or(vec![0; 4]);
+        if n.op_type == "AveragePool" {
+            // Over the whole image: a global average.
+            if kh as usize == side && kw as usize == shape[3] && pads.iter().all(|&p| p == 0) {
+                self.push(n, Op::GlobalAvgPool, &[x], vec![1, shape[1], 1, 1], true);
+                return Ok(());
+            }
+            return Err(err(format!(
+                "a {kh}×{kw} average pool over {side}×{side} values; modelslim reads an average over the whole image only, for now"
+            )));
+        }
+        if kh != kw || strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+            return Err(err(format!(
+                "a {kh}×{kw} max pool with strides {strides:?}; modelslim runs square windows and equal strides for now"
+            )));
+        }
+        let (kernel, stride) = (kh as usize, strides[0] as usize);
+        let p = self.pads(a, kernel, stride, side)?;
+        if p.iter().any(|&v| v != p[0]) {
+            return Err(err(format!(
+                "max pool pads {p:?}; modelslim pads all sides alike for now"
+            )));
+        }
+        let floor = (side + 2 * p[0]).saturating_sub(kernel) / stride + 1;
+        if a.int("ceil_mode", 0) != 0 && (side + 2 * p[0]).saturating_sub(kernel) % stride != 0 {
+            return Err(err(
+                "ceil_mode changes this max pool's output size; modelslim rounds down for now",
+            ));
+        }
+        if a.ints("dilations")
+            .is_some_and(|d| d.iter().any(|&v| v != 1))
+        {
+            return Err(err("a dilated max pool"));
+        }
+        self.push(
+            n,
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad: p[0],
+            },
+            &[x],
+            vec![1, shape[1], floor, floor],
+            false,
+        );
+        Ok(())
+    }
+
+    fn linear(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
+        let (x, shape, flat) = self
+            .running(n, 0)?
+            .ok_or_else(|| err("multiplies two constants"))?;
+        let k = shape.get(1).copied().unwrap_or(0);
+        if shape.len() != 2 || !(flat || shape.len() == 2) {
+            return Err(err(format!(
+                "multiplies values of shape {shape:?}; modelslim reads linear layers on [N, C]"
+            )));
+        }
+        if !flat {
+            return Err(err("a linear layer on values not pooled to [N, C]"));
+        }
+        let b = self.required_constant(n, 1, "weight")?;
+        let gemm = n.op_type == "Gemm";
+        if gemm && a.int("transA", 0) != 0 {
+            return Err(err("transA"));
+        }
+        let trans_b = gemm && a.int("transB", 0) != 0;
+        let [r0, r1] = b.shape[..] else {
+            return Err(err(format!("weight of shape {:?}", b.shape)));
+        };
+        let (out, inp) = if trans_b { (r0, r1) } else { (r1, r0) };
+        if inp != k {
+            return Err(err(format!(
+                "a weight for {inp} inputs, but its input has {k}"
+            )));
+        }
+        let alpha = if gemm { a.float("alpha", 1.0) } else { 1.0 };
+        let beta = if gemm { a.float("beta", 1.0) } else { 1.0 };
+        let mut w = b.floats();
+        if !trans_b {
+            let mut t = vec![0f32; w.len()];
+            for i in 0..inp {
+                for o in 0..out {
+                    t[o * inp + i] = w[i * out + o];
+                }
+            }
+            w = t;
+        }
+        w.iter_mut().for_each(|v| *v *= alpha);
+        let bias = match (gemm, self.constant(n, 2, "bias")?) {
+            (true, Some(c)) => {
+                let v = c.floats();
+                match v.len() {
+                    1 => vec![v[0] * beta; out],
+                    l if l == out => v.iter().map(|x| x * beta).collect(),
+                    l => return Err(err(format!("a bias of {l} values for {out} outputs"))),
+                }
+            }
+            _ => vec![0.0; out],
+        };
+        let name = self.name_for(n, n.input.get(1).map(String::as_str));
+        let wc = Const {
+            shape: vec![out, inp],
+            data: Data::F32(Arc::new(w)),
+        };
+        self.param(format!("{name}.weight"), &wc, vec![out, inp])?;
+        let bc = Const {
+            shape: vec![out],
+            data: Data::F32(Arc::new(bias)),
+        };
+        self.param(format!("{name}.bias"), &bc, vec![out])?;
+        self.push(
+            n,
+            Op::Linear {
+                name,
+                in_features: inp,
+                out_features: out,
+            },
+            &[x],
+            vec![1, out],
+            true,
+        );
+        Ok(())
+    }
+
+    /// `x + c` where `x` (input `xi`) is a conv's or a linear layer's output that nothing
+    /// else reads and `c` (input `ci`) holds one value per channel: `c` joins the bias.
+    fn add_bias(&mut self, n: &NodeProto, xi: usize, ci: usize) -> Result<()> {
+        let Some(Val::Run { id, shape, flat }) = self.input(n, xi)? else {
+            return Err(err("no input"));
+        };
+        let c = self.required_constant(n, ci, "addend")?;
+        let channels = shape.get(1).copied().unwrap_or(0);
+        // Broadcast as ONNX does (shapes aligned at the right): C on the channel axis, 1
+        // elsewhere.
+        let per_channel = c.shape.len() <= shape.len() && {
+            let mut padded = vec![1usize; shape.len() - c.shape.len()];
+            padded.extend(&c.shape);
+            padded
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| d == if i == 1 { channels } else { 1 })
+        };
+        let read_once = n
+            .input
+            .get(xi)
+            .is_some_and(|s| self.readers.get(s) == Some(&1));
+        let layer = self.graph.nodes.iter().position(|m| m.output == id);
+        let layer = layer.filter(|_| read_once && per_channel);
+        let Some(li) = layer else {
+            return Err(err(format!(
+                "adds a constant of shape {:?} to values of shape {shape:?}; modelslim folds a per-channel constant into the conv or linear layer before it only",
+                c.shape
+            )));
+        };
+        let (name, has_bias) = match &mut self.graph.nodes[li].op {
+            Op::Conv { name, bias, .. } => {
+                let had = *bias;
+                *bias = true;
+                (name.clone(), had)
+            }
+            Op::Linear { name, .. } => (name.clone(), true),
+            _ => {
+                return Err(err(
+                    "adds a constant to something other than a conv or linear layer's output",
+                ));
+            }
+        };
+        let add = c.floats();
+        let key = format!("{name}.bias");
+        let mut b = if has_bias {
+            self.weights
+                .get(&key)
+                .map(|t| t.data.clone())
+                .unwrap_or(vec![0.0; channels])
+        } else {
+            vec![0.0; channels]
+        };
+        for (v, a) in b.iter_mut().zip(&add) {
+            *v += a;
+        }
+        self.weights.insert(key, HostTensor::new(vec![channels], b));
+        self.set(n, Val::Run { id, shape, flat });
+        Ok(())
+    }
+}
+
+/// Non-negative dims.
+fn dims(v: &[i64]) -> Result<Vec<usize>> {
+    v.iter()
+        .map(|&d| usize::try_from(d).map_err(|_| err(format!("dimension {d}"))))
+        .collect()
+}
+
+fn checked_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_DECODED_VALUES)
+        .ok_or_else(|| err(format!("a constant of shape {shape:?} is too large")))
+}
+
+/// ONNX `Reshape`'s target: `0` copies the input's dimension, `-1` takes the rest.
+fn reshape_target(input: &[usize], target: &[i64]) -> Result<Vec<usize>> {
+    let total: usize = input.iter().product();
+    let mut out = Vec::with_capacity(target.len());
+    let mut infer = None;
+    for (i, &t) in target.iter().enumerate() {
+        match t {
+            0 => out.push(input.get(i).copied().unwrap_or(0)),
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            t if t > 0 => out.push(t as usize),
+            _ => return Err(err(format!("reshape to {target:?}"))),
+        }
+    }
+    if let Some(i) = infer {
+        let known: usize = out.iter().product();
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(err(format!("reshape of {input:?} to {target:?}")));
+        }
+        out[i] = total / known;
+    }
+    if out.iter().product::<usize>() != total {
+        return Err(err(format!("reshape of {input:?} to {target:?}")));
+    }
+    Ok(out)
+}
+
+/// The names of the ops the reader turns into graph ops or folds away, for documentation.
+pub fn read_ops() -> &'static str {
+    READ_OPS
+}

