@@ -44,6 +44,16 @@ pub fn argmax(logits: &[f32]) -> usize {
     best
 }
 
+/// A network's output as class logits: a single logit `z` (a binary classifier's) is the two
+/// classes `[0, z]`, so that softmax gives `[1 − σ(z), σ(z)]` and the top class is `z`'s sign
+/// (`z > 0`: class 1). Wider outputs are their own classes.
+pub fn class_logits(output: &[f32]) -> std::borrow::Cow<'_, [f32]> {
+    match output {
+        [z] => std::borrow::Cow::Owned(vec![0.0, *z]),
+        wide => std::borrow::Cow::Borrowed(wide),
+    }
+}
+
 /// The `k` most probable classes, best first (ties keep the lower index first), named as
 /// ImageNet's.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<ClassScore> {
@@ -51,7 +61,9 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<ClassScore> {
 }
 
 /// [`top_k`] with the classes named by `names` (class `i` is `names[i]`) instead of ImageNet's.
-pub fn top_k_named(logits: &[f32], k: usize, names: Option<&[String]>) -> Vec<ClassScore> {
+/// A single logit is a binary classifier's ([`class_logits`]).
+pub fn top_k_named(output: &[f32], k: usize, names: Option<&[String]>) -> Vec<ClassScore> {
+    let logits = &class_logits(output)[..];
     let probs = softmax(logits);
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));

@@ -28,10 +28,10 @@ impl Timing {
     }
 }
 
-/// The input latencies are timed on: one constant 224×224 image, so that runs differ only in
-/// the device's time.
-pub fn benchmark_input() -> Vec<f32> {
-    vec![0.1f32; 3 * 224 * 224]
+/// The input latencies are timed on: one constant image of the network's `side`, so that
+/// runs differ only in the device's time.
+pub fn benchmark_input(side: usize) -> Vec<f32> {
+    vec![0.1f32; 3 * side * side]
 }
 
 #[cfg(test)]

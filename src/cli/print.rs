@@ -27,7 +27,7 @@ pub fn compression(r: &CompressionReport) {
             a.nonzero_params,
             q.nonzero_params,
         ),
-        ("MACs (224x224)", b.macs as usize, a.macs as usize, q.macs),
+        ("MACs", b.macs as usize, a.macs as usize, q.macs),
         (
             "safetensors bytes",
             b.bytes.safetensors.raw,

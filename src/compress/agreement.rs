@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 use crate::backend::Backend;
 use crate::model::Model;
-use crate::predict::{Classifier, argmax, softmax};
+use crate::predict::{Classifier, argmax, class_logits, softmax};
 
 /// How a compressed model's outputs compare with the original's on the same images.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -19,12 +19,14 @@ pub struct Agreement {
     pub kl: f64,
 }
 
-/// Compare two sets of logits image by image.
+/// Compare two sets of logits image by image (a single logit is a binary classifier's:
+/// agreement on its sign, KL of its sigmoid).
 pub fn agreement(reference: &[Vec<f32>], other: &[Vec<f32>]) -> Agreement {
     let n = reference.len().min(other.len());
     let mut same = 0usize;
     let mut kl = 0f64;
     for (a, b) in reference.iter().zip(other) {
+        let (a, b) = (&class_logits(a)[..], &class_logits(b)[..]);
         same += usize::from(argmax(a) == argmax(b));
         let (p, q) = (softmax(a), softmax(b));
         kl += p

@@ -38,7 +38,7 @@ pub struct Bytes {
 pub struct Metrics {
     pub params: usize,
     pub nonzero_params: usize,
-    /// Multiply-accumulates at 224×224.
+    /// Multiply-accumulates at the network's input side.
     pub macs: u64,
     pub bytes: Bytes,
 }

@@ -1,8 +1,9 @@
 //! ONNX export of a model as modelslim runs it: the graph node for node, fp32 or fp16 weights
 //! (`Cast` back to float), int8/int4 weights as `DequantizeLinear` (per-tensor, per-axis or
 //! blocked), and quantized activations as `QuantizeLinear` → `DequantizeLinear` pairs — a QDQ
-//! graph that int8 runtimes fuse into integer kernels. Input `input` `[N, 3, 224, 224]`, output
-//! `logits` `[N, classes]`, `N` dynamic.
+//! graph that int8 runtimes fuse into integer kernels. Input `input` `[N, 3, S, S]` (S the
+//! network's side, 224 for ResNet18 and EfficientNet-Lite0), output `logits` `[N, classes]`,
+//! `N` dynamic; the preprocessing in the metadata.
 
 use prost::Message;
 
@@ -398,7 +399,8 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
             b.qdq_into(&out, &q, value);
         }
     }
-    let classes = model.arch.num_classes();
+    let classes = model.arch.output_width();
+    let side = model.arch.input_size();
     let output_name = read_as[graph.output].clone();
     if output_name != "logits" {
         return Err(Error::Structure(
@@ -418,16 +420,26 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
             name: "modelslim".into(),
             initializer: b.initializers,
             doc_string: String::new(),
-            input: vec![value_info("input", &[None, Some(3), Some(224), Some(224)])],
+            input: vec![value_info(
+                "input",
+                &[None, Some(3), Some(side), Some(side)],
+            )],
             output: vec![value_info("logits", &[None, Some(classes)])],
         }),
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
             version: opset,
         }],
-        metadata_props: vec![StringStringEntryProto {
-            key: "modelslim.quantization".into(),
-            value: model.quant.describe(),
-        }],
+        metadata_props: vec![
+            StringStringEntryProto {
+                key: "modelslim.quantization".into(),
+                value: model.quant.describe(),
+            },
+            // How photos become the input: read back when the file is imported again.
+            StringStringEntryProto {
+                key: crate::model::onnx::PREPROCESS_KEY.into(),
+                value: serde_json::to_string(&model.preprocess()).unwrap_or_default(),
+            },
+        ],
     })
 }

@@ -1,8 +1,8 @@
 //! TFLite (LiteRT) export of a model as modelslim runs it, in NHWC: `CONV_2D` (weights
 //! `[out, kh, kw, in]`), `DEPTHWISE_CONV_2D` (`[1, kh, kw, C]`), `ADD`, `MAX_POOL_2D`, `MEAN`
 //! over height and width, `FULLY_CONNECTED`, with ReLU and ReLU6 fused into the operation
-//! before them where it is their only reader. Input `input` `[1, 224, 224, 3]` float, output
-//! `logits` `[1, classes]`.
+//! before them where it is their only reader. Input `input` `[1, S, S, 3]` float (S the
+//! network's side), output `logits` `[1, classes]`.
 //!
 //! Padding: TFLite's `SAME` pads the bottom and right more when the total is odd, PyTorch's
 //! symmetric padding of a stride-2 conv does not, so a layer whose pads differ from `SAME`'s
@@ -31,9 +31,6 @@ use crate::model::{Model, Op};
 use crate::quant::{ActQuant, Granularity, bias_scales};
 use crate::tensor::{f16_le_bytes, f32_le_bytes};
 use crate::{Error, Result};
-
-/// The side of the input image.
-const INPUT_SIZE: usize = 224;
 
 /// TFLite's builtin operator codes (`BuiltinOperator` in its schema).
 mod code {
@@ -653,8 +650,8 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
     // Each value's tensor and shape; a fused activation's output is its producer's tensor.
     let mut tensor: Vec<Option<(i32, Shape)>> = vec![None; graph.values.len()];
     let input_shape = Shape {
-        h: INPUT_SIZE,
-        w: INPUT_SIZE,
+        h: model.arch.input_size(),
+        w: model.arch.input_size(),
         c: 3,
         flat: false,
     };

@@ -80,8 +80,9 @@ impl GraphNet {
         Ok(())
     }
 
-    /// The output's width: the number of classes (1 for a binary classifier's single logit).
-    pub fn num_classes(&self) -> usize {
+    /// The output's width: the number of classes, or 1 for a binary classifier's single
+    /// logit.
+    pub fn output_width(&self) -> usize {
         self.graph.channels()[self.graph.output]
     }
 }

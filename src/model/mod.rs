@@ -181,13 +181,20 @@ impl Arch {
         self.preprocess().crop as usize
     }
 
-    /// The output's width: classes, or 1 for a binary classifier's single logit.
-    pub fn num_classes(&self) -> usize {
+    /// The output's width: the number of classes, or 1 for a binary classifier's single
+    /// logit.
+    pub fn output_width(&self) -> usize {
         match self {
             Arch::ResNet18(c) => c.num_classes,
             Arch::EfficientNetLite0(c) => c.num_classes,
-            Arch::Graph(g) => g.num_classes(),
+            Arch::Graph(g) => g.output_width(),
         }
+    }
+
+    /// The classes people name: the output's width, 2 for a single logit (negative,
+    /// positive; see [`crate::predict::class_logits`]).
+    pub fn num_classes(&self) -> usize {
+        self.output_width().max(2)
     }
 
     /// The config as JSON, for the file's metadata.

@@ -43,7 +43,7 @@ impl Session {
     {
         let _busy = self.begin("benchmarking")?;
         let loaded = self.loaded(which)?;
-        let input = [benchmark_input()];
+        let input = [benchmark_input(loaded.model.arch.input_size())];
         let runs = runs.max(1);
         let mut times = Vec::with_capacity(runs);
         let mut cold_ms = None;

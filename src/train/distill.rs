@@ -73,6 +73,17 @@ pub struct HeldOut {
 /// The distillation loss: `T² · KL(softmax(t/T) ‖ softmax(s/T))`, averaged over the batch.
 pub fn distillation_loss(teacher: Tensor<2>, student: Tensor<2>, temperature: f32) -> Tensor<1> {
     let n = teacher.dims()[0].max(1) as f32;
+    // A binary classifier's single logit `z` is the two classes `[0, z]` (its sigmoid).
+    let (teacher, student) = match teacher.dims() {
+        [rows, 1] => {
+            let zero = || Tensor::<2>::zeros([rows, 1], &teacher.device());
+            (
+                Tensor::cat(vec![zero(), teacher.clone()], 1),
+                Tensor::cat(vec![zero(), student], 1),
+            )
+        }
+        _ => (teacher, student),
+    };
     let t = teacher.div_scalar(temperature);
     let (p, log_p) = (softmax(t.clone(), 1), log_softmax(t, 1));
     let log_q = log_softmax(student.div_scalar(temperature), 1);

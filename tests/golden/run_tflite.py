@@ -4,8 +4,8 @@ operator's name is printed to stderr.
 
 usage: run_tflite.py MODEL.tflite INPUT.f32 OUTPUT.f32 [--full-integer] [--micro]
 
-INPUT.f32 holds N×3×224×224 little-endian float32 values (modelslim's NCHW layout; each image is
-transposed to the file's NHWC input); OUTPUT.f32 receives the N×classes logits. An int8 input is
+INPUT.f32 holds N×3×S×S little-endian float32 values (S the file's input side; modelslim's
+NCHW layout: each image is transposed to the file's NHWC input); OUTPUT.f32 receives the N×classes logits. An int8 input is
 fed the images quantized with the file's own scale and zero point (rounding half to even, as
 modelslim does); int8 logits are dequantized with the file's.
 
@@ -48,7 +48,8 @@ for i in range(graph.OperatorsLength()):
         sys.exit(f"operator {i} ({name}) is not integer: {ins} -> {outs}")
 print("operators:", " ".join(sorted(set(ops))), file=sys.stderr)
 
-x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, 224, 224).transpose(0, 2, 3, 1)
+side = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()[1]
+x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, side, side).transpose(0, 2, 3, 1)
 if "--micro" in sys.argv[4:]:
     from tflite_micro.python.tflite_micro import runtime
 

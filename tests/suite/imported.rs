@@ -76,7 +76,7 @@ fn count(m: &Model, f: impl Fn(&Op) -> bool) -> usize {
 fn docorients_mobilenet_v2_gives_onnxruntimes_logits() {
     let bytes = docorient_bytes();
     let m = read_onnx(&bytes, "orientation_detector", None).unwrap();
-    assert_eq!(m.arch.num_classes(), 1);
+    assert_eq!((m.arch.output_width(), m.arch.num_classes()), (1, 2));
     assert_eq!(count(&m, |o| matches!(o, Op::Conv { .. })), 52);
     assert_eq!(count(&m, |o| matches!(o, Op::Relu6)), 35);
     assert_eq!(count(&m, |o| matches!(o, Op::Add)), 10);
@@ -277,4 +277,80 @@ fn unknown_operators_and_broken_graphs_are_refused_in_one_line_naming_the_node()
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a readable ONNX file"), "{e}");
+}
+
+#[test]
+fn docorient_as_full_integer_tflite_gives_modelslims_integers_in_litert() {
+    let m = read_onnx(&docorient_bytes(), "orientation_detector", None).unwrap();
+    let calib = calibration_photos(&m.preprocess(), 8);
+    let q = calibrated(
+        &m,
+        &CompressOptions {
+            quant: QuantOptions {
+                weights: Precision::Int8,
+                granularity: Granularity::PerChannel,
+                ..Default::default()
+            },
+            act_quant: Some(modelslim::compress::Calibration::MinMax),
+            ..Default::default()
+        },
+        &calib,
+    );
+    let images = photos(&m);
+    let ours = reloaded_logits(&q, &images);
+    let theirs = common::litert_full_integer(
+        &modelslim::export::to_tflite(&q).unwrap(),
+        &images,
+        "docorient-int8",
+    );
+    let step = q.quant.logits.unwrap().scale;
+    let d = max_abs_diff(&ours, &theirs);
+    eprintln!("docorient full-integer TFLite: max |Δ| = {d} (step {step})");
+    assert!(d <= step / 2.0, "{d} > half of step {step}");
+}
+
+/// A file that leaves the input's side open runs at the side chosen, in modelslim and in
+/// both exports.
+#[test]
+fn a_dynamic_input_runs_at_the_side_chosen() {
+    let m = Model::seeded_resnet18(7);
+    let mut p = ModelProto::decode(to_onnx(&m).unwrap().as_slice()).unwrap();
+    let g = p.graph.as_mut().unwrap();
+    let dims = &mut g.input[0]
+        .r#type
+        .as_mut()
+        .unwrap()
+        .tensor_type
+        .as_mut()
+        .unwrap()
+        .shape
+        .as_mut()
+        .unwrap()
+        .dim;
+    for d in &mut dims[2..] {
+        d.value = Some(modelslim::export::proto::DimensionValue::DimParam(
+            "side".into(),
+        ));
+    }
+    p.metadata_props.clear();
+    let bytes = p.encode_to_vec();
+    let at160 = read_onnx(&bytes, "resnet18-dynamic", Some(160)).unwrap();
+    assert_eq!(at160.arch.input_size(), 160);
+    assert_eq!(at160.preprocess().resize, 183);
+    let images = &photos(&at160)[..2];
+    assert_eq!(images[0].len(), 3 * 160 * 160);
+    let ours = logits(&at160, images);
+    let theirs = onnxruntime(&bytes, images, "resnet18-dynamic-160", true);
+    let d = max_abs_diff(&ours, &theirs);
+    assert!(d <= 1e-4, "{d}");
+    let exported = onnxruntime(&to_onnx(&at160).unwrap(), images, "resnet18-160", true);
+    assert!(max_abs_diff(&ours, &exported) <= 1e-4);
+    let tflite = common::litert(
+        &modelslim::export::to_tflite(&at160).unwrap(),
+        images,
+        "resnet18-160",
+    );
+    assert!(max_abs_diff(&ours, &tflite) <= 1e-3);
+    // The same file at its default side, 224.
+    assert_eq!(read_onnx(&bytes, "x", None).unwrap().arch.input_size(), 224);
 }

@@ -52,7 +52,7 @@ pub struct Candidate {
     pub settings: Settings,
     /// Bytes of its ONNX file.
     pub bytes: u64,
-    /// Multiply-accumulates at 224×224.
+    /// Multiply-accumulates at the network's input side.
     pub macs: u64,
     /// Median ms per image on the backend in use (measured for a latency budget only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -534,7 +534,7 @@ where
 /// The median of [`LATENCY_RUNS`] one-image passes after a warm-up, in ms.
 async fn latency_ms(model: &Model, backend: &Backend) -> Result<f64> {
     let c = Classifier::for_logits(model, backend.clone())?;
-    let input = [benchmark_input()];
+    let input = [benchmark_input(model.arch.input_size())];
     c.logits(&input).await?;
     let mut times = Vec::with_capacity(LATENCY_RUNS);
     for _ in 0..LATENCY_RUNS {

@@ -88,18 +88,16 @@ pub struct DroppedBlock {
     pub chosen_by: String,
 }
 
-/// The input side MACs are counted at (as the metrics count them).
-pub const MACS_SIDE: usize = 224;
-
-/// MACs the network computes.
+/// MACs the network computes at its input's side.
 pub fn network_macs(model: &Model) -> u64 {
-    model.graph().macs(MACS_SIDE)
+    model.graph().macs(model.arch.input_size())
 }
 
 /// What dropping `name` from `model` saves in MACs.
 pub fn block_macs(model: &Model, name: &str) -> Result<u64> {
     let without = model.arch.with_blocks_dropped(&[name.to_string()])?;
-    Ok(network_macs(model).saturating_sub(without.graph(model.folded).macs(MACS_SIDE)))
+    Ok(network_macs(model)
+        .saturating_sub(without.graph(model.folded).macs(model.arch.input_size())))
 }
 
 /// The most calibration photos a candidate is measured on: the mean KL of 64 photos ranks
