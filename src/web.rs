@@ -198,11 +198,12 @@ impl Engine {
         self.session.photo_count()
     }
 
-    /// Load a weights file (safetensors — including one this page or the CLI compressed — or
-    /// a PyTorch zip checkpoint) from its bytes.
+    /// Load a model file (ONNX; safetensors — including one this page or the CLI compressed
+    /// — or a PyTorch zip checkpoint) from its bytes; `name` is the file's.
     #[wasm_bindgen(js_name = loadWeights)]
     pub fn load_weights(&mut self, bytes: &[u8], name: String) -> Result<(), JsValue> {
-        let model = Model::from_bytes(bytes).map_err(js_err)?;
+        let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+        let model = Model::from_bytes(bytes).map_err(js_err)?.named(stem);
         let what = if model.quant.is_empty() {
             String::new()
         } else {
@@ -213,6 +214,21 @@ impl Engine {
             model.num_params() as f64 / 1e6
         );
         self.session.load(model, info).map_err(js_err)
+    }
+
+    /// Feed the loaded network as the JSON `{side?, resize?, mean?, std?, bgr?}` says (a
+    /// network read from ONNX); kept photos are preprocessed again.
+    #[wasm_bindgen(js_name = setInput)]
+    pub fn set_input(&mut self, choice: String) -> Result<(), JsValue> {
+        let choice =
+            serde_json::from_str(&choice).map_err(|e| js_err(format!("preprocessing: {e}")))?;
+        self.session.set_input(&choice).map_err(js_err)
+    }
+
+    /// The loaded network's preprocessing as JSON `{resize, crop, mean, std, bgr, editable,
+    /// fixed_size}`.
+    pub fn preprocessing(&self) -> Result<String, JsValue> {
+        serde_json::to_string(&self.session.input().map_err(js_err)?).map_err(js_err)
     }
 
     /// Load deterministic random weights (for the offline demo; predictions are meaningless).

@@ -93,10 +93,11 @@ export function createActions(store, params) {
     });
   }
 
-  // `restored`: the same model on a new engine, with the class names it had.
-  function modelLoaded(random, restored = false) {
+  // `restored`: the same model on a new engine, with the class names it had. `input`: how
+  // photos become its input (the engine's preprocessing()).
+  function modelLoaded(random, restored = false, input = ctx.get().model?.input ?? null) {
     ctx.set({
-      model: { info: ctx.engine.modelInfo, random },
+      model: { info: ctx.engine.modelInfo, random, input },
       labels: restored ? ctx.get().labels : null, // else the model's own class names
       timing: { cold: null, warm: [] },
       bench: { original: null, compressed: null },
@@ -110,7 +111,7 @@ export function createActions(store, params) {
     ctx.clearError();
     try {
       await load();
-      modelLoaded(what === 'seeded');
+      modelLoaded(what === 'seeded', false, JSON.parse(await ctx.engine.preprocessing()));
     } catch (e) {
       ctx.status(ctx.engine?.modelInfo ? 'model ready: add photos' : 'no model loaded');
       throw e;
@@ -253,6 +254,19 @@ export function createActions(store, params) {
     }
   }
 
+  // An ONNX network's preprocessing as the form gives it: photos are preprocessed again and
+  // classified anew; a compressed version goes (it was measured on the old inputs).
+  async function setInput(values) {
+    ctx.clearError();
+    try {
+      await ctx.engine.setInput(JSON.stringify(values));
+    } catch (e) {
+      ctx.fail(`preprocessing not changed: ${message(e)}`);
+      return;
+    }
+    modelLoaded(ctx.get().model?.random ?? false, true, JSON.parse(await ctx.engine.preprocessing()));
+  }
+
   // ---- the engine's lifecycle --------------------------------------------------------------
   // The WebGPU device was lost (a driver reset, the GPU process gone): everything on it is gone
   // too. The engine restarts on the CPU fallback from its own snapshot (model and photos).
@@ -305,6 +319,7 @@ export function createActions(store, params) {
     clearPhotos: () => ctx.enqueue(clearPhotos),
     samples: () => ctx.enqueue(samples),
     loadLabels: (file) => ctx.enqueue(() => loadLabels(file)),
+    setInput: (values) => ctx.enqueue(() => setInput(values)),
     ...ctx.public,
     fail: ctx.fail,
   };

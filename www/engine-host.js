@@ -44,7 +44,7 @@ export function engineHost(post) {
   let bindings = null;
   let engine = null;
   // What the engine was given and kept, as given: the snapshot a new engine is restored from.
-  let kept = { weights: null, photos: [], labels: null };
+  let kept = { weights: null, input: null, photos: [], labels: null };
   const cancelled = new Set();
 
   const state = () => ({
@@ -59,8 +59,9 @@ export function engineHost(post) {
   // After a call succeeds: remember what it gave the engine.
   const remember = {
     // A model brings its own class names (the ones a file carries, else ImageNet's).
-    loadWeights: ([bytes, info]) => { kept = { ...kept, weights: { bytes, info }, labels: null }; },
-    loadSeeded: ([seed]) => { kept = { ...kept, weights: { seed }, labels: null }; },
+    loadWeights: ([bytes, info]) => { kept = { ...kept, weights: { bytes, info }, input: null, labels: null }; },
+    loadSeeded: ([seed]) => { kept = { ...kept, weights: { seed }, input: null, labels: null }; },
+    setInput: ([json]) => { kept = { ...kept, input: json }; },
     addPhoto: ([bytes, name]) => { kept = { ...kept, photos: [...kept.photos, { bytes, name }] }; },
     keepPhoto: ([bytes, name]) => { kept = { ...kept, photos: [...kept.photos, { bytes, name }] }; },
     clearPhotos: () => { kept = { ...kept, photos: [] }; },
@@ -79,10 +80,11 @@ export function engineHost(post) {
   function restore(s) {
     if (s.weights?.seed !== undefined) engine.loadSeeded(s.weights.seed);
     else if (s.weights) engine.loadWeights(s.weights.bytes, s.weights.info);
+    if (s.input) engine.setInput(s.input);
     if (s.labels !== null) engine.setLabels(s.labels.text, s.labels.name);
     for (const p of s.photos) engine.keepPhoto(p.bytes, p.name);
     if (s.compressed) engine.adoptCompressed(s.compressed.safetensors, s.compressed.card);
-    kept = { weights: s.weights, photos: s.photos, labels: s.labels };
+    kept = { weights: s.weights, input: s.input ?? null, photos: s.photos, labels: s.labels };
   }
 
   async function init(m) {

@@ -16,7 +16,8 @@
 //     {type: 'result', id, result, state: State} | {type: 'error', id, error: string, state}
 //     {type: 'lost', reason: string}          the WebGPU device is gone; nothing on it runs again
 //   State    = {backend, backendKind: 'wgpu' | 'cpu', fallbackReason, modelInfo, photoCount, training}
-//   Snapshot = {weights: {bytes, info} | {seed} | null, photos: [{bytes, name}], labels: {text, name} | null,
+//   Snapshot = {weights: {bytes, info} | {seed} | null, input: string | null (setInput's JSON),
+//               photos: [{bytes, name}], labels: {text, name} | null,
 //               compressed: {safetensors: Uint8Array, card: string} | null}
 //
 // The engine comes in two modules. The page's has no training (Burn's autodiff would add a
@@ -26,6 +27,8 @@
 export const METHODS = {
   loadWeights: { transfer: true }, // (bytes: Uint8Array, info: string)
   loadSeeded: {},                  // (seed: number)
+  setInput: {},                    // (JSON {side?, resize?, mean?, std?, bgr?}): an ONNX network's preprocessing
+  preprocessing: {},               // () → JSON {crop, resize, mean, std, bgr, editable, fixed_size}
   setLabels: {},                   // (text: string, fileName?: string) → number of class names
   addPhoto: { transfer: true },    // (bytes, name) → JSON {index, name, preprocess_ms, original, compressed}
   keepPhoto: {},                   // (bytes, name) → index, unclassified

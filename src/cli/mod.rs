@@ -343,7 +343,7 @@ impl ModelFlags {
             resize: self.resize,
             mean: triple("mean", &self.mean)?,
             std: triple("std", &self.std)?,
-            bgr: self.bgr,
+            bgr: self.bgr.then_some(true),
         })
     }
 }

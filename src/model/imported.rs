@@ -91,7 +91,8 @@ impl GraphNet {
 pub const UNNAMED: &str = "ONNX model";
 
 /// Preprocessing chosen by the user instead of the file's (or the defaults).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct InputChoice {
     /// The input's side (only where the file leaves it dynamic).
     pub side: Option<u32>,
@@ -99,7 +100,8 @@ pub struct InputChoice {
     pub resize: Option<u32>,
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
-    pub bgr: bool,
+    /// Feed B, G, R (`Some(true)`) or R, G, B (`Some(false)`).
+    pub bgr: Option<bool>,
 }
 
 impl InputChoice {
@@ -156,7 +158,9 @@ impl super::Model {
         if let Some(s) = choice.std {
             p.std = s;
         }
-        p.bgr |= choice.bgr;
+        if let Some(b) = choice.bgr {
+            p.bgr = b;
+        }
         net.validate().map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(super::Model {
             arch: super::Arch::Graph(Box::new(net)),

@@ -55,6 +55,38 @@ impl Arch {
         }
     }
 
+    /// Whether `other` is the same network (perhaps with other widths): the same builder, or
+    /// graphs of the same name.
+    pub fn same_network(&self, other: &Arch) -> bool {
+        self.name() == other.name() && self.display() == other.display()
+    }
+
+    /// The start of a file name for this network: `resnet18`, `efficientnet-lite0`, or a
+    /// graph's name with only letters, digits, `-`, `_` and `.` kept.
+    pub fn file_stem(&self) -> String {
+        match self {
+            Arch::Graph(g) => {
+                let s: String = g
+                    .name
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect();
+                if s.trim_matches(['-', '.']).is_empty() {
+                    "model".into()
+                } else {
+                    s
+                }
+            }
+            _ => self.name().into(),
+        }
+    }
+
     /// The name people read.
     pub fn display(&self) -> &str {
         match self {

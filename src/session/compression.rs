@@ -206,7 +206,7 @@ impl Session {
         };
         let agreement = (!photos.is_empty()).then(|| agreement(&pick(&reference), &pick(&logits)));
 
-        let arch = original.model.arch.name();
+        let arch = original.model.arch.file_stem();
         let report = CompressionReport {
             ratios: after.ratios_to(&before),
             before,
@@ -218,14 +218,14 @@ impl Session {
             agreement_photos,
             held_back: held,
             calibration_photos,
-            file_stem: plan.file_stem(arch),
+            file_stem: plan.file_stem(&arch),
             shape,
             seconds: t0.elapsed().as_secs_f64(),
         };
         let card = ModelCard {
             tool: "modelslim".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            architecture: arch.into(),
+            architecture: original.model.arch.name().into(),
             file_stem: report.file_stem.clone(),
             settings: settings.clone(),
             steps: CardStep::of_plan(plan),
@@ -262,7 +262,7 @@ impl Session {
         let _busy = self.begin("taking over a compression")?;
         let original = self.original()?;
         let model = Model::from_bytes(&safetensors)?;
-        if model.arch.name() != original.model.arch.name() {
+        if !model.arch.same_network(&original.model.arch) {
             return Err(Error::Invalid(format!(
                 "the compressed file is a {}, but the loaded model is a {}",
                 model.arch.display(),

@@ -30,6 +30,7 @@ use crate::backend::Backend;
 use crate::compress::{Metrics, Progress, report};
 use crate::labels::parse_labels;
 use crate::model::Model;
+use crate::model::imported::InputChoice;
 use crate::predict::{Classifier, Prediction};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -311,4 +312,37 @@ impl Session {
     pub fn labels(&self) -> Option<Arc<Vec<String>>> {
         self.state.borrow().labels.clone()
     }
+
+    /// Feed the loaded network as `choice` says (one read from ONNX): kept photos are
+    /// preprocessed again, the class names stay, a compressed version goes.
+    pub fn set_input(&self, choice: &InputChoice) -> Result<()> {
+        let mut model = self.original()?.model.with_input(choice)?;
+        model.labels = self.labels().or(model.labels);
+        self.load(model, self.model_info())
+    }
+
+    /// How photos become the loaded network's input, and whether the user may change it.
+    pub fn input(&self) -> Result<InputInfo> {
+        let model = &self.original()?.model;
+        let (editable, fixed_size) = match &model.arch {
+            crate::model::Arch::Graph(g) => (true, g.fixed_size),
+            _ => (false, true),
+        };
+        Ok(InputInfo {
+            preprocess: model.preprocess(),
+            editable,
+            fixed_size,
+        })
+    }
+}
+
+/// A network's preprocessing as the page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputInfo {
+    #[serde(flatten)]
+    pub preprocess: crate::preprocess::Preprocess,
+    /// The user may change it (a network read from ONNX).
+    pub editable: bool,
+    /// The input's side is fixed by the network's file.
+    pub fixed_size: bool,
 }

@@ -56,7 +56,7 @@ impl Session {
         let original = self.original()?;
         let previous = self.state.borrow().compressed.clone();
         let (student, stem, card) = match (student, &previous) {
-            (Some(m), _) => (m, format!("{}-kd", original.model.arch.name()), None),
+            (Some(m), _) => (m, format!("{}-kd", original.model.arch.file_stem()), None),
             (None, Some(c)) => (
                 c.loaded.model.clone(),
                 format!("{}-kd", c.files.stem.trim_end_matches("-kd")),

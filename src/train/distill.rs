@@ -109,7 +109,7 @@ where
     F: Future<Output = bool>,
 {
     opts.check(images.len())?;
-    if teacher.arch.name() != student.arch.name() {
+    if !teacher.arch.same_network(&student.arch) {
         return Err(Error::Invalid(format!(
             "the teacher is {} and the student {}: give the original of the compressed model",
             teacher.arch.display(),

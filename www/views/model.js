@@ -1,5 +1,5 @@
-// Step 1: the model (weights file, ResNet18 download, EfficientNet-Lite0, random weights) and
-// the class names.
+// Step 1: the model (an ONNX or weights file, ResNet18 download, EfficientNet-Lite0, random
+// weights), an ONNX network's preprocessing, and the class names.
 import { byId, text, on } from './dom.js';
 
 export function mountModel(store, actions) {
@@ -17,10 +17,49 @@ export function mountModel(store, actions) {
     if (f) actions.loadLabels(f);
   });
   on(store, ['model'], (s) => text(byId('model-info'), s.model ? `Loaded: ${s.model.info}` : ''));
+  mountInputForm(store, actions);
   const intro = byId('labels-info').textContent;
   on(store, ['labels'], (s) => {
     const l = s.labels;
     if (!l) { text(byId('labels-info'), intro); return; }
     text(byId('labels-info'), l.error ? `${l.file}: not used (${l.error})` : `${l.count} class names from ${l.file}.`);
+  });
+}
+
+const fmt3 = (v) => v.map((x) => Number(x.toFixed(4))).join(', ');
+
+/** Three numbers from "a, b, c", or null. */
+export function parseTriple(text) {
+  const v = text.split(',').map((x) => Number(x.trim()));
+  return v.length === 3 && v.every((x) => Number.isFinite(x) && text.trim() !== '') ? v : null;
+}
+
+// An ONNX network's preprocessing, prefilled from the file (or the defaults); applying it
+// preprocesses the kept photos again. Downloads carry it.
+function mountInputForm(store, actions) {
+  const form = byId('input-form');
+  on(store, ['model'], (s) => {
+    const input = s.model?.input;
+    form.hidden = !input?.editable;
+    if (!input?.editable) return;
+    byId('input-side').value = input.crop;
+    byId('input-side').disabled = input.fixed_size;
+    byId('input-side').title = input.fixed_size ? 'fixed by the file' : '';
+    byId('input-resize').value = input.resize;
+    byId('input-mean').value = fmt3(input.mean);
+    byId('input-std').value = fmt3(input.std);
+    byId('input-bgr').checked = input.bgr;
+  });
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const mean = parseTriple(byId('input-mean').value);
+    const std = parseTriple(byId('input-std').value);
+    if (!mean || !std) {
+      actions.fail('Input: give the mean and the std as three numbers each, R, G, B (on pixel values in 0–1).');
+      return;
+    }
+    const choice = { resize: Number(byId('input-resize').value), mean, std, bgr: byId('input-bgr').checked };
+    if (!byId('input-side').disabled) choice.side = Number(byId('input-side').value);
+    actions.setInput(choice);
   });
 }
