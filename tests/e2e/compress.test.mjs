@@ -36,7 +36,7 @@ after(async () => {
   server?.close();
 });
 
-const openPage = (query, { initScript } = {}) => open(browser, base + query, { initScript });
+const openPage = (query, { initScript, ready } = {}) => open(browser, base + query, { initScript, ready });
 
 // Upload photos and wait until the original model has answered for each.
 async function upload(page, photos) {
@@ -515,6 +515,49 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
   const compressed = await lists(page, 'top5-compressed');
   assert.equal(compressed[1].top5[0].index, 967, 'int8 coffee is not espresso');
   await page.screenshot({ path: join(OUT, 'efficientnet.png'), fullPage: true });
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
+// A user's own network: docorient's MobileNetV2 orientation detector (one logit: the photo is
+// upside down), read from its ONNX file, compressed in the page to int8 weights + activations;
+// the downloaded ONNX gives the page's logits in onnxruntime (photos preprocessed by Pillow).
+// Then the preprocessing form: other mean and std, and the photos are classified anew.
+test('your own ONNX network (docorient\'s MobileNetV2, CPU fallback): int8 weights + activations, the downloaded ONNX gives the page\'s logits; the preprocessing form', { timeout: 2 * TIMEOUT }, async () => {
+  const file = process.env.MODELSLIM_DOCORIENT_ONNX;
+  assert.ok(file && existsSync(file), 'run scripts/setup.sh: it fetches docorient\'s ONNX file and sets MODELSLIM_DOCORIENT_ONNX');
+  const { page, context, problems } = await openPage('?weights=none&backend=cpu', { ready: 'engine' });
+  await page.setInputFiles('[data-testid=weights-file]', file);
+  await page.waitForFunction(() => /orientation_detector/.test(document.querySelector('#model-info').textContent)
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  assert.equal(await page.isVisible('[data-testid=input-form]'), true);
+  assert.equal(await page.inputValue('[data-testid=input-side]'), '224');
+  assert.equal(await page.isDisabled('[data-testid=input-side]'), true, 'the file fixes the side');
+  await upload(page, PHOTOS_256);
+  const original = await lists(page, 'top5-original');
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 2);
+  const compressed = await lists(page, 'top5-compressed');
+  const onnx = await download(page, 'download-onnx');
+  assert.equal(onnx.name, 'orientation_detector-int8a8.onnx');
+  for (const [i, r] of onnxruntime(onnx.path, PHOTOS_256, { optimize: true }).entries()) {
+    assert.equal(r.logits.length, 1, 'one logit');
+    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    console.log(`${r.image}: page ${compressed[i].logits[0]}, onnxruntime ${r.logits[0]} (fp32 ${original[i].logits[0]})`);
+    assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
+    assert.equal(compressed[i].top5[0].index, r.logits[0] > 0 ? 1 : 0, 'the top class is the logit\'s sign');
+  }
+  await page.screenshot({ path: join(OUT, 'onnx-model.png'), fullPage: true });
+  await page.fill('[data-testid=input-mean]', '0.5, 0.5, 0.5');
+  await page.fill('[data-testid=input-std]', '0.5, 0.5, 0.5');
+  await page.click('[data-testid=input-apply]');
+  await page.waitForFunction((before) => {
+    const ol = document.querySelector('[data-testid=top5-original]');
+    return ol && JSON.parse(ol.dataset.logits)[0] !== before;
+  }, original[0].logits[0], { timeout: TIMEOUT });
+  assert.equal(await page.inputValue('[data-testid=input-mean]'), '0.5, 0.5, 0.5');
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Writes docs/onnx-models.md: modelslim on real ONNX classifiers that other projects published
+# (fetched by scripts/setup.sh, never committed), beside onnxruntime's own `quantize_static` on
+# the same file and photos. docorient's MobileNetV2 orientation detector is scored on its task
+# (each ImageNet validation photo upright and turned 180°); calibration uses imagenet-samples
+# photos, both ways up, for every tool. The method: scripts/onnx_models.py's header.
+#   bash scripts/onnx-models.sh DATA_DIR   DATA_DIR holds imagenet-val/<wnid>/*.JPEG and
+#                                          imagenet-samples/*.JPEG (MODELSLIM_DATA works too)
+#   SHORT=1 bash scripts/onnx-models.sh DATA_DIR   25 photos, one setting each: printed only
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/setup.sh" >/dev/null
+source "$ROOT/scripts/doc-header.sh"
+DATA="${1:-${MODELSLIM_DATA:-$ROOT/../shared/data}}"
+for d in imagenet-val imagenet-samples; do
+  [ -d "$DATA/$d" ] || { echo "onnx-models.sh: no $DATA/$d (pass DATA_DIR)" >&2; exit 1; }
+done
+DOC="$ROOT/docs/onnx-models.md"
+[[ -n "${SHORT:-}" ]] || HEADER="$(doc_header "Real ONNX models" "bash scripts/onnx-models.sh DATA_DIR")"
+cargo build --release --quiet
+BIN="$CARGO_TARGET_DIR/release/modelslim"
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+ROWS="$("$MODELSLIM_PYTHON" "$ROOT/scripts/onnx_models.py" "$BIN" "$MODELSLIM_DOCORIENT_ONNX" "$DATA" "$OUT" ${SHORT:+--short})"
+echo "$ROWS"
+if [[ -z "${SHORT:-}" ]]; then
+  {
+    echo "$HEADER"
+    echo "docorient 0.4.1's \`orientation_detector.onnx\` (MIT): torchvision's MobileNetV2 exported by"
+    echo "PyTorch at opset 13 with its batch norms folded, one logit (\"the photo is upside down\")."
+    echo "Each of the 250 ImageNet validation photos is scored upright and turned 180° (500 inputs,"
+    echo "half of each label); 128 other photos (imagenet-samples), both ways up, calibrate every"
+    echo "tool. Accuracy is on that task; agreement is the decision's (the logit's sign) with the"
+    echo "fp32 file's; KL is between the fp32 and compressed sigmoids. Every file runs in"
+    echo "onnxruntime (modelslim's ONNX files compute modelslim's logits exactly). 500 inputs give"
+    echo "accuracy a standard error near 2 points."
+    echo
+    echo "$ROWS"
+  } > "$DOC"
+  echo "wrote $DOC"
+fi
