@@ -2,7 +2,7 @@
 # Fuzz every file parser for longer than CI does, keep what it finds, and print executions per
 # second and findings per target (the harness: tests/fuzz.rs).
 #   bash scripts/fuzz.sh [MINUTES_PER_TARGET] [TARGET,...]
-#   targets: safetensors, pickle, pth-zip, legacy, image (default: all)
+#   targets: safetensors, export, onnx, pickle, pth-zip, legacy, image (default: all)
 # Findings land in fuzz-findings/<target>/ (panics and slow inputs named by kind; an input that
 # crashed the process — stack overflow, abort, memory cap — as crash-<time>). Turn each into a
 # test in tests/suite/hostile.rs, and copy it to tests/fuzz/corpus/<target>/ to keep fuzzing from it.
@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh" >/dev/null
 MINUTES="${1:-10}"
-TARGETS="${2:-safetensors,pickle,pth-zip,legacy,image}"
+TARGETS="${2:-safetensors,export,onnx,pickle,pth-zip,legacy,image}"
 OUT="$ROOT/fuzz-findings"
 mkdir -p "$OUT"
 cd "$ROOT"

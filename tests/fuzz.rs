@@ -1,7 +1,7 @@
 //! A structure-aware mutation fuzzer for every parser a user's file reaches: the safetensors
-//! reader with modelslim's metadata, the PyTorch zip checkpoint, the pickle machine, the
-//! legacy checkpoint, image decoding with preprocessing, and the ONNX and TFLite writers on
-//! whatever the safetensors reader accepts. It runs on stable Rust (no
+//! reader with modelslim's metadata (a whole graph included), the ONNX reader, the PyTorch zip
+//! checkpoint, the pickle machine, the legacy checkpoint, image decoding with preprocessing,
+//! and the ONNX and TFLite writers on whatever the safetensors and ONNX readers accept. It runs on stable Rust (no
 //! nightly toolchain for cargo-fuzz here): seeds are built below or read from
 //! `tests/fuzz/corpus/<target>/`, mutated (bit flips, integer fields set to edge values,
 //! numbers in JSON headers replaced, chunks repeated, deleted or spliced, opcodes inserted),
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use capped_alloc::CappedAlloc;
 use hostile::*;
 use modelslim::model::Model;
+use modelslim::model::onnx::read_onnx;
 use modelslim::preprocess::Preprocess;
 use modelslim::weights::{pickle, read_weights};
 
@@ -197,6 +198,27 @@ fn seeded_files() -> (Vec<u8>, Vec<u8>) {
 
 /// ResNet18 at a quarter of its widths with int8 weights: every operator the writers know, in a
 /// file small enough to mutate quickly.
+/// A small network as modelslim's own ONNX export writes it (ResNet18 with three quarters of
+/// its channels pruned), and the same read back from it and stored int8: a compressed file
+/// whose metadata holds a whole graph.
+fn narrow_onnx() -> (Vec<u8>, Vec<u8>) {
+    let prune = modelslim::compress::PruneOptions {
+        ratio: 0.75,
+        prune_stem: true,
+        scope: modelslim::compress::PruneScope::All,
+        ..Default::default()
+    };
+    let narrow = Model::seeded_resnet18(1).pruned(&prune).unwrap();
+    let onnx = modelslim::export::to_onnx(&narrow).unwrap();
+    let graph = read_onnx(&onnx, "narrow", None).unwrap();
+    let quant = modelslim::compress::QuantOptions {
+        weights: modelslim::compress::Precision::Int8,
+        ..Default::default()
+    };
+    let stored = graph.quantized(&quant).unwrap().to_safetensors().unwrap();
+    (onnx, stored)
+}
+
 fn narrow_int8() -> Vec<u8> {
     let prune = modelslim::compress::PruneOptions {
         ratio: 0.75,
@@ -246,11 +268,12 @@ fn image_seeds() -> Vec<Vec<u8>> {
 
 fn targets() -> Vec<Target> {
     let (int4, small) = seeded_files();
+    let (onnx, graph_file) = narrow_onnx();
     let sd = state_dict_pickle(&state_dict());
     vec![
         Target {
             name: "safetensors",
-            seeds: vec![small.clone(), int4.clone()],
+            seeds: vec![small.clone(), int4.clone(), graph_file],
             rezip: false,
             pickle_aware: false,
             parse: |b| drop(Model::from_bytes(b)),
@@ -263,6 +286,19 @@ fn targets() -> Vec<Target> {
             pickle_aware: false,
             parse: |b| {
                 if let Ok(m) = Model::from_bytes(b) {
+                    drop(modelslim::export::to_tflite(&m));
+                    drop(modelslim::export::to_onnx(&m));
+                }
+            },
+        },
+        Target {
+            // A user's ONNX file: read, then both exports of what was read.
+            name: "onnx",
+            seeds: vec![onnx],
+            rezip: false,
+            pickle_aware: false,
+            parse: |b| {
+                if let Ok(m) = read_onnx(b, "fuzz", None) {
                     drop(modelslim::export::to_tflite(&m));
                     drop(modelslim::export::to_onnx(&m));
                 }

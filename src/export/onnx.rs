@@ -292,6 +292,10 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
         read_as[0] = b.qdq(&graph.values[0], q);
     }
     let mut relu6_bounds = false;
+    // Values ONNX holds as `[N, C]`: a global pool's that only linear layers read (or that is
+    // the output), and a linear layer's; the rest are `[N, C, H, W]` (a pool's read by a
+    // squeeze-excitation conv or product is `[N, C, 1, 1]`).
+    let mut flat = vec![false; graph.values.len()];
     for n in &graph.nodes {
         let value = &graph.values[n.output];
         // Logits rounded to their step: the classifier writes them unrounded, and the pair
@@ -367,6 +371,49 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 let y = read_as[n.inputs[1]].clone();
                 b.node("Add", &[&x, &y], &out, vec![]);
             }
+            Op::Mul => {
+                let mut y = read_as[n.inputs[1]].clone();
+                // A gate a linear layer wrote, `[N, C]`, scales an image as `[N, C, 1, 1]`.
+                if flat[n.inputs[1]] && !flat[n.inputs[0]] {
+                    let shape = format!("{out}_gate_shape");
+                    b.initializers.push(tensor(
+                        &shape,
+                        data_type::INT64,
+                        &[4],
+                        [0i64, -1, 1, 1]
+                            .iter()
+                            .flat_map(|v| v.to_le_bytes())
+                            .collect(),
+                    ));
+                    let g = format!("{out}_gate");
+                    b.node("Reshape", &[&y, &shape], &g, vec![]);
+                    y = g;
+                }
+                b.node("Mul", &[&x, &y], &out, vec![]);
+            }
+            Op::Sigmoid => b.node("Sigmoid", &[&x], &out, vec![]),
+            Op::HardSigmoid { alpha, beta } => b.node(
+                "HardSigmoid",
+                &[&x],
+                &out,
+                vec![attr_float("alpha", *alpha), attr_float("beta", *beta)],
+            ),
+            // Opset 13 has no HardSwish (14 does): x · HardSigmoid(x; 1/6, 1/2), as the engine
+            // computes it.
+            Op::HardSwish | Op::Silu => {
+                let gate = format!("{out}_gate");
+                if matches!(n.op, Op::HardSwish) {
+                    b.node(
+                        "HardSigmoid",
+                        &[&x],
+                        &gate,
+                        vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)],
+                    );
+                } else {
+                    b.node("Sigmoid", &[&x], &gate, vec![]);
+                }
+                b.node("Mul", &[&x, &gate], &out, vec![]);
+            }
             Op::MaxPool {
                 kernel,
                 stride,
@@ -382,15 +429,37 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 ],
             ),
             Op::GlobalAvgPool => {
-                let pooled = format!("{out}_4d");
-                b.node("GlobalAveragePool", &[&x], &pooled, vec![]);
-                b.node("Flatten", &[&pooled], &out, vec![attr_int("axis", 1)]);
+                let only_linear = graph
+                    .nodes
+                    .iter()
+                    .filter(|m| m.inputs.contains(&n.output))
+                    .all(|m| matches!(m.op, Op::Linear { .. }));
+                if only_linear || n.output == graph.output {
+                    let pooled = format!("{out}_4d");
+                    b.node("GlobalAveragePool", &[&x], &pooled, vec![]);
+                    b.node("Flatten", &[&pooled], &out, vec![attr_int("axis", 1)]);
+                    flat[n.output] = true;
+                } else {
+                    b.node("GlobalAveragePool", &[&x], &out, vec![]);
+                }
             }
             Op::Linear { name, .. } => {
+                // A linear layer after a squeeze-excitation-style conv on pooled values.
+                let x = if flat[n.inputs[0]] {
+                    x
+                } else {
+                    let f = format!("{x}_flat");
+                    b.node("Flatten", &[&x], &f, vec![attr_int("axis", 1)]);
+                    f
+                };
+                flat[n.output] = true;
                 let w = b.param_for(&format!("{name}.weight"), WeightInts::reading(input_act))?;
                 let bias = b.bias(name, input_act)?;
                 b.node("Gemm", &[&x, &w, &bias], &out, vec![attr_int("transB", 1)]);
             }
+        }
+        if n.op.is_unary_elementwise() || matches!(n.op, Op::Add | Op::Mul) {
+            flat[n.output] = flat[n.inputs[0]];
         }
         if let Some(q) = act.get(value) {
             read_as[n.output] = b.qdq(&out, q);

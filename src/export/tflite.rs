@@ -39,12 +39,15 @@ mod code {
     pub const DEPTHWISE_CONV_2D: i32 = 4;
     pub const DEQUANTIZE: i32 = 6;
     pub const FULLY_CONNECTED: i32 = 9;
+    pub const LOGISTIC: i32 = 14;
     pub const MAX_POOL_2D: i32 = 17;
+    pub const MUL: i32 = 18;
     pub const RELU: i32 = 19;
     pub const RELU6: i32 = 21;
     pub const PAD: i32 = 34;
     pub const MEAN: i32 = 40;
     pub const QUANTIZE: i32 = 114;
+    pub const HARD_SWISH: i32 = 117;
 
     /// The schema's name of `code` (one of the above).
     pub fn name(code: i32) -> &'static str {
@@ -54,7 +57,10 @@ mod code {
             DEPTHWISE_CONV_2D => "DEPTHWISE_CONV_2D",
             DEQUANTIZE => "DEQUANTIZE",
             FULLY_CONNECTED => "FULLY_CONNECTED",
+            LOGISTIC => "LOGISTIC",
             MAX_POOL_2D => "MAX_POOL_2D",
+            MUL => "MUL",
+            HARD_SWISH => "HARD_SWISH",
             RELU => "RELU",
             RELU6 => "RELU6",
             PAD => "PAD",
@@ -73,6 +79,7 @@ mod options {
     pub const POOL_2D: u8 = 5;
     pub const FULLY_CONNECTED: u8 = 8;
     pub const ADD: u8 = 11;
+    pub const MUL: u8 = 21;
     pub const REDUCER: u8 = 27;
 }
 
@@ -852,11 +859,67 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
             Op::GlobalAvgPool => {
                 let axes = w.int32_constant(&format!("{name}_axes"), &[2], &[1, 2]);
                 step(n.inputs[0])?;
-                let shape = Shape { flat: true, ..s };
+                // `[1, 1, 1, C]` for a squeeze-excitation conv or product, else `[1, C]`.
+                let keep = graph
+                    .nodes
+                    .iter()
+                    .any(|m| m.inputs.contains(&n.output) && !matches!(m.op, Op::Linear { .. }));
+                let shape = if keep {
+                    Shape { h: 1, w: 1, ..s }
+                } else {
+                    Shape { flat: true, ..s }
+                };
                 let out = w.activation(&out_name, shape, out_step);
-                let opts = w.fb.table(&[(0, Field::Bool(false))]);
+                let opts = w.fb.table(&[(0, Field::Bool(keep))]);
                 w.op(code::MEAN, &[x, axes], out, (options::REDUCER, Some(opts)));
                 (out, shape)
+            }
+            Op::Mul | Op::Sigmoid | Op::HardSwish | Op::Silu if integer => {
+                return Err(Error::Invalid(format!(
+                    "'{name}': a full-integer TFLite file cannot hold {} yet; export it with int8 weights only (no --act-quant), or as ONNX",
+                    match n.op {
+                        Op::Mul => "an element-wise product",
+                        Op::Sigmoid => "a sigmoid",
+                        Op::HardSwish => "a hard swish",
+                        _ => "a SiLU",
+                    }
+                )));
+            }
+            Op::Mul => {
+                let (y, t) = read(&tensor, n.inputs[1])?;
+                let gate = Shape { h: 1, w: 1, ..s };
+                if t != s && t != gate {
+                    return Err(Error::Structure(format!(
+                        "'{name}' multiplies values of shapes TFLite cannot broadcast"
+                    )));
+                }
+                let out = w.activation(&out_name, s, out_step);
+                let opts = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
+                w.op(code::MUL, &[x, y], out, (options::MUL, Some(opts)));
+                (out, s)
+            }
+            Op::Sigmoid | Op::HardSwish => {
+                let out = w.activation(&out_name, s, out_step);
+                let code = if matches!(n.op, Op::Sigmoid) {
+                    code::LOGISTIC
+                } else {
+                    code::HARD_SWISH
+                };
+                w.op(code, &[x], out, (options::NONE, None));
+                (out, s)
+            }
+            Op::Silu => {
+                let gate = w.activation(&format!("{name}_sigmoid"), s, None);
+                w.op(code::LOGISTIC, &[x], gate, (options::NONE, None));
+                let out = w.activation(&out_name, s, out_step);
+                let opts = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
+                w.op(code::MUL, &[x, gate], out, (options::MUL, Some(opts)));
+                (out, s)
+            }
+            Op::HardSigmoid { .. } => {
+                return Err(Error::Invalid(format!(
+                    "'{name}': TFLite has no hard sigmoid operator and modelslim does not write one as several yet; export this network as ONNX"
+                )));
             }
             Op::Linear {
                 name: layer,
@@ -864,6 +927,11 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 out_features,
             } => {
                 let (i, o) = (*in_features, *out_features);
+                let s = if !s.flat && s.h == 1 && s.w == 1 {
+                    Shape { flat: true, ..s }
+                } else {
+                    s
+                };
                 if !s.flat || s.c != i {
                     return Err(Error::Structure(format!(
                         "'{layer}' reads {} features, not {i}",

@@ -23,6 +23,11 @@ pub enum Layer {
     Linear { name: String, input: usize },
     /// A residual add: the spaces become one.
     Add { a: usize, b: usize },
+    /// An element-wise product (a squeeze-excitation gate times the image): the spaces become
+    /// one, which is not a residual stream.
+    Mul { a: usize, b: usize },
+    /// A batch norm that follows no conv directly, on channel space `space`.
+    Norm { name: String, space: usize },
 }
 
 /// A network's channel structure: its layers over numbered channel spaces. Space 0 is the
@@ -93,7 +98,7 @@ impl Structure {
         };
         for layer in &self.layers {
             match layer {
-                Layer::Add { a, b } => union(&mut parent, *a, *b),
+                Layer::Add { a, b } | Layer::Mul { a, b } => union(&mut parent, *a, *b),
                 Layer::Conv {
                     input,
                     output,
@@ -104,7 +109,8 @@ impl Structure {
                 Layer::Conv {
                     depthwise: false, ..
                 }
-                | Layer::Linear { .. } => {}
+                | Layer::Linear { .. }
+                | Layer::Norm { .. } => {}
             }
         }
         let input_root = find(&mut parent, 0);
@@ -160,7 +166,15 @@ impl Structure {
                         members.push((root, member(format!("{name}.weight"), 1)));
                     }
                 }
-                Layer::Add { .. } => {}
+                Layer::Norm { name, space } => {
+                    if let Some(root) = entry(&mut parent, *space, name) {
+                        for p in ["weight", "bias", "running_mean", "running_var"] {
+                            members.push((root, member(format!("{name}.{p}"), 0)));
+                        }
+                        bns.push((root, name.clone()));
+                    }
+                }
+                Layer::Add { .. } | Layer::Mul { .. } => {}
             }
         }
         for (root, m) in members {

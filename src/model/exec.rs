@@ -3,6 +3,7 @@
 //! `QuantizeLinear` → `DequantizeLinear` pairs, the logits' included where a full-integer
 //! file stores them as integers.
 
+use burn::tensor::activation::sigmoid;
 use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
@@ -17,8 +18,13 @@ use crate::{Error, Result};
 enum Compiled {
     Conv(Box<Conv>),
     BatchNorm(Box<BatchNorm>),
+    /// A clamp, which inference folds into the conv before it.
     Activation(Activation),
+    /// Any other element-wise function of one value.
+    Unary(Unary),
     Add,
+    /// Element-wise product, the second value broadcast (a `[N, C, 1, 1]` gate).
+    Mul,
     MaxPool(MaxPoolOptions<2>),
     GlobalAvgPool,
     Linear(Box<Linear>),
@@ -84,6 +90,30 @@ fn last_uses(steps: &[Step], values: usize, output: usize) -> Vec<usize> {
     last_use
 }
 
+/// The element-wise functions that are not clamps.
+#[derive(Debug, Clone, Copy)]
+enum Unary {
+    Sigmoid,
+    HardSigmoid { alpha: f32, beta: f32 },
+    HardSwish,
+    Silu,
+}
+
+impl Unary {
+    /// As ONNX Runtime computes them: `clamp(αx + β, 0, 1)`, `x · clamp(x/6 + 1/2, 0, 1)`.
+    fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        let hard_sigmoid = |x: Tensor<4>, a: f32, b: f32| {
+            x.mul_scalar(a).add_scalar(b).clamp_min(0.0).clamp_max(1.0)
+        };
+        match self {
+            Unary::Sigmoid => sigmoid(x),
+            Unary::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha, beta),
+            Unary::HardSwish => x.clone() * hard_sigmoid(x, 1.0 / 6.0, 0.5),
+            Unary::Silu => x.clone() * sigmoid(x),
+        }
+    }
+}
+
 /// Quantize to `u8` and back, as `QuantizeLinear` (round half to even, saturate) followed by
 /// `DequantizeLinear` compute it. In training (autodiff) the rounding passes gradients
 /// straight through: the forward value is the quantized one, the backward the identity.
@@ -137,7 +167,15 @@ impl Network {
                 }
                 Op::Relu => Compiled::Activation(Activation::Relu),
                 Op::Relu6 => Compiled::Activation(Activation::Relu6),
+                Op::Sigmoid => Compiled::Unary(Unary::Sigmoid),
+                Op::HardSigmoid { alpha, beta } => Compiled::Unary(Unary::HardSigmoid {
+                    alpha: *alpha,
+                    beta: *beta,
+                }),
+                Op::HardSwish => Compiled::Unary(Unary::HardSwish),
+                Op::Silu => Compiled::Unary(Unary::Silu),
                 Op::Add => Compiled::Add,
+                Op::Mul => Compiled::Mul,
                 Op::MaxPool {
                     kernel,
                     stride,
@@ -399,7 +437,9 @@ impl Network {
                     }
                 },
                 Compiled::Activation(a) => a.apply(x),
+                Compiled::Unary(u) => u.apply(x),
                 Compiled::Add => x + get(&mut pass.values, 1),
+                Compiled::Mul => x * get(&mut pass.values, 1),
                 Compiled::MaxPool(o) => {
                     // modelslim's own on the CPU (see `cpu_kernels`): flex's also records
                     // where every maximum came from.

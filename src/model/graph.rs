@@ -32,6 +32,20 @@ pub enum Op {
     Relu6,
     /// Element-wise sum of two values.
     Add,
+    /// Element-wise product of the first value and the second, which has its shape or is
+    /// `[N, C, 1, 1]` (a squeeze-excitation gate, broadcast over the image).
+    Mul,
+    /// `1 / (1 + e^−x)`.
+    Sigmoid,
+    /// `clamp(αx + β, 0, 1)`: PyTorch's α = 1/6, β = 1/2; Paddle's α = 0.2, β = 0.5.
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// `x · clamp(x/6 + 1/2, 0, 1)`.
+    HardSwish,
+    /// `x · sigmoid(x)` (SiLU, swish).
+    Silu,
     MaxPool {
         kernel: usize,
         stride: usize,
@@ -57,8 +71,32 @@ impl Op {
             | Op::Relu
             | Op::Relu6
             | Op::Add
+            | Op::Mul
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Silu
             | Op::MaxPool { .. }
             | Op::GlobalAvgPool => None,
+        }
+    }
+
+    /// An element-wise function of one value (its shape kept).
+    pub fn is_unary_elementwise(&self) -> bool {
+        match self {
+            Op::Relu
+            | Op::Relu6
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Silu => true,
+            Op::Conv { .. }
+            | Op::BatchNorm { .. }
+            | Op::Add
+            | Op::Mul
+            | Op::MaxPool { .. }
+            | Op::GlobalAvgPool
+            | Op::Linear { .. } => false,
         }
     }
 }
@@ -200,13 +238,23 @@ impl Graph {
                     out.push((format!("{name}.weight"), vec![*out_features, *in_features]));
                     out.push((format!("{name}.bias"), vec![*out_features]));
                 }
-                Op::Relu | Op::Relu6 | Op::Add | Op::MaxPool { .. } | Op::GlobalAvgPool => {}
+                Op::Relu
+                | Op::Relu6
+                | Op::Add
+                | Op::Mul
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu
+                | Op::MaxPool { .. }
+                | Op::GlobalAvgPool => {}
             }
         }
         out
     }
 
-    /// Spatial size of every value for a `size`×`size` input (0 for flat values).
+    /// Spatial size of every value for a `size`×`size` input (0 for pooled values; a conv
+    /// reading one sees a 1×1 image).
     pub fn spatial_sizes(&self, size: usize) -> Vec<usize> {
         let mut s = vec![0usize; self.values.len()];
         s[0] = size;
@@ -228,7 +276,15 @@ impl Graph {
                     pad,
                 } => out(x, *kernel, *stride, *pad, *pad),
                 Op::GlobalAvgPool | Op::Linear { .. } => 0,
-                Op::BatchNorm { .. } | Op::Relu | Op::Relu6 | Op::Add => x,
+                Op::BatchNorm { .. }
+                | Op::Relu
+                | Op::Relu6
+                | Op::Add
+                | Op::Mul
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu => x,
             };
         }
         s
@@ -259,6 +315,11 @@ impl Graph {
                 | Op::Relu
                 | Op::Relu6
                 | Op::Add
+                | Op::Mul
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu
                 | Op::MaxPool { .. }
                 | Op::GlobalAvgPool => 0,
             })
@@ -307,6 +368,27 @@ impl Graph {
                     st.layers.push(Layer::Add { a: x, b });
                     x
                 }
+                // A squeeze-excitation block's gate and the image it scales lose the same
+                // channels.
+                Op::Mul => {
+                    let b = space[n.inputs[1]];
+                    st.layers.push(Layer::Mul { a: x, b });
+                    x
+                }
+                // A batch norm after anything but a conv (whose own joins the conv's layer).
+                Op::BatchNorm { name, .. } => {
+                    let after_conv = self
+                        .nodes
+                        .iter()
+                        .any(|m| m.output == n.inputs[0] && matches!(m.op, Op::Conv { .. }));
+                    if !after_conv {
+                        st.layers.push(Layer::Norm {
+                            name: name.clone(),
+                            space: x,
+                        });
+                    }
+                    x
+                }
                 Op::Linear { name, .. } => {
                     st.layers.push(Layer::Linear {
                         name: name.clone(),
@@ -315,9 +397,12 @@ impl Graph {
                     0
                 }
                 // Per-channel ops keep their input's channel space.
-                Op::BatchNorm { .. }
-                | Op::Relu
+                Op::Relu
                 | Op::Relu6
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu
                 | Op::MaxPool { .. }
                 | Op::GlobalAvgPool => x,
             };

@@ -23,11 +23,15 @@ impl Op {
     /// How many values the op reads.
     pub fn arity(&self) -> usize {
         match self {
-            Op::Add => 2,
+            Op::Add | Op::Mul => 2,
             Op::Conv { .. }
             | Op::BatchNorm { .. }
             | Op::Relu
             | Op::Relu6
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Silu
             | Op::MaxPool { .. }
             | Op::GlobalAvgPool
             | Op::Linear { .. } => 1,
@@ -106,7 +110,19 @@ impl Op {
                     ));
                 }
             }
-            Op::Relu | Op::Relu6 | Op::Add | Op::GlobalAvgPool => {}
+            Op::HardSigmoid { alpha, beta } => {
+                if !(alpha.is_finite() && beta.is_finite()) {
+                    return bad(format!("hard sigmoid with α {alpha}, β {beta}"));
+                }
+            }
+            Op::Relu
+            | Op::Relu6
+            | Op::Add
+            | Op::Mul
+            | Op::Sigmoid
+            | Op::HardSwish
+            | Op::Silu
+            | Op::GlobalAvgPool => {}
         }
         Ok(())
     }
@@ -167,9 +183,10 @@ impl Graph {
         self.check_widths()
     }
 
-    /// Every op receives the channels it declares, in the layout it needs: convs, batch norms
-    /// and pools read `[N, C, H, W]` values, linear layers flat `[N, C]` ones; the output is
-    /// flat.
+    /// Every op receives the channels it declares, in the layout it needs: batch norms and
+    /// pools read `[N, C, H, W]` values, linear layers pooled `[N, C]` ones, convs either (a
+    /// pooled value is a 1×1 image: a squeeze-excitation block's convs); a product's second
+    /// value has the first's shape or is pooled; the output is pooled.
     fn check_widths(&self) -> Result<()> {
         // (channels, spatial) of each value; the input is an RGB image.
         let mut v = vec![(0usize, false); self.values.len()];
@@ -189,10 +206,10 @@ impl Graph {
                     out_channels,
                     ..
                 } => {
-                    if c != *in_channels || !spatial {
+                    if c != *in_channels {
                         return Err(mismatch(*in_channels, "conv"));
                     }
-                    (*out_channels, true)
+                    (*out_channels, spatial)
                 }
                 Op::BatchNorm { channels, .. } => {
                     if c != *channels || !spatial {
@@ -221,7 +238,19 @@ impl Graph {
                     }
                     (c, spatial)
                 }
-                Op::Relu | Op::Relu6 => (c, spatial),
+                Op::Mul => {
+                    let (gc, gs) = v[n.inputs[1]];
+                    if gc != c || (gs && !spatial) {
+                        return Err(mismatch(gc, "product"));
+                    }
+                    (c, spatial)
+                }
+                Op::Relu
+                | Op::Relu6
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu => (c, spatial),
             };
         }
         if v[self.output].1 {
@@ -241,9 +270,16 @@ impl Graph {
                 Op::Conv { out_channels, .. } => *out_channels,
                 Op::BatchNorm { channels, .. } => *channels,
                 Op::Linear { out_features, .. } => *out_features,
-                Op::Relu | Op::Relu6 | Op::Add | Op::MaxPool { .. } | Op::GlobalAvgPool => {
-                    n.inputs.first().map(|&i| c[i]).unwrap_or(0)
-                }
+                Op::Relu
+                | Op::Relu6
+                | Op::Add
+                | Op::Mul
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu
+                | Op::MaxPool { .. }
+                | Op::GlobalAvgPool => n.inputs.first().map(|&i| c[i]).unwrap_or(0),
             };
         }
         c
@@ -377,7 +413,16 @@ impl Graph {
                     let s = shape(format!("{name}.weight"))?;
                     (*out_features, *in_features) = (s[0], s[1]);
                 }
-                Op::Relu | Op::Relu6 | Op::Add | Op::MaxPool { .. } | Op::GlobalAvgPool => {}
+                Op::Relu
+                | Op::Relu6
+                | Op::Add
+                | Op::Mul
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu
+                | Op::MaxPool { .. }
+                | Op::GlobalAvgPool => {}
             }
         }
         Ok(out)

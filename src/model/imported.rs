@@ -57,7 +57,8 @@ impl GraphNet {
         let side = self.preprocess.crop as usize;
         let sizes = self.graph.spatial_sizes(side);
         for n in &self.graph.nodes {
-            let x = sizes[n.inputs[0]];
+            // A pooled value is a 1×1 image.
+            let x = sizes[n.inputs[0]].max(1);
             let (kernel, padded) = match &n.op {
                 Op::Conv { kernel, pads, .. } => {
                     (*kernel, x + pads[0].min(pads[1]) + pads[2].min(pads[3]))
@@ -67,6 +68,11 @@ impl GraphNet {
                 | Op::Relu
                 | Op::Relu6
                 | Op::Add
+                | Op::Mul
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu
                 | Op::GlobalAvgPool
                 | Op::Linear { .. } => continue,
             };

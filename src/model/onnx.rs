@@ -331,7 +331,8 @@ pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
     for t in graph.initializer {
         r.inits.insert(t.name.clone(), t);
     }
-    for n in &graph.node {
+    let nodes = hard_swish_parts(graph.node, &r.inits);
+    for n in &nodes {
         for i in n.input.iter().filter(|i| !i.is_empty()) {
             *r.readers.entry(i.clone()).or_default() += 1;
         }
@@ -415,7 +416,7 @@ pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
         },
     );
     r.shapes.push(vec![1, 3, s, s]);
-    for n in &graph.node {
+    for n in &nodes {
         r.node(n).map_err(|e| match e {
             Error::Onnx(m) => err(format!(
                 "node {} ({}): {m}",
@@ -757,6 +758,11 @@ impl Reader {
             "Concat" => {
                 let mut parts = Vec::new();
                 for i in 0..n.input.len() {
+                    if let Some(Val::Run { .. }) = self.input(n, i)? {
+                        return Err(err(
+                            "concatenates the image's values (as SqueezeNet, DenseNet and Inception do), which modelslim does not run yet",
+                        ));
+                    }
                     let c = self.required_constant(n, i, "input")?;
                     if c.shape.len() > 1 {
                         return Err(err("concatenates constants of more than one dimension"));
@@ -978,6 +984,28 @@ impl Reader {
                 self.push(n, Op::GlobalAvgPool, &[x], out, true);
             }
             "Gemm" | "MatMul" => self.linear(n, &a)?,
+            "Sigmoid" | "HardSigmoid" | "HardSwish" => {
+                let (x, shape, flat) = self
+                    .running(n, 0)?
+                    .ok_or_else(|| err("a function of a constant"))?;
+                let op = match n.op_type.as_str() {
+                    "Sigmoid" => Op::Sigmoid,
+                    "HardSwish" => Op::HardSwish,
+                    _ => Op::HardSigmoid {
+                        alpha: a.float("alpha", 0.2),
+                        beta: a.float("beta", 0.5),
+                    },
+                };
+                self.push(n, op, &[x], shape, flat);
+            }
+            "Mul" => self.mul(n)?,
+            "HardSwishParts" => {
+                // The four nodes of `x · clip(x + 3, 0, 6) / 6` (see `hard_swish_parts`).
+                let (x, shape, flat) = self
+                    .running(n, 0)?
+                    .ok_or_else(|| err("a function of a constant"))?;
+                self.push(n, Op::HardSwish, &[x], shape, flat);
+            }
             "Softmax" | "LogSoftmax" => {
                 let v = self.input(n, 0)?.ok_or_else(|| err("no input"))?;
                 if !n.output.first().is_some_and(|o| self.outputs.contains(o)) {
@@ -996,14 +1024,61 @@ impl Reader {
         Ok(())
     }
 
+    /// `x · g`: a squeeze-excitation gate (`g` pooled, `[N, C, 1, 1]`) or a value of `x`'s
+    /// shape; `x · sigmoid(x)` is a SiLU and `x · HardSigmoid(x; 1/6, 1/2)` a hard swish.
+    fn mul(&mut self, n: &NodeProto) -> Result<()> {
+        let (Some((a, sa, fa)), Some((b, sb, fb))) = (self.running(n, 0)?, self.running(n, 1)?)
+        else {
+            return Err(err(
+                "multiplies by a constant; modelslim reads products of two computed values (a squeeze-excitation gate) only, for now",
+            ));
+        };
+        // The function of the other operand whose only reader is this product.
+        let function_of = |s: &Self, gi: usize, g: usize, x: usize| {
+            let reads_once = n.input.get(gi).and_then(|i| s.readers.get(i)) == Some(&1);
+            s.graph
+                .nodes
+                .iter()
+                .find(|m| m.output == g && m.inputs == [x] && reads_once)
+                .map(|m| m.op.clone())
+        };
+        for (gi, x, g, shape, flat) in [(1, a, b, &sa, fa), (0, b, a, &sb, fb)] {
+            let op = match function_of(self, gi, g, x) {
+                Some(Op::Sigmoid) => Op::Silu,
+                Some(Op::HardSigmoid { alpha, beta })
+                    if (alpha - 1.0 / 6.0).abs() < 1e-6 && beta == 0.5 =>
+                {
+                    Op::HardSwish
+                }
+                _ => continue,
+            };
+            let shape = shape.clone();
+            self.push(n, op, &[x], shape, flat);
+            return Ok(());
+        }
+        // The full value first, the gate second.
+        let pooled = |s: &[usize], f: bool| f || s.iter().skip(2).all(|&d| d == 1);
+        let same_channels = sa.get(1) == sb.get(1);
+        let (x, g, shape, flat) = if sa == sb || (same_channels && pooled(&sb, fb)) {
+            (a, b, sa, fa)
+        } else if same_channels && pooled(&sa, fa) {
+            (b, a, sb, fb)
+        } else {
+            return Err(err(format!(
+                "multiplies values of shapes {sa:?} and {sb:?}; modelslim reads equal shapes or a per-channel gate"
+            )));
+        };
+        self.push(n, Op::Mul, &[x, g], shape, flat);
+        Ok(())
+    }
+
     fn conv(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
         let (x, shape, flat) = self
             .running(n, 0)?
             .ok_or_else(|| err("convolves a constant"))?;
-        if flat || shape.len() != 4 {
-            return Err(err(
-                "a conv after global pooling (as in squeeze-excitation or a conv classifier) is not supported yet",
-            ));
+        // After global pooling the value is a 1×1 image (squeeze-excitation, a conv head).
+        if shape.len() != 4 {
+            return Err(err(format!("convolves values of shape {shape:?}")));
         }
         let w = self.required_constant(n, 1, "weight")?;
         let [out_c, in_per_group, kh, kw] = w.shape[..] else {
@@ -1061,7 +1136,7 @@ impl Reader {
             },
             &[x],
             vec![1, out_c, out_side, out_side],
-            false,
+            flat,
         );
         Ok(())
     }
@@ -1296,6 +1371,118 @@ impl Reader {
         self.set(n, Val::Run { id, shape, flat });
         Ok(())
     }
+}
+
+/// `nodes` with each hard swish written as four nodes — `Add(x, 3)`, `Clip(·, 0, 6)`,
+/// `Mul(x, ·)`, `Div(·, 6)` (Paddle's export; or `Mul(·, 1/6)`), each read only by the next —
+/// replaced by one `HardSwishParts` node reading `x`.
+fn hard_swish_parts(nodes: Vec<NodeProto>, inits: &HashMap<String, TensorProto>) -> Vec<NodeProto> {
+    // Scalars from initializers and `Constant` nodes.
+    let scalar_of = |t: &TensorProto| {
+        let mut budget = 16;
+        decode_tensor(t, &mut budget)
+            .ok()
+            .filter(|c| c.len() == 1)
+            .and_then(|c| c.floats().first().copied())
+    };
+    let mut scalars: HashMap<&str, f32> = HashMap::new();
+    for (name, t) in inits {
+        if let Some(v) = scalar_of(t) {
+            scalars.insert(name, v);
+        }
+    }
+    for n in &nodes {
+        if n.op_type == "Constant"
+            && let (Some(o), Some(t)) = (
+                n.output.first(),
+                n.attribute
+                    .iter()
+                    .find(|a| a.name == "value")
+                    .and_then(|a| a.t.as_ref()),
+            )
+            && let Some(v) = scalar_of(t)
+        {
+            scalars.insert(o, v);
+        }
+    }
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for i in nodes.iter().flat_map(|n| &n.input) {
+        *readers.entry(i).or_default() += 1;
+    }
+    let producer = |name: &str| {
+        nodes
+            .iter()
+            .position(|n| n.output.first().map(String::as_str) == Some(name))
+    };
+    let is = |i: usize, op: &str| nodes[i].op_type == op;
+    let scalar = |name: Option<&String>| name.and_then(|n| scalars.get(n.as_str()).copied());
+    let alone = |i: usize| {
+        nodes[i]
+            .output
+            .first()
+            .is_some_and(|o| readers.get(o.as_str()) == Some(&1))
+    };
+    let mut drop = vec![false; nodes.len()];
+    let mut replace: Vec<(usize, NodeProto)> = Vec::new();
+    for (d, n) in nodes.iter().enumerate() {
+        let by_six = match n.op_type.as_str() {
+            "Div" => scalar(n.input.get(1)) == Some(6.0),
+            "Mul" => scalar(n.input.get(1)).is_some_and(|v| (v - 1.0 / 6.0).abs() < 1e-6),
+            _ => false,
+        };
+        if !by_six {
+            continue;
+        }
+        let found = (|| {
+            let m = producer(n.input.first()?)?;
+            if !is(m, "Mul") || !alone(m) {
+                return None;
+            }
+            for (xi, ci) in [(0, 1), (1, 0)] {
+                let x = nodes[m].input.get(xi)?;
+                let Some(c) = producer(nodes[m].input.get(ci)?) else {
+                    continue;
+                };
+                if !is(c, "Clip") || !alone(c) {
+                    continue;
+                }
+                let (lo, hi) = (scalar(nodes[c].input.get(1)), scalar(nodes[c].input.get(2)));
+                let Some(a) = producer(nodes[c].input.first()?) else {
+                    continue;
+                };
+                let adds_three = is(a, "Add")
+                    && alone(a)
+                    && nodes[a].input.first() == Some(x)
+                    && scalar(nodes[a].input.get(1)) == Some(3.0);
+                if adds_three && lo == Some(0.0) && hi == Some(6.0) {
+                    return Some((x.clone(), [a, c, m]));
+                }
+            }
+            None
+        })();
+        if let Some((x, parts)) = found {
+            for p in parts {
+                drop[p] = true;
+            }
+            replace.push((
+                d,
+                NodeProto {
+                    op_type: "HardSwishParts".into(),
+                    input: vec![x],
+                    ..n.clone()
+                },
+            ));
+        }
+    }
+    let mut out = nodes;
+    for (d, node) in replace {
+        out[d] = node;
+    }
+    out.into_iter()
+        .enumerate()
+        .filter(|(i, _)| !drop[*i])
+        .map(|(_, n)| n)
+        .collect()
 }
 
 /// Non-negative dims.

@@ -402,11 +402,13 @@ fn graph_values(graph: &crate::model::Graph) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// The value the global pooling reads: the last convolutional features.
+/// The value the last global pooling reads: the last convolutional features (earlier ones
+/// pool for squeeze-excitation gates).
 fn pooled_value(graph: &crate::model::Graph) -> Option<usize> {
     graph
         .nodes
         .iter()
+        .rev()
         .find(|n| matches!(n.op, crate::model::Op::GlobalAvgPool))
         .and_then(|n| n.inputs.first().copied())
 }

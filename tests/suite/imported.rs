@@ -354,3 +354,26 @@ fn a_dynamic_input_runs_at_the_side_chosen() {
     // The same file at its default side, 224.
     assert_eq!(read_onnx(&bytes, "x", None).unwrap().arch.input_size(), 224);
 }
+
+/// A million nodes, each a few bytes in the file: refused for their count, in one line.
+#[test]
+fn a_file_of_a_million_nodes_is_refused() {
+    use modelslim::export::proto::{GraphProto, NodeProto};
+    let node = NodeProto {
+        op_type: "Identity".into(),
+        input: vec!["x".into()],
+        output: vec!["x".into()],
+        ..Default::default()
+    };
+    let p = ModelProto {
+        ir_version: 7,
+        graph: Some(GraphProto {
+            node: vec![node; 1_000_000],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bytes = p.encode_to_vec();
+    let e = read_onnx(&bytes, "many", None).unwrap_err().to_string();
+    assert!(e.contains("1000000 nodes"), "{e}");
+}

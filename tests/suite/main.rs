@@ -18,6 +18,7 @@ mod golden;
 mod gptq;
 mod hostile;
 mod imported;
+mod imported_ops;
 mod labels;
 mod mac_target;
 mod onnx;

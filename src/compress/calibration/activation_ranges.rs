@@ -56,7 +56,7 @@ pub struct ActivationSteps {
 
 impl Model {
     /// The values whose activations are quantized: inputs of integer-weight convs and linear
-    /// layers, both inputs of every add, and the input of the global pooling.
+    /// layers, both inputs of every add and product, and the input of global pooling.
     pub fn activation_points(&self) -> Vec<usize> {
         let graph = self.graph();
         let mut points = Vec::new();
@@ -69,7 +69,7 @@ impl Model {
                         &[]
                     }
                 }
-                (Op::Add | Op::GlobalAvgPool, None) => &n.inputs,
+                (Op::Add | Op::Mul | Op::GlobalAvgPool, None) => &n.inputs,
                 _ => &[],
             };
             for &v in reads {

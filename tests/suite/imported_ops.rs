@@ -1,0 +1,166 @@
+//! The ops of MobileNetV3-style networks read from ONNX — hard swish (the op, PyTorch's
+//! `x · HardSigmoid(x)` and Paddle's four nodes), SiLU (`x · sigmoid(x)`), sigmoid, hard
+//! sigmoid, squeeze-excitation (a conv on pooled values, a per-channel product), batch norms
+//! kept — on a small seeded network (`tests/golden/make_se_net.py`), against onnxruntime and
+//! LiteRT.
+
+use crate::common;
+use common::{calibrated, logits, max_abs_diff, onnxruntime, reloaded_logits};
+
+use modelslim::compress::{
+    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantOptions,
+};
+use modelslim::export::{to_onnx, to_tflite};
+use modelslim::model::onnx::read_onnx;
+use modelslim::model::{Model, Op};
+
+/// The network `make_se_net.py` writes with `args`, as its bytes.
+fn se_net(args: &[&str]) -> Vec<u8> {
+    let path = common::scratch("se_net.onnx");
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = common::root().join("tests/golden/make_se_net.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(path).unwrap()
+}
+
+/// Photos and noise at the network's side (96).
+fn images(m: &Model) -> Vec<Vec<f32>> {
+    let pre = m.preprocess();
+    let mut out: Vec<Vec<f32>> = ["chelsea.png", "coffee.png", "astronaut.png"]
+        .iter()
+        .map(|n| pre.run(&common::sample(n)).unwrap())
+        .collect();
+    let len = out[0].len();
+    out.push(
+        (0..len)
+            .map(|i| ((i * 7919) % 255) as f32 / 64.0 - 2.0)
+            .collect(),
+    );
+    out
+}
+
+fn ops(m: &Model) -> Vec<Op> {
+    m.graph().nodes.into_iter().map(|n| n.op).collect()
+}
+
+#[test]
+fn every_form_of_the_ops_is_read_and_gives_onnxruntimes_logits() {
+    let bytes = se_net(&[]);
+    let m = read_onnx(&bytes, "se_net", None).unwrap();
+    let o = ops(&m);
+    let count = |f: fn(&Op) -> bool| o.iter().filter(|op| f(op)).count();
+    // The stem's op, Paddle's four nodes and PyTorch's x · HardSigmoid(x): three hard swishes.
+    assert_eq!(count(|op| matches!(op, Op::HardSwish)), 3);
+    assert_eq!(count(|op| matches!(op, Op::Silu)), 1);
+    assert_eq!(count(|op| matches!(op, Op::Sigmoid)), 0);
+    assert_eq!(count(|op| matches!(op, Op::HardSigmoid { .. })), 1);
+    assert_eq!(count(|op| matches!(op, Op::Mul)), 1);
+    assert_eq!(count(|op| matches!(op, Op::GlobalAvgPool)), 2);
+    assert_eq!(m.arch.input_size(), 96);
+    let x = images(&m);
+    let ours = logits(&m, &x);
+    let theirs = onnxruntime(&bytes, &x, "se-net", true);
+    let d = max_abs_diff(&ours, &theirs);
+    eprintln!("SE net fp32: max |Δlogit| {d:.2e}");
+    assert!(d <= 1e-4, "{d}");
+    // modelslim's own export of it, and of it with its batch norms folded.
+    for (name, model) in [("export", m.clone()), ("folded", m.fold_bn().unwrap())] {
+        let exported = onnxruntime(&to_onnx(&model).unwrap(), &x, &format!("se-{name}"), true);
+        let d = max_abs_diff(&ours, &exported);
+        assert!(d <= 1e-4, "{name}: {d}");
+    }
+}
+
+#[test]
+fn a_squeeze_excitation_block_prunes_as_one_group() {
+    let m = read_onnx(&se_net(&[]), "se_net", None).unwrap();
+    let groups = m.channel_groups();
+    let g = groups
+        .iter()
+        .find(|g| g.members.iter().any(|mb| mb.key == "b.dw.weight"))
+        .unwrap();
+    let keys: Vec<(&str, usize)> = g.members.iter().map(|m| (m.key.as_str(), m.axis)).collect();
+    for member in [
+        ("b.expand.weight", 0),
+        ("b.dw.weight", 0),
+        ("b.se.fc1.weight", 1),
+        ("b.se.fc2.weight", 0),
+        ("b.se.fc2.bias", 0),
+        ("b.project.weight", 1),
+    ] {
+        assert!(keys.contains(&member), "{member:?} not in {keys:?}");
+    }
+    assert!(!g.residual, "a gate is not a residual stream");
+    // The squeeze conv's own channels are a group of their own.
+    assert!(groups.iter().any(|g| {
+        g.members
+            .iter()
+            .any(|mb| mb.key == "b.se.fc1.weight" && mb.axis == 0)
+    }));
+    let p = m
+        .pruned(&PruneOptions {
+            ratio: 0.5,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(p.graph().macs(96) < m.graph().macs(96));
+    let x = images(&m);
+    let ours = reloaded_logits(&p, &x);
+    let theirs = onnxruntime(&to_onnx(&p).unwrap(), &x, "se-pruned", true);
+    assert!(max_abs_diff(&ours, &theirs) <= 1e-4);
+}
+
+/// With int8 weights and activations, the products' inputs are quantized as the sums' are;
+/// sigmoid, hard sigmoid and hard swish run in float in both engines, which round them
+/// differently in the last bit: a value quantized after them can land one step apart where it
+/// sits on a rounding boundary. The bound: the logits within two of their steps.
+#[test]
+fn in_int8_the_exported_onnx_gives_modelslims_logits_within_two_steps() {
+    let m = read_onnx(&se_net(&[]), "se_net", None).unwrap();
+    let x = images(&m);
+    let q = calibrated(
+        &m,
+        &CompressOptions {
+            quant: QuantOptions {
+                weights: Precision::Int8,
+                granularity: Granularity::PerChannel,
+                ..Default::default()
+            },
+            act_quant: Some(Calibration::MinMax),
+            ..Default::default()
+        },
+        &x,
+    );
+    let step = q.quant.logits.unwrap().scale;
+    let ours = reloaded_logits(&q, &x);
+    for optimize in [false, true] {
+        let theirs = onnxruntime(&to_onnx(&q).unwrap(), &x, "se-int8", optimize);
+        let d = max_abs_diff(&ours, &theirs);
+        eprintln!("SE net int8, optimize={optimize}: max |Δlogit| {d} (step {step})");
+        assert!(d <= 2.0 * step, "{d} > 2 × {step}");
+    }
+}
+
+#[test]
+fn tflite_holds_sigmoid_hard_swish_and_products_and_refuses_a_hard_sigmoid_in_one_line() {
+    let m = read_onnx(&se_net(&["--gate", "sigmoid"]), "se_net", None).unwrap();
+    let x = images(&m);
+    let ours = logits(&m, &x);
+    let theirs = common::litert(&to_tflite(&m).unwrap(), &x, "se-sigmoid");
+    let d = max_abs_diff(&ours, &theirs);
+    eprintln!("SE net (sigmoid gate) in LiteRT: max |Δlogit| {d:.2e}");
+    assert!(d <= 1e-4, "{d}");
+    let hard = read_onnx(&se_net(&[]), "se_net", None).unwrap();
+    let e = to_tflite(&hard).unwrap_err().to_string();
+    assert!(e.contains("hard sigmoid") && !e.contains('\n'), "{e}");
+}
