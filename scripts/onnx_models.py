@@ -118,10 +118,13 @@ def main():
     runs = [
         ("modelslim int8 weights + activations, bias correction (min-max; the page's Pi preset)",
          int8a8 + ["--bias-correction"]),
+        ("modelslim int8 weights (GPTQ) + activations, bias correction",
+         int8a8 + ["--bias-correction", "--quant-method", "gptq"]),
         ("modelslim int8 weights + activations, bias correction (percentile 99.99)",
          int8a8 + ["--bias-correction", "--calibration", "percentile:99.99"]),
         ("modelslim int8 weights + activations (min-max), no bias correction", int8a8),
         ("modelslim int8 weights only", ["--quant", "int8"]),
+        ("modelslim int8 weights only (GPTQ)", ["--quant", "int8", "--quant-method", "gptq"]),
         ("modelslim 30 % channels pruned + refit", ["--prune-channels", "0.3", "--reconstruct"]),
     ]
     if short:

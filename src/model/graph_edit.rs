@@ -373,6 +373,108 @@ impl Graph {
         out
     }
 
+    /// The residual blocks that can be dropped, in order, each as its name, its add's node and
+    /// its shortcut value:
+    /// an add of a value `s` and a value computed from `s` alone (every node between is read
+    /// only inside the block), whose layers' names all start with `{name}.` and no other
+    /// layer's does (`features.3` for `features.3.conv.0.0`, …).
+    pub fn residual_blocks(&self) -> Vec<(String, usize, usize)> {
+        let readers: Vec<Vec<usize>> = (0..self.values.len())
+            .map(|v| {
+                (0..self.nodes.len())
+                    .filter(|&i| self.nodes[i].inputs.contains(&v))
+                    .collect()
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (ai, add) in self.nodes.iter().enumerate() {
+            if !matches!(add.op, Op::Add) {
+                continue;
+            }
+            for (s, r) in [
+                (add.inputs[0], add.inputs[1]),
+                (add.inputs[1], add.inputs[0]),
+            ] {
+                // The nodes `r` depends on after `s`: walk back from `r` to `s`.
+                let mut block = BTreeSet::new();
+                let mut stack = vec![r];
+                let mut from_s_alone = true;
+                while let Some(v) = stack.pop() {
+                    if v == s {
+                        continue;
+                    }
+                    // Written before the shortcut: the branch reads more than `s`.
+                    if v < s {
+                        from_s_alone = false;
+                        break;
+                    }
+                    // Value v > 0 is node v − 1's.
+                    if block.insert(v - 1) {
+                        stack.extend(&self.nodes[v - 1].inputs);
+                    }
+                }
+                let closed = block.iter().all(|&i| {
+                    let v = self.nodes[i].output;
+                    v != self.output && readers[v].iter().all(|j| *j == ai || block.contains(j))
+                });
+                if !from_s_alone || !closed || block.is_empty() {
+                    continue;
+                }
+                let layers: Vec<&str> = block
+                    .iter()
+                    .filter_map(|&i| match &self.nodes[i].op {
+                        Op::BatchNorm { name, .. } => Some(name.as_str()),
+                        op => op.layer_name(),
+                    })
+                    .collect();
+                let Some(first) = layers.first() else {
+                    continue;
+                };
+                // The shortest prefix of them all that no other layer has (PyTorch's module).
+                let mut prefix: &str = first;
+                let mut name = None;
+                while let Some((head, _)) = prefix.rsplit_once('.') {
+                    prefix = head;
+                    let dotted = format!("{prefix}.");
+                    let inside = layers.iter().all(|l| l.starts_with(&dotted));
+                    let outside = self.nodes.iter().enumerate().any(|(i, n)| {
+                        !block.contains(&i)
+                            && n.op.layer_name().is_some_and(|l| l.starts_with(&dotted))
+                    });
+                    if inside && outside {
+                        break;
+                    }
+                    if inside {
+                        name = Some(prefix.to_string());
+                    }
+                }
+                if let Some(name) = name {
+                    out.push((name, ai, s));
+                }
+                break;
+            }
+        }
+        out
+    }
+
+    /// The same graph without residual block `add` (a node of [`Graph::residual_blocks`]): the
+    /// add's readers read its shortcut instead, and what only the block read goes.
+    pub fn without_block(&self, add: usize, shortcut: usize) -> Graph {
+        let mut g = self.clone();
+        let out = g.nodes[add].output;
+        for n in &mut g.nodes {
+            for i in &mut n.inputs {
+                if *i == out {
+                    *i = shortcut;
+                }
+            }
+        }
+        if g.output == out {
+            g.output = shortcut;
+        }
+        g.reachable()
+    }
+
     /// The same graph with every width read from `weights` (after pruning). A depthwise conv
     /// stays depthwise.
     pub fn with_widths_of(&self, weights: &StateDict) -> Result<Graph> {

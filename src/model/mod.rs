@@ -159,8 +159,16 @@ impl Arch {
         match self {
             Arch::ResNet18(c) => c.blocks(),
             Arch::EfficientNetLite0(c) => c.blocks(),
-            // Not yet found in a graph: none can be dropped.
-            Arch::Graph(_) => Vec::new(),
+            Arch::Graph(g) => g
+                .graph
+                .residual_blocks()
+                .into_iter()
+                .map(|(name, _, _)| BlockInfo {
+                    name,
+                    droppable: true,
+                    dropped: false,
+                })
+                .collect(),
         }
     }
 
@@ -193,7 +201,17 @@ impl Arch {
                     }
                 }
                 Arch::EfficientNetLite0(c) => c.blocks[i].dropped = true,
-                Arch::Graph(_) => {}
+                // A graph loses the block's nodes; its add reads the shortcut.
+                Arch::Graph(g) => {
+                    if let Some((_, add, shortcut)) = g
+                        .graph
+                        .residual_blocks()
+                        .into_iter()
+                        .find(|(b, _, _)| b == name)
+                    {
+                        g.graph = g.graph.without_block(add, shortcut);
+                    }
+                }
             }
         }
         Ok(out)
@@ -352,11 +370,16 @@ impl Model {
     pub fn with_blocks_dropped(&self, names: &[String]) -> Result<Model> {
         self.refuse_if_quantized("drop blocks of")?;
         let arch = self.arch.with_blocks_dropped(names)?;
-        let prefixes: Vec<String> = names.iter().map(|n| format!("{n}.")).collect();
+        let keep: std::collections::BTreeSet<String> = arch
+            .graph(false)
+            .param_shapes()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         let weights = self
             .weights
             .iter()
-            .filter(|(k, _)| !prefixes.iter().any(|p| k.starts_with(p)))
+            .filter(|(k, _)| keep.contains(*k))
             .map(|(k, t)| (k.clone(), t.clone()))
             .collect();
         Ok(Model {

@@ -604,13 +604,25 @@ impl Reader {
         self.set(n, Val::Run { id, shape, flat });
     }
 
-    /// Keep a constant as parameter `key` (moved when nothing else reads it).
-    fn param(&mut self, key: String, c: &Const, shape: Vec<usize>) -> Result<()> {
+    /// Keep a constant as parameter `key`. When the file's value `source` has no other
+    /// reader, its values move instead of being copied: a large file is not held twice.
+    fn param(
+        &mut self,
+        key: String,
+        c: Const,
+        shape: Vec<usize>,
+        source: Option<&String>,
+    ) -> Result<()> {
         if c.len() != shape.iter().product::<usize>() {
             return Err(err(format!("{key} has {} values, not {shape:?}", c.len())));
         }
-        let data = match &c.data {
-            Data::F32(v) => v.to_vec(),
+        if let Some(name) = source
+            && self.readers.get(name) == Some(&1)
+        {
+            self.vals.remove(name);
+        }
+        let data = match c.data {
+            Data::F32(v) => Arc::try_unwrap(v).unwrap_or_else(|shared| shared.to_vec()),
             Data::I64(_) => return Err(err(format!("{key} holds integers, not weights"))),
         };
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
@@ -883,7 +895,7 @@ impl Reader {
                     .enumerate()
                 {
                     let t = self.required_constant(n, i + 1, p)?;
-                    self.param(format!("{name}.{p}"), &t, vec![c])?;
+                    self.param(format!("{name}.{p}"), t, vec![c], n.input.get(i + 1))?;
                 }
                 let eps = a.float("epsilon", 1e-5);
                 self.push(
@@ -1117,9 +1129,11 @@ impl Reader {
         let pads = self.pads(a, kh, stride, side)?;
         let bias = self.constant(n, 2, "bias")?;
         let name = self.name_for(n, n.input.get(1).map(String::as_str));
-        self.param(format!("{name}.weight"), &w, w.shape.clone())?;
-        if let Some(b) = &bias {
-            self.param(format!("{name}.bias"), b, vec![out_c])?;
+        let has_bias = bias.is_some();
+        let shape = w.shape.clone();
+        self.param(format!("{name}.weight"), w, shape, n.input.get(1))?;
+        if let Some(b) = bias {
+            self.param(format!("{name}.bias"), b, vec![out_c], n.input.get(2))?;
         }
         let out_side = (side + pads[0] + pads[2]).saturating_sub(kh) / stride + 1;
         self.push(
@@ -1132,7 +1146,7 @@ impl Reader {
                 stride,
                 pads,
                 groups,
-                bias: bias.is_some(),
+                bias: has_bias,
             },
             &[x],
             vec![1, out_c, out_side, out_side],
@@ -1291,12 +1305,12 @@ impl Reader {
             shape: vec![out, inp],
             data: Data::F32(Arc::new(w)),
         };
-        self.param(format!("{name}.weight"), &wc, vec![out, inp])?;
+        self.param(format!("{name}.weight"), wc, vec![out, inp], None)?;
         let bc = Const {
             shape: vec![out],
             data: Data::F32(Arc::new(bias)),
         };
-        self.param(format!("{name}.bias"), &bc, vec![out])?;
+        self.param(format!("{name}.bias"), bc, vec![out], None)?;
         self.push(
             n,
             Op::Linear {

@@ -377,3 +377,33 @@ fn a_file_of_a_million_nodes_is_refused() {
     let e = read_onnx(&bytes, "many", None).unwrap_err().to_string();
     assert!(e.contains("1000000 nodes"), "{e}");
 }
+
+/// docorient's residual blocks come from its graph (an add of a value and a branch computed
+/// from it alone, named by their layers' common prefix); dropping one equals its branch
+/// computing zero, and the file exports what modelslim computes.
+#[test]
+fn docorients_residual_blocks_are_found_in_its_graph_and_drop() {
+    let m = read_onnx(&docorient_bytes(), "orientation_detector", None).unwrap();
+    let names: Vec<String> = m.arch.blocks().into_iter().map(|b| b.name).collect();
+    assert_eq!(
+        names,
+        [3, 5, 6, 8, 9, 10, 12, 13, 15, 16].map(|i| format!("features.{i}"))
+    );
+    let dropped = m.with_blocks_dropped(&["features.5".into()]).unwrap();
+    assert!(!dropped.weights.keys().any(|k| k.starts_with("features.5.")));
+    assert!(dropped.graph().macs(224) < m.graph().macs(224));
+    let mut zero = m.clone();
+    for key in ["features.5.conv.2.weight", "features.5.conv.2.bias"] {
+        zero.weights.get_mut(key).unwrap().data.fill(0.0);
+    }
+    let images = &photos(&m)[..2];
+    let ours = logits(&dropped, images);
+    assert!(max_abs_diff(&ours, &logits(&zero, images)) <= 1e-5);
+    let theirs = onnxruntime(
+        &to_onnx(&dropped).unwrap(),
+        images,
+        "docorient-dropped",
+        true,
+    );
+    assert!(relative_diff(&ours, &theirs) <= 1e-4);
+}

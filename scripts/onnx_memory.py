@@ -1,0 +1,75 @@
+"""Peak memory of modelslim on a full-size ResNet-50 ONNX file (called by
+scripts/onnx-models.sh).
+
+usage: onnx_memory.py MODELSLIM_BIN LIGHT_RESNET50.onnx PHOTO_DIR WORK_DIR
+
+The `onnx` package's ResNet-50 test model computes its weights with `ConstantOfShape` nodes; this
+writes them out as seeded random initializers (He-scaled convs, unit batch norms), which gives
+the 100 MB file a user would bring. Then `modelslim predict` and `modelslim compress --quant
+int8` run on it, each in a process of its own, and the peak resident memory of each (Linux's
+ru_maxrss) is printed beside the file's size, as markdown rows.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+bin_, light, photos, work = sys.argv[1:5]
+model = onnx.load(light)
+g = model.graph
+rng = np.random.default_rng(0)
+shapes = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+# Batch norms' scale and variance 1, shift and mean 0.
+ones = {i for n in g.node if n.op_type == "BatchNormalization" for i in (n.input[1], n.input[4])}
+kept = []
+for n in g.node:
+    if n.op_type != "ConstantOfShape":
+        kept.append(n)
+        continue
+    shape = tuple(int(d) for d in shapes[n.input[0]])
+    name = n.output[0]
+    if len(shape) == 4:
+        fan_in = shape[1] * shape[2] * shape[3]
+        v = rng.normal(0, (2.0 / fan_in) ** 0.5, shape)
+    elif name in ones:
+        v = np.ones(shape)
+    elif len(shape) == 2:
+        v = rng.normal(0, 0.01, shape)
+    else:
+        v = np.zeros(shape)
+    g.initializer.append(numpy_helper.from_array(v.astype(np.float32), name))
+del g.node[:]
+g.node.extend(kept)
+big = os.path.join(work, "resnet50.onnx")
+onnx.save(model, big)
+size = os.path.getsize(big)
+image = sorted(os.path.join(photos, f) for f in os.listdir(photos))[0]
+
+
+def peak(args):
+    """Peak resident memory of one modelslim run, in bytes."""
+    pid = os.fork()
+    if pid == 0:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            os.execv(bin_, [bin_, *args])
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        sys.exit(f"modelslim {' '.join(args)} failed")
+    return usage.ru_maxrss * 1024
+
+
+print("| run | peak memory | × the file |")
+print("|---|---:|---:|")
+for label, args in [
+    ("`predict` (read, check, one photo)", ["predict", "--weights", big, "--image", image]),
+    ("`compress --quant int8` (and write the safetensors and ONNX files)",
+     ["compress", "--weights", big, "--quant", "int8", "--out", os.path.join(work, "r50.safetensors"),
+      "--onnx", os.path.join(work, "r50-int8.onnx")]),
+]:
+    p = peak(args)
+    print(f"| {label} | {p / 1e6:.0f} MB | {p / size:.2f} |")
+print(f"\nThe file: {size / 1e6:.1f} MB.")
