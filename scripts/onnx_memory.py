@@ -1,13 +1,14 @@
 """Peak memory of modelslim on a full-size ResNet-50 ONNX file (called by
 scripts/onnx-models.sh).
 
-usage: onnx_memory.py MODELSLIM_BIN LIGHT_RESNET50.onnx PHOTO_DIR WORK_DIR
+usage: onnx_memory.py MODELSLIM_BIN LIGHT_RESNET50.onnx PHOTO_DIR WORK_DIR [--max-ratio R]
 
 The `onnx` package's ResNet-50 test model computes its weights with `ConstantOfShape` nodes; this
 writes them out as seeded random initializers (He-scaled convs, unit batch norms), which gives
 the 100 MB file a user would bring. Then `modelslim predict` and `modelslim compress --quant
 int8` run on it, each in a process of its own, and the peak resident memory of each (Linux's
-ru_maxrss) is printed beside the file's size, as markdown rows.
+ru_maxrss) is printed beside the file's size, as markdown rows. With --max-ratio, it exits 1
+when `predict` peaks above R times the file.
 """
 import os
 import subprocess
@@ -64,6 +65,7 @@ def peak(args):
 
 print("| run | peak memory | × the file |")
 print("|---|---:|---:|")
+ratios = []
 for label, args in [
     ("`predict` (read, check, one photo)", ["predict", "--weights", big, "--image", image]),
     ("`compress --quant int8` (and write the safetensors and ONNX files)",
@@ -71,5 +73,8 @@ for label, args in [
       "--onnx", os.path.join(work, "r50-int8.onnx")]),
 ]:
     p = peak(args)
+    ratios.append(p / size)
     print(f"| {label} | {p / 1e6:.0f} MB | {p / size:.2f} |")
 print(f"\nThe file: {size / 1e6:.1f} MB.")
+if "--max-ratio" in sys.argv and ratios[0] > float(sys.argv[sys.argv.index("--max-ratio") + 1]):
+    sys.exit(f"predict peaked at {ratios[0]:.2f} times the file")

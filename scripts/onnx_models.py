@@ -1,19 +1,19 @@
 """modelslim on real ONNX classifiers that other projects wrote, beside onnxruntime's own
 quantizer on the same file and photos (called by scripts/onnx-models.sh, which documents it).
 
-usage: onnx_models.py MODELSLIM_BIN MODEL.onnx DATA_DIR WORK_DIR [--short]
+usage: onnx_models.py MODELSLIM_BIN MODEL.onnx SCORED_DIR CALIB_DIR WORK_DIR [--short]
 
 docorient's orientation detector answers "is this photo upside down?" with one logit. Its task
-has true labels on any photo: each scored photo's crop is shown upright (label 0) and turned
-180° (label 1). Calibration uses other photos (imagenet-samples), both ways up, for modelslim
-and onnxruntime alike. Every compressed file runs in onnxruntime on the same inputs (modelslim's
-ONNX files compute modelslim's logits exactly: tests/suite/imported.rs), preprocessed here with
-Pillow as docorient does for ImageNet models (short side to 256, centre crop 224, ImageNet mean
-and std). Prints one markdown row per file: accuracy on the task, agreement of the decision
+has true labels on any photo: each scored photo's crop (SCORED_DIR, recursively) is shown
+upright (label 0) and turned 180° (label 1). Calibration uses other photos (CALIB_DIR), both
+ways up, for modelslim and onnxruntime alike; --short: one setting of each tool. Every
+compressed file runs in onnxruntime on the same inputs (modelslim's ONNX files compute
+modelslim's logits exactly: tests/suite/imported.rs), preprocessed here with Pillow the way
+torchvision's eval transform does (short side to 256, centre crop 224, ImageNet mean and
+std). Prints one markdown row per file: accuracy on the task, agreement of the decision
 with fp32, mean KL between the fp32 and compressed sigmoids, and the file's size.
 """
 import glob
-import json
 import os
 import subprocess
 import sys
@@ -91,14 +91,11 @@ class Reader(CalibrationDataReader):
 
 
 def main():
-    bin_, model, data, work = sys.argv[1:5]
+    bin_, model, scored_dir, calib_dir, work = sys.argv[1:6]
     short = "--short" in sys.argv
-    scored = sorted(glob.glob(f"{data}/imagenet-val/*/*.JPEG"))
-    calib = sorted(glob.glob(f"{data}/imagenet-samples/*.JPEG"))
-    if short:
-        scored, calib = scored[::10], calib[:32]
-    else:
-        calib = calib[:128]
+    photos = lambda d: sorted(p for p in glob.glob(f"{d}/**/*", recursive=True)
+                              if p.lower().endswith((".jpeg", ".jpg", ".png")))
+    scored, calib = photos(scored_dir), photos(calib_dir)[:128]
     x, y = both_ways(scored)
     xc, _ = both_ways(calib)
     # modelslim calibrates on the same photos both ways up, as files in a folder.

@@ -196,6 +196,25 @@ pub fn calibrated(
     .unwrap()
 }
 
+/// `m` in int8 weights (per channel) and `u8` activations (min-max ranges) calibrated on `calib`:
+/// a full int8 QDQ graph, the logits rounded to their step.
+#[allow(dead_code)]
+pub fn int8a8(m: &modelslim::model::Model, calib: &[Vec<f32>]) -> modelslim::model::Model {
+    use modelslim::compress::{Calibration, CompressOptions, Precision, QuantOptions};
+    calibrated(
+        m,
+        &CompressOptions {
+            quant: QuantOptions {
+                weights: Precision::Int8,
+                ..Default::default()
+            },
+            act_quant: Some(Calibration::MinMax),
+            ..Default::default()
+        },
+        calib,
+    )
+}
+
 /// The first `n` committed calibration photos (`tests/fixtures/imagenet-subset/calib`),
 /// preprocessed by `pre`: never the photos a test compares on.
 #[allow(dead_code)]

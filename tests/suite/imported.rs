@@ -7,9 +7,11 @@
 use std::path::PathBuf;
 
 use crate::common;
-use common::{calibrated, calibration_photos, logits, max_abs_diff, onnxruntime, reloaded_logits};
+use common::{
+    calibrated, calibration_photos, int8a8, logits, max_abs_diff, onnxruntime, reloaded_logits,
+};
 
-use modelslim::compress::{CompressOptions, Granularity, Precision, PruneOptions, QuantOptions};
+use modelslim::compress::{CompressOptions, Precision, PruneOptions, QuantOptions};
 use modelslim::export::proto::ModelProto;
 use modelslim::export::to_onnx;
 use modelslim::model::onnx::read_onnx;
@@ -126,19 +128,7 @@ fn docorient_in_int8_exports_an_onnx_file_that_gives_modelslims_logits() {
     let bytes = docorient_bytes();
     let m = read_onnx(&bytes, "orientation_detector", None).unwrap();
     let calib = calibration_photos(&m.preprocess(), 8);
-    let q = calibrated(
-        &m,
-        &CompressOptions {
-            quant: QuantOptions {
-                weights: Precision::Int8,
-                granularity: Granularity::PerChannel,
-                ..Default::default()
-            },
-            act_quant: Some(modelslim::compress::Calibration::MinMax),
-            ..Default::default()
-        },
-        &calib,
-    );
+    let q = int8a8(&m, &calib);
     let images = photos(&m);
     let ours = reloaded_logits(&q, &images);
     let theirs = onnxruntime(&to_onnx(&q).unwrap(), &images, "docorient-int8", true);
@@ -194,6 +184,23 @@ fn resnet18s_own_onnx_export_read_again_gives_the_same_logits() {
     let images = &photos(&m)[..2];
     let d = max_abs_diff(&logits(&m, images), &logits(&back, images));
     eprintln!("ResNet18 → ONNX → modelslim: max |Δlogit| = {d:.2e}");
+    assert!(d <= 1e-5, "{d}");
+}
+
+/// EfficientNet-Lite0 (real weights) through its own ONNX export: TF-"same" pads, ReLU6 as
+/// `Clip`, and its preprocessing ((x − 127)/128) read back from the file's metadata.
+#[test]
+fn efficientnet_lite0s_own_onnx_export_read_again_gives_the_same_logits() {
+    let m = Model::from_bytes(&file(
+        "MODELSLIM_EFFNET_PTH",
+        "efficientnet-lite0/efficientnet-lite0-57934424.pth",
+    ))
+    .unwrap();
+    let back = read_onnx(&to_onnx(&m).unwrap(), "efficientnet-lite0", None).unwrap();
+    assert_eq!(back.preprocess(), m.preprocess());
+    let images = &photos(&m)[..2];
+    let d = max_abs_diff(&logits(&m, images), &logits(&back, images));
+    eprintln!("EfficientNet-Lite0 → ONNX → modelslim: max |Δlogit| = {d:.2e}");
     assert!(d <= 1e-5, "{d}");
 }
 
@@ -283,19 +290,7 @@ fn unknown_operators_and_broken_graphs_are_refused_in_one_line_naming_the_node()
 fn docorient_as_full_integer_tflite_gives_modelslims_integers_in_litert() {
     let m = read_onnx(&docorient_bytes(), "orientation_detector", None).unwrap();
     let calib = calibration_photos(&m.preprocess(), 8);
-    let q = calibrated(
-        &m,
-        &CompressOptions {
-            quant: QuantOptions {
-                weights: Precision::Int8,
-                granularity: Granularity::PerChannel,
-                ..Default::default()
-            },
-            act_quant: Some(modelslim::compress::Calibration::MinMax),
-            ..Default::default()
-        },
-        &calib,
-    );
+    let q = int8a8(&m, &calib);
     let images = photos(&m);
     let ours = reloaded_logits(&q, &images);
     let theirs = common::litert_full_integer(

@@ -5,11 +5,9 @@
 //! LiteRT.
 
 use crate::common;
-use common::{calibrated, logits, max_abs_diff, onnxruntime, reloaded_logits};
+use common::{int8a8, logits, max_abs_diff, onnxruntime, reloaded_logits};
 
-use modelslim::compress::{
-    Calibration, CompressOptions, Granularity, Precision, PruneOptions, QuantOptions,
-};
+use modelslim::compress::PruneOptions;
 use modelslim::export::{to_onnx, to_tflite};
 use modelslim::model::onnx::read_onnx;
 use modelslim::model::{Model, Op};
@@ -128,19 +126,7 @@ fn a_squeeze_excitation_block_prunes_as_one_group() {
 fn in_int8_the_exported_onnx_gives_modelslims_logits_within_two_steps() {
     let m = read_onnx(&se_net(&[]), "se_net", None).unwrap();
     let x = images(&m);
-    let q = calibrated(
-        &m,
-        &CompressOptions {
-            quant: QuantOptions {
-                weights: Precision::Int8,
-                granularity: Granularity::PerChannel,
-                ..Default::default()
-            },
-            act_quant: Some(Calibration::MinMax),
-            ..Default::default()
-        },
-        &x,
-    );
+    let q = int8a8(&m, &x);
     let step = q.quant.logits.unwrap().scale;
     let ours = reloaded_logits(&q, &x);
     for optimize in [false, true] {

@@ -1,0 +1,369 @@
+//! The ops of an ONNX file that become graph layers: convs (their pads), pools, linear
+//! layers, products, and a constant added after a conv or a linear layer as its bias.
+
+use std::sync::Arc;
+
+use super::constants::{Const, Data};
+use super::{Attrs, Reader, Val, err};
+use crate::Result;
+use crate::export::proto::NodeProto;
+use crate::model::graph::Op;
+use crate::tensor::HostTensor;
+
+impl Reader {
+    /// `x · g`: a squeeze-excitation gate (`g` pooled, `[N, C, 1, 1]`) or a value of `x`'s
+    /// shape; `x · sigmoid(x)` is a SiLU and `x · HardSigmoid(x; 1/6, 1/2)` a hard swish.
+    pub(super) fn mul(&mut self, n: &NodeProto) -> Result<()> {
+        let (Some((a, sa, fa)), Some((b, sb, fb))) = (self.running(n, 0)?, self.running(n, 1)?)
+        else {
+            return Err(err(
+                "multiplies by a constant; modelslim reads products of two computed values (a squeeze-excitation gate) only, for now",
+            ));
+        };
+        // The function of the other operand whose only reader is this product.
+        let function_of = |s: &Self, gi: usize, g: usize, x: usize| {
+            let reads_once = n.input.get(gi).and_then(|i| s.readers.get(i)) == Some(&1);
+            s.graph
+                .nodes
+                .iter()
+                .find(|m| m.output == g && m.inputs == [x] && reads_once)
+                .map(|m| m.op.clone())
+        };
+        for (gi, x, g, shape, flat) in [(1, a, b, &sa, fa), (0, b, a, &sb, fb)] {
+            let op = match function_of(self, gi, g, x) {
+                Some(Op::Sigmoid) => Op::Silu,
+                Some(Op::HardSigmoid { alpha, beta })
+                    if (alpha - 1.0 / 6.0).abs() < 1e-6 && beta == 0.5 =>
+                {
+                    Op::HardSwish
+                }
+                _ => continue,
+            };
+            let shape = shape.clone();
+            self.push(n, op, &[x], shape, flat);
+            return Ok(());
+        }
+        // The full value first, the gate second.
+        let pooled = |s: &[usize], f: bool| f || s.iter().skip(2).all(|&d| d == 1);
+        let same_channels = sa.get(1) == sb.get(1);
+        let (x, g, shape, flat) = if sa == sb || (same_channels && pooled(&sb, fb)) {
+            (a, b, sa, fa)
+        } else if same_channels && pooled(&sa, fa) {
+            (b, a, sb, fb)
+        } else {
+            return Err(err(format!(
+                "multiplies values of shapes {sa:?} and {sb:?}; modelslim reads equal shapes or a per-channel gate"
+            )));
+        };
+        self.push(n, Op::Mul, &[x, g], shape, flat);
+        Ok(())
+    }
+
+    pub(super) fn conv(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
+        let (x, shape, flat) = self
+            .running(n, 0)?
+            .ok_or_else(|| err("convolves a constant"))?;
+        // After global pooling the value is a 1×1 image (squeeze-excitation, a conv head).
+        if shape.len() != 4 {
+            return Err(err(format!("convolves values of shape {shape:?}")));
+        }
+        let w = self.required_constant(n, 1, "weight")?;
+        let [out_c, in_per_group, kh, kw] = w.shape[..] else {
+            return Err(err(format!("weight of shape {:?}, not 4-D", w.shape)));
+        };
+        let groups = usize::try_from(a.int("group", 1)).unwrap_or(0).max(1);
+        let in_c = shape[1];
+        if in_per_group * groups != in_c {
+            return Err(err(format!(
+                "a weight for {} input channels in {groups} groups, but its input has {in_c}",
+                in_per_group * groups
+            )));
+        }
+        if kh != kw {
+            return Err(err(format!(
+                "a {kh}×{kw} kernel; modelslim runs square kernels for now"
+            )));
+        }
+        let strides = a.ints("strides").unwrap_or(vec![1, 1]);
+        let dil = a.ints("dilations").unwrap_or(vec![1, 1]);
+        if dil.iter().any(|&d| d != 1) {
+            return Err(err(format!(
+                "dilations {dil:?}; modelslim runs undilated convs for now"
+            )));
+        }
+        let [sh, sw] = strides[..] else {
+            return Err(err(format!("strides {strides:?}")));
+        };
+        if sh != sw || sh < 1 {
+            return Err(err(format!(
+                "strides {strides:?}; modelslim runs equal strides for now"
+            )));
+        }
+        let stride = sh as usize;
+        let side = shape[2];
+        let pads = self.pads(a, kh, stride, side)?;
+        let bias = self.constant(n, 2, "bias")?;
+        let name = self.name_for(n, n.input.get(1).map(String::as_str));
+        let has_bias = bias.is_some();
+        let shape = w.shape.clone();
+        self.param(format!("{name}.weight"), w, shape, n.input.get(1))?;
+        if let Some(b) = bias {
+            self.param(format!("{name}.bias"), b, vec![out_c], n.input.get(2))?;
+        }
+        let out_side = (side + pads[0] + pads[2]).saturating_sub(kh) / stride + 1;
+        self.push(
+            n,
+            Op::Conv {
+                name,
+                in_channels: in_c,
+                out_channels: out_c,
+                kernel: kh,
+                stride,
+                pads,
+                groups,
+                bias: has_bias,
+            },
+            &[x],
+            vec![1, out_c, out_side, out_side],
+            flat,
+        );
+        Ok(())
+    }
+
+    /// `[top, left, bottom, right]` from `pads` or `auto_pad`.
+    pub(super) fn pads(
+        &self,
+        a: &Attrs,
+        kernel: usize,
+        stride: usize,
+        side: usize,
+    ) -> Result<[usize; 4]> {
+        let auto = a.string("auto_pad");
+        match auto.as_str() {
+            "" | "NOTSET" => {
+                let p = a.ints("pads").unwrap_or(vec![0; 4]);
+                let [t, l, b, r] = p[..] else {
+                    return Err(err(format!("pads {p:?}")));
+                };
+                let conv = |v: i64| usize::try_from(v).map_err(|_| err(format!("pads {p:?}")));
+                let pads = [conv(t)?, conv(l)?, conv(b)?, conv(r)?];
+                if pads[0] != pads[1] || pads[2] != pads[3] {
+                    return Err(err(format!(
+                        "pads {p:?} differ between height and width; modelslim pads both alike for now"
+                    )));
+                }
+                Ok(pads)
+            }
+            "VALID" => Ok([0; 4]),
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let out = side.div_ceil(stride);
+                let total = ((out - 1) * stride + kernel).saturating_sub(side);
+                let (small, big) = (total / 2, total - total / 2);
+                let (before, after) = if auto == "SAME_UPPER" {
+                    (small, big)
+                } else {
+                    (big, small)
+                };
+                Ok([before, before, after, after])
+            }
+            other => Err(err(format!("auto_pad {other}"))),
+        }
+    }
+
+    pub(super) fn pool(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
+        let (x, shape, flat) = self.running(n, 0)?.ok_or_else(|| err("pools a constant"))?;
+        if flat || shape.len() != 4 {
+            return Err(err("pools flat values"));
+        }
+        let k = a.ints("kernel_shape").unwrap_or_default();
+        let [kh, kw] = k[..] else {
+            return Err(err(format!("kernel_shape {k:?}")));
+        };
+        let side = shape[2];
+        let strides = a.ints("strides").unwrap_or(vec![1, 1]);
+        let pads = a.ints("pads").unwrap_or(vec![0; 4]);
+        if n.op_type == "AveragePool" {
+            // Over the whole image: a global average.
+            if kh as usize == side && kw as usize == shape[3] && pads.iter().all(|&p| p == 0) {
+                self.push(n, Op::GlobalAvgPool, &[x], vec![1, shape[1], 1, 1], true);
+                return Ok(());
+            }
+            return Err(err(format!(
+                "a {kh}×{kw} average pool over {side}×{side} values; modelslim reads an average over the whole image only, for now"
+            )));
+        }
+        if kh != kw || strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+            return Err(err(format!(
+                "a {kh}×{kw} max pool with strides {strides:?}; modelslim runs square windows and equal strides for now"
+            )));
+        }
+        let (kernel, stride) = (kh as usize, strides[0] as usize);
+        let p = self.pads(a, kernel, stride, side)?;
+        if p.iter().any(|&v| v != p[0]) {
+            return Err(err(format!(
+                "max pool pads {p:?}; modelslim pads all sides alike for now"
+            )));
+        }
+        let floor = (side + 2 * p[0]).saturating_sub(kernel) / stride + 1;
+        if a.int("ceil_mode", 0) != 0 && (side + 2 * p[0]).saturating_sub(kernel) % stride != 0 {
+            return Err(err(
+                "ceil_mode changes this max pool's output size; modelslim rounds down for now",
+            ));
+        }
+        if a.ints("dilations")
+            .is_some_and(|d| d.iter().any(|&v| v != 1))
+        {
+            return Err(err("a dilated max pool"));
+        }
+        self.push(
+            n,
+            Op::MaxPool {
+                kernel,
+                stride,
+                pad: p[0],
+            },
+            &[x],
+            vec![1, shape[1], floor, floor],
+            false,
+        );
+        Ok(())
+    }
+
+    pub(super) fn linear(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
+        let (x, shape, flat) = self
+            .running(n, 0)?
+            .ok_or_else(|| err("multiplies two constants"))?;
+        let k = shape.get(1).copied().unwrap_or(0);
+        if shape.len() != 2 || !(flat || shape.len() == 2) {
+            return Err(err(format!(
+                "multiplies values of shape {shape:?}; modelslim reads linear layers on [N, C]"
+            )));
+        }
+        if !flat {
+            return Err(err("a linear layer on values not pooled to [N, C]"));
+        }
+        let b = self.required_constant(n, 1, "weight")?;
+        let gemm = n.op_type == "Gemm";
+        if gemm && a.int("transA", 0) != 0 {
+            return Err(err("transA"));
+        }
+        let trans_b = gemm && a.int("transB", 0) != 0;
+        let [r0, r1] = b.shape[..] else {
+            return Err(err(format!("weight of shape {:?}", b.shape)));
+        };
+        let (out, inp) = if trans_b { (r0, r1) } else { (r1, r0) };
+        if inp != k {
+            return Err(err(format!(
+                "a weight for {inp} inputs, but its input has {k}"
+            )));
+        }
+        let alpha = if gemm { a.float("alpha", 1.0) } else { 1.0 };
+        let beta = if gemm { a.float("beta", 1.0) } else { 1.0 };
+        let mut w = b.floats();
+        if !trans_b {
+            let mut t = vec![0f32; w.len()];
+            for i in 0..inp {
+                for o in 0..out {
+                    t[o * inp + i] = w[i * out + o];
+                }
+            }
+            w = t;
+        }
+        w.iter_mut().for_each(|v| *v *= alpha);
+        let bias = match (gemm, self.constant(n, 2, "bias")?) {
+            (true, Some(c)) => {
+                let v = c.floats();
+                match v.len() {
+                    1 => vec![v[0] * beta; out],
+                    l if l == out => v.iter().map(|x| x * beta).collect(),
+                    l => return Err(err(format!("a bias of {l} values for {out} outputs"))),
+                }
+            }
+            _ => vec![0.0; out],
+        };
+        let name = self.name_for(n, n.input.get(1).map(String::as_str));
+        let wc = Const {
+            shape: vec![out, inp],
+            data: Data::F32(Arc::new(w)),
+        };
+        self.param(format!("{name}.weight"), wc, vec![out, inp], None)?;
+        let bc = Const {
+            shape: vec![out],
+            data: Data::F32(Arc::new(bias)),
+        };
+        self.param(format!("{name}.bias"), bc, vec![out], None)?;
+        self.push(
+            n,
+            Op::Linear {
+                name,
+                in_features: inp,
+                out_features: out,
+            },
+            &[x],
+            vec![1, out],
+            true,
+        );
+        Ok(())
+    }
+
+    /// `x + c` where `x` (input `xi`) is a conv's or a linear layer's output that nothing
+    /// else reads and `c` (input `ci`) holds one value per channel: `c` joins the bias.
+    pub(super) fn add_bias(&mut self, n: &NodeProto, xi: usize, ci: usize) -> Result<()> {
+        let Some(Val::Run { id, shape, flat }) = self.input(n, xi)? else {
+            return Err(err("no input"));
+        };
+        let c = self.required_constant(n, ci, "addend")?;
+        let channels = shape.get(1).copied().unwrap_or(0);
+        // Broadcast as ONNX does (shapes aligned at the right): C on the channel axis, 1
+        // elsewhere.
+        let per_channel = c.shape.len() <= shape.len() && {
+            let mut padded = vec![1usize; shape.len() - c.shape.len()];
+            padded.extend(&c.shape);
+            padded
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| d == if i == 1 { channels } else { 1 })
+        };
+        let read_once = n
+            .input
+            .get(xi)
+            .is_some_and(|s| self.readers.get(s) == Some(&1));
+        let layer = self.graph.nodes.iter().position(|m| m.output == id);
+        let layer = layer.filter(|_| read_once && per_channel);
+        let Some(li) = layer else {
+            return Err(err(format!(
+                "adds a constant of shape {:?} to values of shape {shape:?}; modelslim folds a per-channel constant into the conv or linear layer before it only",
+                c.shape
+            )));
+        };
+        let (name, has_bias) = match &mut self.graph.nodes[li].op {
+            Op::Conv { name, bias, .. } => {
+                let had = *bias;
+                *bias = true;
+                (name.clone(), had)
+            }
+            Op::Linear { name, .. } => (name.clone(), true),
+            _ => {
+                return Err(err(
+                    "adds a constant to something other than a conv or linear layer's output",
+                ));
+            }
+        };
+        let add = c.floats();
+        let key = format!("{name}.bias");
+        let mut b = if has_bias {
+            self.weights
+                .get(&key)
+                .map(|t| t.data.clone())
+                .unwrap_or(vec![0.0; channels])
+        } else {
+            vec![0.0; channels]
+        };
+        for (v, a) in b.iter_mut().zip(&add) {
+            *v += a;
+        }
+        self.weights.insert(key, HostTensor::new(vec![channels], b));
+        self.set(n, Val::Run { id, shape, flat });
+        Ok(())
+    }
+}
