@@ -246,6 +246,8 @@ pub fn load_model_with(spec: &str, model: Option<&str>, choice: &InputChoice) ->
     } else {
         Model::from_bytes_as(&bytes, model).map(|m| m.named(&stem))
     };
+    // The file's bytes are no longer needed: a large model is not held twice.
+    drop(bytes);
     loaded
         .and_then(|m| m.with_input(choice))
         .map_err(|e| match e {

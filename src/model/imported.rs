@@ -129,13 +129,14 @@ impl super::Model {
         self
     }
 
-    /// The same model fed as `choice` says. Only a network read from ONNX takes a choice:
-    /// ResNet18 and EfficientNet-Lite0 were trained with one preprocessing.
-    pub fn with_input(&self, choice: &InputChoice) -> Result<super::Model> {
+    /// The model fed as `choice` says. Only a network read from ONNX takes a choice:
+    /// ResNet18 and EfficientNet-Lite0 were trained with one preprocessing. (By value: a
+    /// large model is not copied to change its preprocessing.)
+    pub fn with_input(mut self, choice: &InputChoice) -> Result<super::Model> {
         if choice.is_empty() {
-            return Ok(self.clone());
+            return Ok(self);
         }
-        let super::Arch::Graph(g) = &self.arch else {
+        let super::Arch::Graph(g) = &mut self.arch else {
             return Err(Error::Invalid(format!(
                 "{} takes its own preprocessing; --input-size, --resize, --mean, --std and --bgr are for networks read from ONNX",
                 self.arch.display()
@@ -168,9 +169,7 @@ impl super::Model {
             p.bgr = b;
         }
         net.validate().map_err(|e| Error::Invalid(e.to_string()))?;
-        Ok(super::Model {
-            arch: super::Arch::Graph(Box::new(net)),
-            ..self.clone()
-        })
+        **g = net;
+        Ok(self)
     }
 }

@@ -316,7 +316,7 @@ impl Session {
     /// Feed the loaded network as `choice` says (one read from ONNX): kept photos are
     /// preprocessed again, the class names stay, a compressed version goes.
     pub fn set_input(&self, choice: &InputChoice) -> Result<()> {
-        let mut model = self.original()?.model.with_input(choice)?;
+        let mut model = self.original()?.model.clone().with_input(choice)?;
         model.labels = self.labels().or(model.labels);
         self.load(model, self.model_info())
     }

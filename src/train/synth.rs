@@ -80,7 +80,7 @@ fn running_statistics(model: &Model, backend: &Backend) -> Result<Running> {
     }
     if running.mean.is_empty() {
         return Err(Error::Invalid(
-            "this network has no batch norms to synthesize images from".into(),
+            "this network has no batch norms (folded into its convs when it was exported?), and synthesis makes images from their statistics: calibrate on photos instead".into(),
         ));
     }
     Ok(running)
