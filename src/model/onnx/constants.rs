@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::err;
+use super::{Attrs, Reader, Val, err};
 use crate::Result;
 use crate::export::proto::{NodeProto, TensorProto, data_type};
 use crate::limits::MAX_DECODED_VALUES;
@@ -354,4 +354,181 @@ pub(super) fn reshape_target(input: &[usize], target: &[i64]) -> Result<Vec<usiz
         return Err(err(format!("reshape of {input:?} to {target:?}")));
     }
     Ok(out)
+}
+
+impl Reader {
+    /// The ops that compute constants — `Constant`, `ConstantOfShape`, and the shape
+    /// arithmetic of `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze` — computed
+    /// now. Returns whether `n` was one.
+    pub(super) fn constant_op(&mut self, n: &NodeProto, a: &Attrs) -> Result<bool> {
+        match n.op_type.as_str() {
+            "Constant" => {
+                let c = if let Some(t) = a.get("value").and_then(|v| v.t.as_ref()) {
+                    decode_tensor(t, &mut self.budget)?
+                } else if let Some(v) = a.get("value_float") {
+                    Const {
+                        shape: vec![],
+                        data: Data::F32(Arc::new(vec![v.f])),
+                    }
+                } else if let Some(v) = a.get("value_floats") {
+                    Const {
+                        shape: vec![v.floats.len()],
+                        data: Data::F32(Arc::new(v.floats.clone())),
+                    }
+                } else if let Some(v) = a.get("value_int") {
+                    Const::ints1(vec![], vec![v.i])
+                } else if let Some(v) = a.get("value_ints") {
+                    Const::ints1(vec![v.ints.len()], v.ints.clone())
+                } else {
+                    return Err(err("a constant without a value modelslim reads"));
+                };
+                self.set(n, Val::Const(c));
+            }
+            "ConstantOfShape" => {
+                let shape = self.required_constant(n, 0, "shape")?.ints();
+                let shape = dims(&shape)?;
+                let count = checked_count(&shape)?;
+                self.budget = self
+                    .budget
+                    .checked_sub(count)
+                    .ok_or_else(|| err("the constants hold too many values"))?;
+                let fill = match a.get("value").and_then(|v| v.t.as_ref()) {
+                    Some(t) => decode_tensor(t, &mut usize::MAX.clone())?,
+                    None => Const {
+                        shape: vec![1],
+                        data: Data::F32(Arc::new(vec![0.0])),
+                    },
+                };
+                let data = match fill.data {
+                    Data::F32(v) => {
+                        Data::F32(Arc::new(vec![v.first().copied().unwrap_or(0.0); count]))
+                    }
+                    Data::I64(v) => {
+                        Data::I64(Arc::new(vec![v.first().copied().unwrap_or(0); count]))
+                    }
+                };
+                self.set(n, Val::Const(Const { shape, data }));
+            }
+            "Shape" => {
+                let Some((_, shape, _)) = self.running(n, 0)? else {
+                    let c = self.required_constant(n, 0, "input")?;
+                    let s: Vec<i64> = c.shape.iter().map(|&d| d as i64).collect();
+                    self.set(n, Val::Const(Const::ints1(vec![s.len()], s)));
+                    return Ok(true);
+                };
+                let rank = shape.len() as i64;
+                let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+                let start = clamp(a.int("start", 0));
+                let end = clamp(a.int("end", rank)).max(start);
+                let s: Vec<i64> = shape[start..end].iter().map(|&d| d as i64).collect();
+                self.set(n, Val::Const(Const::ints1(vec![s.len()], s)));
+            }
+            "Gather" => {
+                let data = self.required_constant(n, 0, "data")?;
+                let idx = self.required_constant(n, 1, "indices")?;
+                if data.shape.len() > 1 || a.int("axis", 0) != 0 {
+                    return Err(err("gathers from a constant of more than one dimension"));
+                }
+                let len = data.len() as i64;
+                let picks: Vec<usize> = idx
+                    .ints()
+                    .iter()
+                    .map(|&i| (if i < 0 { i + len } else { i }).max(0) as usize)
+                    .collect();
+                let mut c = data.pick(&picks)?;
+                c.shape = idx.shape.clone();
+                self.set(n, Val::Const(c));
+            }
+            "Slice" => {
+                let data = self.required_constant(n, 0, "data")?;
+                if data.shape.len() != 1 {
+                    return Err(err("slices a constant of more than one dimension"));
+                }
+                let (starts, ends, axes, steps) = if self.opset < 10 {
+                    (a.ints("starts"), a.ints("ends"), a.ints("axes"), None)
+                } else {
+                    let g = |s: &mut Self, i: usize| -> Result<Option<Vec<i64>>> {
+                        Ok(s.constant(n, i, "slice bound")?.map(|c| c.ints()))
+                    };
+                    (g(self, 1)?, g(self, 2)?, g(self, 3)?, g(self, 4)?)
+                };
+                let (Some([start]), Some([end])) = (starts.as_deref(), ends.as_deref()) else {
+                    return Err(err("a slice without one start and one end"));
+                };
+                if axes.is_some_and(|x| x.as_slice() != [0] && x.as_slice() != [-1])
+                    || steps.is_some_and(|s| s.as_slice() != [1])
+                {
+                    return Err(err("a slice other than along its only axis, step 1"));
+                }
+                let len = data.len() as i64;
+                let at = |v: i64| (if v < 0 { v + len } else { v }).clamp(0, len) as usize;
+                let (s, e) = (at(*start), at(*end));
+                let picks: Vec<usize> = (s..e.max(s)).collect();
+                self.set(n, Val::Const(data.pick(&picks)?));
+            }
+            "Concat" => {
+                let mut parts = Vec::new();
+                for i in 0..n.input.len() {
+                    if let Some(Val::Run { .. }) = self.input(n, i)? {
+                        return Err(err(
+                            "concatenates the image's values (as SqueezeNet, DenseNet and Inception do), which modelslim does not run yet",
+                        ));
+                    }
+                    let c = self.required_constant(n, i, "input")?;
+                    if c.shape.len() > 1 {
+                        return Err(err("concatenates constants of more than one dimension"));
+                    }
+                    parts.push(c);
+                }
+                let data = if parts.iter().all(|c| matches!(c.data, Data::I64(_))) {
+                    let v: Vec<i64> = parts.iter().flat_map(|c| c.ints()).collect();
+                    Const::ints1(vec![v.len()], v)
+                } else {
+                    let v: Vec<f32> = parts.iter().flat_map(|c| c.floats()).collect();
+                    Const {
+                        shape: vec![v.len()],
+                        data: Data::F32(Arc::new(v)),
+                    }
+                };
+                self.set(n, Val::Const(data));
+            }
+            "Unsqueeze" | "Squeeze" => {
+                let c = self.required_constant(n, 0, "input")?;
+                let axes = match a.ints("axes") {
+                    Some(x) => x,
+                    None => self
+                        .constant(n, 1, "axes")?
+                        .map(|c| c.ints())
+                        .unwrap_or_default(),
+                };
+                let mut shape = c.shape.clone();
+                if n.op_type == "Unsqueeze" {
+                    let rank = (shape.len() + axes.len()) as i64;
+                    let mut ax: Vec<usize> = axes
+                        .iter()
+                        .map(|&x| (if x < 0 { x + rank } else { x }).clamp(0, rank) as usize)
+                        .collect();
+                    ax.sort();
+                    for x in ax {
+                        shape.insert(x.min(shape.len()), 1);
+                    }
+                } else {
+                    let rank = shape.len() as i64;
+                    let ax: Vec<usize> = axes
+                        .iter()
+                        .map(|&x| (if x < 0 { x + rank } else { x }).max(0) as usize)
+                        .collect();
+                    shape = shape
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, d)| !(**d == 1 && (ax.is_empty() || ax.contains(i))))
+                        .map(|(_, d)| *d)
+                        .collect();
+                }
+                self.set(n, Val::Const(c.reshaped(shape)?));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
