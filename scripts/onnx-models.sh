@@ -37,6 +37,7 @@ echo "$MEMORY"
 if [[ -z "${SHORT:-}" ]]; then
   {
     echo "$HEADER"
+    echo
     echo "docorient 0.4.1's \`orientation_detector.onnx\` (MIT): torchvision's MobileNetV2 exported by"
     echo "PyTorch at opset 13 with its batch norms folded, one logit (\"the photo is upside down\")."
     echo "Each of the 250 ImageNet validation photos is scored upright and turned 180° (500 inputs,"
