@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The page's two engine modules in a built site, gzipped as a static host would serve them, and
-the budget the first one must keep (≤ 3.5 MB gzip: what every visitor downloads
-before the first prediction). Exits 1 over budget, or when the modules got mixed up: the page's
+the budget the first one must keep (≤ 3.6 MB gzip: what every visitor downloads
+before the first prediction; 3.5 MB until the page read users' ONNX networks, whose reader,
+graph storage and ops added 0.08 MB). Exits 1 over budget, or when the modules got mixed up: the page's
 must not have training in it (the point of building it without), the training module must.
 
     python3 scripts/module-sizes.py [DIST]      (dist/ by default; run after trunk build)
@@ -11,7 +12,7 @@ import gzip
 import os
 import sys
 
-BUDGET = 3.5e6  # bytes, gzip -9
+BUDGET = 3.6e6  # bytes, gzip -9
 
 
 def gz(path):
