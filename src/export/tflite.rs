@@ -740,7 +740,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                     )));
                 }
                 let key = format!("{layer}.weight");
-                let depthwise = *groups == c && *groups == o && c > 1;
+                let depthwise = Op::is_depthwise(c, o, *groups);
                 let in_step = step(n.inputs[0])?;
                 let filter = if depthwise {
                     // [C, 1, k, k] → [1, k, k, C].

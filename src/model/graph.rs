@@ -81,6 +81,11 @@ impl Op {
         }
     }
 
+    /// Whether a conv of these widths and groups is depthwise (one filter per channel).
+    pub fn is_depthwise(in_channels: usize, out_channels: usize, groups: usize) -> bool {
+        groups > 1 && groups == in_channels && groups == out_channels
+    }
+
     /// An element-wise function of one value (its shape kept).
     pub fn is_unary_elementwise(&self) -> bool {
         match self {
@@ -349,7 +354,7 @@ impl Graph {
                     groups,
                     ..
                 } => {
-                    let depthwise = *groups > 1 && groups == in_channels && groups == out_channels;
+                    let depthwise = Op::is_depthwise(*in_channels, *out_channels, *groups);
                     let output = if depthwise { x } else { st.space() };
                     if !depthwise && st.protected.is_empty() {
                         st.protected.push(output);

@@ -308,7 +308,8 @@ impl Graph {
                     return None;
                 };
                 let x = n.inputs[0];
-                let conv = self.nodes.iter().find(|m| m.output == x)?;
+                // Graphs are built one value per node: value x > 0 is node x − 1's.
+                let conv = x.checked_sub(1).and_then(|i| self.nodes.get(i))?;
                 match &conv.op {
                     Op::Conv { name: c, .. } if readers[x] == 1 => Some((name.clone(), c.clone())),
                     _ => None,
@@ -379,13 +380,12 @@ impl Graph {
     /// only inside the block), whose layers' names all start with `{name}.` and no other
     /// layer's does (`features.3` for `features.3.conv.0.0`, …).
     pub fn residual_blocks(&self) -> Vec<(String, usize, usize)> {
-        let readers: Vec<Vec<usize>> = (0..self.values.len())
-            .map(|v| {
-                (0..self.nodes.len())
-                    .filter(|&i| self.nodes[i].inputs.contains(&v))
-                    .collect()
-            })
-            .collect();
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                readers[v].push(i);
+            }
+        }
         let mut out = Vec::new();
         for (ai, add) in self.nodes.iter().enumerate() {
             if !matches!(add.op, Op::Add) {
@@ -495,7 +495,7 @@ impl Graph {
                     ..
                 } => {
                     let s = shape(format!("{name}.weight"))?;
-                    let depthwise = *groups > 1 && groups == in_channels && groups == out_channels;
+                    let depthwise = Op::is_depthwise(*in_channels, *out_channels, *groups);
                     *out_channels = s[0];
                     if depthwise {
                         *in_channels = s[0];

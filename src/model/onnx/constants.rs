@@ -236,11 +236,13 @@ pub(super) fn hard_swish_parts(
     for i in nodes.iter().flat_map(|n| &n.input) {
         *readers.entry(i).or_default() += 1;
     }
-    let producer = |name: &str| {
-        nodes
-            .iter()
-            .position(|n| n.output.first().map(String::as_str) == Some(name))
-    };
+    // Each value's writer, found once (not a search per node: a file may hold many nodes).
+    let writers: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.output.first().map(|o| (o.as_str(), i)))
+        .collect();
+    let producer = |name: &str| writers.get(name).copied();
     let is = |i: usize, op: &str| nodes[i].op_type == op;
     let scalar = |name: Option<&String>| name.and_then(|n| scalars.get(n.as_str()).copied());
     let alone = |i: usize| {
@@ -494,13 +496,7 @@ impl Reader {
             }
             "Unsqueeze" | "Squeeze" => {
                 let c = self.required_constant(n, 0, "input")?;
-                let axes = match a.ints("axes") {
-                    Some(x) => x,
-                    None => self
-                        .constant(n, 1, "axes")?
-                        .map(|c| c.ints())
-                        .unwrap_or_default(),
-                };
+                let axes = self.axes(n, a)?;
                 let mut shape = c.shape.clone();
                 if n.op_type == "Unsqueeze" {
                     let rank = (shape.len() + axes.len()) as i64;

@@ -23,10 +23,10 @@ impl Reader {
         // The function of the other operand whose only reader is this product.
         let function_of = |s: &Self, gi: usize, g: usize, x: usize| {
             let reads_once = n.input.get(gi).and_then(|i| s.readers.get(i)) == Some(&1);
-            s.graph
-                .nodes
-                .iter()
-                .find(|m| m.output == g && m.inputs == [x] && reads_once)
+            // Value g > 0 is node g − 1's.
+            g.checked_sub(1)
+                .and_then(|i| s.graph.nodes.get(i))
+                .filter(|m| m.inputs == [x] && reads_once)
                 .map(|m| m.op.clone())
         };
         for (gi, x, g, shape, flat) in [(1, a, b, &sa, fa), (0, b, a, &sb, fb)] {

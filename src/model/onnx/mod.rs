@@ -331,6 +331,18 @@ impl Reader {
         }
     }
 
+    /// A node's `axes`: an attribute before opset 13 (18 for reductions), a constant second
+    /// input after.
+    fn axes(&mut self, n: &NodeProto, a: &Attrs) -> Result<Vec<i64>> {
+        match a.ints("axes") {
+            Some(x) => Ok(x),
+            None => Ok(self
+                .constant(n, 1, "axes")?
+                .map(|c| c.ints())
+                .unwrap_or_default()),
+        }
+    }
+
     fn required_constant(&mut self, n: &NodeProto, i: usize, what: &str) -> Result<Const> {
         self.constant(n, i, what)?
             .ok_or_else(|| err(format!("its {what} is missing")))
@@ -620,13 +632,7 @@ impl Reader {
                     return Err(err("pools flat values"));
                 }
                 let keep = if n.op_type == "ReduceMean" {
-                    let axes = match a.ints("axes") {
-                        Some(x) => x,
-                        None => self
-                            .constant(n, 1, "axes")?
-                            .map(|c| c.ints())
-                            .unwrap_or_default(),
-                    };
+                    let axes = self.axes(n, &a)?;
                     let mut ax: Vec<i64> = axes
                         .iter()
                         .map(|&x| if x < 0 { x + 4 } else { x })
