@@ -7,6 +7,8 @@ use crate::backend::Backend;
 use crate::labels::class_name;
 use crate::model::Model;
 use crate::model::exec::{BatchNormMode, Network, Pass};
+use crate::model::graph::Hw;
+use crate::preprocess::image_hw;
 use crate::{Error, Result};
 
 /// One ranked class.
@@ -106,29 +108,30 @@ pub async fn read_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| Error::Backend(format!("unexpected result type: {e:?}")))
 }
 
-/// Upload a batch of normalised CHW images, squares of one side (224 for photos; the network
-/// is convolutional, and tests and synthesized images use other sides), as `[N, 3, S, S]`.
-pub fn image_batch(images: &[Vec<f32>], device: &Device) -> Result<Tensor<4>> {
+/// Upload a batch of normalised CHW images of one size, as `[N, 3, H, W]`; their sides are in
+/// the ratio of `aspect`, the network's input size (224×224 for photos; the network is
+/// convolutional, and tests and synthesized images use other sizes).
+pub fn image_batch(images: &[Vec<f32>], aspect: Hw, device: &Device) -> Result<Tensor<4>> {
     if images.is_empty() {
         return Err(Error::Invalid("no images were given".into()));
     }
-    let s = ((images[0].len() / 3) as f64).sqrt().round() as usize;
-    let per = 3 * s * s;
-    if s < 16 {
+    let [h, w] = image_hw(images[0].len(), aspect)?;
+    if h.min(w) < 16 {
         return Err(Error::Invalid(format!(
-            "input has {} values, not a 3-channel square of at least 16×16",
+            "input has {} values, not a 3-channel image of at least 16×16",
             images[0].len()
         )));
     }
+    let per = 3 * h * w;
     if let Some(bad) = images.iter().find(|im| im.len() != per) {
         return Err(Error::Invalid(format!(
-            "input has {} values, expected 3×{s}×{s}",
+            "input has {} values, expected 3×{h}×{w}",
             bad.len()
         )));
     }
     let flat: Vec<f32> = images.concat();
     Ok(Tensor::<4>::from_data(
-        TensorData::new(flat, [images.len(), 3, s, s]),
+        TensorData::new(flat, [images.len(), 3, h, w]),
         device,
     ))
 }
@@ -153,6 +156,8 @@ type BuildNetwork = fn(
 pub struct Classifier {
     pub backend: Backend,
     net: Network,
+    /// The network's input `[height, width]`: the shape of the images it is given.
+    aspect: Hw,
 }
 
 impl Classifier {
@@ -175,11 +180,15 @@ impl Classifier {
             &model.quant,
             &backend.device,
         )?;
-        Ok(Classifier { backend, net })
+        Ok(Classifier {
+            backend,
+            net,
+            aspect: model.arch.input_size(),
+        })
     }
 
     fn input(&self, images: &[Vec<f32>]) -> Result<Tensor<4>> {
-        image_batch(images, &self.backend.device)
+        image_batch(images, self.aspect, &self.backend.device)
     }
 
     /// Logits for a batch of normalised CHW images, read back asynchronously (the only way on

@@ -24,8 +24,12 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 pub struct Preprocess {
     /// The short side after resizing (256 for ImageNet eval).
     pub resize: u32,
-    /// The square center crop (224).
+    /// The center crop's height (224), and its width unless `crop_width` says otherwise.
     pub crop: u32,
+    /// The center crop's width where it differs from its height (a 48×192 text-line
+    /// classifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_width: Option<u32>,
     /// Per-channel mean subtracted from `pixel / 255`.
     pub mean: [f32; 3],
     /// Per-channel divisor applied after the mean.
@@ -41,6 +45,7 @@ impl Preprocess {
     pub const IMAGENET: Preprocess = Preprocess {
         resize: 256,
         crop: 224,
+        crop_width: None,
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
         bgr: false,
@@ -51,10 +56,19 @@ impl Preprocess {
     pub const LITE: Preprocess = Preprocess {
         resize: 256,
         crop: 224,
+        crop_width: None,
         mean: [127.0 / 255.0; 3],
         std: [128.0 / 255.0; 3],
         bgr: false,
     };
+
+    /// The crop's (the network input's) `[height, width]`.
+    pub fn input_hw(&self) -> [usize; 2] {
+        [
+            self.crop as usize,
+            self.crop_width.unwrap_or(self.crop) as usize,
+        ]
+    }
 
     /// Decode, orient, resize and crop: the 8-bit RGB crop the network will see.
     pub fn crop_image(&self, bytes: &[u8]) -> Result<RgbImage> {
@@ -67,7 +81,8 @@ impl Preprocess {
         let (w, h) = rgb.dimensions();
         let (nw, nh) = resized_size(w, h, self.resize);
         let resized = resize_bilinear_pil(rgb, nw, nh);
-        center_crop(&resized, self.crop)
+        let [h, w] = self.input_hw();
+        center_crop(&resized, w as u32, h as u32)
     }
 
     /// The normalised CHW tensor of an 8-bit crop.
@@ -84,10 +99,35 @@ impl Preprocess {
         out
     }
 
-    /// Image file bytes → normalised CHW input of shape `[3, crop, crop]`.
+    /// Image file bytes → normalised CHW input of shape `[3, height, width]`.
     pub fn run(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         Ok(self.to_chw(&self.crop_image(bytes)?))
     }
+}
+
+/// The `[height, width]` of a 3-channel image of `len` values whose sides are in the ratio
+/// `aspect` (a network's input size: `[224, 224]` for squares of any side), or why it is not
+/// one.
+pub fn image_hw(len: usize, aspect: [usize; 2]) -> Result<[usize; 2]> {
+    let g = gcd(aspect[0], aspect[1]).max(1);
+    let [a, b] = aspect.map(|s| s / g);
+    let scale = ((len / 3) as f64 / (a * b).max(1) as f64).sqrt().round() as usize;
+    let hw = [a * scale, b * scale];
+    if scale == 0 || 3 * hw[0] * hw[1] != len {
+        let shape = if a == b {
+            "squares".to_string()
+        } else {
+            format!("images of sides in the ratio {a}:{b} (height:width)")
+        };
+        return Err(Error::Invalid(format!(
+            "images must be 3-channel {shape}, not {len} values"
+        )));
+    }
+    Ok(hw)
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Decode JPEG/PNG/WebP bytes, apply EXIF orientation and convert to 8-bit RGB.
@@ -160,11 +200,11 @@ pub fn resized_size(w: u32, h: u32, size: u32) -> (u32, u32) {
 
 /// torchvision's `CenterCrop(size)`: offsets `int(round((dim - size) / 2))` with Python's
 /// round-half-to-even. The image must be at least `size` on both sides.
-pub fn center_crop(img: &RgbImage, size: u32) -> RgbImage {
+pub fn center_crop(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (w, h) = img.dimensions();
-    let left = round_half_even((w.saturating_sub(size)) as f64 / 2.0);
-    let top = round_half_even((h.saturating_sub(size)) as f64 / 2.0);
-    image::imageops::crop_imm(img, left, top, size.min(w), size.min(h)).to_image()
+    let left = round_half_even((w.saturating_sub(width)) as f64 / 2.0);
+    let top = round_half_even((h.saturating_sub(height)) as f64 / 2.0);
+    image::imageops::crop_imm(img, left, top, width.min(w), height.min(h)).to_image()
 }
 
 fn round_half_even(x: f64) -> u32 {
@@ -308,7 +348,8 @@ mod tests {
         assert_eq!(round_half_even(17.5), 18);
         assert_eq!(round_half_even(3.0), 3);
         let img = RgbImage::new(383, 256);
-        assert_eq!(center_crop(&img, 224).dimensions(), (224, 224));
+        assert_eq!(center_crop(&img, 224, 224).dimensions(), (224, 224));
+        assert_eq!(center_crop(&img, 192, 48).dimensions(), (192, 48));
     }
 
     #[test]

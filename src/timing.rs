@@ -28,10 +28,10 @@ impl Timing {
     }
 }
 
-/// The input latencies are timed on: one constant image of the network's `side`, so that
-/// runs differ only in the device's time.
-pub fn benchmark_input(side: usize) -> Vec<f32> {
-    vec![0.1f32; 3 * side * side]
+/// The input latencies are timed on: one constant image of the network's `[height, width]`,
+/// so that runs differ only in the device's time.
+pub fn benchmark_input([height, width]: [usize; 2]) -> Vec<f32> {
+    vec![0.1f32; 3 * height * width]
 }
 
 #[cfg(test)]

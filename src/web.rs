@@ -216,7 +216,7 @@ impl Engine {
         self.session.load(model, info).map_err(js_err)
     }
 
-    /// Feed the loaded network as the JSON `{side?, resize?, mean?, std?, bgr?}` says (a
+    /// Feed the loaded network as the JSON `{size?: [height, width], resize?, mean?, std?, bgr?}` says (a
     /// network read from ONNX); kept photos are preprocessed again.
     #[wasm_bindgen(js_name = setInput)]
     pub fn set_input(&mut self, choice: String) -> Result<(), JsValue> {
@@ -225,8 +225,8 @@ impl Engine {
         self.session.set_input(&choice).map_err(js_err)
     }
 
-    /// The loaded network's preprocessing as JSON `{resize, crop, mean, std, bgr, editable,
-    /// fixed_size}`.
+    /// The loaded network's preprocessing as JSON `{resize, crop, crop_width?, mean, std, bgr,
+    /// editable, fixed_size}` (`crop_width` where the input is not square).
     pub fn preprocessing(&self) -> Result<String, JsValue> {
         serde_json::to_string(&self.session.input().map_err(js_err)?).map_err(js_err)
     }
@@ -418,7 +418,7 @@ impl Engine {
         self.session.original_onnx().map_err(js_err)
     }
 
-    /// Kept photo `index` as the model's input (CHW floats of a square side), for another
+    /// Kept photo `index` as the model's input (CHW floats of the input's height and width), for another
     /// runtime to be given exactly what this engine is given.
     #[wasm_bindgen(js_name = photoInput)]
     pub fn photo_input(&self, index: usize) -> Result<Vec<f32>, JsValue> {

@@ -30,14 +30,14 @@ async function load(m) {
 async function run(m) {
   const model = models.get(m.name);
   if (!model) throw new Error(`no LiteRT model '${m.name}'`);
-  const { side, input } = m;
-  const plane = side * side;
+  const { hw: [h, w], input } = m;
+  const plane = h * w;
   const hwc = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) hwc[i * 3 + c] = input[c * plane + i];
   const times = [];
   let logits = null;
   for (let r = 0; r < m.runs; r++) {
-    const tensor = new litert.Tensor(hwc, [1, side, side, 3]);
+    const tensor = new litert.Tensor(hwc, [1, h, w, 3]);
     const t0 = performance.now();
     const out = await model.run(tensor);
     times.push(performance.now() - t0);

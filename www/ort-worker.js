@@ -34,7 +34,7 @@ async function load(m) {
 async function run(m) {
   const s = sessions.get(m.name);
   if (!s) throw new Error(`no ONNX session '${m.name}'`);
-  const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', m.input, [1, 3, m.side, m.side]) };
+  const feeds = { [s.inputNames[0]]: new ort.Tensor('float32', m.input, [1, 3, ...m.hw]) };
   const times = [];
   let logits = null;
   for (let i = 0; i < m.runs; i++) {

@@ -48,15 +48,16 @@ async function checkIn(runtime, { engine, topFive, runs, maxPhotos, status }) {
     let info = null;
     for (const [name, bytes] of Object.entries(files)) info = await rt.call({ type: 'load', name, bytes, threads: runtime.threads });
     const out = { threads: info.threads, version: info.version, photos: [] };
+    const pre = JSON.parse(await engine.preprocessing());
+    const hw = [pre.crop, pre.crop_width ?? pre.crop];
     let first = null;
     for (let i = 0; i < n; i++) {
       status(`${runtime.label}: photo ${i + 1} of ${n}…`);
       const input = await engine.photoInput(i);
-      const side = Math.round(Math.sqrt(input.length / 3));
-      first ??= { input, side };
+      first ??= { input, hw };
       const row = { index: i };
       for (const name of ['original', 'compressed']) {
-        const r = await rt.call({ type: 'run', name, input, side, runs: 1 });
+        const r = await rt.call({ type: 'run', name, input, hw, runs: 1 });
         row[name] = { top5: await topFive(r.logits), logits: Array.from(r.logits) };
       }
       out.photos.push(row);

@@ -230,7 +230,7 @@ pub fn load_model_as(spec: &str, model: Option<&str>) -> Result<Model> {
     load_model_with(spec, model, &InputChoice::default())
 }
 
-/// [`load_model_as`] fed as `choice` says (an ONNX file is read at its chosen side).
+/// [`load_model_as`] fed as `choice` says (an ONNX file is read at its chosen size).
 pub fn load_model_with(spec: &str, model: Option<&str>, choice: &InputChoice) -> Result<Model> {
     if spec.starts_with("seeded:") {
         return load_model_as(spec, model)?.with_input(choice);
@@ -242,7 +242,7 @@ pub fn load_model_with(spec: &str, model: Option<&str>, choice: &InputChoice) ->
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let loaded = if onnx::looks_like_onnx(&bytes) && model.is_none() {
-        onnx::read_onnx(&bytes, &stem, choice.side)
+        onnx::read_onnx(&bytes, &stem, choice.size)
     } else {
         Model::from_bytes_as(&bytes, model).map(|m| m.named(&stem))
     };
@@ -279,12 +279,12 @@ pub struct ModelFlags {
     /// carry them).
     #[arg(long, value_name = "FILE")]
     labels: Option<String>,
-    /// ONNX networks: the input's side, N or NxN, where the file leaves it open (default:
-    /// the file's, else 224). Compressed files carry it, with the four below.
+    /// ONNX networks: the input's size, N (square) or HxW, where the file leaves it open
+    /// (default: the file's, else 224). Compressed files carry it, with the four below.
     #[arg(long, value_name = "N|HxW")]
     input_size: Option<String>,
     /// ONNX networks: the shorter side the photo is resized to before the centre crop
-    /// (default: round(side / 0.875)).
+    /// (default: round(longer input side / 0.875)).
     #[arg(long, value_name = "N")]
     resize: Option<u32>,
     /// ONNX networks: per-channel mean subtracted from pixel values in 0–1 (default:
@@ -319,29 +319,24 @@ impl ModelFlags {
                 ))),
             }
         };
-        let side = match &self.input_size {
+        let size = match &self.input_size {
             None => None,
             Some(text) => {
                 let parts: Vec<&str> = text.split(['x', 'X']).collect();
-                let bad = || Error::Invalid(format!("--input-size {text}: give N or NxN"));
+                let bad = || Error::Invalid(format!("--input-size {text}: give N or HxW"));
                 let nums: Vec<u32> = parts
                     .iter()
                     .map(|p| p.trim().parse::<u32>().map_err(|_| bad()))
                     .collect::<Result<_>>()?;
                 match nums[..] {
-                    [n] => Some(n),
-                    [h, w] if h == w => Some(h),
-                    [h, w] => {
-                        return Err(Error::Invalid(format!(
-                            "--input-size {h}x{w}: modelslim runs square inputs for now"
-                        )));
-                    }
+                    [n] => Some([n, n]),
+                    [h, w] => Some([h, w]),
                     _ => return Err(bad()),
                 }
             }
         };
         Ok(InputChoice {
-            side,
+            size,
             resize: self.resize,
             mean: triple("mean", &self.mean)?,
             std: triple("std", &self.std)?,

@@ -156,7 +156,12 @@ where
         photos: batches_of(act_images),
         // Only the layer statistics see the copies (see `CompressOptions::augment`).
         statistics: if plan.measures_layer_statistics() {
-            batches_of(&plan.options.augment.apply(act_images)?)
+            batches_of(
+                &plan
+                    .options
+                    .augment
+                    .apply(act_images, model.arch.input_size())?,
+            )
         } else {
             Vec::new()
         },

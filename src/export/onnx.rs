@@ -328,8 +328,8 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                     &inputs,
                     &out,
                     vec![
-                        attr_ints("kernel_shape", &[*kernel, *kernel]),
-                        attr_ints("strides", &[*stride, *stride]),
+                        attr_ints("kernel_shape", kernel),
+                        attr_ints("strides", stride),
                         attr_ints("pads", pads),
                         attr_ints("dilations", &[1, 1]),
                         attr_int("group", *groups as i64),
@@ -417,15 +417,15 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
             Op::MaxPool {
                 kernel,
                 stride,
-                pad,
+                pads,
             } => b.node(
                 "MaxPool",
                 &[&x],
                 &out,
                 vec![
-                    attr_ints("kernel_shape", &[*kernel, *kernel]),
-                    attr_ints("strides", &[*stride, *stride]),
-                    attr_ints("pads", &[*pad; 4]),
+                    attr_ints("kernel_shape", kernel),
+                    attr_ints("strides", stride),
+                    attr_ints("pads", pads),
                 ],
             ),
             Op::GlobalAvgPool => {
@@ -469,7 +469,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
         }
     }
     let classes = model.arch.output_width();
-    let side = model.arch.input_size();
+    let [height, width] = model.arch.input_size();
     let output_name = read_as[graph.output].clone();
     if output_name != "logits" {
         return Err(Error::Structure(
@@ -491,7 +491,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
             doc_string: String::new(),
             input: vec![value_info(
                 "input",
-                &[None, Some(3), Some(side), Some(side)],
+                &[None, Some(3), Some(height), Some(width)],
             )],
             output: vec![value_info("logits", &[None, Some(classes)])],
         }),

@@ -27,6 +27,7 @@
 
 use super::arena::{Lifetime, arena_bytes};
 use super::flatbuffer::{Builder, Field, Offset};
+use crate::model::graph::Hw;
 use crate::model::{Model, Op};
 use crate::quant::{ActQuant, Granularity, bias_scales};
 use crate::tensor::{f16_le_bytes, f32_le_bytes};
@@ -437,7 +438,7 @@ impl Writer<'_> {
         Ok(self.tensor(&key, &[out as i32], dtype::FLOAT32, Some(&zeros), None))
     }
 
-    /// How a `k × k` window at `stride` with PyTorch's `pads` (`[top, left, bottom, right]`)
+    /// How a `kh × kw` window at `stride` (`[vertical, horizontal]`) with PyTorch's `pads` (`[top, left, bottom, right]`)
     /// runs over `x` of shape `s`: `VALID` without pads, `SAME` where the pads are TFLite's
     /// `SAME`, else after an explicit zero `PAD` — only where `zeros_allowed` (a zero then
     /// changes nothing the window computes). Returns the tensor the operation reads, its
@@ -449,8 +450,8 @@ impl Writer<'_> {
         name: &str,
         s: Shape,
         pads: [usize; 4],
-        k: usize,
-        stride: usize,
+        k: Hw,
+        stride: Hw,
         zeros_allowed: bool,
         step: Option<ActQuant>,
     ) -> Result<(i32, u8, (usize, usize))> {
@@ -466,8 +467,8 @@ impl Writer<'_> {
                 "'{name}': a max pool padded differently from TFLite's SAME needs an input that is never below zero"
             )));
         };
-        let h = out_side(s.h, before[0], before[2], k, stride)?;
-        let w = out_side(s.w, before[1], before[3], k, stride)?;
+        let h = out_side(s.h, before[0], before[2], k[0], stride[0])?;
+        let w = out_side(s.w, before[1], before[3], k[1], stride[1])?;
         Ok((x, padding, (h, w)))
     }
 
@@ -497,11 +498,12 @@ impl Writer<'_> {
     }
 }
 
-/// TFLite's `SAME` padding `[top, left, bottom, right]` of a `k × k` window at `stride` on an
-/// `h × w` input.
-fn same_pads(h: usize, w: usize, k: usize, stride: usize) -> [usize; 4] {
-    let total = |n: usize| ((n.div_ceil(stride) - 1) * stride + k).saturating_sub(n);
-    let (th, tw) = (total(h), total(w));
+/// TFLite's `SAME` padding `[top, left, bottom, right]` of a `kh × kw` window at `stride` on
+/// an `h × w` input.
+fn same_pads(h: usize, w: usize, k: Hw, stride: Hw) -> [usize; 4] {
+    let total =
+        |n: usize, a: usize| ((n.div_ceil(stride[a]) - 1) * stride[a] + k[a]).saturating_sub(n);
+    let (th, tw) = (total(h, 0), total(w, 1));
     [th / 2, tw / 2, th - th / 2, tw - tw / 2]
 }
 
@@ -656,9 +658,10 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
     let readers = |v: usize| graph.nodes.iter().filter(|n| n.inputs.contains(&v)).count();
     // Each value's tensor and shape; a fused activation's output is its producer's tensor.
     let mut tensor: Vec<Option<(i32, Shape)>> = vec![None; graph.values.len()];
+    let [height, width] = model.arch.input_size();
     let input_shape = Shape {
-        h: model.arch.input_size(),
-        w: model.arch.input_size(),
+        h: height,
+        w: width,
         c: 3,
         flat: false,
     };
@@ -732,7 +735,8 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 groups,
                 ..
             } => {
-                let (k, o, c) = (*kernel, *out_channels, *in_channels);
+                let ([kh, kw], o, c) = (*kernel, *out_channels, *in_channels);
+                let taps = kh * kw;
                 if s.flat || s.c != c {
                     return Err(Error::Structure(format!(
                         "'{layer}' reads {} channels, not {c}",
@@ -743,17 +747,23 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 let depthwise = Op::is_depthwise(c, o, *groups);
                 let in_step = step(n.inputs[0])?;
                 let filter = if depthwise {
-                    // [C, 1, k, k] → [1, k, k, C].
-                    w.weights(&key, &[1, k, k, c], |i| (i % c) * k * k + i / c, 3, in_step)?
-                } else if *groups == 1 {
-                    // [o, c, k, k] → [o, k, k, c].
+                    // [C, 1, kh, kw] → [1, kh, kw, C].
                     w.weights(
                         &key,
-                        &[o, k, k, c],
+                        &[1, kh, kw, c],
+                        |i| (i % c) * taps + i / c,
+                        3,
+                        in_step,
+                    )?
+                } else if *groups == 1 {
+                    // [o, c, kh, kw] → [o, kh, kw, c].
+                    w.weights(
+                        &key,
+                        &[o, kh, kw, c],
                         |i| {
-                            let (oi, rest) = (i / (k * k * c), i % (k * k * c));
+                            let (oi, rest) = (i / (taps * c), i % (taps * c));
                             let (pos, ci) = (rest / c, rest % c);
-                            (oi * c + ci) * k * k + pos
+                            (oi * c + ci) * taps + pos
                         },
                         0,
                         in_step,
@@ -766,7 +776,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 let bias = w.layer_bias(layer, o, in_step)?;
                 // A conv's padding is zeros by definition.
                 let (x, padding, (h, wd)) =
-                    w.window(x, &name, s, *pads, k, *stride, true, in_step)?;
+                    w.window(x, &name, s, *pads, *kernel, *stride, true, in_step)?;
                 let shape = Shape {
                     h,
                     w: wd,
@@ -777,8 +787,8 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 let (code, opts) = if depthwise {
                     let t = w.fb.table(&[
                         (0, Field::U8(padding)),
-                        (1, Field::I32(*stride as i32)),
-                        (2, Field::I32(*stride as i32)),
+                        (1, Field::I32(stride[1] as i32)),
+                        (2, Field::I32(stride[0] as i32)),
                         (3, Field::I32(1)),
                         (4, Field::U8(act as u8)),
                     ]);
@@ -789,8 +799,8 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 } else {
                     let t = w.fb.table(&[
                         (0, Field::U8(padding)),
-                        (1, Field::I32(*stride as i32)),
-                        (2, Field::I32(*stride as i32)),
+                        (1, Field::I32(stride[1] as i32)),
+                        (2, Field::I32(stride[0] as i32)),
                         (3, Field::U8(act as u8)),
                     ]);
                     (code::CONV_2D, (options::CONV_2D, Some(t)))
@@ -831,9 +841,9 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
             Op::MaxPool {
                 kernel,
                 stride,
-                pad,
+                pads,
             } => {
-                let (k, st, p) = (*kernel, *stride, *pad);
+                let (k, st) = (*kernel, *stride);
                 // An int8 max pool keeps its input's step.
                 let in_step = step(n.inputs[0])?;
                 if in_step != out_step {
@@ -843,15 +853,15 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 }
                 // A zero never wins over the window's values when none is below zero.
                 let (x, padding, (h, wd)) =
-                    w.window(x, &name, s, [p; 4], k, st, from_relu[n.inputs[0]], in_step)?;
+                    w.window(x, &name, s, *pads, k, st, from_relu[n.inputs[0]], in_step)?;
                 let shape = Shape { h, w: wd, ..s };
                 let out = w.activation(&out_name, shape, out_step);
                 let opts = w.fb.table(&[
                     (0, Field::U8(padding)),
-                    (1, Field::I32(st as i32)),
-                    (2, Field::I32(st as i32)),
-                    (3, Field::I32(k as i32)),
-                    (4, Field::I32(k as i32)),
+                    (1, Field::I32(st[1] as i32)),
+                    (2, Field::I32(st[0] as i32)),
+                    (3, Field::I32(k[1] as i32)),
+                    (4, Field::I32(k[0] as i32)),
                 ]);
                 w.op(code::MAX_POOL_2D, &[x], out, (options::POOL_2D, Some(opts)));
                 (out, shape)

@@ -179,11 +179,11 @@ impl Network {
                 Op::MaxPool {
                     kernel,
                     stride,
-                    pad,
+                    pads: [top, left, bottom, right],
                 } => Compiled::MaxPool(
-                    MaxPoolOptions::new([*kernel, *kernel])
-                        .with_stride([*stride, *stride])
-                        .with_padding([*pad, *pad]),
+                    MaxPoolOptions::new(*kernel)
+                        .with_stride(*stride)
+                        .with_padding_pairs([(*top, *bottom), (*left, *right)]),
                 ),
                 Op::GlobalAvgPool => Compiled::GlobalAvgPool,
                 Op::Linear { name, .. } => Compiled::Linear(Box::new(Linear::load(params, name)?)),

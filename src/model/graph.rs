@@ -6,17 +6,29 @@ use serde::{Deserialize, Serialize};
 
 use super::channels::{Layer, Structure};
 
+/// A height and a width (of an image, a kernel or a stride), in that order.
+pub type Hw = [usize; 2];
+
+/// The output's height and width of a window (`kernel` at `stride`) sliding over `input`
+/// padded by `pads` (`[top, left, bottom, right]`).
+pub fn window_output(input: Hw, kernel: Hw, stride: Hw, pads: &[usize; 4]) -> Hw {
+    let side = |a: usize| {
+        (input[a] + pads[a] + pads[a + 2]).saturating_sub(kernel[a]) / stride[a].max(1) + 1
+    };
+    [side(0), side(1)]
+}
+
 /// One operation. Weight tensors are named `{name}.weight` (and `{name}.bias`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
-    /// 2-D convolution, weight `[out, in/groups, k, k]`; `pads` are `[top, left, bottom, right]`
-    /// (TF-"same" padding is asymmetric).
+    /// 2-D convolution, weight `[out, in/groups, kh, kw]`; `pads` are `[top, left, bottom,
+    /// right]` (TF-"same" padding is asymmetric).
     Conv {
         name: String,
         in_channels: usize,
         out_channels: usize,
-        kernel: usize,
-        stride: usize,
+        kernel: Hw,
+        stride: Hw,
         pads: [usize; 4],
         groups: usize,
         bias: bool,
@@ -46,10 +58,11 @@ pub enum Op {
     HardSwish,
     /// `x · sigmoid(x)` (SiLU, swish).
     Silu,
+    /// Maximum over a window; `pads` as a conv's (padding never wins).
     MaxPool {
-        kernel: usize,
-        stride: usize,
-        pad: usize,
+        kernel: Hw,
+        stride: Hw,
+        pads: [usize; 4],
     },
     /// `[N, C, H, W]` → `[N, C]` (mean over H and W).
     GlobalAvgPool,
@@ -147,7 +160,7 @@ impl Graph {
         output
     }
 
-    /// A conv named `conv` reading `x`, then its batch norm `bn` — or, when `folded`, the conv
+    /// A square conv named `conv` reading `x`, then its batch norm `bn` — or, when `folded`, the conv
     /// alone with a bias (the batch norm folded into it, as quantized models are). Returns the
     /// value the next layer reads.
     #[allow(clippy::too_many_arguments)]
@@ -169,8 +182,8 @@ impl Graph {
                 name: conv.into(),
                 in_channels,
                 out_channels,
-                kernel,
-                stride,
+                kernel: [kernel; 2],
+                stride: [stride; 2],
                 pads,
                 groups,
                 bias: folded,
@@ -224,7 +237,7 @@ impl Graph {
                 } => {
                     out.push((
                         format!("{name}.weight"),
-                        vec![*out_channels, in_channels / groups, *kernel, *kernel],
+                        vec![*out_channels, in_channels / groups, kernel[0], kernel[1]],
                     ));
                     if *bias {
                         out.push((format!("{name}.bias"), vec![*out_channels]));
@@ -258,29 +271,26 @@ impl Graph {
         out
     }
 
-    /// Spatial size of every value for a `size`×`size` input (0 for pooled values; a conv
-    /// reading one sees a 1×1 image).
-    pub fn spatial_sizes(&self, size: usize) -> Vec<usize> {
-        let mut s = vec![0usize; self.values.len()];
-        s[0] = size;
-        let out = |x: usize, k: usize, stride: usize, before: usize, after: usize| {
-            (x + before + after).saturating_sub(k) / stride.max(1) + 1
-        };
+    /// Height and width of every value for an input of `input` (`[0, 0]` for pooled values;
+    /// a conv reading one sees a 1×1 image).
+    pub fn spatial_sizes(&self, input: Hw) -> Vec<Hw> {
+        let mut s = vec![[0usize; 2]; self.values.len()];
+        s[0] = input;
         for n in &self.nodes {
-            let x = n.inputs.first().map(|&i| s[i]).unwrap_or(0);
+            let x = n.inputs.first().map(|&i| s[i]).unwrap_or([0; 2]);
             s[n.output] = match &n.op {
                 Op::Conv {
                     kernel,
                     stride,
                     pads,
                     ..
-                } => out(x, *kernel, *stride, pads[0], pads[2]),
-                Op::MaxPool {
+                }
+                | Op::MaxPool {
                     kernel,
                     stride,
-                    pad,
-                } => out(x, *kernel, *stride, *pad, *pad),
-                Op::GlobalAvgPool | Op::Linear { .. } => 0,
+                    pads,
+                } => window_output(x, *kernel, *stride, pads),
+                Op::GlobalAvgPool | Op::Linear { .. } => [0; 2],
                 Op::BatchNorm { .. }
                 | Op::Relu
                 | Op::Relu6
@@ -295,9 +305,9 @@ impl Graph {
         s
     }
 
-    /// Multiply-accumulates of convs and linear layers at `size`×`size` input.
-    pub fn macs(&self, size: usize) -> u64 {
-        let s = self.spatial_sizes(size);
+    /// Multiply-accumulates of convs and linear layers for an input of `input`.
+    pub fn macs(&self, input: Hw) -> u64 {
+        let s = self.spatial_sizes(input);
         self.nodes
             .iter()
             .map(|n| match &n.op {
@@ -308,8 +318,9 @@ impl Graph {
                     groups,
                     ..
                 } => {
-                    let hw = (s[n.output] * s[n.output]) as u64;
-                    hw * (*out_channels * (in_channels / groups) * kernel * kernel) as u64
+                    let [h, w] = s[n.output];
+                    let per_pixel = *out_channels * (in_channels / groups) * kernel[0] * kernel[1];
+                    (h * w) as u64 * per_pixel as u64
                 }
                 Op::Linear {
                     in_features,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::graph::{Graph, Op};
+use super::graph::{Graph, Hw, Op};
 use crate::tensor::StateDict;
 use crate::{Error, Result};
 
@@ -18,6 +18,14 @@ pub const MAX_KERNEL: usize = 64;
 pub const MAX_STRIDE: usize = 64;
 /// The longest value or layer name.
 pub const MAX_NAME: usize = 200;
+
+/// A window's sides and strides in range and each pad (`[top, left, bottom, right]`) less
+/// than the window's side along it.
+fn window_fits(kernel: &Hw, stride: &Hw, pads: &[usize; 4]) -> bool {
+    kernel.iter().all(|k| (1..=MAX_KERNEL).contains(k))
+        && stride.iter().all(|s| (1..=MAX_STRIDE).contains(s))
+        && pads.iter().enumerate().all(|(i, p)| *p < kernel[i % 2])
+}
 
 impl Op {
     /// How many values the op reads.
@@ -58,14 +66,9 @@ impl Op {
                         "conv {name} has {in_channels} → {out_channels} channels (1 to {MAX_CHANNELS} allowed)"
                     ));
                 }
-                if !(1..=MAX_KERNEL).contains(kernel) || !(1..=MAX_STRIDE).contains(stride) {
+                if !window_fits(kernel, stride, pads) {
                     return bad(format!(
-                        "conv {name} has kernel {kernel}, stride {stride} (kernel 1 to {MAX_KERNEL}, stride 1 to {MAX_STRIDE})"
-                    ));
-                }
-                if pads.iter().any(|p| p >= kernel) {
-                    return bad(format!(
-                        "conv {name} pads {pads:?}, as much as its kernel {kernel}"
+                        "conv {name} has kernel {kernel:?}, stride {stride:?}, pads {pads:?} (kernel 1 to {MAX_KERNEL}, stride 1 to {MAX_STRIDE}, each pad less than the kernel)"
                     ));
                 }
                 if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
@@ -88,14 +91,11 @@ impl Op {
             Op::MaxPool {
                 kernel,
                 stride,
-                pad,
+                pads,
             } => {
-                if !(1..=MAX_KERNEL).contains(kernel)
-                    || !(1..=MAX_STRIDE).contains(stride)
-                    || pad >= kernel
-                {
+                if !window_fits(kernel, stride, pads) {
                     return bad(format!(
-                        "max pool with kernel {kernel}, stride {stride}, pad {pad}"
+                        "max pool with kernel {kernel:?}, stride {stride:?}, pads {pads:?}"
                     ));
                 }
             }

@@ -17,7 +17,7 @@ pub struct GraphNet {
     pub name: String,
     /// The network as read, batch norms unfolded.
     pub graph: Graph,
-    /// How photos become its input; `crop` is the input's side.
+    /// How photos become its input; the crop is the input's size.
     pub preprocess: Preprocess,
     /// The file fixed the input's size (else it was dynamic and may be chosen).
     #[serde(default)]
@@ -34,10 +34,15 @@ impl GraphNet {
         }
         self.graph.validate()?;
         let p = &self.preprocess;
-        if !INPUT_SIDES.contains(&p.crop) || p.resize < p.crop || p.resize > 4 * p.crop {
+        let (h, w) = (p.crop, p.crop_width.unwrap_or(p.crop));
+        let long = h.max(w);
+        if !INPUT_SIDES.contains(&h)
+            || !INPUT_SIDES.contains(&w)
+            || p.resize < long
+            || p.resize > 4 * long
+        {
             return Err(Error::Structure(format!(
-                "input {0}×{0} after resizing to {1}: the side must be {2} to {3} and the resize between it and 4 times it",
-                p.crop,
+                "input {h}×{w} after resizing to {}: each side must be {} to {} and the resize between the longer side and 4 times it",
                 p.resize,
                 INPUT_SIDES.start(),
                 INPUT_SIDES.end()
@@ -54,16 +59,13 @@ impl GraphNet {
 
     /// No window larger than what it slides over.
     fn check_sizes(&self) -> Result<()> {
-        let side = self.preprocess.crop as usize;
-        let sizes = self.graph.spatial_sizes(side);
+        let [ih, iw] = self.preprocess.input_hw();
+        let sizes = self.graph.spatial_sizes([ih, iw]);
         for n in &self.graph.nodes {
             // A pooled value is a 1×1 image.
-            let x = sizes[n.inputs[0]].max(1);
-            let (kernel, padded) = match &n.op {
-                Op::Conv { kernel, pads, .. } => {
-                    (*kernel, x + pads[0].min(pads[1]) + pads[2].min(pads[3]))
-                }
-                Op::MaxPool { kernel, pad, .. } => (*kernel, x + 2 * pad),
+            let [h, w] = sizes[n.inputs[0]].map(|s| s.max(1));
+            let (kernel, pads) = match &n.op {
+                Op::Conv { kernel, pads, .. } | Op::MaxPool { kernel, pads, .. } => (kernel, pads),
                 Op::BatchNorm { .. }
                 | Op::Relu
                 | Op::Relu6
@@ -76,10 +78,12 @@ impl GraphNet {
                 | Op::GlobalAvgPool
                 | Op::Linear { .. } => continue,
             };
-            if kernel > padded {
+            if kernel[0] > h + pads[0] + pads[2] || kernel[1] > w + pads[1] + pads[3] {
                 return Err(Error::Structure(format!(
-                    "{} slides a {kernel}×{kernel} window over {x}×{x} values: the input ({side}×{side}) is too small for this network",
-                    crate::error::quoted(&self.graph.values[n.output])
+                    "{} slides a {}×{} window over {h}×{w} values: the input ({ih}×{iw}) is too small for this network",
+                    crate::error::quoted(&self.graph.values[n.output]),
+                    kernel[0],
+                    kernel[1]
                 )));
             }
         }
@@ -93,6 +97,12 @@ impl GraphNet {
     }
 }
 
+/// The shorter side a photo is resized to before an `[height, width]` centre crop: the longer
+/// side over 0.875, as ImageNet's 256 for 224.
+pub fn default_resize([h, w]: [u32; 2]) -> u32 {
+    (h.max(w) as f32 / 0.875).round() as u32
+}
+
 /// The name an ONNX file's network has until its file name is known.
 pub const UNNAMED: &str = "ONNX model";
 
@@ -100,9 +110,10 @@ pub const UNNAMED: &str = "ONNX model";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputChoice {
-    /// The input's side (only where the file leaves it dynamic).
-    pub side: Option<u32>,
-    /// The shorter side before the centre crop; round(side / 0.875) when the side changes.
+    /// The input's `[height, width]` (only where the file leaves it dynamic).
+    pub size: Option<[u32; 2]>,
+    /// The shorter side before the centre crop; round(longer input side / 0.875) when the
+    /// size changes.
     pub resize: Option<u32>,
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
@@ -144,17 +155,19 @@ impl super::Model {
         };
         let mut net = (**g).clone();
         let p = &mut net.preprocess;
-        if let Some(side) = choice.side
-            && side != p.crop
+        let [h, w] = p.input_hw().map(|s| s as u32);
+        if let Some([ch, cw]) = choice.size
+            && [ch, cw] != [h, w]
         {
             if net.fixed_size {
                 return Err(Error::Invalid(format!(
-                    "{} fixes its input at {1}×{1}; --input-size {side} does not fit it",
-                    net.name, p.crop
+                    "{} fixes its input at {h}×{w}; --input-size {ch}x{cw} does not fit it",
+                    net.name
                 )));
             }
-            p.crop = side;
-            p.resize = (side as f32 / 0.875).round() as u32;
+            p.crop = ch;
+            p.crop_width = (cw != ch).then_some(cw);
+            p.resize = default_resize([ch, cw]);
         }
         if let Some(r) = choice.resize {
             p.resize = r;

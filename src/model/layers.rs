@@ -89,7 +89,7 @@ impl Conv {
     pub fn load(
         params: &impl Params,
         name: &str,
-        stride: usize,
+        stride: [usize; 2],
         pads: [usize; 4],
         groups: usize,
         bias: bool,
@@ -105,7 +105,7 @@ impl Conv {
         Ok(Self {
             weight: params.get(&format!("{name}.weight"))?,
             bias,
-            options: ConvOptions::new([stride, stride], padding, [1, 1], groups.max(1)),
+            options: ConvOptions::new(stride, padding, [1, 1], groups.max(1)),
             pad: (!symmetric).then_some((l, r, t, b)),
             activation: None,
         })

@@ -226,9 +226,9 @@ impl Arch {
         }
     }
 
-    /// The input's side in pixels.
-    pub fn input_size(&self) -> usize {
-        self.preprocess().crop as usize
+    /// The input's `[height, width]` in pixels.
+    pub fn input_size(&self) -> graph::Hw {
+        self.preprocess().input_hw()
     }
 
     /// The output's width: the number of classes, or 1 for a binary classifier's single

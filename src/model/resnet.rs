@@ -180,9 +180,9 @@ impl ResNetConfig {
         let x = g.push(Op::Relu, &[x], "relu");
         let mut x = g.push(
             Op::MaxPool {
-                kernel: 3,
-                stride: 2,
-                pad: 1,
+                kernel: [3; 2],
+                stride: [2; 2],
+                pads: [1; 4],
             },
             &[x],
             "maxpool",
@@ -294,7 +294,7 @@ mod tests {
             .sum();
         assert_eq!(learnable, 11_689_512);
         // torchvision reports 1.814 GMACs for resnet18 at 224×224.
-        assert_eq!(g.macs(224) / 1_000_000, 1814);
+        assert_eq!(g.macs([224; 2]) / 1_000_000, 1814);
         // Folding removes the batch norms (4 tensors each) and gives every conv a bias.
         assert_eq!(c.graph(true).param_shapes().len(), 102 - 20 * 4 + 20);
         assert!(shapes.contains(&("layer2.0.downsample.0.weight".into(), vec![128, 64, 1, 1])));

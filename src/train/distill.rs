@@ -257,7 +257,7 @@ impl<'a> Trainer<'a> {
         views: &[Vec<f32>],
         step: usize,
     ) -> Result<(f64, f32)> {
-        let x = image_batch(views, self.device)?;
+        let x = image_batch(views, self.student.arch.input_size(), self.device)?;
         let net = Network::build_from(&self.graph, &leaves.effective(), &self.student.quant)?;
         // The block outputs, then (when matched) the pooled features, in one pass each.
         let with_head = |blocks: &[usize], head: Option<usize>| {

@@ -5,8 +5,8 @@
 //! those photos.
 
 use crate::Result;
-use crate::compress::calibration::augment::{mirrored, resized_crop, square_side};
-use crate::preprocess::Preprocess;
+use crate::compress::calibration::augment::{mirrored, resized_crop};
+use crate::preprocess::{Preprocess, image_hw};
 use crate::rng::Rng;
 
 /// Crops keep between this share of the photo's area and all of it (torchvision's
@@ -16,23 +16,25 @@ const MIN_AREA: f64 = 0.35;
 /// Brightness and contrast factors are drawn from `1 ± JITTER`.
 const JITTER: f64 = 0.2;
 
-/// A random view of `image` (a normalised CHW square of the network's input convention `pre`).
+/// A random view of `image` (a normalised CHW image of the network's input convention `pre`,
+/// its size or another of the same aspect).
 pub fn random_view(image: &[f32], pre: &Preprocess, rng: &mut Rng) -> Result<Vec<f32>> {
-    let side = square_side(image)?;
-    let s = side as f64;
-    let area = rng.range(MIN_AREA, 1.0) as f64 * s * s;
+    let hw = image_hw(image.len(), pre.input_hw())?;
+    let (sh, sw) = (hw[0] as f64, hw[1] as f64);
+    // The crop's area and aspect are relative to the image's (a square view of a square).
+    let area = rng.range(MIN_AREA, 1.0) as f64;
     let ratio = (rng.range((3f64 / 4.0).ln(), (4f64 / 3.0).ln()) as f64).exp();
-    let w = (area * ratio).sqrt().min(s);
-    let h = (area / ratio).sqrt().min(s);
-    let x0 = rng.range(0.0, s - w) as f64;
-    let y0 = rng.range(0.0, s - h) as f64;
-    let mut out = resized_crop(image, side, (x0 as f32, y0 as f32), (w as f32, h as f32));
+    let w = (area * ratio).sqrt().min(1.0) * sw;
+    let h = (area / ratio).sqrt().min(1.0) * sh;
+    let x0 = rng.range(0.0, sw - w) as f64;
+    let y0 = rng.range(0.0, sh - h) as f64;
+    let mut out = resized_crop(image, hw, (x0 as f32, y0 as f32), (w as f32, h as f32));
     if rng.uniform() < 0.5 {
-        out = mirrored(&out, side);
+        out = mirrored(&out, hw[1]);
     }
     let brightness = rng.range(1.0 - JITTER, 1.0 + JITTER);
     let contrast = rng.range(1.0 - JITTER, 1.0 + JITTER);
-    let plane = side * side;
+    let plane = hw[0] * hw[1];
     for (c, values) in out.chunks_exact_mut(plane).enumerate() {
         // In pixels p (0–1): p·b, then (p − mean(p))·c + mean(p). With x = (p − μ)/σ that is
         // x·b + μ(b − 1)/σ, and contrast about the channel's own mean.

@@ -13,12 +13,12 @@ use web_time::Instant;
 
 pub use super::options::SynthOptions;
 use crate::backend::Backend;
-use crate::compress::calibration::augment::square_side;
 use crate::model::exec::Network;
 use crate::model::layers::param;
 use crate::model::{Model, Op};
 use crate::predict::{image_batch, read_values};
 use crate::preprocess::Preprocess;
+use crate::preprocess::image_hw;
 use crate::rng::Rng;
 use crate::{Error, Result};
 
@@ -59,6 +59,12 @@ fn running_statistics(model: &Model, backend: &Backend) -> Result<Running> {
         return Err(Error::Invalid(
             "synthesizing images needs the batch norms' running statistics, which a quantized (folded) model no longer has: use the original model".into(),
         ));
+    }
+    let [h, w] = model.arch.input_size();
+    if h != w {
+        return Err(Error::Invalid(format!(
+            "synthesized images are squares, saved as photos, and this network's input is {h}×{w}: calibrate on photos instead"
+        )));
     }
     let device = backend.device.clone().autodiff();
     let upload = |key: String| -> Result<Tensor<1>> {
@@ -124,7 +130,7 @@ fn on_autodiff(model: &Model, backend: &Backend) -> Result<(Network, Running, De
 /// statistics are from the running ones.
 pub async fn statistics_loss(model: &Model, images: &[Vec<f32>], backend: &Backend) -> Result<f64> {
     let (net, running, device) = on_autodiff(model, backend)?;
-    let x = image_batch(images, &device)?;
+    let x = image_batch(images, model.arch.input_size(), &device)?;
     let v = read_values(loss(&net, &running, x, false).inner()).await?;
     Ok(v.first().copied().unwrap_or(f32::NAN) as f64)
 }
@@ -211,7 +217,7 @@ where
 /// A synthesized image as a PNG that any photo input reads (pixels clamped to 0–255).
 pub fn to_png(image: &[f32], pre: &Preprocess) -> Result<Vec<u8>> {
     use image::ImageEncoder;
-    let side = square_side(image)?;
+    let side = image_hw(image.len(), [1, 1])?[0];
     let plane = side * side;
     let mut rgb = vec![0u8; 3 * plane];
     for i in 0..plane {

@@ -49,11 +49,23 @@ pub fn scratch(name: &str) -> PathBuf {
     dir.join(format!("{n}-{name}"))
 }
 
-/// Logits of `onnx` for `images` in onnxruntime (`tests/golden/run_onnx.py`).
+/// Logits of `onnx` for square `images` in onnxruntime (`tests/golden/run_onnx.py`).
 pub fn onnxruntime(onnx: &[u8], images: &[Vec<f32>], name: &str, optimize: bool) -> Vec<Vec<f32>> {
-    // Square images: the side from the first one's size.
-    let side = ((images[0].len() / 3) as f64).sqrt().round().to_string();
-    let mut args = vec!["--side", side.as_str()];
+    // The side from the first one's size.
+    let side = ((images[0].len() / 3) as f64).sqrt().round() as usize;
+    onnxruntime_sized(onnx, images, [side; 2], name, optimize)
+}
+
+/// [`onnxruntime`] for images of `[height, width]`.
+pub fn onnxruntime_sized(
+    onnx: &[u8],
+    images: &[Vec<f32>],
+    [height, width]: [usize; 2],
+    name: &str,
+    optimize: bool,
+) -> Vec<Vec<f32>> {
+    let size = format!("{height}x{width}");
+    let mut args = vec!["--side", size.as_str()];
     if !optimize {
         args.push("--no-optimize");
     }

@@ -1,8 +1,8 @@
 """Run an ONNX file in onnxruntime: the independent engine the Rust tests compare against.
 
-usage: run_onnx.py MODEL.onnx INPUT.f32 OUTPUT.f32 [--no-optimize] [--side N]
+usage: run_onnx.py MODEL.onnx INPUT.f32 OUTPUT.f32 [--no-optimize] [--side N|HxW]
 
-INPUT.f32 holds N×3×S×S little-endian float32 values (S = --side, 224 by default); OUTPUT.f32
+INPUT.f32 holds N×3×H×W little-endian float32 values (--side, 224×224 by default); OUTPUT.f32
 receives the N×classes values of the model's `logits` output (else its first output). The model
 is also checked with onnx.checker (full check, shape inference included).
 """
@@ -13,9 +13,10 @@ import onnx
 import onnxruntime as ort
 
 model_path, input_path, output_path = sys.argv[1:4]
-side = int(sys.argv[sys.argv.index("--side") + 1]) if "--side" in sys.argv else 224
+side = sys.argv[sys.argv.index("--side") + 1] if "--side" in sys.argv else "224"
+height, width = (int(v) for v in (side.split("x") * 2)[:2])
 onnx.checker.check_model(onnx.load(model_path), full_check=True)
-x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, side, side)
+x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, height, width)
 opts = ort.SessionOptions()
 if "--no-optimize" in sys.argv:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

@@ -4,7 +4,7 @@ operator's name is printed to stderr.
 
 usage: run_tflite.py MODEL.tflite INPUT.f32 OUTPUT.f32 [--full-integer] [--micro]
 
-INPUT.f32 holds N×3×S×S little-endian float32 values (S the file's input side; modelslim's
+INPUT.f32 holds N×3×H×W little-endian float32 values (H×W the file's input size; modelslim's
 NCHW layout: each image is transposed to the file's NHWC input); OUTPUT.f32 receives the N×classes logits. An int8 input is
 fed the images quantized with the file's own scale and zero point (rounding half to even, as
 modelslim does); int8 logits are dequantized with the file's.
@@ -48,8 +48,8 @@ for i in range(graph.OperatorsLength()):
         sys.exit(f"operator {i} ({name}) is not integer: {ins} -> {outs}")
 print("operators:", " ".join(sorted(set(ops))), file=sys.stderr)
 
-side = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()[1]
-x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, side, side).transpose(0, 2, 3, 1)
+_, height, width, _ = graph.Tensors(graph.Inputs(0)).ShapeAsNumpy()
+x = np.fromfile(input_path, dtype="<f4").reshape(-1, 3, height, width).transpose(0, 2, 3, 1)
 if "--micro" in sys.argv[4:]:
     from tflite_micro.python.tflite_micro import runtime
 

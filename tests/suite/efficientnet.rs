@@ -506,7 +506,7 @@ fn structured_25pct_inside_blocks_refit_on_200_photos_within_8_points_of_fp32() 
         true
     }))
     .unwrap();
-    let fewer_macs = 1.0 - c.graph().macs(224) as f64 / m.graph().macs(224) as f64;
+    let fewer_macs = 1.0 - c.graph().macs([224; 2]) as f64 / m.graph().macs([224; 2]) as f64;
     let score = |model: &Model| {
         top1(
             &pollster::block_on(logits_of(model, &cpu, &x, 16)).unwrap(),

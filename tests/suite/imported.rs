@@ -18,7 +18,7 @@ use modelslim::model::onnx::read_onnx;
 use modelslim::model::{Arch, Model, Op};
 use prost::Message;
 
-fn file(var: &str, default: &str) -> Vec<u8> {
+pub(crate) fn file(var: &str, default: &str) -> Vec<u8> {
     let path = std::env::var(var).map(PathBuf::from).unwrap_or_else(|_| {
         PathBuf::from(std::env::var("HOME").unwrap_or_default())
             .join(".cache/modelslim")
@@ -47,7 +47,7 @@ fn resnet50_bytes() -> Vec<u8> {
 }
 
 /// The sample photos as the network sees them, and each turned upside down.
-fn photos(m: &Model) -> Vec<Vec<f32>> {
+pub(crate) fn photos(m: &Model) -> Vec<Vec<f32>> {
     let pre = m.preprocess();
     let mut out = Vec::new();
     for name in ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"] {
@@ -64,13 +64,13 @@ fn photos(m: &Model) -> Vec<Vec<f32>> {
 }
 
 /// The largest difference relative to the logits' span (at least 1).
-fn relative_diff(ours: &[Vec<f32>], theirs: &[Vec<f32>]) -> f32 {
+pub(crate) fn relative_diff(ours: &[Vec<f32>], theirs: &[Vec<f32>]) -> f32 {
     let all = theirs.iter().flatten();
     let span = all.clone().fold(f32::MIN, |a, &b| a.max(b)) - all.fold(f32::MAX, |a, &b| a.min(b));
     max_abs_diff(ours, theirs) / span.max(1.0)
 }
 
-fn count(m: &Model, f: impl Fn(&Op) -> bool) -> usize {
+pub(crate) fn count(m: &Model, f: impl Fn(&Op) -> bool) -> usize {
     m.graph().nodes.iter().filter(|n| f(&n.op)).count()
 }
 
@@ -83,7 +83,7 @@ fn docorients_mobilenet_v2_gives_onnxruntimes_logits() {
     assert_eq!(count(&m, |o| matches!(o, Op::Relu6)), 35);
     assert_eq!(count(&m, |o| matches!(o, Op::Add)), 10);
     // torchvision's MobileNetV2: 300 M MACs at 224×224 (its model card says 0.30 GFLOPS).
-    let macs = m.graph().macs(224);
+    let macs = m.graph().macs([224; 2]);
     assert!((295_000_000..=305_000_000).contains(&macs), "{macs} MACs");
     let images = photos(&m);
     let ours = logits(&m, &images);
@@ -102,7 +102,7 @@ fn resnet50_from_onnxs_test_models_loads_with_its_structure_and_logits() {
     assert_eq!(count(&m, |o| matches!(o, Op::BatchNorm { .. })), 53);
     assert_eq!(count(&m, |o| matches!(o, Op::Add)), 16);
     // ResNet-50: 4.1 G MACs at 224×224.
-    let macs = m.graph().macs(224);
+    let macs = m.graph().macs([224; 2]);
     assert!(
         (4_000_000_000..=4_200_000_000).contains(&macs),
         "{macs} MACs"
@@ -166,7 +166,7 @@ fn docorient_pruned_30_percent_with_reconstruction_runs_smaller_and_exports_what
         },
         &calib,
     );
-    let (before, after) = (m.graph().macs(224), p.graph().macs(224));
+    let (before, after) = (m.graph().macs([224; 2]), p.graph().macs([224; 2]));
     eprintln!("docorient pruned 30 %: {before} → {after} MACs");
     assert!(after < before * 3 / 4, "{before} → {after} MACs");
     let images = photos(&m);
@@ -329,8 +329,8 @@ fn a_dynamic_input_runs_at_the_side_chosen() {
     }
     p.metadata_props.clear();
     let bytes = p.encode_to_vec();
-    let at160 = read_onnx(&bytes, "resnet18-dynamic", Some(160)).unwrap();
-    assert_eq!(at160.arch.input_size(), 160);
+    let at160 = read_onnx(&bytes, "resnet18-dynamic", Some([160; 2])).unwrap();
+    assert_eq!(at160.arch.input_size(), [160; 2]);
     assert_eq!(at160.preprocess().resize, 183);
     let images = &photos(&at160)[..2];
     assert_eq!(images[0].len(), 3 * 160 * 160);
@@ -347,7 +347,10 @@ fn a_dynamic_input_runs_at_the_side_chosen() {
     );
     assert!(max_abs_diff(&ours, &tflite) <= 1e-3);
     // The same file at its default side, 224.
-    assert_eq!(read_onnx(&bytes, "x", None).unwrap().arch.input_size(), 224);
+    assert_eq!(
+        read_onnx(&bytes, "x", None).unwrap().arch.input_size(),
+        [224; 2]
+    );
 }
 
 /// A million nodes, each a few bytes in the file: refused for their count, in one line.
@@ -386,7 +389,7 @@ fn docorients_residual_blocks_are_found_in_its_graph_and_drop() {
     );
     let dropped = m.with_blocks_dropped(&["features.5".into()]).unwrap();
     assert!(!dropped.weights.keys().any(|k| k.starts_with("features.5.")));
-    assert!(dropped.graph().macs(224) < m.graph().macs(224));
+    assert!(dropped.graph().macs([224; 2]) < m.graph().macs([224; 2]));
     let mut zero = m.clone();
     for key in ["features.5.conv.2.weight", "features.5.conv.2.bias"] {
         zero.weights.get_mut(key).unwrap().data.fill(0.0);

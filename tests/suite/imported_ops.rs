@@ -64,7 +64,7 @@ fn every_form_of_the_ops_is_read_and_gives_onnxruntimes_logits() {
     assert_eq!(count(|op| matches!(op, Op::HardSigmoid { .. })), 1);
     assert_eq!(count(|op| matches!(op, Op::Mul)), 1);
     assert_eq!(count(|op| matches!(op, Op::GlobalAvgPool)), 2);
-    assert_eq!(m.arch.input_size(), 96);
+    assert_eq!(m.arch.input_size(), [96; 2]);
     let x = images(&m);
     let ours = logits(&m, &x);
     let theirs = onnxruntime(&bytes, &x, "se-net", true);
@@ -111,7 +111,7 @@ fn a_squeeze_excitation_block_prunes_as_one_group() {
             ..Default::default()
         })
         .unwrap();
-    assert!(p.graph().macs(96) < m.graph().macs(96));
+    assert!(p.graph().macs([96; 2]) < m.graph().macs([96; 2]));
     let x = images(&m);
     let ours = reloaded_logits(&p, &x);
     let theirs = onnxruntime(&to_onnx(&p).unwrap(), &x, "se-pruned", true);

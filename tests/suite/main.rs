@@ -19,6 +19,7 @@ mod gptq;
 mod hostile;
 mod imported;
 mod imported_ops;
+mod imported_paddle;
 mod labels;
 mod mac_target;
 mod onnx;

@@ -96,7 +96,7 @@ fn report_describes_the_files_it_wrote() {
     // The written file reloads as the model the report measured.
     let reloaded = Model::from_bytes(&st).unwrap();
     assert_eq!(reloaded.num_params(), r.after.params);
-    assert_eq!(reloaded.graph().macs(224), r.after.macs);
+    assert_eq!(reloaded.graph().macs([224; 2]), r.after.macs);
     let ratio = r.after.params as f64 / r.before.params as f64;
     assert!((r.ratios.params - ratio).abs() < 1e-12);
     assert!(r.ratios.macs < 0.7, "{:?}", r.ratios);

@@ -30,9 +30,9 @@ fn small_net() -> (Graph, StateDict) {
     let s = g.push(Op::Add, &[a, b], "add");
     let p = g.push(
         Op::MaxPool {
-            kernel: 2,
-            stride: 2,
-            pad: 0,
+            kernel: [2; 2],
+            stride: [2; 2],
+            pads: [0; 4],
         },
         &[s],
         "pool",
@@ -42,8 +42,8 @@ fn small_net() -> (Graph, StateDict) {
             name: "c3".into(),
             in_channels: 4,
             out_channels: 6,
-            kernel: 1,
-            stride: 1,
+            kernel: [1; 2],
+            stride: [1; 2],
             pads: [0; 4],
             groups: 1,
             bias: true,

@@ -28,6 +28,13 @@ export function mountModel(store, actions) {
 
 const fmt3 = (v) => v.map((x) => Number(x.toFixed(4))).join(', ');
 
+/** `[height, width]` from "N" or "HxW", or null. */
+export function parseSize(text) {
+  const v = text.trim().split(/\s*[xX×]\s*/).map(Number);
+  const ok = (v.length === 1 || v.length === 2) && v.every((x) => Number.isInteger(x) && x > 0);
+  return ok ? (v.length === 1 ? [v[0], v[0]] : v) : null;
+}
+
 /** Three numbers from "a, b, c", or null. */
 export function parseTriple(text) {
   const v = text.split(',').map((x) => Number(x.trim()));
@@ -42,7 +49,8 @@ function mountInputForm(store, actions) {
     const input = s.model?.input;
     form.hidden = !input?.editable;
     if (!input?.editable) return;
-    byId('input-side').value = input.crop;
+    const width = input.crop_width ?? input.crop;
+    byId('input-side').value = width === input.crop ? `${input.crop}` : `${input.crop}x${width}`;
     byId('input-side').disabled = input.fixed_size;
     byId('input-side').title = input.fixed_size ? 'fixed by the file' : '';
     byId('input-resize').value = input.resize;
@@ -59,7 +67,14 @@ function mountInputForm(store, actions) {
       return;
     }
     const choice = { resize: Number(byId('input-resize').value), mean, std, bgr: byId('input-bgr').checked };
-    if (!byId('input-side').disabled) choice.side = Number(byId('input-side').value);
+    if (!byId('input-side').disabled) {
+      const size = parseSize(byId('input-side').value);
+      if (!size) {
+        actions.fail('Input: give the size as N (a square) or HxW, e.g. 48x192.');
+        return;
+      }
+      choice.size = size;
+    }
     actions.setInput(choice);
   });
 }

@@ -7,6 +7,8 @@
 
 use std::str::FromStr;
 
+use crate::model::graph::Hw;
+use crate::preprocess::image_hw;
 use crate::{Error, Result};
 
 /// Which copies of each calibration photo are used beside it.
@@ -45,20 +47,21 @@ impl Augment {
         }
     }
 
-    /// `images` (normalised CHW squares) with their copies, photo by photo. The crop's corner
-    /// turns with the photo's index, so a set of photos sees all four.
-    pub fn apply(self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+    /// `images` (normalised CHW images of the network's `aspect`, height to width) with their
+    /// copies, photo by photo. The crop's corner turns with the photo's index, so a set of
+    /// photos sees all four.
+    pub fn apply(self, images: &[Vec<f32>], aspect: Hw) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(images.len() * self.copies());
         for (i, image) in images.iter().enumerate() {
-            let side = square_side(image)?;
+            let hw = image_hw(image.len(), aspect)?;
             out.push(image.clone());
             if self == Augment::None {
                 continue;
             }
-            out.push(mirrored(image, side));
+            out.push(mirrored(image, hw[1]));
             if self == Augment::FlipCrop {
-                let crop = corner_crop(image, side, i % 4);
-                out.push(mirrored(&crop, side));
+                let crop = corner_crop(image, hw, i % 4);
+                out.push(mirrored(&crop, hw[1]));
                 out.push(crop);
             }
         }
@@ -80,50 +83,41 @@ impl FromStr for Augment {
     }
 }
 
-/// The side of a 3-channel square image, or why the image is not one.
-pub(crate) fn square_side(image: &[f32]) -> Result<usize> {
-    let plane = image.len() / 3;
-    let side = (plane as f64).sqrt().round() as usize;
-    if side == 0 || 3 * side * side != image.len() {
-        return Err(Error::Invalid(format!(
-            "images must be 3-channel squares, not {} values",
-            image.len()
-        )));
-    }
-    Ok(side)
-}
-
-/// Left and right swapped.
-pub(crate) fn mirrored(image: &[f32], side: usize) -> Vec<f32> {
+/// Left and right swapped (rows of `width` values).
+pub(crate) fn mirrored(image: &[f32], width: usize) -> Vec<f32> {
     let mut out = image.to_vec();
-    for row in out.chunks_exact_mut(side) {
+    for row in out.chunks_exact_mut(width) {
         row.reverse();
     }
     out
 }
 
-/// The `CROP_SHARE` square at corner `corner` (0 top left, 1 top right, 2 bottom left, 3
-/// bottom right) scaled back to `side`.
-fn corner_crop(image: &[f32], side: usize, corner: usize) -> Vec<f32> {
-    let crop = (side as f32 * CROP_SHARE).round().max(1.0);
-    let margin = side as f32 - crop;
-    let x0 = if corner % 2 == 1 { margin } else { 0.0 };
-    let y0 = if corner >= 2 { margin } else { 0.0 };
-    resized_crop(image, side, (x0, y0), (crop, crop))
+/// The `CROP_SHARE` of each side at corner `corner` (0 top left, 1 top right, 2 bottom left,
+/// 3 bottom right) scaled back to the image's `[height, width]`.
+fn corner_crop(image: &[f32], hw: Hw, corner: usize) -> Vec<f32> {
+    let [ch, cw] = hw.map(|s| (s as f32 * CROP_SHARE).round().max(1.0));
+    let x0 = if corner % 2 == 1 {
+        hw[1] as f32 - cw
+    } else {
+        0.0
+    };
+    let y0 = if corner >= 2 { hw[0] as f32 - ch } else { 0.0 };
+    resized_crop(image, hw, (x0, y0), (cw, ch))
 }
 
-/// The rectangle at `origin` (x, y) of `size` (width, height) pixels of a square CHW image of
-/// `side`, scaled to the full `side` by bilinear interpolation (pixel centres aligned, as image
-/// resizers do). Resizing is linear, so resizing the normalised values equals normalising the
-/// resized pixels.
+/// The rectangle at `origin` (x, y) of `size` (width, height) pixels of a CHW image of
+/// `[height, width]`, scaled to the full image by bilinear interpolation (pixel centres
+/// aligned, as image resizers do). Resizing is linear, so resizing the normalised values
+/// equals normalising the resized pixels.
 pub(crate) fn resized_crop(
     image: &[f32],
-    side: usize,
+    hw: Hw,
     origin: (f32, f32),
     size: (f32, f32),
 ) -> Vec<f32> {
+    let [height, width] = hw;
     // Source coordinate and weights for each output row/column.
-    let taps = |origin: f32, crop: f32| -> Vec<(usize, usize, f32)> {
+    let taps = |origin: f32, crop: f32, side: usize| -> Vec<(usize, usize, f32)> {
         (0..side)
             .map(|o| {
                 let s = (origin + (o as f32 + 0.5) * crop / side as f32 - 0.5)
@@ -134,17 +128,20 @@ pub(crate) fn resized_crop(
             })
             .collect()
     };
-    let (xs, ys) = (taps(origin.0, size.0), taps(origin.1, size.1));
-    let plane = side * side;
+    let (xs, ys) = (
+        taps(origin.0, size.0, width),
+        taps(origin.1, size.1, height),
+    );
+    let plane = height * width;
     let mut out = vec![0f32; image.len()];
     for c in 0..3 {
         let src = &image[c * plane..(c + 1) * plane];
         let dst = &mut out[c * plane..(c + 1) * plane];
         for (oy, &(y_lo, y_hi, fy)) in ys.iter().enumerate() {
             for (ox, &(x_lo, x_hi, fx)) in xs.iter().enumerate() {
-                let top = src[y_lo * side + x_lo] * (1.0 - fx) + src[y_lo * side + x_hi] * fx;
-                let bottom = src[y_hi * side + x_lo] * (1.0 - fx) + src[y_hi * side + x_hi] * fx;
-                dst[oy * side + ox] = top * (1.0 - fy) + bottom * fy;
+                let top = src[y_lo * width + x_lo] * (1.0 - fx) + src[y_lo * width + x_hi] * fx;
+                let bottom = src[y_hi * width + x_lo] * (1.0 - fx) + src[y_hi * width + x_hi] * fx;
+                dst[oy * width + ox] = top * (1.0 - fy) + bottom * fy;
             }
         }
     }
@@ -171,14 +168,14 @@ mod tests {
     #[test]
     fn copies_come_photo_by_photo_and_mirroring_twice_is_the_identity() {
         let images = vec![ramp(), ramp()];
-        let out = Augment::FlipCrop.apply(&images).unwrap();
+        let out = Augment::FlipCrop.apply(&images, [4, 4]).unwrap();
         assert_eq!(out.len(), 8);
         assert_eq!(out[0], images[0]);
         // Row 0 of channel 1, mirrored.
         assert_eq!(&out[1][16..20], &[103.0, 102.0, 101.0, 100.0]);
         assert_eq!(mirrored(&out[1], 4), images[0]);
-        assert_eq!(Augment::None.apply(&images).unwrap(), images);
-        assert_eq!(Augment::Flip.apply(&images).unwrap().len(), 4);
+        assert_eq!(Augment::None.apply(&images, [4, 4]).unwrap(), images);
+        assert_eq!(Augment::Flip.apply(&images, [4, 4]).unwrap().len(), 4);
     }
 
     #[test]
@@ -189,7 +186,7 @@ mod tests {
         let image: Vec<f32> = (0..3 * side * side)
             .map(|i| ((i % side) + 10 * ((i / side) % side)) as f32)
             .collect();
-        let crop = corner_crop(&image, side, 3);
+        let crop = corner_crop(&image, [side; 2], 3);
         let expect = |o: usize| ((o as f32 + 0.5) * 7.0 / 8.0 - 0.5 + 1.0).min(7.0);
         for y in 0..side {
             for x in 0..side {
@@ -199,12 +196,30 @@ mod tests {
             }
         }
         // The top-left crop starts at the image's first pixel.
-        assert_eq!(corner_crop(&image, side, 0)[0], image[0]);
+        assert_eq!(corner_crop(&image, [side; 2], 0)[0], image[0]);
+        // A 4×12 image (a text line): each side cropped by the same share, rows of 12.
+        let (h, w) = (4, 12);
+        let line: Vec<f32> = (0..3 * h * w)
+            .map(|i| ((i % w) + 100 * ((i / w) % h)) as f32)
+            .collect();
+        let crop = corner_crop(&line, [h, w], 3);
+        assert_eq!(crop.len(), line.len());
+        assert_eq!(
+            crop[h * w - 1],
+            line[h * w - 1],
+            "the bottom-right pixel stays"
+        );
+        assert!(crop[0] > line[0], "the top-left moves into the image");
+        assert_eq!(image_hw(3 * 48 * 192, [48, 192]).unwrap(), [48, 192]);
+        assert_eq!(image_hw(3 * 24 * 96, [48, 192]).unwrap(), [24, 96]);
+        assert!(image_hw(3 * 48 * 48, [48, 192]).is_err());
     }
 
     #[test]
     fn images_that_are_not_squares_are_refused_in_one_line() {
-        let err = Augment::Flip.apply(&[vec![0.0; 3 * 4 * 5]]).unwrap_err();
+        let err = Augment::Flip
+            .apply(&[vec![0.0; 3 * 4 * 5]], [224, 224])
+            .unwrap_err();
         assert!(err.to_string().contains("square"), "{err}");
         assert!("mirror".parse::<Augment>().is_err());
         assert_eq!("flip-crop".parse::<Augment>().unwrap(), Augment::FlipCrop);

@@ -9,6 +9,7 @@
 
 use crate::compress::linalg::add_gram;
 use crate::model::Op;
+use crate::model::graph::{Hw, window_output};
 use crate::predict::Captured;
 
 /// Patches kept per column of `H` (the statistic's size), at least.
@@ -21,8 +22,8 @@ const MIN_ROWS: usize = 8192;
 struct Patches {
     in_channels: usize,
     groups: usize,
-    kernel: usize,
-    stride: usize,
+    kernel: Hw,
+    stride: Hw,
     pads: [usize; 4],
 }
 
@@ -48,7 +49,7 @@ impl Gram {
     /// `None` for operations without weights.
     pub fn new(op: &Op, images: usize, height: usize, width: usize) -> Option<Gram> {
         let patches = Patches::of(op)?;
-        let columns = patches.in_channels / patches.groups * patches.kernel * patches.kernel;
+        let columns = patches.in_channels / patches.groups * patches.taps();
         let (oh, ow) = patches.output_size(height, width);
         let wanted = (ROWS_PER_COLUMN * columns).max(MIN_ROWS);
         let total = images * oh * ow;
@@ -167,8 +168,8 @@ impl CrossGram {
         if p.groups != 1 || o.groups != 1 {
             return None;
         }
-        let columns = p.in_channels * p.kernel * p.kernel + 1;
-        let original_columns = o.in_channels * o.kernel * o.kernel;
+        let columns = p.in_channels * p.taps() + 1;
+        let original_columns = o.in_channels * o.taps();
         let (oh, ow) = p.output_size(height, width);
         let wanted = (ROWS_PER_COLUMN * columns).max(MIN_ROWS);
         Some(CrossGram {
@@ -203,6 +204,11 @@ impl CrossGram {
 }
 
 impl Patches {
+    /// Kernel positions: `kh · kw`.
+    fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+
     /// How `op` reads its input; `None` for operations without weights.
     fn of(op: &Op) -> Option<Patches> {
         match op {
@@ -217,14 +223,14 @@ impl Patches {
                 in_channels: *in_channels,
                 groups: (*groups).max(1),
                 kernel: *kernel,
-                stride: (*stride).max(1),
+                stride: stride.map(|s| s.max(1)),
                 pads: *pads,
             }),
             Op::Linear { in_features, .. } => Some(Patches {
                 in_channels: *in_features,
                 groups: 1,
-                kernel: 1,
-                stride: 1,
+                kernel: [1; 2],
+                stride: [1; 2],
                 pads: [0; 4],
             }),
             _ => None,
@@ -241,18 +247,18 @@ impl Patches {
         ones: bool,
     ) -> Vec<f32> {
         let [_, c, ih, iw] = input.dims;
-        let k = self.kernel;
+        let [kh, kw] = self.kernel;
         let per_group = c / self.groups;
-        let columns = per_group * k * k;
+        let columns = per_group * kh * kw;
         let width = columns + usize::from(ones);
         let value = |row: usize, col: usize| {
             if col == columns {
                 return 1.0;
             }
             let (img, oy, ox) = kept[row];
-            let (ch, ky, kx) = (col / (k * k), (col / k) % k, col % k);
-            let y = (oy * self.stride + ky) as isize - self.pads[0] as isize;
-            let xx = (ox * self.stride + kx) as isize - self.pads[1] as isize;
+            let (ch, ky, kx) = (col / (kh * kw), (col / kw) % kh, col % kw);
+            let y = (oy * self.stride[0] + ky) as isize - self.pads[0] as isize;
+            let xx = (ox * self.stride[1] + kx) as isize - self.pads[1] as isize;
             if y < 0 || xx < 0 || y >= ih as isize || xx >= iw as isize {
                 return 0.0;
             }
@@ -265,13 +271,8 @@ impl Patches {
     }
 
     fn output_size(&self, height: usize, width: usize) -> (usize, usize) {
-        let out = |size: usize, before: usize, after: usize| {
-            (size + before + after).saturating_sub(self.kernel) / self.stride + 1
-        };
-        (
-            out(height, self.pads[0], self.pads[2]),
-            out(width, self.pads[1], self.pads[3]),
-        )
+        let [oh, ow] = window_output([height, width], self.kernel, self.stride, &self.pads);
+        (oh, ow)
     }
 }
 
@@ -294,7 +295,7 @@ impl ChannelBlocks {
             return None;
         }
         let (oh, ow) = patches.output_size(height, width);
-        let k2 = patches.kernel * patches.kernel;
+        let k2 = patches.taps();
         Some(ChannelBlocks {
             patches,
             sampler: Sampler::new(MIN_ROWS, images * oh * ow),
@@ -311,7 +312,7 @@ impl ChannelBlocks {
             return;
         }
         let x = p.rows_of(input, &kept, 0, false);
-        let k2 = p.kernel * p.kernel;
+        let k2 = p.taps();
         let width = p.in_channels * k2;
         for (c, block) in self.blocks.iter_mut().enumerate() {
             let xc: Vec<f32> = x

@@ -7,7 +7,7 @@ use super::constants::{Const, Data};
 use super::{Attrs, Reader, Val, err};
 use crate::Result;
 use crate::export::proto::NodeProto;
-use crate::model::graph::Op;
+use crate::model::graph::{Hw, Op, window_output};
 use crate::tensor::HostTensor;
 
 impl Reader {
@@ -79,29 +79,16 @@ impl Reader {
                 in_per_group * groups
             )));
         }
-        if kh != kw {
-            return Err(err(format!(
-                "a {kh}×{kw} kernel; modelslim runs square kernels for now"
-            )));
-        }
-        let strides = a.ints("strides").unwrap_or(vec![1, 1]);
+        let kernel = [kh, kw];
+        let stride = window_strides(a)?;
         let dil = a.ints("dilations").unwrap_or(vec![1, 1]);
         if dil.iter().any(|&d| d != 1) {
             return Err(err(format!(
                 "dilations {dil:?}; modelslim runs undilated convs for now"
             )));
         }
-        let [sh, sw] = strides[..] else {
-            return Err(err(format!("strides {strides:?}")));
-        };
-        if sh != sw || sh < 1 {
-            return Err(err(format!(
-                "strides {strides:?}; modelslim runs equal strides for now"
-            )));
-        }
-        let stride = sh as usize;
-        let side = shape[2];
-        let pads = self.pads(a, kh, stride, side)?;
+        let input = [shape[2], shape[3]];
+        let pads = self.pads(a, kernel, stride, input)?;
         let bias = self.constant(n, 2, "bias")?;
         let name = self.name_for(n, n.input.get(1).map(String::as_str));
         let has_bias = bias.is_some();
@@ -110,34 +97,28 @@ impl Reader {
         if let Some(b) = bias {
             self.param(format!("{name}.bias"), b, vec![out_c], n.input.get(2))?;
         }
-        let out_side = (side + pads[0] + pads[2]).saturating_sub(kh) / stride + 1;
+        let [oh, ow] = window_output(input, kernel, stride, &pads);
         self.push(
             n,
             Op::Conv {
                 name,
                 in_channels: in_c,
                 out_channels: out_c,
-                kernel: kh,
+                kernel,
                 stride,
                 pads,
                 groups,
                 bias: has_bias,
             },
             &[x],
-            vec![1, out_c, out_side, out_side],
+            vec![1, out_c, oh, ow],
             flat,
         );
         Ok(())
     }
 
     /// `[top, left, bottom, right]` from `pads` or `auto_pad`.
-    pub(super) fn pads(
-        &self,
-        a: &Attrs,
-        kernel: usize,
-        stride: usize,
-        side: usize,
-    ) -> Result<[usize; 4]> {
+    pub(super) fn pads(&self, a: &Attrs, kernel: Hw, stride: Hw, input: Hw) -> Result<[usize; 4]> {
         let auto = a.string("auto_pad");
         match auto.as_str() {
             "" | "NOTSET" => {
@@ -146,25 +127,23 @@ impl Reader {
                     return Err(err(format!("pads {p:?}")));
                 };
                 let conv = |v: i64| usize::try_from(v).map_err(|_| err(format!("pads {p:?}")));
-                let pads = [conv(t)?, conv(l)?, conv(b)?, conv(r)?];
-                if pads[0] != pads[1] || pads[2] != pads[3] {
-                    return Err(err(format!(
-                        "pads {p:?} differ between height and width; modelslim pads both alike for now"
-                    )));
-                }
-                Ok(pads)
+                Ok([conv(t)?, conv(l)?, conv(b)?, conv(r)?])
             }
             "VALID" => Ok([0; 4]),
             "SAME_UPPER" | "SAME_LOWER" => {
-                let out = side.div_ceil(stride);
-                let total = ((out - 1) * stride + kernel).saturating_sub(side);
-                let (small, big) = (total / 2, total - total / 2);
-                let (before, after) = if auto == "SAME_UPPER" {
-                    (small, big)
-                } else {
-                    (big, small)
+                let split = |a: usize| {
+                    let (side, s) = (input[a], stride[a]);
+                    let total =
+                        ((side.div_ceil(s).max(1) - 1) * s + kernel[a]).saturating_sub(side);
+                    let (small, big) = (total / 2, total - total / 2);
+                    if auto == "SAME_UPPER" {
+                        (small, big)
+                    } else {
+                        (big, small)
+                    }
                 };
-                Ok([before, before, after, after])
+                let ((top, bottom), (left, right)) = (split(0), split(1));
+                Ok([top, left, bottom, right])
             }
             other => Err(err(format!("auto_pad {other}"))),
         }
@@ -179,51 +158,56 @@ impl Reader {
         let [kh, kw] = k[..] else {
             return Err(err(format!("kernel_shape {k:?}")));
         };
-        let side = shape[2];
-        let strides = a.ints("strides").unwrap_or(vec![1, 1]);
+        let input = [shape[2], shape[3]];
         let pads = a.ints("pads").unwrap_or(vec![0; 4]);
         if n.op_type == "AveragePool" {
             // Over the whole image: a global average.
-            if kh as usize == side && kw as usize == shape[3] && pads.iter().all(|&p| p == 0) {
+            if [kh as usize, kw as usize] == input && pads.iter().all(|&p| p == 0) {
                 self.push(n, Op::GlobalAvgPool, &[x], vec![1, shape[1], 1, 1], true);
                 return Ok(());
             }
             return Err(err(format!(
-                "a {kh}×{kw} average pool over {side}×{side} values; modelslim reads an average over the whole image only, for now"
+                "a {kh}×{kw} average pool over {}×{} values; modelslim reads an average over the whole image only, for now",
+                input[0], input[1]
             )));
         }
-        if kh != kw || strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
-            return Err(err(format!(
-                "a {kh}×{kw} max pool with strides {strides:?}; modelslim runs square windows and equal strides for now"
-            )));
-        }
-        let (kernel, stride) = (kh as usize, strides[0] as usize);
-        let p = self.pads(a, kernel, stride, side)?;
-        if p.iter().any(|&v| v != p[0]) {
-            return Err(err(format!(
-                "max pool pads {p:?}; modelslim pads all sides alike for now"
-            )));
-        }
-        let floor = (side + 2 * p[0]).saturating_sub(kernel) / stride + 1;
-        if a.int("ceil_mode", 0) != 0 && (side + 2 * p[0]).saturating_sub(kernel) % stride != 0 {
-            return Err(err(
-                "ceil_mode changes this max pool's output size; modelslim rounds down for now",
-            ));
-        }
+        let kernel = [kh as usize, kw as usize];
+        let stride = window_strides(a)?;
+        let mut pads = self.pads(a, kernel, stride, input)?;
         if a.ints("dilations")
             .is_some_and(|d| d.iter().any(|&v| v != 1))
         {
             return Err(err("a dilated max pool"));
         }
+        // `ceil_mode` rounds the output up: one more window along an axis whose last one
+        // would start inside the image (or its leading padding), as more padding at the end,
+        // which never wins a maximum.
+        if a.int("ceil_mode", 0) != 0 {
+            for axis in 0..2 {
+                let span = input[axis] + pads[axis] + pads[axis + 2];
+                let rest = span.saturating_sub(kernel[axis]) % stride[axis];
+                let last_start =
+                    (span.saturating_sub(kernel[axis]) / stride[axis] + 1) * stride[axis];
+                if rest != 0 && last_start < input[axis] + pads[axis] {
+                    pads[axis + 2] += stride[axis] - rest;
+                }
+            }
+        }
+        if pads.iter().enumerate().any(|(i, &p)| p >= kernel[i % 2]) {
+            return Err(err(format!(
+                "max pool pads {pads:?} as wide as its {kh}×{kw} window (a window of padding only)"
+            )));
+        }
+        let [oh, ow] = window_output(input, kernel, stride, &pads);
         self.push(
             n,
             Op::MaxPool {
                 kernel,
                 stride,
-                pad: p[0],
+                pads,
             },
             &[x],
-            vec![1, shape[1], floor, floor],
+            vec![1, shape[1], oh, ow],
             false,
         );
         Ok(())
@@ -365,5 +349,14 @@ impl Reader {
         self.weights.insert(key, HostTensor::new(vec![channels], b));
         self.set(n, Val::Run { id, shape, flat });
         Ok(())
+    }
+}
+
+/// A window's `strides` (1, 1 when absent), each at least 1.
+fn window_strides(a: &Attrs) -> Result<Hw> {
+    let strides = a.ints("strides").unwrap_or(vec![1, 1]);
+    match strides[..] {
+        [sh, sw] if sh >= 1 && sw >= 1 => Ok([sh as usize, sw as usize]),
+        _ => Err(err(format!("strides {strides:?}"))),
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use prost::Message;
 
 use super::graph::{Graph, Op};
-use super::imported::{GraphNet, INPUT_SIDES};
+use super::imported::{GraphNet, INPUT_SIDES, default_resize};
 use super::{Arch, Model};
 use crate::export::proto::{
     AttributeProto, DimensionValue, ModelProto, NodeProto, TensorProto, data_type,
@@ -96,6 +96,8 @@ struct Reader {
     inits: HashMap<String, TensorProto>,
     /// How many nodes read each ONNX name.
     readers: HashMap<String, usize>,
+    /// The graph's outputs and the values that reach them through `Identity` or `Dropout`
+    /// only (Paddle copies its softmax into the output).
     outputs: BTreeSet<String>,
     graph: Graph,
     weights: StateDict,
@@ -104,9 +106,10 @@ struct Reader {
     opset: i64,
 }
 
-/// Read `bytes` as an ONNX classifier called `name`; a dynamic input side becomes `side`
-/// (else 224). The model is returned unfolded and unquantized, checked like any other.
-pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
+/// Read `bytes` as an ONNX classifier called `name`; a dynamic input size becomes `size`
+/// (`[height, width]`; else the other side where one is fixed, else 224). The model is
+/// returned unfolded and unquantized, checked like any other.
+pub fn read_onnx(bytes: &[u8], name: &str, size: Option<[u32; 2]>) -> Result<Model> {
     let proto = ModelProto::decode(bytes).map_err(|e| {
         err(format!(
             "not a readable ONNX file ({e}); is it complete? export it again or check the download"
@@ -149,6 +152,14 @@ pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
         r.inits.insert(t.name.clone(), t);
     }
     let nodes = hard_swish_parts(graph.node, &r.inits);
+    for n in nodes.iter().rev() {
+        if matches!(n.op_type.as_str(), "Identity" | "Dropout")
+            && n.output.first().is_some_and(|o| r.outputs.contains(o))
+            && let Some(i) = n.input.first()
+        {
+            r.outputs.insert(i.clone());
+        }
+    }
     for n in &nodes {
         for i in n.input.iter().filter(|i| !i.is_empty()) {
             *r.readers.entry(i.clone()).or_default() += 1;
@@ -181,17 +192,8 @@ pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
                 .collect()
         })
         .unwrap_or_default();
-    let fixed = match dims.as_slice() {
-        [_, Some(3), h, w] => match (h, w) {
-            (Some(h), Some(w)) if h != w => {
-                return Err(err(format!(
-                    "input {} is 3×{h}×{w}: modelslim runs square inputs for now",
-                    crate::error::quoted(&input.name)
-                )));
-            }
-            (Some(h), _) | (_, Some(h)) => Some(*h),
-            _ => None,
-        },
+    let fixed: [Option<i64>; 2] = match dims.as_slice() {
+        [_, Some(3), h, w] => [*h, *w],
         [_, _, _, Some(3)] => {
             return Err(err(format!(
                 "input {} is NHWC ({dims:?}); modelslim reads NCHW inputs (export with the channels first)",
@@ -205,30 +207,42 @@ pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
             )));
         }
     };
-    let side = match (fixed, side) {
-        (Some(f), Some(s)) if f != s as i64 => {
+    // Each side as the file fixes it, else as chosen, else as the other side or 224.
+    let mut hw = [0u32; 2];
+    for axis in 0..2 {
+        let chosen = size.map(|s| s[axis]);
+        hw[axis] = match (fixed[axis], chosen) {
+            (Some(f), Some(c)) if f != i64::from(c) => {
+                let side = |d: Option<i64>| d.map_or("?".to_string(), |v| v.to_string());
+                return Err(err(format!(
+                    "the file fixes the input at {}×{}; --input-size {}x{} does not fit it",
+                    side(fixed[0]),
+                    side(fixed[1]),
+                    size.map_or(0, |s| s[0]),
+                    size.map_or(0, |s| s[1])
+                )));
+            }
+            (Some(f), _) => u32::try_from(f).unwrap_or(u32::MAX),
+            (None, Some(c)) => c,
+            (None, None) => fixed[1 - axis]
+                .and_then(|f| u32::try_from(f).ok())
+                .unwrap_or(DEFAULT_SIDE),
+        };
+        if !INPUT_SIDES.contains(&hw[axis]) {
             return Err(err(format!(
-                "the file fixes the input at {f}×{f}; --input-size {s} does not fit it"
+                "input side {}: modelslim reads {} to {} pixels",
+                hw[axis],
+                INPUT_SIDES.start(),
+                INPUT_SIDES.end()
             )));
         }
-        (Some(f), _) => u32::try_from(f)
-            .ok()
-            .filter(|f| INPUT_SIDES.contains(f))
-            .ok_or_else(|| {
-                err(format!(
-                    "input side {f}: modelslim reads {} to {} pixels",
-                    INPUT_SIDES.start(),
-                    INPUT_SIDES.end()
-                ))
-            })?,
-        (None, s) => s.unwrap_or(DEFAULT_SIDE),
-    };
-    let s = side as usize;
+    }
+    let [h, w] = hw;
     r.vals.insert(
         input.name.clone(),
         Val::Run {
             id: 0,
-            shape: vec![1, 3, s, s],
+            shape: vec![1, 3, h as usize, w as usize],
             flat: false,
         },
     );
@@ -273,17 +287,18 @@ pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
         Some(json) => {
             let p: Preprocess = serde_json::from_str(&json)
                 .map_err(|e| err(format!("unreadable {PREPROCESS_KEY} metadata: {e}")))?;
-            if p.crop != side {
+            if p.input_hw() != [h as usize, w as usize] {
+                let [ph, pw] = p.input_hw();
                 return Err(err(format!(
-                    "the file's preprocessing crops {0}×{0} but its input is {side}×{side}",
-                    p.crop
+                    "the file's preprocessing crops {ph}×{pw} but its input is {h}×{w}"
                 )));
             }
             p
         }
         None => Preprocess {
-            crop: side,
-            resize: (side as f32 / 0.875).round() as u32,
+            crop: h,
+            crop_width: (w != h).then_some(w),
+            resize: default_resize(hw),
             ..Preprocess::IMAGENET
         },
     };
@@ -291,7 +306,7 @@ pub fn read_onnx(bytes: &[u8], name: &str, side: Option<u32>) -> Result<Model> {
         name: name.into(),
         graph: g,
         preprocess,
-        fixed_size: fixed.is_some(),
+        fixed_size: fixed.iter().all(Option::is_some),
     };
     Model::new(Arch::Graph(Box::new(net)), r.weights)
 }
