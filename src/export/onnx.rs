@@ -400,8 +400,9 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
             ),
             // Opset 13 has no HardSwish (14 does): x · HardSigmoid(x; 1/6, 1/2), as the engine
             // computes it.
+            // With int8 activations the gate is quantized too (see `Quantization::gate_step`).
             Op::HardSwish | Op::Silu => {
-                let gate = format!("{out}_gate");
+                let mut gate = format!("{out}_gate");
                 if matches!(n.op, Op::HardSwish) {
                     b.node(
                         "HardSigmoid",
@@ -411,6 +412,9 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                     );
                 } else {
                     b.node("Sigmoid", &[&x], &gate, vec![]);
+                }
+                if let Some(q) = model.quant.gate_step(&graph.values[n.inputs[0]]) {
+                    gate = b.qdq(&gate, &q);
                 }
                 b.node("Mul", &[&x, &gate], &out, vec![]);
             }

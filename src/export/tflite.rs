@@ -251,6 +251,69 @@ impl Writer<'_> {
         self.tensor(name, shape, dtype::INT32, Some(&bytes), None)
     }
 
+    /// A float scalar constant (broadcast by the element-wise operators).
+    fn float_scalar(&mut self, name: &str, value: f32) -> i32 {
+        self.tensor(name, &[1], dtype::FLOAT32, Some(&value.to_le_bytes()), None)
+    }
+
+    /// `out = clamp(αx + β, 0, 1)` on int8 `x` (step `in_step`, shape `s`) into `out` (step
+    /// 1/256 from zero), as a 1×1 depthwise conv of weight α (the integer 1 in steps of α) and
+    /// bias β (in steps of `in_step · α`); the output's range does the clamp. Its
+    /// requantization multiplier is `in_step · α · 256`: for modelslim's power-of-two steps,
+    /// α·2ᵏ, and β / (`in_step` · α) is an integer for Paddle's α = 0.2, β = 0.5 and PyTorch's
+    /// 1/6, 1/2, so the conv computes αx + β before its one rounding, as modelslim does.
+    #[allow(clippy::too_many_arguments)]
+    fn int8_hard_sigmoid(
+        &mut self,
+        x: i32,
+        out: i32,
+        name: &str,
+        s: Shape,
+        in_step: ActQuant,
+        alpha: f32,
+        beta: f32,
+    ) -> Result<()> {
+        if s.flat {
+            return Err(Error::Invalid(format!(
+                "'{name}': an int8 hard sigmoid of a flat value; export this network as ONNX"
+            )));
+        }
+        let c = s.c;
+        let weight_q = self.quantization(&vec![alpha; c], &vec![0; c], 3);
+        let weight = self.tensor(
+            &format!("{name}_alpha"),
+            &[1, 1, 1, c as i32],
+            dtype::INT8,
+            Some(&vec![1u8; c]),
+            Some(weight_q),
+        );
+        let bias_step = in_step.scale * alpha;
+        let b = (beta / bias_step).round() as i32;
+        let bias_q = self.quantization(&vec![bias_step; c], &vec![0; c], 0);
+        let bytes: Vec<u8> = (0..c).flat_map(|_| b.to_le_bytes()).collect();
+        let bias = self.tensor(
+            &format!("{name}_beta"),
+            &[c as i32],
+            dtype::INT32,
+            Some(&bytes),
+            Some(bias_q),
+        );
+        let opts = self.fb.table(&[
+            (0, Field::U8(VALID)),
+            (1, Field::I32(1)),
+            (2, Field::I32(1)),
+            (3, Field::I32(1)),
+            (4, Field::U8(Activation::None as u8)),
+        ]);
+        self.op(
+            code::DEPTHWISE_CONV_2D,
+            &[x, weight, bias],
+            out,
+            (options::DEPTHWISE_CONV_2D, Some(opts)),
+        );
+        Ok(())
+    }
+
     fn op(&mut self, code: i32, inputs: &[i32], output: i32, options: (u8, Option<Offset>)) {
         let opcode = self.opcode(code);
         self.operators.push(Operator {
@@ -884,17 +947,6 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 w.op(code::MEAN, &[x, axes], out, (options::REDUCER, Some(opts)));
                 (out, shape)
             }
-            Op::Mul | Op::Sigmoid | Op::HardSwish | Op::Silu if integer => {
-                return Err(Error::Invalid(format!(
-                    "'{name}': a full-integer TFLite file cannot hold {} yet; export it with int8 weights only (no --act-quant), or as ONNX",
-                    match n.op {
-                        Op::Mul => "an element-wise product",
-                        Op::Sigmoid => "a sigmoid",
-                        Op::HardSwish => "a hard swish",
-                        _ => "a SiLU",
-                    }
-                )));
-            }
             Op::Mul => {
                 let (y, t) = read(&tensor, n.inputs[1])?;
                 let gate = Shape { h: 1, w: 1, ..s };
@@ -903,33 +955,93 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                         "'{name}' multiplies values of shapes TFLite cannot broadcast"
                     )));
                 }
+                step(n.inputs[0])?;
+                step(n.inputs[1])?;
                 let out = w.activation(&out_name, s, out_step);
                 let opts = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
                 w.op(code::MUL, &[x, y], out, (options::MUL, Some(opts)));
                 (out, s)
             }
-            Op::Sigmoid | Op::HardSwish => {
+            Op::Sigmoid => {
+                step(n.inputs[0])?;
+                // An int8 LOGISTIC writes steps of 1/256 from zero, and nothing else.
+                if integer && out_step != Some(ActQuant::UNIT) {
+                    return Err(Error::Invalid(format!(
+                        "'{name}': an int8 sigmoid needs the output step 1/256 from zero; recompress with --act-quant"
+                    )));
+                }
                 let out = w.activation(&out_name, s, out_step);
-                let code = if matches!(n.op, Op::Sigmoid) {
-                    code::LOGISTIC
-                } else {
-                    code::HARD_SWISH
-                };
-                w.op(code, &[x], out, (options::NONE, None));
+                w.op(code::LOGISTIC, &[x], out, (options::NONE, None));
                 (out, s)
             }
-            Op::Silu => {
-                let gate = w.activation(&format!("{name}_sigmoid"), s, None);
-                w.op(code::LOGISTIC, &[x], gate, (options::NONE, None));
+            Op::HardSwish if !integer => {
+                let out = w.activation(&out_name, s, None);
+                w.op(code::HARD_SWISH, &[x], out, (options::NONE, None));
+                (out, s)
+            }
+            // In a full-integer file, x times its gate (quantized as modelslim quantizes it):
+            // the gate a hard sigmoid (below) or a LOGISTIC, then a MUL.
+            Op::HardSwish | Op::Silu => {
+                let in_step = step(n.inputs[0])?;
+                let gate_step = w
+                    .model
+                    .quant
+                    .gate_step(&graph.values[n.inputs[0]])
+                    .filter(|_| integer);
+                if integer && gate_step.is_none() {
+                    return Err(Error::Structure(format!("'{name}' has no gate step")));
+                }
+                let gate = w.activation(&format!("{name}_gate"), s, gate_step);
+                match (&n.op, in_step) {
+                    (Op::HardSwish, Some(in_step)) => {
+                        w.int8_hard_sigmoid(x, gate, &name, s, in_step, 1.0 / 6.0, 0.5)?
+                    }
+                    _ => w.op(code::LOGISTIC, &[x], gate, (options::NONE, None)),
+                }
                 let out = w.activation(&out_name, s, out_step);
                 let opts = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
                 w.op(code::MUL, &[x, gate], out, (options::MUL, Some(opts)));
                 (out, s)
             }
-            Op::HardSigmoid { .. } => {
-                return Err(Error::Invalid(format!(
-                    "'{name}': TFLite has no hard sigmoid operator and modelslim does not write one as several yet; export this network as ONNX"
-                )));
+            // TFLite has no hard sigmoid: in a full-integer file a 1×1 depthwise conv (see
+            // `int8_hard_sigmoid`); in float relu6(6αx + 6β) / 6, as a product, a sum with a
+            // fused ReLU6 and a product.
+            Op::HardSigmoid { alpha, beta } if integer => {
+                let in_step = step(n.inputs[0])?
+                    .ok_or_else(|| Error::Structure(format!("'{name}' has no input step")))?;
+                if out_step != Some(ActQuant::UNIT) {
+                    return Err(Error::Invalid(format!(
+                        "'{name}': an int8 hard sigmoid needs the output step 1/256 from zero; recompress with --act-quant"
+                    )));
+                }
+                let out = w.activation(&out_name, s, out_step);
+                w.int8_hard_sigmoid(x, out, &name, s, in_step, *alpha, *beta)?;
+                (out, s)
+            }
+            Op::HardSigmoid { alpha, beta } => {
+                let scaled = w.activation(&format!("{name}_scaled"), s, None);
+                let a = w.float_scalar(&format!("{name}_6alpha"), 6.0 * alpha);
+                let none = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
+                w.op(code::MUL, &[x, a], scaled, (options::MUL, Some(none)));
+                let shifted = w.activation(&format!("{name}_relu6"), s, None);
+                let b = w.float_scalar(&format!("{name}_6beta"), 6.0 * beta);
+                let relu6 = w.fb.table(&[(0, Field::U8(Activation::Relu6 as u8))]);
+                w.op(
+                    code::ADD,
+                    &[scaled, b],
+                    shifted,
+                    (options::ADD, Some(relu6)),
+                );
+                let out = w.activation(&out_name, s, out_step);
+                let sixth = w.float_scalar(&format!("{name}_sixth"), 1.0 / 6.0);
+                let none = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
+                w.op(
+                    code::MUL,
+                    &[shifted, sixth],
+                    out,
+                    (options::MUL, Some(none)),
+                );
+                (out, s)
             }
             Op::Linear {
                 name: layer,

@@ -94,22 +94,38 @@ fn last_uses(steps: &[Step], values: usize, output: usize) -> Vec<usize> {
 #[derive(Debug, Clone, Copy)]
 enum Unary {
     Sigmoid,
-    HardSigmoid { alpha: f32, beta: f32 },
-    HardSwish,
-    Silu,
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// With the gate's step where it is quantized ([`Quantization::gate_step`]).
+    HardSwish {
+        gate: Option<ActQuant>,
+    },
+    Silu {
+        gate: Option<ActQuant>,
+    },
 }
 
 impl Unary {
-    /// As ONNX Runtime computes them: `clamp(αx + β, 0, 1)`, `x · clamp(x/6 + 1/2, 0, 1)`.
+    /// As ONNX Runtime computes them: `clamp(αx + β, 0, 1)`, `x · clamp(x/6 + 1/2, 0, 1)` (the
+    /// gate quantized where it has a step).
     fn apply(self, x: Tensor<4>) -> Tensor<4> {
         let hard_sigmoid = |x: Tensor<4>, a: f32, b: f32| {
             x.mul_scalar(a).add_scalar(b).clamp_min(0.0).clamp_max(1.0)
         };
+        let quantized = |g: Tensor<4>, step: Option<ActQuant>| match step {
+            Some(q) => fake_quantize(g, q),
+            None => g,
+        };
         match self {
             Unary::Sigmoid => sigmoid(x),
             Unary::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha, beta),
-            Unary::HardSwish => x.clone() * hard_sigmoid(x, 1.0 / 6.0, 0.5),
-            Unary::Silu => x.clone() * sigmoid(x),
+            Unary::HardSwish { gate } => {
+                let g = hard_sigmoid(x.clone(), 1.0 / 6.0, 0.5);
+                x * quantized(g, gate)
+            }
+            Unary::Silu { gate } => x.clone() * quantized(sigmoid(x), gate),
         }
     }
 }
@@ -172,8 +188,12 @@ impl Network {
                     alpha: *alpha,
                     beta: *beta,
                 }),
-                Op::HardSwish => Compiled::Unary(Unary::HardSwish),
-                Op::Silu => Compiled::Unary(Unary::Silu),
+                Op::HardSwish => Compiled::Unary(Unary::HardSwish {
+                    gate: quant.gate_step(&graph.values[n.inputs[0]]),
+                }),
+                Op::Silu => Compiled::Unary(Unary::Silu {
+                    gate: quant.gate_step(&graph.values[n.inputs[0]]),
+                }),
                 Op::Add => Compiled::Add,
                 Op::Mul => Compiled::Mul,
                 Op::MaxPool {

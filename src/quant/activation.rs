@@ -25,6 +25,13 @@ pub struct ActQuant {
 }
 
 impl ActQuant {
+    /// The step of a gate's values in `[0, 1)` (a sigmoid's or hard sigmoid's output): 1/256
+    /// from zero, as TFLite's int8 `LOGISTIC` requires of its output.
+    pub const UNIT: ActQuant = ActQuant {
+        scale: 1.0 / 256.0,
+        zero_point: 0,
+    };
+
     /// The smallest power-of-two step that covers `[lo, hi]` (widened to include 0, so that
     /// zero is exact).
     pub fn from_range(lo: f32, hi: f32) -> Self {

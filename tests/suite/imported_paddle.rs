@@ -123,3 +123,28 @@ fn rapidocr_pruned_30_percent_with_reconstruction_runs_smaller_and_exports_what_
     let d = relative_diff(&ours, &theirs);
     assert!(d <= 1e-4, "{d}");
 }
+
+/// Its full-integer TFLite file (hard swishes as x times a quantized gate, hard sigmoids as
+/// 1×1 depthwise convs, products: see `imported_ops`) in LiteRT: modelslim's top-1 on every
+/// photo, the logits within one step (a hard sigmoid's value exactly halfway between two steps
+/// may round either way; measured: the same integers).
+#[test]
+fn rapidocr_as_full_integer_tflite_gives_modelslims_top1_and_integers_in_litert() {
+    let (_, m) = rapidocr();
+    let calib = calibration_photos(&m.preprocess(), 8);
+    let q = int8a8(&m, &calib);
+    let images = photos(&m);
+    let ours = reloaded_logits(&q, &images);
+    let tflite = modelslim::export::to_tflite(&q).unwrap();
+    let theirs = common::litert_full_integer(&tflite, &images, "rapidocr-int8");
+    let step = q.quant.logits.unwrap().scale;
+    let d = common::max_abs_diff(&ours, &theirs);
+    eprintln!("rapidocr full-integer TFLite: max |Δlogit| {d} (step {step})");
+    let top1 = |v: &[Vec<f32>]| {
+        v.iter()
+            .map(|l| modelslim::predict::argmax(l))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(top1(&ours), top1(&theirs));
+    assert!(d <= step, "{d} > {step}");
+}

@@ -56,7 +56,9 @@ pub struct ActivationSteps {
 
 impl Model {
     /// The values whose activations are quantized: inputs of integer-weight convs and linear
-    /// layers, both inputs of every add and product, and the input of global pooling.
+    /// layers, both inputs of every add and product, and the inputs of global pooling and of
+    /// the curved activations (sigmoid, hard sigmoid, hard swish, SiLU), as an integer engine
+    /// reads them.
     pub fn activation_points(&self) -> Vec<usize> {
         let graph = self.graph();
         let mut points = Vec::new();
@@ -69,8 +71,25 @@ impl Model {
                         &[]
                     }
                 }
-                (Op::Add | Op::Mul | Op::GlobalAvgPool, None) => &n.inputs,
-                _ => &[],
+                (
+                    Op::Add
+                    | Op::Mul
+                    | Op::GlobalAvgPool
+                    | Op::Sigmoid
+                    | Op::HardSigmoid { .. }
+                    | Op::HardSwish
+                    | Op::Silu,
+                    None,
+                ) => &n.inputs,
+                (
+                    Op::Conv { .. }
+                    | Op::Linear { .. }
+                    | Op::BatchNorm { .. }
+                    | Op::Relu
+                    | Op::Relu6
+                    | Op::MaxPool { .. },
+                    None,
+                ) => &[],
             };
             for &v in reads {
                 if !points.contains(&v) {
@@ -151,6 +170,13 @@ impl Model {
                 }
             };
             fitted[v] = Some(ActQuant::fit(lo, hi, sample));
+        }
+        // A gate's values lie in [0, 1]: the step integer engines give them, whatever this
+        // calibration saw.
+        for n in &graph.nodes {
+            if matches!(n.op, Op::Sigmoid | Op::HardSigmoid { .. }) && fitted[n.output].is_some() {
+                fitted[n.output] = Some(ActQuant::UNIT);
+            }
         }
         self.align_add_steps(&mut fitted);
         let out: BTreeMap<String, ActQuant> = names

@@ -212,7 +212,7 @@ mod tests {
         assert!(crop[0] > line[0], "the top-left moves into the image");
         assert_eq!(image_hw(3 * 48 * 192, [48, 192]).unwrap(), [48, 192]);
         assert_eq!(image_hw(3 * 24 * 96, [48, 192]).unwrap(), [24, 96]);
-        assert!(image_hw(3 * 48 * 48, [48, 192]).is_err());
+        assert!(image_hw(3 * 48 * 50, [48, 192]).is_err());
     }
 
     #[test]
