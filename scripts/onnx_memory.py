@@ -3,9 +3,8 @@ scripts/onnx-models.sh).
 
 usage: onnx_memory.py MODELSLIM_BIN LIGHT_RESNET50.onnx PHOTO_DIR WORK_DIR [--max-ratio R]
 
-The `onnx` package's ResNet-50 test model computes its weights with `ConstantOfShape` nodes; this
-writes them out as seeded random initializers (He-scaled convs, unit batch norms), which gives
-the 100 MB file a user would bring. Then `modelslim predict` and `modelslim compress --quant
+scripts/seeded_resnet50.py writes the `onnx` package's ResNet-50 test model with seeded random
+weights: the 100 MB file a user would bring. Then `modelslim predict` and `modelslim compress --quant
 int8` run on it, each in a process of its own, and the peak resident memory of each (Linux's
 ru_maxrss) is printed beside the file's size, as markdown rows. With --max-ratio, it exits 1
 when `predict` peaks above R times the file.
@@ -14,38 +13,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import onnx
-from onnx import numpy_helper
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from seeded_resnet50 import write  # noqa: E402
 
 bin_, light, photos, work = sys.argv[1:5]
-model = onnx.load(light)
-g = model.graph
-rng = np.random.default_rng(0)
-shapes = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-# Batch norms' scale and variance 1, shift and mean 0.
-ones = {i for n in g.node if n.op_type == "BatchNormalization" for i in (n.input[1], n.input[4])}
-kept = []
-for n in g.node:
-    if n.op_type != "ConstantOfShape":
-        kept.append(n)
-        continue
-    shape = tuple(int(d) for d in shapes[n.input[0]])
-    name = n.output[0]
-    if len(shape) == 4:
-        fan_in = shape[1] * shape[2] * shape[3]
-        v = rng.normal(0, (2.0 / fan_in) ** 0.5, shape)
-    elif name in ones:
-        v = np.ones(shape)
-    elif len(shape) == 2:
-        v = rng.normal(0, 0.01, shape)
-    else:
-        v = np.zeros(shape)
-    g.initializer.append(numpy_helper.from_array(v.astype(np.float32), name))
-del g.node[:]
-g.node.extend(kept)
 big = os.path.join(work, "resnet50.onnx")
-onnx.save(model, big)
+write(light, big)
 size = os.path.getsize(big)
 image = sorted(os.path.join(photos, f) for f in os.listdir(photos))[0]
 

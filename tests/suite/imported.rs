@@ -123,6 +123,48 @@ fn resnet50_from_onnxs_test_models_loads_with_its_structure_and_logits() {
     assert!(d <= 1e-6, "{d}");
 }
 
+/// The same ResNet-50 with seeded weights written out (`scripts/seeded_resnet50.py --logits`):
+/// a 100 MB file whose logits spread, so that a wrong conv, pad or residual shows.
+#[test]
+fn a_100_mb_resnet50_gives_onnxruntimes_logits() {
+    let dir = std::env::var("MODELSLIM_ONNX_LIGHT").unwrap_or_else(|_| {
+        panic!("set MODELSLIM_ONNX_LIGHT (scripts/setup.sh does): the onnx package's light models")
+    });
+    let path = common::scratch("resnet50-seeded.onnx");
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(common::root().join("scripts/seeded_resnet50.py"))
+        .arg(PathBuf::from(dir).join("light_resnet50.onnx"))
+        .arg(&path)
+        .arg("--logits")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 100_000_000, "{} bytes", bytes.len());
+    let m = read_onnx(&bytes, "resnet50", None).unwrap();
+    let images = &photos(&m)[..2];
+    let ours = logits(&m, images);
+    let theirs = onnxruntime(&bytes, images, "resnet50-seeded", true);
+    let d = relative_diff(&ours, &theirs);
+    let span = |v: &[f32]| {
+        v.iter().fold(f32::MIN, |a, &b| a.max(b)) - v.iter().fold(f32::MAX, |a, &b| a.min(b))
+    };
+    eprintln!(
+        "seeded ResNet-50: max |Δ| / span = {d:.2e}, logits' span {}",
+        span(&theirs[0])
+    );
+    assert!(
+        span(&theirs[0]) > 1.0,
+        "the logits barely differ: a weak comparison"
+    );
+    assert!(d <= 1e-4, "{d}");
+}
+
 #[test]
 fn docorient_in_int8_exports_an_onnx_file_that_gives_modelslims_logits() {
     let bytes = docorient_bytes();
