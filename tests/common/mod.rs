@@ -56,6 +56,15 @@ pub fn onnxruntime(onnx: &[u8], images: &[Vec<f32>], name: &str, optimize: bool)
     onnxruntime_sized(onnx, images, [side; 2], name, optimize)
 }
 
+/// [`onnxruntime`] for a file whose input is channels-last (NHWC): given the same square
+/// images transposed.
+#[allow(dead_code)]
+pub fn onnxruntime_nhwc(onnx: &[u8], images: &[Vec<f32>], name: &str) -> Vec<Vec<f32>> {
+    let side = (((images[0].len() / 3) as f64).sqrt().round() as usize).to_string();
+    let args = ["--side", side.as_str(), "--nhwc"];
+    independent_engine("run_onnx.py", onnx, &format!("{name}.onnx"), images, &args)
+}
+
 /// [`onnxruntime`] for images of `[height, width]`.
 pub fn onnxruntime_sized(
     onnx: &[u8],

@@ -1,7 +1,7 @@
 """Write a small MobileNetV3-style classifier as ONNX, with seeded random weights: the ops
 modelslim reads beyond ResNets and MobileNetV2, in the forms exporters write them.
 
-usage: make_se_net.py OUT.onnx [--gate hardsigmoid|sigmoid] [--side S]
+usage: make_se_net.py OUT.onnx [--gate hardsigmoid|sigmoid] [--side S] [--nhwc]
 
 stem: conv 3×3/2 + batch norm + HardSwish (the opset-14 op); a block: conv 1×1 + batch norm +
 ReLU, depthwise 3×3 + batch norm + hard swish as Paddle writes it (Add 3, Clip 0..6, Mul,
@@ -9,7 +9,8 @@ Div 6), squeeze-excitation (GlobalAveragePool, conv 1×1 + bias, Relu, conv 1×1
 gate — HardSigmoid(0.2, 0.5) as Paddle, or Sigmoid — and Mul), conv 1×1 + batch norm, a
 residual Add; then conv 1×1 + batch norm, x · sigmoid(x) (SiLU), x · HardSigmoid(x; 1/6, 1/2)
 (PyTorch's hard swish before opset 14), GlobalAveragePool, Flatten, Gemm to 10 classes. The
-batch dimension is dynamic; the side is fixed (default 96).
+batch dimension is dynamic; the side is fixed (default 96). --nhwc: the input is channels-last,
+turned to NCHW by a leading Transpose, as TensorFlow's exporters write it.
 """
 import sys
 
@@ -56,6 +57,9 @@ def op(kind, ins, name, **attrs):
 
 
 x = "image"
+nhwc = "--nhwc" in sys.argv
+if nhwc:
+    nodes.append(helper.make_node("Transpose", ["image_nhwc"], ["image"], name="to_nchw", perm=[0, 3, 1, 2]))
 h = op("HardSwish", [bn(conv(x, "stem", 3, 16, 3, 2), "stem_bn", 16)], "stem_act")
 block_in = h
 h = op("Relu", [bn(conv(h, "b.expand", 16, 32, 1), "b.expand_bn", 32)], "b.expand_act")
@@ -87,7 +91,8 @@ nodes.append(helper.make_node("Gemm", [h, const("fc.weight", rng.normal(0, 0.3, 
                               ["logits"], name="/fc/Gemm", transB=1))
 graph = helper.make_graph(
     nodes, "se_net",
-    [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, side, side])],
+    [helper.make_tensor_value_info("image_nhwc", TensorProto.FLOAT, ["N", side, side, 3]) if nhwc
+     else helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, side, side])],
     [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
     inits)
 model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], producer_name="make_se_net")

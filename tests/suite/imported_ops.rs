@@ -79,6 +79,24 @@ fn every_form_of_the_ops_is_read_and_gives_onnxruntimes_logits() {
     }
 }
 
+/// TensorFlow's exporters give a channels-last input and a Transpose to NCHW: the Transpose is
+/// dropped, and modelslim (and its own export) takes NCHW.
+#[test]
+fn a_channels_last_input_with_its_transpose_reads_as_the_same_network() {
+    let nhwc = se_net(&["--nhwc"]);
+    let m = read_onnx(&nhwc, "se_net_nhwc", None).unwrap();
+    assert_eq!(
+        ops(&m),
+        ops(&read_onnx(&se_net(&[]), "se_net", None).unwrap())
+    );
+    let x = images(&m);
+    let ours = logits(&m, &x);
+    let theirs = common::onnxruntime_nhwc(&nhwc, &x, "se-nhwc");
+    let d = max_abs_diff(&ours, &theirs);
+    eprintln!("SE net NHWC: max |Δlogit| {d:.2e}");
+    assert!(d <= 1e-4, "{d}");
+}
+
 #[test]
 fn a_squeeze_excitation_block_prunes_as_one_group() {
     let m = read_onnx(&se_net(&[]), "se_net", None).unwrap();

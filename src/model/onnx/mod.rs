@@ -151,7 +151,7 @@ pub fn read_onnx(bytes: &[u8], name: &str, size: Option<[u32; 2]>) -> Result<Mod
     for t in graph.initializer {
         r.inits.insert(t.name.clone(), t);
     }
-    let nodes = hard_swish_parts(graph.node, &r.inits);
+    let mut nodes = hard_swish_parts(graph.node, &r.inits);
     for n in nodes.iter().rev() {
         if matches!(n.op_type.as_str(), "Identity" | "Dropout")
             && n.output.first().is_some_and(|o| r.outputs.contains(o))
@@ -192,13 +192,30 @@ pub fn read_onnx(bytes: &[u8], name: &str, size: Option<[u32; 2]>) -> Result<Mod
                 .collect()
         })
         .unwrap_or_default();
+    // The name the NCHW image goes by: the input's, or that of the Transpose to NCHW that
+    // TensorFlow's exporters put after a channels-last input (the node is then dropped).
+    let mut image_name = input.name.clone();
     let fixed: [Option<i64>; 2] = match dims.as_slice() {
         [_, Some(3), h, w] => [*h, *w],
-        [_, _, _, Some(3)] => {
-            return Err(err(format!(
-                "input {} is NHWC ({dims:?}); modelslim reads NCHW inputs (export with the channels first)",
-                crate::error::quoted(&input.name)
-            )));
+        [_, h, w, Some(3)] => {
+            let to_nchw = |n: &NodeProto| {
+                n.op_type == "Transpose"
+                    && n.input.first() == Some(&input.name)
+                    && Attrs(&n.attribute).ints("perm").as_deref() == Some(&[0, 3, 1, 2])
+            };
+            let readers = nodes
+                .iter()
+                .filter(|n| n.input.contains(&input.name))
+                .count();
+            let Some(at) = nodes.iter().position(to_nchw).filter(|_| readers == 1) else {
+                return Err(err(format!(
+                    "input {} is NHWC ({dims:?}) and not turned to NCHW by one leading Transpose; modelslim reads NCHW networks (export with the channels first)",
+                    crate::error::quoted(&input.name)
+                )));
+            };
+            let transpose = nodes.remove(at);
+            image_name = transpose.output.first().cloned().unwrap_or_default();
+            [*h, *w]
         }
         _ => {
             return Err(err(format!(
@@ -239,7 +256,7 @@ pub fn read_onnx(bytes: &[u8], name: &str, size: Option<[u32; 2]>) -> Result<Mod
     }
     let [h, w] = hw;
     r.vals.insert(
-        input.name.clone(),
+        image_name,
         Val::Run {
             id: 0,
             shape: vec![1, 3, h as usize, w as usize],
