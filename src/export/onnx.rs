@@ -315,6 +315,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 pads,
                 groups,
                 bias,
+                dilation,
                 ..
             } => {
                 let w = b.param_for(&format!("{name}.weight"), WeightInts::reading(input_act))?;
@@ -331,7 +332,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                         attr_ints("kernel_shape", kernel),
                         attr_ints("strides", stride),
                         attr_ints("pads", pads),
-                        attr_ints("dilations", &[1, 1]),
+                        attr_ints("dilations", dilation),
                         attr_int("group", *groups as i64),
                     ],
                 );

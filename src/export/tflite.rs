@@ -27,7 +27,7 @@
 
 use super::arena::{Lifetime, arena_bytes};
 use super::flatbuffer::{Builder, Field, Offset};
-use crate::model::graph::Hw;
+use crate::model::graph::{Hw, dilated};
 use crate::model::{Model, Op};
 use crate::quant::{ActQuant, Granularity, bias_scales};
 use crate::tensor::{f16_le_bytes, f32_le_bytes};
@@ -796,6 +796,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 stride,
                 pads,
                 groups,
+                dilation,
                 ..
             } => {
                 let ([kh, kw], o, c) = (*kernel, *out_channels, *in_channels);
@@ -838,8 +839,16 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 };
                 let bias = w.layer_bias(layer, o, in_step)?;
                 // A conv's padding is zeros by definition.
-                let (x, padding, (h, wd)) =
-                    w.window(x, &name, s, *pads, *kernel, *stride, true, in_step)?;
+                let (x, padding, (h, wd)) = w.window(
+                    x,
+                    &name,
+                    s,
+                    *pads,
+                    dilated(*kernel, *dilation),
+                    *stride,
+                    true,
+                    in_step,
+                )?;
                 let shape = Shape {
                     h,
                     w: wd,
@@ -854,6 +863,8 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                         (2, Field::I32(stride[0] as i32)),
                         (3, Field::I32(1)),
                         (4, Field::U8(act as u8)),
+                        (5, Field::I32(dilation[1] as i32)),
+                        (6, Field::I32(dilation[0] as i32)),
                     ]);
                     (
                         code::DEPTHWISE_CONV_2D,
@@ -865,6 +876,8 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                         (1, Field::I32(stride[1] as i32)),
                         (2, Field::I32(stride[0] as i32)),
                         (3, Field::U8(act as u8)),
+                        (4, Field::I32(dilation[1] as i32)),
+                        (5, Field::I32(dilation[0] as i32)),
                     ]);
                     (code::CONV_2D, (options::CONV_2D, Some(t)))
                 };

@@ -174,9 +174,10 @@ impl Network {
                     pads,
                     groups,
                     bias,
+                    dilation,
                     ..
                 } => Compiled::Conv(Box::new(Conv::load(
-                    params, name, *stride, *pads, *groups, *bias,
+                    params, name, *stride, *dilation, *pads, *groups, *bias,
                 )?)),
                 Op::BatchNorm { name, eps, .. } => {
                     Compiled::BatchNorm(Box::new(BatchNorm::load(params, name, *eps)?))

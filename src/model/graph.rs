@@ -9,6 +9,18 @@ use super::channels::{Layer, Structure};
 /// A height and a width (of an image, a kernel or a stride), in that order.
 pub type Hw = [usize; 2];
 
+fn undilated() -> Hw {
+    [1, 1]
+}
+
+/// The extent of a kernel whose taps are `dilation` apart: `(k − 1)·d + 1` along each axis.
+pub fn dilated(kernel: Hw, dilation: Hw) -> Hw {
+    [
+        (kernel[0].max(1) - 1) * dilation[0] + 1,
+        (kernel[1].max(1) - 1) * dilation[1] + 1,
+    ]
+}
+
 /// The output's height and width of a window (`kernel` at `stride`) sliding over `input`
 /// padded by `pads` (`[top, left, bottom, right]`).
 pub fn window_output(input: Hw, kernel: Hw, stride: Hw, pads: &[usize; 4]) -> Hw {
@@ -32,6 +44,10 @@ pub enum Op {
         pads: [usize; 4],
         groups: usize,
         bias: bool,
+        /// The spacing of the kernel's taps (1, 1: dense; 2: every other pixel, as DeepLab's
+        /// and some backbones' last stages).
+        #[serde(default = "undilated")]
+        dilation: Hw,
     },
     /// Batch norm in eval mode (`{name}.weight/bias/running_mean/running_var`).
     BatchNorm {
@@ -187,6 +203,7 @@ impl Graph {
                 pads,
                 groups,
                 bias: folded,
+                dilation: undilated(),
             },
             &[x],
             conv,
@@ -283,9 +300,10 @@ impl Graph {
                     kernel,
                     stride,
                     pads,
+                    dilation,
                     ..
-                }
-                | Op::MaxPool {
+                } => window_output(x, dilated(*kernel, *dilation), *stride, pads),
+                Op::MaxPool {
                     kernel,
                     stride,
                     pads,

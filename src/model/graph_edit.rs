@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::graph::{Graph, Hw, Op};
+use super::graph::{Graph, Hw, Op, dilated};
 use crate::tensor::StateDict;
 use crate::{Error, Result};
 
@@ -19,12 +19,14 @@ pub const MAX_STRIDE: usize = 64;
 /// The longest value or layer name.
 pub const MAX_NAME: usize = 200;
 
-/// A window's sides and strides in range and each pad (`[top, left, bottom, right]`) less
-/// than the window's side along it.
-fn window_fits(kernel: &Hw, stride: &Hw, pads: &[usize; 4]) -> bool {
+/// A window's sides, dilations and strides in range and each pad (`[top, left, bottom,
+/// right]`) less than the window's extent along it.
+fn window_fits(kernel: &Hw, dilation: &Hw, stride: &Hw, pads: &[usize; 4]) -> bool {
+    let extent = dilated(*kernel, *dilation);
     kernel.iter().all(|k| (1..=MAX_KERNEL).contains(k))
+        && dilation.iter().all(|d| (1..=MAX_STRIDE).contains(d))
         && stride.iter().all(|s| (1..=MAX_STRIDE).contains(s))
-        && pads.iter().enumerate().all(|(i, p)| *p < kernel[i % 2])
+        && pads.iter().enumerate().all(|(i, p)| *p < extent[i % 2])
 }
 
 impl Op {
@@ -59,6 +61,7 @@ impl Op {
                 stride,
                 pads,
                 groups,
+                dilation,
                 ..
             } => {
                 if !width(*in_channels) || !width(*out_channels) {
@@ -66,9 +69,9 @@ impl Op {
                         "conv {name} has {in_channels} → {out_channels} channels (1 to {MAX_CHANNELS} allowed)"
                     ));
                 }
-                if !window_fits(kernel, stride, pads) {
+                if !window_fits(kernel, dilation, stride, pads) {
                     return bad(format!(
-                        "conv {name} has kernel {kernel:?}, stride {stride:?}, pads {pads:?} (kernel 1 to {MAX_KERNEL}, stride 1 to {MAX_STRIDE}, each pad less than the kernel)"
+                        "conv {name} has kernel {kernel:?}, dilation {dilation:?}, stride {stride:?}, pads {pads:?} (kernel 1 to {MAX_KERNEL}, dilation and stride 1 to {MAX_STRIDE}, each pad less than the kernel's extent)"
                     ));
                 }
                 if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
@@ -93,7 +96,7 @@ impl Op {
                 stride,
                 pads,
             } => {
-                if !window_fits(kernel, stride, pads) {
+                if !window_fits(kernel, &[1, 1], stride, pads) {
                     return bad(format!(
                         "max pool with kernel {kernel:?}, stride {stride:?}, pads {pads:?}"
                     ));

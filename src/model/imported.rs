@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::graph::{Graph, Op};
+use super::graph::{Graph, Op, dilated};
 use crate::preprocess::Preprocess;
 use crate::{Error, Result};
 
@@ -65,7 +65,13 @@ impl GraphNet {
             // A pooled value is a 1×1 image.
             let [h, w] = sizes[n.inputs[0]].map(|s| s.max(1));
             let (kernel, pads) = match &n.op {
-                Op::Conv { kernel, pads, .. } | Op::MaxPool { kernel, pads, .. } => (kernel, pads),
+                Op::Conv {
+                    kernel,
+                    pads,
+                    dilation,
+                    ..
+                } => (dilated(*kernel, *dilation), pads),
+                Op::MaxPool { kernel, pads, .. } => (*kernel, pads),
                 Op::BatchNorm { .. }
                 | Op::Relu
                 | Op::Relu6

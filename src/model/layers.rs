@@ -90,6 +90,7 @@ impl Conv {
         params: &impl Params,
         name: &str,
         stride: [usize; 2],
+        dilation: [usize; 2],
         pads: [usize; 4],
         groups: usize,
         bias: bool,
@@ -105,7 +106,7 @@ impl Conv {
         Ok(Self {
             weight: params.get(&format!("{name}.weight"))?,
             bias,
-            options: ConvOptions::new(stride, padding, [1, 1], groups.max(1)),
+            options: ConvOptions::new(stride, padding, dilation, groups.max(1)),
             pad: (!symmetric).then_some((l, r, t, b)),
             activation: None,
         })
@@ -145,21 +146,23 @@ impl Conv {
     /// then the activation.
     pub fn forward(&self, x: Tensor<4>, skip: Option<Tensor<4>>) -> Tensor<4> {
         // On the CPU, modelslim's own kernels (see `cpu_kernels`), which also read the asymmetric
-        // padding without a padded copy.
+        // padding without a padded copy; dilated convs go to Burn's.
         let [(top, bottom), (left, right)] = self.options.padding;
         let pads = match self.pad {
             Some((left, right, top, bottom)) => [top, left, bottom, right],
             None => [top, left, bottom, right],
         };
-        if let Some(y) = cpu_kernels::conv2d_on_cpu(
-            &x,
-            &self.weight,
-            self.bias.as_ref(),
-            self.options.stride,
-            pads,
-            skip.as_ref(),
-            self.activation.map(Activation::bounds),
-        ) {
+        if self.options.dilation == [1, 1]
+            && let Some(y) = cpu_kernels::conv2d_on_cpu(
+                &x,
+                &self.weight,
+                self.bias.as_ref(),
+                self.options.stride,
+                pads,
+                skip.as_ref(),
+                self.activation.map(Activation::bounds),
+            )
+        {
             return y;
         }
         let x = match self.pad {

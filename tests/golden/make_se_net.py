@@ -1,7 +1,7 @@
 """Write a small MobileNetV3-style classifier as ONNX, with seeded random weights: the ops
 modelslim reads beyond ResNets and MobileNetV2, in the forms exporters write them.
 
-usage: make_se_net.py OUT.onnx [--gate hardsigmoid|sigmoid] [--side S] [--nhwc]
+usage: make_se_net.py OUT.onnx [--gate hardsigmoid|sigmoid] [--side S] [--nhwc] [--dilation D]
 
 stem: conv 3×3/2 + batch norm + HardSwish (the opset-14 op); a block: conv 1×1 + batch norm +
 ReLU, depthwise 3×3 + batch norm + hard swish as Paddle writes it (Add 3, Clip 0..6, Mul,
@@ -10,7 +10,8 @@ gate — HardSigmoid(0.2, 0.5) as Paddle, or Sigmoid — and Mul), conv 1×1 + b
 residual Add; then conv 1×1 + batch norm, x · sigmoid(x) (SiLU), x · HardSigmoid(x; 1/6, 1/2)
 (PyTorch's hard swish before opset 14), GlobalAveragePool, Flatten, Gemm to 10 classes. The
 batch dimension is dynamic; the side is fixed (default 96). --nhwc: the input is channels-last,
-turned to NCHW by a leading Transpose, as TensorFlow's exporters write it.
+turned to NCHW by a leading Transpose, as TensorFlow's exporters write it. --dilation D: the
+block's depthwise conv and the head's 1×3 conv (which --dilation adds) take dilation D.
 """
 import sys
 
@@ -21,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 out = sys.argv[1]
 gate = sys.argv[sys.argv.index("--gate") + 1] if "--gate" in sys.argv else "hardsigmoid"
 side = int(sys.argv[sys.argv.index("--side") + 1]) if "--side" in sys.argv else 96
+dilation = int(sys.argv[sys.argv.index("--dilation") + 1]) if "--dilation" in sys.argv else 1
 rng = np.random.default_rng(7)
 nodes, inits = [], []
 
@@ -30,15 +32,16 @@ def const(name, value):
     return name
 
 
-def conv(x, name, cin, cout, k, stride=1, group=1, bias=False):
-    w = rng.normal(0, (2.0 / (cin // group * k * k)) ** 0.5, (cout, cin // group, k, k))
+def conv(x, name, cin, cout, k, stride=1, group=1, bias=False, d=1, kw=None):
+    kw = kw or k
+    w = rng.normal(0, (2.0 / (cin // group * k * kw)) ** 0.5, (cout, cin // group, k, kw))
     ins = [x, const(f"{name}.weight", w)]
     if bias:
         ins.append(const(f"{name}.bias", rng.normal(0, 0.1, cout)))
-    p = k // 2
+    ph, pw = d * (k // 2), d * (kw // 2)
     nodes.append(helper.make_node("Conv", ins, [f"{name}_out"], name=f"/{name}/Conv",
-                                  kernel_shape=[k, k], strides=[stride, stride], pads=[p] * 4,
-                                  group=group))
+                                  kernel_shape=[k, kw], strides=[stride, stride],
+                                  pads=[ph, pw, ph, pw], group=group, dilations=[d, d]))
     return f"{name}_out"
 
 
@@ -63,7 +66,7 @@ if nhwc:
 h = op("HardSwish", [bn(conv(x, "stem", 3, 16, 3, 2), "stem_bn", 16)], "stem_act")
 block_in = h
 h = op("Relu", [bn(conv(h, "b.expand", 16, 32, 1), "b.expand_bn", 32)], "b.expand_act")
-d = bn(conv(h, "b.dw", 32, 32, 3, 1, group=32), "b.dw_bn", 32)
+d = bn(conv(h, "b.dw", 32, 32, 3, 1, group=32, d=dilation), "b.dw_bn", 32)
 # Paddle's hard swish: x * clip(x + 3, 0, 6) / 6.
 t = op("Add", [d, const("three", 3.0)], "b.hs_add")
 t = op("Clip", [t, const("zero", 0.0), const("six", 6.0)], "b.hs_clip")
@@ -79,6 +82,8 @@ else:
 d = op("Mul", [d, s], "b.se_scale")
 h = bn(conv(d, "b.project", 32, 16, 1), "b.project_bn", 16)
 h = op("Add", [h, block_in], "b.add")
+if dilation > 1:
+    h = op("Relu", [conv(h, "b.wide", 16, 16, 1, kw=3, d=dilation, bias=True)], "b.wide_relu")
 h = bn(conv(h, "head", 16, 24, 1), "head_bn", 24)
 sg = op("Sigmoid", [h], "head_sigmoid")
 h = op("Mul", [h, sg], "head_silu")

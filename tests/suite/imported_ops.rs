@@ -79,6 +79,55 @@ fn every_form_of_the_ops_is_read_and_gives_onnxruntimes_logits() {
     }
 }
 
+/// Dilated convs (a depthwise 3×3 and a 1×3, dilation 2, the 1×3 padded along the width only):
+/// onnxruntime's logits in fp32, through modelslim's export, and LiteRT's in the float TFLite
+/// file; in int8 weights + activations, the ONNX file's and the full-integer TFLite file's.
+#[test]
+fn dilated_convs_give_onnxruntimes_and_litert_logits() {
+    let bytes = se_net(&["--dilation", "2"]);
+    let m = read_onnx(&bytes, "se_net_dilated", None).unwrap();
+    let dilated = ops(&m)
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Op::Conv {
+                    dilation: [2, 2],
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(dilated, 2);
+    let x = images(&m);
+    let ours = logits(&m, &x);
+    for (what, theirs) in [
+        ("file", onnxruntime(&bytes, &x, "se-dilated", true)),
+        (
+            "export",
+            onnxruntime(&to_onnx(&m).unwrap(), &x, "se-dilated-export", true),
+        ),
+        (
+            "tflite",
+            common::litert(&to_tflite(&m).unwrap(), &x, "se-dilated"),
+        ),
+    ] {
+        let d = max_abs_diff(&ours, &theirs);
+        eprintln!("SE net dilated, {what}: max |Δlogit| {d:.2e}");
+        assert!(d <= 1e-4, "{what}: {d}");
+    }
+    let q = int8a8(&m, &x);
+    let step = q.quant.logits.unwrap().scale;
+    let ours = reloaded_logits(&q, &x);
+    let onnx = onnxruntime(&to_onnx(&q).unwrap(), &x, "se-dilated-int8", true);
+    let tflite = common::litert_full_integer(&to_tflite(&q).unwrap(), &x, "se-dilated-int8");
+    for (what, theirs) in [("onnx", onnx), ("tflite", tflite)] {
+        let d = max_abs_diff(&ours, &theirs);
+        eprintln!("SE net dilated int8, {what}: max |Δlogit| {d} (step {step})");
+        assert!(d <= 2.0 * step, "{what}: {d} > 2 × {step}");
+    }
+}
+
 /// TensorFlow's exporters give a channels-last input and a Transpose to NCHW: the Transpose is
 /// dropped, and modelslim (and its own export) takes NCHW.
 #[test]

@@ -47,6 +47,7 @@ fn small_net() -> (Graph, StateDict) {
             pads: [0; 4],
             groups: 1,
             bias: true,
+            dilation: [1, 1],
         },
         &[p],
         "c3",

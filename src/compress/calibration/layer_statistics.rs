@@ -9,7 +9,7 @@
 
 use crate::compress::linalg::add_gram;
 use crate::model::Op;
-use crate::model::graph::{Hw, window_output};
+use crate::model::graph::{Hw, dilated, window_output};
 use crate::predict::Captured;
 
 /// Patches kept per column of `H` (the statistic's size), at least.
@@ -24,6 +24,7 @@ struct Patches {
     groups: usize,
     kernel: Hw,
     stride: Hw,
+    dilation: Hw,
     pads: [usize; 4],
 }
 
@@ -218,12 +219,14 @@ impl Patches {
                 stride,
                 pads,
                 groups,
+                dilation,
                 ..
             } => Some(Patches {
                 in_channels: *in_channels,
                 groups: (*groups).max(1),
                 kernel: *kernel,
                 stride: stride.map(|s| s.max(1)),
+                dilation: dilation.map(|d| d.max(1)),
                 pads: *pads,
             }),
             Op::Linear { in_features, .. } => Some(Patches {
@@ -231,6 +234,7 @@ impl Patches {
                 groups: 1,
                 kernel: [1; 2],
                 stride: [1; 2],
+                dilation: [1; 2],
                 pads: [0; 4],
             }),
             _ => None,
@@ -257,8 +261,8 @@ impl Patches {
             }
             let (img, oy, ox) = kept[row];
             let (ch, ky, kx) = (col / (kh * kw), (col / kw) % kh, col % kw);
-            let y = (oy * self.stride[0] + ky) as isize - self.pads[0] as isize;
-            let xx = (ox * self.stride[1] + kx) as isize - self.pads[1] as isize;
+            let y = (oy * self.stride[0] + ky * self.dilation[0]) as isize - self.pads[0] as isize;
+            let xx = (ox * self.stride[1] + kx * self.dilation[1]) as isize - self.pads[1] as isize;
             if y < 0 || xx < 0 || y >= ih as isize || xx >= iw as isize {
                 return 0.0;
             }
@@ -271,7 +275,8 @@ impl Patches {
     }
 
     fn output_size(&self, height: usize, width: usize) -> (usize, usize) {
-        let [oh, ow] = window_output([height, width], self.kernel, self.stride, &self.pads);
+        let extent = dilated(self.kernel, self.dilation);
+        let [oh, ow] = window_output([height, width], extent, self.stride, &self.pads);
         (oh, ow)
     }
 }

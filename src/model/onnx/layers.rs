@@ -7,7 +7,7 @@ use super::constants::{Const, Data};
 use super::{Attrs, Reader, Val, err};
 use crate::Result;
 use crate::export::proto::NodeProto;
-use crate::model::graph::{Hw, Op, window_output};
+use crate::model::graph::{Hw, Op, dilated, window_output};
 use crate::tensor::HostTensor;
 
 impl Reader {
@@ -82,13 +82,13 @@ impl Reader {
         let kernel = [kh, kw];
         let stride = window_strides(a)?;
         let dil = a.ints("dilations").unwrap_or(vec![1, 1]);
-        if dil.iter().any(|&d| d != 1) {
-            return Err(err(format!(
-                "dilations {dil:?}; modelslim runs undilated convs for now"
-            )));
-        }
+        let dilation = match dil[..] {
+            [dh, dw] if dh >= 1 && dw >= 1 => [dh as usize, dw as usize],
+            _ => return Err(err(format!("dilations {dil:?}"))),
+        };
+        let extent = dilated(kernel, dilation);
         let input = [shape[2], shape[3]];
-        let pads = self.pads(a, kernel, stride, input)?;
+        let pads = self.pads(a, extent, stride, input)?;
         let bias = self.constant(n, 2, "bias")?;
         let name = self.name_for(n, n.input.get(1).map(String::as_str));
         let has_bias = bias.is_some();
@@ -97,7 +97,7 @@ impl Reader {
         if let Some(b) = bias {
             self.param(format!("{name}.bias"), b, vec![out_c], n.input.get(2))?;
         }
-        let [oh, ow] = window_output(input, kernel, stride, &pads);
+        let [oh, ow] = window_output(input, extent, stride, &pads);
         self.push(
             n,
             Op::Conv {
@@ -109,6 +109,7 @@ impl Reader {
                 pads,
                 groups,
                 bias: has_bias,
+                dilation,
             },
             &[x],
             vec![1, out_c, oh, ow],
