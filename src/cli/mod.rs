@@ -250,6 +250,7 @@ pub fn load_model_with(spec: &str, model: Option<&str>, choice: &InputChoice) ->
     drop(bytes);
     loaded
         .and_then(|m| m.with_input(choice))
+        .map(Model::into_known)
         .map_err(|e| match e {
             Error::Io { .. } => e,
             other => Error::Invalid(format!("{}: {other}", path.display())),

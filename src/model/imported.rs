@@ -146,6 +146,40 @@ impl super::Model {
         self
     }
 
+    /// A network read from ONNX whose graph, preprocessing and weights' names are those of
+    /// modelslim's own ResNet18 or EfficientNet-Lite0 (their ONNX export, read back) as that
+    /// network: its blocks and compressed files are then the ones its PyTorch weights give,
+    /// byte for byte. Anything else as it is.
+    pub fn into_known(self) -> super::Model {
+        let super::Arch::Graph(g) = &self.arch else {
+            return self;
+        };
+        let Ok(known) =
+            super::Arch::detect(&self.weights).and_then(|a| a.with_widths_of(&self.weights))
+        else {
+            return self;
+        };
+        let theirs = known.graph(false);
+        let same_graph = theirs.output == g.graph.output
+            && theirs.nodes.len() == g.graph.nodes.len()
+            && theirs
+                .nodes
+                .iter()
+                .zip(&g.graph.nodes)
+                .all(|(a, b)| a.op == b.op && a.inputs == b.inputs);
+        if !same_graph
+            || known.preprocess() != g.preprocess
+            || self.folded
+            || !self.quant.is_empty()
+        {
+            return self;
+        }
+        super::Model {
+            arch: known,
+            ..self
+        }
+    }
+
     /// The model fed as `choice` says. Only a network read from ONNX takes a choice:
     /// ResNet18 and EfficientNet-Lite0 were trained with one preprocessing. (By value: a
     /// large model is not copied to change its preprocessing.)

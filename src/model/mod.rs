@@ -321,7 +321,9 @@ impl Model {
         }
         if onnx::looks_like_onnx(bytes) {
             return match model {
-                None | Some("graph") => onnx::read_onnx(bytes, imported::UNNAMED, None),
+                None | Some("graph") => {
+                    onnx::read_onnx(bytes, imported::UNNAMED, None).map(Model::into_known)
+                }
                 Some(name) => Err(Error::Invalid(format!(
                     "an ONNX file is its own network; leave out --model {name}"
                 ))),

@@ -229,6 +229,48 @@ fn resnet18s_own_onnx_export_read_again_gives_the_same_logits() {
     assert!(d <= 1e-5, "{d}");
 }
 
+/// modelslim's own ResNet18 and EfficientNet-Lite0 exports, read back as a user's file is
+/// (`Model::from_bytes`), are those networks again: the same settings write the same
+/// compressed file, byte for byte, as from their weights.
+#[test]
+fn resnet18_and_efficientnet_lite0_read_from_their_onnx_compress_to_the_same_file() {
+    let m = Model::seeded_resnet18(42);
+    let back = Model::from_bytes(&to_onnx(&m).unwrap()).unwrap();
+    assert!(
+        matches!(back.arch, Arch::ResNet18(_)),
+        "{}",
+        back.arch.name()
+    );
+    let calib = calibration_photos(&m.preprocess(), 4);
+    let ours = int8a8(&m, &calib).to_safetensors().unwrap();
+    assert!(ours == int8a8(&back, &calib).to_safetensors().unwrap());
+    let e = Model::from_bytes(&file(
+        "MODELSLIM_EFFNET_PTH",
+        "efficientnet-lite0/efficientnet-lite0-57934424.pth",
+    ))
+    .unwrap();
+    let back = Model::from_bytes(&to_onnx(&e).unwrap()).unwrap();
+    assert!(
+        matches!(back.arch, Arch::EfficientNetLite0(_)),
+        "{}",
+        back.arch.name()
+    );
+    let int8 = CompressOptions {
+        quant: QuantOptions {
+            weights: Precision::Int8,
+            ..Default::default()
+        },
+        prune: PruneOptions {
+            ratio: 0.25,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let calib = calibration_photos(&e.preprocess(), 4);
+    let ours = calibrated(&e, &int8, &calib).to_safetensors().unwrap();
+    assert!(ours == calibrated(&back, &int8, &calib).to_safetensors().unwrap());
+}
+
 /// EfficientNet-Lite0 (real weights) through its own ONNX export: TF-"same" pads, ReLU6 as
 /// `Clip`, and its preprocessing ((x − 127)/128) read back from the file's metadata.
 #[test]
