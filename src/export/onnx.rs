@@ -433,6 +433,22 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                     attr_ints("pads", pads),
                 ],
             ),
+            Op::AvgPool {
+                kernel,
+                stride,
+                pads,
+                count_include_pad,
+            } => b.node(
+                "AveragePool",
+                &[&x],
+                &out,
+                vec![
+                    attr_ints("kernel_shape", kernel),
+                    attr_ints("strides", stride),
+                    attr_ints("pads", pads),
+                    attr_int("count_include_pad", i64::from(*count_include_pad)),
+                ],
+            ),
             Op::GlobalAvgPool => {
                 let only_linear = graph
                     .nodes

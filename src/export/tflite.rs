@@ -1,8 +1,9 @@
 //! TFLite (LiteRT) export of a model as modelslim runs it, in NHWC: `CONV_2D` (weights
-//! `[out, kh, kw, in]`), `DEPTHWISE_CONV_2D` (`[1, kh, kw, C]`), `ADD`, `MAX_POOL_2D`, `MEAN`
-//! over height and width, `FULLY_CONNECTED`, with ReLU and ReLU6 fused into the operation
-//! before them where it is their only reader. Input `input` `[1, S, S, 3]` float (S the
-//! network's side), output `logits` `[1, classes]`.
+//! `[out, kh, kw, in]`), `DEPTHWISE_CONV_2D` (`[1, kh, kw, C]`), `ADD`, `MAX_POOL_2D`,
+//! `AVERAGE_POOL_2D`, `MEAN` over height and width, `FULLY_CONNECTED`, `LOGISTIC`,
+//! `HARD_SWISH`, `MUL`, with ReLU and ReLU6 fused into the operation before them where it is
+//! their only reader. Input `input` `[1, H, W, 3]` float (the network's input size), output
+//! `logits` `[1, classes]`.
 //!
 //! Padding: TFLite's `SAME` pads the bottom and right more when the total is odd, PyTorch's
 //! symmetric padding of a stride-2 conv does not, so a layer whose pads differ from `SAME`'s
@@ -36,6 +37,7 @@ use crate::{Error, Result};
 /// TFLite's builtin operator codes (`BuiltinOperator` in its schema).
 mod code {
     pub const ADD: i32 = 0;
+    pub const AVERAGE_POOL_2D: i32 = 1;
     pub const CONV_2D: i32 = 3;
     pub const DEPTHWISE_CONV_2D: i32 = 4;
     pub const DEQUANTIZE: i32 = 6;
@@ -54,6 +56,7 @@ mod code {
     pub fn name(code: i32) -> &'static str {
         match code {
             ADD => "ADD",
+            AVERAGE_POOL_2D => "AVERAGE_POOL_2D",
             CONV_2D => "CONV_2D",
             DEPTHWISE_CONV_2D => "DEPTHWISE_CONV_2D",
             DEQUANTIZE => "DEQUANTIZE",
@@ -940,6 +943,50 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                     (4, Field::I32(k[0] as i32)),
                 ]);
                 w.op(code::MAX_POOL_2D, &[x], out, (options::POOL_2D, Some(opts)));
+                (out, shape)
+            }
+            // TFLite's SAME leaves the padding out of the mean; VALID after an explicit zero PAD
+            // counts it.
+            Op::AvgPool {
+                kernel,
+                stride,
+                pads,
+                count_include_pad,
+            } => {
+                let in_step = step(n.inputs[0])?;
+                if in_step != out_step {
+                    return Err(Error::Invalid(format!(
+                        "average pool '{name}' changes the quantization step, which an int8 average pool cannot"
+                    )));
+                }
+                let same = same_pads(s.h, s.w, *kernel, *stride);
+                let (x, s, pads) = if *count_include_pad && *pads != [0; 4] {
+                    let (x, s) = w.pad(x, &name, s, *pads, in_step);
+                    (x, s, [0; 4])
+                } else if *pads == [0; 4] || *pads == same {
+                    (x, s, *pads)
+                } else {
+                    return Err(Error::Invalid(format!(
+                        "'{name}': TFLite's average pool leaves padding out of its mean only with SAME padding, and this one is padded {pads:?}; export it as ONNX"
+                    )));
+                };
+                let (x, padding, (h, wd)) =
+                    w.window(x, &name, s, pads, *kernel, *stride, false, in_step)?;
+                let shape = Shape { h, w: wd, ..s };
+                let out = w.activation(&out_name, shape, out_step);
+                let opts = w.fb.table(&[
+                    (0, Field::U8(padding)),
+                    (1, Field::I32(stride[1] as i32)),
+                    (2, Field::I32(stride[0] as i32)),
+                    (3, Field::I32(kernel[1] as i32)),
+                    (4, Field::I32(kernel[0] as i32)),
+                ]);
+                w.op(
+                    code::AVERAGE_POOL_2D,
+                    &[x],
+                    out,
+                    (options::POOL_2D, Some(opts)),
+                );
                 (out, shape)
             }
             Op::GlobalAvgPool => {

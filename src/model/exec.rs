@@ -4,8 +4,8 @@
 //! file stores them as integers.
 
 use burn::tensor::activation::sigmoid;
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
-use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor};
 
 use super::cpu_kernels;
@@ -26,6 +26,7 @@ enum Compiled {
     /// Element-wise product, the second value broadcast (a `[N, C, 1, 1]` gate).
     Mul,
     MaxPool(MaxPoolOptions<2>),
+    AvgPool(AvgPoolOptions<2>),
     GlobalAvgPool,
     Linear(Box<Linear>),
 }
@@ -205,6 +206,17 @@ impl Network {
                     MaxPoolOptions::new(*kernel)
                         .with_stride(*stride)
                         .with_padding_pairs([(*top, *bottom), (*left, *right)]),
+                ),
+                Op::AvgPool {
+                    kernel,
+                    stride,
+                    pads: [top, left, bottom, right],
+                    count_include_pad,
+                } => Compiled::AvgPool(
+                    AvgPoolOptions::new(*kernel)
+                        .with_stride(*stride)
+                        .with_padding_pairs([(*top, *bottom), (*left, *right)])
+                        .with_count_include_pad(*count_include_pad),
                 ),
                 Op::GlobalAvgPool => Compiled::GlobalAvgPool,
                 Op::Linear { name, .. } => Compiled::Linear(Box::new(Linear::load(params, name)?)),
@@ -469,6 +481,7 @@ impl Network {
                         None => max_pool2d(x, o.clone()),
                     }
                 }
+                Compiled::AvgPool(o) => avg_pool2d(x, o.clone()),
                 Compiled::GlobalAvgPool => adaptive_avg_pool2d(x, [1, 1]),
                 Compiled::Linear(l) => {
                     let [n, c, _, _] = x.dims();

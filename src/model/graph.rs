@@ -80,6 +80,14 @@ pub enum Op {
         stride: Hw,
         pads: [usize; 4],
     },
+    /// Mean over a window; `pads` as a conv's. `count_include_pad`: padding counts as zeros
+    /// in the mean (else a window over the edge averages its pixels only).
+    AvgPool {
+        kernel: Hw,
+        stride: Hw,
+        pads: [usize; 4],
+        count_include_pad: bool,
+    },
     /// `[N, C, H, W]` → `[N, C]` (mean over H and W).
     GlobalAvgPool,
     /// `y = x Wᵀ + b`, weight `[out, in]`.
@@ -106,6 +114,7 @@ impl Op {
             | Op::HardSwish
             | Op::Silu
             | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
             | Op::GlobalAvgPool => None,
         }
     }
@@ -129,6 +138,7 @@ impl Op {
             | Op::Add
             | Op::Mul
             | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
             | Op::GlobalAvgPool
             | Op::Linear { .. } => false,
         }
@@ -282,6 +292,7 @@ impl Graph {
                 | Op::HardSwish
                 | Op::Silu
                 | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
                 | Op::GlobalAvgPool => {}
             }
         }
@@ -307,6 +318,12 @@ impl Graph {
                     kernel,
                     stride,
                     pads,
+                }
+                | Op::AvgPool {
+                    kernel,
+                    stride,
+                    pads,
+                    ..
                 } => window_output(x, *kernel, *stride, pads),
                 Op::GlobalAvgPool | Op::Linear { .. } => [0; 2],
                 Op::BatchNorm { .. }
@@ -355,6 +372,7 @@ impl Graph {
                 | Op::HardSwish
                 | Op::Silu
                 | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
                 | Op::GlobalAvgPool => 0,
             })
             .sum()
@@ -438,6 +456,7 @@ impl Graph {
                 | Op::HardSwish
                 | Op::Silu
                 | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
                 | Op::GlobalAvgPool => x,
             };
         }

@@ -43,6 +43,7 @@ impl Op {
             | Op::HardSwish
             | Op::Silu
             | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
             | Op::GlobalAvgPool
             | Op::Linear { .. } => 1,
         }
@@ -95,10 +96,16 @@ impl Op {
                 kernel,
                 stride,
                 pads,
+            }
+            | Op::AvgPool {
+                kernel,
+                stride,
+                pads,
+                ..
             } => {
                 if !window_fits(kernel, &[1, 1], stride, pads) {
                     return bad(format!(
-                        "max pool with kernel {kernel:?}, stride {stride:?}, pads {pads:?}"
+                        "pool with kernel {kernel:?}, stride {stride:?}, pads {pads:?}"
                     ));
                 }
             }
@@ -220,10 +227,10 @@ impl Graph {
                     }
                     (c, true)
                 }
-                Op::MaxPool { .. } | Op::GlobalAvgPool if !spatial => {
+                Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool if !spatial => {
                     return Err(mismatch(c, "pooling"));
                 }
-                Op::MaxPool { .. } => (c, true),
+                Op::MaxPool { .. } | Op::AvgPool { .. } => (c, true),
                 Op::GlobalAvgPool => (c, false),
                 Op::Linear {
                     in_features,
@@ -282,6 +289,7 @@ impl Graph {
                 | Op::HardSwish
                 | Op::Silu
                 | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
                 | Op::GlobalAvgPool => n.inputs.first().map(|&i| c[i]).unwrap_or(0),
             };
         }
@@ -527,6 +535,7 @@ impl Graph {
                 | Op::HardSwish
                 | Op::Silu
                 | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
                 | Op::GlobalAvgPool => {}
             }
         }

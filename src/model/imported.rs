@@ -71,7 +71,9 @@ impl GraphNet {
                     dilation,
                     ..
                 } => (dilated(*kernel, *dilation), pads),
-                Op::MaxPool { kernel, pads, .. } => (*kernel, pads),
+                Op::MaxPool { kernel, pads, .. } | Op::AvgPool { kernel, pads, .. } => {
+                    (*kernel, pads)
+                }
                 Op::BatchNorm { .. }
                 | Op::Relu
                 | Op::Relu6

@@ -2,6 +2,7 @@
 modelslim reads beyond ResNets and MobileNetV2, in the forms exporters write them.
 
 usage: make_se_net.py OUT.onnx [--gate hardsigmoid|sigmoid] [--side S] [--nhwc] [--dilation D]
+                      [--avgpool]
 
 stem: conv 3×3/2 + batch norm + HardSwish (the opset-14 op); a block: conv 1×1 + batch norm +
 ReLU, depthwise 3×3 + batch norm + hard swish as Paddle writes it (Add 3, Clip 0..6, Mul,
@@ -12,6 +13,8 @@ residual Add; then conv 1×1 + batch norm, x · sigmoid(x) (SiLU), x · HardSigm
 batch dimension is dynamic; the side is fixed (default 96). --nhwc: the input is channels-last,
 turned to NCHW by a leading Transpose, as TensorFlow's exporters write it. --dilation D: the
 block's depthwise conv and the head's 1×3 conv (which --dilation adds) take dilation D.
+--avgpool: after the stem, average pools 3×3 (stride 1, pads 1) and 3×3 (stride 2, ceil_mode),
+both leaving the padding out of the mean, as ResNet-D's and Inception's are.
 """
 import sys
 
@@ -64,6 +67,11 @@ nhwc = "--nhwc" in sys.argv
 if nhwc:
     nodes.append(helper.make_node("Transpose", ["image_nhwc"], ["image"], name="to_nchw", perm=[0, 3, 1, 2]))
 h = op("HardSwish", [bn(conv(x, "stem", 3, 16, 3, 2), "stem_bn", 16)], "stem_act")
+if "--avgpool" in sys.argv:
+    h = op("AveragePool", [h], "smooth", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+           count_include_pad=0)
+    h = op("AveragePool", [h], "down", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1,
+           count_include_pad=0)
 block_in = h
 h = op("Relu", [bn(conv(h, "b.expand", 16, 32, 1), "b.expand_bn", 32)], "b.expand_act")
 d = bn(conv(h, "b.dw", 32, 32, 3, 1, group=32, d=dilation), "b.dw_bn", 32)

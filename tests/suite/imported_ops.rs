@@ -128,6 +128,62 @@ fn dilated_convs_give_onnxruntimes_and_litert_logits() {
     }
 }
 
+/// Average pools over part of the image, leaving the padding out of the mean (3×3 stride 1
+/// pads 1, and 3×3 stride 2 with `ceil_mode`): onnxruntime's logits, through modelslim's export
+/// too, and LiteRT's (`AVERAGE_POOL_2D` with SAME padding); in int8 weights + activations an
+/// average keeps its input's step, and the ONNX and full-integer TFLite files stay within two
+/// logit steps of modelslim (TFLite's int8 average rounds a mean halfway between two steps
+/// away from zero, modelslim to even).
+#[test]
+fn average_pools_give_onnxruntimes_and_litert_logits() {
+    let bytes = se_net(&["--avgpool"]);
+    let m = read_onnx(&bytes, "se_net_avgpool", None).unwrap();
+    let pools: Vec<Op> = ops(&m)
+        .into_iter()
+        .filter(|o| matches!(o, Op::AvgPool { .. }))
+        .collect();
+    assert_eq!(pools.len(), 2);
+    assert!(
+        matches!(
+            pools[1],
+            Op::AvgPool {
+                pads: [0, 0, 1, 1],
+                count_include_pad: false,
+                ..
+            }
+        ),
+        "{:?}",
+        pools[1]
+    );
+    let x = images(&m);
+    let ours = logits(&m, &x);
+    for (what, theirs) in [
+        ("file", onnxruntime(&bytes, &x, "se-avgpool", true)),
+        (
+            "export",
+            onnxruntime(&to_onnx(&m).unwrap(), &x, "se-avgpool-export", true),
+        ),
+        (
+            "tflite",
+            common::litert(&to_tflite(&m).unwrap(), &x, "se-avgpool"),
+        ),
+    ] {
+        let d = max_abs_diff(&ours, &theirs);
+        eprintln!("SE net with average pools, {what}: max |Δlogit| {d:.2e}");
+        assert!(d <= 1e-4, "{what}: {d}");
+    }
+    let q = int8a8(&m, &x);
+    let step = q.quant.logits.unwrap().scale;
+    let ours = reloaded_logits(&q, &x);
+    let onnx = onnxruntime(&to_onnx(&q).unwrap(), &x, "se-avgpool-int8", true);
+    let tflite = common::litert_full_integer(&to_tflite(&q).unwrap(), &x, "se-avgpool-int8");
+    for (what, theirs) in [("onnx", onnx), ("tflite", tflite)] {
+        let d = max_abs_diff(&ours, &theirs);
+        eprintln!("SE net with average pools int8, {what}: max |Δlogit| {d} (step {step})");
+        assert!(d <= 2.0 * step, "{what}: {d} > 2 × {step}");
+    }
+}
+
 /// TensorFlow's exporters give a channels-last input and a Transpose to NCHW: the Transpose is
 /// dropped, and modelslim (and its own export) takes NCHW.
 #[test]

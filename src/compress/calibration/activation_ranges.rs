@@ -74,6 +74,7 @@ impl Model {
                 (
                     Op::Add
                     | Op::Mul
+                    | Op::AvgPool { .. }
                     | Op::GlobalAvgPool
                     | Op::Sigmoid
                     | Op::HardSigmoid { .. }
@@ -179,6 +180,12 @@ impl Model {
             }
         }
         self.align_add_steps(&mut fitted);
+        // An average keeps its input's step, as an int8 average pool must.
+        for n in &graph.nodes {
+            if matches!(n.op, Op::AvgPool { .. }) && fitted[n.output].is_some() {
+                fitted[n.output] = fitted[n.inputs[0]];
+            }
+        }
         let out: BTreeMap<String, ActQuant> = names
             .iter()
             .zip(fitted)

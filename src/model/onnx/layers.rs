@@ -160,29 +160,24 @@ impl Reader {
             return Err(err(format!("kernel_shape {k:?}")));
         };
         let input = [shape[2], shape[3]];
-        let pads = a.ints("pads").unwrap_or(vec![0; 4]);
-        if n.op_type == "AveragePool" {
-            // Over the whole image: a global average.
-            if [kh as usize, kw as usize] == input && pads.iter().all(|&p| p == 0) {
-                self.push(n, Op::GlobalAvgPool, &[x], vec![1, shape[1], 1, 1], true);
-                return Ok(());
-            }
-            return Err(err(format!(
-                "a {kh}×{kw} average pool over {}×{} values; modelslim reads an average over the whole image only, for now",
-                input[0], input[1]
-            )));
-        }
         let kernel = [kh as usize, kw as usize];
         let stride = window_strides(a)?;
         let mut pads = self.pads(a, kernel, stride, input)?;
+        let average = n.op_type == "AveragePool";
+        let count_include_pad = average && a.int("count_include_pad", 0) != 0;
+        // Over the whole image: a global average.
+        if average && kernel == input && pads == [0; 4] {
+            self.push(n, Op::GlobalAvgPool, &[x], vec![1, shape[1], 1, 1], true);
+            return Ok(());
+        }
         if a.ints("dilations")
             .is_some_and(|d| d.iter().any(|&v| v != 1))
         {
-            return Err(err("a dilated max pool"));
+            return Err(err("a dilated pool"));
         }
         // `ceil_mode` rounds the output up: one more window along an axis whose last one
         // would start inside the image (or its leading padding), as more padding at the end,
-        // which never wins a maximum.
+        // which never wins a maximum and which an average that leaves padding out ignores.
         if a.int("ceil_mode", 0) != 0 {
             for axis in 0..2 {
                 let span = input[axis] + pads[axis] + pads[axis + 2];
@@ -190,27 +185,36 @@ impl Reader {
                 let last_start =
                     (span.saturating_sub(kernel[axis]) / stride[axis] + 1) * stride[axis];
                 if rest != 0 && last_start < input[axis] + pads[axis] {
+                    if count_include_pad {
+                        return Err(err(
+                            "ceil_mode with count_include_pad changes this average pool's windows; modelslim reads it without one or the other",
+                        ));
+                    }
                     pads[axis + 2] += stride[axis] - rest;
                 }
             }
         }
         if pads.iter().enumerate().any(|(i, &p)| p >= kernel[i % 2]) {
             return Err(err(format!(
-                "max pool pads {pads:?} as wide as its {kh}×{kw} window (a window of padding only)"
+                "pool pads {pads:?} as wide as its {kh}×{kw} window (a window of padding only)"
             )));
         }
         let [oh, ow] = window_output(input, kernel, stride, &pads);
-        self.push(
-            n,
+        let op = if average {
+            Op::AvgPool {
+                kernel,
+                stride,
+                pads,
+                count_include_pad,
+            }
+        } else {
             Op::MaxPool {
                 kernel,
                 stride,
                 pads,
-            },
-            &[x],
-            vec![1, shape[1], oh, ow],
-            false,
-        );
+            }
+        };
+        self.push(n, op, &[x], vec![1, shape[1], oh, ow], false);
         Ok(())
     }
 
