@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Writes docs/onnx-models.md: modelslim on real ONNX classifiers that other projects published
 # (fetched by scripts/setup.sh, never committed), beside onnxruntime's own `quantize_static` on
-# the same file and photos. docorient's MobileNetV2 orientation detector is scored on its task
-# (each ImageNet validation photo upright and turned 180°); calibration uses imagenet-samples
-# photos, both ways up, for every tool. The method: scripts/onnx_models.py's header.
+# the same file and photos. docorient's MobileNetV2 orientation detector and RapidOCR's
+# text-line orientation classifier are scored on their task (each ImageNet validation photo
+# upright and turned 180°); calibration uses imagenet-samples photos, both ways up, for every
+# tool. The method: scripts/onnx_models.py's header.
 #   bash scripts/onnx-models.sh DATA_DIR   DATA_DIR holds imagenet-val/<wnid>/*.JPEG and
 #                                          imagenet-samples/*.JPEG (MODELSLIM_DATA works too)
 #   SHORT=1 bash scripts/onnx-models.sh   CI's check: the repository's 10 photos scored and 16
@@ -30,8 +31,12 @@ OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 # A copy: a build beside the run must not swap the binary between rows.
 BIN="$OUT/modelslim"; cp "$CARGO_TARGET_DIR/release/modelslim" "$BIN"
-ROWS="$("$MODELSLIM_PYTHON" "$ROOT/scripts/onnx_models.py" "$BIN" "$MODELSLIM_DOCORIENT_ONNX" "$SCORED" "$CALIB" "$OUT" ${SHORT:+--short})"
+mkdir -p "$OUT/docorient" "$OUT/rapidocr"
+ROWS="$("$MODELSLIM_PYTHON" "$ROOT/scripts/onnx_models.py" "$BIN" "$MODELSLIM_DOCORIENT_ONNX" "$SCORED" "$CALIB" "$OUT/docorient" ${SHORT:+--short})"
 echo "$ROWS"
+# RapidOCR's classifier: a 48×192 input, (pixel − 0.5) / 0.5 (its own preprocessing's values).
+PADDLE="$("$MODELSLIM_PYTHON" "$ROOT/scripts/onnx_models.py" "$BIN" "$MODELSLIM_RAPIDOCR_CLS_ONNX" "$SCORED" "$CALIB" "$OUT/rapidocr" --size 48x192 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 ${SHORT:+--short})"
+echo "$PADDLE"
 MEMORY="$("$MODELSLIM_PYTHON" "$ROOT/scripts/onnx_memory.py" "$BIN" "$MODELSLIM_ONNX_LIGHT/light_resnet50.onnx" "$ROOT/www/samples" "$OUT" --max-ratio 3)"
 echo "$MEMORY"
 if [[ -z "${SHORT:-}" ]]; then
@@ -48,6 +53,18 @@ if [[ -z "${SHORT:-}" ]]; then
     echo "accuracy a standard error near 2 points."
     echo
     echo "$ROWS"
+    echo
+    echo "## RapidOCR's text-line orientation classifier"
+    echo
+    echo "rapidocr-onnxruntime 1.4.4's \`ch_ppocr_mobile_v2.0_cls_infer.onnx\` (Apache-2.0): PaddlePaddle's"
+    echo "export at opset 11 of a small MobileNetV3-like network (squeeze-excitation with Paddle's hard"
+    echo "sigmoid, hard swish, strides of (2, 1), batch norms kept), two classes (0° and 180°), input"
+    echo "48×192 with (pixel − 0.5) / 0.5, given to modelslim as \`--input-size 48x192 --mean"
+    echo "0.5,0.5,0.5 --std 0.5,0.5,0.5\`. The same 500 inputs' task, on each photo's centre strip"
+    echo "(short side resized to 219, a 48×192 centre crop): it was trained on text lines, not"
+    echo "photos, so its accuracy here is low; agreement and KL say what compression changes."
+    echo
+    echo "$PADDLE"
     echo
     echo "## A 100 MB ResNet-50"
     echo

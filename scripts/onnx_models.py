@@ -2,23 +2,30 @@
 quantizer on the same file and photos (called by scripts/onnx-models.sh, which documents it).
 
 usage: onnx_models.py MODELSLIM_BIN MODEL.onnx SCORED_DIR CALIB_DIR WORK_DIR [--short]
+                      [--size HxW] [--mean R,G,B] [--std R,G,B]
 
-docorient's orientation detector answers "is this photo upside down?" with one logit. Its task
-has true labels on any photo: each scored photo's crop (SCORED_DIR, recursively) is shown
-upright (label 0) and turned 180° (label 1). Calibration uses other photos (CALIB_DIR), both
-ways up, for modelslim and onnxruntime alike; --short: one setting of each tool. Every
-compressed file runs in onnxruntime on the same inputs (modelslim's ONNX files compute
-modelslim's logits exactly: tests/suite/imported.rs), preprocessed here with Pillow the way
-torchvision's eval transform does (short side to 256, centre crop 224, ImageNet mean and
-std). Prints one markdown row per file: accuracy on the task, agreement of the decision
-with fp32, mean KL between the fp32 and compressed sigmoids, and the file's size.
+The models are orientation classifiers: docorient's answers "is this photo upside down?" with
+one logit, RapidOCR's "is this text line turned 180°?" with two. Their task has true labels on
+any photo: each scored photo's crop (SCORED_DIR, recursively) is shown upright (label 0) and
+turned 180° (label 1). Calibration uses other photos (CALIB_DIR), both ways up, for modelslim
+and onnxruntime alike; --short: one setting of each tool. Every compressed file runs in
+onnxruntime on the same inputs (modelslim's ONNX files compute modelslim's logits: the tests
+in tests/suite/imported*.rs), preprocessed here with Pillow as modelslim does: the short side
+resized (bilinear) to round(longer input side / 0.875), a centre crop of the input's size
+(--size, 224x224 by default), (pixel/255 − mean)/std (--mean, --std: ImageNet's by default).
+Prints one markdown row per file: accuracy on the task, agreement of the decision with fp32,
+mean KL between the fp32 and compressed class probabilities (a single logit's sigmoid), and
+the file's size.
 """
+import contextlib
 import glob
 import os
 import subprocess
 import sys
 
 import numpy as np
+import onnx
+from onnx import version_converter
 import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -31,19 +38,28 @@ from onnxruntime.quantization import (
 from PIL import Image
 
 ort.set_default_logger_severity(3)
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def flag(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+SIZE = flag("--size", "224x224")
+HEIGHT, WIDTH = (int(v) for v in SIZE.split("x"))
+RESIZE = round(max(HEIGHT, WIDTH) / 0.875)
+MEAN = np.array([float(v) for v in flag("--mean", "0.485,0.456,0.406").split(",")], dtype=np.float32)
+STD = np.array([float(v) for v in flag("--std", "0.229,0.224,0.225").split(",")], dtype=np.float32)
 
 
 def crop(path):
-    """torchvision's eval transform: short side to 256 (bilinear), centre crop 224."""
+    """Short side to RESIZE (bilinear), centre crop HEIGHT×WIDTH: torchvision's eval transform."""
     img = Image.open(path).convert("RGB")
     w, h = img.size
-    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
+    size = (RESIZE, int(RESIZE * h / w)) if w <= h else (int(RESIZE * w / h), RESIZE)
     img = img.resize(size, Image.BILINEAR)
     w, h = img.size
-    left, top = int(round((w - 224) / 2.0)), int(round((h - 224) / 2.0))
-    return img.crop((left, top, left + 224, top + 224))
+    left, top = int(round((w - WIDTH) / 2.0)), int(round((h - HEIGHT) / 2.0))
+    return img.crop((left, top, left + WIDTH, top + HEIGHT))
 
 
 def tensor(img):
@@ -66,19 +82,48 @@ def logits(model, x):
     name = s.get_inputs()[0].name
     batch = 1 if s.get_inputs()[0].shape[0] == 1 else 50
     out = [s.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
-    return np.concatenate(out).reshape(len(x))
+    return np.concatenate(out).reshape(len(x), -1)
 
 
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+def without_softmax(model, work):
+    """`model` with its output moved before a trailing Softmax (and the Identity nodes after it):
+    the logits, as modelslim reads the file. The same file where there is none."""
+    proto = onnx.load(model)
+    g = proto.graph
+    writer = {o: n for n in g.node for o in n.output}
+    name, drop = g.output[0].name, []
+    while name in writer and writer[name].op_type in ("Identity", "Softmax"):
+        drop.append(writer[name])
+        name = writer[name].input[0]
+        if drop[-1].op_type == "Softmax":
+            break
+    if not drop or drop[-1].op_type != "Softmax":
+        return model
+    for n in drop:
+        g.node.remove(n)
+    out = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+    g.output.remove(g.output[0])
+    g.output.insert(0, out)
+    path = os.path.join(work, "logits.onnx")
+    onnx.save(proto, path)
+    return path
+
+
+def probs(z):
+    """Class probabilities: a single logit z is the classes [0, z] (its sigmoid)."""
+    z = z.astype(np.float64)
+    if z.shape[1] == 1:
+        z = np.concatenate([np.zeros_like(z), z], axis=1)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def row(name, z, z32, y, size):
-    p, q = sigmoid(z32), sigmoid(z)
+    p, q = probs(z32), probs(z)
     eps = 1e-12
-    kl = p * np.log((p + eps) / (q + eps)) + (1 - p) * np.log((1 - p + eps) / (1 - q + eps))
-    acc = np.mean((z > 0) == (y == 1))
-    agree = np.mean((z > 0) == (z32 > 0))
+    kl = np.sum(p * np.log((p + eps) / (q + eps)), axis=1)
+    acc = np.mean(q.argmax(axis=1) == y)
+    agree = np.mean(q.argmax(axis=1) == p.argmax(axis=1))
     return f"| {name} | {acc:.3f} | {agree:.3f} | {np.mean(kl):.4f} | {size / 1e6:.2f} MB |"
 
 
@@ -105,12 +150,17 @@ def main():
         c = Image.open(p).convert("RGB")
         c.save(f"{cdir}/{i:03d}-up.png")
         c.rotate(180).save(f"{cdir}/{i:03d}-down.png")
-    z32 = logits(model, x)
-    print(f"docorient orientation_detector.onnx: {len(scored)} photos both ways up ({len(x)} inputs), "
+    # The logits of the file as published, and what onnxruntime's quantizer is given.
+    reference = without_softmax(model, work)
+    z32 = logits(reference, x)
+    print(f"{os.path.basename(model)} at {SIZE}: {len(scored)} photos both ways up ({len(x)} inputs), "
           f"calibrated on {len(calib)} others both ways up", file=sys.stderr)
     print("| file | accuracy (rotated or not) | agreement with fp32 | mean KL | size |")
     print("|---|---|---|---|---|")
     print(row("fp32 (the file as published)", z32, z32, y, os.path.getsize(model)))
+    # The input as modelslim is told it (the file leaves it open or fixes what this says).
+    input_flags = ["--input-size", SIZE, "--mean", ",".join(map(str, MEAN)),
+                   "--std", ",".join(map(str, STD))]
     int8a8 = ["--quant", "int8", "--act-quant"]
     runs = [
         ("modelslim int8 weights + activations, bias correction (min-max; the page's Pi preset)",
@@ -128,14 +178,22 @@ def main():
         runs = runs[:1]
     for name, flags in runs:
         out = os.path.join(work, f"modelslim-{len(os.listdir(work))}.onnx")
-        subprocess.run([bin_, "compress", "--weights", model, *flags, "--calibrate", cdir,
+        subprocess.run([bin_, "compress", "--weights", model, *input_flags, *flags, "--calibrate", cdir,
                         "--out", out.replace(".onnx", ".safetensors"), "--onnx", out, "--json"],
                        check=True, stdout=subprocess.DEVNULL)
         print(row(name, logits(out, x), z32, y, os.path.getsize(out)))
-    name = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).get_inputs()[0].name
-    # onnxruntime's recommended first step: shape inference and graph optimization.
+    name = ort.InferenceSession(reference, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    # onnxruntime's recommended first steps: opset 13 at least (its per-channel
+    # DequantizeLinear needs it), shape inference and graph optimization.
+    source = reference
+    proto = onnx.load(reference)
+    if max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) < 13:
+        source = os.path.join(work, "opset13.onnx")
+        onnx.save(version_converter.convert_version(proto, 13), source)
     prepared = os.path.join(work, "prepared.onnx")
-    quant_pre_process(model, prepared, skip_symbolic_shape=True)
+    # onnxruntime's quantizer reports its progress on stdout, where the rows go.
+    with contextlib.redirect_stdout(sys.stderr):
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
     methods = [("MinMax", CalibrationMethod.MinMax), ("Percentile", CalibrationMethod.Percentile),
                ("Entropy", CalibrationMethod.Entropy)]
     if short:
@@ -143,9 +201,10 @@ def main():
     for per_channel in [True, False]:
         for label, method in methods:
             out = os.path.join(work, f"ort-{label}-{per_channel}.onnx")
-            quantize_static(prepared, out, Reader(name, xc), quant_format=QuantFormat.QDQ,
-                            per_channel=per_channel, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=method)
+            with contextlib.redirect_stdout(sys.stderr):
+                quantize_static(prepared, out, Reader(name, xc), quant_format=QuantFormat.QDQ,
+                                per_channel=per_channel, activation_type=QuantType.QUInt8,
+                                weight_type=QuantType.QInt8, calibrate_method=method)
             granularity = "per-channel" if per_channel else "per-tensor"
             print(row(f"onnxruntime quantize_static, {label}, {granularity}", logits(out, x), z32, y,
                       os.path.getsize(out)))
