@@ -562,6 +562,43 @@ test('your own ONNX network (docorient\'s MobileNetV2, CPU fallback): int8 weigh
   await context.close();
 });
 
+// A network whose input is not square: RapidOCR's 48×192 text-line classifier (Paddle), its
+// size and normalisation typed into the preprocessing form, compressed to int8 weights +
+// activations; the downloaded ONNX carries that preprocessing, and onnxruntime, given the photos
+// preprocessed as it says (by Pillow), computes the page's logits.
+test('a 48×192 ONNX network (RapidOCR\'s classifier, CPU fallback): the size typed in the form, int8, the downloaded ONNX gives the page\'s logits', { timeout: 2 * TIMEOUT }, async () => {
+  const file = process.env.MODELSLIM_RAPIDOCR_CLS_ONNX;
+  assert.ok(file && existsSync(file), 'run scripts/setup.sh: it fetches RapidOCR\'s ONNX file and sets MODELSLIM_RAPIDOCR_CLS_ONNX');
+  const { page, context, problems } = await openPage('?weights=none&backend=cpu', { ready: 'engine' });
+  await page.setInputFiles('[data-testid=weights-file]', file);
+  await page.waitForFunction(() => /ch_ppocr/.test(document.querySelector('#model-info').textContent)
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  assert.equal(await page.isDisabled('[data-testid=input-side]'), false, 'the file leaves the size open');
+  await page.fill('[data-testid=input-side]', '48x192');
+  await page.fill('[data-testid=input-resize]', '219');
+  await page.fill('[data-testid=input-mean]', '0.5, 0.5, 0.5');
+  await page.fill('[data-testid=input-std]', '0.5, 0.5, 0.5');
+  await page.click('[data-testid=input-apply]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=input-side]').value === '48x192', null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  await upload(page, PHOTOS_256);
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 2);
+  const compressed = await lists(page, 'top5-compressed');
+  const onnx = await download(page, 'download-onnx');
+  for (const [i, r] of onnxruntime(onnx.path, PHOTOS_256, { optimize: true }).entries()) {
+    assert.equal(r.logits.length, 2, 'two classes');
+    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    console.log(`${r.image}: page ${compressed[i].logits}, onnxruntime ${r.logits}`);
+    assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
+  }
+  await page.screenshot({ path: join(OUT, 'onnx-48x192.png'), fullPage: true });
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
 // Recovering accuracy: 3 distillation steps on the two photos (one trains, one is held back),
 // the loss drawn step by step, and the downloaded distilled ONNX computing the page's "after"
 // predictions in onnxruntime. int4 leaves a measurable KL on the seeded network (int8 leaves

@@ -1,6 +1,8 @@
 """Classify photos with an ONNX file in onnxruntime, or a TFLite file in LiteRT, preprocessing
 them independently of modelslim (Pillow + numpy, torchvision's eval transform: resize the short
-side to 256 with bilinear filtering, center crop 224, ImageNet mean/std).
+side to 256 with bilinear filtering, center crop 224, ImageNet mean/std — or, for an ONNX file
+that says how (modelslim's `modelslim.preprocess` metadata), its resize, crop size, mean, std
+and channel order).
 
 usage: onnx_top5.py MODEL.onnx|MODEL.tflite PHOTO [PHOTO ...] [--no-optimize]
 prints one JSON line per photo: {"image": NAME, "top5": [{"index", "prob"}, ...], "logits": [...]}
@@ -16,22 +18,38 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMAGENET = {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225], "bgr": False}
 
 
-def preprocess(path):
+def preprocessing(model):
+    """The file's own preprocessing where it states one, else ImageNet's."""
+    if model.endswith(".onnx"):
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(model, load_external_data=False).metadata_props}
+        if "modelslim.preprocess" in meta:
+            return json.loads(meta["modelslim.preprocess"])
+    return IMAGENET
+
+
+def preprocess(path, pre):
+    resize, height = pre["resize"], pre["crop"]
+    width = pre.get("crop_width") or height
     img = Image.open(path).convert("RGB")
     w, h = img.size
     if w <= h:
-        size = (256, int(256 * h / w))
+        size = (resize, int(resize * h / w))
     else:
-        size = (int(256 * w / h), 256)
+        size = (int(resize * w / h), resize)
     img = img.resize(size, Image.BILINEAR)
     w, h = img.size
-    left, top = int(round((w - 224) / 2.0)), int(round((h - 224) / 2.0))
-    img = img.crop((left, top, left + 224, top + 224))
-    x = (np.asarray(img, dtype=np.float32) / 255.0 - MEAN) / STD
+    left, top = int(round((w - width) / 2.0)), int(round((h - height) / 2.0))
+    img = img.crop((left, top, left + width, top + height))
+    x = np.asarray(img, dtype=np.float32) / 255.0
+    if pre.get("bgr"):
+        x = x[:, :, ::-1]
+    x = (x - np.array(pre["mean"], dtype=np.float32)) / np.array(pre["std"], dtype=np.float32)
     return x.transpose(2, 0, 1)
 
 
@@ -54,7 +72,8 @@ def litert(model, batch):
 
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 model, photos = args[0], args[1:]
-batch = np.stack([preprocess(p) for p in photos]).astype(np.float32)
+pre = preprocessing(model)
+batch = np.stack([preprocess(p, pre) for p in photos]).astype(np.float32)
 step = None
 if model.endswith(".tflite"):
     logits, step = litert(model, batch)
