@@ -423,32 +423,29 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 kernel,
                 stride,
                 pads,
-            } => b.node(
-                "MaxPool",
-                &[&x],
-                &out,
-                vec![
-                    attr_ints("kernel_shape", kernel),
-                    attr_ints("strides", stride),
-                    attr_ints("pads", pads),
-                ],
-            ),
-            Op::AvgPool {
+            }
+            | Op::AvgPool {
                 kernel,
                 stride,
                 pads,
-                count_include_pad,
-            } => b.node(
-                "AveragePool",
-                &[&x],
-                &out,
-                vec![
+                ..
+            } => {
+                let mut attrs = vec![
                     attr_ints("kernel_shape", kernel),
                     attr_ints("strides", stride),
                     attr_ints("pads", pads),
-                    attr_int("count_include_pad", i64::from(*count_include_pad)),
-                ],
-            ),
+                ];
+                let kind = match n.op {
+                    Op::AvgPool {
+                        count_include_pad, ..
+                    } => {
+                        attrs.push(attr_int("count_include_pad", i64::from(count_include_pad)));
+                        "AveragePool"
+                    }
+                    _ => "MaxPool",
+                };
+                b.node(kind, &[&x], &out, attrs);
+            }
             Op::GlobalAvgPool => {
                 let only_linear = graph
                     .nodes

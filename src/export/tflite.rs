@@ -254,6 +254,18 @@ impl Writer<'_> {
         self.tensor(name, shape, dtype::INT32, Some(&bytes), None)
     }
 
+    /// A pooling operator `code` (`MAX_POOL_2D`, `AVERAGE_POOL_2D`) of `x` into `out`.
+    fn pool(&mut self, code: i32, x: i32, out: i32, padding: u8, kernel: Hw, stride: Hw) {
+        let opts = self.fb.table(&[
+            (0, Field::U8(padding)),
+            (1, Field::I32(stride[1] as i32)),
+            (2, Field::I32(stride[0] as i32)),
+            (3, Field::I32(kernel[1] as i32)),
+            (4, Field::I32(kernel[0] as i32)),
+        ]);
+        self.op(code, &[x], out, (options::POOL_2D, Some(opts)));
+    }
+
     /// A float scalar constant (broadcast by the element-wise operators).
     fn float_scalar(&mut self, name: &str, value: f32) -> i32 {
         self.tensor(name, &[1], dtype::FLOAT32, Some(&value.to_le_bytes()), None)
@@ -935,14 +947,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                     w.window(x, &name, s, *pads, k, st, from_relu[n.inputs[0]], in_step)?;
                 let shape = Shape { h, w: wd, ..s };
                 let out = w.activation(&out_name, shape, out_step);
-                let opts = w.fb.table(&[
-                    (0, Field::U8(padding)),
-                    (1, Field::I32(st[1] as i32)),
-                    (2, Field::I32(st[0] as i32)),
-                    (3, Field::I32(k[1] as i32)),
-                    (4, Field::I32(k[0] as i32)),
-                ]);
-                w.op(code::MAX_POOL_2D, &[x], out, (options::POOL_2D, Some(opts)));
+                w.pool(code::MAX_POOL_2D, x, out, padding, k, st);
                 (out, shape)
             }
             // TFLite's SAME leaves the padding out of the mean; VALID after an explicit zero PAD
@@ -974,19 +979,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                     w.window(x, &name, s, pads, *kernel, *stride, false, in_step)?;
                 let shape = Shape { h, w: wd, ..s };
                 let out = w.activation(&out_name, shape, out_step);
-                let opts = w.fb.table(&[
-                    (0, Field::U8(padding)),
-                    (1, Field::I32(stride[1] as i32)),
-                    (2, Field::I32(stride[0] as i32)),
-                    (3, Field::I32(kernel[1] as i32)),
-                    (4, Field::I32(kernel[0] as i32)),
-                ]);
-                w.op(
-                    code::AVERAGE_POOL_2D,
-                    &[x],
-                    out,
-                    (options::POOL_2D, Some(opts)),
-                );
+                w.pool(code::AVERAGE_POOL_2D, x, out, padding, *kernel, *stride);
                 (out, shape)
             }
             Op::GlobalAvgPool => {

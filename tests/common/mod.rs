@@ -49,6 +49,43 @@ pub fn scratch(name: &str) -> PathBuf {
     dir.join(format!("{n}-{name}"))
 }
 
+/// Run the repository's Python script `script` (a path from the root) with `args` in the
+/// tests' Python (`MODELSLIM_PYTHON`), which must succeed.
+#[allow(dead_code)]
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) {
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(root().join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network pruned by `ratio` of its channels and refit (`--prune-channels R --reconstruct`)
+/// on `calib`.
+#[allow(dead_code)]
+pub fn pruned_refit(
+    m: &modelslim::model::Model,
+    ratio: f32,
+    calib: &[Vec<f32>],
+) -> modelslim::model::Model {
+    use modelslim::compress::{CompressOptions, PruneOptions};
+    let opts = CompressOptions {
+        prune: PruneOptions {
+            ratio,
+            ..Default::default()
+        },
+        reconstruct: true,
+        ..Default::default()
+    };
+    calibrated(m, &opts, calib)
+}
+
 /// Logits of `onnx` for square `images` in onnxruntime (`tests/golden/run_onnx.py`).
 pub fn onnxruntime(onnx: &[u8], images: &[Vec<f32>], name: &str, optimize: bool) -> Vec<Vec<f32>> {
     // The side from the first one's size.

@@ -519,6 +519,17 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
   await context.close();
 });
 
+/** The page on the CPU fallback with the ONNX file `file` loaded as "your own file" (its name shown). */
+async function openOwnOnnx(file, name) {
+  const opened = await openPage('?weights=none&backend=cpu', { ready: 'engine' });
+  const { page } = opened;
+  await page.setInputFiles('[data-testid=weights-file]', file);
+  await page.waitForFunction((n) => document.querySelector('#model-info').textContent.includes(n)
+    || !document.querySelector('[data-testid=error]').hidden, name, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  return opened;
+}
+
 // A user's own network: docorient's MobileNetV2 orientation detector (one logit: the photo is
 // upside down), read from its ONNX file, compressed in the page to int8 weights + activations;
 // the downloaded ONNX gives the page's logits in onnxruntime (photos preprocessed by Pillow).
@@ -526,11 +537,7 @@ test('EfficientNet-Lite0 with real weights: cats and coffee in the page, int8 fo
 test('your own ONNX network (docorient\'s MobileNetV2, CPU fallback): int8 weights + activations, the downloaded ONNX gives the page\'s logits; the preprocessing form', { timeout: 2 * TIMEOUT }, async () => {
   const file = process.env.MODELSLIM_DOCORIENT_ONNX;
   assert.ok(file && existsSync(file), 'run scripts/setup.sh: it fetches docorient\'s ONNX file and sets MODELSLIM_DOCORIENT_ONNX');
-  const { page, context, problems } = await openPage('?weights=none&backend=cpu', { ready: 'engine' });
-  await page.setInputFiles('[data-testid=weights-file]', file);
-  await page.waitForFunction(() => /orientation_detector/.test(document.querySelector('#model-info').textContent)
-    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
-  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const { page, context, problems } = await openOwnOnnx(file, 'orientation_detector');
   assert.equal(await page.isVisible('[data-testid=input-form]'), true);
   assert.equal(await page.inputValue('[data-testid=input-side]'), '224');
   assert.equal(await page.isDisabled('[data-testid=input-side]'), true, 'the file fixes the side');
@@ -569,11 +576,7 @@ test('your own ONNX network (docorient\'s MobileNetV2, CPU fallback): int8 weigh
 test('a 48×192 ONNX network (RapidOCR\'s classifier, CPU fallback): the size typed in the form, int8, the downloaded ONNX gives the page\'s logits', { timeout: 2 * TIMEOUT }, async () => {
   const file = process.env.MODELSLIM_RAPIDOCR_CLS_ONNX;
   assert.ok(file && existsSync(file), 'run scripts/setup.sh: it fetches RapidOCR\'s ONNX file and sets MODELSLIM_RAPIDOCR_CLS_ONNX');
-  const { page, context, problems } = await openPage('?weights=none&backend=cpu', { ready: 'engine' });
-  await page.setInputFiles('[data-testid=weights-file]', file);
-  await page.waitForFunction(() => /ch_ppocr/.test(document.querySelector('#model-info').textContent)
-    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
-  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const { page, context, problems } = await openOwnOnnx(file, 'ch_ppocr');
   assert.equal(await page.isDisabled('[data-testid=input-side]'), false, 'the file leaves the size open');
   await page.fill('[data-testid=input-side]', '48x192');
   await page.fill('[data-testid=input-resize]', '219');
@@ -595,6 +598,37 @@ test('a 48×192 ONNX network (RapidOCR\'s classifier, CPU fallback): the size ty
     assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
   }
   await page.screenshot({ path: join(OUT, 'onnx-48x192.png'), fullPage: true });
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
+// A 100 MB network: the onnx package's ResNet-50 test model with seeded weights written out
+// (scripts/seeded_resnet50.py), loaded as "your own file" on the CPU fallback, classifying a
+// photo and compressed to int8 weights in the page. The engine's wasm memory never shrinks, so
+// its size at the end is its peak: reported beside the file's, and bounded by 10 times it
+// (measured 8.9: the file's bytes, its decoded protobuf and weights while reading; then the
+// original and the compressed model, each also uploaded to the backend, and the downloads).
+test('a 100 MB ResNet-50 ONNX file (CPU fallback): loads, predicts and compresses to int8 in the page; its peak wasm memory', { timeout: 4 * TIMEOUT }, async () => {
+  const light = process.env.MODELSLIM_ONNX_LIGHT;
+  assert.ok(light && existsSync(light), 'run scripts/setup.sh: it sets MODELSLIM_ONNX_LIGHT');
+  const file = join(OUT, 'resnet50-seeded.onnx');
+  execFileSync(PYTHON, [join(ROOT, 'scripts/seeded_resnet50.py'), join(light, 'light_resnet50.onnx'), file]);
+  const size = statSync(file).size;
+  assert.ok(size > 100e6, `${size} bytes`);
+  const t0 = Date.now();
+  const { page, context, problems } = await openOwnOnnx(file, 'resnet50-seeded');
+  await upload(page, [PHOTOS_256[0]]);
+  const original = await lists(page, 'top5-original');
+  assert.equal(original[0].logits.length, 1000);
+  await page.selectOption('[data-testid=quant]', 'int8');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 1);
+  const [worker] = page.workers();
+  assert.ok(worker, 'the engine runs in a worker');
+  const wasm = await worker.evaluate(() => globalThis.__wasmMemory.buffer.byteLength);
+  console.log(`${(size / 1e6).toFixed(1)} MB ResNet-50 in the page: loaded, classified and compressed to int8 in ` +
+    `${((Date.now() - t0) / 1000).toFixed(0)} s; peak wasm memory ${(wasm / 1e6).toFixed(0)} MB = ${(wasm / size).toFixed(2)} × the file`);
+  assert.ok(wasm <= 10 * size, `wasm memory ${wasm} bytes`);
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });

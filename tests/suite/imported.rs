@@ -131,18 +131,10 @@ fn a_100_mb_resnet50_gives_onnxruntimes_logits() {
         panic!("set MODELSLIM_ONNX_LIGHT (scripts/setup.sh does): the onnx package's light models")
     });
     let path = common::scratch("resnet50-seeded.onnx");
-    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(&python)
-        .arg(common::root().join("scripts/seeded_resnet50.py"))
-        .arg(PathBuf::from(dir).join("light_resnet50.onnx"))
-        .arg(&path)
-        .arg("--logits")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let light = PathBuf::from(dir).join("light_resnet50.onnx");
+    common::run_python(
+        "scripts/seeded_resnet50.py",
+        &[light.as_os_str(), path.as_os_str(), "--logits".as_ref()],
     );
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.len() > 100_000_000, "{} bytes", bytes.len());
@@ -196,18 +188,7 @@ fn docorient_pruned_30_percent_with_reconstruction_runs_smaller_and_exports_what
     let bytes = docorient_bytes();
     let m = read_onnx(&bytes, "orientation_detector", None).unwrap();
     let calib = calibration_photos(&m.preprocess(), 16);
-    let p = calibrated(
-        &m,
-        &CompressOptions {
-            prune: PruneOptions {
-                ratio: 0.3,
-                ..Default::default()
-            },
-            reconstruct: true,
-            ..Default::default()
-        },
-        &calib,
-    );
+    let p = common::pruned_refit(&m, 0.3, &calib);
     let (before, after) = (m.graph().macs([224; 2]), p.graph().macs([224; 2]));
     eprintln!("docorient pruned 30 %: {before} → {after} MACs");
     assert!(after < before * 3 / 4, "{before} → {after} MACs");

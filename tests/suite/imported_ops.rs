@@ -15,19 +15,9 @@ use modelslim::model::{Model, Op};
 /// The network `make_se_net.py` writes with `args`, as its bytes.
 fn se_net(args: &[&str]) -> Vec<u8> {
     let path = common::scratch("se_net.onnx");
-    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = common::root().join("tests/golden/make_se_net.py");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&path)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec![path.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    common::run_python("tests/golden/make_se_net.py", &all);
     std::fs::read(path).unwrap()
 }
 
@@ -45,6 +35,41 @@ fn images(m: &Model) -> Vec<Vec<f32>> {
             .collect(),
     );
     out
+}
+
+/// `m`, read from `bytes`, against the independent engines: onnxruntime on the file and on
+/// modelslim's export and LiteRT on the float TFLite file give its logits (1e-4); in int8
+/// weights + activations the ONNX file and the full-integer TFLite file stay within two logit
+/// steps of modelslim.
+fn engines_agree(bytes: &[u8], m: &Model, tag: &str) {
+    let x = images(m);
+    let ours = logits(m, &x);
+    let name = |what: &str| format!("se-{tag}-{what}");
+    for (what, theirs) in [
+        ("file", onnxruntime(bytes, &x, &name("file"), true)),
+        (
+            "export",
+            onnxruntime(&to_onnx(m).unwrap(), &x, &name("export"), true),
+        ),
+        (
+            "tflite",
+            common::litert(&to_tflite(m).unwrap(), &x, &name("tflite")),
+        ),
+    ] {
+        let d = max_abs_diff(&ours, &theirs);
+        eprintln!("SE net ({tag}), {what}: max |Δlogit| {d:.2e}");
+        assert!(d <= 1e-4, "{tag} {what}: {d}");
+    }
+    let q = int8a8(m, &x);
+    let step = q.quant.logits.unwrap().scale;
+    let ours = reloaded_logits(&q, &x);
+    let onnx = onnxruntime(&to_onnx(&q).unwrap(), &x, &name("int8"), true);
+    let tflite = common::litert_full_integer(&to_tflite(&q).unwrap(), &x, &name("int8"));
+    for (what, theirs) in [("onnx", onnx), ("tflite", tflite)] {
+        let d = max_abs_diff(&ours, &theirs);
+        eprintln!("SE net ({tag}) int8, {what}: max |Δlogit| {d} (step {step})");
+        assert!(d <= 2.0 * step, "{tag} {what}: {d} > 2 × {step}");
+    }
 }
 
 fn ops(m: &Model) -> Vec<Op> {
@@ -99,33 +124,7 @@ fn dilated_convs_give_onnxruntimes_and_litert_logits() {
         })
         .count();
     assert_eq!(dilated, 2);
-    let x = images(&m);
-    let ours = logits(&m, &x);
-    for (what, theirs) in [
-        ("file", onnxruntime(&bytes, &x, "se-dilated", true)),
-        (
-            "export",
-            onnxruntime(&to_onnx(&m).unwrap(), &x, "se-dilated-export", true),
-        ),
-        (
-            "tflite",
-            common::litert(&to_tflite(&m).unwrap(), &x, "se-dilated"),
-        ),
-    ] {
-        let d = max_abs_diff(&ours, &theirs);
-        eprintln!("SE net dilated, {what}: max |Δlogit| {d:.2e}");
-        assert!(d <= 1e-4, "{what}: {d}");
-    }
-    let q = int8a8(&m, &x);
-    let step = q.quant.logits.unwrap().scale;
-    let ours = reloaded_logits(&q, &x);
-    let onnx = onnxruntime(&to_onnx(&q).unwrap(), &x, "se-dilated-int8", true);
-    let tflite = common::litert_full_integer(&to_tflite(&q).unwrap(), &x, "se-dilated-int8");
-    for (what, theirs) in [("onnx", onnx), ("tflite", tflite)] {
-        let d = max_abs_diff(&ours, &theirs);
-        eprintln!("SE net dilated int8, {what}: max |Δlogit| {d} (step {step})");
-        assert!(d <= 2.0 * step, "{what}: {d} > 2 × {step}");
-    }
+    engines_agree(&bytes, &m, "dilated");
 }
 
 /// Average pools over part of the image, leaving the padding out of the mean (3×3 stride 1
@@ -155,33 +154,7 @@ fn average_pools_give_onnxruntimes_and_litert_logits() {
         "{:?}",
         pools[1]
     );
-    let x = images(&m);
-    let ours = logits(&m, &x);
-    for (what, theirs) in [
-        ("file", onnxruntime(&bytes, &x, "se-avgpool", true)),
-        (
-            "export",
-            onnxruntime(&to_onnx(&m).unwrap(), &x, "se-avgpool-export", true),
-        ),
-        (
-            "tflite",
-            common::litert(&to_tflite(&m).unwrap(), &x, "se-avgpool"),
-        ),
-    ] {
-        let d = max_abs_diff(&ours, &theirs);
-        eprintln!("SE net with average pools, {what}: max |Δlogit| {d:.2e}");
-        assert!(d <= 1e-4, "{what}: {d}");
-    }
-    let q = int8a8(&m, &x);
-    let step = q.quant.logits.unwrap().scale;
-    let ours = reloaded_logits(&q, &x);
-    let onnx = onnxruntime(&to_onnx(&q).unwrap(), &x, "se-avgpool-int8", true);
-    let tflite = common::litert_full_integer(&to_tflite(&q).unwrap(), &x, "se-avgpool-int8");
-    for (what, theirs) in [("onnx", onnx), ("tflite", tflite)] {
-        let d = max_abs_diff(&ours, &theirs);
-        eprintln!("SE net with average pools int8, {what}: max |Δlogit| {d} (step {step})");
-        assert!(d <= 2.0 * step, "{what}: {d} > 2 × {step}");
-    }
+    engines_agree(&bytes, &m, "avgpool");
 }
 
 /// TensorFlow's exporters give a channels-last input and a Transpose to NCHW: the Transpose is

@@ -6,10 +6,9 @@
 //! file as the independent engine.
 
 use crate::common;
-use common::{calibrated, calibration_photos, int8a8, logits, onnxruntime_sized, reloaded_logits};
+use common::{calibration_photos, int8a8, logits, onnxruntime_sized, reloaded_logits};
 
 use super::imported::{count, file, photos, relative_diff};
-use modelslim::compress::{CompressOptions, PruneOptions};
 use modelslim::export::to_onnx;
 use modelslim::model::imported::InputChoice;
 use modelslim::model::onnx::read_onnx;
@@ -96,18 +95,7 @@ fn rapidocr_pruned_30_percent_with_reconstruction_runs_smaller_and_exports_what_
 {
     let (_, m) = rapidocr();
     let calib = calibration_photos(&m.preprocess(), 16);
-    let p = calibrated(
-        &m,
-        &CompressOptions {
-            prune: PruneOptions {
-                ratio: 0.3,
-                ..Default::default()
-            },
-            reconstruct: true,
-            ..Default::default()
-        },
-        &calib,
-    );
+    let p = common::pruned_refit(&m, 0.3, &calib);
     let (before, after) = (m.graph().macs([48, 192]), p.graph().macs([48, 192]));
     eprintln!("rapidocr pruned 30 %: {before} → {after} MACs");
     assert!(after < before * 9 / 10, "{before} → {after} MACs");
