@@ -266,6 +266,12 @@ impl Writer<'_> {
         self.op(code, &[x], out, (options::POOL_2D, Some(opts)));
     }
 
+    /// `out = a · b` (`MUL`, no fused activation; `b` may broadcast).
+    fn mul(&mut self, a: i32, b: i32, out: i32) {
+        let opts = self.fb.table(&[(0, Field::U8(Activation::None as u8))]);
+        self.op(code::MUL, &[a, b], out, (options::MUL, Some(opts)));
+    }
+
     /// A float scalar constant (broadcast by the element-wise operators).
     fn float_scalar(&mut self, name: &str, value: f32) -> i32 {
         self.tensor(name, &[1], dtype::FLOAT32, Some(&value.to_le_bytes()), None)
@@ -1011,8 +1017,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 step(n.inputs[0])?;
                 step(n.inputs[1])?;
                 let out = w.activation(&out_name, s, out_step);
-                let opts = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
-                w.op(code::MUL, &[x, y], out, (options::MUL, Some(opts)));
+                w.mul(x, y, out);
                 (out, s)
             }
             Op::Sigmoid => {
@@ -1052,8 +1057,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                     _ => w.op(code::LOGISTIC, &[x], gate, (options::NONE, None)),
                 }
                 let out = w.activation(&out_name, s, out_step);
-                let opts = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
-                w.op(code::MUL, &[x, gate], out, (options::MUL, Some(opts)));
+                w.mul(x, gate, out);
                 (out, s)
             }
             // TFLite has no hard sigmoid: in a full-integer file a 1×1 depthwise conv (see
@@ -1074,8 +1078,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
             Op::HardSigmoid { alpha, beta } => {
                 let scaled = w.activation(&format!("{name}_scaled"), s, None);
                 let a = w.float_scalar(&format!("{name}_6alpha"), 6.0 * alpha);
-                let none = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
-                w.op(code::MUL, &[x, a], scaled, (options::MUL, Some(none)));
+                w.mul(x, a, scaled);
                 let shifted = w.activation(&format!("{name}_relu6"), s, None);
                 let b = w.float_scalar(&format!("{name}_6beta"), 6.0 * beta);
                 let relu6 = w.fb.table(&[(0, Field::U8(Activation::Relu6 as u8))]);
@@ -1087,13 +1090,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 );
                 let out = w.activation(&out_name, s, out_step);
                 let sixth = w.float_scalar(&format!("{name}_sixth"), 1.0 / 6.0);
-                let none = w.fb.table(&[(0, Field::U8(Activation::None as u8))]);
-                w.op(
-                    code::MUL,
-                    &[shifted, sixth],
-                    out,
-                    (options::MUL, Some(none)),
-                );
+                w.mul(shifted, sixth, out);
                 (out, s)
             }
             Op::Linear {

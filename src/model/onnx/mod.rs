@@ -203,11 +203,8 @@ pub fn read_onnx(bytes: &[u8], name: &str, size: Option<[u32; 2]>) -> Result<Mod
                     && n.input.first() == Some(&input.name)
                     && Attrs(&n.attribute).ints("perm").as_deref() == Some(&[0, 3, 1, 2])
             };
-            let readers = nodes
-                .iter()
-                .filter(|n| n.input.contains(&input.name))
-                .count();
-            let Some(at) = nodes.iter().position(to_nchw).filter(|_| readers == 1) else {
+            let alone = r.readers.get(&input.name) == Some(&1);
+            let Some(at) = nodes.iter().position(to_nchw).filter(|_| alone) else {
                 return Err(err(format!(
                     "input {} is NHWC ({dims:?}) and not turned to NCHW by one leading Transpose; modelslim reads NCHW networks (export with the channels first)",
                     crate::error::quoted(&input.name)
