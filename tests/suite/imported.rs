@@ -320,6 +320,21 @@ fn unknown_operators_and_broken_graphs_are_refused_in_one_line_naming_the_node()
         n.input[1] = "nowhere".into();
     });
     assert!(e.contains("'nowhere'"), "{e}");
+    // A dilation or a stride too large for any arithmetic, refused before it is used.
+    for attr in ["dilations", "strides"] {
+        let e = edited(|p| {
+            let g = p.graph.as_mut().unwrap();
+            let n = g.node.iter_mut().find(|n| n.op_type == "Conv").unwrap();
+            n.attribute.retain(|a| a.name != attr);
+            n.attribute.push(modelslim::export::proto::AttributeProto {
+                name: attr.into(),
+                ints: vec![i64::MAX, 1],
+                r#type: 7,
+                ..Default::default()
+            });
+        });
+        assert!(e.contains(attr) && e.contains("each 1 to 64"), "{e}");
+    }
     // A weight that claims 2⁶⁰ values.
     let e = edited(|p| {
         let g = p.graph.as_mut().unwrap();

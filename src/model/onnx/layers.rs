@@ -8,6 +8,7 @@ use super::{Attrs, Reader, Val, err};
 use crate::Result;
 use crate::export::proto::NodeProto;
 use crate::model::graph::{Hw, Op, dilated, window_output};
+use crate::model::graph_edit::{MAX_KERNEL, MAX_STRIDE};
 use crate::tensor::HostTensor;
 
 impl Reader {
@@ -81,11 +82,7 @@ impl Reader {
         }
         let kernel = [kh, kw];
         let stride = window_strides(a)?;
-        let dil = a.ints("dilations").unwrap_or(vec![1, 1]);
-        let dilation = match dil[..] {
-            [dh, dw] if dh >= 1 && dw >= 1 => [dh as usize, dw as usize],
-            _ => return Err(err(format!("dilations {dil:?}"))),
-        };
+        let dilation = pair(a, "dilations", MAX_STRIDE)?;
         let extent = dilated(kernel, dilation);
         let input = [shape[2], shape[3]];
         let pads = self.pads(a, extent, stride, input)?;
@@ -155,12 +152,12 @@ impl Reader {
         if flat || shape.len() != 4 {
             return Err(err("pools flat values"));
         }
-        let k = a.ints("kernel_shape").unwrap_or_default();
-        let [kh, kw] = k[..] else {
-            return Err(err(format!("kernel_shape {k:?}")));
-        };
+        if a.ints("kernel_shape").is_none() {
+            return Err(err("no kernel_shape"));
+        }
+        let kernel = pair(a, "kernel_shape", MAX_KERNEL)?;
+        let [kh, kw] = kernel;
         let input = [shape[2], shape[3]];
-        let kernel = [kh as usize, kw as usize];
         let stride = window_strides(a)?;
         let mut pads = self.pads(a, kernel, stride, input)?;
         let average = n.op_type == "AveragePool";
@@ -357,11 +354,21 @@ impl Reader {
     }
 }
 
-/// A window's `strides` (1, 1 when absent), each at least 1.
+/// A window's `strides` (1, 1 when absent).
 fn window_strides(a: &Attrs) -> Result<Hw> {
-    let strides = a.ints("strides").unwrap_or(vec![1, 1]);
-    match strides[..] {
-        [sh, sw] if sh >= 1 && sw >= 1 => Ok([sh as usize, sw as usize]),
-        _ => Err(err(format!("strides {strides:?}"))),
+    pair(a, "strides", MAX_STRIDE)
+}
+
+/// Attribute `name`: a height and a width, each 1 to `max` (1, 1 when absent), checked before
+/// any arithmetic uses them.
+fn pair(a: &Attrs, name: &str, max: usize) -> Result<Hw> {
+    let v = a.ints(name).unwrap_or(vec![1, 1]);
+    let side = |x: i64| usize::try_from(x).ok().filter(|x| (1..=max).contains(x));
+    match v[..] {
+        [h, w] => match (side(h), side(w)) {
+            (Some(h), Some(w)) => Ok([h, w]),
+            _ => Err(err(format!("{name} {v:?} (each 1 to {max})"))),
+        },
+        _ => Err(err(format!("{name} {v:?}"))),
     }
 }
