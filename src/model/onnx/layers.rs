@@ -8,7 +8,8 @@ use super::{Attrs, Reader, Val, err};
 use crate::Result;
 use crate::export::proto::NodeProto;
 use crate::model::graph::{Hw, Op, dilated, window_output};
-use crate::model::graph_edit::{MAX_KERNEL, MAX_STRIDE};
+use crate::model::graph_edit::MAX_STRIDE;
+use crate::model::imported::INPUT_SIDES;
 use crate::tensor::HostTensor;
 
 impl Reader {
@@ -155,7 +156,9 @@ impl Reader {
         if a.ints("kernel_shape").is_none() {
             return Err(err("no kernel_shape"));
         }
-        let kernel = pair(a, "kernel_shape", MAX_KERNEL)?;
+        // As wide as the largest input (a global average); a pool that is not one meets the
+        // graph's own bound on windows later.
+        let kernel = pair(a, "kernel_shape", *INPUT_SIDES.end() as usize)?;
         let [kh, kw] = kernel;
         let input = [shape[2], shape[3]];
         let stride = window_strides(a)?;
