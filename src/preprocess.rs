@@ -22,7 +22,9 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// How pixels become network input once the photo is resized and cropped.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Preprocess {
-    /// The short side after resizing (256 for ImageNet eval).
+    /// The short side after resizing (256 for ImageNet eval). Where that leaves the photo
+    /// narrower or lower than the crop (a 48×192 text-line classifier resized to 48), the photo
+    /// is scaled up until it covers the crop.
     pub resize: u32,
     /// The center crop's height (224), and its width unless `crop_width` says otherwise.
     pub crop: u32,
@@ -76,13 +78,13 @@ impl Preprocess {
         Ok(self.crop_rgb(&rgb))
     }
 
-    /// Resize (short side) and center-crop an RGB image.
+    /// Resize (short side, covering the crop) and center-crop an RGB image.
     pub fn crop_rgb(&self, rgb: &RgbImage) -> RgbImage {
         let (w, h) = rgb.dimensions();
-        let (nw, nh) = resized_size(w, h, self.resize);
+        let [ch, cw] = self.input_hw().map(|v| v as u32);
+        let (nw, nh) = covering_size(w, h, self.resize, cw, ch);
         let resized = resize_bilinear_pil(rgb, nw, nh);
-        let [h, w] = self.input_hw();
-        center_crop(&resized, w as u32, h as u32)
+        center_crop(&resized, cw, ch)
     }
 
     /// The normalised CHW tensor of an 8-bit crop.
@@ -195,6 +197,26 @@ pub fn resized_size(w: u32, h: u32, size: u32) -> (u32, u32) {
         (size, new_long)
     } else {
         (new_long, size)
+    }
+}
+
+/// [`resized_size`], unless that leaves the image narrower than `crop_w` or lower than
+/// `crop_h`: then the scale is the one that makes the side falling shortest equal the crop's
+/// (torchvision's size for a short side of `resize`; a text-line photo resized to a 48-pixel
+/// short side for a 48×192 crop keeps its whole width when it is 4 times wider than high).
+pub fn covering_size(w: u32, h: u32, resize: u32, crop_w: u32, crop_h: u32) -> (u32, u32) {
+    let (nw, nh) = resized_size(w, h, resize);
+    if nw >= crop_w && nh >= crop_h {
+        return (nw, nh);
+    }
+    let (w64, h64) = (w.max(1) as u64, h.max(1) as u64);
+    // crop_w / w ≥ crop_h / h: the width falls shortest.
+    if crop_w as u64 * h64 >= crop_h as u64 * w64 {
+        let nh = (crop_w as u64 * h64 / w64) as u32;
+        (crop_w, nh.max(crop_h))
+    } else {
+        let nw = (crop_h as u64 * w64 / h64) as u32;
+        (nw.max(crop_w), crop_h)
     }
 }
 
@@ -333,6 +355,21 @@ pub fn resize_bilinear_pil(img: &RgbImage, out_w: u32, out_h: u32) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn covering_resize_keeps_a_strip_whole_and_squares_unchanged() {
+        // A 4:1 text line for a 48×192 crop: the short side becomes 48, nothing is cut.
+        assert_eq!(covering_size(400, 100, 48, 192, 48), (192, 48));
+        // A square photo for the same crop: scaled until it is 192 wide, then cropped.
+        assert_eq!(covering_size(300, 300, 48, 192, 48), (192, 192));
+        // A 2:1 photo: the width falls short first.
+        assert_eq!(covering_size(200, 100, 48, 192, 48), (192, 96));
+        // A 6:1 strip: the short side's resize already covers.
+        assert_eq!(covering_size(600, 100, 48, 192, 48), (288, 48));
+        // Where the short side covers, torchvision's size.
+        assert_eq!(covering_size(451, 300, 256, 224, 224), (384, 256));
+        assert_eq!(covering_size(100, 400, 219, 192, 48), (219, 876));
+    }
 
     #[test]
     fn resize_keeps_aspect_like_torchvision() {

@@ -284,8 +284,9 @@ pub struct ModelFlags {
     /// (default: the file's, else 224). Compressed files carry it, with the four below.
     #[arg(long, value_name = "N|HxW")]
     input_size: Option<String>,
-    /// ONNX networks: the shorter side the photo is resized to before the centre crop
-    /// (default: round(longer input side / 0.875)).
+    /// ONNX networks: the shorter side the photo is resized to before the centre crop, at
+    /// least the input's shorter side; scaled up where the crop would not fit (default:
+    /// round(longer input side / 0.875)).
     #[arg(long, value_name = "N")]
     resize: Option<u32>,
     /// ONNX networks: per-channel mean subtracted from pixel values in 0–1 (default:

@@ -35,14 +35,14 @@ impl GraphNet {
         self.graph.validate()?;
         let p = &self.preprocess;
         let (h, w) = (p.crop, p.crop_width.unwrap_or(p.crop));
-        let long = h.max(w);
+        let (short, long) = (h.min(w), h.max(w));
         if !INPUT_SIDES.contains(&h)
             || !INPUT_SIDES.contains(&w)
-            || p.resize < long
+            || p.resize < short
             || p.resize > 4 * long
         {
             return Err(Error::Structure(format!(
-                "input {h}×{w} after resizing to {}: each side must be {} to {} and the resize between the longer side and 4 times it",
+                "input {h}×{w} after resizing to {}: each side must be {} to {} and the resize between the shorter side and 4 times the longer",
                 p.resize,
                 INPUT_SIDES.start(),
                 INPUT_SIDES.end()

@@ -136,3 +136,42 @@ fn rapidocr_as_full_integer_tflite_gives_modelslims_top1_and_integers_in_litert(
     assert_eq!(top1(&ours), top1(&theirs));
     assert!(d <= step, "{d} > {step}");
 }
+
+/// A text-line classifier is given text lines: with `--resize 48` (its input's height), a line
+/// four times wider than high reaches it whole, resized, not a centre piece of it; below the
+/// input's shorter side the resize is refused in one line.
+#[test]
+fn a_resize_to_the_inputs_height_keeps_a_text_lines_whole_width() {
+    let (_, m) = rapidocr();
+    let at48 = m
+        .clone()
+        .with_input(&InputChoice {
+            resize: Some(48),
+            ..Default::default()
+        })
+        .unwrap();
+    let pre = at48.preprocess();
+    // A 400×100 line whose every column differs.
+    let line = image::RgbImage::from_fn(400, 100, |x, y| {
+        image::Rgb([(x % 256) as u8, (y * 2) as u8, (x / 2) as u8])
+    });
+    let crop = pre.crop_rgb(&line);
+    assert_eq!(crop.dimensions(), (192, 48));
+    assert_eq!(
+        crop,
+        modelslim::preprocess::resize_bilinear_pil(&line, 192, 48)
+    );
+    // The default resize (219) shows it only its middle.
+    assert_ne!(m.preprocess().crop_rgb(&line), crop);
+    let refused = m
+        .with_input(&InputChoice {
+            resize: Some(47),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("resizing to 47") && refused.contains("shorter side"),
+        "{refused}"
+    );
+}
