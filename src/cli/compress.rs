@@ -129,13 +129,15 @@ pub fn compress(args: CompressArgs) -> std::result::Result<(), CliError> {
         keep_photos(&session, &[dir])?;
     }
     let report = pollster::block_on(session.compress(&settings, progress_on_terminal))?;
-    let safetensors = session.file(FileFormat::Safetensors)?;
     // Before any file is written: a model TFLite cannot hold writes nothing.
     let tflite = match &args.tflite {
-        Some(_) => Some(to_tflite(&Model::from_bytes(&safetensors)?)?),
+        Some(_) => Some(to_tflite(&Model::from_bytes(
+            &session.file(FileFormat::Safetensors)?,
+        )?)?),
         None => None,
     };
-    write_file(&out, &safetensors)?;
+    // One file's bytes at a time (a large network's are not copied together).
+    write_file(&out, &session.file(FileFormat::Safetensors)?)?;
     if let Some(path) = &args.onnx {
         write_file(Path::new(path), &session.file(FileFormat::Onnx)?)?;
     }

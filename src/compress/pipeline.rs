@@ -121,6 +121,8 @@ struct Inputs {
 struct Carried {
     before_pruning: Option<(Model, KeptChannels)>,
     before_rounding: Option<Model>,
+    /// A bias correction follows the weights' rounding: the float model is kept for it.
+    keeps_float: bool,
     /// The blocks dropped so far.
     dropped: Vec<DroppedBlock>,
     /// The shares the MAC target chose, by group.
@@ -170,6 +172,7 @@ where
     let mut m = model.clone();
     let mut carried = Carried {
         original_macs: network_macs(model),
+        keeps_float: plan.steps.iter().any(|s| s.action == Action::CorrectBiases),
         ..Carried::default()
     };
     for (i, step) in plan.steps.iter().enumerate() {
@@ -289,8 +292,10 @@ where
                 exact_scales: opts.quant.exact_scales || opts.act_quant.is_some(),
                 ..opts.quant.clone()
             };
+            // The float model is kept only for a bias correction to come.
+            let float = carried.keeps_float.then(|| m.clone());
             let quantized = match opts.quant_method {
-                QuantMethod::Rtn => m.quantized(&quant)?,
+                QuantMethod::Rtn => m.into_quantized(&quant)?,
                 QuantMethod::Gptq => {
                     m.quantized_gptq(
                         &quant,
@@ -302,7 +307,7 @@ where
                     .await?
                 }
             };
-            carried.before_rounding = Some(m);
+            carried.before_rounding = float;
             quantized
         }
         Action::CorrectBiases => {

@@ -12,7 +12,9 @@ use super::card::{AgreementPhotos, CardStep, ModelCard};
 use super::held_back::held_back;
 use super::{Compressed, CompressionReport, FileFormat, Loaded, Session};
 use crate::compress::pipeline::run;
-use crate::compress::{Plan, Progress, Settings, Shape, agreement, announce, layer_report};
+use crate::compress::{
+    Metrics, Plan, Progress, Settings, Shape, agreement, announce, layer_report,
+};
 use crate::export::to_onnx;
 use crate::model::Model;
 use crate::{Error, Result};
@@ -110,6 +112,11 @@ impl Session {
         if let Some(need) = plan.short_of_photos(fitting.len(), bn_photos.len()) {
             return Err(Error::Invalid(need.message()));
         }
+        // The original's network is not used while its files are measured and its compressed
+        // copy is made: its weights go, and it is built again when a photo next needs it. The
+        // files are measured (once per model) before a compressed copy exists to sit beside them.
+        original.release();
+        self.original_metrics(&original, &mut progress).await?;
         let (model, shape) = run(
             &plan,
             &original.model,
@@ -133,6 +140,21 @@ impl Session {
             cancellable: true,
         };
         self.finish(&original, fitted, &mut progress).await
+    }
+
+    /// The original model's metrics, its files written and measured on first use.
+    async fn original_metrics<P, F>(&self, original: &Loaded, progress: &mut P) -> Result<Metrics>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        if let Some(m) = self.state.borrow().original_metrics.clone() {
+            return Ok(m);
+        }
+        announce(progress, "measuring the original's files").await?;
+        let m = original.model.metrics_with_onnx()?;
+        self.state.borrow_mut().original_metrics = Some(m.clone());
+        Ok(m)
     }
 
     /// The rest of a compression once its model is built: files, metrics, answers on the kept
@@ -173,19 +195,12 @@ impl Session {
         let onnx = to_onnx(&model)?;
         announce(&mut progress, "measuring the files (gzip)").await?;
         let after = model.metrics_of_files(&safetensors, Some(&onnx));
-        let cached = self.state.borrow().original_metrics.clone();
-        let before = match cached {
-            Some(m) => m,
-            None => {
-                announce(&mut progress, "measuring the original's files").await?;
-                let m = original.model.metrics_with_onnx()?;
-                self.state.borrow_mut().original_metrics = Some(m.clone());
-                m
-            }
-        };
+        let before = self.original_metrics(original, &mut progress).await?;
 
         let reference = self.original_logits(&mut progress).await?;
-        let loaded = Loaded::new(model, &self.backend)?;
+        original.release();
+        // Built when a photo needs it (none may).
+        let loaded = Loaded::lazy(model, &self.backend);
         let answers = loaded
             .answers(
                 photos,

@@ -68,7 +68,7 @@ impl Session {
         let warm = Timing::of(&times).ok_or_else(|| Error::Invalid("no runs were timed".into()))?;
         Ok(Benchmark {
             backend: self.backend.description.clone(),
-            upload_ms: loaded.upload_ms,
+            upload_ms: loaded.upload_ms.get(),
             cold_ms,
             warm,
         })

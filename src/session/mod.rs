@@ -68,21 +68,32 @@ impl Batches {
     };
 }
 
-/// A model on the device, with its forward-pass count (the first pass is cold).
+/// A model with its network on the device, and its forward-pass count (the first pass is
+/// cold).
 struct Loaded {
     model: Model,
     /// The class names answers use (the model's own, until a labels file replaces them).
     names: RefCell<Option<Arc<Vec<String>>>>,
-    classifier: Classifier,
+    /// The network on the device: built on first use where [`Loaded::lazy`] made it, dropped by
+    /// [`Loaded::release`] (it holds a copy of every weight) and built again when next needed.
+    network: RefCell<Option<Rc<Classifier>>>,
+    backend: Backend,
     runs: Cell<u32>,
-    /// Time to build the network on the device, in ms.
-    upload_ms: f64,
+    /// Time to build the network on the device, in ms (its latest build).
+    upload_ms: Cell<f64>,
 }
 
 impl Loaded {
+    /// `model` with its network built now: a model that cannot run is refused here.
     fn new(model: Model, backend: &Backend) -> Result<Self> {
-        let t = Instant::now();
-        let classifier = Classifier::for_logits(&model, backend.clone())?;
+        let loaded = Loaded::lazy(model, backend);
+        loaded.network()?;
+        Ok(loaded)
+    }
+
+    /// `model`, its network built when first asked for (a compressed model whose answers no
+    /// photo may need).
+    fn lazy(model: Model, backend: &Backend) -> Self {
         // ImageNet's names fit only a 1000-class classifier; others are numbered until a
         // labels file names them.
         let classes = model.arch.num_classes();
@@ -90,19 +101,37 @@ impl Loaded {
             (classes != crate::labels::imagenet_classes().len())
                 .then(|| Arc::new((0..classes).map(|i| format!("class {i}")).collect()))
         });
-        Ok(Loaded {
+        Loaded {
             names: RefCell::new(names),
             model,
-            classifier,
+            network: RefCell::new(None),
+            backend: backend.clone(),
             runs: Cell::new(0),
-            upload_ms: ms_since(t),
-        })
+            upload_ms: Cell::new(0.0),
+        }
+    }
+
+    /// The network on the device, built if it is not there.
+    fn network(&self) -> Result<Rc<Classifier>> {
+        if let Some(n) = self.network.borrow().as_ref() {
+            return Ok(n.clone());
+        }
+        let t = Instant::now();
+        let n = Rc::new(Classifier::for_logits(&self.model, self.backend.clone())?);
+        self.upload_ms.set(ms_since(t));
+        *self.network.borrow_mut() = Some(n.clone());
+        Ok(n)
+    }
+
+    /// Drop the network's copy of the weights until it is next needed.
+    fn release(&self) {
+        self.network.borrow_mut().take();
     }
 
     /// Logits of a batch, timed in ms; `cold` for the first pass on this model.
     async fn run(&self, inputs: &[Vec<f32>]) -> Result<(Vec<Vec<f32>>, f64, bool)> {
         let t = Instant::now();
-        let logits = self.classifier.logits(inputs).await?;
+        let logits = self.network()?.logits(inputs).await?;
         let ms = ms_since(t);
         let cold = self.runs.get() == 0;
         self.runs.set(self.runs.get() + 1);

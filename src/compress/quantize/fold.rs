@@ -10,11 +10,16 @@ impl Model {
     /// `w' = w · γ/√(σ²+ε)` per output channel, `b' = β − μ · γ/√(σ²+ε)`. A batch norm
     /// that follows no conv (or one whose output something else reads too) stays.
     pub fn fold_bn(&self) -> Result<Model> {
+        self.clone().into_folded()
+    }
+
+    /// [`Model::fold_bn`] in place: no second copy of the weights.
+    pub fn into_folded(self) -> Result<Model> {
         if self.folded {
-            return Ok(self.clone());
+            return Ok(self);
         }
-        let mut w = self.weights.clone();
         let graph = self.graph();
+        let mut w = self.weights;
         for (name, conv) in graph.foldable_batch_norms() {
             let eps = graph
                 .nodes
@@ -65,11 +70,11 @@ impl Model {
             }
         }
         let out = Model {
-            arch: self.arch.clone(),
+            arch: self.arch,
             folded: true,
             weights: w,
-            quant: self.quant.clone(),
-            labels: self.labels.clone(),
+            quant: self.quant,
+            labels: self.labels,
         };
         crate::model::check_state_dict(
             &out.graph().param_shapes(),

@@ -95,6 +95,12 @@ impl Model {
     /// Batch norms folded and every layer's weights stored in its precision; the weights the
     /// forward pass uses become exactly the dequantized values.
     pub fn quantized(&self, opts: &QuantOptions) -> Result<Model> {
+        self.clone().into_quantized(opts)
+    }
+
+    /// [`Model::quantized`] in place: each layer's float weights give way to their dequantized
+    /// values, with no second copy of the network.
+    pub fn into_quantized(self, opts: &QuantOptions) -> Result<Model> {
         if !self.quant.is_empty() {
             return Err(Error::Invalid(
                 "this model is already quantized: compress the original instead".into(),
@@ -109,9 +115,9 @@ impl Model {
             return Err(Error::Invalid(format!("no layer named '{name}'")));
         }
         if layers.iter().all(|(_, p)| *p == Precision::F32) {
-            return Ok(self.clone());
+            return Ok(self);
         }
-        let mut out = self.fold_bn()?;
+        let mut out = self.into_folded()?;
         for (name, p) in layers {
             let wkey = format!("{name}.weight");
             let bkey = format!("{name}.bias");
