@@ -2,12 +2,13 @@
 scripts/onnx-models.sh).
 
 usage: onnx_memory.py MODELSLIM_BIN LIGHT_RESNET50.onnx PHOTO_DIR WORK_DIR [--max-ratio R]
+                      [--max-compress-ratio R]
 
 scripts/seeded_resnet50.py writes the `onnx` package's ResNet-50 test model with seeded random
 weights: the 100 MB file a user would bring. Then `modelslim predict` and `modelslim compress --quant
 int8` run on it, each in a process of its own, and the peak resident memory of each (Linux's
 ru_maxrss) is printed beside the file's size, as markdown rows. With --max-ratio, it exits 1
-when `predict` peaks above R times the file.
+when `predict` peaks above R times the file; with --max-compress-ratio, when `compress` does.
 """
 import os
 import subprocess
@@ -49,5 +50,6 @@ for label, args in [
     ratios.append(p / size)
     print(f"| {label} | {p / 1e6:.0f} MB | {p / size:.2f} |")
 print(f"\nThe file: {size / 1e6:.1f} MB.")
-if "--max-ratio" in sys.argv and ratios[0] > float(sys.argv[sys.argv.index("--max-ratio") + 1]):
-    sys.exit(f"predict peaked at {ratios[0]:.2f} times the file")
+for name, ratio, flag in [("predict", ratios[0], "--max-ratio"), ("compress", ratios[1], "--max-compress-ratio")]:
+    if flag in sys.argv and ratio > float(sys.argv[sys.argv.index(flag) + 1]):
+        sys.exit(f"{name} peaked at {ratio:.2f} times the file")

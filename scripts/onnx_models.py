@@ -2,7 +2,7 @@
 quantizer on the same file and photos (called by scripts/onnx-models.sh, which documents it).
 
 usage: onnx_models.py MODELSLIM_BIN MODEL.onnx SCORED_DIR CALIB_DIR WORK_DIR [--short]
-                      [--size HxW] [--mean R,G,B] [--std R,G,B]
+                      [--size HxW] [--mean R,G,B] [--std R,G,B] [--text-lines N,M]
 
 The models are orientation classifiers: docorient's answers "is this photo upside down?" with
 one logit, RapidOCR's "is this text line turned 180°?" with two. Their task has true labels on
@@ -13,6 +13,15 @@ onnxruntime on the same inputs (modelslim's ONNX files compute modelslim's logit
 in tests/suite/imported*.rs), preprocessed here with Pillow as modelslim does: the short side
 resized (bilinear) to round(longer input side / 0.875), a centre crop of the input's size
 (--size, 224x224 by default), (pixel/255 − mean)/std (--mean, --std: ImageNet's by default).
+--text-lines N,M: the inputs are text lines instead (RapidOCR's own task), N scored and M
+calibrating, each upright and turned 180°: two to six words from ImageNet's class names
+(assets/imagenet_classes.tsv; the scored lines' words from the even-numbered classes, the
+calibrating lines' from the odd-numbered ones), sometimes a number, in a DejaVu font of 20–40
+pixels (Pillow's own font where DejaVu is missing), dark on light or light on dark, with pixel
+noise; each line resized to the input's height (as RapidOCR resizes its crops), at most its
+width, and padded on the right with its background. modelslim is given them as files with
+`--resize` equal to the input's height, so a line keeps its width (SCORED_DIR and CALIB_DIR are
+not read).
 Prints one markdown row per file: accuracy on the task, agreement of the decision with fp32,
 mean KL between the fp32 and compressed class probabilities (a single logit's sigmoid), and
 the file's size.
@@ -20,6 +29,7 @@ the file's size.
 import contextlib
 import glob
 import os
+import random
 import subprocess
 import sys
 
@@ -35,7 +45,7 @@ from onnxruntime.quantization import (
     QuantType,
     quantize_static,
 )
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 ort.set_default_logger_severity(3)
 
@@ -67,14 +77,48 @@ def tensor(img):
     return x.transpose(2, 0, 1)
 
 
-def both_ways(paths):
-    """Each crop upright, then turned 180°: inputs and labels (1 = upside down)."""
+def both_ways(images):
+    """Each image upright, then turned 180°: inputs and labels (1 = upside down)."""
     xs, ys = [], []
-    for p in paths:
-        c = crop(p)
+    for c in images:
         xs += [tensor(c), tensor(c.rotate(180))]
         ys += [0, 1]
     return np.stack(xs), np.array(ys)
+
+
+def text_line(rng, words, fonts):
+    """One rendered text line of the input's size (see --text-lines)."""
+    text = " ".join(rng.choice(words) for _ in range(rng.randint(2, 6)))
+    if rng.random() < 0.3:
+        text += f" {rng.randint(1, 99999)}"
+    size = rng.randint(20, 40)
+    font = ImageFont.truetype(rng.choice(fonts), size) if fonts else ImageFont.load_default(size)
+    left, top, right, bottom = font.getbbox(text)
+    bg, fg = rng.randint(170, 255), rng.randint(0, 90)
+    if rng.random() < 0.2:
+        bg, fg = fg, bg
+    margin = rng.randint(2, 8)
+    img = Image.new("RGB", (right - left + 2 * margin, bottom - top + 2 * margin), (bg,) * 3)
+    ImageDraw.Draw(img).text((margin - left, margin - top), text, font=font, fill=(fg,) * 3)
+    w, h = img.size
+    img = img.resize((min(WIDTH, int(np.ceil(HEIGHT * w / h))), HEIGHT), Image.BILINEAR)
+    line = Image.new("RGB", (WIDTH, HEIGHT), (bg,) * 3)
+    line.paste(img, (0, 0))
+    noise = np.random.default_rng(rng.randint(0, 1 << 30)).normal(0, rng.uniform(0, 8), (HEIGHT, WIDTH, 3))
+    return Image.fromarray(np.clip(np.asarray(line, dtype=np.float32) + noise, 0, 255).astype(np.uint8))
+
+
+def text_lines(n, seed, parity):
+    """`n` text lines; their words from the classes whose number has `parity`."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    words = []
+    with open(os.path.join(here, "..", "assets", "imagenet_classes.tsv")) as f:
+        for i, row in enumerate(f):
+            if i % 2 == parity:
+                words += [w for w in row.split("\t", 1)[1].replace(",", " ").split() if w.isalpha()]
+    fonts = sorted(glob.glob("/usr/share/fonts/truetype/dejavu/*.ttf"))
+    rng = random.Random(seed)
+    return [text_line(rng, words, fonts) for _ in range(n)]
 
 
 def logits(model, x):
@@ -140,27 +184,35 @@ def main():
     short = "--short" in sys.argv
     photos = lambda d: sorted(p for p in glob.glob(f"{d}/**/*", recursive=True)
                               if p.lower().endswith((".jpeg", ".jpg", ".png")))
-    scored, calib = photos(scored_dir), photos(calib_dir)[:128]
+    lines = flag("--text-lines", None)
+    if lines:
+        n, m = (int(v) for v in lines.split(","))
+        scored, calib = text_lines(n, 0, 0), text_lines(m, 1, 1)
+        calib_images = calib
+        what = f"{n} text lines both ways up ({2 * n} inputs), calibrated on {m} others"
+    else:
+        scored_paths, calib_paths = photos(scored_dir), photos(calib_dir)[:128]
+        scored, calib = [crop(p) for p in scored_paths], [crop(p) for p in calib_paths]
+        calib_images = [Image.open(p).convert("RGB") for p in calib_paths]
+        what = f"{len(scored)} photos both ways up ({2 * len(scored)} inputs), calibrated on {len(calib)} others"
     x, y = both_ways(scored)
     xc, _ = both_ways(calib)
-    # modelslim calibrates on the same photos both ways up, as files in a folder.
+    # modelslim calibrates on the same images both ways up, as files in a folder.
     cdir = os.path.join(work, "calib")
     os.makedirs(cdir, exist_ok=True)
-    for i, p in enumerate(calib):
-        c = Image.open(p).convert("RGB")
+    for i, c in enumerate(calib_images):
         c.save(f"{cdir}/{i:03d}-up.png")
         c.rotate(180).save(f"{cdir}/{i:03d}-down.png")
     # The logits of the file as published, and what onnxruntime's quantizer is given.
     reference = without_softmax(model, work)
     z32 = logits(reference, x)
-    print(f"{os.path.basename(model)} at {SIZE}: {len(scored)} photos both ways up ({len(x)} inputs), "
-          f"calibrated on {len(calib)} others both ways up", file=sys.stderr)
+    print(f"{os.path.basename(model)} at {SIZE}: {what} both ways up", file=sys.stderr)
     print("| file | accuracy (rotated or not) | agreement with fp32 | mean KL | size |")
     print("|---|---|---|---|---|")
     print(row("fp32 (the file as published)", z32, z32, y, os.path.getsize(model)))
     # The input as modelslim is told it (the file leaves it open or fixes what this says).
     input_flags = ["--input-size", SIZE, "--mean", ",".join(map(str, MEAN)),
-                   "--std", ",".join(map(str, STD))]
+                   "--std", ",".join(map(str, STD))] + (["--resize", str(HEIGHT)] if lines else [])
     int8a8 = ["--quant", "int8", "--act-quant"]
     runs = [
         ("modelslim int8 weights + activations, bias correction (min-max; the page's Pi preset)",
@@ -169,6 +221,8 @@ def main():
          int8a8 + ["--bias-correction", "--quant-method", "gptq"]),
         ("modelslim int8 weights + activations, bias correction (percentile 99.99)",
          int8a8 + ["--bias-correction", "--calibration", "percentile:99.99"]),
+        ("modelslim int8 weights + activations, bias correction (percentile 99.9)",
+         int8a8 + ["--bias-correction", "--calibration", "percentile:99.9"]),
         ("modelslim int8 weights + activations (min-max), no bias correction", int8a8),
         ("modelslim int8 weights only", ["--quant", "int8"]),
         ("modelslim int8 weights only (GPTQ)", ["--quant", "int8", "--quant-method", "gptq"]),
