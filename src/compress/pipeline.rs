@@ -316,7 +316,7 @@ where
                 .take()
                 .ok_or_else(|| missing("bias correction"))?;
             // Input means are measured on the folded float model.
-            m.bias_corrected(&float.fold_bn()?, backend.clone(), &inputs.photos)
+            m.bias_corrected(&float.into_folded()?, backend.clone(), &inputs.photos)
                 .await?
         }
         Action::CalibrateActivations => {
