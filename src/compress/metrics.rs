@@ -117,24 +117,15 @@ impl Model {
 
     /// Measure the model; `safetensors` is the file as it would be written.
     pub fn metrics(&self) -> Result<Metrics> {
-        Ok(self.metrics_of_file(&self.to_safetensors()?))
-    }
-
-    /// Measure the model given its already serialised safetensors file.
-    pub fn metrics_of_file(&self, st: &[u8]) -> Metrics {
-        self.metrics_of_files(st, None)
-    }
-
-    /// Measure the model given its serialised files (the ONNX one when it was written).
-    pub fn metrics_of_files(&self, st: &[u8], onnx: Option<&[u8]>) -> Metrics {
-        self.metrics_of_sizes(Bytes {
-            safetensors: FileSize::of(st),
-            onnx: onnx.map(FileSize::of),
-        })
+        let safetensors = FileSize::of(&self.to_safetensors()?);
+        Ok(self.metrics_of_sizes(Bytes {
+            safetensors,
+            onnx: None,
+        }))
     }
 
     /// Measure the model given its files' sizes.
-    fn metrics_of_sizes(&self, bytes: Bytes) -> Metrics {
+    pub fn metrics_of_sizes(&self, bytes: Bytes) -> Metrics {
         Metrics {
             params: self.num_params(),
             nonzero_params: self.num_nonzero_params(),

@@ -6,6 +6,7 @@
 //! `N` dynamic; the preprocessing in the metadata.
 
 use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use super::proto::*;
 use crate::model::stored::pack_int4;
@@ -14,9 +15,94 @@ use crate::quant::{ActQuant, Granularity, QuantizedTensor, bias_scales};
 use crate::tensor::{HostTensor, f16_le_bytes, f32_le_bytes};
 use crate::{Error, Result};
 
-/// Serialise `model` as an ONNX file.
+/// Serialise `model` as an ONNX file: the bytes of [`model_proto`], with each weight's bytes
+/// made only as the file reaches it (a 100 MB network's weights are not copied whole into
+/// initializers beside the file).
 pub fn to_onnx(model: &Model) -> Result<Vec<u8>> {
-    Ok(model_proto(model)?.encode_to_vec())
+    let (mut proto, inits) = proto_and_initializers(model)?;
+    let graph = proto
+        .graph
+        .take()
+        .ok_or_else(|| Error::Structure("the ONNX model has no graph".into()))?;
+    // prost writes a message's fields in tag order, so the file is: the model's fields before
+    // `graph` (7), the graph's length-delimited bytes — its fields before `initializer` (5),
+    // each initializer, its fields after — and the model's fields after `graph`.
+    let field = |tag: u32, len: usize| key_len(tag) + encoded_len_varint(len as u64) + len;
+    let graph_head = GraphProto {
+        node: graph.node,
+        name: graph.name,
+        ..Default::default()
+    };
+    let graph_tail = GraphProto {
+        doc_string: graph.doc_string,
+        input: graph.input,
+        output: graph.output,
+        ..Default::default()
+    };
+    let model_tail = ModelProto {
+        opset_import: std::mem::take(&mut proto.opset_import),
+        metadata_props: std::mem::take(&mut proto.metadata_props),
+        ..Default::default()
+    };
+    let graph_len = graph_head.encoded_len()
+        + inits
+            .iter()
+            .map(|i| field(5, i.encoded_len()))
+            .sum::<usize>()
+        + graph_tail.encoded_len();
+    let total = proto.encoded_len() + field(7, graph_len) + model_tail.encoded_len();
+    let mut out = Vec::with_capacity(total);
+    let written = (|| -> std::result::Result<(), prost::EncodeError> {
+        proto.encode(&mut out)?;
+        encode_key(7, WireType::LengthDelimited, &mut out);
+        encode_varint(graph_len as u64, &mut out);
+        graph_head.encode(&mut out)?;
+        for init in &inits {
+            encode_key(5, WireType::LengthDelimited, &mut out);
+            encode_varint(init.encoded_len() as u64, &mut out);
+            init.proto().encode(&mut out)?;
+        }
+        graph_tail.encode(&mut out)?;
+        model_tail.encode(&mut out)
+    })();
+    written.map_err(|e| Error::Invalid(format!("writing the ONNX file: {e}")))?;
+    debug_assert_eq!(out.len(), total);
+    Ok(out)
+}
+
+/// One initializer: made, or a weight whose bytes are made when the file is written.
+enum Initializer<'a> {
+    Made(TensorProto),
+    /// `proto` without its `raw_data`, which `bytes` makes (`len` bytes).
+    Deferred {
+        proto: TensorProto,
+        len: usize,
+        bytes: Box<dyn Fn() -> Vec<u8> + 'a>,
+    },
+}
+
+impl Initializer<'_> {
+    /// The encoded length of the whole tensor (an empty `raw_data` is not written).
+    fn encoded_len(&self) -> usize {
+        match self {
+            Initializer::Made(t) => t.encoded_len(),
+            Initializer::Deferred { proto, len: 0, .. } => proto.encoded_len(),
+            Initializer::Deferred { proto, len, .. } => {
+                proto.encoded_len() + key_len(9) + encoded_len_varint(*len as u64) + len
+            }
+        }
+    }
+
+    /// The whole tensor.
+    fn proto(&self) -> std::borrow::Cow<'_, TensorProto> {
+        match self {
+            Initializer::Made(t) => std::borrow::Cow::Borrowed(t),
+            Initializer::Deferred { proto, bytes, .. } => std::borrow::Cow::Owned(TensorProto {
+                raw_data: bytes(),
+                ..proto.clone()
+            }),
+        }
+    }
 }
 
 /// The opset the model needs: 21 for int4 or blocked weights, else 13 (read by more runtimes).
@@ -61,7 +147,7 @@ impl WeightInts {
 struct Builder<'a> {
     model: &'a Model,
     nodes: Vec<NodeProto>,
-    initializers: Vec<TensorProto>,
+    initializers: Vec<Initializer<'a>>,
 }
 
 fn attr_int(name: &str, i: i64) -> AttributeProto {
@@ -122,7 +208,27 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
     }
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn init(&mut self, t: TensorProto) {
+        self.initializers.push(Initializer::Made(t));
+    }
+
+    /// An initializer `name` whose `len` bytes `bytes` makes when the file is written.
+    fn deferred(
+        &mut self,
+        name: &str,
+        data_type: i32,
+        dims: &[usize],
+        len: usize,
+        bytes: impl Fn() -> Vec<u8> + 'a,
+    ) {
+        self.initializers.push(Initializer::Deferred {
+            proto: tensor(name, data_type, dims, Vec::new()),
+            len,
+            bytes: Box::new(bytes),
+        });
+    }
+
     fn node(&mut self, op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) {
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -134,7 +240,7 @@ impl Builder<'_> {
         });
     }
 
-    fn host(&self, key: &str) -> Result<&HostTensor> {
+    fn host(&self, key: &str) -> Result<&'a HostTensor> {
         self.model
             .weights
             .get(key)
@@ -148,14 +254,16 @@ impl Builder<'_> {
 
     /// [`Builder::param`] for a weight whose 8-bit integers are written as `ints`.
     fn param_for(&mut self, key: &str, ints: WeightInts) -> Result<String> {
-        if let Some(q) = self.model.quant.int.get(key) {
-            let q = q.clone();
-            self.dequantize_weight(key, &q, ints);
-        } else if self.model.quant.f16.contains(key) {
+        let model = self.model;
+        if let Some(q) = model.quant.int.get(key) {
+            self.dequantize_weight(key, q, ints);
+        } else if model.quant.f16.contains(key) {
             let t = self.host(key)?;
             let stored = format!("{key}_fp16");
-            let init = tensor(&stored, data_type::FLOAT16, &t.shape, f16_le_bytes(&t.data));
-            self.initializers.push(init);
+            let len = t.data.len() * 2;
+            self.deferred(&stored, data_type::FLOAT16, &t.shape, len, || {
+                f16_le_bytes(&t.data)
+            });
             self.node(
                 "Cast",
                 &[&stored],
@@ -164,45 +272,48 @@ impl Builder<'_> {
             );
         } else {
             let t = self.host(key)?;
-            let init = tensor(key, data_type::FLOAT, &t.shape, f32_le_bytes(&t.data));
-            self.initializers.push(init);
+            let len = t.data.len() * 4;
+            self.deferred(key, data_type::FLOAT, &t.shape, len, || {
+                f32_le_bytes(&t.data)
+            });
         }
         Ok(key.to_string())
     }
 
-    fn dequantize_weight(&mut self, key: &str, q: &QuantizedTensor, ints: WeightInts) {
-        let (dtype, bytes, zeros) = match (q.bits, ints) {
-            (8, WeightInts::Signed) => (
-                data_type::INT8,
-                q.values.iter().map(|&v| v as u8).collect(),
-                vec![0u8; q.scales.len()],
-            ),
-            // The same integers shifted by the zero point: `(v + 128) − 128 = v`.
-            (8, WeightInts::Offset) => (
-                data_type::UINT8,
-                q.values.iter().map(|&v| (v as i16 + 128) as u8).collect(),
-                vec![128u8; q.scales.len()],
-            ),
-            _ => (
-                data_type::INT4,
-                pack_int4(&q.values),
-                vec![0u8; q.scales.len().div_ceil(2)],
-            ),
-        };
+    fn dequantize_weight(&mut self, key: &str, q: &'a QuantizedTensor, ints: WeightInts) {
         let (qn, sn, zn) = (
             format!("{key}_quantized"),
             format!("{key}_scale"),
             format!("{key}_zero_point"),
         );
-        self.initializers.push(tensor(&qn, dtype, &q.shape, bytes));
-        self.initializers.push(tensor(
+        let values = &q.values;
+        let (dtype, zeros) = match (q.bits, ints) {
+            (8, WeightInts::Signed) => {
+                self.deferred(&qn, data_type::INT8, &q.shape, values.len(), || {
+                    values.iter().map(|&v| v as u8).collect()
+                });
+                (data_type::INT8, vec![0u8; q.scales.len()])
+            }
+            // The same integers shifted by the zero point: `(v + 128) − 128 = v`.
+            (8, WeightInts::Offset) => {
+                self.deferred(&qn, data_type::UINT8, &q.shape, values.len(), || {
+                    values.iter().map(|&v| (v as i16 + 128) as u8).collect()
+                });
+                (data_type::UINT8, vec![128u8; q.scales.len()])
+            }
+            _ => {
+                let len = values.len().div_ceil(2);
+                self.deferred(&qn, data_type::INT4, &q.shape, len, || pack_int4(values));
+                (data_type::INT4, vec![0u8; q.scales.len().div_ceil(2)])
+            }
+        };
+        self.init(tensor(
             &sn,
             data_type::FLOAT,
             &q.scale_shape,
             f32_le_bytes(&q.scales),
         ));
-        self.initializers
-            .push(tensor(&zn, dtype, &q.scale_shape, zeros));
+        self.init(tensor(&zn, dtype, &q.scale_shape, zeros));
         let attrs = match q.granularity {
             Granularity::PerTensor => vec![],
             Granularity::PerChannel => vec![attr_int("axis", 0)],
@@ -228,9 +339,8 @@ impl Builder<'_> {
             .collect();
         let (qn, sn) = (format!("{key}_quantized"), format!("{key}_scale"));
         let bytes = q.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.initializers
-            .push(tensor(&qn, data_type::INT32, &b.shape, bytes));
-        self.initializers.push(tensor(
+        self.init(tensor(&qn, data_type::INT32, &b.shape, bytes));
+        self.init(tensor(
             &sn,
             data_type::FLOAT,
             &[scales.len()],
@@ -267,18 +377,25 @@ impl Builder<'_> {
     /// [`Builder::qdq`] whose dequantized value is named `dn`.
     fn qdq_into(&mut self, value: &str, q: &ActQuant, dn: &str) {
         let (sn, zn) = (format!("{value}_scale"), format!("{value}_zero_point"));
-        self.initializers
-            .push(tensor(&sn, data_type::FLOAT, &[], f32_le_bytes(&[q.scale])));
-        self.initializers
-            .push(tensor(&zn, data_type::UINT8, &[], vec![q.zero_point]));
+        self.init(tensor(&sn, data_type::FLOAT, &[], f32_le_bytes(&[q.scale])));
+        self.init(tensor(&zn, data_type::UINT8, &[], vec![q.zero_point]));
         let qn = format!("{value}_quantized");
         self.node("QuantizeLinear", &[value, &sn, &zn], &qn, vec![]);
         self.node("DequantizeLinear", &[&qn, &sn, &zn], dn, vec![]);
     }
 }
 
-/// The whole ONNX model.
+/// The whole ONNX model, every initializer made.
 pub fn model_proto(model: &Model) -> Result<ModelProto> {
+    let (mut proto, inits) = proto_and_initializers(model)?;
+    if let Some(g) = proto.graph.as_mut() {
+        g.initializer = inits.iter().map(|i| i.proto().into_owned()).collect();
+    }
+    Ok(proto)
+}
+
+/// The ONNX model without its initializers, and the initializers in order.
+fn proto_and_initializers(model: &Model) -> Result<(ModelProto, Vec<Initializer<'_>>)> {
     let graph = model.graph();
     let act = &model.quant.activations;
     let mut b = Builder {
@@ -352,13 +469,13 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
             Op::Relu => b.node("Relu", &[&x], &out, vec![]),
             Op::Relu6 => {
                 if !relu6_bounds {
-                    b.initializers.push(tensor(
+                    b.init(tensor(
                         "relu6_min",
                         data_type::FLOAT,
                         &[],
                         f32_le_bytes(&[0.0]),
                     ));
-                    b.initializers.push(tensor(
+                    b.init(tensor(
                         "relu6_max",
                         data_type::FLOAT,
                         &[],
@@ -377,7 +494,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 // A gate a linear layer wrote, `[N, C]`, scales an image as `[N, C, 1, 1]`.
                 if flat[n.inputs[1]] && !flat[n.inputs[0]] {
                     let shape = format!("{out}_gate_shape");
-                    b.initializers.push(tensor(
+                    b.init(tensor(
                         &shape,
                         data_type::INT64,
                         &[4],
@@ -495,7 +612,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
         ));
     }
     let opset = opset_for(model);
-    Ok(ModelProto {
+    let proto = ModelProto {
         ir_version: if opset >= 21 { 10 } else { 7 },
         producer_name: "modelslim".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
@@ -505,7 +622,7 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
         graph: Some(GraphProto {
             node: b.nodes,
             name: "modelslim".into(),
-            initializer: b.initializers,
+            initializer: Vec::new(),
             doc_string: String::new(),
             input: vec![value_info(
                 "input",
@@ -528,5 +645,6 @@ pub fn model_proto(model: &Model) -> Result<ModelProto> {
                 value: serde_json::to_string(&model.preprocess()).unwrap_or_default(),
             },
         ],
-    })
+    };
+    Ok((proto, b.initializers))
 }

@@ -14,7 +14,9 @@ use crate::quant::{ActQuant, Granularity, Quantization, QuantizedTensor, qmax, s
 use crate::tensor::{HostTensor, StateDict, f16_le_bytes};
 use std::sync::Arc;
 
-use crate::weights::safetensors::{Dtype, METADATA_KEY, RawTensor, read_raw, write_raw};
+use crate::weights::safetensors::{
+    Dtype, LazyTensor, METADATA_KEY, RawTensor, read_raw, write_lazy,
+};
 use crate::{Error, Result};
 
 /// How one tensor is stored, when not fp32.
@@ -82,32 +84,26 @@ pub fn unpack_int4(bytes: &[u8], n: usize) -> Vec<i8> {
 /// Serialise `model` as a modelslim safetensors file.
 pub fn write_model(model: &Model) -> Result<Vec<u8>> {
     let q = &model.quant;
-    let mut raw: BTreeMap<String, RawTensor> = BTreeMap::new();
+    // Each tensor's bytes are made as the writer reaches it (see `LazyTensor`).
+    let mut tensors: Vec<(String, LazyTensor)> = Vec::new();
     let mut formats = BTreeMap::new();
     for (key, t) in &model.weights {
         if let Some(qt) = q.int.get(key) {
-            let (dtype, bytes) = if qt.bits == 8 {
-                (Dtype::I8, qt.values.iter().map(|&v| v as u8).collect())
+            let values = &qt.values;
+            let tensor = if qt.bits == 8 {
+                LazyTensor::new(key, Dtype::I8, qt.shape.clone(), values.len(), move || {
+                    values.iter().map(|&v| v as u8).collect()
+                })?
             } else {
-                (Dtype::U8, pack_int4(&qt.values))
+                let packed = values.len().div_ceil(2);
+                LazyTensor::new(key, Dtype::U8, vec![packed], packed, move || {
+                    pack_int4(values)
+                })?
             };
-            let shape = if qt.bits == 8 {
-                qt.shape.clone()
-            } else {
-                vec![qt.values.len().div_ceil(2)]
-            };
-            raw.insert(
-                key.clone(),
-                RawTensor {
-                    dtype,
-                    shape,
-                    bytes,
-                },
-            );
-            raw.insert(
-                scale_key(key),
-                RawTensor::from_f32(vec![qt.scales.len()], &qt.scales),
-            );
+            tensors.push((key.clone(), tensor));
+            let scales = scale_key(key);
+            let tensor = LazyTensor::f32(&scales, vec![qt.scales.len()], &qt.scales)?;
+            tensors.push((scales, tensor));
             formats.insert(
                 key.clone(),
                 TensorFormat::Int {
@@ -116,17 +112,14 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
                 },
             );
         } else if q.f16.contains(key) {
-            raw.insert(
-                key.clone(),
-                RawTensor {
-                    dtype: Dtype::F16,
-                    shape: t.shape.clone(),
-                    bytes: f16_le_bytes(&t.data),
-                },
-            );
+            let data = &t.data;
+            let tensor = LazyTensor::new(key, Dtype::F16, t.shape.clone(), data.len() * 2, || {
+                f16_le_bytes(data)
+            })?;
+            tensors.push((key.clone(), tensor));
             formats.insert(key.clone(), TensorFormat::F16);
         } else {
-            raw.insert(key.clone(), RawTensor::from_f32(t.shape.clone(), &t.data));
+            tensors.push((key.clone(), LazyTensor::f32(key, t.shape.clone(), &t.data)?));
         }
     }
     let card = FileMetadata {
@@ -140,7 +133,7 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
         labels: model.labels.as_deref().cloned(),
     };
     let json = serde_json::to_string(&card).map_err(|e| Error::Invalid(e.to_string()))?;
-    write_raw(&raw, HashMap::from([(METADATA_KEY.to_string(), json)]))
+    write_lazy(tensors, HashMap::from([(METADATA_KEY.to_string(), json)]))
 }
 
 /// Read a safetensors file: a modelslim file (structure and quantization from its metadata) or

@@ -11,6 +11,7 @@ use web_time::Instant;
 use super::card::{AgreementPhotos, CardStep, ModelCard};
 use super::held_back::held_back;
 use super::{Compressed, CompressionReport, FileFormat, Loaded, Session};
+use crate::compress::metrics::{Bytes, FileSize};
 use crate::compress::pipeline::run;
 use crate::compress::{
     Metrics, Plan, Progress, Settings, Shape, agreement, announce, layer_report,
@@ -36,11 +37,14 @@ pub(super) struct Fitted<'a> {
     pub cancellable: bool,
 }
 
-/// The downloadable files of one compression.
+/// The downloadable files of one compression. Each is written from its model when it is
+/// asked for, and not kept: a large network's files would otherwise sit in memory beside its
+/// two models for the whole session.
 pub(super) struct Files {
     pub stem: String,
-    pub onnx: Vec<u8>,
-    pub safetensors: Vec<u8>,
+    /// An adopted compression's safetensors file, kept byte for byte as the user has it;
+    /// `None` where it is written from the model.
+    pub adopted_safetensors: Option<Vec<u8>>,
     /// `None` for a model distilled without a compression in this session.
     pub card: Option<CardFile>,
 }
@@ -188,13 +192,13 @@ impl Session {
         };
         model.labels = self.labels();
         // One announcement per piece: each is a point where the page's event loop runs (a
-        // main-thread engine would otherwise freeze for seconds here).
+        // main-thread engine would otherwise freeze for seconds here). Each file is written,
+        // measured and dropped before the next: the downloads write it again when asked.
         announce(&mut progress, "writing the safetensors file").await?;
-        let safetensors = model.to_safetensors()?;
+        let safetensors = FileSize::of(&model.to_safetensors()?);
         announce(&mut progress, "writing the ONNX file").await?;
-        let onnx = to_onnx(&model)?;
-        announce(&mut progress, "measuring the files (gzip)").await?;
-        let after = model.metrics_of_files(&safetensors, Some(&onnx));
+        let onnx = Some(FileSize::of(&to_onnx(&model)?));
+        let after = model.metrics_of_sizes(Bytes { safetensors, onnx });
         let before = self.original_metrics(original, &mut progress).await?;
 
         let reference = self.original_logits(&mut progress).await?;
@@ -262,8 +266,7 @@ impl Session {
             loaded,
             Files {
                 stem: report.file_stem.clone(),
-                onnx,
-                safetensors,
+                adopted_safetensors: None,
                 card: Some(CardFile::new(card)?),
             },
         );
@@ -286,14 +289,12 @@ impl Session {
         }
         let card = CardFile::read(card)?;
         let stem = card.card.file_stem.clone();
-        let onnx = to_onnx(&model)?;
         let loaded = Loaded::new(model, &self.backend)?;
         self.set_compressed(
             loaded,
             Files {
                 stem,
-                onnx,
-                safetensors,
+                adopted_safetensors: Some(safetensors),
                 card: Some(card),
             },
         );
@@ -310,15 +311,19 @@ impl Session {
 
     /// A file of the last compression.
     pub fn file(&self, format: FileFormat) -> Result<Vec<u8>> {
-        let s = self.state.borrow();
-        let f = &s
+        let compressed = self
+            .state
+            .borrow()
             .compressed
-            .as_ref()
-            .ok_or_else(|| Error::Invalid("compress the model first".into()))?
-            .files;
+            .clone()
+            .ok_or_else(|| Error::Invalid("compress the model first".into()))?;
+        let (model, f) = (&compressed.loaded.model, &compressed.files);
         Ok(match format {
-            FileFormat::Onnx => f.onnx.clone(),
-            FileFormat::Safetensors => f.safetensors.clone(),
+            FileFormat::Onnx => to_onnx(model)?,
+            FileFormat::Safetensors => match &f.adopted_safetensors {
+                Some(bytes) => bytes.clone(),
+                None => model.to_safetensors()?,
+            },
             FileFormat::Card => f
                 .card
                 .as_ref()

@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::card::DistillationEntry;
 use super::compression::{CardFile, Files};
 use super::{Answer, Loaded, Session, no_progress};
-use crate::export::to_onnx;
 use crate::model::Model;
 use crate::train::{
     DistillOptions, Distilled, StepReport, SynthOptions, SynthStep, distill, synthesize, to_png,
@@ -79,8 +78,6 @@ impl Session {
             report,
         )
         .await?;
-        let safetensors = model.to_safetensors()?;
-        let onnx = to_onnx(&model)?;
         let loaded = Loaded::new(model, &self.backend)?;
         let mut quiet = no_progress;
         let answers = loaded
@@ -114,8 +111,7 @@ impl Session {
             loaded,
             Files {
                 stem,
-                onnx,
-                safetensors,
+                adopted_safetensors: None,
                 card,
             },
         );

@@ -22,15 +22,6 @@ pub struct RawTensor {
 }
 
 impl RawTensor {
-    /// f32 values, little-endian.
-    pub fn from_f32(shape: Vec<usize>, data: &[f32]) -> Self {
-        RawTensor {
-            dtype: Dtype::F32,
-            shape,
-            bytes: f32_le_bytes(data),
-        }
-    }
-
     /// The values as f32 when the tensor is a float type (F32/F16/BF16/F64).
     pub fn float_values(&self, name: &str) -> Result<Vec<f32>> {
         let dtype = match self.dtype {
@@ -201,11 +192,84 @@ pub fn write_safetensors(
     tensors: &StateDict,
     metadata: HashMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let raw = tensors
+    let lazy = tensors
         .iter()
-        .map(|(k, t)| (k.clone(), RawTensor::from_f32(t.shape.clone(), &t.data)))
-        .collect();
-    write_raw(&raw, metadata)
+        .map(|(k, t)| Ok((k.clone(), LazyTensor::f32(k, t.shape.clone(), &t.data)?)))
+        .collect::<Result<Vec<_>>>()?;
+    write_lazy(lazy, metadata)
+}
+
+/// A tensor to write whose bytes are made only when the writer reaches it: a file's tensors
+/// are not all converted at once beside the model that holds their values (for a 100 MB
+/// network, a second copy of every weight).
+pub struct LazyTensor<'a> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    len: usize,
+    bytes: Box<dyn Fn() -> Vec<u8> + 'a>,
+}
+
+impl<'a> LazyTensor<'a> {
+    /// A tensor of `dtype` and `shape` whose `bytes()` are its little-endian values; refused
+    /// when `len` (what `bytes` makes, in bytes) is not what the shape needs.
+    pub fn new(
+        name: &str,
+        dtype: Dtype,
+        shape: Vec<usize>,
+        len: usize,
+        bytes: impl Fn() -> Vec<u8> + 'a,
+    ) -> Result<Self> {
+        let bits = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_mul(dtype.bitsize()));
+        if bits != len.checked_mul(8) {
+            return Err(Error::Invalid(format!(
+                "tensor {}: {len} bytes do not fill shape {shape:?} of {dtype:?}",
+                quoted(name)
+            )));
+        }
+        Ok(LazyTensor {
+            dtype,
+            shape,
+            len,
+            bytes: Box::new(bytes),
+        })
+    }
+
+    /// f32 values, written little-endian.
+    pub fn f32(name: &str, shape: Vec<usize>, data: &'a [f32]) -> Result<Self> {
+        LazyTensor::new(name, Dtype::F32, shape, data.len() * 4, move || {
+            f32_le_bytes(data)
+        })
+    }
+}
+
+impl safetensors::tensor::View for LazyTensor<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Owned((self.bytes)())
+    }
+
+    fn data_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Serialise `tensors` (written in name order, each converted as it is written) with string
+/// metadata.
+pub fn write_lazy(
+    tensors: Vec<(String, LazyTensor<'_>)>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    safetensors::serialize(tensors, Some(metadata)).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Serialise tensors as stored (in name order) with string metadata.

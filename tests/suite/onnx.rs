@@ -309,3 +309,44 @@ fn integer_layers_are_written_for_exact_kernels_on_every_cpu() {
         .collect();
     assert!(!weights.is_empty() && weights.iter().all(|t| t.data_type == data_type::INT8));
 }
+
+#[test]
+fn the_file_written_weight_by_weight_is_the_whole_message_encoded() {
+    use modelslim::export::onnx::model_proto;
+    use prost::Message;
+    let m = Model::seeded_resnet18(7);
+    let calib = calibration_photos(&Preprocess::IMAGENET, 2);
+    let a8 = CompressOptions {
+        quant: QuantOptions {
+            weights: Precision::Int8,
+            ..Default::default()
+        },
+        act_quant: Some(Calibration::MinMax),
+        ..Default::default()
+    };
+    let cases = [
+        ("fp32", m.clone()),
+        (
+            "fp16",
+            weights_in(&m, Precision::F16, Granularity::PerChannel),
+        ),
+        (
+            "int4-group32",
+            weights_in(&m, Precision::Int4, Granularity::Group(32)),
+        ),
+        ("int8 weights + activations", calibrated(&m, &a8, &calib)),
+    ];
+    for (name, model) in cases {
+        let whole = model_proto(&model).unwrap();
+        let file = to_onnx(&model).unwrap();
+        assert!(
+            file == whole.encode_to_vec(),
+            "{name}: the file is not the message's encoding"
+        );
+        assert_eq!(
+            modelslim::export::proto::ModelProto::decode(&file[..]).unwrap(),
+            whole,
+            "{name}"
+        );
+    }
+}

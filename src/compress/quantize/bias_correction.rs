@@ -12,9 +12,9 @@ impl Model {
     /// Bias correction: for every integer layer, the mean change of its outputs caused by
     /// rounding its weights, `Σ (W_q − W)[o, i, k] · E[x_i]` with `E[x]` each input channel's
     /// mean on `batches` (measured on `float`, the folded unquantized model), is subtracted from
-    /// its bias.
+    /// its bias. `self` is changed in place (a large network is not copied).
     pub async fn bias_corrected(
-        &self,
+        mut self,
         float: &Model,
         backend: Backend,
         batches: &[Vec<Vec<f32>>],
@@ -44,7 +44,6 @@ impl Model {
                 e.1 += n * h * w;
             }
         }
-        let mut out = self.clone();
         for (name, input, groups) in layers {
             let (Some((sum, count)), Some(q), Some(wf)) = (
                 sums.get(&input),
@@ -58,22 +57,24 @@ impl Model {
             let (o_n, i_n) = (q.shape[0], q.shape[1]);
             let k: usize = q.shape[2..].iter().product::<usize>().max(1);
             let per_group_out = o_n / groups.max(1);
-            let Some(bias) = out.weights.get_mut(&format!("{name}.bias")) else {
-                continue;
-            };
-            for o in 0..o_n {
+            let mut shifts = vec![0f64; o_n];
+            for (o, shift) in shifts.iter_mut().enumerate() {
                 let g = o / per_group_out.max(1);
-                let mut shift = 0f64;
                 for i in 0..i_n {
                     let m = mean.get(g * i_n + i).copied().unwrap_or(0.0);
                     for j in 0..k {
                         let idx = (o * i_n + i) * k + j;
-                        shift += (wq.data[idx] - wf.data[idx]) as f64 * m;
+                        *shift += (wq.data[idx] - wf.data[idx]) as f64 * m;
                     }
                 }
-                bias.data[o] -= shift as f32;
+            }
+            let Some(bias) = self.weights.get_mut(&format!("{name}.bias")) else {
+                continue;
+            };
+            for (b, shift) in bias.data.iter_mut().zip(shifts) {
+                *b -= shift as f32;
             }
         }
-        Ok(out)
+        Ok(self)
     }
 }

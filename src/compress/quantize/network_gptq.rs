@@ -16,9 +16,10 @@ use crate::{Error, Result};
 impl Model {
     /// `self` quantized as [`Model::quantized`] does, with every integer layer's values chosen
     /// by GPTQ on `batches` of calibration images instead of rounded to nearest (same scales,
-    /// same stored format). `progress` is told before each layer and may cancel.
+    /// same stored format). `progress` is told before each layer and may cancel. `self` becomes
+    /// the quantized model (one float copy is kept, for the weights GPTQ starts from).
     pub async fn quantized_gptq<P, F>(
-        &self,
+        self,
         opts: &QuantOptions,
         gptq_opts: GptqOptions,
         backend: &Backend,
@@ -33,8 +34,8 @@ impl Model {
         // Round-to-nearest first: the folded batch norms, the fp16 layers and every integer
         // layer's scales. Later layers do not change an earlier layer's input, so the layers
         // not yet visited may stay rounded while the walk goes on.
-        let out = self.quantized(opts)?;
         let float = self.fold_bn()?;
+        let out = self.into_quantized(opts)?;
         let integer = out.quant.int.clone();
         walk_layers(
             out,
