@@ -219,6 +219,8 @@ def main():
          int8a8 + ["--bias-correction"]),
         ("modelslim int8 weights (GPTQ) + activations, bias correction",
          int8a8 + ["--bias-correction", "--quant-method", "gptq"]),
+        ("modelslim int8 weights (GPTQ) + activations, bias correction (percentile 99.9)",
+         int8a8 + ["--bias-correction", "--quant-method", "gptq", "--calibration", "percentile:99.9"]),
         ("modelslim int8 weights + activations, bias correction (percentile 99.99)",
          int8a8 + ["--bias-correction", "--calibration", "percentile:99.99"]),
         ("modelslim int8 weights + activations, bias correction (percentile 99.9)",

@@ -183,6 +183,39 @@ fn docorient_in_int8_exports_an_onnx_file_that_gives_modelslims_logits() {
 }
 
 #[test]
+fn a_binary_classifiers_single_logit_takes_its_fitted_step_without_headroom() {
+    use modelslim::compress::Calibration;
+    use modelslim::quant::ActQuant;
+    let bytes = docorient_bytes();
+    let m = read_onnx(&bytes, "orientation_detector", None).unwrap();
+    let calib = calibration_photos(&m.preprocess(), 8);
+    let mut both_ways = calib.clone();
+    both_ways.extend(photos(&m));
+    let steps = pollster::block_on(m.calibrate_activations(
+        modelslim::backend::Backend::cpu(),
+        &[both_ways.clone()],
+        Calibration::MinMax,
+    ))
+    .unwrap();
+    let z: Vec<f32> = logits(&m, &both_ways).into_iter().flatten().collect();
+    let (lo, hi) = z
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    let margin = (hi - lo) / 8.0;
+    let with_headroom = ActQuant::from_range(lo - margin, hi + margin);
+    let fitted = ActQuant::fit(lo, hi, &z);
+    eprintln!(
+        "logits in [{lo}, {hi}]: step {} (with headroom {})",
+        steps.logits.scale, with_headroom.scale
+    );
+    assert_eq!(steps.logits, fitted);
+    assert!(
+        steps.logits.scale < with_headroom.scale,
+        "the fitted step is no finer than the range with headroom"
+    );
+}
+
+#[test]
 fn docorient_pruned_30_percent_with_reconstruction_runs_smaller_and_exports_what_modelslim_computes()
  {
     let bytes = docorient_bytes();
