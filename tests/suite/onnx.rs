@@ -316,14 +316,6 @@ fn the_file_written_weight_by_weight_is_the_whole_message_encoded() {
     use prost::Message;
     let m = Model::seeded_resnet18(7);
     let calib = calibration_photos(&Preprocess::IMAGENET, 2);
-    let a8 = CompressOptions {
-        quant: QuantOptions {
-            weights: Precision::Int8,
-            ..Default::default()
-        },
-        act_quant: Some(Calibration::MinMax),
-        ..Default::default()
-    };
     let cases = [
         ("fp32", m.clone()),
         (
@@ -334,7 +326,7 @@ fn the_file_written_weight_by_weight_is_the_whole_message_encoded() {
             "int4-group32",
             weights_in(&m, Precision::Int4, Granularity::Group(32)),
         ),
-        ("int8 weights + activations", calibrated(&m, &a8, &calib)),
+        ("int8 weights + activations", common::int8a8(&m, &calib)),
     ];
     for (name, model) in cases {
         let whole = model_proto(&model).unwrap();
