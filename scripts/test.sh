@@ -29,7 +29,7 @@ SHORT=1 bash scripts/distill.sh
 step "compression to a budget on real EfficientNet-Lite0 weights: a 3.5 MB search on the repository's photos stays within the budget"
 SHORT=1 bash scripts/auto.sh
 
-step "real ONNX models: docorient's MobileNetV2 in int8 beside onnxruntime's quantizer on the repository's photos; peak memory on a 100 MB ResNet-50 (at most 3 times the file to predict)"
+step "real ONNX models: docorient's MobileNetV2 in int8 beside onnxruntime's quantizer on the repository's photos; peak memory on a 100 MB ResNet-50 (at most 3 times the file to predict and to compress)"
 SHORT=1 bash scripts/onnx-models.sh
 
 step "trunk build --release (the page, dist/, and the training module beside it)"
