@@ -41,6 +41,58 @@ pub fn f16_le_bytes(values: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// A tensor's bytes in a file, made only when the writer reaches them, with their length known
+/// before: the safetensors and ONNX writers hold one tensor's bytes at a time, not a second copy
+/// of a whole network.
+pub struct LazyBytes<'a> {
+    pub len: usize,
+    make: Box<dyn Fn() -> Vec<u8> + 'a>,
+}
+
+impl<'a> LazyBytes<'a> {
+    /// The bytes.
+    pub fn make(&self) -> Vec<u8> {
+        (self.make)()
+    }
+
+    /// f32 values, little-endian.
+    pub fn f32(values: &'a [f32]) -> Self {
+        LazyBytes {
+            len: values.len() * 4,
+            make: Box::new(move || f32_le_bytes(values)),
+        }
+    }
+
+    /// f32 values rounded to half precision, little-endian.
+    pub fn f16(values: &'a [f32]) -> Self {
+        LazyBytes {
+            len: values.len() * 2,
+            make: Box::new(move || f16_le_bytes(values)),
+        }
+    }
+
+    /// Signed 8-bit integers, plus `offset` (wrapping: 128 writes them as `u8` around 128).
+    pub fn int8(values: &'a [i8], offset: u8) -> Self {
+        LazyBytes {
+            len: values.len(),
+            make: Box::new(move || {
+                values
+                    .iter()
+                    .map(|&v| (v as u8).wrapping_add(offset))
+                    .collect()
+            }),
+        }
+    }
+
+    /// Signed 4-bit integers, two per byte (the first in the low half).
+    pub fn int4(values: &'a [i8]) -> Self {
+        LazyBytes {
+            len: values.len().div_ceil(2),
+            make: Box::new(move || crate::model::stored::pack_int4(values)),
+        }
+    }
+}
+
 /// Named tensors, sorted by name: a PyTorch-style `state_dict`.
 pub type StateDict = BTreeMap<String, HostTensor>;
 

@@ -9,10 +9,9 @@ use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use super::proto::*;
-use crate::model::stored::pack_int4;
 use crate::model::{Model, Op};
 use crate::quant::{ActQuant, Granularity, QuantizedTensor, bias_scales};
-use crate::tensor::{HostTensor, f16_le_bytes, f32_le_bytes};
+use crate::tensor::{HostTensor, LazyBytes, f32_le_bytes};
 use crate::{Error, Result};
 
 /// Serialise `model` as an ONNX file: the bytes of [`model_proto`], with each weight's bytes
@@ -73,11 +72,10 @@ pub fn to_onnx(model: &Model) -> Result<Vec<u8>> {
 /// One initializer: made, or a weight whose bytes are made when the file is written.
 enum Initializer<'a> {
     Made(TensorProto),
-    /// `proto` without its `raw_data`, which `bytes` makes (`len` bytes).
+    /// `proto` without its `raw_data`, which `bytes` makes.
     Deferred {
         proto: TensorProto,
-        len: usize,
-        bytes: Box<dyn Fn() -> Vec<u8> + 'a>,
+        bytes: LazyBytes<'a>,
     },
 }
 
@@ -86,9 +84,10 @@ impl Initializer<'_> {
     fn encoded_len(&self) -> usize {
         match self {
             Initializer::Made(t) => t.encoded_len(),
-            Initializer::Deferred { proto, len: 0, .. } => proto.encoded_len(),
-            Initializer::Deferred { proto, len, .. } => {
-                proto.encoded_len() + key_len(9) + encoded_len_varint(*len as u64) + len
+            Initializer::Deferred { proto, bytes } if bytes.len == 0 => proto.encoded_len(),
+            Initializer::Deferred { proto, bytes } => {
+                let len = bytes.len;
+                proto.encoded_len() + key_len(9) + encoded_len_varint(len as u64) + len
             }
         }
     }
@@ -97,8 +96,8 @@ impl Initializer<'_> {
     fn proto(&self) -> std::borrow::Cow<'_, TensorProto> {
         match self {
             Initializer::Made(t) => std::borrow::Cow::Borrowed(t),
-            Initializer::Deferred { proto, bytes, .. } => std::borrow::Cow::Owned(TensorProto {
-                raw_data: bytes(),
+            Initializer::Deferred { proto, bytes } => std::borrow::Cow::Owned(TensorProto {
+                raw_data: bytes.make(),
                 ..proto.clone()
             }),
         }
@@ -213,19 +212,11 @@ impl<'a> Builder<'a> {
         self.initializers.push(Initializer::Made(t));
     }
 
-    /// An initializer `name` whose `len` bytes `bytes` makes when the file is written.
-    fn deferred(
-        &mut self,
-        name: &str,
-        data_type: i32,
-        dims: &[usize],
-        len: usize,
-        bytes: impl Fn() -> Vec<u8> + 'a,
-    ) {
+    /// An initializer `name` whose bytes are made when the file is written.
+    fn deferred(&mut self, name: &str, data_type: i32, dims: &[usize], bytes: LazyBytes<'a>) {
         self.initializers.push(Initializer::Deferred {
             proto: tensor(name, data_type, dims, Vec::new()),
-            len,
-            bytes: Box::new(bytes),
+            bytes,
         });
     }
 
@@ -260,10 +251,12 @@ impl<'a> Builder<'a> {
         } else if model.quant.f16.contains(key) {
             let t = self.host(key)?;
             let stored = format!("{key}_fp16");
-            let len = t.data.len() * 2;
-            self.deferred(&stored, data_type::FLOAT16, &t.shape, len, || {
-                f16_le_bytes(&t.data)
-            });
+            self.deferred(
+                &stored,
+                data_type::FLOAT16,
+                &t.shape,
+                LazyBytes::f16(&t.data),
+            );
             self.node(
                 "Cast",
                 &[&stored],
@@ -272,10 +265,7 @@ impl<'a> Builder<'a> {
             );
         } else {
             let t = self.host(key)?;
-            let len = t.data.len() * 4;
-            self.deferred(key, data_type::FLOAT, &t.shape, len, || {
-                f32_le_bytes(&t.data)
-            });
+            self.deferred(key, data_type::FLOAT, &t.shape, LazyBytes::f32(&t.data));
         }
         Ok(key.to_string())
     }
@@ -286,27 +276,25 @@ impl<'a> Builder<'a> {
             format!("{key}_scale"),
             format!("{key}_zero_point"),
         );
-        let values = &q.values;
-        let (dtype, zeros) = match (q.bits, ints) {
-            (8, WeightInts::Signed) => {
-                self.deferred(&qn, data_type::INT8, &q.shape, values.len(), || {
-                    values.iter().map(|&v| v as u8).collect()
-                });
-                (data_type::INT8, vec![0u8; q.scales.len()])
-            }
+        let (dtype, bytes, zeros) = match (q.bits, ints) {
+            (8, WeightInts::Signed) => (
+                data_type::INT8,
+                LazyBytes::int8(&q.values, 0),
+                vec![0u8; q.scales.len()],
+            ),
             // The same integers shifted by the zero point: `(v + 128) − 128 = v`.
-            (8, WeightInts::Offset) => {
-                self.deferred(&qn, data_type::UINT8, &q.shape, values.len(), || {
-                    values.iter().map(|&v| (v as i16 + 128) as u8).collect()
-                });
-                (data_type::UINT8, vec![128u8; q.scales.len()])
-            }
-            _ => {
-                let len = values.len().div_ceil(2);
-                self.deferred(&qn, data_type::INT4, &q.shape, len, || pack_int4(values));
-                (data_type::INT4, vec![0u8; q.scales.len().div_ceil(2)])
-            }
+            (8, WeightInts::Offset) => (
+                data_type::UINT8,
+                LazyBytes::int8(&q.values, 128),
+                vec![128u8; q.scales.len()],
+            ),
+            _ => (
+                data_type::INT4,
+                LazyBytes::int4(&q.values),
+                vec![0u8; q.scales.len().div_ceil(2)],
+            ),
         };
+        self.deferred(&qn, dtype, &q.shape, bytes);
         self.init(tensor(
             &sn,
             data_type::FLOAT,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Arch, Model, check_state_dict};
 use crate::quant::{ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape};
-use crate::tensor::{HostTensor, StateDict, f16_le_bytes};
+use crate::tensor::{HostTensor, LazyBytes, StateDict};
 use std::sync::Arc;
 
 use crate::weights::safetensors::{
@@ -89,16 +89,16 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
     let mut formats = BTreeMap::new();
     for (key, t) in &model.weights {
         if let Some(qt) = q.int.get(key) {
-            let values = &qt.values;
             let tensor = if qt.bits == 8 {
-                LazyTensor::new(key, Dtype::I8, qt.shape.clone(), values.len(), move || {
-                    values.iter().map(|&v| v as u8).collect()
-                })?
+                LazyTensor::new(
+                    key,
+                    Dtype::I8,
+                    qt.shape.clone(),
+                    LazyBytes::int8(&qt.values, 0),
+                )?
             } else {
-                let packed = values.len().div_ceil(2);
-                LazyTensor::new(key, Dtype::U8, vec![packed], packed, move || {
-                    pack_int4(values)
-                })?
+                let packed = LazyBytes::int4(&qt.values);
+                LazyTensor::new(key, Dtype::U8, vec![packed.len], packed)?
             };
             tensors.push((key.clone(), tensor));
             let scales = scale_key(key);
@@ -112,10 +112,8 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
                 },
             );
         } else if q.f16.contains(key) {
-            let data = &t.data;
-            let tensor = LazyTensor::new(key, Dtype::F16, t.shape.clone(), data.len() * 2, || {
-                f16_le_bytes(data)
-            })?;
+            let tensor =
+                LazyTensor::new(key, Dtype::F16, t.shape.clone(), LazyBytes::f16(&t.data))?;
             tensors.push((key.clone(), tensor));
             formats.insert(key.clone(), TensorFormat::F16);
         } else {

@@ -7,7 +7,7 @@ use safetensors::tensor::{SafeTensorError, SafeTensors, TensorView};
 
 use super::pth::decode_storage;
 use crate::error::quoted;
-use crate::tensor::{HostTensor, StateDict, f32_le_bytes};
+use crate::tensor::{HostTensor, LazyBytes, StateDict};
 use crate::{Error, Result};
 
 /// The metadata key under which modelslim stores its model description (JSON).
@@ -205,20 +205,14 @@ pub fn write_safetensors(
 pub struct LazyTensor<'a> {
     dtype: Dtype,
     shape: Vec<usize>,
-    len: usize,
-    bytes: Box<dyn Fn() -> Vec<u8> + 'a>,
+    bytes: LazyBytes<'a>,
 }
 
 impl<'a> LazyTensor<'a> {
-    /// A tensor of `dtype` and `shape` whose `bytes()` are its little-endian values; refused
-    /// when `len` (what `bytes` makes, in bytes) is not what the shape needs.
-    pub fn new(
-        name: &str,
-        dtype: Dtype,
-        shape: Vec<usize>,
-        len: usize,
-        bytes: impl Fn() -> Vec<u8> + 'a,
-    ) -> Result<Self> {
+    /// A tensor of `dtype` and `shape` whose `bytes` are its little-endian values; refused when
+    /// they are not as many as the shape needs.
+    pub fn new(name: &str, dtype: Dtype, shape: Vec<usize>, bytes: LazyBytes<'a>) -> Result<Self> {
+        let len = bytes.len;
         let bits = shape
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
@@ -232,16 +226,13 @@ impl<'a> LazyTensor<'a> {
         Ok(LazyTensor {
             dtype,
             shape,
-            len,
-            bytes: Box::new(bytes),
+            bytes,
         })
     }
 
     /// f32 values, written little-endian.
     pub fn f32(name: &str, shape: Vec<usize>, data: &'a [f32]) -> Result<Self> {
-        LazyTensor::new(name, Dtype::F32, shape, data.len() * 4, move || {
-            f32_le_bytes(data)
-        })
+        LazyTensor::new(name, Dtype::F32, shape, LazyBytes::f32(data))
     }
 }
 
@@ -255,11 +246,11 @@ impl safetensors::tensor::View for LazyTensor<'_> {
     }
 
     fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Owned((self.bytes)())
+        std::borrow::Cow::Owned(self.bytes.make())
     }
 
     fn data_len(&self) -> usize {
-        self.len
+        self.bytes.len
     }
 }
 
