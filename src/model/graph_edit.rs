@@ -389,7 +389,9 @@ impl Graph {
     /// its shortcut value:
     /// an add of a value `s` and a value computed from `s` alone (every node between is read
     /// only inside the block), whose layers' names all start with `{name}.` and no other
-    /// layer's does (`features.3` for `features.3.conv.0.0`, …).
+    /// layer's does (`features.3` for `features.3.conv.0.0`, …). The name is the shortest
+    /// such prefix, but never shorter than the first that ends in an index (a module in a
+    /// sequence, as `layer1.1`): a block keeps its name when its neighbours are dropped.
     pub fn residual_blocks(&self) -> Vec<(String, usize, usize)> {
         let mut readers: Vec<Vec<usize>> = vec![Vec::new(); self.values.len()];
         for (i, n) in self.nodes.iter().enumerate() {
@@ -457,6 +459,9 @@ impl Graph {
                     }
                     if inside {
                         name = Some(prefix.to_string());
+                        if prefix.rsplit('.').next().is_some_and(is_index) {
+                            break;
+                        }
                     }
                 }
                 if let Some(name) = name {
@@ -469,21 +474,61 @@ impl Graph {
     }
 
     /// The same graph without residual block `add` (a node of [`Graph::residual_blocks`]): the
-    /// add's readers read its shortcut instead, and what only the block read goes.
+    /// add's readers read its shortcut instead, and what only the block read goes. A ReLU
+    /// that then reads a shortcut that cannot be negative (ResNet's block output, already a
+    /// ReLU's) computes nothing and goes too.
     pub fn without_block(&self, add: usize, shortcut: usize) -> Graph {
         let mut g = self.clone();
-        let out = g.nodes[add].output;
-        for n in &mut g.nodes {
-            for i in &mut n.inputs {
-                if *i == out {
-                    *i = shortcut;
-                }
+        g.read_instead(g.nodes[add].output, shortcut);
+        if g.nonnegative(shortcut) {
+            let relus: Vec<usize> = (g.nodes.iter())
+                .filter(|n| matches!(n.op, Op::Relu) && n.inputs[0] == shortcut)
+                .map(|n| n.output)
+                .collect();
+            for v in relus {
+                g.read_instead(v, shortcut);
             }
         }
-        if g.output == out {
-            g.output = shortcut;
-        }
         g.reachable()
+    }
+
+    /// Every reader of value `old`, and the graph's output if it is `old`, read `new` instead.
+    fn read_instead(&mut self, old: usize, new: usize) {
+        for i in self.nodes.iter_mut().flat_map(|n| &mut n.inputs) {
+            if *i == old {
+                *i = new;
+            }
+        }
+        if self.output == old {
+            self.output = new;
+        }
+    }
+
+    /// Whether value `v` is never negative, whatever the input (a ReLU's output, a pool of
+    /// one, a sum of two).
+    fn nonnegative(&self, v: usize) -> bool {
+        let mut stack = vec![v];
+        let mut seen = BTreeSet::new();
+        while let Some(v) = stack.pop() {
+            if !seen.insert(v) {
+                continue;
+            }
+            let Some(n) = self.nodes.iter().find(|n| n.output == v) else {
+                return false; // the input
+            };
+            match &n.op {
+                Op::Relu | Op::Relu6 | Op::Sigmoid | Op::HardSigmoid { .. } => {}
+                Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::Add | Op::Mul => {
+                    stack.extend(&n.inputs)
+                }
+                Op::Conv { .. }
+                | Op::BatchNorm { .. }
+                | Op::HardSwish
+                | Op::Silu
+                | Op::Linear { .. } => return false,
+            }
+        }
+        true
     }
 
     /// The same graph with every width read from `weights` (after pruning). A depthwise conv
@@ -541,6 +586,11 @@ impl Graph {
         }
         Ok(out)
     }
+}
+
+/// A name's part that is a position in a sequence (`1` in `layer1.1`).
+fn is_index(part: &str) -> bool {
+    !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
