@@ -226,7 +226,7 @@ impl Engine {
     }
 
     /// The loaded network's preprocessing as JSON `{resize, crop, crop_width?, mean, std, bgr,
-    /// editable, fixed_size}` (`crop_width` where the input is not square).
+    /// fixed_size}` (`crop_width` where the input is not square).
     pub fn preprocessing(&self) -> Result<String, JsValue> {
         serde_json::to_string(&self.session.input().map_err(js_err)?).map_err(js_err)
     }

@@ -28,7 +28,7 @@ export const METHODS = {
   loadWeights: { transfer: true }, // (bytes: Uint8Array, info: string)
   loadSeeded: {},                  // (seed: number)
   setInput: {},                    // (JSON {size?: [h, w], resize?, mean?, std?, bgr?}): an ONNX network's preprocessing
-  preprocessing: {},               // () → JSON {crop, crop_width?, resize, mean, std, bgr, editable, fixed_size}
+  preprocessing: {},               // () → JSON {crop, crop_width?, resize, mean, std, bgr, fixed_size}
   setLabels: {},                   // (text: string, fileName?: string) → number of class names
   addPhoto: { transfer: true },    // (bytes, name) → JSON {index, name, preprocess_ms, original, compressed}
   keepPhoto: {},                   // (bytes, name) → index, unclassified

@@ -606,7 +606,7 @@ fn proto_and_initializers(model: &Model) -> Result<(ModelProto, Vec<Initializer<
         producer_version: env!("CARGO_PKG_VERSION").into(),
         domain: String::new(),
         model_version: 1,
-        doc_string: format!("{}, {}", model.arch.name(), model.quant.describe()),
+        doc_string: format!("{}, {}", model.arch.display(), model.quant.describe()),
         graph: Some(GraphProto {
             node: b.nodes,
             name: "modelslim".into(),

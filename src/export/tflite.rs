@@ -1228,7 +1228,7 @@ fn finish(
     let description = w.fb.string(&format!(
         "modelslim {}: {}, {}",
         env!("CARGO_PKG_VERSION"),
-        model.arch.name(),
+        model.arch.display(),
         model.quant.describe()
     ));
     let root = w.fb.table(&[

@@ -6,7 +6,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::graph::{Graph, Op};
-use crate::tensor::StateDict;
 use crate::{Error, Result};
 
 /// One inverted-residual block: optional 1×1 expansion `in → mid`, depthwise `k×k` conv
@@ -86,20 +85,6 @@ impl EfficientNetConfig {
         }
     }
 
-    /// Every block's name (`_blocks.0` …), whether it has an identity skip (and so can be
-    /// dropped) and whether it is dropped.
-    pub fn blocks(&self) -> Vec<super::BlockInfo> {
-        self.blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| super::BlockInfo {
-                name: format!("_blocks.{i}"),
-                droppable: b.residual,
-                dropped: b.dropped,
-            })
-            .collect()
-    }
-
     /// Check that consecutive layers agree on their widths.
     pub fn validate(&self) -> Result<()> {
         self.check_against(&EfficientNetConfig::lite0(self.num_classes))?;
@@ -173,6 +158,17 @@ impl EfficientNetConfig {
             }
         }
         Ok(())
+    }
+
+    /// The network: its graph with lukemelas' tensor names, fed as EfficientNet-Lite was
+    /// trained (`(x − 127) / 128`).
+    pub fn net(&self) -> super::Arch {
+        super::Arch {
+            name: "EfficientNet-Lite0".into(),
+            graph: self.graph(false),
+            preprocess: crate::preprocess::Preprocess::LITE,
+            fixed_size: true,
+        }
     }
 
     /// The network as a graph (see `ResNetConfig::graph` for `folded`).
@@ -288,33 +284,6 @@ impl EfficientNetConfig {
             "logits",
         );
         g
-    }
-
-    /// The same network with every width read from (pruned) weights.
-    pub fn with_widths_of(&self, weights: &StateDict) -> Result<Self> {
-        let dim = |key: &str, axis: usize| -> Result<usize> {
-            weights
-                .get(key)
-                .and_then(|t| t.shape.get(axis).copied())
-                .ok_or_else(|| Error::Structure(format!("'{key}' is missing after pruning")))
-        };
-        let mut out = self.clone();
-        out.stem_channels = dim("_conv_stem.weight", 0)?;
-        let mut c = out.stem_channels;
-        for (i, b) in out.blocks.iter_mut().enumerate() {
-            let p = format!("_blocks.{i}");
-            b.in_channels = c;
-            if b.dropped {
-                b.out_channels = c;
-                continue;
-            }
-            b.mid_channels = dim(&format!("{p}._depthwise_conv.weight"), 0)?;
-            b.out_channels = dim(&format!("{p}._project_conv.weight"), 0)?;
-            c = b.out_channels;
-        }
-        out.head_channels = dim("_conv_head.weight", 0)?;
-        out.num_classes = dim("_fc.weight", 0)?;
-        Ok(out)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Networks: their structure (a config that holds every width), their parameters on the host,
 //! and their forward pass on a Burn device.
 
+pub mod arch;
 pub mod channels;
 mod cpu_kernels;
 pub mod efficientnet;
@@ -20,260 +21,11 @@ use crate::quant::Quantization;
 use crate::tensor::StateDict;
 use crate::weights;
 use crate::{Error, Result};
+pub use arch::Arch;
 pub use efficientnet::{EfficientNetConfig, MbBlockConfig};
 pub use graph::{Graph, Op};
-pub use imported::GraphNet;
 pub use resnet::{BasicBlockConfig, ResNetConfig};
 pub use stored::FileMetadata;
-
-/// One block of a network: its name (the prefix of its tensors' names), whether it keeps its
-/// input's shape — a residual block with an identity shortcut, which can be dropped — and
-/// whether it is dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockInfo {
-    pub name: String,
-    pub droppable: bool,
-    pub dropped: bool,
-}
-
-/// The networks modelslim knows, each with every width in its config, and networks that
-/// are their graph (read from ONNX).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arch {
-    ResNet18(ResNetConfig),
-    EfficientNetLite0(EfficientNetConfig),
-    Graph(Box<GraphNet>),
-}
-
-impl Arch {
-    /// The short name used in files and on the command line.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Arch::ResNet18(_) => "resnet18",
-            Arch::EfficientNetLite0(_) => "efficientnet-lite0",
-            Arch::Graph(_) => "graph",
-        }
-    }
-
-    /// Whether `other` is the same network (perhaps with other widths): the same builder, or
-    /// graphs of the same name.
-    pub fn same_network(&self, other: &Arch) -> bool {
-        self.name() == other.name() && self.display() == other.display()
-    }
-
-    /// The start of a file name for this network: `resnet18`, `efficientnet-lite0`, or a
-    /// graph's name with only letters, digits, `-`, `_` and `.` kept.
-    pub fn file_stem(&self) -> String {
-        match self {
-            Arch::Graph(g) => {
-                let s: String = g
-                    .name
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect();
-                if s.trim_matches(['-', '.']).is_empty() {
-                    "model".into()
-                } else {
-                    s
-                }
-            }
-            _ => self.name().into(),
-        }
-    }
-
-    /// The name people read.
-    pub fn display(&self) -> &str {
-        match self {
-            Arch::ResNet18(_) => "ResNet18",
-            Arch::EfficientNetLite0(_) => "EfficientNet-Lite0",
-            Arch::Graph(g) => &g.name,
-        }
-    }
-
-    /// The unpruned network of that name (`resnet18`, `efficientnet-lite0`).
-    pub fn by_name(name: &str) -> Result<Arch> {
-        match name {
-            "resnet18" => Ok(Arch::ResNet18(ResNetConfig::resnet18(1000))),
-            "efficientnet-lite0" => Ok(Arch::EfficientNetLite0(EfficientNetConfig::lite0(1000))),
-            other => Err(Error::Invalid(format!(
-                "unknown model '{other}'; use resnet18 or efficientnet-lite0"
-            ))),
-        }
-    }
-
-    /// Guess the network from a state dict's keys (torchvision's or lukemelas' names).
-    pub fn detect(weights: &StateDict) -> Result<Arch> {
-        Arch::detect_names(|k| weights.contains_key(k))
-    }
-
-    /// [`Arch::detect`] from which tensor names a file has.
-    pub fn detect_names(has: impl Fn(&str) -> bool) -> Result<Arch> {
-        if has("_conv_stem.weight") {
-            Arch::by_name("efficientnet-lite0")
-        } else if has("conv1.weight") && has("fc.weight") {
-            Arch::by_name("resnet18")
-        } else {
-            Err(Error::Structure(
-                "these weights are neither torchvision's ResNet18 nor EfficientNet-Lite0 (no conv1.weight or _conv_stem.weight)".into(),
-            ))
-        }
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        match self {
-            Arch::ResNet18(c) => c.validate(),
-            Arch::EfficientNetLite0(c) => c.validate(),
-            Arch::Graph(g) => g.validate(),
-        }
-    }
-
-    pub fn graph(&self, folded: bool) -> Graph {
-        match self {
-            Arch::ResNet18(c) => c.graph(folded),
-            Arch::EfficientNetLite0(c) => c.graph(folded),
-            Arch::Graph(g) if folded => g.graph.folded(),
-            Arch::Graph(g) => g.graph.clone(),
-        }
-    }
-
-    /// The same network with every width read from (pruned) weights.
-    pub fn with_widths_of(&self, weights: &StateDict) -> Result<Arch> {
-        Ok(match self {
-            Arch::ResNet18(c) => Arch::ResNet18(c.with_widths_of(weights)?),
-            Arch::EfficientNetLite0(c) => Arch::EfficientNetLite0(c.with_widths_of(weights)?),
-            Arch::Graph(g) => Arch::Graph(Box::new(GraphNet {
-                graph: g.graph.with_widths_of(weights)?,
-                ..(**g).clone()
-            })),
-        })
-    }
-
-    /// Every block, in order.
-    pub fn blocks(&self) -> Vec<BlockInfo> {
-        match self {
-            Arch::ResNet18(c) => c.blocks(),
-            Arch::EfficientNetLite0(c) => c.blocks(),
-            Arch::Graph(g) => g
-                .graph
-                .residual_blocks()
-                .into_iter()
-                .map(|(name, _, _)| BlockInfo {
-                    name,
-                    droppable: true,
-                    dropped: false,
-                })
-                .collect(),
-        }
-    }
-
-    /// The same network with the blocks `names` dropped too, or why one cannot be.
-    pub fn with_blocks_dropped(&self, names: &[String]) -> Result<Arch> {
-        let blocks = self.blocks();
-        let mut out = self.clone();
-        for name in names {
-            let Some(i) = blocks.iter().position(|b| &b.name == name) else {
-                let droppable: Vec<&str> = blocks
-                    .iter()
-                    .filter(|b| b.droppable && !b.dropped)
-                    .map(|b| b.name.as_str())
-                    .collect();
-                return Err(Error::Invalid(format!(
-                    "{} has no block named '{name}'; blocks that can be dropped: {}",
-                    self.display(),
-                    droppable.join(", ")
-                )));
-            };
-            if !blocks[i].droppable {
-                return Err(Error::Invalid(format!(
-                    "{name} changes its input's shape and cannot be dropped"
-                )));
-            }
-            match &mut out {
-                Arch::ResNet18(c) => {
-                    if let Some(b) = c.stages.iter_mut().flatten().nth(i) {
-                        b.dropped = true;
-                    }
-                }
-                Arch::EfficientNetLite0(c) => c.blocks[i].dropped = true,
-                // A graph loses the block's nodes; its add reads the shortcut.
-                Arch::Graph(g) => {
-                    if let Some((_, add, shortcut)) = g
-                        .graph
-                        .residual_blocks()
-                        .into_iter()
-                        .find(|(b, _, _)| b == name)
-                    {
-                        g.graph = g.graph.without_block(add, shortcut);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// How photos become this network's input.
-    pub fn preprocess(&self) -> Preprocess {
-        match self {
-            Arch::ResNet18(_) => Preprocess::IMAGENET,
-            Arch::EfficientNetLite0(_) => Preprocess::LITE,
-            Arch::Graph(g) => g.preprocess,
-        }
-    }
-
-    /// The input's `[height, width]` in pixels.
-    pub fn input_size(&self) -> graph::Hw {
-        self.preprocess().input_hw()
-    }
-
-    /// The output's width: the number of classes, or 1 for a binary classifier's single
-    /// logit.
-    pub fn output_width(&self) -> usize {
-        match self {
-            Arch::ResNet18(c) => c.num_classes,
-            Arch::EfficientNetLite0(c) => c.num_classes,
-            Arch::Graph(g) => g.output_width(),
-        }
-    }
-
-    /// The classes people name: the output's width, 2 for a single logit (negative,
-    /// positive; see [`crate::predict::class_logits`]).
-    pub fn num_classes(&self) -> usize {
-        self.output_width().max(2)
-    }
-
-    /// The config as JSON, for the file's metadata.
-    pub fn config_json(&self) -> serde_json::Value {
-        match self {
-            Arch::ResNet18(c) => serde_json::to_value(c),
-            Arch::EfficientNetLite0(c) => serde_json::to_value(c),
-            Arch::Graph(g) => serde_json::to_value(g),
-        }
-        .unwrap_or_default()
-    }
-
-    /// The config of network `name` from its JSON.
-    pub fn from_json(name: &str, config: serde_json::Value) -> Result<Arch> {
-        let bad = |e: serde_json::Error| Error::Structure(format!("unreadable {name} config: {e}"));
-        match name {
-            "resnet18" => Ok(Arch::ResNet18(serde_json::from_value(config).map_err(bad)?)),
-            "efficientnet-lite0" => Ok(Arch::EfficientNetLite0(
-                serde_json::from_value(config).map_err(bad)?,
-            )),
-            "graph" => Ok(Arch::Graph(Box::new(
-                serde_json::from_value(config).map_err(bad)?,
-            ))),
-            other => Err(Error::Structure(format!(
-                "architecture '{other}' is not supported by this version"
-            ))),
-        }
-    }
-}
 
 /// A network's structure and its parameters, held on the host.
 #[derive(Debug, Clone)]
@@ -331,11 +83,11 @@ impl Model {
         }
         let m = stored::read_model(bytes, model)?;
         if let Some(name) = model
-            && m.arch.name() != name
+            && m.arch.file_stem() != name
         {
             return Err(Error::Structure(format!(
                 "the file holds {}, not {name}",
-                m.arch.name()
+                m.arch.display()
             )));
         }
         Ok(m)
@@ -356,10 +108,10 @@ impl Model {
 
     /// torchvision's ResNet18 with deterministic random weights (meaningless predictions).
     pub fn seeded_resnet18(seed: u64) -> Model {
-        let config = ResNetConfig::resnet18(1000);
-        let weights = weights::seeded::seeded_state_dict(&config.graph(false).param_shapes(), seed);
+        let arch = ResNetConfig::resnet18(1000).net();
+        let weights = weights::seeded::seeded_state_dict(&arch.graph(false).param_shapes(), seed);
         Model {
-            arch: Arch::ResNet18(config),
+            arch,
             folded: false,
             weights,
             quant: Quantization::default(),
@@ -404,14 +156,6 @@ impl Model {
     /// The network as a graph of operations.
     pub fn graph(&self) -> Graph {
         self.arch.graph(self.folded)
-    }
-
-    /// ResNet18's config, when this is a ResNet18.
-    pub fn resnet(&self) -> Option<&ResNetConfig> {
-        match &self.arch {
-            Arch::ResNet18(c) => Some(c),
-            _ => None,
-        }
     }
 
     /// How photos become this network's input.

@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::graph::{Graph, Op};
-use crate::tensor::StateDict;
 use crate::{Error, Result};
 
 /// One basic block: `conv1` (3×3, `stride`) `in → mid`, `conv2` (3×3) `mid → out`, plus the
@@ -64,25 +63,6 @@ impl ResNetConfig {
             stages,
             num_classes,
         }
-    }
-
-    /// Every block's name (`layer1.0` …), whether it keeps its input's shape (and so can be
-    /// dropped) and whether it is dropped.
-    pub fn blocks(&self) -> Vec<super::BlockInfo> {
-        self.stages
-            .iter()
-            .enumerate()
-            .flat_map(|(s, stage)| {
-                stage
-                    .iter()
-                    .enumerate()
-                    .map(move |(b, blk)| super::BlockInfo {
-                        name: format!("layer{}.{b}", s + 1),
-                        droppable: !blk.downsample,
-                        dropped: blk.dropped,
-                    })
-            })
-            .collect()
     }
 
     /// Width of the features the classifier reads.
@@ -159,6 +139,17 @@ impl ResNetConfig {
             }
         }
         Ok(())
+    }
+
+    /// The network: its graph with torchvision's tensor names, fed as torchvision's ImageNet
+    /// models are.
+    pub fn net(&self) -> super::Arch {
+        super::Arch {
+            name: "ResNet18".into(),
+            graph: self.graph(false),
+            preprocess: crate::preprocess::Preprocess::IMAGENET,
+            fixed_size: true,
+        }
     }
 
     /// The network as a graph. `folded`: every batch norm is folded into the conv before it
@@ -244,34 +235,6 @@ impl ResNetConfig {
             "logits",
         );
         g
-    }
-
-    /// The same network with every width read from (pruned) weights.
-    pub fn with_widths_of(&self, weights: &StateDict) -> Result<Self> {
-        let dim = |key: &str, axis: usize| -> Result<usize> {
-            weights
-                .get(key)
-                .and_then(|t| t.shape.get(axis).copied())
-                .ok_or_else(|| Error::Structure(format!("'{key}' is missing after pruning")))
-        };
-        let mut out = self.clone();
-        out.stem_channels = dim("conv1.weight", 0)?;
-        let mut ch = out.stem_channels;
-        for (s, stage) in out.stages.iter_mut().enumerate() {
-            for (b, blk) in stage.iter_mut().enumerate() {
-                if blk.dropped {
-                    (blk.in_channels, blk.out_channels) = (ch, ch);
-                    continue;
-                }
-                let p = format!("layer{}.{b}", s + 1);
-                blk.in_channels = dim(&format!("{p}.conv1.weight"), 1)?;
-                blk.mid_channels = dim(&format!("{p}.conv1.weight"), 0)?;
-                blk.out_channels = dim(&format!("{p}.conv2.weight"), 0)?;
-                ch = blk.out_channels;
-            }
-        }
-        out.num_classes = dim("fc.weight", 0)?;
-        Ok(out)
     }
 }
 

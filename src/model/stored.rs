@@ -1,7 +1,7 @@
 //! The modelslim safetensors file: tensors as stored — int8 values (`I8`) or int4 values packed
 //! two per byte (`U8`, first element in the low nibble, as ONNX packs `INT4`) each with its
-//! `{name}_scale` (`F32`), fp16 (`F16`) or fp32 — and, in the metadata, the structure (every
-//! width), whether batch norms are folded, each stored tensor's format and the activations'
+//! `{name}_scale` (`F32`), fp16 (`F16`) or fp32 — and, in the metadata, the network (its graph,
+//! name and preprocessing), whether batch norms are folded, each stored tensor's format and the activations'
 //! quantization. Loading dequantizes exactly as `DequantizeLinear` does, so a reloaded model
 //! computes what the saved one did.
 
@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::arch::STORED_AS;
 use super::{Arch, Model, check_state_dict};
 use crate::quant::{ActQuant, Granularity, Quantization, QuantizedTensor, qmax, scale_shape};
 use crate::tensor::{HostTensor, LazyBytes, StateDict};
@@ -27,12 +28,21 @@ pub enum TensorFormat {
     Int { bits: u32, granularity: Granularity },
 }
 
+/// The version of [`FileMetadata`] this modelslim writes and the newest it reads: 1 stores
+/// the network as its graph (files without a version store a ResNet18's or
+/// EfficientNet-Lite0's config, or, read from ONNX, a graph).
+pub const FORMAT_VERSION: u32 = 1;
+
 /// What a modelslim file says about itself in its safetensors metadata.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileMetadata {
-    /// The architecture (`resnet18`, `efficientnet-lite0`).
+    /// The metadata's version ([`FORMAT_VERSION`]; 0 in files written before versions).
+    #[serde(default)]
+    pub format: u32,
+    /// How the network is stored: `graph` (older files: `resnet18`, `efficientnet-lite0`).
     pub architecture: String,
-    /// Every layer's width: enough to rebuild a pruned network.
+    /// The network: its graph, name and preprocessing (older files: a config of every
+    /// width).
     pub config: serde_json::Value,
     /// Batch norms folded into conv biases.
     #[serde(default)]
@@ -121,7 +131,8 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
         }
     }
     let card = FileMetadata {
-        architecture: model.arch.name().into(),
+        format: FORMAT_VERSION,
+        architecture: STORED_AS.into(),
         config: model.arch.config_json(),
         folded: model.folded,
         tensors: formats,
@@ -139,30 +150,31 @@ pub fn write_model(model: &Model) -> Result<Vec<u8>> {
 pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     let (mut raw, metadata) = read_raw(bytes)?;
     raw.retain(|k, _| !k.ends_with("num_batches_tracked"));
-    let card = match metadata.get(METADATA_KEY) {
-        Some(json) => serde_json::from_str::<FileMetadata>(json)
-            .map_err(|e| Error::Structure(format!("unreadable modelslim metadata: {e}")))?,
+    let (arch, card) = match metadata.get(METADATA_KEY) {
+        Some(json) => {
+            let mut card = read_metadata(json)?;
+            let config = std::mem::take(&mut card.config);
+            (Arch::from_json(&card.architecture, config)?, card)
+        }
         None => {
             let arch = match model {
                 Some(name) => Arch::by_name(name)?,
-                None if raw.contains_key("_conv_stem.weight") => {
-                    Arch::by_name("efficientnet-lite0")?
-                }
-                None => Arch::by_name("resnet18")?,
+                None => Arch::detect_names(|k| raw.contains_key(k))?,
             };
-            FileMetadata {
-                architecture: arch.name().into(),
-                config: arch.config_json(),
+            let card = FileMetadata {
+                format: FORMAT_VERSION,
+                architecture: STORED_AS.into(),
+                config: serde_json::Value::Null,
                 folded: false,
                 tensors: BTreeMap::new(),
                 activations: BTreeMap::new(),
                 logits: None,
                 sparse: BTreeSet::new(),
                 labels: None,
-            }
+            };
+            (arch, card)
         }
     };
-    let arch = Arch::from_json(&card.architecture, card.config.clone())?;
     arch.validate()?;
     let graph = arch.graph(card.folded);
     let shapes: BTreeMap<String, Vec<usize>> = graph.param_shapes().into_iter().collect();
@@ -254,6 +266,25 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
     })
 }
 
+/// The metadata, or why this version cannot read it. The version is read first, so a newer
+/// file says it is newer instead of naming a field this version does not know.
+fn read_metadata(json: &str) -> Result<FileMetadata> {
+    #[derive(Deserialize)]
+    struct Format {
+        #[serde(default)]
+        format: u32,
+    }
+    let unreadable =
+        |e: serde_json::Error| Error::Structure(format!("unreadable modelslim metadata: {e}"));
+    let Format { format } = serde_json::from_str(json).map_err(unreadable)?;
+    if format > FORMAT_VERSION {
+        return Err(Error::Structure(format!(
+            "this file was written by a newer modelslim (metadata format {format}; this version reads up to {FORMAT_VERSION}): update modelslim"
+        )));
+    }
+    serde_json::from_str(json).map_err(unreadable)
+}
+
 fn unsupported_bits(bits: u32) -> Result<()> {
     Err(Error::Structure(format!(
         "{bits}-bit integers are not supported"
@@ -341,5 +372,17 @@ mod tests {
         assert_eq!(packed.len(), 3);
         assert_eq!(packed[0], 0x79); // -7 → 0x9 low, 7 → 0x7 high
         assert_eq!(unpack_int4(&packed, v.len()), v);
+    }
+
+    #[test]
+    fn a_newer_files_metadata_says_so_before_anything_else() {
+        let newer = format!(
+            r#"{{"format":{},"architecture":"graph","config":{{"ops":"of the future"}}}}"#,
+            FORMAT_VERSION + 1
+        );
+        let e = read_metadata(&newer).unwrap_err().to_string();
+        assert!(e.contains("newer modelslim"), "{e}");
+        let older = r#"{"architecture":"resnet18","config":{}}"#;
+        assert_eq!(read_metadata(older).unwrap().format, 0);
     }
 }

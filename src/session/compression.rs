@@ -244,7 +244,7 @@ impl Session {
         let card = ModelCard {
             tool: "modelslim".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            architecture: original.model.arch.name().into(),
+            architecture: original.model.arch.file_stem(),
             file_stem: report.file_stem.clone(),
             settings: settings.clone(),
             steps: CardStep::of_plan(plan),

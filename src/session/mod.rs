@@ -342,7 +342,7 @@ impl Session {
         self.state.borrow().labels.clone()
     }
 
-    /// Feed the loaded network as `choice` says (one read from ONNX): kept photos are
+    /// Feed the loaded network as `choice` says: kept photos are
     /// preprocessed again, the class names stay, a compressed version goes.
     pub fn set_input(&self, choice: &InputChoice) -> Result<()> {
         let mut model = self.original()?.model.clone().with_input(choice)?;
@@ -350,17 +350,12 @@ impl Session {
         self.load(model, self.model_info())
     }
 
-    /// How photos become the loaded network's input, and whether the user may change it.
+    /// How photos become the loaded network's input, and whether its size may change.
     pub fn input(&self) -> Result<InputInfo> {
-        let model = &self.original()?.model;
-        let (editable, fixed_size) = match &model.arch {
-            crate::model::Arch::Graph(g) => (true, g.fixed_size),
-            _ => (false, true),
-        };
+        let arch = &self.original()?.model.arch;
         Ok(InputInfo {
-            preprocess: model.preprocess(),
-            editable,
-            fixed_size,
+            preprocess: arch.preprocess,
+            fixed_size: arch.fixed_size,
         })
     }
 }
@@ -370,8 +365,6 @@ impl Session {
 pub struct InputInfo {
     #[serde(flatten)]
     pub preprocess: crate::preprocess::Preprocess,
-    /// The user may change it (a network read from ONNX).
-    pub editable: bool,
     /// The input's side is fixed by the network's file.
     pub fixed_size: bool,
 }

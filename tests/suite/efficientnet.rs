@@ -159,7 +159,8 @@ fn on_data() -> &'static Scored {
 fn legacy_checkpoint_loads_as_efficientnet_lite0_and_sees_cats_and_coffee() {
     let bytes = effnet_bytes();
     let m = Model::from_bytes(&bytes).unwrap();
-    assert_eq!(m.arch.name(), "efficientnet-lite0");
+    assert_eq!(m.arch.display(), "EfficientNet-Lite0");
+    assert_eq!(m.arch.file_stem(), "efficientnet-lite0");
     assert_eq!(m.num_params(), 4_652_008);
     // The file is detected; naming the wrong network is an error that says so.
     assert!(Model::from_bytes_as(&bytes, Some("resnet18")).is_err());

@@ -5,12 +5,12 @@ use crate::common;
 use common::sample;
 use modelslim::backend::Backend;
 use modelslim::compress::{Precision, Settings};
-use modelslim::model::{Arch, Model, ResNetConfig};
+use modelslim::model::{Model, ResNetConfig};
 use modelslim::session::{Batches, FileFormat, Session, no_progress};
 use modelslim::weights::seeded::seeded_state_dict;
 
 fn ten_class_resnet18() -> Model {
-    let arch = Arch::ResNet18(ResNetConfig::resnet18(10));
+    let arch = ResNetConfig::resnet18(10).net();
     let weights = seeded_state_dict(&arch.graph(false).param_shapes(), 5);
     Model::new(arch, weights).unwrap()
 }

@@ -1,5 +1,5 @@
 // Step 1: the model (an ONNX or weights file, ResNet18 download, EfficientNet-Lite0, random
-// weights), an ONNX network's preprocessing, and the class names.
+// weights), the network's preprocessing, and the class names.
 import { byId, text, on } from './dom.js';
 
 export function mountModel(store, actions) {
@@ -41,18 +41,18 @@ export function parseTriple(text) {
   return v.length === 3 && v.every((x) => Number.isFinite(x) && text.trim() !== '') ? v : null;
 }
 
-// An ONNX network's preprocessing, prefilled from the file (or the defaults); applying it
+// The network's preprocessing, prefilled from the file (or the defaults); applying it
 // preprocesses the kept photos again. Downloads carry it.
 function mountInputForm(store, actions) {
   const form = byId('input-form');
   on(store, ['model'], (s) => {
     const input = s.model?.input;
-    form.hidden = !input?.editable;
-    if (!input?.editable) return;
+    form.hidden = !input;
+    if (!input) return;
     const width = input.crop_width ?? input.crop;
     byId('input-side').value = width === input.crop ? `${input.crop}` : `${input.crop}x${width}`;
     byId('input-side').disabled = input.fixed_size;
-    byId('input-side').title = input.fixed_size ? 'fixed by the file' : '';
+    byId('input-side').title = input.fixed_size ? 'fixed by the network' : '';
     byId('input-resize').value = input.resize;
     byId('input-mean').value = fmt3(input.mean);
     byId('input-std').value = fmt3(input.std);

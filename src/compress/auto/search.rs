@@ -14,7 +14,7 @@ use super::budget::Budget;
 use super::layer_costs::{self, CostCache, CostTable};
 use crate::backend::Backend;
 use crate::compress::pipeline::{Shape, run};
-use crate::compress::prune::blocks::{BlockDrop, block_macs, droppable_blocks, network_macs};
+use crate::compress::prune::blocks::{BlockDrop, block_macs, network_macs};
 use crate::compress::{
     Granularity, Importance, Plan, Progress, QuantMethod, Settings, agreement, announce, logits_of,
 };
@@ -471,7 +471,9 @@ fn pruning_plans(model: &Model, share: f64) -> Result<Vec<(String, Settings)>> {
     // the measured choice drops, the budget holds.
     let macs0 = network_macs(model);
     let needed = macs0 as f64 * (1.0 - share);
-    let mut sizes: Vec<u64> = droppable_blocks(model)
+    let mut sizes: Vec<u64> = model
+        .arch
+        .blocks()
         .iter()
         .map(|b| block_macs(model, b))
         .collect::<Result<_>>()?;

@@ -162,7 +162,7 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    let candidates = droppable_blocks(model);
+    let candidates = model.arch.blocks();
     if count > candidates.len() {
         return Err(Error::Invalid(format!(
             "{} has {} blocks that can be dropped ({}); {count} were asked for",
@@ -182,17 +182,6 @@ where
     .await
 }
 
-/// The blocks of `model` that can still be dropped.
-pub fn droppable_blocks(model: &Model) -> Vec<String> {
-    model
-        .arch
-        .blocks()
-        .into_iter()
-        .filter(|b| b.droppable && !b.dropped)
-        .map(|b| b.name)
-        .collect()
-}
-
 /// Drop blocks of `model` one at a time, each the one whose absence costs the least KL on
 /// `batches` (at most [`MEASURED_PHOTOS`]) with the ones before it gone, while `more` says
 /// so of the blocks chosen so far and candidates are left. `rounds`: how many rounds the
@@ -209,7 +198,7 @@ where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    let candidates = droppable_blocks(model);
+    let candidates = model.arch.blocks();
     let batches = &first_photos(batches, MEASURED_PHOTOS);
     let reference = logits_on(model, backend, batches).await?;
     if reference.is_empty() {
@@ -296,13 +285,7 @@ mod tests {
     #[test]
     fn resnet18_drops_its_five_identity_blocks_only() {
         let m = Model::seeded_resnet18(1);
-        let droppable: Vec<String> = m
-            .arch
-            .blocks()
-            .into_iter()
-            .filter(|b| b.droppable)
-            .map(|b| b.name)
-            .collect();
+        let droppable = m.arch.blocks();
         assert_eq!(
             droppable,
             ["layer1.0", "layer1.1", "layer2.1", "layer3.1", "layer4.1"]

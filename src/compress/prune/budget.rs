@@ -24,8 +24,7 @@ use std::future::Future;
 use serde::Serialize;
 
 use super::blocks::{
-    DroppedBlock, MEASURED_PHOTOS, drop_greedily, droppable_blocks, first_photos, kl_on, logits_on,
-    network_macs,
+    DroppedBlock, MEASURED_PHOTOS, drop_greedily, first_photos, kl_on, logits_on, network_macs,
 };
 use super::channels::{KeptChannels, PruneOptions};
 use super::importance::{ChannelImportance, group_width};
@@ -246,8 +245,7 @@ fn droppable_block_of(model: &Model, g: &Group) -> Option<String> {
         .arch
         .blocks()
         .into_iter()
-        .find(|b| b.droppable && !b.dropped && g.name.starts_with(&format!("{}.", b.name)))
-        .map(|b| b.name)
+        .find(|b| g.name.starts_with(&format!("{b}.")))
 }
 
 /// The network pruned as `shares` say: blocks dropped, then each group cut to its kept
@@ -503,7 +501,7 @@ where
     let needed = macs0 - target;
     let sequence = drop_greedily(
         model,
-        droppable_blocks(model).len(),
+        model.arch.blocks().len(),
         |chosen| chosen.iter().map(|d| d.macs).sum::<u64>() < needed,
         backend,
         photos,

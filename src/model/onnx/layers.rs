@@ -7,9 +7,9 @@ use super::constants::{Const, Data};
 use super::{Attrs, Reader, Val, err};
 use crate::Result;
 use crate::export::proto::NodeProto;
+use crate::model::arch::INPUT_SIDES;
 use crate::model::graph::{Hw, Op, dilated, window_output};
 use crate::model::graph_edit::MAX_STRIDE;
-use crate::model::imported::INPUT_SIDES;
 use crate::tensor::HostTensor;
 
 impl Reader {

@@ -1,4 +1,4 @@
-//! Reading a CNN classifier from an ONNX file into a [`GraphNet`] and its tensors.
+//! Reading a CNN classifier from an ONNX file into an [`Arch`] (its graph) and its tensors.
 //!
 //! The file's nodes are read in order. Constants (initializers, `Constant` and
 //! `ConstantOfShape` nodes) and the shape arithmetic exporters leave around a flatten
@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use prost::Message;
 
+use super::arch::INPUT_SIDES;
 use super::graph::{Graph, Op};
-use super::imported::{GraphNet, INPUT_SIDES, default_resize};
+use super::imported::default_resize;
 use super::{Arch, Model};
 use crate::export::proto::{
     AttributeProto, DimensionValue, ModelProto, NodeProto, TensorProto, data_type,
@@ -316,13 +317,13 @@ pub fn read_onnx(bytes: &[u8], name: &str, size: Option<[u32; 2]>) -> Result<Mod
             ..Preprocess::IMAGENET
         },
     };
-    let net = GraphNet {
+    let net = Arch {
         name: name.into(),
         graph: g,
         preprocess,
         fixed_size: fixed.iter().all(Option::is_some),
     };
-    Model::new(Arch::Graph(Box::new(net)), r.weights)
+    Model::new(net, r.weights)
 }
 
 impl Reader {
