@@ -280,24 +280,24 @@ pub struct ModelFlags {
     /// carry them).
     #[arg(long, value_name = "FILE")]
     labels: Option<String>,
-    /// ONNX networks: the input's size, N (square) or HxW, where the file leaves it open
-    /// (default: the file's, else 224). Compressed files carry it, with the four below.
+    /// The input's size, N (square) or HxW, where an ONNX file leaves it open (default: the
+    /// file's, else 224). Compressed files carry it, with the four below.
     #[arg(long, value_name = "N|HxW")]
     input_size: Option<String>,
-    /// ONNX networks: the shorter side the photo is resized to before the centre crop, at
-    /// least the input's shorter side; scaled up where the crop would not fit (default:
-    /// round(longer input side / 0.875)).
+    /// The shorter side the photo is resized to before the centre crop, at least the input's
+    /// shorter side; scaled up where the crop would not fit (default: the network's, for an
+    /// ONNX file round(longer input side / 0.875)).
     #[arg(long, value_name = "N")]
     resize: Option<u32>,
-    /// ONNX networks: per-channel mean subtracted from pixel values in 0–1 (default:
-    /// ImageNet's 0.485,0.456,0.406).
+    /// Per-channel mean subtracted from pixel values in 0–1 (default: the network's, for an
+    /// ONNX file ImageNet's 0.485,0.456,0.406).
     #[arg(long, value_name = "R,G,B")]
     mean: Option<String>,
-    /// ONNX networks: per-channel divisor after the mean (default: ImageNet's
-    /// 0.229,0.224,0.225).
+    /// Per-channel divisor after the mean (default: the network's, for an ONNX file
+    /// ImageNet's 0.229,0.224,0.225).
     #[arg(long, value_name = "R,G,B")]
     std: Option<String>,
-    /// ONNX networks: feed the channels in B, G, R order.
+    /// Feed the channels in B, G, R order.
     #[arg(long)]
     bgr: bool,
 }

@@ -157,6 +157,10 @@ pub fn read_model(bytes: &[u8], model: Option<&str>) -> Result<Model> {
             (Arch::from_json(&card.architecture, config)?, card)
         }
         None => {
+            // A tensor that is not a float says so before the network is guessed from names.
+            for (key, t) in &raw {
+                t.float_dtype(key)?;
+            }
             let arch = match model {
                 Some(name) => Arch::by_name(name)?,
                 None => Arch::detect_names(|k| raw.contains_key(k))?,

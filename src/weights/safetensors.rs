@@ -24,19 +24,22 @@ pub struct RawTensor {
 impl RawTensor {
     /// The values as f32 when the tensor is a float type (F32/F16/BF16/F64).
     pub fn float_values(&self, name: &str) -> Result<Vec<f32>> {
-        let dtype = match self.dtype {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-            Dtype::BF16 => "bf16",
-            Dtype::F64 => "f64",
-            other => {
-                return Err(Error::DType {
-                    key: name.to_string(),
-                    dtype: format!("{other:?}"),
-                });
-            }
-        };
-        Ok(decode_storage(&self.bytes, dtype))
+        Ok(decode_storage(&self.bytes, self.float_dtype(name)?))
+    }
+
+    /// The storage's float type (`f32`, `f16`, `bf16`, `f64`), or the error that names tensor
+    /// `name` and its type.
+    pub fn float_dtype(&self, name: &str) -> Result<&'static str> {
+        match self.dtype {
+            Dtype::F32 => Ok("f32"),
+            Dtype::F16 => Ok("f16"),
+            Dtype::BF16 => Ok("bf16"),
+            Dtype::F64 => Ok("f64"),
+            other => Err(Error::DType {
+                key: name.to_string(),
+                dtype: format!("{other:?}"),
+            }),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::common;
 use common::sample;
 use files::*;
 use modelslim::compress::{Granularity, Precision, QuantOptions};
-use modelslim::model::Model;
+use modelslim::model::{Model, ResNetConfig};
 use modelslim::preprocess::Preprocess;
 use modelslim::weights::pickle;
 use modelslim::weights::safetensors::{METADATA_KEY, read_raw, write_raw};
@@ -71,20 +71,47 @@ fn compressed_metadata_with_impossible_groups_is_refused_naming_the_tensor() {
     assert_says(&m, "groups of inputs on a tensor of shape [1000]");
 }
 
+/// A file written before networks were stored as graphs holds ResNet18's config (metadata
+/// without a format): a changed stride or a wider layer in it is refused. A stored graph is
+/// its own network, but a layer wider than the channel cap is refused naming it, and one
+/// that disagrees with its tensor naming the tensor.
 #[test]
 fn a_changed_stride_or_a_wider_layer_in_the_metadata_is_refused() {
     let file = Model::seeded_resnet18(1).to_safetensors().unwrap();
-    let strided = with_metadata(&file, |j| j.replacen("\"stride\":2", "\"stride\":7", 1));
+    let legacy = |edit: fn(String) -> String| {
+        with_metadata(&file, |j| {
+            let mut v: serde_json::Value = serde_json::from_str(j).unwrap();
+            v["architecture"] = "resnet18".into();
+            v["config"] = serde_json::to_value(ResNetConfig::resnet18(1000)).unwrap();
+            v.as_object_mut().unwrap().remove("format");
+            edit(v.to_string())
+        })
+    };
+    let unchanged = Model::from_bytes(&legacy(|j| j)).unwrap();
+    assert_eq!(unchanged.arch, Model::seeded_resnet18(1).arch);
+    let strided = legacy(|j| j.replacen("\"stride\":2", "\"stride\":7", 1));
     assert_says(
         &message(Model::from_bytes(&strided)),
         "stride 7, expected 2",
     );
-    let wide = with_metadata(&file, |j| {
-        j.replacen("\"stem_channels\":64", "\"stem_channels\":6400000", 1)
-    });
+    let wide = legacy(|j| j.replacen("\"stem_channels\":64", "\"stem_channels\":6400000", 1));
     assert_says(
         &message(Model::from_bytes(&wide)),
         "wider than the original",
+    );
+    let wide = with_metadata(&file, |j| {
+        j.replacen("\"out_channels\":64", "\"out_channels\":6400000", 1)
+    });
+    assert_says(
+        &message(Model::from_bytes(&wide)),
+        "conv conv1 has 3 → 6400000",
+    );
+    let wide = with_metadata(&file, |j| {
+        j.replacen("\"out_features\":1000", "\"out_features\":999", 1)
+    });
+    assert_says(
+        &message(Model::from_bytes(&wide)),
+        "'fc.bias' has shape [1000]",
     );
 }
 
