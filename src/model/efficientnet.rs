@@ -1,7 +1,8 @@
 //! EfficientNet-Lite0 (the `efficientnet_pytorch` layout with lukemelas' key names, Lite
 //! variant): inverted-residual blocks with depthwise convs, no squeeze-excitation, ReLU6,
 //! TF-"same" padding computed for a 224×224 input (as `Conv2dStaticSamePadding` does), batch
-//! norm eps 1e-3. Every width lives in the config so that pruned networks reload.
+//! norm eps 1e-3. The builder of its graph, used when its weights are read; the config (every
+//! width) is also what files compressed before networks were stored as graphs hold.
 
 use serde::{Deserialize, Serialize};
 

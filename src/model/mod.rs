@@ -1,5 +1,5 @@
-//! Networks: their structure (a config that holds every width), their parameters on the host,
-//! and their forward pass on a Burn device.
+//! Networks: their structure (a graph, [`Arch`]), their parameters on the host, and their
+//! forward pass on a Burn device.
 
 pub mod arch;
 pub mod channels;

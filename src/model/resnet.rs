@@ -1,5 +1,6 @@
-//! torchvision's ResNet18 (eval mode), with every width held in its config so that a pruned
-//! network can be described, saved and loaded.
+//! torchvision's ResNet18 (eval mode): the builder of its graph, used when its weights are
+//! read. The config holds every width; files compressed before networks were stored as graphs
+//! store it, and are read into the same graph.
 
 use serde::{Deserialize, Serialize};
 
