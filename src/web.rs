@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::{Backend, BackendKind};
-use crate::compress::auto::{AutoOptions, Budget};
+use crate::compress::auto::{AutoOptions, Budget, DeployFormat};
 use crate::compress::{
     CalibrationNeed, Granularity, Plan, Precision, Progress, SETTINGS, Settings, presets,
 };
@@ -150,8 +150,13 @@ pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
             Err(e) => (Backend::cpu(), Some(e.to_string())),
         }
     };
+    let session = Session::new(backend, Batches::BROWSER);
+    // The TFLite writer is in the module built with training only (the page's first module has
+    // no room for it): there Auto can budget TFLite files and deployment targets.
+    #[cfg(feature = "training")]
+    session.measure_tflite_with(crate::export::tflite::tflite_summary);
     Engine {
-        session: Rc::new(Session::new(backend, Batches::BROWSER)),
+        session: Rc::new(session),
         fallback_reason,
     }
 }
@@ -306,8 +311,9 @@ impl Engine {
         })
     }
 
-    /// Compress to a budget on the kept photos: `options` is JSON `{budget: {kind: "bytes" |
-    /// "macs" | "ms", value}, min_agreement, held_out?}`. `on_progress(json)` names the
+    /// Compress to a budget on the kept photos: `options` is JSON `{budget?: {kind: "bytes" |
+    /// "macs" | "ms", value}, min_agreement, format?: "onnx" | "tflite", target?: NAME,
+    /// held_out?}` (a budget, a target or both; TFLite and targets in the training module only). `on_progress(json)` names the
     /// candidate being built and may return `false` to stop: the best candidate so far is kept.
     /// Resolves to the report JSON (every candidate, the kept one, its per-layer plan, and
     /// `compression`, the kept candidate's report as `compress` gives it).
@@ -317,16 +323,16 @@ impl Engine {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Request {
-                budget: Budget,
+                budget: Option<Budget>,
                 min_agreement: f64,
+                format: Option<DeployFormat>,
+                target: Option<String>,
                 held_out: Option<usize>,
             }
             let r: Request = serde_json::from_str(&options)
                 .map_err(|e| js_err(format!("bad auto options: {e}")))?;
-            let opts = AutoOptions {
-                budget: r.budget,
-                min_agreement: r.min_agreement,
-            };
+            let opts = AutoOptions::new(r.budget, r.min_agreement, r.format, r.target.as_deref())
+                .map_err(js_err)?;
             let report = session
                 .auto(&opts, r.held_out, 0, progress_to(Some(on_progress)))
                 .await

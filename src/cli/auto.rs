@@ -1,12 +1,14 @@
-//! `modelslim auto`: a budget (ONNX bytes, share of the MACs, or ms per image) and an agreement
-//! floor into a search on the `--calibrate` photos; the kept candidate's files written, every
-//! candidate reported (`--json`: the contract checks outside the repo read).
+//! `modelslim auto`: a budget (bytes of the deployed ONNX or TFLite file, share of the MACs, or
+//! ms per image) or a deployment target, and an agreement floor, into a search on the
+//! `--calibrate` photos; the kept candidate's files written, every candidate reported
+//! (`--json`: the contract checks outside the repo read).
 
 use std::path::{Path, PathBuf};
 
 use modelslim::Error;
-use modelslim::compress::auto::{AutoOptions, Budget};
-use modelslim::session::{AutoReport, FileFormat};
+use modelslim::compress::auto::{AutoOptions, Budget, DeployFormat};
+use modelslim::export::tflite::{device_io, tflite_summary};
+use modelslim::session::{AutoReport, FileFormat, Session};
 
 use super::images::keep_photos;
 use super::{
@@ -27,7 +29,7 @@ pub struct AutoArgs {
     /// candidates are measured on the rest (--held-out).
     #[arg(long, value_name = "DIR")]
     calibrate: Option<String>,
-    /// At most this many bytes of ONNX file.
+    /// At most this many bytes of the deployed file (--format).
     #[arg(long, value_name = "N")]
     budget_bytes: Option<u64>,
     /// Keep at most this share of the original's MACs (0 < R ≤ 1).
@@ -36,6 +38,15 @@ pub struct AutoArgs {
     /// At most this many milliseconds per image on the backend in use.
     #[arg(long, value_name = "X")]
     budget_ms: Option<f64>,
+    /// The file deployed, whose bytes a byte budget counts: onnx, or tflite (full integer
+    /// where the kept plan quantizes activations) [default: onnx; tflite with --target].
+    #[arg(long, value_name = "onnx|tflite")]
+    format: Option<String>,
+    /// A device as `modelslim targets` names it (e.g. ESP32-S3, any case): the TFLite file
+    /// must fit its flash, its activations its RAM, and its operators the device's (full
+    /// integer where it runs only integers). Its flash is the byte budget unless one is given.
+    #[arg(long, value_name = "NAME")]
+    target: Option<String>,
     /// The least share of held-out photos whose top-1 class stays the original's.
     #[arg(long, value_name = "A", default_value_t = 0.0)]
     min_agreement: f64,
@@ -46,12 +57,17 @@ pub struct AutoArgs {
     /// better on the held-out photos).
     #[arg(long, value_name = "N", default_value_t = 0)]
     distill_steps: usize,
-    /// The kept model, safetensors.
+    /// The kept model: safetensors, or the deployed file as ONNX or TFLite when the name
+    /// ends in .onnx or .tflite.
     #[arg(long, value_name = "F.safetensors")]
     out: Option<String>,
     /// The kept model as ONNX.
     #[arg(long, value_name = "F.onnx")]
     onnx: Option<String>,
+    /// The kept model as TFLite, as the budget counted it (full integer with int8 input and
+    /// output where activations are quantized, float otherwise).
+    #[arg(long, value_name = "F.tflite")]
+    tflite: Option<String>,
     #[command(flatten)]
     backend: BackendFlag,
     /// One JSON object on stdout.
@@ -61,28 +77,32 @@ pub struct AutoArgs {
 
 pub fn auto(args: AutoArgs) -> std::result::Result<(), CliError> {
     let budget = match (args.budget_bytes, args.budget_macs, args.budget_ms) {
-        (Some(b), _, _) => Budget::Bytes(b),
-        (_, Some(r), _) => Budget::Macs(r),
-        (_, _, Some(ms)) => Budget::Ms(ms),
+        (Some(b), _, _) => Some(Budget::Bytes(b)),
+        (_, Some(r), _) => Some(Budget::Macs(r)),
+        (_, _, Some(ms)) => Some(Budget::Ms(ms)),
+        _ if args.target.is_some() => None,
         _ => {
             return Err(CliError::Usage(
-                "give a budget: --budget-bytes N, --budget-macs R or --budget-ms X".into(),
+                "give a budget (--budget-bytes N, --budget-macs R or --budget-ms X) or a device (--target NAME)".into(),
             ));
         }
-    }
-    .checked()?;
-    let opts = AutoOptions {
-        budget,
-        min_agreement: args.min_agreement,
     };
-    if !(0.0..=1.0).contains(&opts.min_agreement) {
+    if !(0.0..=1.0).contains(&args.min_agreement) {
         return Err(CliError::Usage(format!(
             "--min-agreement is a share between 0 and 1 (got {})",
-            opts.min_agreement
+            args.min_agreement
         )));
     }
+    let format = args
+        .format
+        .as_deref()
+        .map(str::parse::<DeployFormat>)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let opts = AutoOptions::new(budget, args.min_agreement, format, args.target.as_deref())?;
     let calibrate = required(&args.calibrate, "calibrate")?;
     let session = args.model.session(&args.backend)?;
+    session.measure_tflite_with(tflite_summary);
     keep_photos(&session, &[calibrate])?;
     let report = pollster::block_on(session.auto(
         &opts,
@@ -93,11 +113,8 @@ pub fn auto(args: AutoArgs) -> std::result::Result<(), CliError> {
     let search = &report.search;
     // A kept model outside the budget is the closest candidate, not a result: nothing is written.
     if search.budget_met {
-        if let Some(out) = &args.out {
-            write_file(&PathBuf::from(out), &session.file(FileFormat::Safetensors)?)?;
-        }
-        if let Some(path) = &args.onnx {
-            write_file(Path::new(path), &session.file(FileFormat::Onnx)?)?;
+        for (path, kind) in outputs(&args) {
+            write_file(&PathBuf::from(path), &kept_file(&session, kind)?)?;
         }
     }
     if args.json {
@@ -127,7 +144,7 @@ fn print_report(report: &AutoReport, args: &AutoArgs) {
     println!(
         "{} candidates for {} in {:.0} s (per-layer costs {:.0} s); fitted on {} photos, measured on {} held out:",
         s.candidates.len(),
-        report.options.budget.label(),
+        report.options.label(),
         s.seconds,
         s.cost_seconds,
         report.fit_images,
@@ -136,25 +153,71 @@ fn print_report(report: &AutoReport, args: &AutoArgs) {
     for (i, c) in s.candidates.iter().enumerate() {
         let mark = if i == s.chosen { "*" } else { " " };
         let ms = c.ms.map(|m| format!(", {m:.1} ms")).unwrap_or_default();
+        let arena = c
+            .peak_activation_bytes
+            .map(|b| format!(", {:.2} MB of activations", b as f64 / 1e6))
+            .unwrap_or_default();
+        // What keeps it off the device, without the advice that follows.
+        let over = match &c.target_problem {
+            Some(p) => format!(
+                ", not for the device: {}",
+                p.split("; would fit").next().unwrap_or(p)
+            ),
+            None if !c.fits => ", over budget".to_string(),
+            None => String::new(),
+        };
         println!(
-            "{mark} {:>2}. {:.2} MB, {:.0} M MACs{ms}: agreement {:.3}, KL {:.5}{}{} ({:.0} s) — {}",
+            "{mark} {:>2}. {:.2} MB{arena}, {:.0} M MACs{ms}: agreement {:.3}, KL {:.5}{over}{} ({:.0} s) — {}",
             i + 1,
             c.bytes as f64 / 1e6,
             c.macs as f64 / 1e6,
             c.agreement,
             c.kl,
-            if c.fits { "" } else { ", over budget" },
             if c.pareto { ", Pareto" } else { "" },
             c.seconds,
             c.label
         );
     }
     if s.budget_met {
-        if let Some(out) = &args.out {
-            println!("wrote {out}");
+        for (path, _) in outputs(args) {
+            println!("wrote {path}");
         }
-        if let Some(p) = &args.onnx {
-            println!("wrote {p}");
-        }
+    }
+}
+
+/// The files asked for: each path and what it holds (`--out` by its extension).
+fn outputs(args: &AutoArgs) -> Vec<(&str, DeployedFile)> {
+    let by_extension = |path: &str| match Path::new(path).extension().and_then(|x| x.to_str()) {
+        Some(x) if x.eq_ignore_ascii_case("tflite") => DeployedFile::Tflite,
+        Some(x) if x.eq_ignore_ascii_case("onnx") => DeployedFile::Onnx,
+        _ => DeployedFile::Safetensors,
+    };
+    let mut files = Vec::new();
+    if let Some(out) = &args.out {
+        files.push((out.as_str(), by_extension(out)));
+    }
+    if let Some(p) = &args.onnx {
+        files.push((p.as_str(), DeployedFile::Onnx));
+    }
+    if let Some(p) = &args.tflite {
+        files.push((p.as_str(), DeployedFile::Tflite));
+    }
+    files
+}
+
+#[derive(Clone, Copy)]
+enum DeployedFile {
+    Safetensors,
+    Onnx,
+    Tflite,
+}
+
+/// The kept model's file of `kind`; a TFLite file as a device takes it, the file a TFLite
+/// budget counted.
+fn kept_file(session: &Session, kind: DeployedFile) -> modelslim::Result<Vec<u8>> {
+    match kind {
+        DeployedFile::Safetensors => session.file(FileFormat::Safetensors),
+        DeployedFile::Onnx => session.file(FileFormat::Onnx),
+        DeployedFile::Tflite => session.tflite(device_io(&session.compressed_model()?)),
     }
 }

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use super::tflite::{TfliteSummary, tflite_summary};
-use crate::Result;
 use crate::model::Model;
+use crate::{Error, Result};
 
 /// One deployment target.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +87,28 @@ pub const TARGETS: [Target; 5] = [
         operators: COMMON_OPERATORS,
     },
 ];
+
+impl Target {
+    /// The target called `name` (as [`TARGETS`] names it, in any case), or why none is.
+    pub fn named(name: &str) -> Result<&'static Target> {
+        let wanted = name.trim();
+        TARGETS
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| {
+                let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
+                Error::Invalid(format!(
+                    "no deployment target is called '{wanted}': name one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// How a TFLite file of summary `s` fits this target.
+    pub fn fit(&self, s: &TfliteSummary) -> TargetFit {
+        fit(self, s)
+    }
+}
 
 /// How a model fits one target (the CLI contract's fields).
 #[derive(Debug, Clone, Serialize, PartialEq)]

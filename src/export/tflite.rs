@@ -622,6 +622,16 @@ pub fn is_full_integer(model: &Model) -> bool {
     !model.quant.activations.is_empty()
 }
 
+/// The input and output a device takes `model`'s file with: int8 for a full-integer file (no
+/// float input to hold in RAM), float otherwise.
+pub fn device_io(model: &Model) -> TfliteIo {
+    if is_full_integer(model) {
+        TfliteIo::Int8
+    } else {
+        TfliteIo::Float
+    }
+}
+
 /// What a deployment target needs to know of `model`'s TFLite file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TfliteSummary {
@@ -640,12 +650,7 @@ pub struct TfliteSummary {
 /// full-integer file (no float input to hold in RAM), float otherwise.
 pub fn tflite_summary(model: &Model) -> Result<TfliteSummary> {
     let full_integer = is_full_integer(model);
-    let io = if full_integer {
-        TfliteIo::Int8
-    } else {
-        TfliteIo::Float
-    };
-    let (file, lifetimes, codes) = build(model, io)?;
+    let (file, lifetimes, codes) = build(model, device_io(model))?;
     Ok(TfliteSummary {
         file_bytes: file.len(),
         peak_activation_bytes: arena_bytes(&lifetimes),

@@ -102,6 +102,7 @@ impl Session {
             self.batches.calibration,
             &self.backend,
             &mut costs,
+            self.tflite.get(),
             &mut progress,
         )
         .await;
@@ -276,21 +277,21 @@ impl Session {
                 },
             )
             .await?;
-            let bytes = crate::export::to_onnx(&model)?.len() as u64;
             let a = agreement(
                 &found.reference,
                 &logits_of(&model, &self.backend, held, self.batches.calibration).await?,
             );
             let macs = network_macs(&model);
             let macs0 = network_macs(original);
-            let measure = opts.budget.measure(bytes, macs, chosen.ms);
-            let fits = opts.budget.excess(measure, macs0) <= 0.0;
+            // Training changes the weights' values, not how the files store them: their sizes
+            // are the kept candidate's.
+            let measure = opts.budget.measure(chosen.bytes, macs, chosen.ms);
+            let fits = opts.budget.excess(measure, macs0) <= 0.0 && chosen.target_problem.is_none();
             let keeps_floor = a.agreement >= opts.min_agreement;
             // Better: within the budget, less KL, and not below a floor the kept one held.
             let better = fits && a.kl.max(0.0) < chosen.kl && (keeps_floor || !found.floor_met);
             found.candidates.push(crate::compress::auto::Candidate {
                 label: format!("{}, distilled {steps} steps", chosen.label),
-                bytes,
                 macs,
                 agreement: a.agreement,
                 kl: a.kl.max(0.0),

@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 impl Session {
     /// The last compression's model.
-    fn compressed_model(&self) -> Result<Model> {
+    pub fn compressed_model(&self) -> Result<Model> {
         let s = self.state.borrow();
         let c = s
             .compressed

@@ -27,6 +27,7 @@ use std::rc::Rc;
 use web_time::Instant;
 
 use crate::backend::Backend;
+use crate::compress::auto::TfliteMeasure;
 use crate::compress::{Metrics, Progress, report};
 use crate::labels::parse_labels;
 use crate::model::Model;
@@ -218,6 +219,9 @@ pub struct Session {
     batches: Batches,
     /// How many photos a compression keeps out of fitting.
     hold_back: Cell<HoldBack>,
+    /// What an automatic compression measures TFLite files with; none in an engine built
+    /// without the TFLite writer.
+    tflite: Cell<Option<TfliteMeasure>>,
     state: RefCell<State>,
 }
 
@@ -241,6 +245,7 @@ impl Session {
             backend,
             batches,
             hold_back: Cell::new(HoldBack::Share),
+            tflite: Cell::new(None),
             state: RefCell::new(State::default()),
         }
     }
@@ -248,6 +253,12 @@ impl Session {
     /// How many photos compressions keep out of fitting from now on (a fifth by default).
     pub fn set_hold_back(&self, policy: HoldBack) {
         self.hold_back.set(policy);
+    }
+
+    /// Let automatic compression budget TFLite files and fit deployment targets, measuring
+    /// them with `measure` (`export::tflite::tflite_summary`).
+    pub fn measure_tflite_with(&self, measure: TfliteMeasure) {
+        self.tflite.set(Some(measure));
     }
 
     pub fn backend(&self) -> &Backend {

@@ -5,9 +5,10 @@
 use crate::common;
 use common::sample;
 use modelslim::backend::Backend;
-use modelslim::compress::auto::{AutoOptions, Budget};
+use modelslim::compress::auto::{AutoOptions, Budget, DeployFormat};
 use modelslim::compress::prune::blocks::network_macs;
 use modelslim::compress::{PruneOptions, PruneScope, agreement, logits_of};
+use modelslim::export::tflite::{device_io, tflite_summary};
 use modelslim::model::Model;
 use modelslim::session::{
     AutoReport, Batches, FileFormat, HoldBack, Session, held_back, no_progress,
@@ -37,10 +38,7 @@ fn session_with(model: Model) -> Session {
 }
 
 fn auto(s: &Session, budget: Budget, floor: f64) -> AutoReport {
-    let opts = AutoOptions {
-        budget,
-        min_agreement: floor,
-    };
+    let opts = AutoOptions::new(Some(budget), floor, None, None).unwrap();
     pollster::block_on(s.auto(&opts, None, 0, no_progress)).unwrap()
 }
 
@@ -296,4 +294,103 @@ fn another_candidate_becomes_the_compressed_model() {
         e.to_string().contains(&format!("no candidate {}", n + 1)),
         "{e}"
     );
+}
+
+/// ResNet18's layout at half its widths, the stem's too: its full-integer TFLite file (3.2 MB)
+/// is over an STM32-class MCU's 2 MiB of flash, and its input and first activation together
+/// over the 512 kB of RAM.
+fn half_resnet(seed: u64) -> Model {
+    let opts = PruneOptions {
+        ratio: 0.5,
+        prune_stem: true,
+        scope: PruneScope::All,
+        ..PruneOptions::default()
+    };
+    Model::seeded_resnet18(seed).pruned(&opts).unwrap()
+}
+
+#[test]
+fn a_device_gets_a_full_integer_file_within_its_flash_and_ram() {
+    let s = session_with(half_resnet(7));
+    s.measure_tflite_with(tflite_summary);
+    // The device's name in any case; its flash is the budget, its file TFLite.
+    let opts = AutoOptions::new(None, 0.0, None, Some("stm32-CLASS mcu")).unwrap();
+    assert_eq!(opts.format, DeployFormat::Tflite);
+    assert_eq!(opts.budget, Budget::Bytes(2 << 20));
+    let r = pollster::block_on(s.auto(&opts, None, 0, no_progress)).unwrap();
+    let search = &r.search;
+    assert!(search.budget_met, "{:?}", search.message);
+    let kept = &search.candidates[search.chosen];
+    assert!(kept.full_integer, "{kept:?}");
+    // The whole network in full integer was measured first, and did not fit.
+    let whole = search
+        .candidates
+        .iter()
+        .find(|c| c.full_integer && c.macs == search.candidates[0].macs)
+        .unwrap();
+    assert!(!whole.fits && whole.target_problem.is_some(), "{whole:?}");
+    assert!(kept.macs < whole.macs);
+    // The targets table, from the kept model's own file, says what the search measured.
+    let fits = s.targets().unwrap();
+    let mcu = fits.iter().find(|f| f.name == "STM32-class MCU").unwrap();
+    assert!(mcu.fits, "{mcu:?}");
+    assert!(mcu.file_bytes <= mcu.flash_bytes && mcu.peak_activation_bytes <= mcu.ram_bytes);
+    assert_eq!(mcu.file_bytes, kept.bytes);
+    assert_eq!(Some(mcu.peak_activation_bytes), kept.peak_activation_bytes);
+    let file = s.tflite(device_io(&s.compressed_model().unwrap())).unwrap();
+    assert_eq!(file.len() as u64, kept.bytes);
+}
+
+#[test]
+fn a_tflite_byte_budget_is_met_by_the_file_a_device_takes() {
+    let model = narrow_resnet(8);
+    let fp32 = tflite_summary(&model).unwrap().file_bytes as u64;
+    let s = session_with(model);
+    s.measure_tflite_with(tflite_summary);
+    let budget = fp32 / 3;
+    let opts = AutoOptions::new(
+        Some(Budget::Bytes(budget)),
+        0.0,
+        Some(DeployFormat::Tflite),
+        None,
+    )
+    .unwrap();
+    let r = pollster::block_on(s.auto(&opts, None, 0, no_progress)).unwrap();
+    let search = &r.search;
+    assert!(search.budget_met, "{:?}", search.message);
+    // Mixes of weight precisions and the full-integer network were all measured on TFLite.
+    assert!(search.candidates.iter().any(|c| c.full_integer));
+    assert!(search.candidates.iter().any(|c| c.label.contains("GPTQ")));
+    for c in &search.candidates {
+        assert_eq!(Some(c.bytes), c.tflite_bytes, "{c:?}");
+        assert!(c.fits == (c.bytes <= budget), "{c:?}");
+    }
+    let kept = &search.candidates[search.chosen];
+    let written = s.tflite(device_io(&s.compressed_model().unwrap())).unwrap();
+    assert_eq!(written.len() as u64, kept.bytes);
+    assert!(kept.bytes <= budget);
+}
+
+#[test]
+fn deployment_options_that_cannot_be_met_are_refused_in_one_line() {
+    let err = |r: modelslim::Result<AutoOptions>| r.unwrap_err().to_string();
+    let unknown = err(AutoOptions::new(None, 0.0, None, Some("Arduino Uno")));
+    assert!(
+        unknown.contains("'Arduino Uno'") && unknown.contains("ESP32-S3"),
+        "{unknown}"
+    );
+    let onnx = err(AutoOptions::new(
+        None,
+        0.0,
+        Some(DeployFormat::Onnx),
+        Some("esp32-s3"),
+    ));
+    assert!(onnx.contains("TFLite"), "{onnx}");
+    assert!(err(AutoOptions::new(None, 0.0, None, None)).contains("budget"));
+    assert!(err(AutoOptions::new(Some(Budget::Bytes(1)), 1.5, None, None)).contains("floor"));
+    // An engine without the TFLite writer (the page's first module) says so.
+    let s = session_with(narrow_resnet(9));
+    let opts = AutoOptions::new(None, 0.0, None, Some("ESP32-S3")).unwrap();
+    let e = pollster::block_on(s.auto(&opts, None, 0, no_progress)).unwrap_err();
+    assert!(e.to_string().contains("TFLite"), "{e}");
 }

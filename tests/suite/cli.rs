@@ -1206,5 +1206,68 @@ fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
     args.extend(["--budget-bytes", "1000", "--onnx", &tiny]);
     assert_clean_failure(&modelslim(&args), "closest");
     assert!(!std::path::Path::new(&tiny).exists());
+
+    // A device: its flash is the budget, the written file the TFLite file it takes, full
+    // integer where it runs only integers.
+    let tflite = dir.join("a.tflite").display().to_string();
+    let kept_weights = dir.join("device.safetensors").display().to_string();
+    let mut args = base.to_vec();
+    args.extend([
+        "--target",
+        "esp32-s3",
+        "--tflite",
+        &tflite,
+        "--out",
+        &kept_weights,
+    ]);
+    args.push("--json");
+    let o = modelslim(&args);
+    assert_success(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["options"]["target"], "ESP32-S3");
+    assert_eq!(v["options"]["format"], "tflite");
+    let kept = &v["candidates"][v["chosen"].as_u64().unwrap() as usize];
+    assert_eq!(kept["full_integer"], true, "{kept}");
+    let file = std::fs::read(&tflite).unwrap();
+    assert_eq!(kept["bytes"].as_u64(), Some(file.len() as u64));
+    // The targets table, on the kept model, agrees.
+    let o = modelslim(&["targets", "--weights", &kept_weights, "--json"]);
+    assert_success(&o);
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let esp = table
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ESP32-S3")
+        .unwrap();
+    assert_eq!(esp["fits"], true, "{esp}");
+    assert_eq!(esp["file_bytes"], kept["bytes"]);
+    assert!(esp["file_bytes"].as_u64() <= esp["flash_bytes"].as_u64());
+    assert!(esp["peak_activation_bytes"].as_u64() <= esp["ram_bytes"].as_u64());
+    // --format tflite with a byte budget: --out by its extension writes that TFLite file.
+    let fp32_tflite = modelslim::export::tflite::tflite_summary(&narrow)
+        .unwrap()
+        .file_bytes;
+    let budget = (fp32_tflite as u64 / 3).to_string();
+    let mut args = base.to_vec();
+    let out_tflite = dir.join("b.tflite").display().to_string();
+    args.extend([
+        "--format",
+        "tflite",
+        "--budget-bytes",
+        &budget,
+        "--out",
+        &out_tflite,
+    ]);
+    assert_success(&modelslim(&args));
+    let size = std::fs::metadata(&out_tflite).unwrap().len();
+    assert!(size <= fp32_tflite as u64 / 3, "{size}");
+    // ONNX is not what a device runs; an unknown device names the ones there are.
+    let mut args = base.to_vec();
+    args.extend(["--target", "esp32-s3", "--format", "onnx"]);
+    assert_clean_failure(&modelslim(&args), "TFLite");
+    let mut args = base.to_vec();
+    args.extend(["--target", "uno"]);
+    assert_clean_failure(&modelslim(&args), "ESP32-S3");
     std::fs::remove_dir_all(&dir).ok();
 }

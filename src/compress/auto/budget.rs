@@ -1,15 +1,51 @@
-//! What an automatic compression must fit: bytes of the written ONNX file, a share of the
-//! original's multiply-accumulates, or milliseconds per image on the backend in use.
+//! What an automatic compression must fit: bytes of the file deployed (ONNX or TFLite), a
+//! share of the original's multiply-accumulates, or milliseconds per image on the backend in
+//! use.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// The file a model is deployed as: the one whose bytes a byte budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployFormat {
+    /// ONNX, int8 QDQ where quantized.
+    #[default]
+    Onnx,
+    /// TFLite as a device takes it: full integer (int8 input and output) when the activations
+    /// are quantized, float otherwise.
+    Tflite,
+}
+
+impl DeployFormat {
+    pub fn label(self) -> &'static str {
+        match self {
+            DeployFormat::Onnx => "ONNX",
+            DeployFormat::Tflite => "TFLite",
+        }
+    }
+}
+
+impl std::str::FromStr for DeployFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "onnx" => Ok(DeployFormat::Onnx),
+            "tflite" => Ok(DeployFormat::Tflite),
+            _ => Err(Error::Invalid(format!(
+                "the deployed format is onnx or tflite (got '{s}')"
+            ))),
+        }
+    }
+}
+
 /// The budget a compressed model must fit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "lowercase")]
 pub enum Budget {
-    /// At most this many bytes of ONNX file.
+    /// At most this many bytes of the deployed file.
     Bytes(u64),
     /// At most this share of the original's MACs (0 < share ≤ 1).
     Macs(f64),
@@ -34,9 +70,9 @@ impl Budget {
     }
 
     /// For people: `3.50 MB of ONNX`, `70 % of the MACs`, `25.0 ms per image`.
-    pub fn label(&self) -> String {
+    pub fn label(&self, format: DeployFormat) -> String {
         match self {
-            Budget::Bytes(b) => format!("{:.2} MB of ONNX", *b as f64 / 1e6),
+            Budget::Bytes(b) => format!("{:.2} MB of {}", *b as f64 / 1e6, format.label()),
             Budget::Macs(r) => format!("{:.0} % of the MACs", r * 100.0),
             Budget::Ms(ms) => format!("{ms:.1} ms per image"),
         }

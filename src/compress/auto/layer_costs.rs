@@ -51,6 +51,27 @@ impl CostTable {
                 .sum::<u64>()
     }
 
+    /// This table with a TFLite file's bytes, whose file of fp32 weights takes `fp32_file`
+    /// bytes: a TFLite file stores int4 integers as int8 ones, so an int4 option saves
+    /// nothing over int8 there (and the knapsack, at equal bytes, takes the int8 with its
+    /// lower loss); the rest of the file is what the fp32 file holds besides the weights.
+    pub fn for_tflite(&self, fp32_file: u64) -> CostTable {
+        let int8 = PRECISIONS.iter().position(|&p| p == Precision::Int8);
+        let int4 = PRECISIONS.iter().position(|&p| p == Precision::Int4);
+        let mut table = self.clone();
+        for l in &mut table.layers {
+            if let (Some(i8), Some(i4)) = (int8, int4)
+                && let Some(bytes) = l.options.get(i8).map(|c| c.bytes)
+                && let Some(c) = l.options.get_mut(i4)
+            {
+                c.bytes = bytes;
+            }
+        }
+        table.overhead =
+            fp32_file.saturating_sub(self.bytes(&vec![0; self.layers.len()]) - self.overhead);
+        table
+    }
+
     /// Per-layer precisions of `picks`, by layer name.
     pub fn precisions(&self, picks: &[usize]) -> BTreeMap<String, Precision> {
         picks

@@ -11,9 +11,9 @@ mod search;
 
 use serde::Serialize;
 
-pub use budget::Budget;
+pub use budget::{Budget, DeployFormat};
 pub use layer_costs::CostCache;
-pub use search::{AutoOptions, COST_PHOTOS, Candidate, Search, search};
+pub use search::{AutoOptions, COST_PHOTOS, Candidate, Search, TfliteMeasure, search};
 
 use crate::model::Model;
 

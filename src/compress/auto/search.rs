@@ -10,14 +10,17 @@ use serde::Serialize;
 use web_time::Instant;
 
 use super::allocation::allocate;
-use super::budget::Budget;
+use super::budget::{Budget, DeployFormat};
 use super::layer_costs::{self, CostCache, CostTable};
 use crate::backend::Backend;
 use crate::compress::pipeline::{Shape, run};
 use crate::compress::prune::blocks::{BlockDrop, block_macs, network_macs};
 use crate::compress::{
-    Granularity, Importance, Plan, Progress, QuantMethod, Settings, agreement, announce, logits_of,
+    Granularity, Importance, Plan, Progress, PruneScope, QuantMethod, Settings, agreement,
+    announce, logits_of,
 };
+use crate::export::targets::Target;
+use crate::export::tflite::{TfliteSummary, is_full_integer};
 use crate::export::to_onnx;
 use crate::model::Model;
 use crate::predict::Classifier;
@@ -35,12 +38,89 @@ const MIN_SHARE: f64 = 0.05;
 /// Warm runs a latency is the median of.
 const LATENCY_RUNS: usize = 5;
 
+/// How a search learns what a model's TFLite file takes ([`crate::export::tflite::tflite_summary`]):
+/// passed in, so that an engine built without the TFLite writer (the page's first module)
+/// links none of it.
+pub type TfliteMeasure = fn(&Model) -> Result<TfliteSummary>;
+
 /// What to search for.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AutoOptions {
     pub budget: Budget,
     /// The least share of held-out photos whose top-1 class must stay the original's.
     pub min_agreement: f64,
+    /// The file deployed: the one a byte budget counts.
+    pub format: DeployFormat,
+    /// The device the model must also fit, by its name in the targets table: its flash, RAM
+    /// and operators (a full-integer file where it runs only integers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<&'static str>,
+}
+
+impl AutoOptions {
+    /// A search for `budget` in `format`'s bytes, or for the device called `target`: a TFLite
+    /// file, whose byte budget is the device's flash unless a budget is given.
+    pub fn new(
+        budget: Option<Budget>,
+        min_agreement: f64,
+        format: Option<DeployFormat>,
+        target: Option<&str>,
+    ) -> Result<AutoOptions> {
+        let target = target.map(Target::named).transpose()?;
+        let format = match (format, target) {
+            (Some(DeployFormat::Onnx), Some(t)) => {
+                return Err(Error::Invalid(format!(
+                    "{} runs a TFLite file: ask for the TFLite format, or leave the format out",
+                    t.name
+                )));
+            }
+            (_, Some(_)) => DeployFormat::Tflite,
+            (f, None) => f.unwrap_or_default(),
+        };
+        let budget = match (budget, target) {
+            (Some(b), _) => b,
+            (None, Some(t)) => Budget::Bytes(t.flash_bytes),
+            (None, None) => {
+                return Err(Error::Invalid(
+                    "give a budget (bytes, share of the MACs or ms) or a deployment target".into(),
+                ));
+            }
+        };
+        let opts = AutoOptions {
+            budget,
+            min_agreement,
+            format,
+            target: target.map(|t| t.name),
+        };
+        opts.checked()
+    }
+
+    /// These options, or why no model can meet them.
+    fn checked(self) -> Result<AutoOptions> {
+        self.budget.checked()?;
+        if !(0.0..=1.0).contains(&self.min_agreement) {
+            return Err(Error::Invalid(format!(
+                "the agreement floor is a share between 0 and 1 (got {})",
+                self.min_agreement
+            )));
+        }
+        self.device()?;
+        Ok(self)
+    }
+
+    /// The target device, when one is named.
+    pub fn device(&self) -> Result<Option<&'static Target>> {
+        self.target.map(Target::named).transpose()
+    }
+
+    /// For people: `3.50 MB of ONNX`, `8.39 MB of TFLite on ESP32-S3`.
+    pub fn label(&self) -> String {
+        let budget = self.budget.label(self.format);
+        match self.target {
+            Some(t) => format!("{budget} on {t}"),
+            None => budget,
+        }
+    }
 }
 
 /// One evaluated plan.
@@ -50,8 +130,18 @@ pub struct Candidate {
     pub label: String,
     /// The plan, as the settings `compress` takes.
     pub settings: Settings,
-    /// Bytes of its ONNX file.
+    /// Bytes of the deployed file (ONNX or TFLite, as the search was asked).
     pub bytes: u64,
+    /// Bytes of its ONNX file.
+    pub onnx_bytes: u64,
+    /// Bytes of its TFLite file as a device takes it, when the deployed file is TFLite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tflite_bytes: Option<u64>,
+    /// The TFLite file's peak activation memory (TFLite Micro's arena plan), likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_activation_bytes: Option<u64>,
+    /// Whether its TFLite file is full integer (int8 weights and activations).
+    pub full_integer: bool,
     /// Multiply-accumulates at the network's input side.
     pub macs: u64,
     /// Median ms per image on the backend in use (measured for a latency budget only).
@@ -62,8 +152,11 @@ pub struct Candidate {
     pub kl: f64,
     /// Time to build and measure it.
     pub seconds: f64,
-    /// Within the budget.
+    /// Within the budget, and on the target device when one is named.
     pub fits: bool,
+    /// What keeps it off the target device, in one line, when something does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_problem: Option<String>,
     /// No other candidate is within less of the budget's measure, agrees at least as often
     /// and moves the outputs less (see `mark_pareto`).
     pub pareto: bool,
@@ -105,6 +198,9 @@ struct Evaluator<'a> {
     batch: usize,
     backend: &'a Backend,
     budget: Budget,
+    format: DeployFormat,
+    target: Option<&'static Target>,
+    tflite: Option<TfliteMeasure>,
     macs0: u64,
     candidates: Vec<Candidate>,
     models: Vec<(Model, Shape)>,
@@ -139,7 +235,16 @@ impl Evaluator<'_> {
             &mut *progress,
         )
         .await?;
-        let bytes = to_onnx(&model)?.len() as u64;
+        let onnx_bytes = to_onnx(&model)?.len() as u64;
+        let tflite = match self.format {
+            DeployFormat::Tflite => Some(self.tflite_summary(&model)?),
+            DeployFormat::Onnx => None,
+        };
+        let bytes = tflite.as_ref().map_or(onnx_bytes, |t| t.file_bytes as u64);
+        let on_target = self
+            .target
+            .zip(tflite.as_ref())
+            .map(|(target, summary)| target.fit(summary));
         let macs = network_macs(&model);
         let logits = logits_of(&model, self.backend, self.held, self.batch).await?;
         let a = agreement(&self.reference, &logits);
@@ -148,16 +253,22 @@ impl Evaluator<'_> {
             _ => None,
         };
         let measure = self.budget.measure(bytes, macs, ms);
+        let target_problem = on_target.filter(|f| !f.fits).map(|f| f.message);
         self.candidates.push(Candidate {
             label,
             settings,
             bytes,
+            onnx_bytes,
+            tflite_bytes: tflite.as_ref().map(|t| t.file_bytes as u64),
+            peak_activation_bytes: tflite.as_ref().map(|t| t.peak_activation_bytes as u64),
+            full_integer: is_full_integer(&model),
             macs,
             ms,
             agreement: a.agreement,
             kl: a.kl.max(0.0),
             seconds: t.elapsed().as_secs_f64(),
-            fits: self.budget.excess(measure, self.macs0) <= 0.0,
+            fits: self.budget.excess(measure, self.macs0) <= 0.0 && target_problem.is_none(),
+            target_problem,
             pareto: false,
         });
         self.models.push((model, shape));
@@ -186,12 +297,56 @@ impl Evaluator<'_> {
     fn measure(&self, c: &Candidate) -> f64 {
         self.budget.measure(c.bytes, c.macs, c.ms)
     }
+
+    /// Whether the target device runs only integer operators (every plan is full integer).
+    fn integers_only(&self) -> bool {
+        self.target.is_some_and(|t| t.full_integer_only)
+    }
+
+    /// `settings` as the target device can run them: full integer where it runs only integers.
+    fn runnable(&self, settings: Settings, label: String) -> (String, Settings) {
+        if self.integers_only() {
+            (format!("{label}, full integer"), full_integer(settings))
+        } else {
+            (label, settings)
+        }
+    }
+
+    /// Bytes of `model`'s deployed file.
+    fn file_bytes(&self, model: &Model) -> Result<u64> {
+        Ok(match self.format {
+            DeployFormat::Onnx => to_onnx(model)?.len(),
+            DeployFormat::Tflite => self.tflite_summary(model)?.file_bytes,
+        } as u64)
+    }
+
+    fn tflite_summary(&self, model: &Model) -> Result<TfliteSummary> {
+        let measure = self.tflite.ok_or_else(|| {
+            Error::Invalid("this engine has no TFLite writer to measure a TFLite file with".into())
+        })?;
+        measure(model)
+    }
+}
+
+/// `settings` with int8 weights per channel and int8 activations, biases corrected for the
+/// rounding: a full-integer TFLite file (what "int8 for Raspberry Pi / ARM" does).
+fn full_integer(settings: Settings) -> Settings {
+    Settings {
+        quant: Precision::Int8,
+        granularity: Granularity::PerChannel,
+        layer_quant: Default::default(),
+        keep_first_last: false,
+        act_quant: true,
+        bias_correction: true,
+        ..settings
+    }
 }
 
 /// Search plans of `original` for `opts`' budget: costs and fitting steps (GPTQ, refitting,
 /// block choice) on `fit`, agreement measured on `held` (photos never fitted on), in batches
 /// of `batch`. A byte budget's per-layer costs are taken from `costs` when it holds them for
-/// these photos, and kept there otherwise. `progress` names the candidate being built;
+/// these photos, and kept there otherwise. A TFLite file is measured with `tflite`, which
+/// a search for one needs. `progress` names the candidate being built;
 /// answering `false` stops the search and keeps the best candidate measured so far (an error
 /// when there is none yet).
 #[allow(clippy::too_many_arguments)]
@@ -203,18 +358,20 @@ pub async fn search<P, F>(
     batch: usize,
     backend: &Backend,
     costs: &mut CostCache,
+    tflite: Option<TfliteMeasure>,
     progress: &mut P,
 ) -> Result<Search>
 where
     P: FnMut(Progress) -> F,
     F: Future<Output = bool>,
 {
-    let budget = opts.budget.checked()?;
-    if !(0.0..=1.0).contains(&opts.min_agreement) {
-        return Err(Error::Invalid(format!(
-            "the agreement floor is a share between 0 and 1 (got {})",
-            opts.min_agreement
-        )));
+    let opts = opts.checked()?;
+    let (budget, target) = (opts.budget, opts.device()?);
+    if opts.format == DeployFormat::Tflite && tflite.is_none() {
+        return Err(Error::Invalid(
+            "budgeting a TFLite file needs the engine module that writes TFLite: load it first"
+                .into(),
+        ));
     }
     if fit.is_empty() || held.is_empty() {
         return Err(Error::Invalid(
@@ -230,12 +387,16 @@ where
         batch,
         backend,
         budget,
+        format: opts.format,
+        target,
+        tflite,
         macs0: network_macs(original),
         candidates: Vec::new(),
         models: Vec::new(),
     };
     let mut cost_seconds = 0.0;
     let searched = match budget {
+        Budget::Bytes(b) if ev.integers_only() => search_full_integer(&mut ev, b, progress).await,
         Budget::Bytes(b) => search_bytes(&mut ev, b, costs, &mut cost_seconds, progress).await,
         Budget::Macs(r) => search_macs(&mut ev, r, progress).await,
         Budget::Ms(ms) => search_ms(&mut ev, ms, progress).await,
@@ -246,7 +407,7 @@ where
         Err(e) => return Err(e),
     };
     mark_pareto(&mut ev);
-    let (chosen, budget_met, floor_met, message) = choose(&ev, opts.min_agreement);
+    let (chosen, budget_met, floor_met, message) = choose(&ev, &opts);
     Ok(Search {
         candidates: ev.candidates,
         chosen,
@@ -322,9 +483,21 @@ where
         *cost_seconds = t.elapsed().as_secs_f64();
         tables
     };
+    let tables = match ev.format {
+        DeployFormat::Onnx => tables,
+        DeployFormat::Tflite => {
+            // A TFLite file holds a scale per channel or per tensor, not per group.
+            let original = ev.file_bytes(ev.original)?;
+            tables
+                .iter()
+                .filter(|t| !matches!(t.granularity, Granularity::Group(_)))
+                .map(|t| t.for_tflite(original))
+                .collect()
+        }
+    };
     let mut any = false;
     for table in &tables {
-        let Some(settings) = fitting_precisions(ev.original, table, limit)? else {
+        let Some(settings) = fitting_precisions(ev, table, limit)? else {
             continue;
         };
         any = true;
@@ -340,6 +513,11 @@ where
                 .await?;
         }
     }
+    if ev.format == DeployFormat::Tflite {
+        // Int8 activations shrink nothing in the file but speed up every integer runtime; and
+        // when no mix of weights fits, pruning the full-integer network is what is left.
+        return search_full_integer(ev, limit, progress).await;
+    }
     if !any {
         // Nothing fits: the smallest plan is the closest candidate.
         let Some(per_channel) = tables.first() else {
@@ -354,11 +532,15 @@ where
     Ok(())
 }
 
-/// The knapsack's choice from `table` whose written file is within `limit` bytes, or `None`
+/// The knapsack's choice from `table` whose deployed file is within `limit` bytes, or `None`
 /// when no choice fits. The table predicts the file to within a few bytes per layer; when the
 /// written file still comes out larger, the budget given to the knapsack shrinks by the excess
 /// and it chooses again.
-fn fitting_precisions(original: &Model, table: &CostTable, limit: u64) -> Result<Option<Settings>> {
+fn fitting_precisions(
+    ev: &Evaluator<'_>,
+    table: &CostTable,
+    limit: u64,
+) -> Result<Option<Settings>> {
     let options: Vec<_> = table.layers.iter().map(|l| l.options.clone()).collect();
     let mut capacity = limit.saturating_sub(table.overhead);
     for _ in 0..8 {
@@ -368,7 +550,7 @@ fn fitting_precisions(original: &Model, table: &CostTable, limit: u64) -> Result
         let settings = precision_settings(table, &picks);
         // Rounding needs no photos, and the stored format is the same with GPTQ.
         let quant = Plan::of(&settings)?.options.quant;
-        let bytes = to_onnx(&original.quantized(&quant)?)?.len() as u64;
+        let bytes = ev.file_bytes(&ev.original.quantized(&quant)?)?;
         if bytes <= limit {
             return Ok(Some(settings));
         }
@@ -439,34 +621,128 @@ where
     if original_fits(ev, progress).await? {
         return Ok(());
     }
-    for (label, settings) in pruning_plans(ev.original, share)? {
+    for (label, settings) in pruning_plans(ev, share)? {
         ev.evaluate_if_possible(label, settings, progress).await?;
     }
     Ok(())
 }
 
-/// The pruning candidates for keeping `share` of `model`'s MACs.
-fn pruning_plans(model: &Model, share: f64) -> Result<Vec<(String, Settings)>> {
-    let pct = (share * 100.0).round();
-    let budgeted = |round_to: usize| Settings {
-        target_macs: Some(share as f32),
-        round_to,
-        importance: Importance::Output,
-        reconstruct: true,
-        ..Settings::default()
+/// Full-integer plans (int8 weights and activations, biases corrected) for a TFLite file of at
+/// most `limit` bytes: the whole network first; when its file or its activations are too large
+/// for the budget or the device, pruned until they fit, each round aimed by how far the last
+/// missed: the activations shrink with the width, so a device short of RAM narrows every group,
+/// the stem's too; a file shrinks more slowly than the MACs where pruning by measured loss
+/// takes the cheap early channels first, so the next share follows the power of the MACs the
+/// file's bytes have followed so far (the MACs themselves at first).
+async fn search_full_integer<P, F>(
+    ev: &mut Evaluator<'_>,
+    limit: u64,
+    progress: &mut P,
+) -> Result<()>
+where
+    P: FnMut(Progress) -> F,
+    F: Future<Output = bool>,
+{
+    if ev.candidates.is_empty() && original_fits(ev, progress).await? {
+        return Ok(());
+    }
+    let mut last = ev
+        .evaluate(
+            "int8 weights and activations, full integer".into(),
+            full_integer(Settings::default()),
+            progress,
+        )
+        .await?;
+    let limit = ev.target.map_or(limit, |t| limit.min(t.flash_bytes));
+    // The share of every group's channels the last plan kept, when it pruned them all.
+    let mut kept = 1.0f64;
+    // The last two (share of the MACs, bytes) measured: bytes ≈ c · share^power.
+    let mut seen: Vec<(f64, f64)> = Vec::new();
+    for _ in 0..3 {
+        let c = &ev.candidates[last];
+        if c.fits {
+            break;
+        }
+        let file = limit as f64 / c.bytes.max(1) as f64;
+        let ram = match (ev.target, c.peak_activation_bytes) {
+            (Some(t), Some(peak)) => t.ram_bytes as f64 / peak.max(1) as f64,
+            _ => f64::INFINITY,
+        };
+        let (label, settings) = if ram < 1.0 {
+            kept *= ram.min(file.sqrt()) * 0.95;
+            if kept < 0.1 {
+                break;
+            }
+            (
+                format!(
+                    "{:.0} % of the channels in every group, the stem's too, refit",
+                    kept * 100.0
+                ),
+                Settings {
+                    prune_channels: (1.0 - kept) as f32,
+                    prune_scope: PruneScope::All,
+                    prune_stem: true,
+                    importance: Importance::Output,
+                    reconstruct: true,
+                    round_to: 8,
+                    ..Settings::default()
+                },
+            )
+        } else {
+            let now = c.macs as f64 / ev.macs0.max(1) as f64;
+            seen.push((now, c.bytes as f64));
+            let power = match seen.as_slice() {
+                [.., (s0, b0), (s1, b1)] if s0 != s1 && b0 != b1 => {
+                    ((b1 / b0).ln() / (s1 / s0).ln()).clamp(0.3, 1.5)
+                }
+                _ => 1.0,
+            };
+            let share = now * (file.min(1.0) * 0.95).powf(1.0 / power);
+            if share < MIN_SHARE {
+                break;
+            }
+            budgeted_pruning(share, 8)
+        };
+        let label = format!("{label}, full integer");
+        match ev
+            .evaluate_if_possible(label, full_integer(settings), progress)
+            .await?
+        {
+            Some(i) => last = i,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Pruning to `share` of the MACs, channels and blocks chosen by measured loss and the
+/// layers after refit, widths in multiples of `round_to`.
+fn budgeted_pruning(share: f64, round_to: usize) -> (String, Settings) {
+    let widths = if round_to > 1 {
+        format!(", widths of {round_to}")
+    } else {
+        String::new()
     };
-    let mut plans = vec![
-        (
-            format!(
-                "{pct} % of the MACs: channels and blocks by measured loss, widths of 8, refit"
-            ),
-            budgeted(8),
+    (
+        format!(
+            "{:.0} % of the MACs: channels and blocks by measured loss{widths}, refit",
+            share * 100.0
         ),
-        (
-            format!("{pct} % of the MACs: channels and blocks by measured loss, refit"),
-            budgeted(1),
-        ),
-    ];
+        Settings {
+            target_macs: Some(share as f32),
+            round_to,
+            importance: Importance::Output,
+            reconstruct: true,
+            ..Settings::default()
+        },
+    )
+}
+
+/// The pruning candidates for keeping `share` of the original's MACs, as the target device
+/// can run them.
+fn pruning_plans(ev: &Evaluator<'_>, share: f64) -> Result<Vec<(String, Settings)>> {
+    let model = ev.original;
+    let mut plans = vec![budgeted_pruning(share, 8), budgeted_pruning(share, 1)];
     // Blocks alone: the fewest whose smallest members already save enough, so that whichever
     // the measured choice drops, the budget holds.
     let macs0 = network_macs(model);
@@ -492,7 +768,10 @@ fn pruning_plans(model: &Model, share: f64) -> Result<Vec<(String, Settings)>> {
             break;
         }
     }
-    Ok(plans)
+    Ok(plans
+        .into_iter()
+        .map(|(label, settings)| ev.runnable(settings, label))
+        .collect())
 }
 
 /// Pruning for a latency: the MAC share the original's measured latency suggests, its
@@ -513,7 +792,7 @@ where
         if share < MIN_SHARE {
             break;
         }
-        let plans = pruning_plans(ev.original, share)?;
+        let plans = pruning_plans(ev, share)?;
         let from = ev.candidates.len();
         for (label, settings) in plans {
             ev.evaluate_if_possible(label, settings, progress).await?;
@@ -564,7 +843,8 @@ fn mark_pareto(ev: &mut Evaluator<'_>) {
 }
 
 /// The candidate to keep, whether it meets the budget and the floor, and why not.
-fn choose(ev: &Evaluator<'_>, floor: f64) -> (usize, bool, bool, Option<String>) {
+fn choose(ev: &Evaluator<'_>, opts: &AutoOptions) -> (usize, bool, bool, Option<String>) {
+    let floor = opts.min_agreement;
     let c = &ev.candidates;
     let by_kl = |a: &&Candidate, b: &&Candidate| a.kl.total_cmp(&b.kl).then(a.bytes.cmp(&b.bytes));
     let index = |x: &Candidate| c.iter().position(|y| std::ptr::eq(x, y)).unwrap_or(0);
@@ -575,21 +855,23 @@ fn choose(ev: &Evaluator<'_>, floor: f64) -> (usize, bool, bool, Option<String>)
             .min_by(|a, b| ev.measure(a).total_cmp(&ev.measure(b)))
             .map_or(0, index);
         let x = &c[closest];
-        let what = match ev.budget {
-            Budget::Bytes(_) => format!("{:.2} MB", x.bytes as f64 / 1e6),
-            Budget::Macs(_) => format!(
-                "{:.0} % of the MACs",
+        let what = match (&x.target_problem, ev.budget) {
+            (Some(p), _) => format!("misses: {}", p.split("; would fit").next().unwrap_or(p)),
+            (None, Budget::Bytes(_)) => format!("takes {:.2} MB", x.bytes as f64 / 1e6),
+            (None, Budget::Macs(_)) => format!(
+                "takes {:.0} % of the MACs",
                 100.0 * x.macs as f64 / ev.macs0.max(1) as f64
             ),
-            Budget::Ms(_) => format!("{:.1} ms", x.ms.unwrap_or(f64::NAN)),
+            (None, Budget::Ms(_)) => format!("takes {:.1} ms", x.ms.unwrap_or(f64::NAN)),
         };
-        let advice = match ev.budget {
-            Budget::Bytes(_) => "raise the budget, or prune channels as well",
+        let advice = match (ev.target, ev.budget) {
+            (Some(_), _) => "a smaller network, or a larger device",
+            (None, Budget::Bytes(_)) => "raise the budget, or prune channels as well",
             _ => "raise the budget",
         };
         let message = format!(
-            "nothing measured fits {}: the closest, {}, takes {what}; {advice}",
-            ev.budget.label(),
+            "nothing measured fits {}: the closest, {}, {what}; {advice}",
+            opts.label(),
             x.label
         );
         return (closest, false, false, Some(message));
@@ -612,7 +894,7 @@ fn choose(ev: &Evaluator<'_>, floor: f64) -> (usize, bool, bool, Option<String>)
         .map_or(0, |x| index(x));
     let message = format!(
         "no candidate within {} keeps {:.0} % agreement on the {} held-out photos: the best, {}, keeps {:.1} %; raise the budget or lower the floor",
-        ev.budget.label(),
+        opts.label(),
         floor * 100.0,
         ev.held.len(),
         c[best].label,
