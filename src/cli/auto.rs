@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use modelslim::Error;
 use modelslim::compress::auto::{AutoOptions, Budget, DeployFormat};
-use modelslim::export::tflite::{device_io, tflite_summary};
+use modelslim::export::tflite::{device_io, tflite_c_header, tflite_summary};
 use modelslim::session::{AutoReport, FileFormat, Session};
 
 use super::images::keep_photos;
@@ -57,8 +57,8 @@ pub struct AutoArgs {
     /// better on the held-out photos).
     #[arg(long, value_name = "N", default_value_t = 0)]
     distill_steps: usize,
-    /// The kept model: safetensors, or the deployed file as ONNX or TFLite when the name
-    /// ends in .onnx or .tflite.
+    /// The kept model: safetensors, or as ONNX, TFLite or the TFLite file as a C header
+    /// when the name ends in .onnx, .tflite or .h.
     #[arg(long, value_name = "F.safetensors")]
     out: Option<String>,
     /// The kept model as ONNX.
@@ -114,7 +114,7 @@ pub fn auto(args: AutoArgs) -> std::result::Result<(), CliError> {
     // A kept model outside the budget is the closest candidate, not a result: nothing is written.
     if search.budget_met {
         for (path, kind) in outputs(&args) {
-            write_file(&PathBuf::from(path), &kept_file(&session, kind)?)?;
+            write_file(&PathBuf::from(path), &kept_file(&session, kind, path)?)?;
         }
     }
     if args.json {
@@ -190,6 +190,7 @@ fn outputs(args: &AutoArgs) -> Vec<(&str, DeployedFile)> {
     let by_extension = |path: &str| match Path::new(path).extension().and_then(|x| x.to_str()) {
         Some(x) if x.eq_ignore_ascii_case("tflite") => DeployedFile::Tflite,
         Some(x) if x.eq_ignore_ascii_case("onnx") => DeployedFile::Onnx,
+        Some(x) if x.eq_ignore_ascii_case("h") => DeployedFile::CHeader,
         _ => DeployedFile::Safetensors,
     };
     let mut files = Vec::new();
@@ -210,14 +211,23 @@ enum DeployedFile {
     Safetensors,
     Onnx,
     Tflite,
+    /// The TFLite file as a C header (`.h`).
+    CHeader,
 }
 
-/// The kept model's file of `kind`; a TFLite file as a device takes it, the file a TFLite
-/// budget counted.
-fn kept_file(session: &Session, kind: DeployedFile) -> modelslim::Result<Vec<u8>> {
+/// The kept model's file of `kind`, to be written at `path`; a TFLite file (or its C header)
+/// as a device takes it, the file a TFLite budget counted.
+fn kept_file(session: &Session, kind: DeployedFile, path: &str) -> modelslim::Result<Vec<u8>> {
     match kind {
         DeployedFile::Safetensors => session.file(FileFormat::Safetensors),
         DeployedFile::Onnx => session.file(FileFormat::Onnx),
         DeployedFile::Tflite => session.tflite(device_io(&session.compressed_model()?)),
+        DeployedFile::CHeader => {
+            let model = session.compressed_model()?;
+            let name = Path::new(path)
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy());
+            Ok(tflite_c_header(&model, device_io(&model), &name)?.into_bytes())
+        }
     }
 }

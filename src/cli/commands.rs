@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use modelslim::export::targets::fit_targets;
-use modelslim::export::tflite::TfliteIo;
+use modelslim::export::tflite::{TfliteIo, device_io, tflite_c_header};
 use modelslim::export::{to_onnx, to_tflite_with_io};
 use modelslim::session::{Which, no_progress};
 use serde::Serialize;
@@ -134,10 +134,16 @@ pub struct ExportArgs {
     /// or full integer when the activations are quantized too (--act-quant).
     #[arg(long, value_name = "OUT.tflite")]
     tflite: Option<String>,
+    /// The TFLite file as a C header for a microcontroller's firmware (TensorFlow Lite Micro,
+    /// Edge Impulse): `alignas(16) const unsigned char NAME_tflite[]`, `NAME_tflite_len` and
+    /// `NAME_arena_bytes` (the activations' arena), NAME from the file's name.
+    #[arg(long, value_name = "OUT.h")]
+    c_header: Option<String>,
     /// The TFLite file's input and output: float, or int8 with their scale and zero point in
-    /// the file (a full-integer file only).
-    #[arg(long, value_name = "int8|float", default_value = "float")]
-    tflite_io: String,
+    /// the file (a full-integer file only) [default: float for --tflite; for --c-header int8
+    /// when the file is full integer].
+    #[arg(long, value_name = "int8|float")]
+    tflite_io: Option<String>,
     /// Require one weight scale per tensor (what some NPUs take): the model must have been
     /// compressed with --granularity tensor.
     #[arg(long)]
@@ -145,15 +151,16 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
-    if args.onnx.is_none() && args.tflite.is_none() {
+    if args.onnx.is_none() && args.tflite.is_none() && args.c_header.is_none() {
         return Err(CliError::Usage(
-            "give --onnx OUT.onnx, --tflite OUT.tflite or both; see 'modelslim export --help'"
-                .into(),
+            "give --onnx OUT.onnx, --tflite OUT.tflite, --c-header OUT.h or several".into(),
         ));
     }
-    let io: TfliteIo = args
+    let io: Option<TfliteIo> = args
         .tflite_io
-        .parse()
+        .as_deref()
+        .map(str::parse)
+        .transpose()
         .map_err(|e: modelslim::Error| CliError::Usage(e.to_string()))?;
     let model = args.model.load()?;
     if args.per_tensor
@@ -173,9 +180,23 @@ pub fn export(args: ExportArgs) -> std::result::Result<(), CliError> {
     let tflite = args
         .tflite
         .as_ref()
-        .map(|_| to_tflite_with_io(&model, io))
+        .map(|_| to_tflite_with_io(&model, io.unwrap_or_default()))
         .transpose()?;
-    for (path, bytes) in [(&args.onnx, onnx), (&args.tflite, tflite)] {
+    let header = args
+        .c_header
+        .as_ref()
+        .map(|path| {
+            let name = Path::new(path)
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy());
+            tflite_c_header(&model, io.unwrap_or(device_io(&model)), &name).map(String::into_bytes)
+        })
+        .transpose()?;
+    for (path, bytes) in [
+        (&args.onnx, onnx),
+        (&args.tflite, tflite),
+        (&args.c_header, header),
+    ] {
         let (Some(path), Some(bytes)) = (path, bytes) else {
             continue;
         };

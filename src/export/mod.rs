@@ -2,6 +2,7 @@
 //! weights).
 
 pub mod arena;
+pub mod c_array;
 pub mod flatbuffer;
 pub mod onnx;
 pub mod proto;

@@ -649,15 +649,32 @@ pub struct TfliteSummary {
 /// [`TfliteSummary`] of `model`'s file as a device would take it: int8 input and output for a
 /// full-integer file (no float input to hold in RAM), float otherwise.
 pub fn tflite_summary(model: &Model) -> Result<TfliteSummary> {
+    Ok(tflite_file(model, device_io(model))?.0)
+}
+
+/// `model`'s TFLite file with input and output of type `io`, and its [`TfliteSummary`].
+pub fn tflite_file(model: &Model, io: TfliteIo) -> Result<(TfliteSummary, Vec<u8>)> {
     let full_integer = is_full_integer(model);
-    let (file, lifetimes, codes) = build(model, device_io(model))?;
-    Ok(TfliteSummary {
+    let (file, lifetimes, codes) = build(model, io)?;
+    let summary = TfliteSummary {
         file_bytes: file.len(),
         peak_activation_bytes: arena_bytes(&lifetimes),
         operators: codes.iter().map(|&c| code::name(c)).collect(),
         full_integer,
         bytes_per_weight: bytes_per_weight(model),
-    })
+    };
+    Ok((summary, file))
+}
+
+/// `model`'s TFLite file with input and output of type `io` as a C header for a
+/// microcontroller's firmware, its arrays named after `name` (see [`super::c_array`]).
+pub fn tflite_c_header(model: &Model, io: TfliteIo, name: &str) -> Result<String> {
+    let (summary, file) = tflite_file(model, io)?;
+    Ok(super::c_array::c_header(
+        &file,
+        name,
+        summary.peak_activation_bytes,
+    ))
 }
 
 /// The bytes a conv or linear weight takes in `model`'s file, averaged over them.

@@ -1244,6 +1244,47 @@ fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
     assert_eq!(esp["file_bytes"], kept["bytes"]);
     assert!(esp["file_bytes"].as_u64() <= esp["flash_bytes"].as_u64());
     assert!(esp["peak_activation_bytes"].as_u64() <= esp["ram_bytes"].as_u64());
+    // The same file as a C header for the firmware: its bytes, its length, a C compiler takes
+    // it as it is.
+    let header = dir.join("esp32_model.h");
+    let h = header.display().to_string();
+    assert_success(&modelslim(&[
+        "export",
+        "--weights",
+        &kept_weights,
+        "--c-header",
+        &h,
+    ]));
+    let text = std::fs::read_to_string(&header).unwrap();
+    let body = text.split_once("esp32_model_tflite[] = {").unwrap().1;
+    let hex: Vec<u8> = body
+        .split_once("};")
+        .unwrap()
+        .0
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| u8::from_str_radix(t.trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    assert!(hex == file, "the header's array is not the TFLite file");
+    assert!(text.contains(&format!("esp32_model_tflite_len = {};", file.len())));
+    let arena = format!(
+        "esp32_model_arena_bytes = {};",
+        esp["peak_activation_bytes"]
+    );
+    assert!(text.contains(&arena), "{arena}");
+    let c = dir.join("use_model.c");
+    std::fs::write(&c, "#include \"esp32_model.h\"\nint main(void) { return esp32_model_tflite[0] + (int)esp32_model_tflite_len; }\n").unwrap();
+    let cc = std::process::Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Werror", "-fsyntax-only"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
     // --format tflite with a byte budget: --out by its extension writes that TFLite file.
     let fp32_tflite = modelslim::export::tflite::tflite_summary(&narrow)
         .unwrap()
