@@ -38,6 +38,41 @@ pub fn class_of_wnid(wnid: &str) -> Option<usize> {
     imagenet_classes().iter().position(|c| c.wnid == wnid)
 }
 
+/// The classes a model's answers are: ImageNet's, named ones, or unnamed.
+#[derive(Debug, Clone, Copy)]
+pub enum Classes<'a> {
+    ImageNet,
+    Named(&'a [String]),
+    Unnamed,
+}
+
+/// The class a folder called `folder` holds photos of: a class name, in any case, `_` and `-`
+/// read as spaces — for ImageNet, any of a class's comma-separated names; `None` when no
+/// class, or more than one, has that name.
+pub fn class_of_folder(folder: &str, classes: Classes<'_>) -> Option<usize> {
+    let norm = |s: &str| s.trim().replace(['_', '-'], " ").to_lowercase();
+    let want = norm(folder);
+    let hits: Vec<usize> = match classes {
+        Classes::ImageNet => imagenet_classes()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.name.split(',').any(|n| norm(n) == want))
+            .map(|(i, _)| i)
+            .collect(),
+        Classes::Named(names) => names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| norm(n) == want)
+            .map(|(i, _)| i)
+            .collect(),
+        Classes::Unnamed => Vec::new(),
+    };
+    match hits.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
 /// The most bytes one class name may take: a labels file is read in full, and a name is shown
 /// on a card.
 pub const MAX_LABEL_BYTES: usize = 200;

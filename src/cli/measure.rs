@@ -26,7 +26,7 @@ pub struct EvalArgs {
     /// The model to measure agreement against (usually the uncompressed original).
     #[arg(long, value_name = "FILE")]
     reference: Option<String>,
-    /// A folder of photos (repeat for more).
+    /// A folder of photos (repeat for more), labelled by folder: a wnid or a class name.
     #[arg(long, value_name = "DIR")]
     images: Vec<String>,
     /// Fail on a photo that cannot be read, instead of skipping it with a warning.

@@ -31,7 +31,8 @@ use serde::Serialize;
 #[command(name = "modelslim", version, propagate_version = true)]
 #[command(
     after_help = "Image folders are read recursively; a photo's label is its folder's \
-ImageNet wnid (n01440764/…) or its name's `wnid_` prefix. `modelslim COMMAND --help` lists \
+ImageNet wnid (n01440764/…), its name's `wnid_` prefix, or its folder's name as a class name \
+(golden_retriever/…, or the model's own from --labels). `modelslim COMMAND --help` lists \
 every flag with its default and range."
 )]
 struct Cli {

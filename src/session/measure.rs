@@ -4,9 +4,11 @@
 use std::future::Future;
 use std::rc::Rc;
 
+use super::photos::label_of_name;
 use super::{Benchmark, Evaluation, Loaded, Session, Which};
 use crate::compress::sensitivity::sensitivity;
 use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement, report};
+use crate::labels::{Classes, imagenet_classes};
 use crate::model::Model;
 use crate::predict::top_k;
 use crate::timing::{Timing, benchmark_input};
@@ -125,8 +127,21 @@ impl Session {
     {
         let _busy = self.begin("scoring")?;
         let logits = self.original_logits(&mut progress).await?;
-        let labels: Vec<Option<usize>> =
-            self.state.borrow().photos.iter().map(|p| p.label).collect();
+        let labels: Vec<Option<usize>> = {
+            let names = self.labels();
+            let classes = match &names {
+                Some(n) => Classes::Named(n),
+                None if self.original()?.model.arch.num_classes() == imagenet_classes().len() => {
+                    Classes::ImageNet
+                }
+                None => Classes::Unnamed,
+            };
+            let s = self.state.borrow();
+            s.photos
+                .iter()
+                .map(|p| label_of_name(&p.name, classes))
+                .collect()
+        };
         let (mut labelled, mut top1, mut top5) = (0usize, 0usize, 0usize);
         for (l, label) in logits.iter().zip(&labels) {
             let Some(label) = label else { continue };

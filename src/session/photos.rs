@@ -11,7 +11,7 @@ use web_time::Instant;
 
 use super::{Classified, PhotoResult, Session, ms_since, no_progress};
 use crate::compress::{Progress, report};
-use crate::labels::class_of_wnid;
+use crate::labels::{Classes, class_of_folder, class_of_wnid};
 use crate::{Error, Result};
 
 /// A kept photo.
@@ -20,8 +20,6 @@ pub(super) struct Photo {
     /// The file, kept to preprocess again for a network with another input convention.
     pub bytes: Vec<u8>,
     pub input: RefCell<Vec<f32>>,
-    /// The ImageNet class its name carries (see [`label_of_name`]).
-    pub label: Option<usize>,
     /// The loaded original's logits (reset when another model loads).
     pub original_logits: RefCell<Option<Vec<f32>>>,
 }
@@ -45,7 +43,6 @@ impl Session {
         let (input, ms) = self.preprocess(&name, &bytes)?;
         Ok((
             Photo {
-                label: label_of_name(&name),
                 name,
                 bytes,
                 input: RefCell::new(input),
@@ -225,27 +222,55 @@ impl Session {
     }
 }
 
-/// The class a photo's name or path carries: its file name's `wnid_` prefix, else its parent
-/// folder's wnid. Both `/` and `\` separate folders.
-pub fn label_of_name(name: &str) -> Option<usize> {
+/// The class a photo's name or path carries, of a model answering in `classes`: for ImageNet's,
+/// its file name's `wnid_` prefix, else its parent folder's wnid; else the parent folder's name
+/// as a class name (see [`class_of_folder`]). Both `/` and `\` separate folders.
+pub fn label_of_name(name: &str, classes: Classes<'_>) -> Option<usize> {
     let mut parts = name.rsplit(['/', '\\']);
     let file = parts.next()?;
-    let from_file = file.split_once('_').and_then(|(w, _)| class_of_wnid(w));
-    from_file.or_else(|| parts.next().and_then(class_of_wnid))
+    let folder = parts.next();
+    let by_wnid = match classes {
+        Classes::ImageNet => file
+            .split_once('_')
+            .and_then(|(w, _)| class_of_wnid(w))
+            .or_else(|| folder.and_then(class_of_wnid)),
+        _ => None,
+    };
+    by_wnid.or_else(|| folder.and_then(|f| class_of_folder(f, classes)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::label_of_name;
+    use crate::labels::Classes;
 
     #[test]
     fn labels_from_file_prefix_or_parent_folder() {
-        assert_eq!(label_of_name("n01440764_10026.JPEG"), Some(0));
-        assert_eq!(label_of_name("data/n01443537/photo.jpg"), Some(1));
-        assert_eq!(label_of_name(r"data\n01443537\photo.jpg"), Some(1));
+        let label = |name| label_of_name(name, Classes::ImageNet);
+        assert_eq!(label("n01440764_10026.JPEG"), Some(0));
+        assert_eq!(label("data/n01443537/photo.jpg"), Some(1));
+        assert_eq!(label(r"data\n01443537\photo.jpg"), Some(1));
         // The file name's prefix wins over the folder.
-        assert_eq!(label_of_name("n01443537/n01440764_1.jpg"), Some(0));
-        assert_eq!(label_of_name("holiday/beach.jpg"), None);
-        assert_eq!(label_of_name("beach.jpg"), None);
+        assert_eq!(label("n01443537/n01440764_1.jpg"), Some(0));
+        assert_eq!(label("holiday/beach.jpg"), None);
+        assert_eq!(label("beach.jpg"), None);
+    }
+
+    #[test]
+    fn labels_from_folders_named_by_class() {
+        // Any of an ImageNet class's names, in any case, `_` for a space.
+        let imagenet = |name| label_of_name(name, Classes::ImageNet);
+        assert_eq!(imagenet("photos/Golden_Retriever/1.jpg"), Some(207));
+        assert_eq!(imagenet("photos/goldfish/a.png"), Some(1));
+        assert_eq!(imagenet("photos/Carassius auratus/a.png"), Some(1));
+        // Two ImageNet classes are called crane: the folder says neither.
+        assert_eq!(imagenet("photos/crane/a.png"), None);
+        let names = ["cat".to_string(), "dog".into(), "red fox".into()];
+        let own = |name| label_of_name(name, Classes::Named(&names));
+        assert_eq!(own("data/DOG/x.jpg"), Some(1));
+        assert_eq!(own("data/red-fox/x.jpg"), Some(2));
+        // Not ImageNet's classes: a wnid says nothing.
+        assert_eq!(own("data/n01443537/x.jpg"), None);
+        assert_eq!(label_of_name("data/cat/x.jpg", Classes::Unnamed), None);
     }
 }

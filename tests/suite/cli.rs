@@ -524,6 +524,10 @@ fn eval_reads_labels_from_names_and_compares_with_a_reference() {
     std::fs::copy(sample("chelsea.png"), cats.join("chelsea.png")).unwrap();
     std::fs::copy(sample("coffee.png"), dir.join("n07920052_espresso.png")).unwrap();
     std::fs::copy(sample("rocket.jpg"), dir.join("rocket.jpg")).unwrap();
+    // A folder named by one of the class's names.
+    let named = dir.join("Egyptian_cat");
+    std::fs::create_dir_all(&named).unwrap();
+    std::fs::copy(sample("astronaut.png"), named.join("a.png")).unwrap();
     let out = modelslim(&[
         "eval",
         "--weights",
@@ -536,8 +540,31 @@ fn eval_reads_labels_from_names_and_compares_with_a_reference() {
     ]);
     assert_success(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["n"], 3);
-    assert_eq!(v["labelled"], 2);
+    assert_eq!(v["n"], 4);
+    assert_eq!(v["labelled"], 3);
+    // With the model's own class names, folders are read by those (wnids then say nothing).
+    let labels = dir.join("classes.txt");
+    let names: Vec<String> = (0..1000).map(|i| format!("kind {i}")).collect();
+    std::fs::write(&labels, names.join("\n")).unwrap();
+    std::fs::create_dir_all(dir.join("own").join("Kind_7")).unwrap();
+    std::fs::copy(sample("rocket.jpg"), dir.join("own/Kind_7/r.jpg")).unwrap();
+    let own = modelslim(&[
+        "eval",
+        "--weights",
+        "seeded:42",
+        "--labels",
+        labels.to_str().unwrap(),
+        "--images",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_success(&own);
+    let o: serde_json::Value = serde_json::from_slice(&own.stdout).unwrap();
+    assert_eq!(
+        (o["n"].as_u64(), o["labelled"].as_u64()),
+        (Some(5), Some(1)),
+        "{o}"
+    );
     let (t1, t5) = (v["top1"].as_f64().unwrap(), v["top5"].as_f64().unwrap());
     assert!(t1 <= t5 && t5 <= 1.0);
     assert_eq!(v["agreement"], 1.0);
