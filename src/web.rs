@@ -87,6 +87,12 @@ pub fn settings_spec() -> String {
         "calibration": CalibrationNeed::COUNTS,
         "distill": with_defaults(DISTILL, &DistillOptions::for_browser()),
         "synth": with_defaults(SYNTH, &SynthOptions::for_browser()),
+        "targets": crate::export::targets::TARGETS.iter().map(|t| serde_json::json!({
+            "name": t.name,
+            "flash_bytes": t.flash_bytes,
+            "ram_bytes": t.ram_bytes,
+            "full_integer_only": t.full_integer_only,
+        })).collect::<Vec<_>>(),
     })
     .to_string()
 }
@@ -450,6 +456,15 @@ impl Engine {
     pub fn tflite(&self, io: String) -> Result<Vec<u8>, JsValue> {
         let io: crate::export::tflite::TfliteIo = io.parse().map_err(js_err)?;
         self.session.tflite(io).map_err(js_err)
+    }
+
+    /// The last compression's TFLite file, as a device takes it (int8 input and output when
+    /// full integer), as a C header for firmware whose arrays are named after `name`.
+    #[wasm_bindgen(js_name = cHeader)]
+    pub fn c_header(&self, name: String) -> Result<String, JsValue> {
+        let model = self.session.compressed_model().map_err(js_err)?;
+        let io = crate::export::tflite::device_io(&model);
+        crate::export::tflite::tflite_c_header(&model, io, &name).map_err(js_err)
     }
 
     /// The loaded original as a TFLite file (fp32).

@@ -3,6 +3,7 @@
 import { settingsFields } from './fields.js';
 import { readFields, presetValues, autoOptions, presetPoint } from './policy.js';
 import { latencyStats, stepSeconds, ortComparison } from './format.js';
+import { derivedFromCompressed } from './store.js';
 
 const message = (e) => (e && e.message) || String(e);
 const CHECK_MAX_PHOTOS = 8;
@@ -22,14 +23,28 @@ export function compressActions(ctx) {
     for (const f of s.report?.files ?? []) URL.revokeObjectURL(f.url);
     ctx.resetTflite?.();
     set({
+      ...derivedFromCompressed(s, 'Compress first; then distillation trains the compressed model.'),
       report: null,
       auto: null,
-      ort: null,
-      litert: null,
-      bench: { ...s.bench, compressed: null },
       photos: s.photos.map((p) => (p.compressed ? { ...p, compressed: null } : p)),
-      distill: { losses: [], status: 'Compress first; then distillation trains the compressed model.', result: null, stopping: false },
     });
+  };
+
+  // The compressed model changed: forget what was derived from the previous one (see
+  // store.js), and measure again how its TFLite file fits each device where the module that
+  // writes TFLite is loaded (elsewhere the table appears with the TFLite file).
+  ctx.compressedChanged = async ({ keepDistill = false } = {}) => {
+    ctx.resetTflite?.();
+    const s = get();
+    const derived = derivedFromCompressed(s, 'Ready: distillation trains the compressed model to give the original\'s answers on your photos.');
+    set(keepDistill ? { ...derived, distill: s.distill } : derived);
+    if (s.backend?.training) {
+      try {
+        set({ targets: JSON.parse(await ctx.engine.targets()) });
+      } catch (e) {
+        ctx.fail(`Fitting the deployment targets failed: ${message(e)}`);
+      }
+    }
   };
 
   // The compressed model's files, read from the engine, offered as blob URLs (the previous
@@ -107,6 +122,7 @@ export function compressActions(ctx) {
     const end = performance.now();
     // The files first, so that the whole report appears at once.
     const files = await ctx.readFiles();
+    await ctx.compressedChanged();
     const t = get().timing;
     const warmC = report.photos.filter((a) => !a.cold).map((a) => a.inference_ms);
     const coldC = report.photos.find((a) => a.cold)?.inference_ms ?? null;
@@ -116,7 +132,6 @@ export function compressActions(ctx) {
       // First latencies from the photo runs already made (cold runs apart); "Measure latency"
       // replaces them with N timed runs after a warm-up.
       bench: { original: latencyFromRuns(t.warm, t.cold, 'from your photos'), compressed: latencyFromRuns(warmC, coldC, 'from your photos') },
-      ort: null,
       status: `compressed in ${report.seconds.toFixed(1)} s: ${report.file_stem}`,
     });
   }
@@ -138,6 +153,15 @@ export function compressActions(ctx) {
       return;
     }
     const stepTimes = [];
+    // A TFLite file, or a device's, is measured by the module that writes TFLite.
+    if (options.format === 'tflite') {
+      try {
+        await ctx.ensureTraining('engine that writes TFLite');
+      } catch (e) {
+        ctx.fail(`Auto failed: ${message(e)}. The original model is unchanged.`);
+        return;
+      }
+    }
     set({ run: { kind: 'auto', progress: null, cancel: false }, status: 'searching…' });
     const t0 = performance.now();
     try {
@@ -256,7 +280,18 @@ export function compressActions(ctx) {
     compress: () => ctx.enqueue(compress),
     cancel: () => { if (get().run) set({ run: { ...get().run, cancel: true }, status: 'cancelling after the current step…' }); },
     setBenchRuns: (v) => set({ benchRuns: v }),
-    setAutoForm: (name, value) => set({ autoForm: { ...get().autoForm, [name]: value } }),
+    setAutoForm: (name, value) => {
+      const f = { ...get().autoForm, [name]: value };
+      // A device's own budget is its flash: the box empties for it, and refills for a file.
+      if (name === 'deploy' && value.startsWith('target:') && f.kind === 'bytes') f.value = '';
+      if (name === 'deploy' && !value.startsWith('target:') && f.value === '') f.value = '8';
+      set({ autoForm: f });
+    },
+    // The targets table's "Auto for this device": Auto for it, the floor as typed.
+    autoForTarget: (name) => {
+      set({ autoForm: { ...get().autoForm, kind: 'bytes', value: '', deploy: `target:${name}` } });
+      return ctx.enqueue(autoSearch);
+    },
     autoSearch: () => ctx.enqueue(autoSearch),
     chooseCandidate: (i) => ctx.enqueue(() => chooseCandidate(i)),
     benchmark: () => ctx.enqueue(benchmark),

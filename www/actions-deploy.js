@@ -12,6 +12,7 @@ export function deployActions(ctx) {
   ctx.resetTflite = () => {
     const t = get().tflite;
     if (t?.url) URL.revokeObjectURL(t.url);
+    if (t?.header?.url) URL.revokeObjectURL(t.header.url);
     set({ tflite: null });
   };
 
@@ -26,10 +27,13 @@ export function deployActions(ctx) {
       ctx.status('writing the TFLite file…');
       const bytes = await ctx.engine.tflite('float');
       const targets = JSON.parse(await ctx.engine.targets());
-      const name = (await ctx.engine.downloadName('onnx')).replace(/\.onnx$/, '.tflite');
+      const stem = (await ctx.engine.downloadName('onnx')).replace(/\.onnx$/, '');
+      const name = `${stem}.tflite`;
       ctx.resetTflite();
       const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
-      set({ tflite: { name, size: bytes.length, url, targets }, status: `TFLite file written: ${name}` });
+      const header = await ctx.engine.cHeader(stem.replace(/[^A-Za-z0-9_]/g, '_'));
+      const headerUrl = URL.createObjectURL(new Blob([header], { type: 'text/x-c' }));
+      set({ tflite: { name, size: bytes.length, url, header: { name: `${stem}.h`, size: header.length, url: headerUrl } }, targets, status: `TFLite file written: ${name}` });
       // Save it at once: the user asked for the file.
       const a = document.createElement('a');
       a.href = url;

@@ -49,7 +49,13 @@ export function trainActions(ctx) {
     set({ distill: { losses: [], status: 'starting…', result: null, stopping: false }, run: { kind: 'distill', progress: null, cancel: false }, status: 'recovering accuracy (distillation)…' });
     try {
       const r = JSON.parse(await ctx.engine.distill(JSON.stringify(opts), distillStep));
+      if (!r.improved) {
+        // The engine kept the compressed model: its files, names and checks stand.
+        set({ distill: { ...get().distill, result: r }, status: 'distillation improved on nothing: the compressed model is unchanged' });
+        return;
+      }
       const files = await ctx.readFiles();
+      await ctx.compressedChanged({ keepDistill: true });
       set({
         photos: ctx.photosFrom(r.photos),
         report: { ...get().report, file_stem: r.file_stem, files },

@@ -36,7 +36,7 @@ export const METHODS = {
   predictAll: {},                  // () → JSON [{index, name, original, compressed}]
   clearPhotos: {},                 // ()
   compress: { progress: true },    // (settings JSON, onStep) → report JSON
-  auto: { progress: true },        // ({budget, min_agreement, held_out?} JSON, onStep) → report JSON
+  auto: { progress: true },        // ({budget?, min_agreement, format?, target?, held_out?} JSON, onStep) → report JSON (TFLite and targets: training module)
   chooseCandidate: {},             // (index) → JSON {compression, plan}
   benchmark: {},                   // ('original' | 'compressed', runs) → JSON {cold_ms, median_ms, p90_ms, runs}
   sensitivity: { progress: true }, // (quant, onStep) → JSON [{layer, kl, agreement}]
@@ -48,6 +48,7 @@ export const METHODS = {
   synthesize: { progress: true },  // (options JSON, onStep) → {report, images: [Uint8Array]} (training module)
   tflite: {},                      // ('float' | 'int8') → Uint8Array, the compressed model (training module)
   originalTflite: {},              // () → Uint8Array, the original as fp32 (training module)
+  cHeader: {},                     // (name) → string, the compressed model's TFLite file as a C header (training module)
   targets: {},                     // () → JSON [{name, flash_bytes, ram_bytes, file_bytes, peak_activation_bytes, unsupported_ops, fits, message}] (training module)
   settingsSpec: {},                // () → JSON: the core's settings, limits, presets
   calibrationNeed: {},             // (settings JSON) → JSON or 'null'

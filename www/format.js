@@ -15,6 +15,12 @@ export function latencyStats(times) {
 }
 
 export const fmtBytes = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : `${(n / 1e3).toFixed(1)} kB`);
+/** A board's flash or RAM, in the binary units boards are sold in: "16 GiB", "8 MiB", "512 KiB". */
+export const fmtCapacity = (n) => {
+  const [unit, size] = n >= 2 ** 30 ? ['GiB', 2 ** 30] : n >= 2 ** 20 ? ['MiB', 2 ** 20] : ['KiB', 2 ** 10];
+  const v = n / size;
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${unit}`;
+};
 export const fmtCount = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n.toLocaleString('en'));
 export const fmtSeconds = (s) => (s >= 90 ? `${(s / 60).toFixed(0)} min` : `${s.toFixed(0)} s`);
 export const fmtMs = (ms) => `${ms.toFixed(0)} ms`;

@@ -128,21 +128,28 @@ export function calibrationAdvice(c) {
 }
 
 /**
- * The engine's auto options from the panel's typed `form` ({kind, value, floor}): MB become
- * bytes, a percentage of the MACs a share, the floor a share. Throws a message naming the box.
+ * The engine's auto options from the panel's typed `form` ({kind, value, floor, deploy}): MB
+ * become bytes, a percentage of the MACs a share, the floor a share; `deploy` is `onnx`,
+ * `tflite` or `target:NAME` (a device: an empty budget is then the device's flash). Throws a
+ * message naming the box.
  */
 export function autoOptions(form) {
-  const value = Number(form.value);
+  const deploy = form.deploy || 'onnx';
+  const target = deploy.startsWith('target:') ? deploy.slice('target:'.length) : null;
+  const format = target ? 'tflite' : deploy;
   const floor = Number(form.floor);
-  if (!(value > 0) || !Number.isFinite(value)) throw new Error('Auto: the budget must be a number above 0');
   if (!(floor >= 0 && floor <= 100)) throw new Error('Auto: the agreement floor is a percentage between 0 and 100');
+  const options = { min_agreement: floor / 100, format, ...(target ? { target } : {}) };
+  if (target && String(form.value ?? '').trim() === '') return options;
+  const value = Number(form.value);
+  if (!(value > 0) || !Number.isFinite(value)) throw new Error(`Auto: the budget must be a number above 0${target ? ' (or empty: the device\'s flash)' : ''}`);
   let budget;
   if (form.kind === 'bytes') budget = { kind: 'bytes', value: Math.floor(value * 1e6) };
   else if (form.kind === 'macs') {
     if (value > 100) throw new Error('Auto: the share of the MACs to keep is at most 100 %');
     budget = { kind: 'macs', value: value / 100 };
   } else budget = { kind: 'ms', value };
-  return { budget, min_agreement: floor / 100 };
+  return { ...options, budget };
 }
 
 /** A preset's run as a point beside the search's candidates: its ONNX bytes, MAC share, agreement. */

@@ -29,14 +29,34 @@ export function initialState() {
     bench: { original: null, compressed: null }, // {cold, median, p90, source, runs}
     ort: null,             // the last check in ONNX Runtime
     litert: null,          // the last check in LiteRT
-    tflite: null,          // the compressed model's TFLite file {name, size, url, targets}
+    tflite: null,          // the compressed model's TFLite file {name, size, url}
+    targets: null,         // how the compressed model's TFLite file fits each device (rows of `modelslim targets --json`)
     sensitivity: null,     // rows, most sensitive first
-    autoForm: { kind: 'bytes', value: '8', floor: '80' }, // the Auto panel as typed
+    autoForm: { kind: 'bytes', value: '8', floor: '80', deploy: 'onnx' }, // the Auto panel as typed
     auto: null,            // the last search: {candidates, chosen, shown, options, message, …}
     presetRuns: {},        // preset id → {name, bytes, macsShare, agreement} of its last run
     distill: { losses: [], status: 'Compress first; then distillation trains the compressed model.', result: null, stopping: false },
     synthRuns: 0,          // seeds of the calibration images made so far
     benchRuns: '5',        // the benchmark's runs, as typed
+  };
+}
+
+/**
+ * What the page derived from the compressed model, as it is before anything is: the runtime
+ * checks, the TFLite file and how it fits each device, the compressed model's latency, and
+ * distillation's result. One rule: whenever the compressed model changes (a compression, Auto,
+ * a chosen candidate, distillation) or is gone, all of it is patched back to this, and what is
+ * cheap to measure again is measured again (the targets table, where the TFLite writer is
+ * loaded). Keys whose value is an object are merged by the caller (`bench`).
+ */
+export function derivedFromCompressed(state, distillStatus) {
+  return {
+    ort: null,
+    litert: null,
+    tflite: null,
+    targets: null,
+    bench: { ...state.bench, compressed: null },
+    distill: { losses: [], status: distillStatus, result: null, stopping: false },
   };
 }
 

@@ -94,6 +94,9 @@ pub fn distill(args: DistillArgs) -> std::result::Result<(), CliError> {
             report.run.after.kl,
             report.run.best_step
         );
+        if !report.improved {
+            println!("  no step improved on the start: the model written is the one given");
+        }
         println!("wrote {}", out.display());
     }
     Ok(())

@@ -24,6 +24,9 @@ pub struct DistillReport {
     /// Per kept photo, the distilled model's answer.
     pub photos: Vec<Answer>,
     pub file_stem: String,
+    /// Whether a step improved on the start (on the held-back photos). When none did, the
+    /// compressed model, its files and their names stay what they were.
+    pub improved: bool,
 }
 
 /// Synthesized images as PNG files.
@@ -54,6 +57,7 @@ impl Session {
         let _busy = self.begin("distilling")?;
         let original = self.original()?;
         let previous = self.state.borrow().compressed.clone();
+        let student_given = student.as_ref().map(|_| ());
         let (student, stem, card) = match (student, &previous) {
             (Some(m), _) => (m, format!("{}-kd", original.model.arch.file_stem()), None),
             (None, Some(c)) => (
@@ -78,6 +82,22 @@ impl Session {
             report,
         )
         .await?;
+        let improved = run.best_step > 0;
+        if !improved && let Some(c) = previous.filter(|_| student_given.is_none()) {
+            // Nothing better than the start: the compressed model stays, files and names too.
+            let mut quiet = no_progress;
+            let answers = c
+                .loaded
+                .answers(&photos, self.batches.display, "", &mut quiet)
+                .await?;
+            return Ok(DistillReport {
+                options: opts.clone(),
+                run,
+                photos: answers,
+                file_stem: c.files.stem.clone(),
+                improved,
+            });
+        }
         let loaded = Loaded::new(model, &self.backend)?;
         let mut quiet = no_progress;
         let answers = loaded
@@ -88,6 +108,7 @@ impl Session {
             run,
             photos: answers,
             file_stem: stem.clone(),
+            improved,
         };
         // The model card says what was done: the compression's card with this run added.
         let card = card.map(|file| {

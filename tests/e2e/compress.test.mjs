@@ -296,6 +296,22 @@ test('download TFLite (int8 weights + activations, CPU fallback): LiteRT gives t
   console.log(`LiteRT check: ${box.text}`);
   await page.locator('[data-testid=litert-result]').screenshot({ path: join(OUT, 'litert-check.png') });
   assert.ok(requests.some((u) => u.includes('/litert/litert_wasm')), 'the runtime was not loaded');
+
+  // Compress again (int8 weights only, a float file): the check described the model that is
+  // gone, so it goes; the targets table is measured again on the new model's file.
+  await page.uncheck('[data-testid=act-quant]');
+  await page.click('[data-testid=compress]');
+  await page.waitForFunction((before) => document.querySelector('[data-testid=litert-result]').dataset.agree === undefined
+    && [...document.querySelectorAll('[data-testid=targets-row]')].some((tr) => tr.dataset.fileBytes !== before)
+    || !document.querySelector('[data-testid=error]').hidden, rows[0].fileBytes, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  assert.equal(await page.textContent('[data-testid=litert-result]'), '', 'the LiteRT check of the previous model is still shown');
+  const after = await page.$$eval('[data-testid=targets-row]', (trs) => trs.map((tr) => ({ ...tr.dataset })));
+  assert.equal(after.length, 5);
+  // A float file now: no integer-only device runs it, and each says what would.
+  for (const r of after.filter((r) => r.name !== 'Raspberry Pi Zero 2 W')) assert.equal(r.fits, 'false', JSON.stringify(r));
+  assert.equal(await page.locator('[data-testid=targets-auto]').count(), 4);
+  console.log(`targets after recompressing: ${after.map((r) => `${r.name} ${r.fileBytes} B fits ${r.fits}`).join('; ')}`);
   const foreign = requests.filter((u) => !u.startsWith(base) && !/^(blob|data):/.test(u));
   assert.deepEqual(foreign, [], 'requests outside the page\'s origin');
   assert.deepEqual(problems, [], 'the browser console must stay clean');
@@ -654,6 +670,40 @@ test('a 48×192 ONNX network (RapidOCR\'s classifier, CPU fallback): the size ty
     const d = maxLogitDiff(auto[i].logits, r.logits);
     assert.ok(d <= 1e-3, `${r.image}: Auto's file gives logits ${d} from the page's`);
   }
+  // The runtime checks described the model before Auto's: gone.
+  assert.equal(await page.textContent('[data-testid=litert-result]'), '');
+  assert.equal(await page.textContent('[data-testid=ort-result]'), '');
+
+  // Auto for an ESP32-S3: its flash the budget (the box left empty), the kept model full
+  // integer, its TFLite file within the flash and its activations within the RAM that the
+  // targets table gives; LiteRT.js on that file answers as the page does.
+  await page.selectOption('[data-testid=auto-deploy]', 'target:ESP32-S3');
+  assert.equal(await page.inputValue('[data-testid=auto-value]'), '', 'a device\'s budget is its flash');
+  await page.click('[data-testid=auto]');
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=auto-chart] circle')].some((c) => c.dataset.tfliteBytes)
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: 3 * TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  console.log(`RapidOCR, Auto for ESP32-S3: ${await page.textContent('[data-testid=auto-status]')}`);
+  const device = await page.$$eval('[data-testid=auto-chart] circle', (cs) => cs.map((c) => ({ ...c.dataset, shown: c.classList.contains('shown') })));
+  const keptDevice = device.find((d) => d.shown);
+  assert.equal(keptDevice?.fullInteger, 'true', JSON.stringify(device));
+  await page.waitForSelector('[data-testid=targets-row][data-name="ESP32-S3"]');
+  const esp = await page.$eval('[data-testid=targets-row][data-name="ESP32-S3"]', (tr) => ({ ...tr.dataset }));
+  assert.equal(esp.fits, 'true', JSON.stringify(esp));
+  assert.equal(esp.fileBytes, keptDevice.tfliteBytes, 'the targets table measured another file than Auto');
+  assert.ok(Number(esp.fileBytes) <= Number(esp.flashBytes) && Number(esp.peakBytes) <= Number(esp.ramBytes), JSON.stringify(esp));
+  await page.click('[data-testid=litert-check]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=litert-result]').dataset.agree !== undefined
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const deviceCheck = await page.$$eval('[data-testid=litert-row]', (trs) => trs.map((tr) => ({ ...tr.dataset })));
+  for (const r of deviceCheck) assert.equal(r.ortTop1, r.pageTop1, 'LiteRT.js\'s top-1 on the ESP32-S3 file differs from the page');
+  const deviceBox = await page.$eval('[data-testid=litert-result]', (el) => ({ ...el.dataset, text: el.querySelector('p').textContent }));
+  assert.equal(deviceBox.agree, 'true', deviceBox.text);
+  await page.setViewportSize({ width: 1400, height: 1000 });
+  await page.screenshot({ path: join(OUT, 'auto-esp32.png'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(OUT, 'auto-esp32-phone.png'), fullPage: true });
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });

@@ -3,8 +3,24 @@
 // page's decisions what the UI promises.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { latencyStats, stepTable, ortComparison, tiedWithTop } from '../../www/format.js';
-import { suggestedMethod, readFields, agreementText, presetValues } from '../../www/policy.js';
+import { latencyStats, stepTable, ortComparison, tiedWithTop, fmtCapacity } from '../../www/format.js';
+import { suggestedMethod, readFields, agreementText, presetValues, autoOptions } from '../../www/policy.js';
+
+test('Auto\'s form: a file\'s budget in its bytes; a device\'s flash when the box is empty', () => {
+  assert.deepEqual(autoOptions({ kind: 'bytes', value: '3.5', floor: '80', deploy: 'tflite' }),
+    { min_agreement: 0.8, format: 'tflite', budget: { kind: 'bytes', value: 3500000 } });
+  assert.deepEqual(autoOptions({ kind: 'bytes', value: '', floor: '0', deploy: 'target:ESP32-S3' }),
+    { min_agreement: 0, format: 'tflite', target: 'ESP32-S3' });
+  assert.deepEqual(autoOptions({ kind: 'macs', value: '50', floor: '0', deploy: 'target:ESP32-S3' }).budget, { kind: 'macs', value: 0.5 });
+  assert.equal(autoOptions({ kind: 'bytes', value: '8', floor: '80' }).format, 'onnx');
+  assert.throws(() => autoOptions({ kind: 'bytes', value: '', floor: '80', deploy: 'onnx' }), /budget/);
+});
+
+test('boards\' flash and RAM in the binary units they are sold in', () => {
+  assert.equal(fmtCapacity(16 * 2 ** 30), '16 GiB');
+  assert.equal(fmtCapacity(8 * 2 ** 20), '8 MiB');
+  assert.equal(fmtCapacity(512 * 2 ** 10), '512 KiB');
+});
 
 test('latency statistics are the engine\'s: nearest rank on the sorted times', () => {
   const t = latencyStats([9, 1, 5, 3, 7, 2, 4, 6, 8, 10, 11]);

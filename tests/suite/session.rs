@@ -202,3 +202,27 @@ fn an_adopted_compression_is_the_same_files_and_answers() {
     let e = second.adopt_compressed(other, "{}".into()).unwrap_err();
     assert!(e.to_string().contains("EfficientNet"), "{e}");
 }
+
+#[test]
+fn distillation_that_improves_nothing_keeps_the_compressed_model_and_its_names() {
+    use modelslim::train::DistillOptions;
+    let s = session_with_photos();
+    pollster::block_on(s.compress(&settings(0.0, "int8"), no_progress)).unwrap();
+    let name = s.file_name(FileFormat::Onnx).unwrap();
+    let onnx = s.file(FileFormat::Onnx).unwrap();
+    // A learning rate this large throws the weights far off in one step: no step beats the
+    // start on the held-back photo.
+    let opts = DistillOptions {
+        steps: 1,
+        lr: 0.9,
+        batch: 1,
+        augment: false,
+        mixup: false,
+        ..DistillOptions::default()
+    };
+    let r = pollster::block_on(s.distill(None, &opts, |_| async { true })).unwrap();
+    assert!(!r.improved && r.run.best_step == 0, "{:?}", r.run.after);
+    assert_eq!(s.file_name(FileFormat::Onnx).unwrap(), name);
+    assert!(!r.file_stem.ends_with("-kd"), "{}", r.file_stem);
+    assert!(s.file(FileFormat::Onnx).unwrap() == onnx, "the files changed");
+}

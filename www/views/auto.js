@@ -7,7 +7,11 @@ import { budgetMeasure } from '../policy.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const W = 560, H = 240, LEFT = 48, RIGHT = 12, TOP = 10, BOTTOM = 34;
-const UNIT = { bytes: 'MB of ONNX', macs: '% of the MACs', ms: 'ms per photo' };
+const UNIT = { bytes: 'MB', macs: '% of the MACs', ms: 'ms per photo' };
+const FORMAT = { onnx: 'ONNX', tflite: 'TFLite' };
+
+// The budget's unit for people: "MB of TFLite".
+const unitOf = (a) => (a.options.budget.kind === 'bytes' ? `MB of ${FORMAT[a.options.format] ?? 'ONNX'}` : UNIT[a.options.budget.kind]);
 
 function el(name, attrs, title) {
   const e = document.createElementNS(SVG, name);
@@ -22,45 +26,57 @@ function el(name, attrs, title) {
 
 function draw(svg, a, presets, actions) {
   const kind = a.options.budget.kind;
+  const unit = unitOf(a);
   const macs0 = a.candidates[0].macs;
   const limit = kind === 'bytes' ? a.options.budget.value / 1e6 : kind === 'macs' ? 100 * a.options.budget.value : a.options.budget.value;
   const points = a.candidates.map((c, i) => ({ c, i, x: budgetMeasure(kind, c, macs0), y: c.agreement }))
     .filter((p) => p.x !== null && Number.isFinite(p.x));
-  const shown = kind === 'ms' ? [] : Object.entries(presets)
+  // A preset's point is its ONNX file's: beside a TFLite budget it would mislead.
+  const shown = kind === 'ms' || (kind === 'bytes' && a.options.format === 'tflite') ? [] : Object.entries(presets)
     .map(([id, p]) => ({ id, p, x: kind === 'bytes' ? p.bytes / 1e6 : 100 * p.macsShare, y: p.agreement }))
     .filter((q) => q.y !== null && Number.isFinite(q.x));
-  const xs = [...points.map((p) => p.x), ...shown.map((q) => q.x), limit];
+  // Zoomed on the budget: the axis spans what lies within twice the budget; anything beyond
+  // (the fp32 original, often) sits on the right edge, its value in its tooltip.
+  const near = [...points.map((p) => p.x), ...shown.map((q) => q.x)].filter((x) => x <= 2 * limit);
+  const lo = Math.min(limit, ...near), hi = Math.max(limit, ...near);
+  const pad = (hi - lo) * 0.08 || hi * 0.05 || 1;
+  const xMin = Math.max(0, lo - pad), xMax = hi + pad;
   const ys = [...points.map((p) => p.y), ...shown.map((q) => q.y)];
-  const xMax = Math.max(...xs) * 1.05 || 1;
   const yMin = Math.max(0, Math.min(...ys, 1) - 0.05);
-  const sx = (x) => LEFT + ((W - LEFT - RIGHT) * x) / xMax;
+  const sx = (x) => LEFT + ((W - LEFT - RIGHT) * (Math.min(x, xMax) - xMin)) / (xMax - xMin);
   const sy = (y) => TOP + ((H - TOP - BOTTOM) * (1 - y)) / Math.max(1e-9, 1 - yMin);
   const parts = [
     el('line', { x1: LEFT, y1: H - BOTTOM, x2: W - RIGHT, y2: H - BOTTOM, class: 'axis' }),
     el('line', { x1: LEFT, y1: TOP, x2: LEFT, y2: H - BOTTOM, class: 'axis' }),
-    el('line', { x1: sx(limit), y1: TOP, x2: sx(limit), y2: H - BOTTOM, class: 'budget' }, `budget: ${limit} ${UNIT[kind]}`),
+    el('line', { x1: sx(limit), y1: TOP, x2: sx(limit), y2: H - BOTTOM, class: 'budget' }, `budget: ${limit} ${unit}`),
   ];
   const label = (x, y, s, anchor = 'middle') => {
     const t = el('text', { x, y, 'text-anchor': anchor, class: 'tick' });
     t.textContent = s;
     return t;
   };
-  parts.push(label((LEFT + W - RIGHT) / 2, H - 4, `${UNIT[kind]} (dashed: the budget)`));
+  parts.push(label((LEFT + W - RIGHT) / 2, H - 4, `${unit} (dashed: the budget)`));
   parts.push(label(4, TOP + 8, `${(100).toFixed(0)} %`, 'start'));
   parts.push(label(4, H - BOTTOM, `${(100 * yMin).toFixed(0)} %`, 'start'));
+  const yTitle = label(0, 0, 'agreement (held-out photos)');
+  yTitle.setAttribute('transform', `translate(14 ${(TOP + H - BOTTOM) / 2}) rotate(-90)`);
+  parts.push(yTitle);
+  parts.push(label(LEFT, H - BOTTOM + 14, xMin.toPrecision(3), 'start'));
   parts.push(label(W - RIGHT, H - BOTTOM + 14, xMax.toPrecision(3), 'end'));
   for (const q of shown) {
     parts.push(el('rect', { x: sx(q.x) - 5, y: sy(q.y) - 5, width: 10, height: 10, class: 'preset', 'data-preset': q.id },
-      `preset "${q.p.name}": ${q.x.toPrecision(3)} ${UNIT[kind]}, agreement ${(100 * q.y).toFixed(0)} % (on the photos its own run measured)`));
+      `preset "${q.p.name}": ${q.x.toPrecision(3)} ${unit}, agreement ${(100 * q.y).toFixed(0)} % (on the photos its own run measured)`));
   }
   // The shown one first, so that it never covers another drawn at the same place.
   points.sort((p, q) => (q.i === a.shown) - (p.i === a.shown));
   for (const p of points) {
     const c = p.c;
-    const cls = ['candidate', c.pareto ? 'pareto' : '', c.fits ? '' : 'over', p.i === a.shown ? 'shown' : ''].filter(Boolean).join(' ');
-    const dot = el('circle', { cx: sx(p.x), cy: sy(p.y), r: p.i === a.shown ? 7 : 5, class: cls, 'data-candidate': p.i, 'data-bytes': c.bytes, 'data-fits': c.fits, tabindex: 0 },
-      `${p.i + 1}. ${c.label}: ${p.x.toPrecision(3)} ${UNIT[kind]}, agreement ${(100 * c.agreement).toFixed(0)} %, KL ${c.kl.toExponential(2)}` +
-      `${c.fits ? '' : ', over the budget'}${c.pareto ? ', on the Pareto front' : ''} — click to use it`);
+    const cls = ['candidate', c.pareto ? 'pareto' : '', c.fits ? '' : 'over', p.i === a.shown ? 'shown' : '', p.x > xMax ? 'beyond' : ''].filter(Boolean).join(' ');
+    const data = { 'data-candidate': p.i, 'data-bytes': c.bytes, 'data-fits': c.fits, 'data-full-integer': c.full_integer };
+    if (c.tflite_bytes != null) Object.assign(data, { 'data-tflite-bytes': c.tflite_bytes, 'data-peak-bytes': c.peak_activation_bytes });
+    const dot = el('circle', { cx: sx(p.x), cy: sy(p.y), r: p.i === a.shown ? 7 : 5, class: cls, ...data, tabindex: 0 },
+      `${p.i + 1}. ${c.label}: ${p.x.toPrecision(3)} ${unit}${p.x > xMax ? ' (beyond the axis)' : ''}, agreement ${(100 * c.agreement).toFixed(0)} %, KL ${c.kl.toExponential(2)}` +
+      `${c.target_problem ? `, not for the device: ${c.target_problem.replace(/; would fit: .*$/, '')}` : c.fits ? '' : ', over the budget'}${c.pareto ? ', on the Pareto front' : ''} — click to use it`);
     dot.addEventListener('click', () => actions.chooseCandidate(p.i));
     dot.addEventListener('keydown', (e) => { if (e.key === 'Enter') actions.chooseCandidate(p.i); });
     parts.push(dot);
@@ -75,7 +91,7 @@ function rows(a, actions) {
     const tr = clone('tpl-auto-row');
     const cell = (cls, v) => { tr.querySelector(`.${cls}`).textContent = v; };
     cell('n', `${i + 1}${i === a.chosen ? '*' : ''}`);
-    cell('label', `${c.label}${c.fits ? '' : ' (over the budget)'}`);
+    cell('label', `${c.label}${c.target_problem ? ` (not for the device: ${c.target_problem.replace(/; would fit: .*$/, '')})` : c.fits ? '' : ' (over the budget)'}`);
     cell('mb', (c.bytes / 1e6).toFixed(2));
     cell('macs', `${((100 * c.macs) / macs0).toFixed(0)} %${c.ms != null ? `, ${c.ms.toFixed(1)} ms` : ''}`);
     cell('agreement', `${(100 * c.agreement).toFixed(0)} %`);
@@ -91,11 +107,32 @@ function rows(a, actions) {
   });
 }
 
+const FIELDS = [['auto-kind', 'kind'], ['auto-value', 'value'], ['auto-floor', 'floor'], ['auto-deploy', 'deploy']];
+
 export function mountAuto(store, actions) {
-  for (const [id, name] of [['auto-kind', 'kind'], ['auto-value', 'value'], ['auto-floor', 'floor']]) {
+  for (const [id, name] of FIELDS) {
     byId(id).addEventListener('input', (e) => actions.setAutoForm(name, e.target.value));
   }
   byId('auto').addEventListener('click', actions.autoSearch);
+  // The devices of the targets table, after the two files.
+  on(store, ['spec'], (s) => {
+    const select = byId('auto-deploy');
+    select.querySelectorAll('option[data-target]').forEach((o) => o.remove());
+    for (const t of s.spec?.targets ?? []) {
+      const o = document.createElement('option');
+      Object.assign(o, { value: `target:${t.name}`, textContent: `on ${t.name} (TFLite${t.full_integer_only ? ', full integer' : ''})` });
+      o.dataset.target = t.name;
+      select.append(o);
+    }
+  });
+  // The form as the store holds it (a device empties the budget; its button fills the form).
+  on(store, ['autoForm', 'spec'], (s) => {
+    for (const [id, name] of FIELDS) {
+      const e = byId(id);
+      if (e.value !== s.autoForm[name]) e.value = s.autoForm[name];
+    }
+    byId('auto-value').placeholder = s.autoForm.deploy.startsWith('target:') ? 'its flash' : '';
+  });
   on(store, ['auto', 'presetRuns'], (s) => {
     const a = s.auto;
     const svg = byId('auto-chart');
@@ -111,6 +148,8 @@ export function mountAuto(store, actions) {
       `${a.options.budget.kind !== 'bytes' ? '' : a.cost_seconds > 0 ? ` (per-layer costs ${a.cost_seconds.toFixed(1)} s)` : ' (per-layer costs of the last search reused)'}, ` +
       `fitted on ${a.fit_images} photos and measured on ${a.held_out_images} held out. ` +
       `Kept ${a.chosen + 1}: ${k.label} — agreement ${(100 * k.agreement).toFixed(0)} %, KL ${k.kl.toExponential(2)}` +
+      `${k.tflite_bytes != null ? `; TFLite ${(k.tflite_bytes / 1e6).toFixed(2)} MB, activations ${(k.peak_activation_bytes / 1e6).toFixed(2)} MB${k.full_integer ? ', full integer' : ''}` : ''}` +
+      `${a.options.target ? `, for ${a.options.target}` : ''}` +
       `${a.shown !== a.chosen ? `; showing ${a.shown + 1}` : ''}.`);
   });
 }

@@ -1,6 +1,6 @@
 // Step 4: sizes and latency of both models, the downloads, the check in ONNX Runtime.
 import { byId, clone, text, on } from './dom.js';
-import { fmtBytes, fmtCount, shortLabel } from '../format.js';
+import { fmtBytes, fmtCapacity, fmtCount, shortLabel } from '../format.js';
 import { benchNote } from '../policy.js';
 
 const SIZE_CELLS = ['params', 'macs', 'onnx', 'st'];
@@ -59,24 +59,43 @@ function renderCheck(box, o, { kind, runtime, short }) {
   Object.assign(box.dataset, { agree: o.agree, threads: o.threads, originalMs: o.originalMs, compressedMs: o.compressedMs, photos: o.rows.length });
 }
 
-// How the TFLite file fits each target: sizes against the target's, operators it cannot run.
-function renderTargets(box, t) {
-  if (!t) {
+// How the compressed model's TFLite file fits each target: sizes against the target's,
+// operators it cannot run; where it does not fit, a button that runs Auto for that device.
+function renderTargets(box, targets, tflite, actions) {
+  if (!targets) {
     box.replaceChildren();
     return;
   }
   const table = clone('tpl-targets-table');
-  for (const r of t.targets) {
+  for (const r of targets) {
     const tr = clone('tpl-targets-row');
-    Object.assign(tr.dataset, { fits: r.fits, fileBytes: r.file_bytes, peakBytes: r.peak_activation_bytes });
+    Object.assign(tr.dataset, { name: r.name, fits: r.fits, fileBytes: r.file_bytes, peakBytes: r.peak_activation_bytes, flashBytes: r.flash_bytes, ramBytes: r.ram_bytes });
     tr.classList.toggle('differs', !r.fits);
-    const way = [r.unsupported_ops.length ? `cannot run ${r.unsupported_ops.join(', ')}` : '', r.message].filter(Boolean).join('; ');
-    [r.name, `${fmtBytes(r.file_bytes)} / ${fmtBytes(r.flash_bytes)}`, `${fmtBytes(r.peak_activation_bytes)} / ${fmtBytes(r.ram_bytes)}`,
+    const way = [r.unsupported_ops.length ? `cannot run ${r.unsupported_ops.join(', ')}` : '', r.message.replace(/; would fit: .*$/, '')].filter(Boolean).join('; ');
+    [r.name, `${fmtBytes(r.file_bytes)} / ${fmtCapacity(r.flash_bytes)}`, `${fmtBytes(r.peak_activation_bytes)} / ${fmtCapacity(r.ram_bytes)}`,
       r.fits ? 'yes' : 'no', way].forEach((v, i) => { tr.children[i].textContent = v; });
+    if (!r.fits) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.dataset.testid = 'targets-auto';
+      b.textContent = 'Auto for this device';
+      b.title = `Search the most faithful model whose TFLite file fits ${r.name} (${r.message.match(/would fit: .*$/)?.[0] ?? 'its flash and RAM'})`;
+      b.addEventListener('click', () => actions.autoForTarget(r.name));
+      tr.children[4].append(' ', b);
+    }
     table.querySelector('tbody').append(tr);
   }
   const note = document.createElement('p');
-  note.textContent = `${t.name} (${fmtBytes(t.size)}) was saved. Peak activations are planned as TensorFlow Lite Micro plans its arena; flash and RAM are a typical board's.`;
+  const parts = [];
+  if (tflite) {
+    parts.push(`${tflite.name} (${fmtBytes(tflite.size)}) was saved; `);
+    const a = document.createElement('a');
+    Object.assign(a, { href: tflite.header.url, download: tflite.header.name, textContent: `${tflite.header.name} (C header for TensorFlow Lite Micro)` });
+    a.dataset.testid = 'download-c-header';
+    parts.push(a, '. ');
+  }
+  parts.push('The compressed model\'s TFLite file as a device takes it (int8 input and output when full integer). Peak activations are planned as TensorFlow Lite Micro plans its arena; flash and RAM are a typical board\'s.');
+  note.append(...parts);
   box.replaceChildren(note, table);
 }
 
@@ -117,5 +136,5 @@ export function mountBench(store, actions) {
   on(store, ['ort'], (s) => renderCheck(byId('ort-result'), s.ort, { kind: 'ort', runtime: 'onnxruntime-web', short: 'ONNX Runtime' }));
   on(store, ['litert'], (s) => renderCheck(byId('litert-result'), s.litert, { kind: 'litert', runtime: 'LiteRT.js', short: 'LiteRT' }));
   on(store, ['report'], (s) => { byId('download-tflite').disabled = !s.report; });
-  on(store, ['tflite'], (s) => renderTargets(byId('targets'), s.tflite));
+  on(store, ['targets', 'tflite'], (s) => renderTargets(byId('targets'), s.targets, s.tflite, actions));
 }

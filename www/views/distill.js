@@ -42,6 +42,7 @@ export function mountDistill(store, actions) {
     Object.assign(res.dataset, { before: r.before.agreement, after: r.after.agreement, bestStep: r.best_step });
     text(res, `Held-back photos (${r.held_out_images}, not trained on): before ${fmtAgreement(r.before)}; after ${fmtAgreement(r.after)}` +
       ` (the model of step ${r.best_step} of ${r.steps}${r.cancelled ? ', stopped early' : ''}). ` +
-      `${r.steps} steps on ${r.train_images} photo(s), ${(r.ms_per_step / 1e3).toFixed(2)} s per step, ${fmtSeconds(r.seconds)} in all. The downloads are the distilled model.`);
+      `${r.steps} steps on ${r.train_images} photo(s), ${(r.ms_per_step / 1e3).toFixed(2)} s per step, ${fmtSeconds(r.seconds)} in all. ` +
+      (r.improved ? 'The downloads are the distilled model.' : 'No step improved on the start: the compressed model and its downloads stay as they were (try more steps, another learning rate or more photos).'));
   });
 }
