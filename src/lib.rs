@@ -16,6 +16,7 @@ pub mod predict;
 pub mod preprocess;
 pub mod quant;
 pub mod rng;
+pub mod scores;
 pub mod session;
 pub mod spec;
 pub mod tensor;

@@ -295,6 +295,21 @@ impl Engine {
         })
     }
 
+    /// Scores on the kept photos whose folder or name carries a class: the last compression's,
+    /// the loaded original its reference (the original's alone before any compression).
+    /// Resolves to JSON as `modelslim eval --json` prints it (`labelled` 0: none carries one).
+    pub fn evaluate(&self) -> js_sys::Promise {
+        let session = self.session.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            to_json(
+                &session
+                    .evaluate_compressed(progress_to::<Progress>(None))
+                    .await
+                    .map_err(js_err)?,
+            )
+        })
+    }
+
     /// Forget the kept photos.
     #[wasm_bindgen(js_name = clearPhotos)]
     pub fn clear_photos(&self) {

@@ -66,11 +66,61 @@ pub fn compression(r: &CompressionReport) {
 
 pub fn evaluation(r: &Evaluation) {
     println!("images: {} ({} labelled)", r.n, r.labelled);
+    let count = |c: &modelslim::scores::Count| {
+        format!(
+            "{} of {} (95 % interval {:.1}–{:.1} %)",
+            c.k,
+            c.n,
+            100.0 * c.low,
+            100.0 * c.high
+        )
+    };
+    let s = &r.scores;
     if let (Some(t1), Some(t5)) = (r.top1, r.top5) {
-        println!("top-1: {t1:.4}\ntop-5: {t5:.4}");
+        let n = s.top1_count.as_ref().map(count).unwrap_or_default();
+        println!("top-1: {t1:.4}, {n}\ntop-5: {t5:.4}");
+    }
+    if let Some(c) = &s.reference_top1 {
+        println!("the reference's top-1: {:.4}, {}", c.share, count(c));
     }
     if let (Some(a), Some(kl)) = (r.agreement, r.kl) {
-        println!("top-1 agreement with the reference: {a:.4}\nmean KL: {kl:.5}");
+        let n = s.agreement_count.as_ref().map(count).unwrap_or_default();
+        println!("top-1 agreement with the reference: {a:.4}, {n}\nmean KL: {kl:.5}");
+    }
+    if !s.classes.is_empty() {
+        println!(
+            "per class (right of photos{}):",
+            if s.reference_top1.is_some() {
+                "; the reference's"
+            } else {
+                ""
+            }
+        );
+        for c in &s.classes {
+            let reference = c
+                .reference_correct
+                .map(|k| format!("; {k}"))
+                .unwrap_or_default();
+            println!("  {:<30} {} of {}{reference}", c.name, c.correct, c.photos);
+        }
+    }
+    if !s.new_confusions.is_empty() {
+        println!("new confusions (the reference was right):");
+        for c in &s.new_confusions {
+            println!(
+                "  {} → {}: {} photo(s)",
+                c.truth_name, c.answer_name, c.photos
+            );
+        }
+    }
+    if !s.changed.is_empty() {
+        println!("photos whose answer changed (lost first):");
+        for c in &s.changed {
+            println!(
+                "  {} {}: class {} → {}",
+                c.change, c.photo, c.reference, c.model
+            );
+        }
     }
 }
 

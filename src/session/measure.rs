@@ -8,9 +8,10 @@ use super::photos::label_of_name;
 use super::{Benchmark, Evaluation, Loaded, Session, Which};
 use crate::compress::sensitivity::sensitivity;
 use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement, report};
-use crate::labels::{Classes, imagenet_classes};
+use crate::labels::{Classes, class_name, imagenet_classes};
 use crate::model::Model;
 use crate::predict::top_k;
+use crate::scores::scores;
 use crate::timing::{Timing, benchmark_input};
 use crate::{Error, Result};
 
@@ -115,7 +116,8 @@ impl Session {
     }
 
     /// Top-1 and top-5 of the loaded model over the kept photos whose names carry a label, and
-    /// its agreement and mean KL against `reference` when one is given.
+    /// its agreement and mean KL against `reference` when one is given (whose scores are then
+    /// the reference's).
     pub async fn evaluate<P, F>(
         &self,
         reference: Option<Model>,
@@ -127,30 +129,7 @@ impl Session {
     {
         let _busy = self.begin("scoring")?;
         let logits = self.original_logits(&mut progress).await?;
-        let labels: Vec<Option<usize>> = {
-            let names = self.labels();
-            let classes = match &names {
-                Some(n) => Classes::Named(n),
-                None if self.original()?.model.arch.num_classes() == imagenet_classes().len() => {
-                    Classes::ImageNet
-                }
-                None => Classes::Unnamed,
-            };
-            let s = self.state.borrow();
-            s.photos
-                .iter()
-                .map(|p| label_of_name(&p.name, classes))
-                .collect()
-        };
-        let (mut labelled, mut top1, mut top5) = (0usize, 0usize, 0usize);
-        for (l, label) in logits.iter().zip(&labels) {
-            let Some(label) = label else { continue };
-            labelled += 1;
-            let top = top_k(l, 5);
-            top1 += usize::from(top.first().is_some_and(|c| c.index == *label));
-            top5 += usize::from(top.iter().any(|c| c.index == *label));
-        }
-        let agreement = match reference {
+        let reference = match reference {
             Some(r) => {
                 let (photos, _) = self.inputs();
                 let r = Loaded::new(r, &self.backend)?;
@@ -162,10 +141,87 @@ impl Session {
                         &mut progress,
                     )
                     .await?;
-                let rl: Vec<Vec<f32>> = answers.into_iter().map(|a| a.logits).collect();
-                Some(agreement(&rl, &logits))
+                Some(answers.into_iter().map(|a| a.logits).collect::<Vec<_>>())
             }
             None => None,
+        };
+        self.evaluation(&logits, reference.as_deref())
+    }
+
+    /// [`Session::evaluate`] of the last compression, the loaded original its reference: what
+    /// the page shows for labelled photos.
+    pub async fn evaluate_compressed<P, F>(&self, mut progress: P) -> Result<Evaluation>
+    where
+        P: FnMut(Progress) -> F,
+        F: Future<Output = bool>,
+    {
+        let _busy = self.begin("scoring")?;
+        let original = self.original_logits(&mut progress).await?;
+        let compressed = self.state.borrow().compressed.clone();
+        // Without a labelled photo there is nothing to score: no pass of the compressed model.
+        let labelled = self.photo_labels()?.iter().any(Option::is_some);
+        let Some(c) = compressed.filter(|_| labelled) else {
+            return self.evaluation(&original, None);
+        };
+        let (photos, _) = self.inputs();
+        let answers = c
+            .loaded
+            .answers(
+                &photos,
+                self.batches.calibration,
+                "classifying with the compressed model",
+                &mut progress,
+            )
+            .await?;
+        let logits: Vec<Vec<f32>> = answers.into_iter().map(|a| a.logits).collect();
+        self.evaluation(&logits, Some(&original))
+    }
+
+    /// The class each kept photo's name carries, of the loaded model's classes.
+    fn photo_labels(&self) -> Result<Vec<Option<usize>>> {
+        let names = self.labels();
+        let classes = match &names {
+            Some(n) => Classes::Named(n),
+            None if self.original()?.model.arch.num_classes() == imagenet_classes().len() => {
+                Classes::ImageNet
+            }
+            None => Classes::Unnamed,
+        };
+        let s = self.state.borrow();
+        Ok(s.photos
+            .iter()
+            .map(|p| label_of_name(&p.name, classes))
+            .collect())
+    }
+
+    /// Scores of `logits` (one per kept photo) against the photos' labels, and against
+    /// `reference`'s logits when given.
+    fn evaluation(
+        &self,
+        logits: &[Vec<f32>],
+        reference: Option<&[Vec<f32>]>,
+    ) -> Result<Evaluation> {
+        let names = self.labels();
+        let photo_names: Vec<String> = self
+            .state
+            .borrow()
+            .photos
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let labels = self.photo_labels()?;
+        let (mut labelled, mut top1, mut top5) = (0usize, 0usize, 0usize);
+        for (l, label) in logits.iter().zip(&labels) {
+            let Some(label) = label else { continue };
+            labelled += 1;
+            let top = top_k(l, 5);
+            top1 += usize::from(top.first().is_some_and(|c| c.index == *label));
+            top5 += usize::from(top.iter().any(|c| c.index == *label));
+        }
+        let agreement = reference.map(|r| agreement(r, logits));
+        let class_name = |i: usize| match &names {
+            Some(n) => n.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
+            None => class_name(i),
         };
         let frac = |k: usize| (labelled > 0).then(|| k as f64 / labelled as f64);
         Ok(Evaluation {
@@ -175,6 +231,7 @@ impl Session {
             top5: frac(top5),
             agreement: agreement.as_ref().map(|a| a.agreement),
             kl: agreement.as_ref().map(|a| a.kl),
+            scores: scores(&photo_names, &labels, logits, reference, class_name),
         })
     }
 }

@@ -144,4 +144,7 @@ pub struct Evaluation {
     pub agreement: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kl: Option<f64>,
+    /// Counts with their intervals, per class, new confusions, changed photos.
+    #[serde(flatten)]
+    pub scores: crate::scores::Scores,
 }

@@ -542,6 +542,38 @@ fn eval_reads_labels_from_names_and_compares_with_a_reference() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["n"], 4);
     assert_eq!(v["labelled"], 3);
+    // Counts with their 95 % intervals, per class: the same model as reference changes nothing.
+    let top1 = &v["top1_count"];
+    assert_eq!(top1["n"], 3);
+    assert!(
+        top1["low"].as_f64() <= top1["share"].as_f64()
+            && top1["share"].as_f64() <= top1["high"].as_f64()
+    );
+    assert_eq!(v["agreement_count"]["k"], 4);
+    assert_eq!(v["classes"].as_array().unwrap().len(), 3, "{v}");
+    assert!(
+        v.get("changed").is_none() && v.get("new_confusions").is_none(),
+        "{v}"
+    );
+    // Another reference: the photos whose answer differs are listed, lost ones first.
+    let other = modelslim(&[
+        "eval",
+        "--weights",
+        "seeded:42",
+        "--reference",
+        "seeded:43",
+        "--images",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_success(&other);
+    let o: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    let differ = 4 - o["agreement_count"]["k"].as_u64().unwrap();
+    assert_eq!(
+        o["changed"].as_array().map_or(0, Vec::len) as u64,
+        differ,
+        "{o}"
+    );
     // With the model's own class names, folders are read by those (wnids then say nothing).
     let labels = dir.join("classes.txt");
     let names: Vec<String> = (0..1000).map(|i| format!("kind {i}")).collect();

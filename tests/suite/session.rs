@@ -224,5 +224,8 @@ fn distillation_that_improves_nothing_keeps_the_compressed_model_and_its_names()
     assert!(!r.improved && r.run.best_step == 0, "{:?}", r.run.after);
     assert_eq!(s.file_name(FileFormat::Onnx).unwrap(), name);
     assert!(!r.file_stem.ends_with("-kd"), "{}", r.file_stem);
-    assert!(s.file(FileFormat::Onnx).unwrap() == onnx, "the files changed");
+    assert!(
+        s.file(FileFormat::Onnx).unwrap() == onnx,
+        "the files changed"
+    );
 }
