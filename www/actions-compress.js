@@ -42,8 +42,21 @@ export function compressActions(ctx) {
       try {
         set({ targets: JSON.parse(await ctx.engine.targets()) });
       } catch (e) {
-        ctx.fail(`Fitting the deployment targets failed: ${message(e)}`);
+        // A model TFLite cannot hold (scales per group, say): the table says why, no error.
+        set({ targets: { error: message(e) } });
       }
+    }
+    await ctx.score();
+  };
+
+  // Score the photos whose folder or name gives their class (nothing shown when none does).
+  ctx.score = async () => {
+    if (!ctx.engine?.modelInfo || !ctx.engine.photoCount) return;
+    try {
+      const e = JSON.parse(await ctx.engine.evaluate());
+      set({ scores: e.labelled ? e : null });
+    } catch (e) {
+      ctx.fail(`Scoring the labelled photos failed: ${message(e)}`);
     }
   };
 

@@ -190,7 +190,7 @@ export function createActions(store, params) {
   }
 
   // ---- photos ----------------------------------------------------------------------------
-  async function classify(file, id) {
+  async function classify(file, id, path = file.name) {
     if (!ctx.engine?.modelInfo) {
       ctx.patchPhoto(id, { error: 'Load a model first.' });
       ctx.fail(`${file.name}: load a model first (download the ImageNet weights, pick a file, or use random weights).`);
@@ -199,7 +199,7 @@ export function createActions(store, params) {
     ctx.status(`classifying ${file.name}…`);
     try {
       // The bytes move to the engine, which keeps them for calibration and restarts.
-      const r = JSON.parse(await ctx.engine.addPhoto(new Uint8Array(await file.arrayBuffer()), file.name));
+      const r = JSON.parse(await ctx.engine.addPhoto(new Uint8Array(await file.arrayBuffer()), path));
       ctx.patchPhoto(id, { index: r.index, thumb: URL.createObjectURL(file), original: r.original, compressed: r.compressed, preprocessMs: r.preprocess_ms });
       ctx.markStartup('firstTop5');
       const t = ctx.get().timing;
@@ -216,13 +216,20 @@ export function createActions(store, params) {
   }
 
   /** Add `files` as photos: a card each at once, classified in turn. */
+  // `files`: File objects, or {file, path} for files dropped in folders. A photo's name is its
+  // path within the folder chosen or dropped, whose folders may name its class.
   function addPhotos(files) {
     ctx.clearError();
+    // Scores were of the photos before these.
+    if (files.length) ctx.set({ scores: null });
     for (const f of files) {
+      const file = f.file ?? f;
+      const path = f.path ?? (file.webkitRelativePath || file.name);
       const id = `${Date.now()}-${Math.random()}`;
-      ctx.set({ photos: [...ctx.get().photos, { id, name: f.name, thumb: null, original: null, compressed: null, error: null }] });
-      ctx.enqueue(() => classify(f, id));
+      ctx.set({ photos: [...ctx.get().photos, { id, name: file.name, path, thumb: null, original: null, compressed: null, error: null }] });
+      ctx.enqueue(() => classify(file, id, path));
     }
+    if (files.length) ctx.enqueue(() => ctx.score());
   }
   ctx.addPhotos = addPhotos;
 
@@ -230,7 +237,7 @@ export function createActions(store, params) {
     await ctx.engine?.clearPhotos();
     for (const p of ctx.get().photos) if (p.thumb) URL.revokeObjectURL(p.thumb);
     const r = ctx.get().report;
-    ctx.set({ photos: [], report: r && { ...r, agreementHidden: true }, status: 'photos cleared' });
+    ctx.set({ photos: [], scores: null, report: r && { ...r, agreementHidden: true }, status: 'photos cleared' });
   }
 
   async function samples() {

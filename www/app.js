@@ -12,10 +12,11 @@ import { mountDistill } from './views/distill.js';
 import { mountBench } from './views/bench.js';
 import { mountCharts } from './views/charts.js';
 import { mountAuto } from './views/auto.js';
+import { mountScores } from './views/scores.js';
 
 const store = createStore();
 const actions = createActions(store, new URLSearchParams(location.search));
-for (const mount of [mountStatus, mountModel, mountPhotos, mountAuto, mountCompress, mountDistill, mountBench, mountCharts]) {
+for (const mount of [mountStatus, mountModel, mountPhotos, mountAuto, mountCompress, mountDistill, mountBench, mountCharts, mountScores]) {
   mount(store, actions);
 }
 addEventListener('unhandledrejection', (ev) => actions.fail(message(ev.reason)));

@@ -35,6 +35,7 @@ export const METHODS = {
   predict: {},                     // (bytes, name?) → JSON {top5, logits, inference_ms, cold, …}
   predictAll: {},                  // () → JSON [{index, name, original, compressed}]
   clearPhotos: {},                 // ()
+  evaluate: {},                    // () → JSON as `modelslim eval --json`: the compressed model scored, the original its reference
   compress: { progress: true },    // (settings JSON, onStep) → report JSON
   auto: { progress: true },        // ({budget?, min_agreement, format?, target?, held_out?} JSON, onStep) → report JSON (TFLite and targets: training module)
   chooseCandidate: {},             // (index) → JSON {compression, plan}

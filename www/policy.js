@@ -91,7 +91,8 @@ export function agreementBasis(r) {
   const photos = `${n} photo${n === 1 ? '' : 's'}`;
   switch (r.agreement_photos) {
     case 'held_back': {
-      const fitted = r.calibration_photos === undefined ? '' : `; fitted on the other ${r.calibration_photos}`;
+      // A candidate of Auto's reports none: it was fitted during the search.
+      const fitted = r.calibration_photos ? `; fitted on the other ${r.calibration_photos}` : '';
       return `on ${n} held-back photo${n === 1 ? '' : 's'} (not fitted on${fitted})`;
     }
     case 'fitting': return `on the ${photos} it was fitted on (optimistic: add photos so that some are held back)`;

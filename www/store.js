@@ -30,8 +30,9 @@ export function initialState() {
     ort: null,             // the last check in ONNX Runtime
     litert: null,          // the last check in LiteRT
     tflite: null,          // the compressed model's TFLite file {name, size, url}
-    targets: null,         // how the compressed model's TFLite file fits each device (rows of `modelslim targets --json`)
+    targets: null,         // how the compressed model's TFLite file fits each device (rows of `modelslim targets --json`), or {error} when TFLite cannot hold it
     sensitivity: null,     // rows, most sensitive first
+    scores: null,          // labelled photos' scores (the engine's `evaluate`), or null when none is labelled
     autoForm: { kind: 'bytes', value: '8', floor: '80', deploy: 'onnx' }, // the Auto panel as typed
     auto: null,            // the last search: {candidates, chosen, shown, options, message, …}
     presetRuns: {},        // preset id → {name, bytes, macsShare, agreement} of its last run
@@ -55,6 +56,7 @@ export function derivedFromCompressed(state, distillStatus) {
     litert: null,
     tflite: null,
     targets: null,
+    scores: null,
     bench: { ...state.bench, compressed: null },
     distill: { losses: [], status: distillStatus, result: null, stopping: false },
   };

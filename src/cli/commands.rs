@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use modelslim::export::targets::fit_targets;
+use modelslim::export::targets::{capacity, fit_targets};
 use modelslim::export::tflite::{TfliteIo, device_io, tflite_c_header};
 use modelslim::export::{to_onnx, to_tflite_with_io};
 use modelslim::session::{Which, no_progress};
@@ -228,18 +228,18 @@ pub fn targets(args: TargetsArgs) -> std::result::Result<(), CliError> {
         return Ok(());
     }
     println!(
-        "{:<22} {:>9} {:>9} {:>10} {:>10}  fits",
-        "target", "file MB", "flash MB", "peak act MB", "RAM MB"
+        "{:<22} {:>9} {:>9} {:>11} {:>9}  fits",
+        "target", "file MB", "flash", "peak act MB", "RAM"
     );
     for t in &fits {
         let mb = |b: u64| format!("{:.2}", b as f64 / 1e6);
         println!(
-            "{:<22} {:>9} {:>9} {:>10} {:>10}  {}",
+            "{:<22} {:>9} {:>9} {:>11} {:>9}  {}",
             t.name,
             mb(t.file_bytes),
-            mb(t.flash_bytes),
+            capacity(t.flash_bytes),
             mb(t.peak_activation_bytes),
-            mb(t.ram_bytes),
+            capacity(t.ram_bytes),
             if t.fits { "yes" } else { "no" }
         );
         if !t.fits {

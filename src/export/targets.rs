@@ -27,15 +27,42 @@ pub struct Target {
 const MIB: u64 = 1 << 20;
 const KIB: u64 = 1 << 10;
 
-/// What every runtime below has (TFLite's, LiteRT's and TFLite Micro's kernels alike).
-const COMMON_OPERATORS: &[&str] = &[
+/// What every runtime below has (TFLite's, LiteRT's and TFLite Micro's kernels alike), the
+/// Edge TPU included.
+const EDGE_TPU_OPERATORS: &[&str] = &[
     "ADD",
+    "AVERAGE_POOL_2D",
     "CONV_2D",
     "DEPTHWISE_CONV_2D",
     "DEQUANTIZE",
     "FULLY_CONNECTED",
+    "LOGISTIC",
     "MAX_POOL_2D",
     "MEAN",
+    "MUL",
+    "PAD",
+    "QUANTIZE",
+    "RELU",
+    "RELU6",
+    "RESHAPE",
+];
+
+/// Those and `HARD_SWISH`: every operator the TFLite writer emits, which TFLite Micro has
+/// integer kernels for (so esp-tflite-micro too) and Vela places on the Ethos-U55 (it puts
+/// every operator of RapidOCR's full-integer classifier, hard swish, sigmoid gates and
+/// products included, on the NPU).
+const MICRO_OPERATORS: &[&str] = &[
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEQUANTIZE",
+    "FULLY_CONNECTED",
+    "HARD_SWISH",
+    "LOGISTIC",
+    "MAX_POOL_2D",
+    "MEAN",
+    "MUL",
     "PAD",
     "QUANTIZE",
     "RELU",
@@ -52,7 +79,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 16 * 1024 * MIB,
         ram_bytes: 512 * MIB,
         full_integer_only: false,
-        operators: COMMON_OPERATORS,
+        operators: MICRO_OPERATORS,
     },
     Target {
         name: "Coral Edge TPU",
@@ -60,7 +87,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 8 * MIB,
         ram_bytes: 8 * MIB,
         full_integer_only: true,
-        operators: COMMON_OPERATORS,
+        operators: EDGE_TPU_OPERATORS,
     },
     Target {
         name: "Arm Ethos-U55",
@@ -68,7 +95,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 4 * MIB,
         ram_bytes: MIB,
         full_integer_only: true,
-        operators: COMMON_OPERATORS,
+        operators: MICRO_OPERATORS,
     },
     Target {
         name: "STM32-class MCU",
@@ -76,7 +103,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 2 * MIB,
         ram_bytes: 512 * KIB,
         full_integer_only: true,
-        operators: COMMON_OPERATORS,
+        operators: MICRO_OPERATORS,
     },
     Target {
         name: "ESP32-S3",
@@ -84,7 +111,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 8 * MIB,
         ram_bytes: 8 * MIB,
         full_integer_only: true,
-        operators: COMMON_OPERATORS,
+        operators: MICRO_OPERATORS,
     },
 ];
 
@@ -156,18 +183,24 @@ fn fit(t: &Target, s: &TfliteSummary) -> TargetFit {
         problems.push(format!(
             "the file is {} for {} of flash",
             mb(file),
-            mb(t.flash_bytes)
+            capacity(t.flash_bytes)
         ));
     }
     if peak > t.ram_bytes {
         problems.push(format!(
             "activations need {} for {} of RAM",
             mb(peak),
-            mb(t.ram_bytes)
+            capacity(t.ram_bytes)
         ));
     }
-    if !problems.is_empty() || !unsupported.is_empty() {
+    if !problems.is_empty() {
         problems.push(what_would_fit(t, s));
+    } else if !unsupported.is_empty() {
+        // Size is not the trouble: no width or precision brings these operators to it.
+        problems.push(format!(
+            "its runtime has no kernel for {}: a network without them",
+            unsupported.join(", ")
+        ));
     }
     TargetFit {
         name: t.name,
@@ -229,6 +262,22 @@ fn mb(bytes: u64) -> String {
     format!("{:.2} MB", bytes as f64 / 1e6)
 }
 
+/// A board's flash or RAM in the binary units boards are sold in: `16 GiB`, `8 MiB`, `512 KiB`.
+pub fn capacity(bytes: u64) -> String {
+    let (unit, size) = if bytes >= 1 << 30 {
+        ("GiB", 1u64 << 30)
+    } else if bytes >= MIB {
+        ("MiB", MIB)
+    } else {
+        ("KiB", KIB)
+    };
+    if bytes.is_multiple_of(size) {
+        format!("{} {unit}", bytes / size)
+    } else {
+        format!("{:.1} {unit}", bytes as f64 / size as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,12 +323,26 @@ mod tests {
             "{float:?}"
         );
         // 512 times the flash even at int8: nothing modelslim prunes to fits.
+        assert!(big.message.contains("for 2 MiB of flash"), "{big:?}");
+        assert_eq!(capacity(16 << 30), "16 GiB");
+        assert_eq!(capacity(512 << 10), "512 KiB");
+        assert_eq!(capacity(3 << 19), "1.5 MiB");
         let huge = fit(&mcu, &summary(1 << 30, 100 << 10, true));
         assert!(huge.message.contains("a smaller one"), "{huge:?}");
         // The Pi runs float files.
         assert!(fit(&TARGETS[0], &summary(40 << 20, 6 << 20, false)).fits);
         let mut odd = summary(1 << 20, 1 << 10, true);
         odd.operators.push("?");
-        assert_eq!(fit(&mcu, &odd).unsupported_ops, vec!["?".to_string()]);
+        let odd = fit(&mcu, &odd);
+        assert_eq!(odd.unsupported_ops, vec!["?".to_string()]);
+        assert!(
+            !odd.fits && odd.message.contains("no kernel for ?"),
+            "{odd:?}"
+        );
+        // Hard swish runs on the microcontrollers, not on the Edge TPU.
+        let mut swish = summary(1 << 20, 1 << 10, true);
+        swish.operators.push("HARD_SWISH");
+        assert!(fit(&mcu, &swish).fits);
+        assert_eq!(fit(&TARGETS[1], &swish).unsupported_ops, ["HARD_SWISH"]);
     }
 }

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, existsSync, readFileSync, statSync, copyFileSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, statSync, copyFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, DIST, serveDist, launchChromium, openPage as open } from './harness.mjs';
 
@@ -550,6 +550,51 @@ async function openOwnOnnx(file, name) {
 // upside down), read from its ONNX file, compressed in the page to int8 weights + activations;
 // the downloaded ONNX gives the page's logits in onnxruntime (photos preprocessed by Pillow).
 // Then the preprocessing form: other mean and std, and the photos are classified anew.
+// Labelled photos: a folder whose sub-folders name the classes (an ImageNet wnid, or a class
+// name), scored in the page before and after compressing as `modelslim eval` scores them.
+test('labelled folders (EfficientNet-Lite0, CPU fallback): the page\'s accuracy before and after compressing is modelslim eval\'s', { timeout: 2 * TIMEOUT }, async () => {
+  const pth = join(ROOT, 'www', 'models', 'efficientnet-lite0-57934424.pth');
+  assert.ok(existsSync(pth), 'run scripts/setup.sh: it puts the EfficientNet-Lite0 weights in www/models/');
+  const val = join(ROOT, 'tests', 'fixtures', 'imagenet-subset', 'val');
+  const dir = join(OUT, 'labelled');
+  rmSync(dir, { recursive: true, force: true });
+  // Tench by wnid, golf balls by their class name.
+  for (const [wnid, folder] of [['n01440764', 'n01440764'], ['n03445777', 'golf_ball']]) {
+    mkdirSync(join(dir, folder), { recursive: true });
+    for (const f of readdirSync(join(val, wnid))) copyFileSync(join(val, wnid, f), join(dir, folder, f));
+  }
+  const eval_ = (args) => JSON.parse(execFileSync(BIN, ['eval', ...args, '--images', dir, '--json']).toString());
+  const { page, context, problems } = await openPage('?weights=efficientnet-lite0&backend=cpu');
+  await page.setInputFiles('[data-testid=upload-folder]', dir);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 10
+    && !document.querySelector('[data-testid=scores]').hidden
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const before = await page.$eval('[data-testid=scores]', (el) => ({ ...el.dataset }));
+  const cli = eval_(['--weights', pth]);
+  assert.equal(Number(before.labelled), cli.labelled);
+  assert.equal(cli.labelled, 10);
+  assert.equal(Number(before.originalTop1), cli.top1_count.k, 'the page\'s top-1 count differs from modelslim eval\'s');
+
+  // int8 weights: the scores follow the compressed model, its reference the original.
+  await page.click('text=int8 for Raspberry Pi / ARM');
+  await page.uncheck('[data-testid=act-quant]');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 10);
+  await page.waitForFunction(() => document.querySelector('[data-testid=scores]').dataset.compressedTop1 !== undefined
+    || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
+  const after = await page.$eval('[data-testid=scores]', (el) => ({ ...el.dataset, text: el.textContent }));
+  const file = await download(page, 'download-safetensors');
+  const cliAfter = eval_(['--weights', file.path, '--reference', pth]);
+  console.log(`labelled photos: page ${after.text.slice(0, 300)}`);
+  assert.equal(Number(after.compressedTop1), cliAfter.top1_count.k);
+  assert.equal(Number(after.originalTop1), cliAfter.reference_top1.k);
+  assert.equal(await page.locator('[data-testid=score-changed]').count(), (cliAfter.changed ?? []).length);
+  await page.locator('[data-testid=scores]').screenshot({ path: join(OUT, 'labelled-scores.png') });
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
 test('your own ONNX network (docorient\'s MobileNetV2, CPU fallback): int8 weights + activations, the downloaded ONNX gives the page\'s logits; the preprocessing form', { timeout: 2 * TIMEOUT }, async () => {
   const file = process.env.MODELSLIM_DOCORIENT_ONNX;
   assert.ok(file && existsSync(file), 'run scripts/setup.sh: it fetches docorient\'s ONNX file and sets MODELSLIM_DOCORIENT_ONNX');

@@ -36,9 +36,13 @@ function draw(svg, a, presets, actions) {
     .map(([id, p]) => ({ id, p, x: kind === 'bytes' ? p.bytes / 1e6 : 100 * p.macsShare, y: p.agreement }))
     .filter((q) => q.y !== null && Number.isFinite(q.x));
   // Zoomed on the budget: the axis spans what lies within twice the budget; anything beyond
-  // (the fp32 original, often) sits on the right edge, its value in its tooltip.
+  // (the fp32 original, often) sits on the right edge, its value in its tooltip. A budget far
+  // beyond every candidate (a device's flash) is not drawn to scale: its line sits on the
+  // right edge, labelled with its value.
   const near = [...points.map((p) => p.x), ...shown.map((q) => q.x)].filter((x) => x <= 2 * limit);
-  const lo = Math.min(limit, ...near), hi = Math.max(limit, ...near);
+  const farBudget = near.length > 0 && limit > 1.5 * Math.max(...near);
+  const lo = Math.min(...(farBudget ? near : [limit, ...near]));
+  const hi = Math.max(...(farBudget ? near : [limit, ...near]));
   const pad = (hi - lo) * 0.08 || hi * 0.05 || 1;
   const xMin = Math.max(0, lo - pad), xMax = hi + pad;
   const ys = [...points.map((p) => p.y), ...shown.map((q) => q.y)];
@@ -63,6 +67,7 @@ function draw(svg, a, presets, actions) {
   parts.push(yTitle);
   parts.push(label(LEFT, H - BOTTOM + 14, xMin.toPrecision(3), 'start'));
   parts.push(label(W - RIGHT, H - BOTTOM + 14, xMax.toPrecision(3), 'end'));
+  if (farBudget) parts.push(label(W - RIGHT - 4, TOP + 12, `budget ${limit.toPrecision(3)} →`, 'end'));
   for (const q of shown) {
     parts.push(el('rect', { x: sx(q.x) - 5, y: sy(q.y) - 5, width: 10, height: 10, class: 'preset', 'data-preset': q.id },
       `preset "${q.p.name}": ${q.x.toPrecision(3)} ${unit}, agreement ${(100 * q.y).toFixed(0)} % (on the photos its own run measured)`));
@@ -145,7 +150,7 @@ export function mountAuto(store, actions) {
     const k = a.candidates[a.chosen];
     text(byId('auto-status'),
       `${a.candidates.length} candidates in ${a.page_seconds.toFixed(1)} s` +
-      `${a.options.budget.kind !== 'bytes' ? '' : a.cost_seconds > 0 ? ` (per-layer costs ${a.cost_seconds.toFixed(1)} s)` : ' (per-layer costs of the last search reused)'}, ` +
+      `${a.cost_seconds > 0 ? ` (per-layer costs ${a.cost_seconds.toFixed(1)} s)` : a.candidates.some((c) => /^(per channel|per tensor|groups of)/.test(c.label)) ? ' (per-layer costs of the last search reused)' : ''}, ` +
       `fitted on ${a.fit_images} photos and measured on ${a.held_out_images} held out. ` +
       `Kept ${a.chosen + 1}: ${k.label} — agreement ${(100 * k.agreement).toFixed(0)} %, KL ${k.kl.toExponential(2)}` +
       `${k.tflite_bytes != null ? `; TFLite ${(k.tflite_bytes / 1e6).toFixed(2)} MB, activations ${(k.peak_activation_bytes / 1e6).toFixed(2)} MB${k.full_integer ? ', full integer' : ''}` : ''}` +

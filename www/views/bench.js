@@ -66,6 +66,13 @@ function renderTargets(box, targets, tflite, actions) {
     box.replaceChildren();
     return;
   }
+  if (targets.error) {
+    const p = document.createElement('p');
+    p.dataset.testid = 'targets-none';
+    p.textContent = `No TFLite file for this model, so no device to fit: ${targets.error}.`;
+    box.replaceChildren(p);
+    return;
+  }
   const table = clone('tpl-targets-table');
   for (const r of targets) {
     const tr = clone('tpl-targets-row');

@@ -77,7 +77,10 @@ export function mountCompress(store, actions) {
     if (r.agreement_photos) ag.dataset.agreementPhotos = r.agreement_photos;
     else delete ag.dataset.agreementPhotos;
     const rows = stepTable(r.steps);
-    text(byId('steps-summary'), `Compression took ${r.page_seconds.toFixed(1)} s on ${s.backend?.name}: ${rows.length} kind(s) of step, ${r.steps.length} in all.`);
+    // A candidate loaded from Auto's search ran no step here: its steps ran in the search.
+    text(byId('steps-summary'), r.steps.length
+      ? `Compression took ${r.page_seconds.toFixed(1)} s on ${s.backend?.name}: ${rows.length} kind(s) of step, ${r.steps.length} in all.`
+      : `Loaded in ${r.page_seconds.toFixed(1)} s from the search, which built it.`);
     details.dataset.steps = JSON.stringify(r.steps);
     byId('steps-rows').replaceChildren(...rows.map((row) => {
       const tr = clone('tpl-step-row');

@@ -55,9 +55,32 @@ function renderCard(el, p) {
     : p.error ? '' : 'classifying…');
 }
 
+const isImage = (f) => (f.file ?? f).type.startsWith('image/') || /\.(jpe?g|png|webp)$/i.test((f.file ?? f).name);
+
+// The files under a dropped entry, each with its path: {file, path}.
+async function collect(entry, out) {
+  if (entry.isFile) {
+    const file = await new Promise((resolve, reject) => entry.file(resolve, reject));
+    out.push({ file, path: entry.fullPath.replace(/^\//, '') });
+    return;
+  }
+  const reader = entry.createReader();
+  // readEntries answers in batches until an empty one.
+  for (;;) {
+    const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+    if (!batch.length) break;
+    for (const e of batch) await collect(e, out);
+  }
+}
+
 export function mountPhotos(store, actions) {
   byId('upload').addEventListener('change', (ev) => {
     actions.addPhotos([...ev.target.files]);
+    ev.target.value = '';
+  });
+  // A folder: its images, each named by its path (the folders name the classes).
+  byId('upload-folder').addEventListener('change', (ev) => {
+    actions.addPhotos([...ev.target.files].filter(isImage));
     ev.target.value = '';
   });
   byId('samples').addEventListener('click', actions.samples);
@@ -66,10 +89,17 @@ export function mountPhotos(store, actions) {
   const drop = byId('drop');
   drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (ev) => {
+  drop.addEventListener('drop', async (ev) => {
     ev.preventDefault();
     drop.classList.remove('over');
-    actions.addPhotos([...ev.dataTransfer.files]);
+    const entries = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+    if (!entries.some((e) => e.isDirectory)) {
+      actions.addPhotos([...ev.dataTransfer.files]);
+      return;
+    }
+    const found = [];
+    for (const e of entries) await collect(e, found);
+    actions.addPhotos(found.filter(({ file }) => isImage(file)));
   });
 
   let syncSynth = null;
@@ -102,7 +132,9 @@ export function mountPhotos(store, actions) {
   on(store, ['timing', 'backend'], (s) => {
     const parts = [];
     const { cold, warm } = s.timing;
-    if (cold !== null) parts.push(`first run (cold: includes shader compilation) ${cold.toFixed(0)} ms`);
+    // Shaders compile on WebGPU only; the CPU backend's first run sets up its buffers.
+    const coldWhy = s.backend?.kind === 'wgpu' ? 'includes shader compilation' : 'includes first allocations';
+    if (cold !== null) parts.push(`first run (cold: ${coldWhy}) ${cold.toFixed(0)} ms`);
     if (warm.length) parts.push(`warm median ${latencyStats(warm).median_ms.toFixed(0)} ms over ${warm.length} run(s)`);
     if (parts.length) text(byId('timing'), `Original model on ${s.backend?.name}: ${parts.join(', ')}.`);
   });

@@ -253,7 +253,20 @@ impl Evaluator<'_> {
             _ => None,
         };
         let measure = self.budget.measure(bytes, macs, ms);
-        let target_problem = on_target.filter(|f| !f.fits).map(|f| f.message);
+        let target_problem = on_target.filter(|f| !f.fits).map(|f| {
+            // Operators it has no kernel for, besides float ones (the message says "int8").
+            let missing: Vec<&str> = f
+                .unsupported_ops
+                .iter()
+                .map(String::as_str)
+                .filter(|op| !op.ends_with("(float)"))
+                .collect();
+            if missing.is_empty() || f.message.contains("no kernel") {
+                f.message
+            } else {
+                format!("cannot run {}; {}", missing.join(", "), f.message)
+            }
+        });
         self.candidates.push(Candidate {
             label,
             settings,
