@@ -19,7 +19,7 @@ use crate::compress::{
     Granularity, Importance, Plan, Progress, PruneScope, QuantMethod, Settings, agreement,
     announce, logits_of,
 };
-use crate::export::targets::Target;
+use crate::export::targets::{Target, capacity};
 use crate::export::tflite::{TfliteSummary, is_full_integer};
 use crate::export::to_onnx;
 use crate::model::Model;
@@ -113,11 +113,23 @@ impl AutoOptions {
         self.target.map(Target::named).transpose()
     }
 
-    /// For people: `3.50 MB of ONNX`, `8.39 MB of TFLite on ESP32-S3`.
+    /// For people: `3.50 MB of ONNX`, `ESP32-S3 (8 MiB of flash, 8 MiB of RAM, full
+    /// integer)`, `50 % of the MACs on ESP32-S3`.
     pub fn label(&self) -> String {
         let budget = self.budget.label(self.format);
-        match self.target {
-            Some(t) => format!("{budget} on {t}"),
+        match self.device().ok().flatten() {
+            Some(t) if self.budget == Budget::Bytes(t.flash_bytes) => format!(
+                "{} ({} of flash, {} of RAM{})",
+                t.name,
+                capacity(t.flash_bytes),
+                capacity(t.ram_bytes),
+                if t.full_integer_only {
+                    ", full integer"
+                } else {
+                    ""
+                }
+            ),
+            Some(t) => format!("{budget} on {}", t.name),
             None => budget,
         }
     }
