@@ -29,7 +29,7 @@ const KIB: u64 = 1 << 10;
 
 /// What every runtime below has (TFLite's, LiteRT's and TFLite Micro's kernels alike), the
 /// Edge TPU included.
-const EDGE_TPU_OPERATORS: &[&str] = &[
+const EDGE_TPU_OPERATORS: [&str; 15] = [
     "ADD",
     "AVERAGE_POOL_2D",
     "CONV_2D",
@@ -51,24 +51,21 @@ const EDGE_TPU_OPERATORS: &[&str] = &[
 /// integer kernels for (so esp-tflite-micro too) and Vela places on the Ethos-U55 (it puts
 /// every operator of RapidOCR's full-integer classifier, hard swish, sigmoid gates and
 /// products included, on the NPU).
-const MICRO_OPERATORS: &[&str] = &[
-    "ADD",
-    "AVERAGE_POOL_2D",
-    "CONV_2D",
-    "DEPTHWISE_CONV_2D",
-    "DEQUANTIZE",
-    "FULLY_CONNECTED",
-    "HARD_SWISH",
-    "LOGISTIC",
-    "MAX_POOL_2D",
-    "MEAN",
-    "MUL",
-    "PAD",
-    "QUANTIZE",
-    "RELU",
-    "RELU6",
-    "RESHAPE",
-];
+const MICRO_OPERATORS: [&str; 16] = with(EDGE_TPU_OPERATORS, "HARD_SWISH");
+
+/// `list` with `extra` after it.
+const fn with<const N: usize, const M: usize>(
+    list: [&'static str; N],
+    extra: &'static str,
+) -> [&'static str; M] {
+    let mut out = [extra; M];
+    let mut i = 0;
+    while i < N {
+        out[i] = list[i];
+        i += 1;
+    }
+    out
+}
 
 /// The targets the table covers. Flash and RAM are a typical board's; the NPUs run integer
 /// operators only (anything else stays on the host CPU or is refused by their compilers).
@@ -79,7 +76,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 16 * 1024 * MIB,
         ram_bytes: 512 * MIB,
         full_integer_only: false,
-        operators: MICRO_OPERATORS,
+        operators: &MICRO_OPERATORS,
     },
     Target {
         name: "Coral Edge TPU",
@@ -87,7 +84,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 8 * MIB,
         ram_bytes: 8 * MIB,
         full_integer_only: true,
-        operators: EDGE_TPU_OPERATORS,
+        operators: &EDGE_TPU_OPERATORS,
     },
     Target {
         name: "Arm Ethos-U55",
@@ -95,7 +92,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 4 * MIB,
         ram_bytes: MIB,
         full_integer_only: true,
-        operators: MICRO_OPERATORS,
+        operators: &MICRO_OPERATORS,
     },
     Target {
         name: "STM32-class MCU",
@@ -103,7 +100,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 2 * MIB,
         ram_bytes: 512 * KIB,
         full_integer_only: true,
-        operators: MICRO_OPERATORS,
+        operators: &MICRO_OPERATORS,
     },
     Target {
         name: "ESP32-S3",
@@ -111,7 +108,7 @@ pub const TARGETS: [Target; 5] = [
         flash_bytes: 8 * MIB,
         ram_bytes: 8 * MIB,
         full_integer_only: true,
-        operators: MICRO_OPERATORS,
+        operators: &MICRO_OPERATORS,
     },
 ];
 

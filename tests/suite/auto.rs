@@ -16,15 +16,21 @@ use modelslim::session::{
 
 const PHOTOS: [&str; 4] = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg"];
 
-/// ResNet18's layout at a quarter of its widths (a sixteenth of its MACs), seeded weights.
-fn narrow_resnet(seed: u64) -> Model {
+/// ResNet18's layout with every group's channels, the stem's too, cut by `ratio`; seeded
+/// weights.
+fn resnet_cut(ratio: f32, seed: u64) -> Model {
     let opts = PruneOptions {
-        ratio: 0.75,
+        ratio,
         prune_stem: true,
         scope: PruneScope::All,
         ..PruneOptions::default()
     };
     Model::seeded_resnet18(seed).pruned(&opts).unwrap()
+}
+
+/// ResNet18's layout at a quarter of its widths (a sixteenth of its MACs).
+fn narrow_resnet(seed: u64) -> Model {
+    resnet_cut(0.75, seed)
 }
 
 fn session_with(model: Model) -> Session {
@@ -300,13 +306,7 @@ fn another_candidate_becomes_the_compressed_model() {
 /// is over an STM32-class MCU's 2 MiB of flash, and its input and first activation together
 /// over the 512 kB of RAM.
 fn half_resnet(seed: u64) -> Model {
-    let opts = PruneOptions {
-        ratio: 0.5,
-        prune_stem: true,
-        scope: PruneScope::All,
-        ..PruneOptions::default()
-    };
-    Model::seeded_resnet18(seed).pruned(&opts).unwrap()
+    resnet_cut(0.5, seed)
 }
 
 #[test]
