@@ -14,6 +14,7 @@ use super::budget::{Budget, DeployFormat};
 use super::layer_costs::{self, CostCache, CostTable};
 use crate::backend::Backend;
 use crate::compress::pipeline::{Shape, run};
+use crate::compress::plan::full_integer;
 use crate::compress::prune::blocks::{BlockDrop, block_macs, network_macs};
 use crate::compress::{
     Granularity, Importance, Plan, Progress, PruneScope, QuantMethod, Settings, agreement,
@@ -350,20 +351,6 @@ impl Evaluator<'_> {
             Error::Invalid("this engine has no TFLite writer to measure a TFLite file with".into())
         })?;
         measure(model)
-    }
-}
-
-/// `settings` with int8 weights per channel and int8 activations, biases corrected for the
-/// rounding: a full-integer TFLite file (what "int8 for Raspberry Pi / ARM" does).
-fn full_integer(settings: Settings) -> Settings {
-    Settings {
-        quant: Precision::Int8,
-        granularity: Granularity::PerChannel,
-        layer_quant: Default::default(),
-        keep_first_last: false,
-        act_quant: true,
-        bias_correction: true,
-        ..settings
     }
 }
 

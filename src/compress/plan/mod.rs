@@ -13,7 +13,7 @@ pub mod text;
 use serde::Serialize;
 
 pub use fields::SETTINGS;
-pub use presets::{Preset, presets};
+pub use presets::{Preset, full_integer, presets};
 pub use settings::Settings;
 pub use steps::{Action, Photos, Purpose, Step};
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Settings;
-use crate::compress::{Importance, PruneScope, QuantMethod};
+use crate::compress::{Granularity, Importance, PruneScope, QuantMethod};
 use crate::quant::Precision;
 
 /// A named starting point for the settings.
@@ -18,6 +18,21 @@ pub struct Preset {
     pub settings: Settings,
 }
 
+/// `settings` with int8 weights per channel and int8 activations, biases corrected for the
+/// rounding: a full int8 graph, which becomes a full-integer TFLite file ("int8 for Raspberry
+/// Pi / ARM", and every plan Auto proposes for a device that runs only integers).
+pub fn full_integer(settings: Settings) -> Settings {
+    Settings {
+        quant: Precision::Int8,
+        granularity: Granularity::PerChannel,
+        layer_quant: Default::default(),
+        keep_first_last: false,
+        act_quant: true,
+        bias_correction: true,
+        ..settings
+    }
+}
+
 /// The presets the page offers.
 pub fn presets() -> Vec<Preset> {
     let base = Settings::default();
@@ -26,12 +41,7 @@ pub fn presets() -> Vec<Preset> {
             id: "pi",
             name: "int8 for Raspberry Pi / ARM",
             note: "A full int8 QDQ graph: ONNX Runtime and TFLite run it with int8 kernels on ARM (about 4× smaller, usually 2–3× faster there). Biases are corrected for the rounding. Needs your photos for calibration.",
-            settings: Settings {
-                quant: Precision::Int8,
-                act_quant: true,
-                bias_correction: true,
-                ..base.clone()
-            },
+            settings: full_integer(base.clone()),
         },
         Preset {
             id: "balanced",
