@@ -433,6 +433,13 @@ impl Engine {
         self.session.set_labels(&name, &text).map_err(js_err)
     }
 
+    /// Label the kept photos from a labels file's text (`labels.csv`: rows `file,class`);
+    /// returns how many rows it has; the error names the file (`name`).
+    #[wasm_bindgen(js_name = addPhotoLabels)]
+    pub fn add_photo_labels(&self, text: String, name: String) -> Result<usize, JsValue> {
+        self.session.add_photo_labels(&name, &text).map_err(js_err)
+    }
+
     /// The compressed model's file: `onnx`, `safetensors` or `card` (JSON).
     pub fn download(&self, format: String) -> Result<Vec<u8>, JsValue> {
         let format: FileFormat = format.parse().map_err(js_err)?;

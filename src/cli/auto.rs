@@ -141,6 +141,9 @@ fn json_of(report: &AutoReport) -> serde_json::Value {
 
 fn print_report(report: &AutoReport, args: &AutoArgs) {
     let s = &report.search;
+    if let Some(note) = &report.floor_note {
+        println!("note: {note}");
+    }
     println!(
         "{} candidates for {} in {:.0} s (per-layer costs {:.0} s); fitted on {} photos, measured on {} held out:",
         s.candidates.len(),

@@ -1,8 +1,10 @@
 //! Image folders for `eval`, `sensitivity` and `compress --calibrate`: every JPEG, PNG or WebP
-//! under them, read and handed to the session by path (its labels come from the path).
+//! under them, read and handed to the session by path (its labels come from the path, or from
+//! a `labels.csv` beside it).
 
 use std::path::{Path, PathBuf};
 
+use modelslim::labels::PHOTO_LABELS_FILE;
 use modelslim::session::Session;
 use modelslim::{Error, Result};
 
@@ -27,6 +29,37 @@ pub fn image_files(dirs: &[&str]) -> Result<Vec<(String, Vec<u8>)>> {
 
 /// Every JPEG/PNG/WebP path under `dirs`, recursively, in path order.
 fn image_paths(dirs: &[&str]) -> Result<Vec<PathBuf>> {
+    let paths = files_under(dirs, is_image)?;
+    if paths.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{} holds no JPEG, PNG or WebP images",
+            dirs.join(", ")
+        )));
+    }
+    Ok(paths)
+}
+
+/// Give the session every labels file (`labels.csv`) under `dirs`; how many photos they label.
+pub fn keep_photo_labels(session: &Session, dirs: &[&str]) -> Result<usize> {
+    let is_labels = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.eq_ignore_ascii_case(PHOTO_LABELS_FILE))
+    };
+    let mut n = 0;
+    for p in files_under(dirs, is_labels)? {
+        let bytes = read_file(&p)?;
+        let name = p.display().to_string();
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::Invalid(format!("{name} is not UTF-8 text: save it as a UTF-8 CSV"))
+        })?;
+        n += session.add_photo_labels(&name, &text)?;
+    }
+    Ok(n)
+}
+
+/// Every file under `dirs` (recursively, in path order) that `keep` keeps.
+fn files_under(dirs: &[&str], keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for dir in dirs {
         let root = PathBuf::from(dir);
@@ -39,19 +72,13 @@ fn image_paths(dirs: &[&str]) -> Result<Vec<PathBuf>> {
                 let p = e.map_err(|e| Error::io(&d, e))?.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if is_image(&p) {
+                } else if keep(&p) {
                     paths.push(p);
                 }
             }
         }
     }
     paths.sort();
-    if paths.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{} holds no JPEG, PNG or WebP images",
-            dirs.join(", ")
-        )));
-    }
     Ok(paths)
 }
 

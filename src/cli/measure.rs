@@ -7,7 +7,7 @@ use modelslim::compress::{Granularity, Precision};
 use modelslim::session::no_progress;
 use serde::Serialize;
 
-use super::images::{keep_photos, keep_photos_skipping_bad};
+use super::images::{keep_photo_labels, keep_photos, keep_photos_skipping_bad};
 use super::{BackendFlag, CliError, ModelFlags, load_model_as, print, print_json, required};
 
 /// `eval --json`: the session's report and the photos left out.
@@ -26,7 +26,8 @@ pub struct EvalArgs {
     /// The model to measure agreement against (usually the uncompressed original).
     #[arg(long, value_name = "FILE")]
     reference: Option<String>,
-    /// A folder of photos (repeat for more), labelled by folder: a wnid or a class name.
+    /// A folder of photos (repeat for more), labelled by folder (a wnid or a class name) or by
+    /// a `labels.csv` in it (rows `file,class`).
     #[arg(long, value_name = "DIR")]
     images: Vec<String>,
     /// Fail on a photo that cannot be read, instead of skipping it with a warning.
@@ -55,6 +56,7 @@ pub fn eval(args: EvalArgs) -> std::result::Result<(), CliError> {
     } else {
         keep_photos_skipping_bad(&session, &dirs)?
     };
+    keep_photo_labels(&session, &dirs)?;
     let report = pollster::block_on(session.evaluate(reference, no_progress))?;
     if args.json {
         print_json(&EvalJson {

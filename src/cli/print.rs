@@ -66,6 +66,12 @@ pub fn compression(r: &CompressionReport) {
 
 pub fn evaluation(r: &Evaluation) {
     println!("images: {} ({} labelled)", r.n, r.labelled);
+    if !r.unknown_classes.is_empty() {
+        println!(
+            "labels.csv names classes the model does not have (those photos are unlabelled): {}",
+            r.unknown_classes.join(", ")
+        );
+    }
     let count = |c: &modelslim::scores::Count| {
         format!(
             "{} of {} (95 % interval {:.1}–{:.1} %)",

@@ -17,6 +17,11 @@ pub struct Agreement {
     pub agreement: f64,
     /// Mean KL divergence of the compressed softmax from the original's (nats).
     pub kl: f64,
+    /// The 95 % (Wilson) interval of `agreement`: how little a few photos tell.
+    #[serde(default)]
+    pub low: f64,
+    #[serde(default)]
+    pub high: f64,
 }
 
 /// Compare two sets of logits image by image (a single logit is a binary classifier's:
@@ -36,10 +41,13 @@ pub fn agreement(reference: &[Vec<f32>], other: &[Vec<f32>]) -> Agreement {
             .map(|(p, q)| *p as f64 * ((*p as f64) / (*q as f64).max(1e-30)).ln())
             .sum::<f64>();
     }
+    let interval = crate::scores::Count::of(same, n);
     Agreement {
         n,
         agreement: if n > 0 { same as f64 / n as f64 } else { 0.0 },
         kl: if n > 0 { kl / n as f64 } else { 0.0 },
+        low: interval.as_ref().map_or(0.0, |c| c.low),
+        high: interval.as_ref().map_or(1.0, |c| c.high),
     }
 }
 

@@ -168,12 +168,16 @@ impl Quantization {
                 .entry(format!("int{} {}", q.bits, q.granularity))
                 .or_default() += 1;
         }
+        // Layers, as Auto's candidates count them: an integer entry is a layer's weight, an
+        // fp16 layer has its weight and its bias in `f16`.
+        let layer = |n: &String| n.rsplit_once('.').map_or(n.clone(), |(l, _)| l.to_string());
         let mut parts: Vec<String> = kinds
             .into_iter()
-            .map(|(k, n)| format!("{n} tensors {k}"))
+            .map(|(k, n)| format!("{n} layers {k}"))
             .collect();
         if !self.f16.is_empty() {
-            parts.push(format!("{} tensors fp16", self.f16.len()));
+            let layers: BTreeSet<String> = self.f16.iter().map(layer).collect();
+            parts.push(format!("{} layers fp16", layers.len()));
         }
         if !self.activations.is_empty() {
             parts.push(format!("{} activations u8", self.activations.len()));

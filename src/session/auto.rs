@@ -26,6 +26,10 @@ pub struct AutoReport {
     pub held_out_images: usize,
     /// Photos the costs, GPTQ, refitting and block choices fitted on.
     pub fit_images: usize,
+    /// Why the agreement floor was checked on too few held-out photos to mean much (fewer than
+    /// [`MIN_HELD_OUT_FOR_FLOOR`]), with the kept candidate's interval; `None` when enough.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_note: Option<String>,
     /// The kept candidate as a compression: its files' metrics, answers, model card.
     pub compression: CompressionReport,
 }
@@ -38,6 +42,28 @@ pub(super) struct Searched {
     held: Vec<usize>,
     fit: usize,
     photos: usize,
+}
+
+/// Held-out photos below which the agreement floor is not much of a measurement: at 20, one
+/// photo moves agreement by 5 points and 95 % of 18-of-20 lies between 70 and 97 %.
+pub const MIN_HELD_OUT_FOR_FLOOR: usize = 20;
+
+/// What to say of a floor checked on `held_out` photos when they are too few; `kept` is the
+/// kept candidate's agreement on them.
+fn floor_note(held_out: usize, photos: usize, floor: f64, kept: f64) -> Option<String> {
+    if held_out >= MIN_HELD_OUT_FOR_FLOOR {
+        return None;
+    }
+    let same = (kept * held_out as f64).round() as usize;
+    let c = crate::scores::Count::of(same, held_out)?;
+    // The default holds a fifth back: the photos that give MIN_HELD_OUT_FOR_FLOOR.
+    let needed = MIN_HELD_OUT_FOR_FLOOR * 5;
+    Some(format!(
+        "only {held_out} of {photos} photos held out: the {:.0} % floor is a guess — {same} of {held_out} agree, and the 95 % interval runs from {:.0} to {:.0} %; add photos ({needed} hold out {MIN_HELD_OUT_FOR_FLOOR}) for a floor that means something",
+        100.0 * floor,
+        100.0 * c.low,
+        100.0 * c.high
+    ))
 }
 
 /// Photos an automatic compression holds back by default: a fifth, at least one, at most 50.
@@ -142,8 +168,13 @@ impl Session {
             )
             .await?;
         self.state.borrow_mut().auto = Some(std::rc::Rc::new(searched));
+        let kept = found
+            .candidates
+            .get(found.chosen)
+            .map_or(0.0, |c| c.agreement);
         Ok(AutoReport {
             options: *opts,
+            floor_note: floor_note(out.len(), photos.len(), opts.min_agreement, kept),
             search: found,
             plan: layers,
             held_out_images: out.len(),
@@ -319,5 +350,24 @@ impl Session {
                 "distillation needs the training module: load it first".into(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MIN_HELD_OUT_FOR_FLOOR, floor_note};
+
+    #[test]
+    fn a_floor_on_few_held_out_photos_says_what_it_is_worth() {
+        // 2 of 3 agree: the interval is 21–94 %, which says nothing of an 80 % floor.
+        let note = floor_note(3, 16, 0.8, 2.0 / 3.0).unwrap();
+        assert!(
+            note.contains("only 3 of 16 photos held out")
+                && note.contains("2 of 3 agree")
+                && note.contains("from 21 to 94 %")
+                && note.contains("100 hold out 20"),
+            "{note}"
+        );
+        assert!(floor_note(MIN_HELD_OUT_FOR_FLOOR, 100, 0.8, 0.9).is_none());
     }
 }

@@ -8,7 +8,7 @@ use super::photos::label_of_name;
 use super::{Benchmark, Evaluation, Loaded, Session, Which};
 use crate::compress::sensitivity::sensitivity;
 use crate::compress::{Granularity, Precision, Progress, Sensitivity, agreement, report};
-use crate::labels::{Classes, class_name, imagenet_classes};
+use crate::labels::{Classes, class_name, class_of_label, imagenet_classes};
 use crate::model::Model;
 use crate::predict::top_k;
 use crate::scores::scores;
@@ -159,7 +159,7 @@ impl Session {
         let original = self.original_logits(&mut progress).await?;
         let compressed = self.state.borrow().compressed.clone();
         // Without a labelled photo there is nothing to score: no pass of the compressed model.
-        let labelled = self.photo_labels()?.iter().any(Option::is_some);
+        let labelled = self.photo_labels()?.0.iter().any(Option::is_some);
         let Some(c) = compressed.filter(|_| labelled) else {
             return self.evaluation(&original, None);
         };
@@ -177,8 +177,9 @@ impl Session {
         self.evaluation(&logits, Some(&original))
     }
 
-    /// The class each kept photo's name carries, of the loaded model's classes.
-    fn photo_labels(&self) -> Result<Vec<Option<usize>>> {
+    /// The class of each kept photo, of the loaded model's classes (a labels file's row, else
+    /// its path), and the classes labels files give that the model does not have.
+    fn photo_labels(&self) -> Result<(Vec<Option<usize>>, Vec<String>)> {
         let names = self.labels();
         let classes = match &names {
             Some(n) => Classes::Named(n),
@@ -187,11 +188,24 @@ impl Session {
             }
             None => Classes::Unnamed,
         };
+        let count = self.original()?.model.arch.num_classes();
         let s = self.state.borrow();
-        Ok(s.photos
+        let mut unknown = Vec::new();
+        let labels = s
+            .photos
             .iter()
-            .map(|p| label_of_name(&p.name, classes))
-            .collect())
+            .map(|p| match s.photo_labels.class_written(&p.name) {
+                Some(written) => {
+                    let class = class_of_label(written, classes, count);
+                    if class.is_none() && !unknown.iter().any(|u| u == written) {
+                        unknown.push(written.to_string());
+                    }
+                    class
+                }
+                None => label_of_name(&p.name, classes),
+            })
+            .collect();
+        Ok((labels, unknown))
     }
 
     /// Scores of `logits` (one per kept photo) against the photos' labels, and against
@@ -209,29 +223,29 @@ impl Session {
             .iter()
             .map(|p| p.name.clone())
             .collect();
-        let labels = self.photo_labels()?;
-        let (mut labelled, mut top1, mut top5) = (0usize, 0usize, 0usize);
+        let (labels, unknown_classes) = self.photo_labels()?;
+        // Top-1 is the scores' count; top-5 only here.
+        let (mut labelled, mut top5) = (0usize, 0usize);
         for (l, label) in logits.iter().zip(&labels) {
             let Some(label) = label else { continue };
             labelled += 1;
-            let top = top_k(l, 5);
-            top1 += usize::from(top.first().is_some_and(|c| c.index == *label));
-            top5 += usize::from(top.iter().any(|c| c.index == *label));
+            top5 += usize::from(top_k(l, 5).iter().any(|c| c.index == *label));
         }
         let agreement = reference.map(|r| agreement(r, logits));
         let class_name = |i: usize| match &names {
             Some(n) => n.get(i).cloned().unwrap_or_else(|| format!("class {i}")),
             None => class_name(i),
         };
-        let frac = |k: usize| (labelled > 0).then(|| k as f64 / labelled as f64);
+        let scores = scores(&photo_names, &labels, logits, reference, class_name);
         Ok(Evaluation {
             n: logits.len(),
             labelled,
-            top1: frac(top1),
-            top5: frac(top5),
+            top1: scores.top1_count.as_ref().map(|c| c.share),
+            top5: (labelled > 0).then(|| top5 as f64 / labelled as f64),
             agreement: agreement.as_ref().map(|a| a.agreement),
             kl: agreement.as_ref().map(|a| a.kl),
-            scores: scores(&photo_names, &labels, logits, reference, class_name),
+            unknown_classes,
+            scores,
         })
     }
 }

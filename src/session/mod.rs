@@ -211,6 +211,8 @@ struct State {
     /// The class names, when they are not ImageNet's: from a labels file, or from the
     /// loaded file's metadata.
     labels: Option<Arc<Vec<String>>>,
+    /// The kept photos' classes from labels files (`labels.csv`), before their paths'.
+    photo_labels: crate::labels::PhotoLabels,
 }
 
 /// The engine behind both front ends.

@@ -11,7 +11,7 @@ use web_time::Instant;
 
 use super::{Classified, PhotoResult, Session, ms_since, no_progress};
 use crate::compress::{Progress, report};
-use crate::labels::{Classes, class_of_folder, class_of_wnid};
+use crate::labels::{Classes, PhotoLabels, class_of_folder, class_of_wnid};
 use crate::{Error, Result};
 
 /// A kept photo.
@@ -84,11 +84,21 @@ impl Session {
         Ok(photo.input.borrow().clone())
     }
 
-    /// Forget the kept photos.
+    /// Forget the kept photos (and their labels files).
     pub fn clear_photos(&self) {
         let mut s = self.state.borrow_mut();
         s.photos.clear();
         s.batch_norm_photos.clear();
+        s.photo_labels = PhotoLabels::default();
+    }
+
+    /// Label the photos from a labels file `name` (rows `file,class`; see [`PhotoLabels`]),
+    /// besides those read before; how many rows it has. Its rows win over the photos' paths.
+    pub fn add_photo_labels(&self, name: &str, text: &str) -> Result<usize> {
+        let labels = PhotoLabels::parse(name, text)?;
+        let n = labels.len();
+        self.state.borrow_mut().photo_labels.extend(labels);
+        Ok(n)
     }
 
     /// Classify one image file with the loaded model, without keeping it.

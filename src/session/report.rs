@@ -144,6 +144,9 @@ pub struct Evaluation {
     pub agreement: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kl: Option<f64>,
+    /// Classes a labels file gives that are none of the model's (the photos count as unlabelled).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_classes: Vec<String>,
     /// Counts with their intervals, per class, new confusions, changed photos.
     #[serde(flatten)]
     pub scores: crate::scores::Scores,

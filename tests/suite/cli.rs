@@ -615,6 +615,63 @@ fn eval_reads_labels_from_names_and_compares_with_a_reference() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A `labels.csv` in a folder labels its photos by file name or path (a class number, wnid or
+/// name), before their paths; a class the model lacks is named, a bad row refused by line.
+#[test]
+fn eval_reads_a_labels_csv() {
+    let dir = std::env::temp_dir().join(format!("modelslim-csv-{}", std::process::id()));
+    let shots = dir.join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for name in ["chelsea.png", "coffee.png", "rocket.jpg"] {
+        std::fs::copy(sample(name), shots.join(name)).unwrap();
+    }
+    // The folder says tench (a wnid); the labels file says otherwise and wins.
+    let tench = dir.join("n01440764");
+    std::fs::create_dir_all(&tench).unwrap();
+    std::fs::copy(sample("astronaut.png"), tench.join("a.png")).unwrap();
+    let csv = dir.join("labels.csv");
+    std::fs::write(
+        &csv,
+        "file,label\nshots/chelsea.png,n02123045\ncoffee.png,\"espresso\"\nrocket.jpg,no such class\nn01440764/a.png,281\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let out = modelslim(&["eval", "--weights", "seeded:42", "--images", d, "--json"]);
+    assert_success(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["n"].as_u64(), v["labelled"].as_u64()),
+        (Some(4), Some(3)),
+        "{v}"
+    );
+    assert_eq!(
+        v["unknown_classes"],
+        serde_json::json!(["no such class"]),
+        "{v}"
+    );
+    let classes: Vec<&str> = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        classes.iter().any(|c| c.starts_with("espresso"))
+            && classes.iter().any(|c| c.starts_with("tabby"))
+            && !classes.iter().any(|c| c.starts_with("tench")),
+        "{v}"
+    );
+    let text = modelslim(&["eval", "--weights", "seeded:42", "--images", d]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("does not have (those photos are unlabelled): no such class")
+    );
+    std::fs::write(&csv, "shots/chelsea.png,1\nshots/coffee.png\n").unwrap();
+    let bad = modelslim(&["eval", "--weights", "seeded:42", "--images", d]);
+    assert_clean_failure(&bad, "labels.csv: line 2: 1 fields");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn sensitivity_lists_every_layer_most_sensitive_first() {
     let samples = root().join("www/samples").display().to_string();
@@ -1208,6 +1265,13 @@ fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
     assert_eq!(candidates[chosen]["bytes"].as_u64(), Some(size));
     assert!(size <= fp32 / 5, "{size} > {}", fp32 / 5);
     assert_eq!(v["held_out_images"], 1);
+    // One held-out photo: the floor is said to be a guess.
+    assert!(
+        v["floor_note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("only 1 of")),
+        "{v}"
+    );
     assert!(v["seconds"].is_number());
     let plan = v["plan"].as_array().unwrap();
     assert_eq!(plan.len(), 21);
