@@ -1,7 +1,7 @@
 // Actions of the compress form and the results: compress, benchmark, check in ONNX Runtime or
 // LiteRT, sensitivity. Part of ./actions.js (same `ctx`).
 import { settingsFields } from './fields.js';
-import { readFields, presetValues, autoOptions, presetPoint } from './policy.js';
+import { readFields, presetValues, autoOptions, presetPoint, runtimeLimit, runtimePick } from './policy.js';
 import { latencyStats, stepSeconds, ortComparison } from './format.js';
 import { derivedFromCompressed } from './store.js';
 
@@ -61,10 +61,9 @@ export function compressActions(ctx) {
   };
 
   // The compressed model's files, read from the engine, offered as blob URLs (the previous
-  // ones released: a blob URL holds its file until revoked). A TFLite file of the previous
-  // model is forgotten: it is written again on request.
+  // ones released: a blob URL holds its file until revoked). Its callers then call
+  // compressedChanged, which forgets the previous model's TFLite file.
   ctx.readFiles = async () => {
-    ctx.resetTflite?.();
     const files = [];
     for (const format of ['onnx', 'safetensors', 'card']) {
       const bytes = await ctx.engine.download(format);
@@ -80,8 +79,10 @@ export function compressActions(ctx) {
     const p = JSON.parse(json);
     stepTimes?.push({ label: p.label, start: performance.now() });
     // Auto announces each candidate before its steps: the steps are shown under its name.
-    const candidate = /^candidate \d+: /.test(p.label) && !p.steps ? p.label : get().run.candidate;
-    set({ run: { ...get().run, progress: p, candidate } });
+    const announced = /^candidate \d+: /.test(p.label) && !p.steps;
+    const candidate = announced ? p.label : get().run.candidate;
+    const stepsT0 = announced ? performance.now() : get().run.stepsT0;
+    set({ run: { ...get().run, progress: p, candidate, stepsT0 } });
     return !get().run.cancel;
   };
 
@@ -107,7 +108,7 @@ export function compressActions(ctx) {
       return;
     }
     const stepTimes = [];
-    set({ run: { kind: 'compress', progress: null, cancel: false }, status: 'compressing…' });
+    set({ run: { kind: 'compress', progress: null, cancel: false, t0: performance.now() }, status: 'compressing…' });
     const t0 = performance.now();
     try {
       const report = JSON.parse(await ctx.engine.compress(JSON.stringify(opts), ctx.progress(stepTimes)));
@@ -115,7 +116,9 @@ export function compressActions(ctx) {
       const preset = get().form.preset;
       if (preset) {
         const p = s.spec.presets.find((q) => q.id === preset);
-        set({ presetRuns: { ...get().presetRuns, [preset]: presetPoint(p.name, report) } });
+        const floor = Number(get().autoForm.floor);
+        const run = presetPoint(p.name, report, get().bench, floor >= 0 && floor <= 100 ? floor / 100 : null);
+        set({ presetRuns: { ...get().presetRuns, [preset]: run }, report: { ...get().report, preset } });
       }
     } catch (e) {
       const m = message(e);
@@ -175,7 +178,7 @@ export function compressActions(ctx) {
         return;
       }
     }
-    set({ run: { kind: 'auto', progress: null, cancel: false }, status: 'searching…' });
+    set({ run: { kind: 'auto', progress: null, cancel: false, t0: performance.now() }, status: 'searching…' });
     const t0 = performance.now();
     try {
       const r = JSON.parse(await ctx.engine.auto(JSON.stringify(options), ctx.progress(stepTimes)));
@@ -199,7 +202,7 @@ export function compressActions(ctx) {
     ctx.clearError();
     const a = get().auto;
     if (!a || i === a.shown) return;
-    set({ run: { kind: 'auto', progress: null, cancel: false }, status: `loading candidate ${i + 1}…` });
+    set({ run: { kind: 'auto', progress: null, cancel: false, t0: performance.now() }, status: `loading candidate ${i + 1}…` });
     const t0 = performance.now();
     try {
       const r = JSON.parse(await ctx.engine.chooseCandidate(i));
@@ -210,6 +213,44 @@ export function compressActions(ctx) {
       ctx.fail(`Loading candidate ${i + 1} failed: ${message(e)}`);
     } finally {
       set({ run: null });
+    }
+  }
+
+  // Auto's candidates timed in the runtime their file deploys to (ONNX Runtime for ONNX,
+  // LiteRT for TFLite); with a limit typed, the most faithful candidate under it is kept.
+  async function timeInRuntime() {
+    ctx.clearError();
+    const a = get().auto;
+    if (!a) { ctx.fail('Search first: Auto\'s candidates are what is timed in the runtime.'); return; }
+    let limit;
+    try {
+      limit = runtimeLimit(get().autoForm.runtimeMs);
+    } catch (e) {
+      ctx.fail(message(e));
+      return;
+    }
+    const runtime = a.options.format === 'tflite' ? 'litert' : 'ort';
+    try {
+      if (runtime === 'litert') await ctx.ensureTraining('engine that writes TFLite');
+      const checks = await import('./runtime-check.js');
+      const ms = await checks.timeCandidates({
+        runtime,
+        count: a.candidates.length,
+        choose: async (i) => {
+          await chooseCandidate(i);
+          if (get().auto.shown !== i) throw new Error(`candidate ${i + 1} could not be loaded`);
+        },
+        file: () => (runtime === 'litert' ? ctx.engine.tflite('float') : ctx.engine.download('onnx')),
+        engine: ctx.engine,
+        runs: benchRuns(),
+        status: ctx.status,
+      });
+      const pick = runtimePick(get().auto, ms, limit, runtime === 'litert' ? 'LiteRT' : 'ONNX Runtime');
+      set({ auto: { ...get().auto, runtime: { ms, limit, pick: pick.index, message: pick.message } } });
+      await chooseCandidate(pick.index);
+      ctx.status(pick.message);
+    } catch (e) {
+      ctx.fail(`Timing the candidates failed: ${message(e)}.`);
     }
   }
 
@@ -260,7 +301,7 @@ export function compressActions(ctx) {
       ctx.fail('Sensitivity is measured on your photos: upload some in step 2 first.');
       return;
     }
-    set({ run: { kind: 'sensitivity', progress: null, cancel: false } });
+    set({ run: { kind: 'sensitivity', progress: null, cancel: false, t0: performance.now() } });
     try {
       const rows = JSON.parse(await ctx.engine.sensitivity(quant, ctx.progress(null)));
       set({ sensitivity: rows, status: `sensitivity measured on ${ctx.engine.photoCount} photo(s); the top layers are candidates to keep in higher precision` });
@@ -307,6 +348,7 @@ export function compressActions(ctx) {
     },
     autoSearch: () => ctx.enqueue(autoSearch),
     chooseCandidate: (i) => ctx.enqueue(() => chooseCandidate(i)),
+    timeInRuntime: () => ctx.enqueue(timeInRuntime),
     benchmark: () => ctx.enqueue(benchmark),
     ortCheck: () => ctx.enqueue(() => runtimeCheck('ort')),
     litertCheck: () => ctx.enqueue(() => runtimeCheck('litert')),

@@ -93,15 +93,22 @@ export function createActions(store, params) {
     });
   }
 
+  // What the page waits for, once a model is loaded.
+  function readyStatus() {
+    const n = ctx.engine?.photoCount ?? 0;
+    return n ? `model ready: ${n} photo${n === 1 ? '' : 's'} to compare and calibrate on` : 'model ready: add photos';
+  }
+
   // `restored`: the same model on a new engine, with the class names it had. `input`: how
   // photos become its input (the engine's preprocessing()).
   function modelLoaded(random, restored = false, input = ctx.get().model?.input ?? null) {
     ctx.set({
       model: { info: ctx.engine.modelInfo, random, input },
       labels: restored ? ctx.get().labels : null, // else the model's own class names
+      presetRuns: restored ? ctx.get().presetRuns : {}, // measured on the model before
       timing: { cold: null, warm: [] },
       bench: { original: null, compressed: null },
-      status: 'model ready: add photos',
+      status: readyStatus(),
     });
     ctx.markStartup('model');
     ctx.enqueue(reclassify);
@@ -113,7 +120,8 @@ export function createActions(store, params) {
       await load();
       modelLoaded(what === 'seeded', false, JSON.parse(await ctx.engine.preprocessing()));
     } catch (e) {
-      ctx.status(ctx.engine?.modelInfo ? 'model ready: add photos' : 'no model loaded');
+      // The model before the refused file is still loaded, with its photos.
+      ctx.status(ctx.engine?.modelInfo ? readyStatus() : 'no model loaded');
       throw e;
     }
   }
@@ -218,10 +226,13 @@ export function createActions(store, params) {
   /** Add `files` as photos: a card each at once, classified in turn. */
   // `files`: File objects, or {file, path} for files dropped in folders. A photo's name is its
   // path within the folder chosen or dropped, whose folders may name its class.
-  function addPhotos(files) {
+  function addPhotos(all) {
     ctx.clearError();
+    const isLabels = (f) => (f.file ?? f).name.toLowerCase() === 'labels.csv';
+    const files = all.filter((f) => !isLabels(f));
     // Scores were of the photos before these.
-    if (files.length) ctx.set({ scores: null });
+    if (all.length) ctx.set({ scores: null });
+    for (const f of all.filter(isLabels)) ctx.enqueue(() => addPhotoLabels(f.file ?? f, f.path ?? ((f.file ?? f).webkitRelativePath || f.name)));
     for (const f of files) {
       const file = f.file ?? f;
       const path = f.path ?? (file.webkitRelativePath || file.name);
@@ -229,9 +240,23 @@ export function createActions(store, params) {
       ctx.set({ photos: [...ctx.get().photos, { id, name: file.name, path, thumb: null, original: null, compressed: null, error: null }] });
       ctx.enqueue(() => classify(file, id, path));
     }
-    if (files.length) ctx.enqueue(() => ctx.score());
+    if (all.length) ctx.enqueue(() => ctx.score());
   }
   ctx.addPhotos = addPhotos;
+
+  // A labels.csv among the photos: rows `file,class` label them (before their folders).
+  async function addPhotoLabels(file, path) {
+    if (!ctx.engine?.modelInfo) {
+      ctx.fail(`${path}: load a model first, then add the photos with their labels file.`);
+      return;
+    }
+    try {
+      const rows = await ctx.engine.addPhotoLabels(await file.text(), path);
+      ctx.status(`${path}: ${rows} photo label(s) read`);
+    } catch (e) {
+      ctx.fail(message(e));
+    }
+  }
 
   async function clearPhotos() {
     await ctx.engine?.clearPhotos();

@@ -44,7 +44,7 @@ export function engineHost(post) {
   let bindings = null;
   let engine = null;
   // What the engine was given and kept, as given: the snapshot a new engine is restored from.
-  let kept = { weights: null, input: null, photos: [], labels: null };
+  let kept = { weights: null, input: null, photos: [], labels: null, photoLabels: [] };
   const cancelled = new Set();
 
   const state = () => ({
@@ -64,7 +64,8 @@ export function engineHost(post) {
     setInput: ([json]) => { kept = { ...kept, input: json }; },
     addPhoto: ([bytes, name]) => { kept = { ...kept, photos: [...kept.photos, { bytes, name }] }; },
     keepPhoto: ([bytes, name]) => { kept = { ...kept, photos: [...kept.photos, { bytes, name }] }; },
-    clearPhotos: () => { kept = { ...kept, photos: [] }; },
+    clearPhotos: () => { kept = { ...kept, photos: [], photoLabels: [] }; },
+    addPhotoLabels: ([text, name]) => { kept = { ...kept, photoLabels: [...kept.photoLabels, { text, name }] }; },
     setLabels: ([text, name]) => { kept = { ...kept, labels: { text, name } }; },
   };
 
@@ -83,8 +84,9 @@ export function engineHost(post) {
     if (s.input) engine.setInput(s.input);
     if (s.labels !== null) engine.setLabels(s.labels.text, s.labels.name);
     for (const p of s.photos) engine.keepPhoto(p.bytes, p.name);
+    for (const l of s.photoLabels ?? []) engine.addPhotoLabels(l.text, l.name);
     if (s.compressed) engine.adoptCompressed(s.compressed.safetensors, s.compressed.card);
-    kept = { weights: s.weights, input: s.input ?? null, photos: s.photos, labels: s.labels };
+    kept = { weights: s.weights, input: s.input ?? null, photos: s.photos, labels: s.labels, photoLabels: s.photoLabels ?? [] };
   }
 
   async function init(m) {

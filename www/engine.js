@@ -17,7 +17,7 @@
 //     {type: 'lost', reason: string}          the WebGPU device is gone; nothing on it runs again
 //   State    = {backend, backendKind: 'wgpu' | 'cpu', fallbackReason, modelInfo, photoCount, training}
 //   Snapshot = {weights: {bytes, info} | {seed} | null, input: string | null (setInput's JSON),
-//               photos: [{bytes, name}], labels: {text, name} | null,
+//               photos: [{bytes, name}], labels: {text, name} | null, photoLabels: [{text, name}],
 //               compressed: {safetensors: Uint8Array, card: string} | null}
 //
 // The engine comes in two modules. The page's has no training (Burn's autodiff would add a
@@ -32,6 +32,7 @@ export const METHODS = {
   setLabels: {},                   // (text: string, fileName?: string) → number of class names
   addPhoto: { transfer: true },    // (bytes, name) → JSON {index, name, preprocess_ms, original, compressed}
   keepPhoto: {},                   // (bytes, name) → index, unclassified
+  addPhotoLabels: {},              // (text, name) → rows of a photos' labels file (labels.csv: file,class)
   predict: {},                     // (bytes, name?) → JSON {top5, logits, inference_ms, cold, …}
   predictAll: {},                  // () → JSON [{index, name, original, compressed}]
   clearPhotos: {},                 // ()

@@ -24,6 +24,20 @@ export const fmtCapacity = (n) => {
 export const fmtCount = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n.toLocaleString('en'));
 export const fmtSeconds = (s) => (s >= 90 ? `${(s / 60).toFixed(0)} min` : `${s.toFixed(0)} s`);
 export const fmtMs = (ms) => `${ms.toFixed(0)} ms`;
+
+/**
+ * A run's times at `now` (ms): elapsed since `t0`, and what is left of the numbered steps
+ * counted from `stepsT0` (a candidate's start in Auto, else `t0`) at the pace of the steps done
+ * — "1 min elapsed, about 40 s left" — or "…, this candidate about 40 s left" in Auto, whose
+ * number of candidates is not known in advance.
+ */
+export function runTimes({ t0, stepsT0 = t0, step = 0, steps = 0, candidate = false }, now) {
+  const elapsed = `${fmtSeconds((now - t0) / 1e3)} elapsed`;
+  const done = step - 1;
+  if (!(steps > 0 && done >= 1 && done < steps)) return elapsed;
+  const left = fmtSeconds(((now - stepsT0) / done) * (steps - done) / 1e3);
+  return `${elapsed}, ${candidate ? 'this candidate ' : ''}about ${left} left`;
+}
 export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 /** `{agreement, n, kl}` → "3 of 4 agree, KL 0.0123". */
 export const fmtAgreement = (a) => `${Math.round(a.agreement * a.n)} of ${a.n} agree, KL ${a.kl.toFixed(4)}`;

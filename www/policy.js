@@ -106,8 +106,9 @@ export function agreementText(r) {
   if (!r.agreement) return `No photos to compare on: upload some to see the agreement. Quantization: ${r.quantization}.`;
   const a = r.agreement;
   const same = Math.round(a.agreement * a.n);
+  const interval = a.high > 0 ? `, 95 % interval ${(100 * a.low).toFixed(0)}–${(100 * a.high).toFixed(0)} %` : '';
   return `Top-1 agreement with the original ${agreementBasis(r)}: ${same} of ${a.n} ` +
-    `(${(a.agreement * 100).toFixed(0)} %), mean KL ${a.kl.toFixed(4)}. Quantization: ${r.quantization}.`;
+    `(${(a.agreement * 100).toFixed(0)} %${interval}), mean KL ${a.kl.toFixed(4)}. Quantization: ${r.quantization}.`;
 }
 
 /** Why latency may not follow size here. */
@@ -154,13 +155,72 @@ export function autoOptions(form) {
 }
 
 /** A preset's run as a point beside the search's candidates: its ONNX bytes, MAC share, agreement. */
-export function presetPoint(name, report) {
+export function presetPoint(name, report, bench = {}, floor = null) {
+  const { original: o, compressed: c } = bench;
   return {
     name,
     bytes: report.after.bytes.onnx?.raw ?? null,
     macsShare: report.before.macs ? report.after.macs / report.before.macs : null,
     agreement: report.agreement?.agreement ?? null,
+    agreementN: report.agreement?.n ?? null,
     agreementPhotos: report.agreement_photos ?? null,
+    // The original's latency over the compressed model's, from warm runs of both (a cold run
+    // alone says more of the first allocation than of the model).
+    speedup: o?.warmRuns && c?.warmRuns ? o.median / c.median : null,
+    floor,
+  };
+}
+
+// Slower by less than this is within the noise of a few timed photos.
+const SLOWER = 1.1;
+
+/**
+ * What a preset cost on this model, once run (`run`: its presetPoint): null when it kept the
+ * agreement floor and did not slow the model down on `backend`; else one sentence saying which.
+ */
+export function presetVerdict(run, backend) {
+  const bad = [];
+  if (run.agreement !== null && run.floor !== null && run.agreement < run.floor) {
+    const of = run.agreementN ? `${Math.round(run.agreement * run.agreementN)} of ${run.agreementN} photos (${(100 * run.agreement).toFixed(0)} %)` : `${(100 * run.agreement).toFixed(0)} % of the photos`;
+    bad.push(`agrees with the original on ${of}, below the ${(100 * run.floor).toFixed(0)} % floor set under Auto`);
+  }
+  if (run.speedup !== null && run.speedup < 1 / SLOWER) bad.push(`runs ×${(1 / run.speedup).toFixed(2)} slower than the original on ${backend}`);
+  if (!bad.length) return null;
+  return `"${run.name}" on this model ${bad.join(', and ')}: try another preset, or Auto with your budget and floor.`;
+}
+
+/** The runtime limit as typed: ms above 0, or null when the box is empty (time only). */
+export function runtimeLimit(typed) {
+  const t = String(typed ?? '').trim();
+  if (t === '') return null;
+  const ms = Number(t);
+  if (!(ms > 0)) throw new Error('Auto: the limit in the runtime is a number of ms above 0 (or leave it empty to time only)');
+  return ms;
+}
+
+/**
+ * The candidate to keep once each was timed in `runtime` (`ms`, in candidate order): among those
+ * within the search's budget and fit for its device, and under `limit` ms, the least KL of those
+ * that keep the floor, else the most agreeing; none under the limit: the fastest of them. No
+ * limit: the one shown stays. {index, message}.
+ */
+export function runtimePick(a, ms, limit, runtime) {
+  const fmt = (i) => `${i + 1} (${ms[i].toFixed(1)} ms)`;
+  const fastest = ms.map((_, i) => i).sort((x, y) => ms[x] - ms[y]);
+  const timed = `${ms.length} candidates timed in ${runtime}, the fastest ${fmt(fastest[0])}`;
+  if (limit === null) return { index: a.shown, message: `${timed}.` };
+  const ok = (i) => a.candidates[i].fits && !a.candidates[i].target_problem;
+  const under = ms.map((_, i) => i).filter((i) => ok(i) && ms[i] <= limit);
+  if (!under.length) {
+    const i = fastest.find(ok) ?? fastest[0];
+    return { index: i, message: `${timed}: none within the budget runs under ${limit} ms there; kept the fastest, ${fmt(i)}.` };
+  }
+  const floor = under.filter((i) => a.candidates[i].agreement >= a.options.min_agreement);
+  const by = floor.length ? (x, y) => a.candidates[x].kl - a.candidates[y].kl : (x, y) => a.candidates[y].agreement - a.candidates[x].agreement;
+  const i = [...(floor.length ? floor : under)].sort(by)[0];
+  return {
+    index: i,
+    message: `${timed}: kept ${fmt(i)}, the ${floor.length ? 'most faithful' : 'most agreeing (none keeps the floor)'} of the ${under.length} under ${limit} ms.`,
   };
 }
 

@@ -5,6 +5,8 @@
 // page computes. Imported by www/actions-compress.js only when the user asks; each runtime loads
 // in a worker of its own (./ort-worker.js, ./litert-worker.js).
 
+import { latencyStats } from './format.js';
+
 /** A runtime's worker at `url`, speaking {id, ...} → {id, result | error}. */
 function runtimeWorker(url, label, options) {
   const worker = new Worker(url, options);
@@ -30,6 +32,38 @@ function runtimeWorker(url, label, options) {
 
 /** onnxruntime-web's worker (./ort-worker.js). */
 export const ortWorker = () => runtimeWorker('ort-worker.js', 'ONNX Runtime', { type: 'module' });
+
+/** LiteRT.js's worker (./litert-worker.js): a classic worker, LiteRT.js loads with importScripts. */
+export const litertWorker = () => runtimeWorker('litert-worker.js', 'LiteRT');
+
+// Threads need SharedArrayBuffer, which browsers give cross-origin isolated pages only.
+const ortThreads = () => (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
+
+/**
+ * Auto's candidates timed in the runtime their file deploys to: each made the compressed model
+ * in turn (`choose(i)`), its file (`file()`: ONNX, or the TFLite file) loaded in ONNX Runtime
+ * or LiteRT, `runs` warm inferences of the first photo after one to warm up. Resolves to each
+ * candidate's median ms, in candidate order; `status(text)` shows progress.
+ */
+export async function timeCandidates({ runtime, count, choose, file, engine, runs, status }) {
+  const label = runtime === 'litert' ? 'LiteRT' : 'ONNX Runtime';
+  const rt = runtime === 'litert' ? litertWorker() : ortWorker();
+  try {
+    const pre = JSON.parse(await engine.preprocessing());
+    const run = { input: await engine.photoInput(0), hw: [pre.crop, pre.crop_width ?? pre.crop] };
+    const ms = [];
+    for (let i = 0; i < count; i++) {
+      status(`${label}: candidate ${i + 1} of ${count}…`);
+      await choose(i);
+      await rt.call({ type: 'load', name: `c${i}`, bytes: await file(), threads: runtime === 'litert' ? 1 : ortThreads() });
+      const r = await rt.call({ type: 'run', name: `c${i}`, ...run, runs: runs + 1 });
+      ms.push(latencyStats(r.times.slice(1)).median_ms);
+    }
+    return ms;
+  } finally {
+    rt.terminate();
+  }
+}
 
 /**
  * Run both files on up to `maxPhotos` kept photos in `runtime` ({label, worker(), files(engine),
@@ -78,8 +112,7 @@ export const checkInOnnxRuntime = (opts) => checkIn({
   label: 'ONNX Runtime',
   worker: ortWorker,
   files: async (engine) => ({ original: await engine.originalOnnx(), compressed: await engine.download('onnx') }),
-  // Threads need SharedArrayBuffer, which browsers give cross-origin isolated pages only.
-  threads: self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1,
+  threads: ortThreads(),
 }, opts);
 
 /**
@@ -88,8 +121,7 @@ export const checkInOnnxRuntime = (opts) => checkIn({
  */
 export const checkInLiteRt = (opts) => checkIn({
   label: 'LiteRT',
-  // A classic worker: LiteRT.js loads its runtime with importScripts.
-  worker: () => runtimeWorker('litert-worker.js', 'LiteRT'),
+  worker: litertWorker,
   files: async (engine) => ({ original: await engine.originalTflite(), compressed: await engine.tflite('float') }),
   threads: 1,
 }, opts);

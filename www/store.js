@@ -33,7 +33,7 @@ export function initialState() {
     targets: null,         // how the compressed model's TFLite file fits each device (rows of `modelslim targets --json`), or {error} when TFLite cannot hold it
     sensitivity: null,     // rows, most sensitive first
     scores: null,          // labelled photos' scores (the engine's `evaluate`), or null when none is labelled
-    autoForm: { kind: 'bytes', value: '8', floor: '80', deploy: 'onnx' }, // the Auto panel as typed
+    autoForm: { kind: 'bytes', value: '8', floor: '80', deploy: 'onnx', runtimeMs: '' }, // the Auto panel as typed
     auto: null,            // the last search: {candidates, chosen, shown, options, message, …}
     presetRuns: {},        // preset id → {name, bytes, macsShare, agreement} of its last run
     distill: { losses: [], status: 'Compress first; then distillation trains the compressed model.', result: null, stopping: false },

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, existsSync, readFileSync, statSync, copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, statSync, copyFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, DIST, serveDist, launchChromium, openPage as open } from './harness.mjs';
 
@@ -563,24 +563,29 @@ test('labelled folders (EfficientNet-Lite0, CPU fallback): the page\'s accuracy 
     mkdirSync(join(dir, folder), { recursive: true });
     for (const f of readdirSync(join(val, wnid))) copyFileSync(join(val, wnid, f), join(dir, folder, f));
   }
+  // Cassette players in a folder that names no class, three of four listed in a labels.csv.
+  const cassettes = readdirSync(join(val, 'n02979186')).slice(0, 4);
+  mkdirSync(join(dir, 'unsorted'));
+  for (const f of cassettes) copyFileSync(join(val, 'n02979186', f), join(dir, 'unsorted', f));
+  writeFileSync(join(dir, 'labels.csv'), `file,class\n${cassettes.slice(0, 3).map((f) => `unsorted/${f},cassette player`).join('\n')}\n`);
   const eval_ = (args) => JSON.parse(execFileSync(BIN, ['eval', ...args, '--images', dir, '--json']).toString());
   const { page, context, problems } = await openPage('?weights=efficientnet-lite0&backend=cpu');
   await page.setInputFiles('[data-testid=upload-folder]', dir);
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 10
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 14
     && !document.querySelector('[data-testid=scores]').hidden
     || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
   assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
   const before = await page.$eval('[data-testid=scores]', (el) => ({ ...el.dataset }));
   const cli = eval_(['--weights', pth]);
   assert.equal(Number(before.labelled), cli.labelled);
-  assert.equal(cli.labelled, 10);
+  assert.equal(cli.labelled, 13);
   assert.equal(Number(before.originalTop1), cli.top1_count.k, 'the page\'s top-1 count differs from modelslim eval\'s');
 
   // int8 weights: the scores follow the compressed model, its reference the original.
   await page.click('text=int8 for Raspberry Pi / ARM');
   await page.uncheck('[data-testid=act-quant]');
   await page.click('[data-testid=compress]');
-  await compressedShown(page, 10);
+  await compressedShown(page, 14);
   await page.waitForFunction(() => document.querySelector('[data-testid=scores]').dataset.compressedTop1 !== undefined
     || !document.querySelector('[data-testid=error]').hidden, null, { timeout: TIMEOUT });
   const after = await page.$eval('[data-testid=scores]', (el) => ({ ...el.dataset, text: el.textContent }));
@@ -910,7 +915,12 @@ test('Auto within a byte budget on four photos (CPU fallback): candidates and a 
   await page.waitForFunction(() => !document.querySelector('[data-testid=auto-chart]').hasAttribute('hidden')
     || !document.querySelector('[data-testid=error]').hidden, null, { timeout: 3 * TIMEOUT });
   assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
-  console.log(`auto on the CPU fallback: ${((Date.now() - t0) / 1e3).toFixed(1)} s; ${await page.textContent('[data-testid=auto-status]')}`);
+  const status = await page.textContent('[data-testid=auto-status]');
+  console.log(`auto on the CPU fallback: ${((Date.now() - t0) / 1e3).toFixed(1)} s; ${status}`);
+  // One photo held out: the floor is said to be a guess, with the interval.
+  assert.match(status, /only 1 of \d+ photos held out: the 0 % floor is a guess .* 95 % interval runs from/);
+  // Its progress was shown under the Search button, not under Compress.
+  assert.equal(await page.$eval('[data-testid=progress]', (el) => el.previousElementSibling.contains(document.getElementById('auto'))), true);
   const dots = await page.$$eval('[data-testid=auto-chart] circle', (cs) => cs.map((c) => ({
     i: Number(c.dataset.candidate), bytes: Number(c.dataset.bytes), fits: c.dataset.fits === 'true', shown: c.classList.contains('shown'),
   })));
@@ -943,6 +953,25 @@ test('Auto within a byte budget on four photos (CPU fallback): candidates and a 
       assert.ok(d <= 1e-3 * spread, `${r.image}, optimize=${optimize}: logits differ by ${d}, spread ${spread}`);
     }
   }
+
+  // Every candidate timed in ONNX Runtime (its file's runtime); under a limit the kept one
+  // runs within it and is the least KL of those that do.
+  await page.fill('[data-testid=auto-runtime-ms]', '1e6');
+  await page.click('[data-testid=auto-runtime]');
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=auto-rt][data-ms]').length === n
+    && /timed in ONNX Runtime/.test(document.querySelector('[data-testid=auto-status]').textContent)
+    || !document.querySelector('[data-testid=error]').hidden, dots.length, { timeout: 3 * TIMEOUT });
+  assert.equal(await page.isHidden('[data-testid=error]'), true, await page.textContent('[data-testid=error]'));
+  const ms = await page.$$eval('[data-testid=auto-rt]', (cs) => cs.map((c) => Number(c.dataset.ms)));
+  assert.ok(ms.every((m) => m > 0), JSON.stringify(ms));
+  const timed = await page.textContent('[data-testid=auto-status]');
+  console.log(`timed in ONNX Runtime: ${ms.map((m) => m.toFixed(1)).join(', ')} ms; ${timed.slice(timed.indexOf('candidates timed'))}`);
+  const fits = dots.filter((d) => d.fits);
+  const klOf = await page.$$eval('#auto-rows tr', (rows) => rows.map((r) => Number(r.querySelector('.kl').textContent)));
+  const best = fits.reduce((b, d) => (klOf[d.i] < klOf[b.i] ? d : b));
+  const shown = await page.$eval('#auto-rows tr.shown', (r) => Number(r.querySelector('.use').dataset.candidate));
+  assert.equal(klOf[shown], klOf[best.i], 'under a limit every candidate meets, the least KL within the budget is kept');
+  await page.locator('#auto-panel').screenshot({ path: join(OUT, 'auto-runtime.png') });
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });

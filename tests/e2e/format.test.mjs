@@ -3,8 +3,8 @@
 // page's decisions what the UI promises.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { latencyStats, stepTable, ortComparison, tiedWithTop, fmtCapacity } from '../../www/format.js';
-import { suggestedMethod, readFields, agreementText, presetValues, autoOptions } from '../../www/policy.js';
+import { latencyStats, stepTable, ortComparison, tiedWithTop, fmtCapacity, runTimes } from '../../www/format.js';
+import { suggestedMethod, readFields, agreementText, presetValues, autoOptions, presetPoint, presetVerdict, runtimeLimit, runtimePick } from '../../www/policy.js';
 
 test('Auto\'s form: a file\'s budget in its bytes; a device\'s flash when the box is empty', () => {
   assert.deepEqual(autoOptions({ kind: 'bytes', value: '3.5', floor: '80', deploy: 'tflite' }),
@@ -85,6 +85,9 @@ test('the agreement says what it was measured on', () => {
   const a = { agreement: 0.5, n: 2, kl: 0.01 };
   assert.match(agreementText({ agreement: a, agreement_photos: 'held_back', quantization: 'int8' }), /on 2 held-back photos \(not fitted on\): 1 of 2/);
   assert.match(agreementText({ agreement: a, agreement_photos: 'fitting', quantization: 'int8' }), /fitted on \(optimistic/);
+  // With the interval the core measured: what 1 of 2 can tell.
+  const wide = { ...a, low: 0.0945, high: 0.9055 };
+  assert.match(agreementText({ agreement: wide, agreement_photos: 'held_back', quantization: 'int8' }), /1 of 2 \(50 %, 95 % interval 9–91 %\)/);
 });
 
 test('the check in ONNX Runtime agrees only when both top-1s of every photo are the page\'s', () => {
@@ -96,4 +99,46 @@ test('the check in ONNX Runtime agrees only when both top-1s of every photo are 
   assert.deepEqual(c.rows.map((x) => [x.name, x.same, x.delta]), [['a', true, 0.5], ['b', false, 0]]);
   assert.equal(c.agree, false);
   assert.equal(c.originalMs, 2);
+});
+
+test('a preset that costs more than the floor or slows the model down says so', () => {
+  const report = { after: { bytes: { onnx: { raw: 1e6 } }, macs: 5 }, before: { macs: 10 }, agreement: { agreement: 0, n: 3 }, agreement_photos: 'held_back' };
+  const bench = { original: { median: 10, warmRuns: 3 }, compressed: { median: 12.7, warmRuns: 3 } };
+  const run = presetPoint('Fastest', report, bench, 0.8);
+  assert.ok(Math.abs(run.speedup - 10 / 12.7) < 1e-9);
+  const v = presetVerdict(run, 'CPU (wasm)');
+  assert.match(v, /"Fastest" on this model agrees with the original on 0 of 3 photos \(0 %\), below the 80 % floor/);
+  assert.match(v, /runs ×1\.27 slower than the original on CPU \(wasm\)/);
+  // Kept the floor, within the timing noise, or no warm run to compare: nothing to say.
+  const good = presetPoint('int8', { ...report, agreement: { agreement: 0.9 } }, { original: bench.original, compressed: { median: 10.5, warmRuns: 3 } }, 0.8);
+  assert.equal(presetVerdict(good, 'CPU'), null);
+  assert.equal(presetPoint('x', report, { original: bench.original, compressed: { median: 50, warmRuns: 0 } }, null).speedup, null);
+});
+
+test('a run says how long it has taken and, from the pace of its steps, how long it has left', () => {
+  assert.equal(runTimes({ t0: 0, step: 1, steps: 10 }, 5000), '5 s elapsed');
+  // 4 of 10 steps in 20 s: 30 s left.
+  assert.equal(runTimes({ t0: 0, step: 5, steps: 10 }, 20000), '20 s elapsed, about 30 s left');
+  // Auto: the candidate's own steps, from its start.
+  assert.equal(runTimes({ t0: 0, stepsT0: 100000, step: 3, steps: 4, candidate: true }, 120000), '2 min elapsed, this candidate about 20 s left');
+  assert.equal(runTimes({ t0: 0, step: 0, steps: 0 }, 1000), '1 s elapsed');
+});
+
+test('timed in the deployment runtime, Auto keeps the most faithful candidate under the limit', () => {
+  const c = (kl, agreement, fits = true, target_problem = null) => ({ kl, agreement, fits, target_problem });
+  // 1 the original (over the budget), 2 and 3 keep the floor, 4 does not.
+  const a = { shown: 1, options: { min_agreement: 0.8 }, candidates: [c(0, 1, false), c(0.01, 0.9), c(0.02, 0.85), c(0.5, 0.5)] };
+  const ms = [40, 30, 20, 10];
+  assert.deepEqual(runtimePick(a, ms, null, 'ONNX Runtime'), { index: 1, message: '4 candidates timed in ONNX Runtime, the fastest 4 (10.0 ms).' });
+  assert.equal(runtimePick(a, ms, 35, 'ONNX Runtime').index, 1, 'the least KL under 35 ms');
+  assert.equal(runtimePick(a, ms, 25, 'ONNX Runtime').index, 2);
+  const none = runtimePick(a, ms, 15, 'LiteRT');
+  assert.equal(none.index, 3);
+  assert.match(none.message, /most agreeing \(none keeps the floor\) of the 1 under 15 ms/);
+  const over = runtimePick(a, ms, 5, 'LiteRT');
+  assert.equal(over.index, 3);
+  assert.match(over.message, /none within the budget runs under 5 ms there; kept the fastest, 4 \(10\.0 ms\)/);
+  assert.equal(runtimeLimit(' '), null);
+  assert.equal(runtimeLimit('12.5'), 12.5);
+  assert.throws(() => runtimeLimit('0'), /above 0/);
 });

@@ -101,6 +101,9 @@ function rows(a, actions) {
     cell('macs', `${((100 * c.macs) / macs0).toFixed(0)} %${c.ms != null ? `, ${c.ms.toFixed(1)} ms` : ''}`);
     cell('agreement', `${(100 * c.agreement).toFixed(0)} %`);
     cell('kl', c.kl.toExponential(2));
+    const rt = a.runtime?.ms[i];
+    cell('rt', rt != null ? rt.toFixed(1) : '');
+    if (rt != null) tr.querySelector('.rt').dataset.ms = rt;
     tr.title = `built and measured in ${c.seconds.toFixed(1)} s${i === a.chosen ? '; * the one the search kept' : ''}`;
     if (i === a.shown) tr.classList.add('shown');
     const use = tr.querySelector('.use');
@@ -112,13 +115,14 @@ function rows(a, actions) {
   });
 }
 
-const FIELDS = [['auto-kind', 'kind'], ['auto-value', 'value'], ['auto-floor', 'floor'], ['auto-deploy', 'deploy']];
+const FIELDS = [['auto-kind', 'kind'], ['auto-value', 'value'], ['auto-floor', 'floor'], ['auto-deploy', 'deploy'], ['auto-runtime-ms', 'runtimeMs']];
 
 export function mountAuto(store, actions) {
   for (const [id, name] of FIELDS) {
     byId(id).addEventListener('input', (e) => actions.setAutoForm(name, e.target.value));
   }
   byId('auto').addEventListener('click', actions.autoSearch);
+  byId('auto-runtime').addEventListener('click', actions.timeInRuntime);
   // The devices of the targets table, after the two files.
   on(store, ['spec'], (s) => {
     const select = byId('auto-deploy');
@@ -144,7 +148,12 @@ export function mountAuto(store, actions) {
     // An SVG element has no `hidden` property: the attribute itself.
     svg.toggleAttribute('hidden', !a);
     byId('auto-table').hidden = !a;
+    byId('auto-runtime-row').hidden = !a;
     if (!a) return;
+    // The runtime the kept file deploys to: ONNX Runtime for ONNX, LiteRT for TFLite.
+    const runtime = a.options.format === 'tflite' ? 'LiteRT' : 'ONNX Runtime';
+    text(byId('auto-runtime'), `Time the candidates in ${runtime}`);
+    text(byId('auto-rt-head'), `ms in ${runtime}`);
     draw(svg, a, s.presetRuns, actions);
     byId('auto-rows').replaceChildren(...rows(a, actions));
     const k = a.candidates[a.chosen];
@@ -155,6 +164,8 @@ export function mountAuto(store, actions) {
       `Kept ${a.chosen + 1}: ${k.label} — agreement ${(100 * k.agreement).toFixed(0)} %, KL ${k.kl.toExponential(2)}` +
       `${k.tflite_bytes != null ? `; TFLite ${(k.tflite_bytes / 1e6).toFixed(2)} MB, activations ${(k.peak_activation_bytes / 1e6).toFixed(2)} MB${k.full_integer ? ', full integer' : ''}` : ''}` +
       `${a.options.target ? `, for ${a.options.target}` : ''}` +
-      `${a.shown !== a.chosen ? `; showing ${a.shown + 1}` : ''}.`);
+      `${a.shown !== a.chosen ? `; showing ${a.shown + 1}` : ''}.` +
+      `${a.floor_note ? ` Note: ${a.floor_note}.` : ''}` +
+      `${a.runtime ? ` ${a.runtime.message}` : ''}`);
   });
 }

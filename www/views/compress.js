@@ -3,8 +3,11 @@
 import { byId, clone, text, on } from './dom.js';
 import { buildForm } from './form.js';
 import { settingsFields } from '../fields.js';
-import { agreementText, calibrationAdvice } from '../policy.js';
-import { stepTable } from '../format.js';
+import { agreementText, calibrationAdvice, presetVerdict } from '../policy.js';
+import { stepTable, runTimes } from '../format.js';
+
+// The button each kind of run starts from: its progress is shown under that button's row.
+const RUN_BUTTON = { compress: 'compress', auto: 'auto', sensitivity: 'sensitivity', synthesize: 'synthesize' };
 
 export function mountCompress(store, actions) {
   byId('compress').addEventListener('click', actions.compress);
@@ -29,18 +32,43 @@ export function mountCompress(store, actions) {
     text(byId('calibration-advice'), calibrationAdvice(s.spec.calibration));
   });
   // Once run, a preset's button says what it kept.
-  on(store, ['spec', 'presetRuns'], (s) => {
+  // One that cost more than the floor or slowed the model down says so, on it and under it.
+  on(store, ['spec', 'presetRuns', 'backend', 'report'], (s) => {
+    const backend = s.backend?.name ?? 'this backend';
     for (const p of s.spec?.presets ?? []) {
       const b = byId('presets').querySelector(`[data-preset="${p.id}"]`);
+      if (!b) continue;
       const run = s.presetRuns[p.id];
-      if (b) text(b, run?.agreement != null ? `${p.name} · ${(100 * run.agreement).toFixed(0)} % agree` : p.name);
+      const verdict = run ? presetVerdict(run, backend) : null;
+      const slower = run?.speedup != null && verdict?.includes('slower') ? ` · ×${(1 / run.speedup).toFixed(2)} slower` : '';
+      text(b, run?.agreement != null ? `${verdict ? '⚠ ' : ''}${p.name} · ${(100 * run.agreement).toFixed(0)} % agree${slower}` : p.name);
+      b.title = verdict ?? p.note;
+      b.classList.toggle('warn', Boolean(verdict));
     }
+    // Under the result while the result is that preset's.
+    const run = s.report?.preset ? s.presetRuns[s.report.preset] : null;
+    const verdict = run ? presetVerdict(run, backend) : null;
+    const v = byId('preset-verdict');
+    v.hidden = !verdict;
+    text(v, verdict ?? '');
   });
   on(store, ['form', 'spec'], (s) => {
     sync?.(s.form.values);
     text(byId('preset-note'), s.form.presetNote);
   });
 
+  // The progress sits under the button that started the run, its times ticking each second.
+  const box = byId('progress');
+  const render = (r) => {
+    const p = r?.progress;
+    box.hidden = !p || r.kind === 'distill';
+    if (box.hidden) return;
+    byId('progress-bar').value = p.steps ? (p.step - 1) / p.steps : 0.95;
+    const step = p.steps ? `step ${p.step} of ${p.steps}: ${p.label}` : p.label;
+    text(byId('progress-label'), r.candidate && r.candidate !== p.label ? `${r.candidate} — ${step}` : step);
+    text(byId('progress-times'), `(${runTimes({ ...r, step: p.step, steps: p.steps, candidate: Boolean(r.candidate) }, performance.now())})`);
+  };
+  let tick = null;
   on(store, ['run'], (s) => {
     const r = s.run;
     const busy = Boolean(r);
@@ -49,13 +77,11 @@ export function mountCompress(store, actions) {
     byId('cancel').hidden = !r || r.kind === 'distill';
     byId('auto').disabled = busy;
     byId('distill-stop').hidden = r?.kind !== 'distill';
-    const p = r?.progress;
-    byId('progress').hidden = !p || r.kind === 'distill';
-    if (p) {
-      byId('progress-bar').value = p.steps ? (p.step - 1) / p.steps : 0.95;
-      const step = p.steps ? `step ${p.step} of ${p.steps}: ${p.label}` : p.label;
-      text(byId('progress-label'), r.candidate && r.candidate !== p.label ? `${r.candidate} — ${step}` : step);
-    }
+    const anchor = r && RUN_BUTTON[r.kind] && byId(RUN_BUTTON[r.kind]).parentElement;
+    if (anchor && anchor.nextElementSibling !== box) anchor.after(box);
+    render(r);
+    if (r && !tick) tick = setInterval(() => render(store.get().run), 1000);
+    if (!r && tick) { clearInterval(tick); tick = null; }
   });
 
   on(store, ['report', 'backend'], (s) => {

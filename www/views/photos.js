@@ -55,7 +55,8 @@ function renderCard(el, p) {
     : p.error ? '' : 'classifying…');
 }
 
-const isImage = (f) => (f.file ?? f).type.startsWith('image/') || /\.(jpe?g|png|webp)$/i.test((f.file ?? f).name);
+// An image, or a labels file for them (labels.csv: rows `file,class`).
+const isImage = (f) => (f.file ?? f).type.startsWith('image/') || /\.(jpe?g|png|webp)$/i.test((f.file ?? f).name) || (f.file ?? f).name.toLowerCase() === 'labels.csv';
 
 // The files under a dropped entry, each with its path: {file, path}.
 async function collect(entry, out) {

@@ -50,7 +50,8 @@ function render(box, e) {
   const [original, after] = compressed ? [e.reference_top1, e.top1_count] : [e.top1_count, null];
   delete box.dataset.compressedTop1;
   Object.assign(box.dataset, { labelled: e.labelled, originalTop1: original.k, ...(after ? { compressedTop1: after.k } : {}) });
-  const parts = [para(`Labelled photos: ${e.labelled} of ${e.n} (their folder or name gives the class). ` +
+  const unknown = e.unknown_classes?.length ? ` labels.csv names classes this model does not have (those photos count as unlabelled): ${e.unknown_classes.join(', ')}.` : '';
+  const parts = [para(`Labelled photos: ${e.labelled} of ${e.n} (a labels.csv row, their folder or their name gives the class).${unknown} ` +
     `Top-1 of the original: ${count(original)}` + (after ? `; of the compressed model: ${count(after)}.` : '.') +
     (e.agreement_count ? ` Both give the same top-1 on ${count(e.agreement_count)} of all photos (fitted on or not).` : '') +
     (e.labelled < 30 ? ' Few photos: the intervals are wide; a difference inside them may be chance.' : ''))];
