@@ -246,9 +246,10 @@ export function compressActions(ctx) {
         status: ctx.status,
       });
       const pick = runtimePick(get().auto, ms, limit, runtime === 'litert' ? 'LiteRT' : 'ONNX Runtime');
-      set({ auto: { ...get().auto, runtime: { ms, limit, pick: pick.index, message: pick.message } } });
+      set({ auto: { ...get().auto, runtime: { ms, limit, pick: pick.index, message: `${pick.message}.` } } });
       await chooseCandidate(pick.index);
-      ctx.status(pick.message);
+      ctx.status(`${pick.message}.`);
+      if (!pick.under_limit) ctx.fail(`${pick.message}: raise the limit, or search with a smaller budget.`);
     } catch (e) {
       ctx.fail(`Timing the candidates failed: ${message(e)}.`);
     }

@@ -199,28 +199,34 @@ export function runtimeLimit(typed) {
 }
 
 /**
- * The candidate to keep once each was timed in `runtime` (`ms`, in candidate order): among those
- * within the search's budget and fit for its device, and under `limit` ms, the least KL of those
- * that keep the floor, else the most agreeing; none under the limit: the fastest of them. No
- * limit: the one shown stays. {index, message}.
+ * The candidate to keep once each was timed in `runtime` (`ms`, in candidate order), decided
+ * as src/compress/auto/runtime.rs decides it for `modelslim auto --time-with` (a mirror: the
+ * page's module has no room for the binding; both are tested on the same cases): among those
+ * within the search's budget and fit for its device, under `limit` ms, the least KL of those
+ * keeping the floor, else the most agreeing; none under it: the fastest of them. No limit: the
+ * one shown stays. {index, under_limit, message}.
  */
 export function runtimePick(a, ms, limit, runtime) {
-  const fmt = (i) => `${i + 1} (${ms[i].toFixed(1)} ms)`;
-  const fastest = ms.map((_, i) => i).sort((x, y) => ms[x] - ms[y]);
-  const timed = `${ms.length} candidates timed in ${runtime}, the fastest ${fmt(fastest[0])}`;
-  if (limit === null) return { index: a.shown, message: `${timed}.` };
-  const ok = (i) => a.candidates[i].fits && !a.candidates[i].target_problem;
-  const under = ms.map((_, i) => i).filter((i) => ok(i) && ms[i] <= limit);
+  const at = (i) => `${i + 1} (${ms[i].toFixed(1)} ms)`;
+  const idx = ms.map((_, i) => i);
+  const fastest = (among) => among.reduce((b, i) => (b === undefined || ms[i] < ms[b] ? i : b), undefined);
+  const timed = `${ms.length} candidates timed in ${runtime}, the fastest ${at(fastest(idx))}`;
+  if (limit === null) return { index: a.shown, under_limit: true, message: timed };
+  const c = a.candidates;
+  const ok = (i) => c[i].fits && !c[i].target_problem;
+  const under = idx.filter((i) => ok(i) && ms[i] <= limit);
   if (!under.length) {
-    const i = fastest.find(ok) ?? fastest[0];
-    return { index: i, message: `${timed}: none within the budget runs under ${limit} ms there; kept the fastest, ${fmt(i)}.` };
+    const index = fastest(idx.filter(ok)) ?? a.shown;
+    return { index, under_limit: false, message: `${timed}: none within the budget runs under ${limit} ms there; the fastest is ${at(index)}` };
   }
-  const floor = under.filter((i) => a.candidates[i].agreement >= a.options.min_agreement);
-  const by = floor.length ? (x, y) => a.candidates[x].kl - a.candidates[y].kl : (x, y) => a.candidates[y].agreement - a.candidates[x].agreement;
-  const i = [...(floor.length ? floor : under)].sort(by)[0];
+  const floor = under.filter((i) => c[i].agreement >= a.options.min_agreement);
+  const index = floor.length
+    ? floor.reduce((b, i) => (c[i].kl < c[b].kl ? i : b))
+    : under.reduce((b, i) => (c[i].agreement > c[b].agreement ? i : b));
   return {
-    index: i,
-    message: `${timed}: kept ${fmt(i)}, the ${floor.length ? 'most faithful' : 'most agreeing (none keeps the floor)'} of the ${under.length} under ${limit} ms.`,
+    index,
+    under_limit: true,
+    message: `${timed}: kept ${at(index)}, the ${floor.length ? 'most faithful' : 'most agreeing (none keeps the floor)'} of the ${under.length} under ${limit} ms`,
   };
 }
 

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use modelslim::Error;
-use modelslim::compress::auto::{AutoOptions, Budget, DeployFormat};
+use modelslim::compress::auto::{AutoOptions, Budget, DeployFormat, Timed, runtime_pick};
 use modelslim::export::tflite::{device_io, tflite_c_header, tflite_summary};
-use modelslim::session::{AutoReport, FileFormat, Session};
+use modelslim::session::{AutoReport, FileFormat, Session, no_progress};
 
 use super::images::keep_photos;
 use super::{
@@ -57,6 +57,15 @@ pub struct AutoArgs {
     /// better on the held-out photos).
     #[arg(long, value_name = "N", default_value_t = 0)]
     distill_steps: usize,
+    /// Time each candidate's deployed file (--format) with this shell command, `{file}` its
+    /// path (else appended): the last number it prints is its ms per image — in onnxruntime
+    /// or LiteRT (`python3 scripts/time_runtime.py {file}`), or on a device you reach.
+    #[arg(long, value_name = "CMD")]
+    time_with: Option<String>,
+    /// With --time-with: keep the most faithful candidate within the budget that runs under
+    /// X ms there (none does: nothing is written, exit 1).
+    #[arg(long, value_name = "X")]
+    runtime_ms: Option<f64>,
     /// The kept model: safetensors, or as ONNX, TFLite or the TFLite file as a C header
     /// when the name ends in .onnx, .tflite or .h.
     #[arg(long, value_name = "F.safetensors")]
@@ -99,20 +108,38 @@ pub fn auto(args: AutoArgs) -> std::result::Result<(), CliError> {
         .map(str::parse::<DeployFormat>)
         .transpose()
         .map_err(|e| CliError::Usage(e.to_string()))?;
+    match (&args.time_with, args.runtime_ms) {
+        (None, Some(_)) => {
+            return Err(CliError::Usage(
+                "--runtime-ms needs --time-with CMD: the command that times a candidate's file"
+                    .into(),
+            ));
+        }
+        (_, Some(ms)) if !(ms > 0.0 && ms.is_finite()) => {
+            return Err(CliError::Usage(format!(
+                "--runtime-ms is a number of ms above 0 (got {ms})"
+            )));
+        }
+        _ => {}
+    }
     let opts = AutoOptions::new(budget, args.min_agreement, format, args.target.as_deref())?;
     let calibrate = required(&args.calibrate, "calibrate")?;
     let session = args.model.session(&args.backend)?;
     session.measure_tflite_with(tflite_summary);
     keep_photos(&session, &[calibrate])?;
-    let report = pollster::block_on(session.auto(
+    let mut report = pollster::block_on(session.auto(
         &opts,
         args.held_out,
         args.distill_steps,
         progress_on_terminal,
     ))?;
+    let under_limit = match &args.time_with {
+        Some(cmd) => time_in_runtime(&session, &mut report, cmd, args.runtime_ms)?,
+        None => true,
+    };
     let search = &report.search;
     // A kept model outside the budget is the closest candidate, not a result: nothing is written.
-    if search.budget_met {
+    if search.budget_met && under_limit {
         for (path, kind) in outputs(&args) {
             write_file(&PathBuf::from(path), &kept_file(&session, kind, path)?)?;
         }
@@ -122,12 +149,97 @@ pub fn auto(args: AutoArgs) -> std::result::Result<(), CliError> {
     } else {
         print_report(&report, &args);
     }
-    match &search.message {
-        Some(m) if !(search.budget_met && search.floor_met) => {
+    match (&search.message, &report.runtime_message) {
+        (Some(m), _) if !(search.budget_met && search.floor_met) => {
             Err(CliError::Run(Error::Invalid(m.clone())))
         }
+        (_, Some(m)) if !under_limit => Err(CliError::Run(Error::Invalid(format!(
+            "{m}: raise --runtime-ms, or search with a smaller budget"
+        )))),
         _ => Ok(()),
     }
+}
+
+/// Time every candidate's deployed file with `cmd` (see `--time-with`) and make the one
+/// [`runtime_pick`] chooses under `limit` the kept model; whether it runs under the limit.
+fn time_in_runtime(
+    session: &Session,
+    report: &mut AutoReport,
+    cmd: &str,
+    limit: Option<f64>,
+) -> std::result::Result<bool, CliError> {
+    let dir = std::env::temp_dir().join(format!("modelslim-time-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let (kind, ext) = match report.options.format {
+        DeployFormat::Onnx => (DeployedFile::Onnx, "onnx"),
+        DeployFormat::Tflite => (DeployedFile::Tflite, "tflite"),
+    };
+    let n = report.search.candidates.len();
+    let mut ms = Vec::with_capacity(n);
+    for i in 0..n {
+        pollster::block_on(session.choose_candidate(i, no_progress))?;
+        let path = dir.join(format!("candidate-{}.{ext}", i + 1));
+        write_file(
+            &path,
+            &kept_file(session, kind, &path.display().to_string())?,
+        )?;
+        let t = run_timer(cmd, &path);
+        std::fs::remove_file(&path).ok();
+        ms.push(t?);
+    }
+    std::fs::remove_dir(&dir).ok();
+    let timed: Vec<Timed> = report.search.candidates.iter().map(Timed::from).collect();
+    let pick = runtime_pick(
+        &timed,
+        &ms,
+        limit,
+        report.options.min_agreement,
+        report.search.chosen,
+        &format!("`{cmd}`"),
+    );
+    for (c, t) in report.search.candidates.iter_mut().zip(&ms) {
+        c.runtime_ms = Some(*t);
+    }
+    let (compression, plan) =
+        pollster::block_on(session.choose_candidate(pick.index, no_progress))?;
+    report.compression = compression;
+    report.plan = plan;
+    report.search.chosen = pick.index;
+    report.runtime_message = Some(pick.message);
+    Ok(pick.under_limit)
+}
+
+/// Run `cmd` on `file` (`{file}` replaced by its quoted path, else appended) and read the last
+/// number it prints (a unit such as `ms` after it is ignored).
+fn run_timer(cmd: &str, file: &Path) -> modelslim::Result<f64> {
+    let quoted = format!("'{}'", file.display().to_string().replace('\'', r"'\''"));
+    let line = if cmd.contains("{file}") {
+        cmd.replace("{file}", &quoted)
+    } else {
+        format!("{cmd} {quoted}")
+    };
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .output()
+        .map_err(|e| Error::Invalid(format!("--time-with: sh cannot run: {e}")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(Error::Invalid(format!(
+            "--time-with: `{line}` failed ({}): {}",
+            out.status,
+            super::one_line(stderr.lines().last().unwrap_or(""))
+        )));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|t| t.trim_end_matches(|c: char| c.is_alphabetic()).parse::<f64>().ok())
+        .rfind(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "--time-with: `{line}` printed no number: it must print the file's ms per image last"
+            ))
+        })
 }
 
 /// The report without every photo's logits (the page's, not the contract's).
@@ -144,6 +256,9 @@ fn print_report(report: &AutoReport, args: &AutoArgs) {
     if let Some(note) = &report.floor_note {
         println!("note: {note}");
     }
+    if let Some(m) = &report.runtime_message {
+        println!("{m}");
+    }
     println!(
         "{} candidates for {} in {:.0} s (per-layer costs {:.0} s); fitted on {} photos, measured on {} held out:",
         s.candidates.len(),
@@ -155,7 +270,10 @@ fn print_report(report: &AutoReport, args: &AutoArgs) {
     );
     for (i, c) in s.candidates.iter().enumerate() {
         let mark = if i == s.chosen { "*" } else { " " };
-        let ms = c.ms.map(|m| format!(", {m:.1} ms")).unwrap_or_default();
+        let ms = c.ms.map(|m| format!(", {m:.1} ms")).unwrap_or_default()
+            + &c.runtime_ms
+                .map(|m| format!(", {m:.1} ms timed"))
+                .unwrap_or_default();
         let arena = c
             .peak_activation_bytes
             .map(|b| format!(", {:.2} MB of activations", b as f64 / 1e6))

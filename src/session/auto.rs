@@ -30,6 +30,10 @@ pub struct AutoReport {
     /// [`MIN_HELD_OUT_FOR_FLOOR`]), with the kept candidate's interval; `None` when enough.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub floor_note: Option<String>,
+    /// How the candidates' times in the deployment runtime chose the kept one, when they were
+    /// timed there (`auto --time-with`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_message: Option<String>,
     /// The kept candidate as a compression: its files' metrics, answers, model card.
     pub compression: CompressionReport,
 }
@@ -175,6 +179,7 @@ impl Session {
         Ok(AutoReport {
             options: *opts,
             floor_note: floor_note(out.len(), photos.len(), opts.min_agreement, kept),
+            runtime_message: None,
             search: found,
             plan: layers,
             held_out_images: out.len(),

@@ -1205,6 +1205,133 @@ fn a_labels_file_names_the_classes_and_travels_with_the_file() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `auto --time-with CMD --runtime-ms X`: each candidate's deployed file is given to the
+/// command, whose last number is its time; the kept one is the least KL under the limit.
+/// Timed by the file's size in bytes (`stat`), so each candidate's time is its file's bytes —
+/// the timed file is the candidate's — and then in onnxruntime by scripts/time_runtime.py.
+#[test]
+fn auto_times_candidates_with_a_command_and_keeps_the_best_under_the_limit() {
+    let dir = std::env::temp_dir().join(format!("modelslim-time-with-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let narrow = modelslim::model::Model::seeded_resnet18(2)
+        .pruned(&modelslim::compress::PruneOptions {
+            ratio: 0.75,
+            prune_stem: true,
+            scope: modelslim::compress::PruneScope::All,
+            ..Default::default()
+        })
+        .unwrap();
+    let weights = dir.join("narrow.safetensors");
+    std::fs::write(&weights, narrow.to_safetensors().unwrap()).unwrap();
+    let fp32 = modelslim::export::to_onnx(&narrow).unwrap().len() as u64;
+    let photos = root().join("www/samples").display().to_string();
+    let (w, onnx) = (
+        weights.display().to_string(),
+        dir.join("kept.onnx").display().to_string(),
+    );
+    let budget = (fp32 / 3).to_string();
+    let base = [
+        "auto",
+        "--weights",
+        &w,
+        "--calibrate",
+        &photos,
+        "--budget-bytes",
+        &budget,
+    ];
+
+    let mut alone = base.to_vec();
+    alone.extend(["--runtime-ms", "5"]);
+    let o = modelslim(&alone);
+    assert_eq!(o.status.code(), Some(2));
+    assert_clean_failure(&o, "--runtime-ms needs --time-with");
+
+    // Each candidate's "time" is its file's bytes: without a limit, timed only.
+    let mut sized = base.to_vec();
+    sized.extend(["--time-with", "stat -c %s {file}", "--json"]);
+    let o = modelslim(&sized);
+    assert_success(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut fitting: Vec<f64> = Vec::new();
+    for c in v["candidates"].as_array().unwrap() {
+        assert_eq!(c["runtime_ms"].as_f64(), c["bytes"].as_f64(), "{c}");
+        if c["fits"] == true {
+            fitting.push(c["bytes"].as_f64().unwrap());
+        }
+    }
+    // A limit half of the fitting candidates meet.
+    fitting.sort_by(f64::total_cmp);
+    assert!(fitting.len() >= 2, "{v}");
+    let limit = fitting[(fitting.len() - 1) / 2];
+    let limit_arg = limit.to_string();
+    sized.extend(["--runtime-ms", &limit_arg, "--onnx", &onnx]);
+    let o = modelslim(&sized);
+    assert_success(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let candidates = v["candidates"].as_array().unwrap();
+    let under: Vec<&serde_json::Value> = candidates
+        .iter()
+        .filter(|c| c["fits"] == true && c["runtime_ms"].as_f64().unwrap() <= limit)
+        .collect();
+    assert!(!under.is_empty(), "{v}");
+    let best = under
+        .iter()
+        .map(|c| c["kl"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let kept = &candidates[v["chosen"].as_u64().unwrap() as usize];
+    assert_eq!(kept["kl"].as_f64(), Some(best), "{v}");
+    assert_eq!(
+        std::fs::metadata(&onnx).unwrap().len(),
+        kept["bytes"].as_u64().unwrap()
+    );
+    assert!(
+        v["runtime_message"]
+            .as_str()
+            .unwrap()
+            .contains("most faithful"),
+        "{v}"
+    );
+
+    // In onnxruntime, with a limit nothing meets: nothing written, exit 1, the times reported.
+    std::fs::remove_file(&onnx).unwrap();
+    let python = std::env::var("MODELSLIM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = root().join("scripts/time_runtime.py").display().to_string();
+    let cmd = format!("{python} {script} --runs 3 {{file}}");
+    let mut real = base.to_vec();
+    real.extend([
+        "--time-with",
+        &cmd,
+        "--runtime-ms",
+        "0.000001",
+        "--onnx",
+        &onnx,
+        "--json",
+    ]);
+    let o = modelslim(&real);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !std::path::Path::new(&onnx).exists(),
+        "written though no candidate is fast enough"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for c in v["candidates"].as_array().unwrap() {
+        let ms = c["runtime_ms"].as_f64().unwrap();
+        assert!(ms > 0.0 && ms < 10_000.0, "{c}");
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("none within the budget runs under"));
+
+    // A command that prints no number is named.
+    let mut mute = base.to_vec();
+    mute.extend(["--time-with", "true"]);
+    assert_clean_failure(&modelslim(&mute), "printed no number");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
     let dir = std::env::temp_dir().join(format!("modelslim-auto-{}", std::process::id()));

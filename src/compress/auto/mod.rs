@@ -7,12 +7,14 @@
 pub mod allocation;
 mod budget;
 pub mod layer_costs;
+mod runtime;
 mod search;
 
 use serde::Serialize;
 
 pub use budget::{Budget, DeployFormat};
 pub use layer_costs::CostCache;
+pub use runtime::{RuntimePick, Timed, runtime_pick};
 pub use search::{AutoOptions, COST_PHOTOS, Candidate, Search, TfliteMeasure, search};
 
 use crate::model::Model;

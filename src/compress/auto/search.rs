@@ -160,6 +160,10 @@ pub struct Candidate {
     /// Median ms per image on the backend in use (measured for a latency budget only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ms: Option<f64>,
+    /// Median ms per image in the runtime its file deploys to, once timed there (`auto
+    /// --time-with`; see [`super::runtime_pick`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_ms: Option<f64>,
     /// On the held-out photos: the share with the original's top-1 class, and the mean KL.
     pub agreement: f64,
     pub kl: f64,
@@ -290,6 +294,7 @@ impl Evaluator<'_> {
             full_integer: is_full_integer(&model),
             macs,
             ms,
+            runtime_ms: None,
             agreement: a.agreement,
             kl: a.kl.max(0.0),
             seconds: t.elapsed().as_secs_f64(),
