@@ -174,6 +174,9 @@ export function presetPoint(name, report, bench = {}, floor = null) {
 // Slower by less than this is within the noise of a few timed photos.
 const SLOWER = 1.1;
 
+/** Whether a preset's run (its presetPoint) made the model slower, beyond the timing noise. */
+export const presetSlower = (run) => run.speedup !== null && run.speedup < 1 / SLOWER;
+
 /**
  * What a preset cost on this model, once run (`run`: its presetPoint): null when it kept the
  * agreement floor and did not slow the model down on `backend`; else one sentence saying which.
@@ -184,7 +187,7 @@ export function presetVerdict(run, backend) {
     const of = run.agreementN ? `${Math.round(run.agreement * run.agreementN)} of ${run.agreementN} photos (${(100 * run.agreement).toFixed(0)} %)` : `${(100 * run.agreement).toFixed(0)} % of the photos`;
     bad.push(`agrees with the original on ${of}, below the ${(100 * run.floor).toFixed(0)} % floor set under Auto`);
   }
-  if (run.speedup !== null && run.speedup < 1 / SLOWER) bad.push(`runs ×${(1 / run.speedup).toFixed(2)} slower than the original on ${backend}`);
+  if (presetSlower(run)) bad.push(`runs ×${(1 / run.speedup).toFixed(2)} slower than the original on ${backend}`);
   if (!bad.length) return null;
   return `"${run.name}" on this model ${bad.join(', and ')}: try another preset, or Auto with your budget and floor.`;
 }

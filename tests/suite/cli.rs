@@ -1205,14 +1205,10 @@ fn a_labels_file_names_the_classes_and_travels_with_the_file() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// `auto --time-with CMD --runtime-ms X`: each candidate's deployed file is given to the
-/// command, whose last number is its time; the kept one is the least KL under the limit.
-/// Timed by the file's size in bytes (`stat`), so each candidate's time is its file's bytes —
-/// the timed file is the candidate's — and then in onnxruntime by scripts/time_runtime.py.
-#[test]
-fn auto_times_candidates_with_a_command_and_keeps_the_best_under_the_limit() {
-    let dir = std::env::temp_dir().join(format!("modelslim-time-with-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// ResNet18's layout at a quarter of its widths, seeded, written into `dir` (created): the
+/// search's many passes stay quick. Its path and the model.
+fn narrow_resnet18(dir: &std::path::Path) -> (std::path::PathBuf, modelslim::model::Model) {
+    std::fs::create_dir_all(dir).unwrap();
     let narrow = modelslim::model::Model::seeded_resnet18(2)
         .pruned(&modelslim::compress::PruneOptions {
             ratio: 0.75,
@@ -1223,6 +1219,17 @@ fn auto_times_candidates_with_a_command_and_keeps_the_best_under_the_limit() {
         .unwrap();
     let weights = dir.join("narrow.safetensors");
     std::fs::write(&weights, narrow.to_safetensors().unwrap()).unwrap();
+    (weights, narrow)
+}
+
+/// `auto --time-with CMD --runtime-ms X`: each candidate's deployed file is given to the
+/// command, whose last number is its time; the kept one is the least KL under the limit.
+/// Timed by the file's size in bytes (`stat`), so each candidate's time is its file's bytes —
+/// the timed file is the candidate's — and then in onnxruntime by scripts/time_runtime.py.
+#[test]
+fn auto_times_candidates_with_a_command_and_keeps_the_best_under_the_limit() {
+    let dir = std::env::temp_dir().join(format!("modelslim-time-with-{}", std::process::id()));
+    let (weights, narrow) = narrow_resnet18(&dir);
     let fp32 = modelslim::export::to_onnx(&narrow).unwrap().len() as u64;
     let photos = root().join("www/samples").display().to_string();
     let (w, onnx) = (
@@ -1335,18 +1342,7 @@ fn auto_times_candidates_with_a_command_and_keeps_the_best_under_the_limit() {
 #[test]
 fn auto_follows_its_contract_and_keeps_the_file_within_the_budget() {
     let dir = std::env::temp_dir().join(format!("modelslim-auto-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // ResNet18's layout at a quarter of its widths: the search's many passes stay quick.
-    let narrow = modelslim::model::Model::seeded_resnet18(2)
-        .pruned(&modelslim::compress::PruneOptions {
-            ratio: 0.75,
-            prune_stem: true,
-            scope: modelslim::compress::PruneScope::All,
-            ..Default::default()
-        })
-        .unwrap();
-    let weights = dir.join("narrow.safetensors");
-    std::fs::write(&weights, narrow.to_safetensors().unwrap()).unwrap();
+    let (weights, narrow) = narrow_resnet18(&dir);
     let fp32 = modelslim::export::to_onnx(&narrow).unwrap().len() as u64;
     // The folder is the samples: the search reads every photo in it.
     let photos = root().join("www/samples").display().to_string();

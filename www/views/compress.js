@@ -3,7 +3,7 @@
 import { byId, clone, text, on } from './dom.js';
 import { buildForm } from './form.js';
 import { settingsFields } from '../fields.js';
-import { agreementText, calibrationAdvice, presetVerdict } from '../policy.js';
+import { agreementText, calibrationAdvice, presetVerdict, presetSlower } from '../policy.js';
 import { stepTable, runTimes } from '../format.js';
 
 // The button each kind of run starts from: its progress is shown under that button's row.
@@ -40,7 +40,7 @@ export function mountCompress(store, actions) {
       if (!b) continue;
       const run = s.presetRuns[p.id];
       const verdict = run ? presetVerdict(run, backend) : null;
-      const slower = run?.speedup != null && verdict?.includes('slower') ? ` · ×${(1 / run.speedup).toFixed(2)} slower` : '';
+      const slower = run && presetSlower(run) ? ` · ×${(1 / run.speedup).toFixed(2)} slower` : '';
       text(b, run?.agreement != null ? `${verdict ? '⚠ ' : ''}${p.name} · ${(100 * run.agreement).toFixed(0)} % agree${slower}` : p.name);
       b.title = verdict ?? p.note;
       b.classList.toggle('warn', Boolean(verdict));
