@@ -140,12 +140,8 @@ fn csv_fields(line: &str) -> Option<Vec<String>> {
 }
 
 fn is_image_name(name: &str) -> bool {
-    name.rsplit_once('.').is_some_and(|(_, x)| {
-        matches!(
-            x.to_ascii_lowercase().as_str(),
-            "jpg" | "jpeg" | "png" | "webp"
-        )
-    })
+    name.rsplit_once('.')
+        .is_some_and(|(_, x)| crate::preprocess::is_image_extension(x))
 }
 
 /// The file name of a path with `/` or `\` separators.

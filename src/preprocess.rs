@@ -14,6 +14,15 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 use crate::limits::{MAX_ASPECT_RATIO, MAX_IMAGE_SIDE};
 use crate::{Error, Result};
 
+/// Whether a file's extension (`jpg`, `PNG`, …) names a format photos are read in: JPEG, PNG
+/// or WebP.
+pub fn is_image_extension(ext: &str) -> bool {
+    matches!(
+        ext.to_ascii_lowercase().as_str(),
+        "jpg" | "jpeg" | "png" | "webp"
+    )
+}
+
 /// ImageNet channel means (RGB), as torchvision normalises.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (RGB).

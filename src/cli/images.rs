@@ -5,18 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use modelslim::labels::PHOTO_LABELS_FILE;
+use modelslim::preprocess::is_image_extension;
 use modelslim::session::Session;
 use modelslim::{Error, Result};
 
 use super::read_file;
 
 fn is_image(p: &Path) -> bool {
-    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-        matches!(
-            x.to_ascii_lowercase().as_str(),
-            "jpg" | "jpeg" | "png" | "webp"
-        )
-    })
+    p.extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(is_image_extension)
 }
 
 /// Every JPEG/PNG/WebP under `dirs` (recursively, in path order): its path and bytes.

@@ -181,14 +181,12 @@ impl Session {
     /// its path), and the classes labels files give that the model does not have.
     fn photo_labels(&self) -> Result<(Vec<Option<usize>>, Vec<String>)> {
         let names = self.labels();
+        let count = self.original()?.model.arch.num_classes();
         let classes = match &names {
             Some(n) => Classes::Named(n),
-            None if self.original()?.model.arch.num_classes() == imagenet_classes().len() => {
-                Classes::ImageNet
-            }
+            None if count == imagenet_classes().len() => Classes::ImageNet,
             None => Classes::Unnamed,
         };
-        let count = self.original()?.model.arch.num_classes();
         let s = self.state.borrow();
         let mut unknown = Vec::new();
         let labels = s
