@@ -1,7 +1,7 @@
 // Actions of the compress form and the results: compress, benchmark, check in ONNX Runtime or
 // LiteRT, sensitivity. Part of ./actions.js (same `ctx`).
 import { settingsFields } from './fields.js';
-import { readFields, presetValues, autoOptions, presetPoint, runtimeLimit, runtimePick } from './policy.js';
+import { readFields, presetValues, autoOptions, presetPoint, runtimeLimit, runtimePick, deployRuntime } from './policy.js';
 import { latencyStats, stepSeconds, ortComparison } from './format.js';
 import { derivedFromCompressed } from './store.js';
 
@@ -108,7 +108,7 @@ export function compressActions(ctx) {
       return;
     }
     const stepTimes = [];
-    set({ run: { kind: 'compress', progress: null, cancel: false, t0: performance.now() }, status: 'compressing…' });
+    set({ run: ctx.newRun('compress'), status: 'compressing…' });
     const t0 = performance.now();
     try {
       const report = JSON.parse(await ctx.engine.compress(JSON.stringify(opts), ctx.progress(stepTimes)));
@@ -178,7 +178,7 @@ export function compressActions(ctx) {
         return;
       }
     }
-    set({ run: { kind: 'auto', progress: null, cancel: false, t0: performance.now() }, status: 'searching…' });
+    set({ run: ctx.newRun('auto'), status: 'searching…' });
     const t0 = performance.now();
     try {
       const r = JSON.parse(await ctx.engine.auto(JSON.stringify(options), ctx.progress(stepTimes)));
@@ -202,7 +202,7 @@ export function compressActions(ctx) {
     ctx.clearError();
     const a = get().auto;
     if (!a || i === a.shown) return;
-    set({ run: { kind: 'auto', progress: null, cancel: false, t0: performance.now() }, status: `loading candidate ${i + 1}…` });
+    set({ run: ctx.newRun('auto'), status: `loading candidate ${i + 1}…` });
     const t0 = performance.now();
     try {
       const r = JSON.parse(await ctx.engine.chooseCandidate(i));
@@ -229,9 +229,9 @@ export function compressActions(ctx) {
       ctx.fail(message(e));
       return;
     }
-    const runtime = a.options.format === 'tflite' ? 'litert' : 'ort';
+    const runtime = deployRuntime(a.options.format);
     try {
-      if (runtime === 'litert') await ctx.ensureTraining('engine that writes TFLite');
+      if (runtime.id === 'litert') await ctx.ensureTraining('engine that writes TFLite');
       const checks = await import('./runtime-check.js');
       const ms = await checks.timeCandidates({
         runtime,
@@ -240,12 +240,12 @@ export function compressActions(ctx) {
           await chooseCandidate(i);
           if (get().auto.shown !== i) throw new Error(`candidate ${i + 1} could not be loaded`);
         },
-        file: () => (runtime === 'litert' ? ctx.engine.tflite('float') : ctx.engine.download('onnx')),
+        file: () => (runtime.id === 'litert' ? ctx.engine.tflite('float') : ctx.engine.download('onnx')),
         engine: ctx.engine,
         runs: benchRuns(),
         status: ctx.status,
       });
-      const pick = runtimePick(get().auto, ms, limit, runtime === 'litert' ? 'LiteRT' : 'ONNX Runtime');
+      const pick = runtimePick(get().auto, ms, limit, runtime.label);
       set({ auto: { ...get().auto, runtime: { ms, limit, pick: pick.index, message: `${pick.message}.` } } });
       await chooseCandidate(pick.index);
       ctx.status(`${pick.message}.`);
@@ -302,7 +302,7 @@ export function compressActions(ctx) {
       ctx.fail('Sensitivity is measured on your photos: upload some in step 2 first.');
       return;
     }
-    set({ run: { kind: 'sensitivity', progress: null, cancel: false, t0: performance.now() } });
+    set({ run: ctx.newRun('sensitivity') });
     try {
       const rows = JSON.parse(await ctx.engine.sensitivity(quant, ctx.progress(null)));
       set({ sensitivity: rows, status: `sensitivity measured on ${ctx.engine.photoCount} photo(s); the top layers are candidates to keep in higher precision` });

@@ -46,7 +46,7 @@ export function trainActions(ctx) {
     let opts;
     try { opts = readFields(distillFields(get().spec), get().distillForm); } catch (e) { ctx.fail(message(e)); return; }
     try { await ensureTraining(); } catch (e) { ctx.fail(`Recovering accuracy failed: ${message(e)}.`); ctx.status('ready'); return; }
-    set({ distill: { losses: [], status: 'starting…', result: null, stopping: false }, run: { kind: 'distill', progress: null, cancel: false, t0: performance.now() }, status: 'recovering accuracy (distillation)…' });
+    set({ distill: { losses: [], status: 'starting…', result: null, stopping: false }, run: ctx.newRun('distill'), status: 'recovering accuracy (distillation)…' });
     try {
       const r = JSON.parse(await ctx.engine.distill(JSON.stringify(opts), distillStep));
       if (!r.improved) {
@@ -79,7 +79,7 @@ export function trainActions(ctx) {
     try { await ensureTraining(); } catch (e) { ctx.fail(`Making calibration images failed: ${message(e)}.`); ctx.status('ready'); return; }
     const seed = get().synthRuns;
     const opts = synthOptions(read, seed);
-    set({ synthRuns: seed + 1, run: { kind: 'synthesize', progress: null, cancel: false, t0: performance.now() }, status: `making ${opts.n} calibration images from the model…` });
+    set({ synthRuns: seed + 1, run: ctx.newRun('synthesize'), status: `making ${opts.n} calibration images from the model…` });
     try {
       const out = await ctx.engine.synthesize(JSON.stringify(opts), (json) => {
         const s = JSON.parse(json);

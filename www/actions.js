@@ -3,7 +3,7 @@
 // overlaps a prediction.
 import { createEngine } from './engine.js';
 import { settingsFields, distillFields, synthFields } from './fields.js';
-import { initialValues, suggestedMethod } from './policy.js';
+import { initialValues, suggestedMethod, isPhotoLabels } from './policy.js';
 import { compressActions } from './actions-compress.js';
 import { trainActions } from './actions-train.js';
 import { deployActions } from './actions-deploy.js';
@@ -32,6 +32,8 @@ export function createActions(store, params) {
     status: (text) => store.update({ status: text }),
     fail: (text) => store.update({ error: text }),
     clearError: () => store.update({ error: null }),
+    /** A run of `kind` as it starts: no step yet, not cancelled, its start time. */
+    newRun: (kind) => ({ kind, progress: null, cancel: false, t0: performance.now() }),
     enqueue(task) {
       ctx.queue = ctx.queue.then(task).catch((e) => ctx.fail(message(e)));
       return ctx.queue;
@@ -228,14 +230,15 @@ export function createActions(store, params) {
   // path within the folder chosen or dropped, whose folders may name its class.
   function addPhotos(all) {
     ctx.clearError();
-    const isLabels = (f) => (f.file ?? f).name.toLowerCase() === 'labels.csv';
-    const files = all.filter((f) => !isLabels(f));
+    const fileOf = (f) => f.file ?? f;
+    const pathOf = (f) => f.path ?? (fileOf(f).webkitRelativePath || fileOf(f).name);
+    const isLabels = (f) => isPhotoLabels(fileOf(f));
     // Scores were of the photos before these.
     if (all.length) ctx.set({ scores: null });
-    for (const f of all.filter(isLabels)) ctx.enqueue(() => addPhotoLabels(f.file ?? f, f.path ?? ((f.file ?? f).webkitRelativePath || f.name)));
-    for (const f of files) {
-      const file = f.file ?? f;
-      const path = f.path ?? (file.webkitRelativePath || file.name);
+    for (const f of all.filter(isLabels)) ctx.enqueue(() => addPhotoLabels(fileOf(f), pathOf(f)));
+    for (const f of all.filter((g) => !isLabels(g))) {
+      const file = fileOf(f);
+      const path = pathOf(f);
       const id = `${Date.now()}-${Math.random()}`;
       ctx.set({ photos: [...ctx.get().photos, { id, name: file.name, path, thumb: null, original: null, compressed: null, error: null }] });
       ctx.enqueue(() => classify(file, id, path));

@@ -192,6 +192,12 @@ export function presetVerdict(run, backend) {
   return `"${run.name}" on this model ${bad.join(', and ')}: try another preset, or Auto with your budget and floor.`;
 }
 
+/** Whether a picked or dropped file is a photos' labels file (labels.csv: rows `file,class`). */
+export const isPhotoLabels = (file) => file.name.toLowerCase() === 'labels.csv';
+
+/** The runtime a deployed file runs in, as the page loads it: LiteRT for TFLite, else ONNX Runtime. */
+export const deployRuntime = (format) => (format === 'tflite' ? { id: 'litert', label: 'LiteRT' } : { id: 'ort', label: 'ONNX Runtime' });
+
 /** The runtime limit as typed: ms above 0, or null when the box is empty (time only). */
 export function runtimeLimit(typed) {
   const t = String(typed ?? '').trim();

@@ -40,14 +40,15 @@ export const litertWorker = () => runtimeWorker('litert-worker.js', 'LiteRT');
 const ortThreads = () => (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
 
 /**
- * Auto's candidates timed in the runtime their file deploys to: each made the compressed model
- * in turn (`choose(i)`), its file (`file()`: ONNX, or the TFLite file) loaded in ONNX Runtime
- * or LiteRT, `runs` warm inferences of the first photo after one to warm up. Resolves to each
- * candidate's median ms, in candidate order; `status(text)` shows progress.
+ * Auto's candidates timed in the runtime their file deploys to (`runtime`: policy.js's
+ * deployRuntime): each made the compressed model in turn (`choose(i)`), its file (`file()`:
+ * ONNX, or the TFLite file) loaded in ONNX Runtime or LiteRT, `runs` warm inferences of the
+ * first photo after one to warm up. Resolves to each candidate's median ms, in candidate
+ * order; `status(text)` shows progress.
  */
 export async function timeCandidates({ runtime, count, choose, file, engine, runs, status }) {
-  const label = runtime === 'litert' ? 'LiteRT' : 'ONNX Runtime';
-  const rt = runtime === 'litert' ? litertWorker() : ortWorker();
+  const { id, label } = runtime;
+  const rt = id === 'litert' ? litertWorker() : ortWorker();
   try {
     const pre = JSON.parse(await engine.preprocessing());
     const run = { input: await engine.photoInput(0), hw: [pre.crop, pre.crop_width ?? pre.crop] };
@@ -55,7 +56,7 @@ export async function timeCandidates({ runtime, count, choose, file, engine, run
     for (let i = 0; i < count; i++) {
       status(`${label}: candidate ${i + 1} of ${count}…`);
       await choose(i);
-      await rt.call({ type: 'load', name: `c${i}`, bytes: await file(), threads: runtime === 'litert' ? 1 : ortThreads() });
+      await rt.call({ type: 'load', name: `c${i}`, bytes: await file(), threads: id === 'litert' ? 1 : ortThreads() });
       const r = await rt.call({ type: 'run', name: `c${i}`, ...run, runs: runs + 1 });
       ms.push(latencyStats(r.times.slice(1)).median_ms);
     }

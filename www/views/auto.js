@@ -3,26 +3,16 @@
 // front filled, the kept one ringed, the presets the user ran as squares. Clicking a candidate
 // makes it the compressed model.
 import { byId, clone, text, on } from './dom.js';
-import { budgetMeasure } from '../policy.js';
+import { svgEl as el, tickLabel as label, axes } from './svg.js';
+import { budgetMeasure, deployRuntime } from '../policy.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
-const W = 560, H = 240, LEFT = 48, RIGHT = 12, TOP = 10, BOTTOM = 34;
+const BOX = { W: 560, H: 240, LEFT: 48, RIGHT: 12, TOP: 10, BOTTOM: 34 };
+const { W, H, LEFT, RIGHT, TOP, BOTTOM } = BOX;
 const UNIT = { bytes: 'MB', macs: '% of the MACs', ms: 'ms per photo' };
 const FORMAT = { onnx: 'ONNX', tflite: 'TFLite' };
 
 // The budget's unit for people: "MB of TFLite".
 const unitOf = (a) => (a.options.budget.kind === 'bytes' ? `MB of ${FORMAT[a.options.format] ?? 'ONNX'}` : UNIT[a.options.budget.kind]);
-
-function el(name, attrs, title) {
-  const e = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (title) {
-    const t = document.createElementNS(SVG, 'title');
-    t.textContent = title;
-    e.append(t);
-  }
-  return e;
-}
 
 function draw(svg, a, presets, actions) {
   const kind = a.options.budget.kind;
@@ -50,21 +40,12 @@ function draw(svg, a, presets, actions) {
   const sx = (x) => LEFT + ((W - LEFT - RIGHT) * (Math.min(x, xMax) - xMin)) / (xMax - xMin);
   const sy = (y) => TOP + ((H - TOP - BOTTOM) * (1 - y)) / Math.max(1e-9, 1 - yMin);
   const parts = [
-    el('line', { x1: LEFT, y1: H - BOTTOM, x2: W - RIGHT, y2: H - BOTTOM, class: 'axis' }),
-    el('line', { x1: LEFT, y1: TOP, x2: LEFT, y2: H - BOTTOM, class: 'axis' }),
+    ...axes(BOX, 'agreement (held-out photos)', 14),
     el('line', { x1: sx(limit), y1: TOP, x2: sx(limit), y2: H - BOTTOM, class: 'budget' }, `budget: ${limit} ${unit}`),
   ];
-  const label = (x, y, s, anchor = 'middle') => {
-    const t = el('text', { x, y, 'text-anchor': anchor, class: 'tick' });
-    t.textContent = s;
-    return t;
-  };
   parts.push(label((LEFT + W - RIGHT) / 2, H - 4, `${unit} (dashed: the budget)`));
   parts.push(label(4, TOP + 8, `${(100).toFixed(0)} %`, 'start'));
   parts.push(label(4, H - BOTTOM, `${(100 * yMin).toFixed(0)} %`, 'start'));
-  const yTitle = label(0, 0, 'agreement (held-out photos)');
-  yTitle.setAttribute('transform', `translate(14 ${(TOP + H - BOTTOM) / 2}) rotate(-90)`);
-  parts.push(yTitle);
   parts.push(label(LEFT, H - BOTTOM + 14, xMin.toPrecision(3), 'start'));
   parts.push(label(W - RIGHT, H - BOTTOM + 14, xMax.toPrecision(3), 'end'));
   if (farBudget) parts.push(label(W - RIGHT - 4, TOP + 12, `budget ${limit.toPrecision(3)} →`, 'end'));
@@ -151,7 +132,7 @@ export function mountAuto(store, actions) {
     byId('auto-runtime-row').hidden = !a;
     if (!a) return;
     // The runtime the kept file deploys to: ONNX Runtime for ONNX, LiteRT for TFLite.
-    const runtime = a.options.format === 'tflite' ? 'LiteRT' : 'ONNX Runtime';
+    const runtime = deployRuntime(a.options.format).label;
     text(byId('auto-runtime'), `Time the candidates in ${runtime}`);
     text(byId('auto-rt-head'), `ms in ${runtime}`);
     draw(svg, a, s.presetRuns, actions);

@@ -2,18 +2,12 @@
 // as it falls, the held-back photos before and after.
 import { byId, text, on } from './dom.js';
 import { buildForm } from './form.js';
+import { svgEl, tickLabel as tick, axes } from './svg.js';
 import { distillFields } from '../fields.js';
 import { fmtAgreement, fmtSeconds } from '../format.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
-const W = 560, H = 170, LEFT = 62, RIGHT = 12, TOP = 10, BOTTOM = 34;
-
-function el(name, attrs, content) {
-  const e = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (content) e.textContent = content;
-  return e;
-}
+const BOX = { W: 560, H: 170, LEFT: 62, RIGHT: 12, TOP: 10, BOTTOM: 34 };
+const { W, H, LEFT, RIGHT, TOP, BOTTOM } = BOX;
 
 // The loss of each step (step 1 first) on labelled axes; the step whose model was kept ringed.
 function drawLoss(svg, losses, bestStep) {
@@ -23,20 +17,15 @@ function drawLoss(svg, losses, bestStep) {
   const sx = (step) => LEFT + ((W - LEFT - RIGHT) * (step - 1)) / Math.max(n - 1, 1);
   const sy = (l) => TOP + ((H - TOP - BOTTOM) * (hi - l)) / span;
   svg.querySelector('polyline').setAttribute('points', losses.map((l, i) => `${sx(i + 1).toFixed(1)},${sy(l).toFixed(1)}`).join(' '));
-  const tick = (x, y, s, anchor) => el('text', { x, y, 'text-anchor': anchor, class: 'tick' }, s);
-  const yTitle = tick(0, 0, 'loss (KL to the original)', 'middle');
-  yTitle.setAttribute('transform', `translate(12 ${(TOP + H - BOTTOM) / 2}) rotate(-90)`);
   const parts = [
-    el('line', { x1: LEFT, y1: H - BOTTOM, x2: W - RIGHT, y2: H - BOTTOM, class: 'axis' }),
-    el('line', { x1: LEFT, y1: TOP, x2: LEFT, y2: H - BOTTOM, class: 'axis' }),
+    ...axes(BOX, 'loss (KL to the original)', 12),
     tick(LEFT - 4, TOP + 8, hi.toPrecision(3), 'end'),
     tick(LEFT - 4, H - BOTTOM, lo.toPrecision(3), 'end'),
     tick(LEFT, H - BOTTOM + 14, '1', 'start'),
     tick(W - RIGHT, H - BOTTOM + 14, String(n), 'end'),
     tick((LEFT + W - RIGHT) / 2, H - 4, bestStep ? 'step (ringed: the step kept)' : 'step', 'middle'),
-    yTitle,
   ];
-  if (bestStep >= 1 && bestStep <= n) parts.push(el('circle', { cx: sx(bestStep), cy: sy(losses[bestStep - 1]), r: 5, class: 'best' }));
+  if (bestStep >= 1 && bestStep <= n) parts.push(svgEl('circle', { cx: sx(bestStep), cy: sy(losses[bestStep - 1]), r: 5, class: 'best' }));
   svg.querySelector('.axes').replaceChildren(...parts);
 }
 

@@ -4,6 +4,7 @@ import { byId, clone, text, on } from './dom.js';
 import { buildForm } from './form.js';
 import { synthFields } from '../fields.js';
 import { latencyStats, shortLabel, tiedWithTop } from '../format.js';
+import { isPhotoLabels } from '../policy.js';
 
 function top5List(answer, testid, image) {
   const ol = clone('tpl-top5');
@@ -56,7 +57,7 @@ function renderCard(el, p) {
 }
 
 // An image, or a labels file for them (labels.csv: rows `file,class`).
-const isImage = (f) => (f.file ?? f).type.startsWith('image/') || /\.(jpe?g|png|webp)$/i.test((f.file ?? f).name) || (f.file ?? f).name.toLowerCase() === 'labels.csv';
+const isImage = (f) => (f.file ?? f).type.startsWith('image/') || /\.(jpe?g|png|webp)$/i.test((f.file ?? f).name) || isPhotoLabels(f.file ?? f);
 
 // The files under a dropped entry, each with its path: {file, path}.
 async function collect(entry, out) {
