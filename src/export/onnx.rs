@@ -373,6 +373,12 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// A constant vector of 64-bit integers (shapes, slice bounds).
+fn int64s(name: &str, values: &[i64]) -> TensorProto {
+    let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor(name, data_type::INT64, &[values.len()], bytes)
+}
+
 /// The whole ONNX model, every initializer made.
 pub fn model_proto(model: &Model) -> Result<ModelProto> {
     let (mut proto, inits) = proto_and_initializers(model)?;
@@ -397,6 +403,10 @@ fn proto_and_initializers(model: &Model) -> Result<(ModelProto, Vec<Initializer<
         read_as[0] = b.qdq(&graph.values[0], q);
     }
     let mut relu6_bounds = false;
+    let (sizes, channels) = (
+        graph.spatial_sizes(model.arch.input_size()),
+        graph.channels(),
+    );
     // Values ONNX holds as `[N, C]`: a global pool's that only linear layers read (or that is
     // the output), and a linear layer's; the rest are `[N, C, H, W]` (a pool's read by a
     // squeeze-excitation conv or product is `[N, C, 1, 1]`).
@@ -429,10 +439,17 @@ fn proto_and_initializers(model: &Model) -> Result<(ModelProto, Vec<Initializer<
                     inputs.push(b.bias(name, input_act)?);
                 }
                 let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                // Logits a conv computes on pooled values (a 1×1 image) are flattened.
+                let logits = n.output == graph.output;
+                let conv_out = if logits {
+                    format!("{out}_4d")
+                } else {
+                    out.clone()
+                };
                 b.node(
                     "Conv",
                     &inputs,
-                    &out,
+                    &conv_out,
                     vec![
                         attr_ints("kernel_shape", kernel),
                         attr_ints("strides", stride),
@@ -441,6 +458,10 @@ fn proto_and_initializers(model: &Model) -> Result<(ModelProto, Vec<Initializer<
                         attr_int("group", *groups as i64),
                     ],
                 );
+                if logits {
+                    b.node("Flatten", &[&conv_out], &out, vec![attr_int("axis", 1)]);
+                    flat[n.output] = true;
+                }
             }
             Op::BatchNorm { name, eps, .. } => {
                 let p: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
@@ -565,6 +586,48 @@ fn proto_and_initializers(model: &Model) -> Result<(ModelProto, Vec<Initializer<
                 } else {
                     b.node("GlobalAveragePool", &[&x], &out, vec![]);
                 }
+            }
+            Op::Concat => {
+                let parts: Vec<&str> = n.inputs.iter().map(|&i| read_as[i].as_str()).collect();
+                b.node("Concat", &parts, &out, vec![attr_int("axis", 1)]);
+            }
+            Op::Channels { start, len } => {
+                let bounds = [
+                    ("starts", *start as i64),
+                    ("ends", (start + len) as i64),
+                    ("axes", 1),
+                ];
+                let names: Vec<String> = bounds
+                    .iter()
+                    .map(|(what, v)| {
+                        let name = format!("{out}_{what}");
+                        b.init(int64s(&name, &[*v]));
+                        name
+                    })
+                    .collect();
+                b.node(
+                    "Slice",
+                    &[&x, &names[0], &names[1], &names[2]],
+                    &out,
+                    vec![],
+                );
+            }
+            // `[N, g·k, H, W]` → `[N, g, k, H, W]`, the channel axes swapped, and back.
+            Op::ChannelShuffle { groups } => {
+                let (split, merged) = (format!("{out}_split_shape"), format!("{out}_shape"));
+                let [h, w] = sizes[n.output].map(|s| s as i64);
+                let (c, g) = (channels[n.output] as i64, *groups as i64);
+                b.init(int64s(&split, &[0, g, c / g, h, w]));
+                b.init(int64s(&merged, &[0, c, h, w]));
+                let (grouped, swapped) = (format!("{out}_grouped"), format!("{out}_swapped"));
+                b.node("Reshape", &[&x, &split], &grouped, vec![]);
+                b.node(
+                    "Transpose",
+                    &[&grouped],
+                    &swapped,
+                    vec![attr_ints("perm", &[0, 2, 1, 3, 4])],
+                );
+                b.node("Reshape", &[&swapped, &merged], &out, vec![]);
             }
             Op::Linear { name, .. } => {
                 // A linear layer after a squeeze-excitation-style conv on pooled values.

@@ -38,6 +38,7 @@ use crate::{Error, Result};
 mod code {
     pub const ADD: i32 = 0;
     pub const AVERAGE_POOL_2D: i32 = 1;
+    pub const CONCATENATION: i32 = 2;
     pub const CONV_2D: i32 = 3;
     pub const DEPTHWISE_CONV_2D: i32 = 4;
     pub const DEQUANTIZE: i32 = 6;
@@ -47,6 +48,9 @@ mod code {
     pub const MUL: i32 = 18;
     pub const RELU: i32 = 19;
     pub const RELU6: i32 = 21;
+    pub const RESHAPE: i32 = 22;
+    pub const TRANSPOSE: i32 = 39;
+    pub const STRIDED_SLICE: i32 = 45;
     pub const PAD: i32 = 34;
     pub const MEAN: i32 = 40;
     pub const QUANTIZE: i32 = 114;
@@ -57,6 +61,10 @@ mod code {
         match code {
             ADD => "ADD",
             AVERAGE_POOL_2D => "AVERAGE_POOL_2D",
+            CONCATENATION => "CONCATENATION",
+            RESHAPE => "RESHAPE",
+            TRANSPOSE => "TRANSPOSE",
+            STRIDED_SLICE => "STRIDED_SLICE",
             CONV_2D => "CONV_2D",
             DEPTHWISE_CONV_2D => "DEPTHWISE_CONV_2D",
             DEQUANTIZE => "DEQUANTIZE",
@@ -82,6 +90,9 @@ mod options {
     pub const DEPTHWISE_CONV_2D: u8 = 2;
     pub const POOL_2D: u8 = 5;
     pub const FULLY_CONNECTED: u8 = 8;
+    pub const CONCATENATION: u8 = 10;
+    pub const TRANSPOSE: u8 = 26;
+    pub const STRIDED_SLICE: u8 = 32;
     pub const ADD: u8 = 11;
     pub const MUL: u8 = 21;
     pub const REDUCER: u8 = 27;
@@ -229,13 +240,34 @@ impl Writer<'_> {
     /// An activation: float, or int8 in `step` (a `u8` step; TFLite's int8 zero point is 128
     /// lower, for the same real values).
     fn activation(&mut self, name: &str, shape: Shape, step: Option<ActQuant>) -> i32 {
+        self.activation_dims(name, &shape.dims(), step)
+    }
+
+    /// [`Writer::activation`] of any shape (a channel shuffle's five axes).
+    fn activation_dims(&mut self, name: &str, dims: &[i32], step: Option<ActQuant>) -> i32 {
         match step {
-            None => self.tensor(name, &shape.dims(), dtype::FLOAT32, None, None),
+            None => self.tensor(name, dims, dtype::FLOAT32, None, None),
             Some(q) => {
                 let quant = self.quantization(&[q.scale], &[q.zero_point as i64 - 128], 0);
-                self.tensor(name, &shape.dims(), dtype::INT8, None, Some(quant))
+                self.tensor(name, dims, dtype::INT8, None, Some(quant))
             }
         }
+    }
+
+    /// An operator that only moves values (a concatenation, slice or shuffle) keeps int8
+    /// integers only when its input and output share a step.
+    fn same_step(
+        &self,
+        name: &str,
+        input: Option<ActQuant>,
+        output: Option<ActQuant>,
+    ) -> Result<()> {
+        if input != output {
+            return Err(Error::Invalid(format!(
+                "'{name}' moves channels between quantization steps ({input:?} and {output:?}), which an int8 file cannot do exactly; recompress with --act-quant"
+            )));
+        }
+        Ok(())
     }
 
     /// A `QuantizationParameters` table.
@@ -1113,6 +1145,87 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 let out = w.activation(&out_name, s, out_step);
                 let sixth = w.float_scalar(&format!("{name}_sixth"), 1.0 / 6.0);
                 w.mul(shifted, sixth, out);
+                (out, s)
+            }
+            // Channels moved, not computed: an int8 file's integers move unchanged when
+            // every input is on the output's step (as calibration puts them).
+            Op::Concat => {
+                let mut parts = Vec::with_capacity(n.inputs.len());
+                let mut c = 0;
+                for &i in &n.inputs {
+                    let (t, si) = read(&tensor, i)?;
+                    if si.flat || (si.h, si.w) != (s.h, s.w) {
+                        return Err(Error::Structure(format!(
+                            "'{name}' concatenates values of different sizes"
+                        )));
+                    }
+                    w.same_step(&name, step(i)?, out_step)?;
+                    parts.push(t);
+                    c += si.c;
+                }
+                let shape = Shape { c, ..s };
+                let out = w.activation(&out_name, shape, out_step);
+                let opts = w.fb.table(&[(0, Field::I32(3))]);
+                w.op(
+                    code::CONCATENATION,
+                    &parts,
+                    out,
+                    (options::CONCATENATION, Some(opts)),
+                );
+                (out, shape)
+            }
+            Op::Channels { start, len } => {
+                w.same_step(&name, step(n.inputs[0])?, out_step)?;
+                let shape = Shape { c: *len, ..s };
+                let at = |v: usize| v as i32;
+                let begin =
+                    w.int32_constant(&format!("{name}_begin"), &[4], &[0, 0, 0, at(*start)]);
+                let end = w.int32_constant(
+                    &format!("{name}_end"),
+                    &[4],
+                    &[1, at(s.h), at(s.w), at(start + len)],
+                );
+                let strides = w.int32_constant(&format!("{name}_strides"), &[4], &[1; 4]);
+                let out = w.activation(&out_name, shape, out_step);
+                let opts = w.fb.table(&[]);
+                w.op(
+                    code::STRIDED_SLICE,
+                    &[x, begin, end, strides],
+                    out,
+                    (options::STRIDED_SLICE, Some(opts)),
+                );
+                (out, shape)
+            }
+            // In NHWC: `[1, H, W, g, k]`, the last two axes swapped, and back.
+            Op::ChannelShuffle { groups } => {
+                let in_step = step(n.inputs[0])?;
+                w.same_step(&name, in_step, out_step)?;
+                let (h, wd, g) = (s.h as i32, s.w as i32, *groups as i32);
+                let k = s.c as i32 / g;
+                let split =
+                    w.int32_constant(&format!("{name}_split_shape"), &[5], &[1, h, wd, g, k]);
+                let grouped =
+                    w.activation_dims(&format!("{name}_grouped"), &[1, h, wd, g, k], in_step);
+                w.op(code::RESHAPE, &[x, split], grouped, (options::NONE, None));
+                let perm = w.int32_constant(&format!("{name}_perm"), &[5], &[0, 1, 2, 4, 3]);
+                let swapped =
+                    w.activation_dims(&format!("{name}_swapped"), &[1, h, wd, k, g], in_step);
+                let opts = w.fb.table(&[]);
+                w.op(
+                    code::TRANSPOSE,
+                    &[grouped, perm],
+                    swapped,
+                    (options::TRANSPOSE, Some(opts)),
+                );
+                let merged =
+                    w.int32_constant(&format!("{name}_shape"), &[4], &[1, h, wd, s.c as i32]);
+                let out = w.activation(&out_name, s, out_step);
+                w.op(
+                    code::RESHAPE,
+                    &[swapped, merged],
+                    out,
+                    (options::NONE, None),
+                );
                 (out, s)
             }
             Op::Linear {

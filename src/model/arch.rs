@@ -92,6 +92,9 @@ impl Arch {
                 | Op::HardSwish
                 | Op::Silu
                 | Op::GlobalAvgPool
+                | Op::Concat
+                | Op::Channels { .. }
+                | Op::ChannelShuffle { .. }
                 | Op::Linear { .. } => continue,
             };
             if kernel[0] > h + pads[0] + pads[2] || kernel[1] > w + pads[1] + pads[3] {

@@ -4,30 +4,52 @@
 //! batch norm and the next conv's input axis share one space; a residual add merges the spaces
 //! of everything it sums (the downsample conv included); a depthwise conv's input and output
 //! are one space. A group is one merged space: all `(tensor, axis)` pairs that must lose the
-//! same channels together. Nothing here knows a width: groups come from the layer list alone.
+//! same channels together.
+//!
+//! A value's channels are a [`Layout`]: segments of spaces one after another. Most values
+//! have one; a concatenation's has its inputs' segments in order (SqueezeNet, DenseNet,
+//! Inception), so pruning a producer removes the matching input channels of every consumer
+//! at that segment's offset, which follows the widths of the segments before it as they are
+//! pruned. Where no rule keeps a segment's channels in step (a channel shuffle, a slice, an
+//! addition of values concatenated differently, the logits of a classifier conv), its spaces
+//! are fixed and the group says why.
 
 use std::collections::BTreeMap;
+
+/// A run of one channel space's channels within a value, `width` of them (as the graph
+/// declares them, before pruning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub space: usize,
+    pub width: usize,
+}
+
+/// A value's channels: segments one after another.
+pub type Layout = Vec<Segment>;
 
 /// One layer of the structural description.
 #[derive(Debug, Clone)]
 pub enum Layer {
     /// A conv (`{name}.weight`, `[out, in/groups, k, k]`) followed by an optional batch norm.
+    /// A depthwise conv's output is its input's layout.
     Conv {
         name: String,
         bn: Option<String>,
-        input: usize,
-        output: usize,
+        input: Layout,
+        output: Layout,
         depthwise: bool,
     },
     /// A classifier (`{name}.weight` `[out, in]`); its outputs (the classes) are never pruned.
-    Linear { name: String, input: usize },
+    Linear { name: String, input: Layout },
     /// A residual add: the spaces become one.
     Add { a: usize, b: usize },
     /// An element-wise product (a squeeze-excitation gate times the image): the spaces become
     /// one, which is not a residual stream.
     Mul { a: usize, b: usize },
-    /// A batch norm that follows no conv directly, on channel space `space`.
-    Norm { name: String, space: usize },
+    /// A batch norm that follows no conv directly, on a value of layout `input`.
+    Norm { name: String, input: Layout },
+    /// Spaces whose channels must all stay, and why (a sentence a user reads).
+    Fixed { spaces: Vec<usize>, why: String },
 }
 
 /// A network's channel structure: its layers over numbered channel spaces. Space 0 is the
@@ -48,11 +70,50 @@ impl Structure {
     }
 }
 
-/// A tensor axis that belongs to a group.
+/// The channels that come before a segment along a tensor's axis: as many as a tensor's axis
+/// has now (a segment's producer, which shrinks as it is pruned), or a fixed count.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Extent {
+    Axis { key: String, axis: usize },
+    Channels(usize),
+}
+
+/// A tensor axis that belongs to a group: the whole axis, or (`after` given) the group's
+/// channels at an offset along it, after the channels of `after`'s extents.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Member {
     pub key: String,
     pub axis: usize,
+    pub after: Option<Vec<Extent>>,
+}
+
+impl Member {
+    /// The whole of axis `axis` of tensor `key`.
+    pub fn whole(key: impl Into<String>, axis: usize) -> Self {
+        Member {
+            key: key.into(),
+            axis,
+            after: None,
+        }
+    }
+
+    /// Where the group's channels start along the axis, with the tensors as they are now.
+    pub fn offset(&self, w: &crate::tensor::StateDict) -> usize {
+        self.after
+            .iter()
+            .flatten()
+            .map(|e| match e {
+                Extent::Axis { key, axis } => w.get(key).map_or(0, |t| t.shape[*axis]),
+                Extent::Channels(n) => *n,
+            })
+            .sum()
+    }
+
+    /// The group's channels along the axis, for a group `width` wide now.
+    pub fn range(&self, w: &crate::tensor::StateDict, width: usize) -> std::ops::Range<usize> {
+        let start = self.offset(w);
+        start..start + width
+    }
 }
 
 /// Channels that must be pruned together.
@@ -70,6 +131,8 @@ pub struct Group {
     pub residual: bool,
     /// The network's final features: the classifier reads these channels.
     pub features: bool,
+    /// Why the group's channels can never be pruned, where no rule keeps them in step.
+    pub fixed: Option<String>,
 }
 
 fn find(parent: &mut [usize], x: usize) -> usize {
@@ -99,18 +162,12 @@ impl Structure {
         for layer in &self.layers {
             match layer {
                 Layer::Add { a, b } | Layer::Mul { a, b } => union(&mut parent, *a, *b),
-                Layer::Conv {
-                    input,
-                    output,
-                    depthwise: true,
-                    ..
-                } => union(&mut parent, *input, *output),
-                // A conv's own output is a new space; a classifier's outputs are classes.
-                Layer::Conv {
-                    depthwise: false, ..
-                }
+                // A depthwise conv's output is its input's layout already; a conv's own
+                // output is a new space; a classifier's outputs are classes.
+                Layer::Conv { .. }
                 | Layer::Linear { .. }
-                | Layer::Norm { .. } => {}
+                | Layer::Norm { .. }
+                | Layer::Fixed { .. } => {}
             }
         }
         let input_root = find(&mut parent, 0);
@@ -130,13 +187,40 @@ impl Structure {
                     protected: false,
                     residual: false,
                     features: false,
+                    fixed: None,
                 }
             });
             Some(root)
         };
-        let mut members: Vec<(usize, Member)> = Vec::new();
+        // Each member with the segments before it along its axis (None: the whole axis).
+        let mut members: Vec<(usize, String, usize, Option<Layout>)> = Vec::new();
         let mut bns: Vec<(usize, String)> = Vec::new();
-        let member = |key: String, axis: usize| Member { key, axis };
+        // Every segment of `layout` on `axis` of each of `keys`.
+        let mut place = |parent: &mut Vec<usize>,
+                         members: &mut Vec<(usize, String, usize, Option<Layout>)>,
+                         layout: &Layout,
+                         keys: &[String],
+                         axis: usize,
+                         name: &str|
+         -> Option<usize> {
+            let mut whole_root = None;
+            for (i, seg) in layout.iter().enumerate() {
+                let Some(root) = entry(parent, seg.space, name) else {
+                    continue;
+                };
+                let after = (layout.len() > 1).then(|| layout[..i].to_vec());
+                if after.is_none() {
+                    whole_root = Some(root);
+                }
+                for k in keys {
+                    members.push((root, k.clone(), axis, after.clone()));
+                }
+            }
+            whole_root
+        };
+        let norm_keys = |bn: &str| {
+            ["weight", "bias", "running_mean", "running_var"].map(|p| format!("{bn}.{p}"))
+        };
         for layer in &self.layers {
             match layer {
                 Layer::Conv {
@@ -146,38 +230,60 @@ impl Structure {
                     output,
                     depthwise,
                 } => {
-                    if let Some(root) = entry(&mut parent, *output, name) {
-                        members.push((root, member(format!("{name}.weight"), 0)));
-                        // A conv bias (a folded batch norm), where there is one.
-                        members.push((root, member(format!("{name}.bias"), 0)));
-                        if let Some(bn) = bn {
-                            for p in ["weight", "bias", "running_mean", "running_var"] {
-                                members.push((root, member(format!("{bn}.{p}"), 0)));
-                            }
-                            bns.push((root, bn.clone()));
-                        }
+                    // A conv bias (a folded batch norm), where there is one.
+                    let mut keys = vec![format!("{name}.weight"), format!("{name}.bias")];
+                    if let Some(bn) = bn {
+                        keys.extend(norm_keys(bn));
                     }
-                    if !depthwise && let Some(root) = entry(&mut parent, *input, name) {
-                        members.push((root, member(format!("{name}.weight"), 1)));
+                    let root = place(&mut parent, &mut members, output, &keys, 0, name);
+                    if let (Some(root), Some(bn)) = (root, bn) {
+                        bns.push((root, bn.clone()));
+                    }
+                    if !depthwise {
+                        let keys = [format!("{name}.weight")];
+                        place(&mut parent, &mut members, input, &keys, 1, name);
                     }
                 }
                 Layer::Linear { name, input } => {
-                    if let Some(root) = entry(&mut parent, *input, name) {
-                        members.push((root, member(format!("{name}.weight"), 1)));
-                    }
+                    let keys = [format!("{name}.weight")];
+                    place(&mut parent, &mut members, input, &keys, 1, name);
                 }
-                Layer::Norm { name, space } => {
-                    if let Some(root) = entry(&mut parent, *space, name) {
-                        for p in ["weight", "bias", "running_mean", "running_var"] {
-                            members.push((root, member(format!("{name}.{p}"), 0)));
-                        }
+                Layer::Norm { name, input } => {
+                    let root = place(&mut parent, &mut members, input, &norm_keys(name), 0, name);
+                    if let Some(root) = root {
                         bns.push((root, name.clone()));
                     }
                 }
-                Layer::Add { .. } | Layer::Mul { .. } => {}
+                Layer::Add { .. } | Layer::Mul { .. } | Layer::Fixed { .. } => {}
             }
         }
-        for (root, m) in members {
+        // A segment's extent: a tensor axis that is wholly its group's, else its width.
+        let mut extent_of: BTreeMap<usize, Extent> = BTreeMap::new();
+        for (root, key, axis, after) in &members {
+            if after.is_none() {
+                extent_of.entry(*root).or_insert_with(|| Extent::Axis {
+                    key: key.clone(),
+                    axis: *axis,
+                });
+            }
+        }
+        let mut no_extent: Vec<usize> = Vec::new();
+        for (root, key, axis, after) in members {
+            let after = after.map(|segs| {
+                segs.iter()
+                    .map(|seg| {
+                        let r = find(&mut parent, seg.space);
+                        match extent_of.get(&r) {
+                            Some(e) if r != input_root => e.clone(),
+                            _ => {
+                                no_extent.push(r);
+                                Extent::Channels(seg.width)
+                            }
+                        }
+                    })
+                    .collect()
+            });
+            let m = Member { key, axis, after };
             if let Some(g) = by_root.get_mut(&root)
                 && !g.members.contains(&m)
             {
@@ -189,29 +295,38 @@ impl Structure {
                 g.bns.push(bn);
             }
         }
-        let protected_roots: Vec<usize> = self
-            .protected
-            .iter()
-            .map(|&s| find(&mut parent, s))
-            .collect();
-        let residual_roots: Vec<usize> = self
-            .layers
-            .iter()
-            .filter_map(|l| match l {
+        let roots = |parent: &mut Vec<usize>, spaces: &mut dyn Iterator<Item = usize>| {
+            spaces.map(|s| find(parent, s)).collect::<Vec<usize>>()
+        };
+        let protected_roots = roots(&mut parent, &mut self.protected.iter().copied());
+        let residual_roots = roots(
+            &mut parent,
+            &mut self.layers.iter().filter_map(|l| match l {
                 Layer::Add { a, .. } => Some(*a),
                 _ => None,
-            })
-            .map(|s| find(&mut parent, s))
-            .collect();
-        let feature_roots: Vec<usize> = self
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                Layer::Linear { input, .. } => Some(*input),
-                _ => None,
-            })
-            .map(|s| find(&mut parent, s))
-            .collect();
+            }),
+        );
+        let feature_roots = roots(
+            &mut parent,
+            &mut self.layers.iter().flat_map(|l| match l {
+                Layer::Linear { input, .. } => input.iter().map(|s| s.space).collect(),
+                _ => Vec::new(),
+            }),
+        );
+        let mut fixed: BTreeMap<usize, String> = BTreeMap::new();
+        for l in &self.layers {
+            if let Layer::Fixed { spaces, why } = l {
+                for &s in spaces {
+                    let r = find(&mut parent, s);
+                    fixed.entry(r).or_insert_with(|| why.clone());
+                }
+            }
+        }
+        for r in no_extent {
+            fixed.entry(r).or_insert_with(|| {
+                "no layer's weights hold these channels alone, so their offset in a concatenation cannot follow them".into()
+            });
+        }
         order
             .into_iter()
             .filter_map(|root| {
@@ -219,6 +334,11 @@ impl Structure {
                 g.protected = protected_roots.contains(&root);
                 g.residual = residual_roots.contains(&root);
                 g.features = feature_roots.contains(&root);
+                g.fixed = fixed.remove(&root);
+                // A group with no tensor that is wholly its own has no width to read.
+                if g.fixed.is_none() && !g.members.iter().any(|m| m.after.is_none()) {
+                    g.fixed = Some("no layer's weights hold these channels alone".into());
+                }
                 Some(g)
             })
             .collect()

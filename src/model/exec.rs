@@ -28,6 +28,14 @@ enum Compiled {
     MaxPool(MaxPoolOptions<2>),
     AvgPool(AvgPoolOptions<2>),
     GlobalAvgPool,
+    Concat,
+    Channels {
+        start: usize,
+        len: usize,
+    },
+    ChannelShuffle {
+        groups: usize,
+    },
     Linear(Box<Linear>),
 }
 
@@ -219,6 +227,12 @@ impl Network {
                         .with_count_include_pad(*count_include_pad),
                 ),
                 Op::GlobalAvgPool => Compiled::GlobalAvgPool,
+                Op::Concat => Compiled::Concat,
+                Op::Channels { start, len } => Compiled::Channels {
+                    start: *start,
+                    len: *len,
+                },
+                Op::ChannelShuffle { groups } => Compiled::ChannelShuffle { groups: *groups },
                 Op::Linear { name, .. } => Compiled::Linear(Box::new(Linear::load(params, name)?)),
             };
             steps.push(Step {
@@ -483,6 +497,26 @@ impl Network {
                 }
                 Compiled::AvgPool(o) => avg_pool2d(x, o.clone()),
                 Compiled::GlobalAvgPool => adaptive_avg_pool2d(x, [1, 1]),
+                Compiled::Concat => {
+                    let mut parts = vec![x];
+                    for k in 1..step.inputs.len() {
+                        // A value read twice was taken at its first read.
+                        let again = step.inputs[..k].iter().position(|&v| v == step.inputs[k]);
+                        let t = match again {
+                            Some(j) => parts[j].clone(),
+                            None => get(&mut pass.values, k),
+                        };
+                        parts.push(t);
+                    }
+                    Tensor::cat(parts, 1)
+                }
+                Compiled::Channels { start, len } => x.narrow(1, *start, *len),
+                Compiled::ChannelShuffle { groups } => {
+                    let [n, c, h, w] = x.dims();
+                    x.reshape([n, *groups, c / groups, h, w])
+                        .swap_dims(1, 2)
+                        .reshape([n, c, h, w])
+                }
                 Compiled::Linear(l) => {
                     let [n, c, _, _] = x.dims();
                     let y = l.forward(x.reshape([n, c]));

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::channels::{Layer, Structure};
+use super::channels::{Layer, Layout, Segment, Structure};
 
 /// A height and a width (of an image, a kernel or a stride), in that order.
 pub type Hw = [usize; 2];
@@ -90,6 +90,22 @@ pub enum Op {
     },
     /// `[N, C, H, W]` → `[N, C]` (mean over H and W).
     GlobalAvgPool,
+    /// The inputs' channels one after another (ONNX `Concat` on the channel axis); every
+    /// input has the same height and width (SqueezeNet's fire modules, DenseNet's dense
+    /// blocks, Inception's branches).
+    Concat,
+    /// Channels `start..start + len` of the input (ONNX `Split` or `Slice` on the channel
+    /// axis: ShuffleNetV2's halves).
+    Channels {
+        start: usize,
+        len: usize,
+    },
+    /// ShuffleNet's channel shuffle: `[N, g·k, H, W]` seen as `[N, g, k, H, W]` with its two
+    /// channel axes swapped, so output channel `j·g + i` is input channel `i·k + j`
+    /// (`Reshape` → `Transpose` → `Reshape`, as torch and Paddle export it).
+    ChannelShuffle {
+        groups: usize,
+    },
     /// `y = x Wᵀ + b`, weight `[out, in]`.
     Linear {
         name: String,
@@ -115,7 +131,10 @@ impl Op {
             | Op::Silu
             | Op::MaxPool { .. }
             | Op::AvgPool { .. }
-            | Op::GlobalAvgPool => None,
+            | Op::GlobalAvgPool
+            | Op::Concat
+            | Op::Channels { .. }
+            | Op::ChannelShuffle { .. } => None,
         }
     }
 
@@ -140,6 +159,9 @@ impl Op {
             | Op::MaxPool { .. }
             | Op::AvgPool { .. }
             | Op::GlobalAvgPool
+            | Op::Concat
+            | Op::Channels { .. }
+            | Op::ChannelShuffle { .. }
             | Op::Linear { .. } => false,
         }
     }
@@ -293,7 +315,10 @@ impl Graph {
                 | Op::Silu
                 | Op::MaxPool { .. }
                 | Op::AvgPool { .. }
-                | Op::GlobalAvgPool => {}
+                | Op::GlobalAvgPool
+                | Op::Concat
+                | Op::Channels { .. }
+                | Op::ChannelShuffle { .. } => {}
             }
         }
         out
@@ -334,7 +359,10 @@ impl Graph {
                 | Op::Sigmoid
                 | Op::HardSigmoid { .. }
                 | Op::HardSwish
-                | Op::Silu => x,
+                | Op::Silu
+                | Op::Concat
+                | Op::Channels { .. }
+                | Op::ChannelShuffle { .. } => x,
             };
         }
         s
@@ -373,17 +401,24 @@ impl Graph {
                 | Op::Silu
                 | Op::MaxPool { .. }
                 | Op::AvgPool { .. }
-                | Op::GlobalAvgPool => 0,
+                | Op::GlobalAvgPool
+                | Op::Concat
+                | Op::Channels { .. }
+                | Op::ChannelShuffle { .. } => 0,
             })
             .sum()
     }
 
-    /// The channel structure: every value has a channel space; a conv starts a new one (a
-    /// depthwise conv keeps its input's), an add merges its inputs'. The stem's output space
-    /// is protected by default.
+    /// The channel structure: every value has a layout of channel spaces; a conv starts a
+    /// new space (a depthwise conv keeps its input's), an add merges its inputs', a
+    /// concatenation lays its inputs' segments one after another. The stem's output space is
+    /// protected by default; what no rule can keep in step is fixed, with the reason.
     pub fn structure(&self) -> Structure {
         let mut st = Structure::default();
-        let mut space = vec![0usize; self.values.len()];
+        let widths = self.channels();
+        let mut layout: Vec<Layout> = vec![Vec::new(); self.values.len()];
+        layout[0] = vec![Segment { space: 0, width: 3 }];
+        let spaces = |l: &Layout| l.iter().map(|s| s.space).collect::<Vec<_>>();
         // The batch norm that reads each conv's output, if any.
         let bn_after = |conv_out: usize| {
             self.nodes.iter().find_map(|m| match &m.op {
@@ -392,8 +427,19 @@ impl Graph {
             })
         };
         for n in &self.nodes {
-            let x = n.inputs.first().map(|&i| space[i]).unwrap_or(0);
-            space[n.output] = match &n.op {
+            let x = n
+                .inputs
+                .first()
+                .map(|&i| layout[i].clone())
+                .unwrap_or_default();
+            let width = widths[n.output];
+            let fresh = |st: &mut Structure| {
+                vec![Segment {
+                    space: st.space(),
+                    width,
+                }]
+            };
+            layout[n.output] = match &n.op {
                 Op::Conv {
                     name,
                     in_channels,
@@ -402,30 +448,61 @@ impl Graph {
                     ..
                 } => {
                     let depthwise = Op::is_depthwise(*in_channels, *out_channels, *groups);
-                    let output = if depthwise { x } else { st.space() };
+                    let output = if depthwise { x.clone() } else { fresh(&mut st) };
                     if !depthwise && st.protected.is_empty() {
-                        st.protected.push(output);
+                        st.protected.push(output[0].space);
+                    }
+                    // Each of a grouped conv's groups reads and writes its own channels:
+                    // pruning some would move the others between groups.
+                    if *groups > 1 && !depthwise {
+                        let mut all = spaces(&x);
+                        all.extend(spaces(&output));
+                        st.layers.push(Layer::Fixed {
+                            spaces: all,
+                            why: format!("{name} is a conv in {groups} groups"),
+                        });
                     }
                     st.layers.push(Layer::Conv {
                         name: name.clone(),
                         bn: bn_after(n.output),
                         input: x,
-                        output,
+                        output: output.clone(),
                         depthwise,
                     });
                     output
                 }
-                Op::Add => {
-                    let b = space[n.inputs[1]];
-                    st.layers.push(Layer::Add { a: x, b });
-                    x
-                }
-                // A squeeze-excitation block's gate and the image it scales lose the same
-                // channels.
-                Op::Mul => {
-                    let b = space[n.inputs[1]];
-                    st.layers.push(Layer::Mul { a: x, b });
-                    x
+                // A residual add, or a squeeze-excitation block's gate times the image it
+                // scales: the same channels on both sides, segment by segment.
+                Op::Add | Op::Mul => {
+                    let y = &layout[n.inputs[1]];
+                    let in_step =
+                        x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.width == b.width);
+                    if in_step {
+                        for (a, b) in x.iter().zip(y) {
+                            st.layers.push(match n.op {
+                                Op::Add => Layer::Add {
+                                    a: a.space,
+                                    b: b.space,
+                                },
+                                _ => Layer::Mul {
+                                    a: a.space,
+                                    b: b.space,
+                                },
+                            });
+                        }
+                        x
+                    } else {
+                        let mut all = spaces(&x);
+                        all.extend(spaces(y));
+                        st.layers.push(Layer::Fixed {
+                            spaces: all,
+                            why: format!(
+                                "{} combines values whose channels are concatenated differently",
+                                self.values[n.output]
+                            ),
+                        });
+                        x
+                    }
                 }
                 // A batch norm after anything but a conv (whose own joins the conv's layer).
                 Op::BatchNorm { name, .. } => {
@@ -436,7 +513,7 @@ impl Graph {
                     if !after_conv {
                         st.layers.push(Layer::Norm {
                             name: name.clone(),
-                            space: x,
+                            input: x.clone(),
                         });
                     }
                     x
@@ -446,9 +523,39 @@ impl Graph {
                         name: name.clone(),
                         input: x,
                     });
-                    0
+                    vec![Segment { space: 0, width }]
                 }
-                // Per-channel ops keep their input's channel space.
+                Op::Concat => n
+                    .inputs
+                    .iter()
+                    .flat_map(|&i| layout[i].iter().copied())
+                    .collect(),
+                // A slice's bounds are numbers in the graph: its input keeps its width.
+                Op::Channels { .. } => {
+                    st.layers.push(Layer::Fixed {
+                        spaces: spaces(&x),
+                        why: format!("{} slices them", self.values[n.output]),
+                    });
+                    let out = fresh(&mut st);
+                    st.layers.push(Layer::Fixed {
+                        spaces: spaces(&out),
+                        why: format!("{} is a slice", self.values[n.output]),
+                    });
+                    out
+                }
+                // A shuffle interleaves its groups: pruning one would shift the rest.
+                Op::ChannelShuffle { groups } => {
+                    let why = format!(
+                        "the channel shuffle {} interleaves them in {groups} groups",
+                        self.values[n.output]
+                    );
+                    let out = fresh(&mut st);
+                    let mut all = spaces(&x);
+                    all.extend(spaces(&out));
+                    st.layers.push(Layer::Fixed { spaces: all, why });
+                    out
+                }
+                // Per-channel ops keep their input's layout.
                 Op::Relu
                 | Op::Relu6
                 | Op::Sigmoid
@@ -459,6 +566,14 @@ impl Graph {
                 | Op::AvgPool { .. }
                 | Op::GlobalAvgPool => x,
             };
+        }
+        // Logits a conv computes (SqueezeNet's classifier): the classes stay.
+        let classes = spaces(&layout[self.output]);
+        if classes.iter().any(|&s| s != 0) {
+            st.layers.push(Layer::Fixed {
+                spaces: classes,
+                why: "they are the classes".into(),
+            });
         }
         st
     }

@@ -18,6 +18,8 @@ pub const MAX_KERNEL: usize = 64;
 pub const MAX_STRIDE: usize = 64;
 /// The longest value or layer name.
 pub const MAX_NAME: usize = 200;
+/// The most values one concatenation reads (Inception's have 4, DenseNet's 2).
+pub const MAX_CONCAT: usize = 64;
 
 /// A window's sides, dilations and strides in range and each pad (`[top, left, bottom,
 /// right]`) less than the window's extent along it.
@@ -31,9 +33,10 @@ fn window_fits(kernel: &Hw, dilation: &Hw, stride: &Hw, pads: &[usize; 4]) -> bo
 
 impl Op {
     /// How many values the op reads.
-    pub fn arity(&self) -> usize {
+    pub fn arity(&self) -> std::ops::RangeInclusive<usize> {
         match self {
-            Op::Add | Op::Mul => 2,
+            Op::Add | Op::Mul => 2..=2,
+            Op::Concat => 2..=MAX_CONCAT,
             Op::Conv { .. }
             | Op::BatchNorm { .. }
             | Op::Relu
@@ -45,7 +48,9 @@ impl Op {
             | Op::MaxPool { .. }
             | Op::AvgPool { .. }
             | Op::GlobalAvgPool
-            | Op::Linear { .. } => 1,
+            | Op::Channels { .. }
+            | Op::ChannelShuffle { .. }
+            | Op::Linear { .. } => 1..=1,
         }
     }
 
@@ -125,6 +130,16 @@ impl Op {
                     return bad(format!("hard sigmoid with α {alpha}, β {beta}"));
                 }
             }
+            Op::Channels { start, len } => {
+                if !width(*len) || *start >= MAX_CHANNELS {
+                    return bad(format!("a slice of {len} channels from channel {start}"));
+                }
+            }
+            Op::ChannelShuffle { groups } => {
+                if !width(*groups) {
+                    return bad(format!("a channel shuffle in {groups} groups"));
+                }
+            }
             Op::Relu
             | Op::Relu6
             | Op::Add
@@ -132,7 +147,8 @@ impl Op {
             | Op::Sigmoid
             | Op::HardSwish
             | Op::Silu
-            | Op::GlobalAvgPool => {}
+            | Op::GlobalAvgPool
+            | Op::Concat => {}
         }
         Ok(())
     }
@@ -167,7 +183,7 @@ impl Graph {
             if n.output != i + 1 {
                 return bad(format!("node {i} writes value {}, not {}", n.output, i + 1));
             }
-            if n.inputs.len() != n.op.arity() || n.inputs.iter().any(|&x| x >= n.output) {
+            if !n.op.arity().contains(&n.inputs.len()) || n.inputs.iter().any(|&x| x >= n.output) {
                 return bad(format!(
                     "node {i} reads {:?}: values must be written before they are read",
                     n.inputs
@@ -255,6 +271,32 @@ impl Graph {
                     }
                     (c, spatial)
                 }
+                Op::Concat => {
+                    let mut total = 0usize;
+                    for &i in &n.inputs {
+                        let (ci, si) = v[i];
+                        if !si || !spatial {
+                            return Err(mismatch(ci, "concatenation (of images)"));
+                        }
+                        total += ci;
+                    }
+                    if total > MAX_CHANNELS {
+                        return Err(mismatch(MAX_CHANNELS, "concatenation (at most)"));
+                    }
+                    (total, true)
+                }
+                Op::Channels { start, len } => {
+                    if start + len > c || !spatial {
+                        return Err(mismatch(start + len, "slice"));
+                    }
+                    (*len, true)
+                }
+                Op::ChannelShuffle { groups } => {
+                    if c % groups != 0 || !spatial {
+                        return Err(mismatch(c.next_multiple_of(*groups), "channel shuffle"));
+                    }
+                    (c, true)
+                }
                 Op::Relu
                 | Op::Relu6
                 | Op::Sigmoid
@@ -280,6 +322,8 @@ impl Graph {
                 Op::Conv { out_channels, .. } => *out_channels,
                 Op::BatchNorm { channels, .. } => *channels,
                 Op::Linear { out_features, .. } => *out_features,
+                Op::Concat => n.inputs.iter().map(|&i| c[i]).sum(),
+                Op::Channels { len, .. } => *len,
                 Op::Relu
                 | Op::Relu6
                 | Op::Add
@@ -290,7 +334,8 @@ impl Graph {
                 | Op::Silu
                 | Op::MaxPool { .. }
                 | Op::AvgPool { .. }
-                | Op::GlobalAvgPool => n.inputs.first().map(|&i| c[i]).unwrap_or(0),
+                | Op::GlobalAvgPool
+                | Op::ChannelShuffle { .. } => n.inputs.first().map(|&i| c[i]).unwrap_or(0),
             };
         }
         c
@@ -330,7 +375,10 @@ impl Graph {
     }
 
     /// The same network with every foldable batch norm ([`Graph::foldable_batch_norms`])
-    /// folded into its conv, which gains a bias; the conv's value is read in its place.
+    /// folded into its conv, which gains a bias; the conv's value is read in its place. A
+    /// batch norm after anything else (a concatenation, a pool: DenseNet's) becomes a 1×1
+    /// depthwise conv of its name, a scale and a shift per channel, which quantizes and
+    /// exports like any conv.
     pub fn folded(&self) -> Graph {
         let fold: BTreeSet<String> = self
             .foldable_batch_norms()
@@ -355,7 +403,21 @@ impl Graph {
                 }
                 continue;
             }
-            map[n.output] = out.push(n.op.clone(), &inputs, self.values[n.output].clone());
+            let op = match &n.op {
+                Op::BatchNorm { name, channels, .. } => Op::Conv {
+                    name: name.clone(),
+                    in_channels: *channels,
+                    out_channels: *channels,
+                    kernel: [1, 1],
+                    stride: [1, 1],
+                    pads: [0; 4],
+                    groups: *channels,
+                    bias: true,
+                    dilation: [1, 1],
+                },
+                op => op.clone(),
+            };
+            map[n.output] = out.push(op, &inputs, self.values[n.output].clone());
         }
         out.output = map[self.output];
         out
@@ -518,9 +580,14 @@ impl Graph {
             };
             match &n.op {
                 Op::Relu | Op::Relu6 | Op::Sigmoid | Op::HardSigmoid { .. } => {}
-                Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::Add | Op::Mul => {
-                    stack.extend(&n.inputs)
-                }
+                Op::MaxPool { .. }
+                | Op::AvgPool { .. }
+                | Op::GlobalAvgPool
+                | Op::Add
+                | Op::Mul
+                | Op::Concat
+                | Op::Channels { .. }
+                | Op::ChannelShuffle { .. } => stack.extend(&n.inputs),
                 Op::Conv { .. }
                 | Op::BatchNorm { .. }
                 | Op::HardSwish
@@ -581,7 +648,10 @@ impl Graph {
                 | Op::Silu
                 | Op::MaxPool { .. }
                 | Op::AvgPool { .. }
-                | Op::GlobalAvgPool => {}
+                | Op::GlobalAvgPool
+                | Op::Concat
+                | Op::Channels { .. }
+                | Op::ChannelShuffle { .. } => {}
             }
         }
         Ok(out)

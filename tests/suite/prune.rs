@@ -24,10 +24,7 @@ fn logits(model: &Model) -> Vec<Vec<f32>> {
 }
 
 fn member(key: &str, axis: usize) -> Member {
-    Member {
-        key: key.into(),
-        axis,
-    }
+    Member::whole(key, axis)
 }
 
 #[test]
@@ -311,4 +308,127 @@ fn internal_scope_keeps_the_residual_streams_and_prunes_the_block_middles() {
     // ResNet18's final features are its last residual stream: one group is both.
     assert_eq!(groups.iter().filter(|g| g.features).count(), 1);
     assert!(groups.iter().filter(|g| g.features).all(|g| g.residual));
+}
+
+/// Two convs concatenated, that concatenation concatenated with a third, read by a 1×1 conv
+/// beside a conv that reads the first's output alone. Channels whose filters are zero give
+/// zeros after their ReLU; pruning them must remove the consumer's input channels at their
+/// offsets in the concatenation (after the first conv's 8, minus what it lost) and leave the
+/// logits as they were.
+#[test]
+fn pruning_a_concatenation_removes_the_consumers_inputs_at_their_offsets() {
+    use modelslim::model::Op;
+    use modelslim::model::arch::Arch;
+    use modelslim::model::graph::Graph;
+    use modelslim::preprocess::Preprocess;
+    use modelslim::tensor::HostTensor;
+    let conv = |name: &str, i: usize, o: usize, k: usize| Op::Conv {
+        name: name.into(),
+        in_channels: i,
+        out_channels: o,
+        kernel: [k; 2],
+        stride: [1; 2],
+        pads: [k / 2; 4],
+        groups: 1,
+        bias: true,
+        dilation: [1; 2],
+    };
+    let mut g = Graph::new();
+    let a = g.push(conv("a", 3, 8, 3), &[0], "a");
+    let a = g.push(Op::Relu, &[a], "a_relu");
+    let b = g.push(conv("b", 3, 6, 3), &[0], "b");
+    let b = g.push(Op::Relu, &[b], "b_relu");
+    let ab = g.push(Op::Concat, &[a, b], "ab");
+    let c = g.push(conv("c", 3, 3, 1), &[0], "c");
+    let c = g.push(Op::Relu, &[c], "c_relu");
+    let abc = g.push(Op::Concat, &[ab, c], "abc");
+    let d = g.push(conv("d", 17, 7, 1), &[abc], "d");
+    let e = g.push(conv("e", 8, 7, 1), &[a], "e");
+    let de = g.push(Op::Add, &[d, e], "de");
+    let de = g.push(Op::Relu, &[de], "de_relu");
+    let pooled = g.push(Op::GlobalAvgPool, &[de], "pooled");
+    g.push(
+        Op::Linear {
+            name: "fc".into(),
+            in_features: 7,
+            out_features: 10,
+        },
+        &[pooled],
+        "logits",
+    );
+    let mut rng = modelslim::rng::Rng::new(3);
+    let mut weights = StateDict::new();
+    for (key, shape) in g.param_shapes() {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| rng.normal() as f32 * 0.5).collect();
+        weights.insert(key, HostTensor::new(shape, data));
+    }
+    let arch = Arch {
+        name: "concat".into(),
+        graph: g,
+        preprocess: Preprocess {
+            crop: 16,
+            resize: 16,
+            ..Preprocess::IMAGENET
+        },
+        fixed_size: true,
+    };
+    let m = Model::new(arch, weights).unwrap();
+    // Zero output channels a's 1 and 5, b's 0 and 3, c's 2, and (so that L1 importance,
+    // which sums producers' rows and consumers' columns, ranks them last) the columns of
+    // `d` at their offsets, 1 5 8+0 8+3 14+2, and of `e` at a's.
+    let zeroed_out = [("a", vec![1, 5]), ("b", vec![0, 3]), ("c", vec![2])];
+    let zeroed_in = [("d", 17, vec![1, 5, 8, 11, 16]), ("e", 8, vec![1, 5])];
+    let mut z = m.clone();
+    for (name, channels) in &zeroed_out {
+        for key in [format!("{name}.weight"), format!("{name}.bias")] {
+            let t = z.weights.get_mut(&key).unwrap();
+            let per = t.data.len() / t.shape[0];
+            for &c in channels {
+                t.data[c * per..(c + 1) * per].fill(0.0);
+            }
+        }
+    }
+    for (name, inputs, columns) in &zeroed_in {
+        let t = z.weights.get_mut(&format!("{name}.weight")).unwrap();
+        for row in t.data.chunks_mut(*inputs) {
+            for &c in columns {
+                row[c] = 0.0;
+            }
+        }
+    }
+    let opts = PruneOptions {
+        importance: Importance::L1,
+        prune_stem: true,
+        scope: PruneScope::All,
+        overrides: [("a", 0.25), ("b", 1.0 / 3.0), ("c", 1.0 / 3.0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        ..Default::default()
+    };
+    let p = z.pruned(&opts).unwrap();
+    // d read 8 + 6 + 3 channels; it keeps a's 6, b's 4 and c's 2, from the original columns
+    // a 0 2 3 4 6 7, b 8+1 8+2 8+4 8+5, c 14+0 14+1.
+    let d = &p.weights["d.weight"];
+    assert_eq!(d.shape, vec![7, 12, 1, 1]);
+    let kept = [0, 2, 3, 4, 6, 7, 9, 10, 12, 13, 14, 15];
+    let original = &m.weights["d.weight"];
+    for o in 0..7 {
+        for (j, &i) in kept.iter().enumerate() {
+            assert_eq!(d.data[o * 12 + j], original.data[o * 17 + i], "d[{o}, {j}]");
+        }
+    }
+    assert_eq!(p.weights["e.weight"].shape, vec![7, 6, 1, 1]);
+    let x: Vec<f32> = (0..3 * 16 * 16)
+        .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
+        .collect();
+    let x = [x];
+    let (zl, pl) = (common::logits(&z, &x), common::logits(&p, &x));
+    let d = common::max_abs_diff(&zl, &pl);
+    let span = zl[0].iter().fold(0f32, |a, v| a.max(v.abs()));
+    eprintln!("concatenation pruned: max |Δlogit| {d:.2e} (logits up to {span})");
+    assert!(span > 0.1, "logits {span}: a weak comparison");
+    assert!(d <= 1e-5, "{d}");
+    assert!(p.graph().macs([16; 2]) < m.graph().macs([16; 2]));
 }

@@ -104,10 +104,7 @@ fn reconstruction_restores_the_output_when_the_removed_channel_is_a_copy_of_a_ke
         pruned.weights["layer1.0.conv2.weight"].shape,
         vec![64, 63, 3, 3]
     );
-    let out_channels = Member {
-        key: "layer1.0.conv1.weight".into(),
-        axis: 0,
-    };
+    let out_channels = Member::whole("layer1.0.conv1.weight", 0);
     assert!(!kept[&out_channels].contains(&5));
     let calib = images(4, 0);
     let refit = pollster::block_on(pruned.reconstructed(

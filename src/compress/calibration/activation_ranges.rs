@@ -62,6 +62,7 @@ impl Model {
     pub fn activation_points(&self) -> Vec<usize> {
         let graph = self.graph();
         let mut points = Vec::new();
+        let mut moved = Vec::new();
         for n in &graph.nodes {
             let reads: &[usize] = match (&n.op, n.op.layer_name()) {
                 (_, Some(name)) => {
@@ -82,6 +83,12 @@ impl Model {
                     | Op::Silu,
                     None,
                 ) => &n.inputs,
+                // Channels moved, not computed: inputs and output on one step (below), as
+                // an int8 concatenation, slice or transpose keeps its values' integers.
+                (Op::Concat | Op::Channels { .. } | Op::ChannelShuffle { .. }, None) => {
+                    moved.push(n.output);
+                    &n.inputs
+                }
                 (
                     Op::Conv { .. }
                     | Op::Linear { .. }
@@ -92,11 +99,12 @@ impl Model {
                     None,
                 ) => &[],
             };
-            for &v in reads {
+            for &v in reads.iter().chain(&moved) {
                 if !points.contains(&v) {
                     points.push(v);
                 }
             }
+            moved.clear();
         }
         points
     }
@@ -183,7 +191,15 @@ impl Model {
                 fitted[n.output] = Some(ActQuant::UNIT);
             }
         }
-        self.align_add_steps(&mut fitted);
+        // Both rules only coarsen steps, so they settle; each pass may unsettle the other.
+        for _ in 0..16 {
+            let before = fitted.clone();
+            self.align_add_steps(&mut fitted);
+            self.align_moved_steps(&mut fitted);
+            if fitted == before {
+                break;
+            }
+        }
         // An average keeps its input's step, as an int8 average pool must.
         for n in &graph.nodes {
             if matches!(n.op, Op::AvgPool { .. }) && fitted[n.output].is_some() {
@@ -257,6 +273,55 @@ impl Model {
             }
             if !changed {
                 break;
+            }
+        }
+    }
+
+    /// Put the inputs and outputs of every concatenation, slice and channel shuffle (and
+    /// average pool), and everything joined to them through another, on one step: the union
+    /// of their ranges.
+    /// An int8 concatenation whose inputs have other steps than its output requantizes them,
+    /// and engines round that differently; on one step the integers only move.
+    fn align_moved_steps(&self, steps: &mut [Option<ActQuant>]) {
+        let graph = self.graph();
+        let mut parent: Vec<usize> = (0..steps.len()).collect();
+        fn root(p: &mut [usize], mut v: usize) -> usize {
+            while p[v] != v {
+                p[v] = p[p[v]];
+                v = p[v];
+            }
+            v
+        }
+        for n in &graph.nodes {
+            // An int8 average pool keeps its input's step too.
+            let moves = matches!(
+                n.op,
+                Op::Concat | Op::Channels { .. } | Op::ChannelShuffle { .. }
+            );
+            let averages = matches!(n.op, Op::AvgPool { .. }) && steps[n.output].is_some();
+            if moves || averages {
+                for &i in &n.inputs {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, n.output));
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+        let roots: Vec<usize> = (0..steps.len()).map(|v| root(&mut parent, v)).collect();
+        let mut range: BTreeMap<usize, (f32, f32)> = BTreeMap::new();
+        let mut size: BTreeMap<usize, usize> = BTreeMap::new();
+        for (q, &r) in steps.iter().zip(&roots) {
+            *size.entry(r).or_default() += 1;
+            if let Some(q) = q {
+                let lo = -(q.zero_point as f32) * q.scale;
+                let hi = (255.0 - q.zero_point as f32) * q.scale;
+                let e = range.entry(r).or_insert((lo, hi));
+                *e = (e.0.min(lo), e.1.max(hi));
+            }
+        }
+        // The union spans every member's whole range, so its step is at least each one's.
+        for (q, r) in steps.iter_mut().zip(&roots) {
+            if let (true, Some(_), Some(&(lo, hi))) = (size[r] > 1, &q, range.get(r)) {
+                *q = Some(ActQuant::from_range(lo, hi));
             }
         }
     }

@@ -72,9 +72,10 @@ impl PruneOptions {
     /// Whether group `g` may lose channels: named in the overrides, or neither the protected
     /// stem (unless `prune_stem`) nor, with the internal scope, a residual stream.
     pub fn may_prune(&self, g: &Group) -> bool {
-        self.overrides.contains_key(&g.name)
-            || ((!g.protected || self.prune_stem)
-                && !(self.scope == PruneScope::Internal && (g.residual || g.features)))
+        g.fixed.is_none()
+            && (self.overrides.contains_key(&g.name)
+                || ((!g.protected || self.prune_stem)
+                    && !(self.scope == PruneScope::Internal && (g.residual || g.features))))
     }
 }
 
@@ -172,15 +173,23 @@ pub fn prune_channels_kept(
     check(opts.ratio, "ratio")?;
     for (name, r) in &opts.overrides {
         check(*r, &format!("ratio for {name}"))?;
-        if !groups.iter().any(|g| &g.name == name) {
-            return Err(Error::Invalid(format!("no channel group named '{name}'")));
+        match groups.iter().find(|g| &g.name == name) {
+            None => return Err(Error::Invalid(format!("no channel group named '{name}'"))),
+            Some(Group {
+                fixed: Some(why), ..
+            }) if *r > 0.0 => {
+                return Err(Error::Invalid(format!(
+                    "channel group '{name}' keeps all its channels: {why}"
+                )));
+            }
+            Some(_) => {}
         }
     }
     let steps = opts.steps.max(1);
     let mut w = model.weights.clone();
     let widths0: Vec<usize> = groups.iter().map(|g| group_width(g, &w)).collect();
-    // Per group, the original indices of the channels still there.
-    let mut originals: Vec<Vec<usize>> = widths0.iter().map(|&n| (0..n).collect()).collect();
+    // Per tensor axis that lost channels, the original indices of those still there.
+    let mut originals: BTreeMap<Member, Vec<usize>> = BTreeMap::new();
     for step in 1..=steps {
         let frac = step as f32 / steps as f32;
         let ratio_of = |g: &Group| -> f32 {
@@ -200,30 +209,54 @@ pub fn prune_channels_kept(
                 .map(|(g, &w0)| kept_width(w0, ratio_of(g), opts.round_to))
                 .collect()
         };
-        for (((g, s), keep), original) in groups.iter().zip(&scores).zip(keeps).zip(&mut originals)
-        {
+        for ((g, s), keep) in groups.iter().zip(&scores).zip(keeps) {
             if keep >= s.len() {
                 continue;
             }
             let kept = best(s, keep);
-            *original = kept.iter().map(|&i| original[i]).collect();
-            for m in &g.members {
-                if let Some(t) = w.get(&m.key) {
-                    let sliced = select_axis(t, m.axis, &kept);
-                    w.insert(m.key.clone(), sliced);
-                }
-            }
+            remove_channels(&mut w, g, s.len(), &kept, &mut originals);
         }
     }
-    let mut kept = KeptChannels::new();
-    for ((g, original), &w0) in groups.iter().zip(originals).zip(&widths0) {
-        if original.len() < w0 {
-            for m in &g.members {
-                kept.insert(m.clone(), original.clone());
-            }
+    Ok((w, originals))
+}
+
+/// Keep only channels `kept` (of `width`) of group `g` in every member, at each member's
+/// offset as the tensors are now, and note which original indices each axis keeps.
+fn remove_channels(
+    w: &mut StateDict,
+    g: &Group,
+    width: usize,
+    kept: &[usize],
+    originals: &mut BTreeMap<Member, Vec<usize>>,
+) {
+    let mut is_kept = vec![false; width];
+    for &k in kept {
+        is_kept[k] = true;
+    }
+    // Every offset first: a member's offset may follow another member's tensor (a
+    // concatenation of a value with itself), which must not have shrunk yet.
+    let mut segments: BTreeMap<Member, Vec<usize>> = BTreeMap::new();
+    for m in &g.members {
+        if w.contains_key(&m.key) {
+            let at = Member::whole(m.key.clone(), m.axis);
+            segments.entry(at).or_default().push(m.offset(w));
         }
     }
-    Ok((w, kept))
+    for (at, offsets) in segments {
+        let Some(t) = w.get(&at.key) else { continue };
+        let n = t.shape[at.axis];
+        let select: Vec<usize> = (0..n)
+            .filter(|&i| {
+                offsets
+                    .iter()
+                    .all(|&o| !(o..o + width).contains(&i) || is_kept[i - o])
+            })
+            .collect();
+        let sliced = select_axis(t, at.axis, &select);
+        w.insert(at.key.clone(), sliced);
+        let original = originals.entry(at).or_insert_with(|| (0..n).collect());
+        *original = select.iter().map(|&i| original[i]).collect();
+    }
 }
 
 /// Global ranking: remove the lowest mean-normalised scores across all prunable groups.

@@ -84,12 +84,12 @@ impl Importance {
     }
 }
 
-/// Number of channels of a group (the length of its first member's axis).
+/// Number of channels of a group (the length of the first axis that is wholly its own).
 pub fn group_width(g: &Group, w: &StateDict) -> usize {
     g.members
-        .first()
-        .and_then(|m| w.get(&m.key))
-        .map(|t| t.shape[g.members[0].axis])
+        .iter()
+        .filter(|m| m.after.is_none())
+        .find_map(|m| w.get(&m.key).map(|t| t.shape[m.axis]))
         .unwrap_or(0)
 }
 
@@ -111,10 +111,16 @@ fn for_each_in_axis(t: &HostTensor, axis: usize, mut f: impl FnMut(usize, f32)) 
 /// Sum `f(w)` over every weight slice of each channel of the group (its convs and linear
 /// layers, not its batch norms).
 fn weight_sums(g: &Group, w: &StateDict, f: impl Fn(f32) -> f64) -> Vec<f64> {
-    let mut scores = vec![0f64; group_width(g, w)];
+    let width = group_width(g, w);
+    let mut scores = vec![0f64; width];
     for m in weight_members(g) {
         if let Some(t) = w.get(&m.key) {
-            for_each_in_axis(t, m.axis, |c, v| scores[c] += f(v));
+            let r = m.range(w, width);
+            for_each_in_axis(t, m.axis, |c, v| {
+                if r.contains(&c) {
+                    scores[c - r.start] += f(v);
+                }
+            });
         }
     }
     scores

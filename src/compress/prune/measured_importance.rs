@@ -83,18 +83,21 @@ impl MeasuredImportance {
 
 impl ChannelImportance for MeasuredImportance {
     fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
-        let mut scores = vec![0f64; group_width(g, w)];
-        // The group's consumers: the dense layers that read its channels (axis 1).
+        let width = group_width(g, w);
+        let mut scores = vec![0f64; width];
+        // The group's consumers: the dense layers that read its channels (axis 1), at their
+        // offset where they read a concatenation.
         for m in g.members.iter().filter(|m| m.axis == 1) {
             let (Some(t), Some(stats)) = (w.get(&m.key), self.blocks.get(&m.key)) else {
                 continue;
             };
             let [rows, channels] = [t.shape[0], t.shape[1]];
-            if channels != scores.len() || channels != stats.blocks.len() {
+            let seg = m.range(w, width);
+            if seg.end > channels || channels != stats.blocks.len() {
                 continue;
             }
             let k2 = t.data.len() / (rows * channels).max(1);
-            for (c, score) in scores.iter_mut().enumerate() {
+            for (c, score) in seg.zip(scores.iter_mut()) {
                 let b = &stats.blocks[c];
                 for r in 0..rows {
                     let v = &t.data[(r * channels + c) * k2..(r * channels + c + 1) * k2];

@@ -28,6 +28,7 @@ use crate::model::channels::Member;
 use crate::model::graph::{Graph, Node};
 use crate::model::{Model, Op};
 use crate::predict::{Captured, Classifier};
+use crate::tensor::HostTensor;
 use crate::{Error, Result};
 
 /// Ridge added to the least-squares matrix's diagonal, as a share of its mean, on top of the
@@ -95,10 +96,7 @@ impl Model {
             report(progress, p).await?;
             let input = node.inputs[0];
             let mut cross: Option<CrossGram> = None;
-            let kept_inputs = kept.get(&Member {
-                key: format!("{name}.weight"),
-                axis: 1,
-            });
+            let kept_inputs = kept.get(&Member::whole(format!("{name}.weight"), 1));
             passes
                 .capture(&reference, batches, input, |o| {
                     let selected = kept_inputs.map(|k| select_channels(o, k));
@@ -186,12 +184,9 @@ fn refit(
         )));
     }
     let axis = |axis: usize, n: usize| {
-        kept.get(&Member {
-            key: key.clone(),
-            axis,
-        })
-        .cloned()
-        .unwrap_or_else(|| (0..n).collect::<Vec<_>>())
+        kept.get(&Member::whole(key.clone(), axis))
+            .cloned()
+            .unwrap_or_else(|| (0..n).collect::<Vec<_>>())
     };
     let kernel = w0.shape.get(2..).map_or(1, |k| k.iter().product::<usize>());
     let (rows, inputs) = (axis(0, rows0), axis(1, cols0 / kernel));
@@ -269,10 +264,34 @@ fn add_intercept(mut out: Model, graph: &Graph, node: &Node, b: &[f32]) -> Resul
     let (key, sign) = match (out.weights.contains_key(&format!("{name}.bias")), bn) {
         (true, _) => (format!("{name}.bias"), 1.0),
         (false, Some(bn)) => (format!("{bn}.running_mean"), -1.0),
+        // A conv that a concatenation reads (DenseNet's): it gains a bias.
         (false, None) => {
-            return Err(Error::Structure(format!(
-                "'{name}' has neither a bias nor a batch norm to take the fit's intercept"
-            )));
+            let conv = out
+                .arch
+                .graph
+                .nodes
+                .iter_mut()
+                .find_map(|n| match &mut n.op {
+                    Op::Conv {
+                        name: c,
+                        bias,
+                        out_channels,
+                        ..
+                    } if c == name => Some((bias, *out_channels)),
+                    _ => None,
+                });
+            let Some((bias, channels)) = conv else {
+                return Err(Error::Structure(format!(
+                    "'{name}' has neither a bias nor a batch norm to take the fit's intercept"
+                )));
+            };
+            *bias = true;
+            let key = format!("{name}.bias");
+            out.weights.insert(
+                key.clone(),
+                HostTensor::new(vec![channels], vec![0.0; channels]),
+            );
+            (key, 1.0)
         }
     };
     let t = out

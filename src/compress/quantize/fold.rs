@@ -69,6 +69,40 @@ impl Model {
                 w.remove(&format!("{name}.{p}"));
             }
         }
+        // A batch norm after anything but a conv: a 1×1 depthwise conv of its name
+        // (`Graph::folded`), `x·s + (β − μ·s)`.
+        for n in &graph.nodes {
+            let Op::BatchNorm { name, eps, .. } = &n.op else {
+                continue;
+            };
+            if !w.contains_key(&format!("{name}.running_mean")) {
+                continue;
+            }
+            let mut take = |p: &str| -> Result<Vec<f32>> {
+                let key = format!("{name}.{p}");
+                w.remove(&key)
+                    .map(|t| t.data)
+                    .ok_or_else(|| Error::Structure(format!("'{key}' is missing")))
+            };
+            let (gamma, beta, mean, var) = (
+                take("weight")?,
+                take("bias")?,
+                take("running_mean")?,
+                take("running_var")?,
+            );
+            let scale: Vec<f32> = (0..gamma.len())
+                .map(|i| gamma[i] / (var[i] + eps).sqrt())
+                .collect();
+            let shift: Vec<f32> = (0..gamma.len())
+                .map(|i| beta[i] - mean[i] * scale[i])
+                .collect();
+            let c = scale.len();
+            w.insert(
+                format!("{name}.weight"),
+                HostTensor::new(vec![c, 1, 1, 1], scale),
+            );
+            w.insert(format!("{name}.bias"), HostTensor::new(vec![c], shift));
+        }
         let out = Model {
             arch: self.arch,
             folded: true,

@@ -118,6 +118,8 @@ impl Model {
             return Ok(self);
         }
         let mut out = self.into_folded()?;
+        // Folding turns a batch norm after anything but a conv into a layer of its own.
+        let layers = out.layer_precisions(opts);
         for (name, p) in layers {
             let wkey = format!("{name}.weight");
             let bkey = format!("{name}.bias");
