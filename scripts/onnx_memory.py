@@ -4,7 +4,7 @@ scripts/onnx-models.sh).
 usage: onnx_memory.py MODELSLIM_BIN LIGHT_RESNET50.onnx PHOTO_DIR WORK_DIR [--max-ratio R]
                       [--max-compress-ratio R]
 
-scripts/seeded_resnet50.py writes the `onnx` package's ResNet-50 test model with seeded random
+scripts/seeded_light.py writes the `onnx` package's ResNet-50 test model with seeded random
 weights: the 100 MB file a user would bring. Then `modelslim predict` and `modelslim compress --quant
 int8` run on it, each in a process of its own, and the peak resident memory of each (Linux's
 ru_maxrss) is printed beside the file's size, as markdown rows. With --max-ratio, it exits 1
@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from seeded_resnet50 import write  # noqa: E402
+from seeded_light import write  # noqa: E402
 
 bin_, light, photos, work = sys.argv[1:5]
 big = os.path.join(work, "resnet50.onnx")

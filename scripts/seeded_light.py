@@ -1,9 +1,11 @@
-"""A full-size ResNet-50 ONNX file with seeded random weights, from the `onnx` package's test
-model, whose weights are `ConstantOfShape` nodes (constants): those become seeded initializers
-(He-scaled convs, batch norms of scale and variance 1, shift and mean 0, a small classifier),
-which gives the 100 MB file a user would bring. Used by scripts/onnx_memory.py and the tests.
+"""One of the `onnx` package's light test models (ResNet-50, SqueezeNet, ShuffleNet,
+DenseNet-121, …) with seeded random weights. Their weights are `ConstantOfShape` nodes
+(constants, so every photo gets the same output): those become seeded initializers (He-scaled
+convs, batch norms of scale and variance 1, shift and mean 0, per-channel scales of 1, small
+random biases, a small classifier). ResNet-50's is the 100 MB file a user would bring. Used by
+scripts/onnx_memory.py and the tests.
 
-usage: seeded_resnet50.py LIGHT_RESNET50.onnx OUT.onnx [--logits]
+usage: seeded_light.py LIGHT_MODEL.onnx OUT.onnx [--logits]
 
 --logits: the output is the classifier's logits (the trailing Softmax's input), so that a
 comparison sees the network's arithmetic rather than a saturated softmax.
@@ -21,6 +23,10 @@ def write(light, out, logits=False):
     rng = np.random.default_rng(0)
     shapes = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     ones = {i for n in g.node if n.op_type == "BatchNormalization" for i in (n.input[1], n.input[4])}
+    # Per-channel scales after a batch norm (Caffe's Scale: Unsqueeze, then Mul).
+    scaled = {i for n in g.node if n.op_type == "Mul" for i in n.input}
+    ones |= {n.input[0] for n in g.node if n.op_type == "Unsqueeze" and n.output[0] in scaled}
+    biases = {n.input[2] for n in g.node if n.op_type == "Conv" and len(n.input) > 2}
     kept = []
     for n in g.node:
         if n.op_type != "ConstantOfShape":
@@ -35,6 +41,8 @@ def write(light, out, logits=False):
             v = np.ones(shape)
         elif len(shape) == 2:
             v = rng.normal(0, 0.01, shape)
+        elif name in biases:
+            v = rng.normal(0, 0.1, shape)
         else:
             v = np.zeros(shape)
         g.initializer.append(numpy_helper.from_array(v.astype(np.float32), name))

@@ -759,7 +759,7 @@ test('a 48×192 ONNX network (RapidOCR\'s classifier, CPU fallback): the size ty
 });
 
 // A 100 MB network: the onnx package's ResNet-50 test model with seeded weights written out
-// (scripts/seeded_resnet50.py), loaded as "your own file" on the CPU fallback, classifying a
+// (scripts/seeded_light.py), loaded as "your own file" on the CPU fallback, classifying a
 // photo and compressed to int8 weights in the page. The engine's wasm memory never shrinks, so
 // its size at the end is its peak: reported beside the file's, and bounded by 6 times it
 // (measured 4.3: the file's bytes, its decoded protobuf and weights while reading; then the
@@ -769,7 +769,7 @@ test('a 100 MB ResNet-50 ONNX file (CPU fallback): loads, predicts and compresse
   const light = process.env.MODELSLIM_ONNX_LIGHT;
   assert.ok(light && existsSync(light), 'run scripts/setup.sh: it sets MODELSLIM_ONNX_LIGHT');
   const file = join(OUT, 'resnet50-seeded.onnx');
-  execFileSync(PYTHON, [join(ROOT, 'scripts/seeded_resnet50.py'), join(light, 'light_resnet50.onnx'), file]);
+  execFileSync(PYTHON, [join(ROOT, 'scripts/seeded_light.py'), join(light, 'light_resnet50.onnx'), file]);
   const size = statSync(file).size;
   assert.ok(size > 100e6, `${size} bytes`);
   const t0 = Date.now();

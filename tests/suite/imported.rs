@@ -123,7 +123,7 @@ fn resnet50_from_onnxs_test_models_loads_with_its_structure_and_logits() {
     assert!(d <= 1e-6, "{d}");
 }
 
-/// The same ResNet-50 with seeded weights written out (`scripts/seeded_resnet50.py --logits`):
+/// The same ResNet-50 with seeded weights written out (`scripts/seeded_light.py --logits`):
 /// a 100 MB file whose logits spread, so that a wrong conv, pad or residual shows.
 #[test]
 fn a_100_mb_resnet50_gives_onnxruntimes_logits() {
@@ -133,7 +133,7 @@ fn a_100_mb_resnet50_gives_onnxruntimes_logits() {
     let path = common::scratch("resnet50-seeded.onnx");
     let light = PathBuf::from(dir).join("light_resnet50.onnx");
     common::run_python(
-        "scripts/seeded_resnet50.py",
+        "scripts/seeded_light.py",
         &[light.as_os_str(), path.as_os_str(), "--logits".as_ref()],
     );
     let bytes = std::fs::read(&path).unwrap();

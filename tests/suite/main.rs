@@ -18,6 +18,7 @@ mod golden;
 mod gptq;
 mod hostile;
 mod imported;
+mod imported_concat;
 mod imported_ops;
 mod imported_paddle;
 mod labels;

@@ -363,6 +363,12 @@ impl Reader {
     /// arithmetic of `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze` — computed
     /// now. Returns whether `n` was one.
     pub(super) fn constant_op(&mut self, n: &NodeProto, a: &Attrs) -> Result<bool> {
+        // A concatenation or slice of the image's values is a graph op.
+        if matches!(n.op_type.as_str(), "Concat" | "Slice")
+            && (0..n.input.len()).any(|i| matches!(self.is_running(n, i), Ok(true)))
+        {
+            return Ok(false);
+        }
         match n.op_type.as_str() {
             "Constant" => {
                 let c = if let Some(t) = a.get("value").and_then(|v| v.t.as_ref()) {
@@ -471,11 +477,6 @@ impl Reader {
             "Concat" => {
                 let mut parts = Vec::new();
                 for i in 0..n.input.len() {
-                    if let Some(Val::Run { .. }) = self.input(n, i)? {
-                        return Err(err(
-                            "concatenates the image's values (as SqueezeNet, DenseNet and Inception do), which modelslim does not run yet",
-                        ));
-                    }
                     let c = self.required_constant(n, i, "input")?;
                     if c.shape.len() > 1 {
                         return Err(err("concatenates constants of more than one dimension"));

@@ -1,5 +1,6 @@
 //! The ops of an ONNX file that become graph layers: convs (their pads), pools, linear
-//! layers, products, and a constant added after a conv or a linear layer as its bias.
+//! layers, products, and a per-channel constant that multiplies or is added to a layer's
+//! output, folded into that layer.
 
 use std::sync::Arc;
 
@@ -16,11 +17,13 @@ impl Reader {
     /// `x · g`: a squeeze-excitation gate (`g` pooled, `[N, C, 1, 1]`) or a value of `x`'s
     /// shape; `x · sigmoid(x)` is a SiLU and `x · HardSigmoid(x; 1/6, 1/2)` a hard swish.
     pub(super) fn mul(&mut self, n: &NodeProto) -> Result<()> {
-        let (Some((a, sa, fa)), Some((b, sb, fb))) = (self.running(n, 0)?, self.running(n, 1)?)
-        else {
-            return Err(err(
-                "multiplies by a constant; modelslim reads products of two computed values (a squeeze-excitation gate) only, for now",
-            ));
+        let (a, b) = (self.running(n, 0)?, self.running(n, 1)?);
+        let (Some((a, sa, fa)), Some((b, sb, fb))) = (a.clone(), b.clone()) else {
+            return match (a, b) {
+                (Some(_), None) => self.scale_channels(n, 0, 1),
+                (None, Some(_)) => self.scale_channels(n, 1, 0),
+                _ => Err(err("multiplies two constants")),
+            };
         };
         // The function of the other operand whose only reader is this product.
         let function_of = |s: &Self, gi: usize, g: usize, x: usize| {
@@ -295,16 +298,49 @@ impl Reader {
         Ok(())
     }
 
-    /// `x + c` where `x` (input `xi`) is a conv's or a linear layer's output that nothing
-    /// else reads and `c` (input `ci`) holds one value per channel: `c` joins the bias.
-    pub(super) fn add_bias(&mut self, n: &NodeProto, xi: usize, ci: usize) -> Result<()> {
+    /// `x · c` where `x` (input `xi`) is a conv's or a batch norm's output that nothing else
+    /// reads and `c` (input `ci`) holds one value per channel (Caffe's `Scale` after a batch
+    /// norm): `c` scales that layer's weights and bias.
+    pub(super) fn scale_channels(&mut self, n: &NodeProto, xi: usize, ci: usize) -> Result<()> {
+        let (li, id, shape, flat, c) = self.per_channel_after_layer(n, xi, ci, "multiplies by")?;
+        let name = match &self.graph.nodes[li].op {
+            Op::Conv { name, .. } | Op::BatchNorm { name, .. } => name.clone(),
+            _ => {
+                return Err(err(
+                    "multiplies by a constant something other than a conv's or batch norm's output",
+                ));
+            }
+        };
+        // A conv's weight rows or a batch norm's γ, and either's bias.
+        for p in ["weight", "bias"] {
+            if let Some(t) = self.weights.get_mut(&format!("{name}.{p}")) {
+                let per = t.data.len() / c.len().max(1);
+                for (i, v) in t.data.iter_mut().enumerate() {
+                    *v *= c[i / per.max(1)];
+                }
+            }
+        }
+        self.set(n, Val::Run { id, shape, flat });
+        Ok(())
+    }
+
+    /// The node of the layer whose output `x` (input `xi` of `n`) only `n` reads, `x`'s id,
+    /// ONNX shape and flatness, and constant input `ci` as one value per channel.
+    #[allow(clippy::type_complexity)]
+    fn per_channel_after_layer(
+        &mut self,
+        n: &NodeProto,
+        xi: usize,
+        ci: usize,
+        what: &str,
+    ) -> Result<(usize, usize, Vec<usize>, bool, Vec<f32>)> {
         let Some(Val::Run { id, shape, flat }) = self.input(n, xi)? else {
             return Err(err("no input"));
         };
-        let c = self.required_constant(n, ci, "addend")?;
+        let c = self.required_constant(n, ci, "constant")?;
         let channels = shape.get(1).copied().unwrap_or(0);
         // Broadcast as ONNX does (shapes aligned at the right): C on the channel axis, 1
-        // elsewhere.
+        // elsewhere; or a single value.
         let per_channel = c.shape.len() <= shape.len() && {
             let mut padded = vec![1usize; shape.len() - c.shape.len()];
             padded.extend(&c.shape);
@@ -313,32 +349,48 @@ impl Reader {
                 .enumerate()
                 .all(|(i, &d)| d == if i == 1 { channels } else { 1 })
         };
+        let values = match c.floats() {
+            v if per_channel => v,
+            v if v.len() == 1 => vec![v[0]; channels],
+            _ => {
+                return Err(err(format!(
+                    "{what} a constant of shape {:?} values of shape {shape:?}; modelslim folds a per-channel constant into the layer before it only",
+                    c.shape
+                )));
+            }
+        };
         let read_once = n
             .input
             .get(xi)
             .is_some_and(|s| self.readers.get(s) == Some(&1));
         let layer = self.graph.nodes.iter().position(|m| m.output == id);
-        let layer = layer.filter(|_| read_once && per_channel);
-        let Some(li) = layer else {
-            return Err(err(format!(
-                "adds a constant of shape {:?} to values of shape {shape:?}; modelslim folds a per-channel constant into the conv or linear layer before it only",
-                c.shape
-            )));
-        };
+        match layer.filter(|_| read_once) {
+            Some(li) => Ok((li, id, shape, flat, values)),
+            None => Err(err(format!(
+                "{what} a constant values that more than this node reads, or that no layer wrote; modelslim folds a per-channel constant into the layer before it only"
+            ))),
+        }
+    }
+
+    /// `x + c` where `x` (input `xi`) is a conv's, a linear layer's or a batch norm's output
+    /// that nothing else reads and `c` (input `ci`) holds one value per channel: `c` joins
+    /// the bias.
+    pub(super) fn add_bias(&mut self, n: &NodeProto, xi: usize, ci: usize) -> Result<()> {
+        let (li, id, shape, flat, add) = self.per_channel_after_layer(n, xi, ci, "adds")?;
+        let channels = add.len();
         let (name, has_bias) = match &mut self.graph.nodes[li].op {
             Op::Conv { name, bias, .. } => {
                 let had = *bias;
                 *bias = true;
                 (name.clone(), had)
             }
-            Op::Linear { name, .. } => (name.clone(), true),
+            Op::Linear { name, .. } | Op::BatchNorm { name, .. } => (name.clone(), true),
             _ => {
                 return Err(err(
-                    "adds a constant to something other than a conv or linear layer's output",
+                    "adds a constant to something other than a conv, linear layer or batch norm's output",
                 ));
             }
         };
-        let add = c.floats();
         let key = format!("{name}.bias");
         let mut b = if has_bias {
             self.weights

@@ -12,6 +12,7 @@
 //! one line that names it and its node. Every size is checked before anything is allocated;
 //! tensors stored in another file are refused.
 
+mod channels;
 mod constants;
 mod layers;
 
@@ -41,7 +42,7 @@ pub const PREPROCESS_KEY: &str = "modelslim.preprocess";
 pub const DEFAULT_SIDE: u32 = 224;
 
 /// The ops a network may be built of, for the message that refuses another.
-const READ_OPS: &str = "Conv, BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Add, Sum, Mul, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Flatten, Reshape, Gemm, MatMul, Softmax, Identity, Dropout and constant shape arithmetic";
+const READ_OPS: &str = "Conv, BatchNormalization, Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Add, Sum, Mul, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Concat, Split, Slice, a channel shuffle (Reshape, Transpose, Reshape), Flatten, Reshape, Gemm, MatMul, Softmax, Identity, Dropout and constant shape arithmetic";
 
 /// Whether `bytes` look like an ONNX model (a protobuf starting with its `ir_version`), not
 /// a safetensors file (whose 8-byte header length is followed by `{`).
@@ -565,7 +566,8 @@ impl Reader {
                             && shape.len() == 4
                             && shape[..2] == s[..2]
                             && shape[2] * shape[3] == 1;
-                        if same || (to_flat && (flat || spatial == 1)) || unflat {
+                        let view = !flat && channels::shuffle_view(&s, &shape);
+                        if same || (to_flat && (flat || spatial == 1)) || unflat || view {
                             self.set(n, Val::Run { id, shape, flat });
                         } else {
                             return Err(err(format!(
@@ -700,6 +702,10 @@ impl Reader {
                 self.push(n, op, &[x], shape, flat);
             }
             "Mul" => self.mul(n)?,
+            "Concat" => self.concat(n, &a)?,
+            "Split" => self.split(n, &a)?,
+            "Slice" => self.slice(n, &a)?,
+            "Transpose" => self.transpose(n, &a)?,
             "HardSwishParts" => {
                 // The four nodes of `x · clip(x + 3, 0, 6) / 6` (see `hard_swish_parts`).
                 let (x, shape, flat) = self

@@ -1,0 +1,211 @@
+//! Networks that concatenate, split or shuffle channels: the `onnx` package's light
+//! SqueezeNet (fire modules: concatenated expands, a conv classifier), ShuffleNet (channel
+//! shuffles, grouped convs, a concatenated shortcut) and DenseNet-121 (dense blocks, batch
+//! norms after concatenations, Caffe's per-channel scales). Each as published (constant
+//! weights) against its reference output, then with seeded weights
+//! (`scripts/seeded_light.py --logits`) against onnxruntime: fp32, int8 weights and
+//! activations, pruned with refit, full-integer TFLite in LiteRT.
+
+use std::path::PathBuf;
+
+use crate::common;
+use crate::imported::{photos, relative_diff};
+use common::{calibration_photos, int8a8, logits, max_abs_diff, onnxruntime, reloaded_logits};
+
+use modelslim::export::proto::{ModelProto, TensorProto};
+use modelslim::export::to_onnx;
+use modelslim::model::onnx::read_onnx;
+use modelslim::model::{Model, Op};
+
+fn light(name: &str) -> PathBuf {
+    let dir = std::env::var("MODELSLIM_ONNX_LIGHT").unwrap_or_else(|_| {
+        panic!("set MODELSLIM_ONNX_LIGHT (scripts/setup.sh does): the onnx package's light models")
+    });
+    PathBuf::from(dir).join(format!("light_{name}.onnx"))
+}
+
+/// The light model `name` with seeded weights, its logits as the output.
+fn seeded(name: &str) -> (Vec<u8>, Model) {
+    let path = common::scratch(&format!("{name}-seeded.onnx"));
+    let src = light(name);
+    common::run_python(
+        "scripts/seeded_light.py",
+        &[src.as_os_str(), path.as_os_str(), "--logits".as_ref()],
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let m = read_onnx(&bytes, name, None).unwrap();
+    (bytes, m)
+}
+
+/// The first output the `onnx` package records for the light model (its softmax).
+fn reference_output(name: &str) -> Vec<f32> {
+    let pb = light(name).with_file_name(format!("light_{name}_output_0.pb"));
+    let bytes = std::fs::read(&pb).unwrap();
+    let t = <TensorProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+    t.raw_data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn softmax(v: &[f32]) -> Vec<f32> {
+    let m = v.iter().fold(f32::MIN, |a, &b| a.max(b));
+    let e: Vec<f32> = v.iter().map(|x| (x - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|x| x / s).collect()
+}
+
+#[test]
+fn the_light_models_as_published_give_their_reference_outputs() {
+    for name in ["squeezenet", "shufflenet", "densenet121"] {
+        let bytes = std::fs::read(light(name)).unwrap();
+        let m = read_onnx(&bytes, name, None).unwrap();
+        let concats = m
+            .graph()
+            .nodes
+            .iter()
+            .filter(|n| n.op == Op::Concat)
+            .count();
+        assert!(concats > 0, "{name}: no concatenation read");
+        // Where the file ends in a softmax (which modelslim drops), its probabilities.
+        let proto = <ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+        let last = proto
+            .graph
+            .and_then(|g| g.node.last().map(|n| n.op_type.clone()));
+        let ours = logits(&m, &photos(&m)[..1]).remove(0);
+        let ours = if last.as_deref() == Some("Softmax") {
+            softmax(&ours)
+        } else {
+            ours
+        };
+        let theirs = reference_output(name);
+        assert_eq!(ours.len(), theirs.len());
+        let d = max_abs_diff(&[ours], &[theirs]);
+        eprintln!("light {name} as published: max |Δprob| = {d:.2e}");
+        assert!(d <= 1e-6, "{name}: {d}");
+    }
+}
+
+#[test]
+fn seeded_squeezenet_shufflenet_and_densenet_give_onnxruntimes_logits() {
+    for name in ["squeezenet", "shufflenet", "densenet121"] {
+        let (bytes, m) = seeded(name);
+        let images = &photos(&m)[..2];
+        let ours = logits(&m, images);
+        let theirs = onnxruntime(&bytes, images, &format!("{name}-seeded"), true);
+        let span = theirs[0].iter().fold(f32::MIN, |a, &b| a.max(b))
+            - theirs[0].iter().fold(f32::MAX, |a, &b| a.min(b));
+        let d = relative_diff(&ours, &theirs);
+        eprintln!("seeded {name}: max |Δ| / span = {d:.2e}, span {span}");
+        assert!(
+            span > 0.5,
+            "{name}: the logits barely differ ({span}): a weak comparison"
+        );
+        assert!(d <= 1e-4, "{name}: {d}");
+    }
+}
+
+#[test]
+fn concat_families_in_int8_export_onnx_files_that_give_modelslims_logits() {
+    for name in ["squeezenet", "shufflenet", "densenet121"] {
+        let (_, m) = seeded(name);
+        let calib = calibration_photos(&m.preprocess(), 8);
+        let q = int8a8(&m, &calib);
+        let images = &photos(&m)[..4];
+        let ours = reloaded_logits(&q, images);
+        let theirs = onnxruntime(&to_onnx(&q).unwrap(), images, &format!("{name}-int8"), true);
+        let d = max_abs_diff(&ours, &theirs);
+        let fp32 = logits(&m, images);
+        let agree = fp32
+            .iter()
+            .zip(&ours)
+            .filter(|(a, b)| modelslim::predict::argmax(a) == modelslim::predict::argmax(b))
+            .count();
+        eprintln!("{name} int8: max |Δ| vs onnxruntime {d}, top-1 kept on {agree}/4");
+        assert_eq!(
+            d, 0.0,
+            "{name}: int8 logits differ from onnxruntime's by {d}"
+        );
+    }
+}
+
+/// ShuffleNet's pointwise convs are grouped: every channel a grouped conv reads or writes
+/// stays, so pruning finds nothing to remove, and says why.
+#[test]
+fn shufflenets_grouped_convs_keep_their_channels_and_say_why() {
+    let m = read_onnx(
+        &std::fs::read(light("shufflenet")).unwrap(),
+        "shufflenet",
+        None,
+    )
+    .unwrap();
+    let groups = m.channel_groups();
+    let free: Vec<&str> = groups
+        .iter()
+        .filter(|g| g.fixed.is_none() && !g.protected)
+        .map(|g| g.name.as_str())
+        .collect();
+    assert!(free.is_empty(), "prunable: {free:?}");
+    let why = groups.iter().filter_map(|g| g.fixed.as_deref());
+    assert!(
+        why.clone().any(|w| w.contains("groups")),
+        "{:?}",
+        why.collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn concat_families_pruned_30_percent_with_refit_run_smaller_and_export_what_modelslim_computes() {
+    for name in ["squeezenet", "densenet121"] {
+        let (_, m) = seeded(name);
+        let calib = calibration_photos(&m.preprocess(), 8);
+        let p = common::pruned_refit(&m, 0.3, &calib);
+        let (before, after) = (m.graph().macs([224; 2]), p.graph().macs([224; 2]));
+        eprintln!("{name} pruned 30 %: {before} → {after} MACs");
+        assert!(after < before * 9 / 10, "{name}: {before} → {after} MACs");
+        let images = &photos(&m)[..2];
+        let ours = reloaded_logits(&p, images);
+        let theirs = onnxruntime(
+            &to_onnx(&p).unwrap(),
+            images,
+            &format!("{name}-pruned"),
+            true,
+        );
+        let d = relative_diff(&ours, &theirs);
+        assert!(d <= 1e-4, "{name}: {d}");
+    }
+}
+
+/// SqueezeNet's integers are LiteRT's. DenseNet's transitions average 2×2 windows of one
+/// step, and a mean of four integers often ends in a half: ONNX's `QuantizeLinear` (and
+/// modelslim) round it to even, LiteRT's int8 average pool away from zero, so a few logits
+/// differ by a few steps (docs/exactness.md); the decision does not.
+#[test]
+fn concat_families_as_full_integer_tflite_give_modelslims_integers_in_litert() {
+    for (name, steps_apart) in [("squeezenet", 0.0), ("densenet121", 8.0)] {
+        let (_, m) = seeded(name);
+        let calib = calibration_photos(&m.preprocess(), 8);
+        let q = int8a8(&m, &calib);
+        let images = &photos(&m)[..4];
+        let ours = reloaded_logits(&q, images);
+        let theirs = common::litert_full_integer(
+            &modelslim::export::to_tflite(&q).unwrap(),
+            images,
+            &format!("{name}-int8"),
+        );
+        let step = q.quant.logits.unwrap().scale;
+        let d = max_abs_diff(&ours, &theirs);
+        let same_top1 = ours
+            .iter()
+            .zip(&theirs)
+            .all(|(a, b)| modelslim::predict::argmax(a) == modelslim::predict::argmax(b));
+        eprintln!(
+            "{name} full-integer TFLite: max |Δ| = {d} (step {step}), same top-1 {same_top1}"
+        );
+        assert!(
+            d <= step * steps_apart,
+            "{name}: {d} > {steps_apart} steps of {step}"
+        );
+        assert!(same_top1, "{name}: LiteRT's top-1 differs");
+    }
+}
