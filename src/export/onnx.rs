@@ -629,6 +629,10 @@ fn proto_and_initializers(model: &Model) -> Result<(ModelProto, Vec<Initializer<
                 );
                 b.node("Reshape", &[&swapped, &merged], &out, vec![]);
             }
+            Op::Flatten { .. } => {
+                b.node("Flatten", &[&x], &out, vec![attr_int("axis", 1)]);
+                flat[n.output] = true;
+            }
             Op::Linear { name, .. } => {
                 // A linear layer after a squeeze-excitation-style conv on pooled values.
                 let x = if flat[n.inputs[0]] {

@@ -822,6 +822,9 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
     tensor[0] = Some((first, input_shape));
     let mut fused: Vec<bool> = vec![false; graph.nodes.len()];
     let mut from_relu: Vec<bool> = vec![false; graph.values.len()];
+    // Values flattened from an image: its channels and pixels. TFLite flattens NHWC, pixel by
+    // pixel, where the graph (NCHW) goes channel by channel.
+    let mut flattened: Vec<Option<(usize, usize)>> = vec![None; graph.values.len()];
     for (i, n) in graph.nodes.iter().enumerate() {
         if fused[i] {
             continue;
@@ -894,23 +897,21 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                         3,
                         in_step,
                     )?
-                } else if *groups == 1 {
-                    // [o, c, kh, kw] → [o, kh, kw, c].
+                } else {
+                    // [o, c/g, kh, kw] → [o, kh, kw, c/g]: a grouped conv's filter reads its
+                    // group's channels (TFLite infers the groups from the input's channels).
+                    let cg = c / groups;
                     w.weights(
                         &key,
-                        &[o, kh, kw, c],
+                        &[o, kh, kw, cg],
                         |i| {
-                            let (oi, rest) = (i / (taps * c), i % (taps * c));
-                            let (pos, ci) = (rest / c, rest % c);
-                            (oi * c + ci) * taps + pos
+                            let (oi, rest) = (i / (taps * cg), i % (taps * cg));
+                            let (pos, ci) = (rest / cg, rest % cg);
+                            (oi * cg + ci) * taps + pos
                         },
                         0,
                         in_step,
                     )?
-                } else {
-                    return Err(Error::Invalid(format!(
-                        "'{layer}' is a grouped conv ({groups} groups), which TFLite has no operator for"
-                    )));
                 };
                 let bias = w.layer_bias(layer, o, in_step)?;
                 // A conv's padding is zeros by definition.
@@ -1228,6 +1229,25 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 );
                 (out, s)
             }
+            Op::Flatten { pixels } => {
+                w.same_step(&name, step(n.inputs[0])?, out_step)?;
+                if s.flat || s.h * s.w != *pixels {
+                    return Err(Error::Structure(format!(
+                        "'{name}' flattens {}×{} pixels, not {pixels}",
+                        s.h, s.w
+                    )));
+                }
+                let shape = Shape {
+                    c: s.c * pixels,
+                    flat: true,
+                    ..s
+                };
+                let dims = w.int32_constant(&format!("{name}_shape"), &[2], &shape.dims());
+                let out = w.activation(&out_name, shape, out_step);
+                w.op(code::RESHAPE, &[x, dims], out, (options::NONE, None));
+                flattened[n.output] = Some((s.c, *pixels));
+                (out, shape)
+            }
             Op::Linear {
                 name: layer,
                 in_features,
@@ -1246,7 +1266,20 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                     )));
                 }
                 let in_step = step(n.inputs[0])?;
-                let weight = w.weights(&format!("{layer}.weight"), &[o, i], |j| j, 0, in_step)?;
+                // A row's features in TFLite's order: pixel `p`, channel `c` at `p·C + c`.
+                let weight = match flattened[n.inputs[0]] {
+                    Some((c, pixels)) => w.weights(
+                        &format!("{layer}.weight"),
+                        &[o, i],
+                        |e| {
+                            let (row, t) = (e / i, e % i);
+                            row * i + (t % c) * pixels + t / c
+                        },
+                        0,
+                        in_step,
+                    )?,
+                    None => w.weights(&format!("{layer}.weight"), &[o, i], |j| j, 0, in_step)?,
+                };
                 let bias = w.layer_bias(layer, o, in_step)?;
                 let shape = Shape { c: o, ..s };
                 let out = w.activation(&out_name, shape, out_step);

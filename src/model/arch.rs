@@ -95,6 +95,7 @@ impl Arch {
                 | Op::Concat
                 | Op::Channels { .. }
                 | Op::ChannelShuffle { .. }
+                | Op::Flatten { .. }
                 | Op::Linear { .. } => continue,
             };
             if kernel[0] > h + pads[0] + pads[2] || kernel[1] > w + pads[1] + pads[3] {

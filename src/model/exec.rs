@@ -36,6 +36,7 @@ enum Compiled {
     ChannelShuffle {
         groups: usize,
     },
+    Flatten,
     Linear(Box<Linear>),
 }
 
@@ -233,6 +234,7 @@ impl Network {
                     len: *len,
                 },
                 Op::ChannelShuffle { groups } => Compiled::ChannelShuffle { groups: *groups },
+                Op::Flatten { .. } => Compiled::Flatten,
                 Op::Linear { name, .. } => Compiled::Linear(Box::new(Linear::load(params, name)?)),
             };
             steps.push(Step {
@@ -516,6 +518,11 @@ impl Network {
                     x.reshape([n, *groups, c / groups, h, w])
                         .swap_dims(1, 2)
                         .reshape([n, c, h, w])
+                }
+                // Flat values are `[N, F, 1, 1]` here.
+                Compiled::Flatten => {
+                    let [n, c, h, w] = x.dims();
+                    x.reshape([n, c * h * w, 1, 1])
                 }
                 Compiled::Linear(l) => {
                     let [n, c, _, _] = x.dims();

@@ -106,6 +106,11 @@ pub enum Op {
     ChannelShuffle {
         groups: usize,
     },
+    /// `[N, C, H, W]` → `[N, C·H·W]`, channel by channel (ONNX's `Flatten` of an image, as
+    /// VGG and AlexNet feed their classifier); `pixels` is `H·W`.
+    Flatten {
+        pixels: usize,
+    },
     /// `y = x Wᵀ + b`, weight `[out, in]`.
     Linear {
         name: String,
@@ -134,7 +139,8 @@ impl Op {
             | Op::GlobalAvgPool
             | Op::Concat
             | Op::Channels { .. }
-            | Op::ChannelShuffle { .. } => None,
+            | Op::ChannelShuffle { .. }
+            | Op::Flatten { .. } => None,
         }
     }
 
@@ -162,6 +168,7 @@ impl Op {
             | Op::Concat
             | Op::Channels { .. }
             | Op::ChannelShuffle { .. }
+            | Op::Flatten { .. }
             | Op::Linear { .. } => false,
         }
     }
@@ -318,7 +325,8 @@ impl Graph {
                 | Op::GlobalAvgPool
                 | Op::Concat
                 | Op::Channels { .. }
-                | Op::ChannelShuffle { .. } => {}
+                | Op::ChannelShuffle { .. }
+                | Op::Flatten { .. } => {}
             }
         }
         out
@@ -350,7 +358,7 @@ impl Graph {
                     pads,
                     ..
                 } => window_output(x, *kernel, *stride, pads),
-                Op::GlobalAvgPool | Op::Linear { .. } => [0; 2],
+                Op::GlobalAvgPool | Op::Linear { .. } | Op::Flatten { .. } => [0; 2],
                 Op::BatchNorm { .. }
                 | Op::Relu
                 | Op::Relu6
@@ -404,7 +412,8 @@ impl Graph {
                 | Op::GlobalAvgPool
                 | Op::Concat
                 | Op::Channels { .. }
-                | Op::ChannelShuffle { .. } => 0,
+                | Op::ChannelShuffle { .. }
+                | Op::Flatten { .. } => 0,
             })
             .sum()
     }
@@ -540,6 +549,20 @@ impl Graph {
                     st.layers.push(Layer::Fixed {
                         spaces: spaces(&out),
                         why: format!("{} is a slice", self.values[n.output]),
+                    });
+                    out
+                }
+                // Each channel becomes `pixels` features in a row.
+                Op::Flatten { .. } => {
+                    let out = fresh(&mut st);
+                    let mut all = spaces(&x);
+                    all.extend(spaces(&out));
+                    st.layers.push(Layer::Fixed {
+                        spaces: all,
+                        why: format!(
+                            "{} flattens them, with their pixels, into a linear layer's features",
+                            self.values[n.output]
+                        ),
                     });
                     out
                 }

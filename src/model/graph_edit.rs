@@ -50,6 +50,7 @@ impl Op {
             | Op::GlobalAvgPool
             | Op::Channels { .. }
             | Op::ChannelShuffle { .. }
+            | Op::Flatten { .. }
             | Op::Linear { .. } => 1..=1,
         }
     }
@@ -138,6 +139,11 @@ impl Op {
             Op::ChannelShuffle { groups } => {
                 if !width(*groups) {
                     return bad(format!("a channel shuffle in {groups} groups"));
+                }
+            }
+            Op::Flatten { pixels } => {
+                if !width(*pixels) {
+                    return bad(format!("a flatten of {pixels} pixels"));
                 }
             }
             Op::Relu
@@ -297,6 +303,15 @@ impl Graph {
                     }
                     (c, true)
                 }
+                Op::Flatten { pixels } => {
+                    if !spatial || c * pixels > MAX_CHANNELS {
+                        return Err(mismatch(
+                            MAX_CHANNELS / pixels,
+                            "flatten (of an image, at most)",
+                        ));
+                    }
+                    (c * pixels, false)
+                }
                 Op::Relu
                 | Op::Relu6
                 | Op::Sigmoid
@@ -336,6 +351,7 @@ impl Graph {
                 | Op::AvgPool { .. }
                 | Op::GlobalAvgPool
                 | Op::ChannelShuffle { .. } => n.inputs.first().map(|&i| c[i]).unwrap_or(0),
+                Op::Flatten { pixels } => n.inputs.first().map(|&i| c[i] * pixels).unwrap_or(0),
             };
         }
         c
@@ -587,7 +603,8 @@ impl Graph {
                 | Op::Mul
                 | Op::Concat
                 | Op::Channels { .. }
-                | Op::ChannelShuffle { .. } => stack.extend(&n.inputs),
+                | Op::ChannelShuffle { .. }
+                | Op::Flatten { .. } => stack.extend(&n.inputs),
                 Op::Conv { .. }
                 | Op::BatchNorm { .. }
                 | Op::HardSwish
@@ -651,7 +668,8 @@ impl Graph {
                 | Op::GlobalAvgPool
                 | Op::Concat
                 | Op::Channels { .. }
-                | Op::ChannelShuffle { .. } => {}
+                | Op::ChannelShuffle { .. }
+                | Op::Flatten { .. } => {}
             }
         }
         Ok(out)

@@ -40,8 +40,10 @@ for i in range(graph.OperatorsLength()):
     outs = [types[graph.Tensors(op.Outputs(j)).Type()] for j in range(op.OutputsLength())]
     if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         want = ["INT8", "INT8", "INT32"]
-    elif name in ("PAD", "MEAN"):
+    elif name in ("PAD", "MEAN", "RESHAPE", "TRANSPOSE"):
         want = ["INT8", "INT32"]
+    elif name == "STRIDED_SLICE":
+        want = ["INT8", "INT32", "INT32", "INT32"]
     else:
         want = ["INT8"] * len(ins)
     if ins != want or outs != ["INT8"]:

@@ -10,8 +10,10 @@ use std::path::PathBuf;
 
 use crate::common;
 use crate::imported::{photos, relative_diff};
+use crate::imported_ops::images;
 use common::{calibration_photos, int8a8, logits, max_abs_diff, onnxruntime, reloaded_logits};
 
+use modelslim::compress::{PruneOptions, prune_channels};
 use modelslim::export::proto::{ModelProto, TensorProto};
 use modelslim::export::to_onnx;
 use modelslim::model::onnx::read_onnx;
@@ -129,6 +131,23 @@ fn concat_families_in_int8_export_onnx_files_that_give_modelslims_logits() {
     }
 }
 
+/// The MACs pruning `m` by `ratio` leaves when every group a concatenation reads is kept
+/// whole: what a pruner without offsets into concatenations reaches.
+fn macs_keeping_concatenated_channels(m: &Model, ratio: f32) -> u64 {
+    let mut groups = m.channel_groups();
+    for g in &mut groups {
+        if g.members.iter().any(|m| m.after.is_some()) {
+            g.fixed = Some("concatenated".into());
+        }
+    }
+    let opts = PruneOptions {
+        ratio,
+        ..Default::default()
+    };
+    let w = prune_channels(m, &groups, &opts).unwrap();
+    m.arch.with_widths_of(&w).unwrap().graph.macs([224; 2])
+}
+
 /// ShuffleNet's pointwise convs are grouped: every channel a grouped conv reads or writes
 /// stays, so pruning finds nothing to remove, and says why.
 #[test]
@@ -161,8 +180,15 @@ fn concat_families_pruned_30_percent_with_refit_run_smaller_and_export_what_mode
         let calib = calibration_photos(&m.preprocess(), 8);
         let p = common::pruned_refit(&m, 0.3, &calib);
         let (before, after) = (m.graph().macs([224; 2]), p.graph().macs([224; 2]));
-        eprintln!("{name} pruned 30 %: {before} → {after} MACs");
+        let whole = macs_keeping_concatenated_channels(&m, 0.3);
+        eprintln!(
+            "{name} pruned 30 %: {before} → {after} MACs; {whole} keeping every concatenated channel"
+        );
         assert!(after < before * 9 / 10, "{name}: {before} → {after} MACs");
+        assert!(
+            after < whole,
+            "{name}: offsets reach {after} MACs, keeping {whole}"
+        );
         let images = &photos(&m)[..2];
         let ours = reloaded_logits(&p, images);
         let theirs = onnxruntime(
@@ -177,9 +203,11 @@ fn concat_families_pruned_30_percent_with_refit_run_smaller_and_export_what_mode
 }
 
 /// SqueezeNet's integers are LiteRT's. DenseNet's transitions average 2×2 windows of one
-/// step, and a mean of four integers often ends in a half: ONNX's `QuantizeLinear` (and
-/// modelslim) round it to even, LiteRT's int8 average pool away from zero, so a few logits
-/// differ by a few steps (docs/exactness.md); the decision does not.
+/// step: a mean of four integers can end in a half, which ONNX's `QuantizeLinear` (and
+/// modelslim) round to even and LiteRT's int8 average pool away from zero, so a few logits
+/// differ by a few steps (docs/exactness.md); the decision does not. (ShuffleNet's average
+/// pools pad and leave the padding out, which TFLite's pool does only with SAME padding: its
+/// TFLite export is refused, naming the pool.)
 #[test]
 fn concat_families_as_full_integer_tflite_give_modelslims_integers_in_litert() {
     for (name, steps_apart) in [("squeezenet", 0.0), ("densenet121", 8.0)] {
@@ -208,4 +236,96 @@ fn concat_families_as_full_integer_tflite_give_modelslims_integers_in_litert() {
         );
         assert!(same_top1, "{name}: LiteRT's top-1 differs");
     }
+}
+
+/// The network `tests/golden/make_concat_net.py` writes: every op that moves channels, in the
+/// forms torch writes them, a conv in groups after a `Pad` node, at 64×64.
+fn concat_net() -> (Vec<u8>, Model) {
+    let path = common::scratch("concat_net.onnx");
+    common::run_python("tests/golden/make_concat_net.py", &[path.as_os_str()]);
+    let bytes = std::fs::read(path).unwrap();
+    let m = read_onnx(&bytes, "concat_net", None).unwrap();
+    (bytes, m)
+}
+
+#[test]
+fn a_network_that_concatenates_splits_shuffles_and_flattens_runs_as_every_engine_does() {
+    let (bytes, m) = concat_net();
+    let g = m.graph();
+    let count = |f: fn(&Op) -> bool| g.nodes.iter().filter(|n| f(&n.op)).count();
+    assert_eq!(count(|o| *o == Op::Concat), 4);
+    assert_eq!(count(|o| matches!(o, Op::Channels { .. })), 2);
+    assert_eq!(count(|o| matches!(o, Op::ChannelShuffle { groups: 2 })), 1);
+    assert_eq!(count(|o| matches!(o, Op::Flatten { pixels: 16 })), 1);
+    let x = images(&m);
+    let ours = logits(&m, &x);
+    let theirs = onnxruntime(&bytes, &x, "concat-net-file", true);
+    let export = onnxruntime(&to_onnx(&m).unwrap(), &x, "concat-net-export", true);
+    let tflite = common::litert(&modelslim::export::to_tflite(&m).unwrap(), &x, "concat-net");
+    for (what, t) in [("file", theirs), ("export", export), ("tflite", tflite)] {
+        let d = relative_diff(&ours, &t);
+        eprintln!("concat net fp32, {what}: max |Δ| / span {d:.2e}");
+        assert!(d <= 1e-4, "{what}: {d}");
+    }
+    // int8 weights and activations: onnxruntime's and LiteRT's integers are modelslim's (a
+    // 3×3 mean of integers never ends in a half, so no tie is rounded two ways).
+    let calib = calibration_photos(&m.preprocess(), 8);
+    let q = int8a8(&m, &calib);
+    let ours = reloaded_logits(&q, &x);
+    let ort = onnxruntime(&to_onnx(&q).unwrap(), &x, "concat-net-int8", true);
+    assert_eq!(max_abs_diff(&ours, &ort), 0.0, "int8 in onnxruntime");
+    let lite = common::litert_full_integer(
+        &modelslim::export::to_tflite(&q).unwrap(),
+        &x,
+        "concat-net-int8",
+    );
+    let step = q.quant.logits.unwrap().scale;
+    let d = max_abs_diff(&ours, &lite);
+    eprintln!("concat net full-integer TFLite: max |Δ| = {d} (step {step})");
+    assert!(d <= step / 2.0, "{d} > half of step {step}");
+}
+
+#[test]
+fn a_network_that_concatenates_prunes_at_offsets_and_keeps_what_moves_whole() {
+    let (_, m) = concat_net();
+    let groups = m.channel_groups();
+    let fixed = |name: &str| {
+        groups
+            .iter()
+            .find(|g| g.name == name)
+            .and_then(|g| g.fixed.clone())
+    };
+    // The fire module's expands feed a split and a shuffle: kept, with the reason.
+    assert!(fixed("fire.expand1x1").is_some_and(|w| w.contains("slices")));
+    // The unit's inner convs and the dense layer's conv may lose channels.
+    assert_eq!(fixed("unit.branch2.0"), None);
+    assert_eq!(fixed("dense.conv"), None);
+    // A conv in groups, and the classifier's flattened features.
+    assert!(
+        fixed("tail").is_some_and(|w| w.contains("groups")),
+        "{:?}",
+        fixed("tail")
+    );
+    assert!(
+        fixed("fc1").is_some_and(|w| w.contains("flattens")),
+        "{:?}",
+        fixed("fc1")
+    );
+    let calib = calibration_photos(&m.preprocess(), 8);
+    let p = common::pruned_refit(&m, 0.3, &calib);
+    let side = m.arch.input_size();
+    let (before, after) = (m.graph().macs(side), p.graph().macs(side));
+    eprintln!("concat net pruned 30 %: {before} → {after} MACs");
+    assert!(after < before, "{before} → {after}");
+    let x = images(&m);
+    let ours = reloaded_logits(&p, &x);
+    let theirs = onnxruntime(&to_onnx(&p).unwrap(), &x, "concat-net-pruned", true);
+    let d = relative_diff(&ours, &theirs);
+    assert!(d <= 1e-4, "{d}");
+    let lite = common::litert(
+        &modelslim::export::to_tflite(&p).unwrap(),
+        &x,
+        "concat-net-pruned",
+    );
+    assert!(relative_diff(&ours, &lite) <= 1e-4);
 }

@@ -21,8 +21,8 @@ fn se_net(args: &[&str]) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// Photos and noise at the network's side (96).
-fn images(m: &Model) -> Vec<Vec<f32>> {
+/// Photos and noise at the network's side.
+pub(crate) fn images(m: &Model) -> Vec<Vec<f32>> {
     let pre = m.preprocess();
     let mut out: Vec<Vec<f32>> = ["chelsea.png", "coffee.png", "astronaut.png"]
         .iter()

@@ -85,7 +85,13 @@ impl Model {
                 ) => &n.inputs,
                 // Channels moved, not computed: inputs and output on one step (below), as
                 // an int8 concatenation, slice or transpose keeps its values' integers.
-                (Op::Concat | Op::Channels { .. } | Op::ChannelShuffle { .. }, None) => {
+                (
+                    Op::Concat
+                    | Op::Channels { .. }
+                    | Op::ChannelShuffle { .. }
+                    | Op::Flatten { .. },
+                    None,
+                ) => {
                     moved.push(n.output);
                     &n.inputs
                 }
@@ -296,7 +302,7 @@ impl Model {
             // An int8 average pool keeps its input's step too.
             let moves = matches!(
                 n.op,
-                Op::Concat | Op::Channels { .. } | Op::ChannelShuffle { .. }
+                Op::Concat | Op::Channels { .. } | Op::ChannelShuffle { .. } | Op::Flatten { .. }
             );
             let averages = matches!(n.op, Op::AvgPool { .. }) && steps[n.output].is_some();
             if moves || averages {

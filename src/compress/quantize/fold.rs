@@ -1,5 +1,6 @@
-//! Batch-norm folding: every batch norm merged into the conv before it, the first step of
-//! weight quantization (the exported integer convs carry the folded weights and biases).
+//! Batch-norm folding: every batch norm merged into the conv before it (or, after anything
+//! else, made a 1×1 depthwise conv), the first step of weight quantization (the exported
+//! integer convs carry the folded weights and biases).
 
 use crate::model::{Model, Op};
 use crate::tensor::HostTensor;
@@ -8,7 +9,8 @@ use crate::{Error, Result};
 impl Model {
     /// The same network with every batch norm folded into the conv before it:
     /// `w' = w · γ/√(σ²+ε)` per output channel, `b' = β − μ · γ/√(σ²+ε)`. A batch norm
-    /// that follows no conv (or one whose output something else reads too) stays.
+    /// that follows no conv (or one whose output something else reads too) becomes a 1×1
+    /// depthwise conv of weight `γ/√(σ²+ε)` and that bias.
     pub fn fold_bn(&self) -> Result<Model> {
         self.clone().into_folded()
     }
@@ -20,31 +22,42 @@ impl Model {
         }
         let graph = self.graph();
         let mut w = self.weights;
-        for (name, conv) in graph.foldable_batch_norms() {
-            let eps = graph
-                .nodes
-                .iter()
-                .find_map(|n| match &n.op {
-                    Op::BatchNorm { name: b, eps, .. } if *b == name => Some(*eps),
-                    _ => None,
-                })
-                .ok_or_else(|| Error::Structure(format!("batch norm {name} is missing")))?;
-            let get = |p: &str| -> Result<Vec<f32>> {
+        let into_conv: std::collections::BTreeMap<String, String> =
+            graph.foldable_batch_norms().into_iter().collect();
+        for n in &graph.nodes {
+            let Op::BatchNorm { name, eps, .. } = &n.op else {
+                continue;
+            };
+            let mut take = |p: &str| -> Result<Vec<f32>> {
                 let key = format!("{name}.{p}");
-                w.get(&key)
-                    .map(|t| t.data.clone())
+                w.remove(&key)
+                    .map(|t| t.data)
                     .ok_or_else(|| Error::Structure(format!("'{key}' is missing")))
             };
             let (gamma, beta, mean, var) = (
-                get("weight")?,
-                get("bias")?,
-                get("running_mean")?,
-                get("running_var")?,
+                take("weight")?,
+                take("bias")?,
+                take("running_mean")?,
+                take("running_var")?,
             );
             // The same arithmetic as the eval-mode batch norm (scale, then shift).
             let scale: Vec<f32> = (0..gamma.len())
                 .map(|i| gamma[i] / (var[i] + eps).sqrt())
                 .collect();
+            let Some(conv) = into_conv.get(name) else {
+                // After anything but a conv: a 1×1 depthwise conv of its name
+                // (`Graph::folded`), `x·s + (β − μ·s)`.
+                let shift: Vec<f32> = (0..gamma.len())
+                    .map(|i| beta[i] - mean[i] * scale[i])
+                    .collect();
+                let c = scale.len();
+                w.insert(
+                    format!("{name}.weight"),
+                    HostTensor::new(vec![c, 1, 1, 1], scale),
+                );
+                w.insert(format!("{name}.bias"), HostTensor::new(vec![c], shift));
+                continue;
+            };
             // A conv that had a bias: `(b − μ)·s + β`.
             let old_bias = w.get(&format!("{conv}.bias")).map(|t| t.data.clone());
             let shift: Vec<f32> = (0..gamma.len())
@@ -65,43 +78,6 @@ impl Model {
                 format!("{conv}.bias"),
                 HostTensor::new(vec![shift.len()], shift),
             );
-            for p in ["weight", "bias", "running_mean", "running_var"] {
-                w.remove(&format!("{name}.{p}"));
-            }
-        }
-        // A batch norm after anything but a conv: a 1×1 depthwise conv of its name
-        // (`Graph::folded`), `x·s + (β − μ·s)`.
-        for n in &graph.nodes {
-            let Op::BatchNorm { name, eps, .. } = &n.op else {
-                continue;
-            };
-            if !w.contains_key(&format!("{name}.running_mean")) {
-                continue;
-            }
-            let mut take = |p: &str| -> Result<Vec<f32>> {
-                let key = format!("{name}.{p}");
-                w.remove(&key)
-                    .map(|t| t.data)
-                    .ok_or_else(|| Error::Structure(format!("'{key}' is missing")))
-            };
-            let (gamma, beta, mean, var) = (
-                take("weight")?,
-                take("bias")?,
-                take("running_mean")?,
-                take("running_var")?,
-            );
-            let scale: Vec<f32> = (0..gamma.len())
-                .map(|i| gamma[i] / (var[i] + eps).sqrt())
-                .collect();
-            let shift: Vec<f32> = (0..gamma.len())
-                .map(|i| beta[i] - mean[i] * scale[i])
-                .collect();
-            let c = scale.len();
-            w.insert(
-                format!("{name}.weight"),
-                HostTensor::new(vec![c, 1, 1, 1], scale),
-            );
-            w.insert(format!("{name}.bias"), HostTensor::new(vec![c], shift));
         }
         let out = Model {
             arch: self.arch,

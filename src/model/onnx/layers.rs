@@ -66,8 +66,9 @@ impl Reader {
 
     pub(super) fn conv(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
         let (x, shape, flat) = self
-            .running(n, 0)?
+            .running_padded(n, 0)?
             .ok_or_else(|| err("convolves a constant"))?;
+        let padded = n.input.first().and_then(|v| self.padded.get(v)).copied();
         // After global pooling the value is a 1×1 image (squeeze-excitation, a conv head).
         if shape.len() != 4 {
             return Err(err(format!("convolves values of shape {shape:?}")));
@@ -89,7 +90,15 @@ impl Reader {
         let dilation = pair(a, "dilations", MAX_STRIDE)?;
         let extent = dilated(kernel, dilation);
         let input = [shape[2], shape[3]];
-        let pads = self.pads(a, extent, stride, input)?;
+        let mut pads = self.pads(a, extent, stride, input)?;
+        if let Some(extra) = padded {
+            if a.string("auto_pad").starts_with("SAME") {
+                return Err(err("a Pad before a conv that pads itself SAME"));
+            }
+            for (p, e) in pads.iter_mut().zip(extra) {
+                *p += e;
+            }
+        }
         let bias = self.constant(n, 2, "bias")?;
         let name = self.name_for(n, n.input.get(1).map(String::as_str));
         let has_bias = bias.is_some();
@@ -116,6 +125,45 @@ impl Reader {
             vec![1, out_c, oh, ow],
             flat,
         );
+        Ok(())
+    }
+
+    /// A zero `Pad` of the image's height and width (as TensorFlow's converters write a
+    /// conv's padding): the conv after it takes it as its own.
+    pub(super) fn pad(&mut self, n: &NodeProto, a: &Attrs) -> Result<()> {
+        let (id, shape, flat) = self.running(n, 0)?.ok_or_else(|| err("pads a constant"))?;
+        let mode = a.string("mode");
+        let (pads, value) = if self.opset < 11 {
+            (a.ints("pads"), a.float("value", 0.0))
+        } else {
+            let value = self
+                .constant(n, 2, "padding value")?
+                .and_then(|c| c.floats().first().copied())
+                .unwrap_or(0.0);
+            (self.constant(n, 1, "pads")?.map(|c| c.ints()), value)
+        };
+        if n.input.get(3).is_some_and(|s| !s.is_empty()) {
+            return Err(err("a Pad with axes"));
+        }
+        let pads = pads.unwrap_or_default();
+        let side = |v: i64| usize::try_from(v).ok().filter(|&v| v < MAX_STRIDE);
+        let [0, 0, t, l, 0, 0, b, r] = pads[..] else {
+            return Err(err(format!(
+                "pads {pads:?}; modelslim reads a Pad of the height and width only"
+            )));
+        };
+        let (Some(t), Some(l), Some(b), Some(r)) = (side(t), side(l), side(b), side(r)) else {
+            return Err(err(format!("pads {pads:?} (each 0 to {})", MAX_STRIDE - 1)));
+        };
+        if !(mode.is_empty() || mode == "constant") || value != 0.0 || flat || shape.len() != 4 {
+            return Err(err(format!(
+                "a {} Pad of {value}; modelslim reads a zero Pad of an image, folded into the conv after it",
+                if mode.is_empty() { "constant" } else { &mode }
+            )));
+        }
+        let out = n.output.first().cloned().unwrap_or_default();
+        self.padded.insert(out, [t, l, b, r]);
+        self.set(n, Val::Run { id, shape, flat });
         Ok(())
     }
 

@@ -106,6 +106,9 @@ struct Reader {
     used_names: BTreeSet<String>,
     budget: usize,
     opset: i64,
+    /// Values a zero `Pad` wrote, by ONNX name: the padding `[top, left, bottom, right]` the
+    /// conv that reads them adds to its own (the value itself is the unpadded one).
+    padded: HashMap<String, [usize; 4]>,
 }
 
 /// Read `bytes` as an ONNX classifier called `name`; a dynamic input size becomes `size`
@@ -149,6 +152,7 @@ pub fn read_onnx(bytes: &[u8], name: &str, size: Option<[u32; 2]>) -> Result<Mod
             .collect(),
         budget: MAX_DECODED_VALUES,
         opset,
+        padded: HashMap::new(),
     };
     for t in graph.initializer {
         r.inits.insert(t.name.clone(), t);
@@ -381,6 +385,20 @@ impl Reader {
 
     /// Input `i` when the image reaches it (`None` for a constant).
     fn running(&mut self, n: &NodeProto, i: usize) -> Result<Option<(usize, Vec<usize>, bool)>> {
+        if n.input.get(i).is_some_and(|v| self.padded.contains_key(v)) {
+            return Err(err(
+                "reads a Pad's output; modelslim folds a zero Pad into a conv that reads it",
+            ));
+        }
+        self.running_padded(n, i)
+    }
+
+    /// [`Reader::running`] of a value a `Pad` wrote too (its padding in `padded`).
+    fn running_padded(
+        &mut self,
+        n: &NodeProto,
+        i: usize,
+    ) -> Result<Option<(usize, Vec<usize>, bool)>> {
         match self.input(n, i)? {
             Some(Val::Run { id, shape, flat }) => Ok(Some((id, shape, flat))),
             Some(Val::Const(_)) => Ok(None),
@@ -567,11 +585,19 @@ impl Reader {
                             && shape[..2] == s[..2]
                             && shape[2] * shape[3] == 1;
                         let view = !flat && channels::shuffle_view(&s, &shape);
+                        // An image flattened, pixels and all, into a classifier's features.
+                        let image_to_flat = !flat
+                            && s.len() == 4
+                            && shape.len() == 2
+                            && shape[0] == 1
+                            && shape[1] == channels * spatial;
                         if same || (to_flat && (flat || spatial == 1)) || unflat || view {
                             self.set(n, Val::Run { id, shape, flat });
+                        } else if image_to_flat {
+                            self.push(n, Op::Flatten { pixels: spatial }, &[id], shape, true);
                         } else {
                             return Err(err(format!(
-                                "reshapes the image's values from {s:?} to {shape:?}; modelslim reads a flatten after global pooling only"
+                                "reshapes the image's values from {s:?} to {shape:?}; modelslim reads a flatten to [N, features] and a channel shuffle's reshapes only"
                             )));
                         }
                     }
@@ -706,6 +732,7 @@ impl Reader {
             "Split" => self.split(n, &a)?,
             "Slice" => self.slice(n, &a)?,
             "Transpose" => self.transpose(n, &a)?,
+            "Pad" => self.pad(n, &a)?,
             "HardSwishParts" => {
                 // The four nodes of `x · clip(x + 3, 0, 6) / 6` (see `hard_swish_parts`).
                 let (x, shape, flat) = self
