@@ -157,12 +157,27 @@ pub struct LayerStat {
     /// Removed with its block (then `width_after` is 0).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dropped: bool,
+    /// Why no pruning may remove its output channels, where none may (a channel shuffle or
+    /// a grouped conv reads them, they are the classes, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
 }
 
 /// Per conv/linear layer of `original`: widths in `compressed`, sparsity and format; the
 /// layers of dropped blocks marked.
 pub fn layer_report(original: &Model, compressed: &Model) -> Vec<LayerStat> {
     let width = |m: &Model, key: &str| m.weights.get(key).map(|t| t.shape[0]).unwrap_or(0);
+    // The fixed groups by the tensor whose output channels are wholly theirs.
+    let groups = original.channel_groups();
+    let fixed = |key: &str| {
+        groups.iter().find_map(|g| {
+            let owns = g
+                .members
+                .iter()
+                .any(|m| m.key == key && m.axis == 0 && m.after.is_none());
+            g.fixed.clone().filter(|_| owns)
+        })
+    };
     original
         .graph()
         .nodes
@@ -187,6 +202,7 @@ pub fn layer_report(original: &Model, compressed: &Model) -> Vec<LayerStat> {
                 width_after: width(compressed, &key),
                 sparsity: zeros as f64 / n as f64,
                 format,
+                fixed: fixed(&key),
                 layer,
                 dropped,
             }

@@ -758,6 +758,32 @@ test('a 48×192 ONNX network (RapidOCR\'s classifier, CPU fallback): the size ty
   await context.close();
 });
 
+// A network that concatenates, splits, shuffles and flattens channels
+// (tests/golden/make_concat_net.py), loaded as "your own file" and pruned 30 % in the page:
+// the layers no pruning rule may narrow (the shuffled, sliced and flattened channels) are
+// marked "kept whole" on the layer chart with the reason, the rest are narrower.
+test('a network that concatenates and shuffles channels (ONNX): pruned in the page, the layer chart marks what stays whole', { timeout: 2 * TIMEOUT }, async () => {
+  const file = join(OUT, 'concat_net.onnx');
+  execFileSync(PYTHON, [join(ROOT, 'tests/golden/make_concat_net.py'), file]);
+  const { page, context, problems } = await openOwnOnnx(file, 'concat_net');
+  await upload(page, [PHOTOS_256[0]]);
+  await page.fill('[data-testid=prune-channels]', '0.3');
+  await page.click('[data-testid=compress]');
+  await compressedShown(page, 1);
+  const rows = await page.$$eval('#layers .crow', (rs) => rs.map((r) => ({
+    fixed: r.classList.contains('fixed'), val: r.querySelector('.val').textContent, title: r.title,
+  })));
+  const fixed = rows.filter((r) => r.fixed);
+  console.log(`concat net pruned in the page: ${rows.length} layers, ${fixed.length} kept whole: ` +
+    fixed.map((r) => r.title.split('; ').pop()).join(' | '));
+  assert.ok(fixed.length > 0 && fixed.every((r) => r.val.includes('kept whole') && /no pruning removes its channels: .+/.test(r.title)));
+  assert.ok(rows.some((r) => !r.fixed && /^(\d+)→(?!\1)\d+/.test(r.val)), 'some layer lost channels');
+  assert.match(await page.textContent('#layers'), /kept whole/);
+  await page.locator('#layers').screenshot({ path: join(OUT, 'layers-kept-whole.png') });
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
 // A 100 MB network: the onnx package's ResNet-50 test model with seeded weights written out
 // (scripts/seeded_light.py), loaded as "your own file" on the CPU fallback, classifying a
 // photo and compressed to int8 weights in the page. The engine's wasm memory never shrinks, so

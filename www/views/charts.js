@@ -17,8 +17,11 @@ function layerRow(l) {
     return row;
   }
   row.querySelector('.val').textContent = `${l.width_before}→${l.width_after}` +
-    (l.sparsity >= 0.005 ? `, ${(l.sparsity * 100).toFixed(0)} % zeros` : '') + ` · ${l.format}`;
-  row.title = `${l.layer}: ${l.width_before} → ${l.width_after} output channels, ${(l.sparsity * 100).toFixed(1)} % zero weights, stored as ${l.format}`;
+    (l.sparsity >= 0.005 ? `, ${(l.sparsity * 100).toFixed(0)} % zeros` : '') + ` · ${l.format}` +
+    (l.fixed ? ' · kept whole' : '');
+  row.title = `${l.layer}: ${l.width_before} → ${l.width_after} output channels, ${(l.sparsity * 100).toFixed(1)} % zero weights, stored as ${l.format}` +
+    (l.fixed ? `; no pruning removes its channels: ${l.fixed}` : '');
+  if (l.fixed) row.classList.add('fixed');
   return row;
 }
 
@@ -40,7 +43,10 @@ export function mountCharts(store, actions) {
     const legend = document.createElement('p');
     legend.textContent = 'Each bar is one layer\'s output channels: blue the share kept, grey the share removed; ' +
       'the orange underline is the share of its weights that are zero (pruned, or rounded to zero by quantization); ' +
-      'struck-through layers were removed with their block.';
+      'struck-through layers were removed with their block.' +
+      (layers.some((l) => l.fixed)
+        ? ' Layers marked "kept whole" keep every output channel, because no pruning rule keeps them in step with the layers that read them (hover for why).'
+        : '');
     box.replaceChildren(...layers.map(layerRow), legend);
   });
   on(store, ['sensitivity'], (s) => {
