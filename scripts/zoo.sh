@@ -8,6 +8,7 @@
 #   bash scripts/zoo.sh                   every family; writes docs/zoo.md (about an hour on 2 cores)
 #   SHORT=1 bash scripts/zoo.sh           squeezenet1_1, shufflenet_v2_x1_0, mobilenet_v3_small;
 #                                         prints the rows only
+#   ZOO_FAMILIES="googlenet inception_v3" bash scripts/zoo.sh   those families; prints the rows only
 #   MODELSLIM_BIN=PATH bash scripts/zoo.sh   that binary instead of building one
 #   ZOO_TIMEOUT=S                         seconds a family may take (default 1800)
 # torch, torchvision and the engines go into their own venv (CACHE/zoo-venv, about 6 GB with
@@ -21,6 +22,8 @@ FAMILIES=(resnet18 resnet50 resnext50_32x4d wide_resnet50_2 mobilenet_v2 mobilen
   mobilenet_v3_large efficientnet_b0 mnasnet1_0 regnet_x_400mf regnet_y_400mf squeezenet1_0
   squeezenet1_1 shufflenet_v2_x1_0 densenet121 googlenet inception_v3 vgg11_bn alexnet convnext_tiny)
 [[ -z "${SHORT:-}" ]] || FAMILIES=(squeezenet1_1 shufflenet_v2_x1_0 mobilenet_v3_small)
+# shellcheck disable=SC2206
+[[ -z "${ZOO_FAMILIES:-}" ]] || { FAMILIES=($ZOO_FAMILIES); SHORT=1; }
 DOC="$ROOT/docs/zoo.md"
 [[ -n "${SHORT:-}" ]] || HEADER="$(doc_header "torchvision's classifiers" "bash scripts/zoo.sh")"
 

@@ -284,7 +284,7 @@ impl Model {
     }
 
     /// Put the inputs and outputs of every concatenation, slice and channel shuffle (and
-    /// average pool), and everything joined to them through another, on one step: the union
+    /// average or max pool), and everything joined to them through another, on one step: the union
     /// of their ranges.
     /// An int8 concatenation whose inputs have other steps than its output requantizes them,
     /// and engines round that differently; on one step the integers only move.
@@ -299,13 +299,14 @@ impl Model {
             v
         }
         for n in &graph.nodes {
-            // An int8 average pool keeps its input's step too.
+            // An int8 average or max pool keeps its input's step too.
             let moves = matches!(
                 n.op,
                 Op::Concat | Op::Channels { .. } | Op::ChannelShuffle { .. } | Op::Flatten { .. }
             );
-            let averages = matches!(n.op, Op::AvgPool { .. }) && steps[n.output].is_some();
-            if moves || averages {
+            let pools = matches!(n.op, Op::AvgPool { .. } | Op::MaxPool { .. })
+                && steps[n.output].is_some();
+            if moves || pools {
                 for &i in &n.inputs {
                     let (a, b) = (root(&mut parent, i), root(&mut parent, n.output));
                     parent[a.max(b)] = a.min(b);

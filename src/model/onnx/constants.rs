@@ -358,18 +358,76 @@ pub(super) fn reshape_target(input: &[usize], target: &[i64]) -> Result<Vec<usiz
     Ok(out)
 }
 
+/// `x op y` for constants of one shape, or one of them a single value; integers stay
+/// integers (`Div` truncates, as ONNX's does), and an overflow or a division by zero is refused.
+fn arithmetic(op: &str, x: &Const, y: &Const) -> Result<Const> {
+    let (nx, ny) = (x.len(), y.len());
+    let (shape, n) = if x.shape == y.shape || ny == 1 {
+        (x.shape.clone(), nx)
+    } else if nx == 1 {
+        (y.shape.clone(), ny)
+    } else {
+        return Err(err(format!(
+            "{op} of constants of shapes {:?} and {:?}; modelslim computes equal shapes or a single value",
+            x.shape, y.shape
+        )));
+    };
+    let at = |len: usize, i: usize| if len == 1 { 0 } else { i };
+    let data = match (&x.data, &y.data) {
+        (Data::I64(a), Data::I64(b)) => {
+            let v = (0..n)
+                .map(|i| {
+                    let (p, q) = (a[at(nx, i)], b[at(ny, i)]);
+                    match op {
+                        "Add" => p.checked_add(q),
+                        "Sub" => p.checked_sub(q),
+                        "Mul" => p.checked_mul(q),
+                        _ => p.checked_div(q),
+                    }
+                    .ok_or_else(|| err(format!("{op} of {p} and {q} overflows or divides by zero")))
+                })
+                .collect::<Result<Vec<i64>>>()?;
+            Data::I64(Arc::new(v))
+        }
+        _ => {
+            let (a, b) = (x.floats(), y.floats());
+            let v = (0..n)
+                .map(|i| {
+                    let (p, q) = (a[at(nx, i)], b[at(ny, i)]);
+                    match op {
+                        "Add" => p + q,
+                        "Sub" => p - q,
+                        "Mul" => p * q,
+                        _ => p / q,
+                    }
+                })
+                .collect();
+            Data::F32(Arc::new(v))
+        }
+    };
+    Ok(Const { shape, data })
+}
+
 impl Reader {
     /// The ops that compute constants — `Constant`, `ConstantOfShape`, and the shape
-    /// arithmetic of `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze` — computed
-    /// now. Returns whether `n` was one.
+    /// arithmetic of `Shape`, `Gather`, `Slice`, `Concat`, `Unsqueeze`, `Squeeze`, and
+    /// `Add`, `Sub`, `Mul`, `Div` of two constants (a split's sizes, as torch's TorchScript
+    /// exporter writes `chunk`) — computed now. Returns whether `n` was one.
     pub(super) fn constant_op(&mut self, n: &NodeProto, a: &Attrs) -> Result<bool> {
-        // A concatenation or slice of the image's values is a graph op.
-        if matches!(n.op_type.as_str(), "Concat" | "Slice")
-            && (0..n.input.len()).any(|i| matches!(self.is_running(n, i), Ok(true)))
+        // A concatenation, slice or arithmetic of the image's values is a graph op.
+        if matches!(
+            n.op_type.as_str(),
+            "Concat" | "Slice" | "Add" | "Sub" | "Mul" | "Div"
+        ) && (0..n.input.len()).any(|i| matches!(self.is_running(n, i), Ok(true)))
         {
             return Ok(false);
         }
         match n.op_type.as_str() {
+            op @ ("Add" | "Sub" | "Mul" | "Div") if n.input.len() == 2 => {
+                let x = self.required_constant(n, 0, "first input")?;
+                let y = self.required_constant(n, 1, "second input")?;
+                self.set(n, Val::Const(arithmetic(op, &x, &y)?));
+            }
             "Constant" => {
                 let c = if let Some(t) = a.get("value").and_then(|v| v.t.as_ref()) {
                     decode_tensor(t, &mut self.budget)?
@@ -527,5 +585,49 @@ impl Reader {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(v: &[i64]) -> Const {
+        Const::ints1(vec![v.len()], v.to_vec())
+    }
+
+    #[test]
+    fn constant_arithmetic_keeps_integers_and_refuses_what_it_cannot_compute() {
+        // torch's `chunk(2)` of 116 channels: (116 + 1) / 2 · 1 and · 2.
+        let half = arithmetic(
+            "Div",
+            &arithmetic("Add", &ints(&[116]), &ints(&[1])).unwrap(),
+            &ints(&[2]),
+        )
+        .unwrap();
+        assert_eq!(half.ints(), [58]);
+        assert!(matches!(half.data, Data::I64(_)));
+        assert_eq!(arithmetic("Mul", &half, &ints(&[2])).unwrap().ints(), [116]);
+        assert_eq!(
+            arithmetic("Sub", &ints(&[1]), &ints(&[5, 7]))
+                .unwrap()
+                .ints(),
+            [-4, -6]
+        );
+        assert_eq!(
+            arithmetic("Div", &ints(&[-7]), &ints(&[2])).unwrap().ints(),
+            [-3]
+        );
+        let f = Const {
+            shape: vec![2],
+            data: Data::F32(Arc::new(vec![1.0, 3.0])),
+        };
+        assert_eq!(
+            arithmetic("Div", &f, &ints(&[2])).unwrap().floats(),
+            [0.5, 1.5]
+        );
+        assert!(arithmetic("Div", &ints(&[1]), &ints(&[0])).is_err());
+        assert!(arithmetic("Add", &ints(&[i64::MAX]), &ints(&[1])).is_err());
+        assert!(arithmetic("Add", &ints(&[1, 2]), &ints(&[1, 2, 3])).is_err());
     }
 }
