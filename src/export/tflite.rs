@@ -187,6 +187,50 @@ struct Writer<'a> {
     codes: Vec<i32>,
 }
 
+/// The 1×1 depthwise conv that computes `clamp(αx + β, 0, 1)` on int8 `x` (step `in_step`)
+/// into steps `out_step`: its weight integer and scale, and its bias in steps of
+/// `in_step · scale`. The weight is the integer 1 in steps of α, unless β in those steps passes
+/// int32's range (inputs of a tiny step, as random weights give): then `x` moves the sum by
+/// less than 2⁻²³, far below an output step, and the conv adds β alone (weight 0, a coarser
+/// scale). Either way every input integer is checked to give what modelslim computes, or the
+/// export is refused.
+fn hard_sigmoid_conv(
+    name: &str,
+    in_step: ActQuant,
+    out_step: ActQuant,
+    alpha: f32,
+    beta: f32,
+) -> Result<(i8, f32, i32)> {
+    const FITS: f64 = (1u64 << 30) as f64;
+    let units = |scale: f32| beta as f64 / (in_step.scale as f64 * scale as f64);
+    let (w_int, scale) = if units(alpha).abs() <= FITS {
+        (1i8, alpha)
+    } else {
+        let k = (units(alpha).abs() / FITS).log2().ceil() as i32;
+        (0, alpha * 2f32.powi(k))
+    };
+    let b = units(scale).round();
+    // What the file computes for each input integer, against modelslim's float gate.
+    let q = |v: f64| {
+        ((v / out_step.scale as f64).round() + out_step.zero_point as f64).clamp(0.0, 255.0)
+    };
+    let zero = in_step.zero_point as i32;
+    let differs = (0..=255).find(|&xi: &i32| {
+        let x = (xi - zero) as f32 * in_step.scale;
+        let ours = q((alpha * x + beta).clamp(0.0, 1.0) as f64);
+        let sum = (w_int as i32 * (xi - zero)) as f64 + b;
+        let file = q(sum * in_step.scale as f64 * scale as f64);
+        ours != file
+    });
+    match (differs, b.abs() <= FITS) {
+        (None, true) => Ok((w_int, scale, b as i32)),
+        _ => Err(Error::Invalid(format!(
+            "'{name}': an int8 hard sigmoid of inputs in steps of {:e} cannot be computed as modelslim does; export this network as ONNX",
+            in_step.scale
+        ))),
+    }
+}
+
 impl Writer<'_> {
     fn opcode(&mut self, code: i32) -> usize {
         match self.codes.iter().position(|&c| c == code) {
@@ -315,33 +359,48 @@ impl Writer<'_> {
     /// requantization multiplier is `in_step · α · 256`: for modelslim's power-of-two steps,
     /// α·2ᵏ, and β / (`in_step` · α) is an integer for Paddle's α = 0.2, β = 0.5 and PyTorch's
     /// 1/6, 1/2, so the conv computes αx + β before its one rounding, as modelslim does.
+    /// A flat value (`[1, C]`, a classifier's hidden layer) goes through the conv as
+    /// `[1, 1, 1, C]` (`RESHAPE`s on either side move no integer); `out_step` is `out`'s.
     #[allow(clippy::too_many_arguments)]
     fn int8_hard_sigmoid(
         &mut self,
         x: i32,
-        out: i32,
+        (out, out_step): (i32, ActQuant),
         name: &str,
         s: Shape,
         in_step: ActQuant,
         alpha: f32,
         beta: f32,
     ) -> Result<()> {
-        if s.flat {
-            return Err(Error::Invalid(format!(
-                "'{name}': an int8 hard sigmoid of a flat value; export this network as ONNX"
-            )));
-        }
         let c = s.c;
-        let weight_q = self.quantization(&vec![alpha; c], &vec![0; c], 3);
+        let (x, conv_out) = if s.flat {
+            let dims =
+                self.int32_constant(&format!("{name}_image_shape"), &[4], &[1, 1, 1, c as i32]);
+            let image = self.activation_dims(
+                &format!("{name}_image"),
+                &[1, 1, 1, c as i32],
+                Some(in_step),
+            );
+            self.op(code::RESHAPE, &[x, dims], image, (options::NONE, None));
+            let gate = self.activation_dims(
+                &format!("{name}_image_out"),
+                &[1, 1, 1, c as i32],
+                Some(out_step),
+            );
+            (image, gate)
+        } else {
+            (x, out)
+        };
+        let (w_int, w_scale, b) = hard_sigmoid_conv(name, in_step, out_step, alpha, beta)?;
+        let weight_q = self.quantization(&vec![w_scale; c], &vec![0; c], 3);
         let weight = self.tensor(
             &format!("{name}_alpha"),
             &[1, 1, 1, c as i32],
             dtype::INT8,
-            Some(&vec![1u8; c]),
+            Some(&vec![w_int as u8; c]),
             Some(weight_q),
         );
-        let bias_step = in_step.scale * alpha;
-        let b = (beta / bias_step).round() as i32;
+        let bias_step = in_step.scale * w_scale;
         let bias_q = self.quantization(&vec![bias_step; c], &vec![0; c], 0);
         let bytes: Vec<u8> = (0..c).flat_map(|_| b.to_le_bytes()).collect();
         let bias = self.tensor(
@@ -361,9 +420,13 @@ impl Writer<'_> {
         self.op(
             code::DEPTHWISE_CONV_2D,
             &[x, weight, bias],
-            out,
+            conv_out,
             (options::DEPTHWISE_CONV_2D, Some(opts)),
         );
+        if s.flat {
+            let dims = self.int32_constant(&format!("{name}_flat_shape"), &[2], &s.dims());
+            self.op(code::RESHAPE, &[conv_out, dims], out, (options::NONE, None));
+        }
         Ok(())
     }
 
@@ -1107,6 +1170,7 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                 let gate = w.activation(&format!("{name}_gate"), s, gate_step);
                 match (&n.op, in_step) {
                     (Op::HardSwish, Some(in_step)) => {
+                        let gate = (gate, gate_step.unwrap_or(ActQuant::UNIT));
                         w.int8_hard_sigmoid(x, gate, &name, s, in_step, 1.0 / 6.0, 0.5)?
                     }
                     _ => w.op(code::LOGISTIC, &[x], gate, (options::NONE, None)),
@@ -1127,7 +1191,8 @@ fn build(model: &Model, io: TfliteIo) -> Result<(Vec<u8>, Vec<Lifetime>, Vec<i32
                     )));
                 }
                 let out = w.activation(&out_name, s, out_step);
-                w.int8_hard_sigmoid(x, out, &name, s, in_step, *alpha, *beta)?;
+                let out_q = (out, ActQuant::UNIT);
+                w.int8_hard_sigmoid(x, out_q, &name, s, in_step, *alpha, *beta)?;
                 (out, s)
             }
             Op::HardSigmoid { alpha, beta } => {
@@ -1408,4 +1473,39 @@ fn finish(
     ]);
     let codes = std::mem::take(&mut w.codes);
     Ok((w.fb.finish(root, b"TFL3"), planned, codes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hard_sigmoid_of_tiny_steps_adds_its_shift_alone_or_is_refused() {
+        let unit = ActQuant::UNIT;
+        let step = |scale: f32| ActQuant {
+            scale,
+            zero_point: 120,
+        };
+        // A usual step: x once in steps of α, β = 0.5 / (2⁻⁶ · α) = 192 of them.
+        assert_eq!(
+            hard_sigmoid_conv("g", step(1.0 / 64.0), unit, 1.0 / 6.0, 0.5).unwrap(),
+            (1, 1.0 / 6.0, 192)
+        );
+        // Inputs within 2⁻²⁵ of zero: β's 2⁻²⁵·6 · 0.5 … ≈ 5·10⁷ units fit; at 2⁻³⁵ they do not,
+        // and the conv adds 0.5 alone, in a bias that fits.
+        let (w, scale, b) =
+            hard_sigmoid_conv("g", step(2f32.powi(-35)), unit, 1.0 / 6.0, 0.5).unwrap();
+        assert_eq!(w, 0);
+        assert!(b > 0 && (b as f64 * 2f64.powi(-35) * scale as f64 - 0.5).abs() < 1e-9);
+        // β on a rounding boundary (half an output step) and x large enough to move αx + β by
+        // an f32 ulp: x's sign decides, which a constant cannot follow. (At 2⁻³⁵ x vanishes
+        // in modelslim's f32 sum too, and the constant is right.)
+        assert!(
+            hard_sigmoid_conv("g", step(2f32.powi(-35)), unit, 1.0 / 6.0, 128.5 / 256.0).is_ok()
+        );
+        let e = hard_sigmoid_conv("g", step(2f32.powi(-29)), unit, 1.0 / 6.0, 128.5 / 256.0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'g'") && e.contains("ONNX"), "{e}");
+    }
 }

@@ -13,6 +13,12 @@
 //! pruned. Where no rule keeps a segment's channels in step (a channel shuffle, a slice, an
 //! addition of values concatenated differently, the logits of a classifier conv), its spaces
 //! are fixed and the group says why.
+//!
+//! A conv in `g` groups (ResNeXt, RegNet) reads its input and writes its output in `g` blocks,
+//! each group its own block. Both spaces are then *blocked*: channel `k` of the group is
+//! channel `k` of every block, so pruning it removes one channel from each block and the conv
+//! keeps `g` equal groups (Torch-Pruning prunes grouped convs the same way). The conv's weight
+//! `[out, in/g, k, k]` holds one block's inputs along its axis 1.
 
 use std::collections::BTreeMap;
 
@@ -31,13 +37,15 @@ pub type Layout = Vec<Segment>;
 #[derive(Debug, Clone)]
 pub enum Layer {
     /// A conv (`{name}.weight`, `[out, in/groups, k, k]`) followed by an optional batch norm.
-    /// A depthwise conv's output is its input's layout.
+    /// A depthwise conv's output is its input's layout; a conv in `groups > 1` groups (not
+    /// depthwise) reads one segment and writes one, both in `groups` blocks.
     Conv {
         name: String,
         bn: Option<String>,
         input: Layout,
         output: Layout,
         depthwise: bool,
+        groups: usize,
     },
     /// A classifier (`{name}.weight` `[out, in]`); its outputs (the classes) are never pruned.
     Linear { name: String, input: Layout },
@@ -79,12 +87,15 @@ pub enum Extent {
 }
 
 /// A tensor axis that belongs to a group: the whole axis, or (`after` given) the group's
-/// channels at an offset along it, after the channels of `after`'s extents.
+/// channels at an offset along it, after the channels of `after`'s extents; in `blocks`
+/// blocks one after another (a grouped conv's), each the group's width, channel `k` of the
+/// group at `k` in each.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Member {
     pub key: String,
     pub axis: usize,
     pub after: Option<Vec<Extent>>,
+    pub blocks: usize,
 }
 
 impl Member {
@@ -94,6 +105,7 @@ impl Member {
             key: key.into(),
             axis,
             after: None,
+            blocks: 1,
         }
     }
 
@@ -109,10 +121,16 @@ impl Member {
             .sum()
     }
 
-    /// The group's channels along the axis, for a group `width` wide now.
-    pub fn range(&self, w: &crate::tensor::StateDict, width: usize) -> std::ops::Range<usize> {
-        let start = self.offset(w);
-        start..start + width
+    /// Where each block of the group's channels starts along the axis, for a group `width`
+    /// wide now: the group's channel `k` is at `start + k` for each start.
+    pub fn starts(&self, w: &crate::tensor::StateDict, width: usize) -> Vec<usize> {
+        let offset = self.offset(w);
+        (0..self.blocks).map(|b| offset + b * width).collect()
+    }
+
+    /// The group's width when this member is the whole of an axis `len` long.
+    pub fn width(&self, len: usize) -> usize {
+        len / self.blocks.max(1)
     }
 }
 
@@ -171,6 +189,32 @@ impl Structure {
             }
         }
         let input_root = find(&mut parent, 0);
+        // The spaces a grouped conv reads or writes, in its blocks; a space read in two
+        // different numbers of groups is fixed.
+        let mut blocks_of: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut fixed: BTreeMap<usize, String> = BTreeMap::new();
+        for layer in &self.layers {
+            if let Layer::Conv {
+                name,
+                input,
+                output,
+                groups,
+                depthwise: false,
+                ..
+            } = layer
+                && *groups > 1
+            {
+                for seg in input.iter().chain(output) {
+                    let r = find(&mut parent, seg.space);
+                    let b = *blocks_of.entry(r).or_insert(*groups);
+                    if b != *groups {
+                        fixed.entry(r).or_insert_with(|| {
+                            format!("{name} reads them in {groups} groups, another conv in {b}")
+                        });
+                    }
+                }
+            }
+        }
         let mut by_root: BTreeMap<usize, Group> = BTreeMap::new();
         let mut order: Vec<usize> = Vec::new();
         let mut entry = |parent: &mut Vec<usize>, space: usize, name: &str| -> Option<usize> {
@@ -192,15 +236,18 @@ impl Structure {
             });
             Some(root)
         };
-        // Each member with the segments before it along its axis (None: the whole axis).
-        let mut members: Vec<(usize, String, usize, Option<Layout>)> = Vec::new();
+        // Each member with the segments before it along its axis (None: the whole axis) and
+        // its blocks.
+        type Placed = (usize, String, usize, Option<Layout>, usize);
+        let mut members: Vec<Placed> = Vec::new();
         let mut bns: Vec<(usize, String)> = Vec::new();
-        // Every segment of `layout` on `axis` of each of `keys`.
+        // Every segment of `layout` on `axis` of each of `keys`, in its space's blocks (or in
+        // one, `one_block`: a grouped conv's own input axis).
         let mut place = |parent: &mut Vec<usize>,
-                         members: &mut Vec<(usize, String, usize, Option<Layout>)>,
+                         members: &mut Vec<Placed>,
                          layout: &Layout,
                          keys: &[String],
-                         axis: usize,
+                         (axis, one_block): (usize, bool),
                          name: &str|
          -> Option<usize> {
             let mut whole_root = None;
@@ -212,8 +259,13 @@ impl Structure {
                 if after.is_none() {
                     whole_root = Some(root);
                 }
+                let blocks = if one_block {
+                    1
+                } else {
+                    blocks_of.get(&root).copied().unwrap_or(1)
+                };
                 for k in keys {
-                    members.push((root, k.clone(), axis, after.clone()));
+                    members.push((root, k.clone(), axis, after.clone(), blocks));
                 }
             }
             whole_root
@@ -229,27 +281,30 @@ impl Structure {
                     input,
                     output,
                     depthwise,
+                    groups,
                 } => {
                     // A conv bias (a folded batch norm), where there is one.
                     let mut keys = vec![format!("{name}.weight"), format!("{name}.bias")];
                     if let Some(bn) = bn {
                         keys.extend(norm_keys(bn));
                     }
-                    let root = place(&mut parent, &mut members, output, &keys, 0, name);
+                    let root = place(&mut parent, &mut members, output, &keys, (0, false), name);
                     if let (Some(root), Some(bn)) = (root, bn) {
                         bns.push((root, bn.clone()));
                     }
                     if !depthwise {
                         let keys = [format!("{name}.weight")];
-                        place(&mut parent, &mut members, input, &keys, 1, name);
+                        let axis = (1, *groups > 1);
+                        place(&mut parent, &mut members, input, &keys, axis, name);
                     }
                 }
                 Layer::Linear { name, input } => {
                     let keys = [format!("{name}.weight")];
-                    place(&mut parent, &mut members, input, &keys, 1, name);
+                    place(&mut parent, &mut members, input, &keys, (1, false), name);
                 }
                 Layer::Norm { name, input } => {
-                    let root = place(&mut parent, &mut members, input, &norm_keys(name), 0, name);
+                    let keys = norm_keys(name);
+                    let root = place(&mut parent, &mut members, input, &keys, (0, false), name);
                     if let Some(root) = root {
                         bns.push((root, name.clone()));
                     }
@@ -259,8 +314,9 @@ impl Structure {
         }
         // A segment's extent: a tensor axis that is wholly its group's, else its width.
         let mut extent_of: BTreeMap<usize, Extent> = BTreeMap::new();
-        for (root, key, axis, after) in &members {
-            if after.is_none() {
+        for (root, key, axis, after, blocks) in &members {
+            // A grouped conv's own input axis holds one block, not the segment.
+            if after.is_none() && *blocks == blocks_of.get(root).copied().unwrap_or(1) {
                 extent_of.entry(*root).or_insert_with(|| Extent::Axis {
                     key: key.clone(),
                     axis: *axis,
@@ -268,7 +324,7 @@ impl Structure {
             }
         }
         let mut no_extent: Vec<usize> = Vec::new();
-        for (root, key, axis, after) in members {
+        for (root, key, axis, after, blocks) in members {
             let after = after.map(|segs| {
                 segs.iter()
                     .map(|seg| {
@@ -283,7 +339,12 @@ impl Structure {
                     })
                     .collect()
             });
-            let m = Member { key, axis, after };
+            let m = Member {
+                key,
+                axis,
+                after,
+                blocks,
+            };
             if let Some(g) = by_root.get_mut(&root)
                 && !g.members.contains(&m)
             {
@@ -313,7 +374,6 @@ impl Structure {
                 _ => Vec::new(),
             }),
         );
-        let mut fixed: BTreeMap<usize, String> = BTreeMap::new();
         for l in &self.layers {
             if let Layer::Fixed { spaces, why } = l {
                 for &s in spaces {
@@ -336,7 +396,11 @@ impl Structure {
                 g.features = feature_roots.contains(&root);
                 g.fixed = fixed.remove(&root);
                 // A group with no tensor that is wholly its own has no width to read.
-                if g.fixed.is_none() && !g.members.iter().any(|m| m.after.is_none()) {
+                if g.fixed.is_none()
+                    && !g.members.iter().any(|m| {
+                        m.after.is_none() && m.blocks == blocks_of.get(&root).copied().unwrap_or(1)
+                    })
+                {
                     g.fixed = Some("no layer's weights hold these channels alone".into());
                 }
                 Some(g)

@@ -461,14 +461,17 @@ impl Graph {
                     if !depthwise && st.protected.is_empty() {
                         st.protected.push(output[0].space);
                     }
-                    // Each of a grouped conv's groups reads and writes its own channels:
-                    // pruning some would move the others between groups.
-                    if *groups > 1 && !depthwise {
+                    // Each of a grouped conv's groups reads and writes its own block of
+                    // channels: the same channel of every block goes at once (channels.rs),
+                    // which a block that straddles concatenated segments cannot follow.
+                    if *groups > 1 && !depthwise && x.len() > 1 {
                         let mut all = spaces(&x);
                         all.extend(spaces(&output));
                         st.layers.push(Layer::Fixed {
                             spaces: all,
-                            why: format!("{name} is a conv in {groups} groups"),
+                            why: format!(
+                                "{name} is a conv in {groups} groups that reads concatenated values"
+                            ),
                         });
                     }
                     st.layers.push(Layer::Conv {
@@ -477,6 +480,7 @@ impl Graph {
                         input: x,
                         output: output.clone(),
                         depthwise,
+                        groups: *groups,
                     });
                     output
                 }

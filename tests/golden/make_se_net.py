@@ -2,7 +2,7 @@
 modelslim reads beyond ResNets and MobileNetV2, in the forms exporters write them.
 
 usage: make_se_net.py OUT.onnx [--gate hardsigmoid|sigmoid] [--side S] [--nhwc] [--dilation D]
-                      [--avgpool]
+                      [--avgpool] [--hidden]
 
 stem: conv 3×3/2 + batch norm + HardSwish (the opset-14 op); a block: conv 1×1 + batch norm +
 ReLU, depthwise 3×3 + batch norm + hard swish as Paddle writes it (Add 3, Clip 0..6, Mul,
@@ -14,7 +14,8 @@ batch dimension is dynamic; the side is fixed (default 96). --nhwc: the input is
 turned to NCHW by a leading Transpose, as TensorFlow's exporters write it. --dilation D: the
 block's depthwise conv and the head's 1×3 conv (which --dilation adds) take dilation D.
 --avgpool: after the stem, average pools 3×3 (stride 1, pads 1) and 3×3 (stride 2, ceil_mode),
-both leaving the padding out of the mean, as ResNet-D's and Inception's are.
+both leaving the padding out of the mean, as ResNet-D's and Inception's are. --hidden: the
+classifier is MobileNetV3's, Gemm to 16, HardSwish of those flat values, Gemm to 10.
 """
 import sys
 
@@ -99,7 +100,13 @@ hs = op("HardSigmoid", [h], "head_hsig", alpha=1.0 / 6.0, beta=0.5)
 h = op("Mul", [h, hs], "head_hswish")
 h = op("GlobalAveragePool", [h], "pool")
 h = op("Flatten", [h], "flat", axis=1)
-nodes.append(helper.make_node("Gemm", [h, const("fc.weight", rng.normal(0, 0.3, (10, 24))),
+features = 24
+if "--hidden" in sys.argv:
+    nodes.append(helper.make_node("Gemm", [h, const("hidden.weight", rng.normal(0, 0.3, (16, 24))),
+                                           const("hidden.bias", rng.normal(0, 0.1, 16))],
+                                  ["hidden"], name="/hidden/Gemm", transB=1))
+    h, features = op("HardSwish", ["hidden"], "hidden_hswish"), 16
+nodes.append(helper.make_node("Gemm", [h, const("fc.weight", rng.normal(0, 0.3, (10, features))),
                                        const("fc.bias", rng.normal(0, 0.1, 10))],
                               ["logits"], name="/fc/Gemm", transB=1))
 graph = helper.make_graph(

@@ -148,10 +148,10 @@ fn macs_keeping_concatenated_channels(m: &Model, ratio: f32) -> u64 {
     m.arch.with_widths_of(&w).unwrap().graph.macs([224; 2])
 }
 
-/// ShuffleNet's pointwise convs are grouped: every channel a grouped conv reads or writes
-/// stays, so pruning finds nothing to remove, and says why.
+/// ShuffleNet (v1): each grouped conv reads or writes channels that a shuffle interleaves or
+/// that a downsampling unit concatenates, so pruning finds nothing to remove, and says why.
 #[test]
-fn shufflenets_grouped_convs_keep_their_channels_and_say_why() {
+fn shufflenets_shuffled_channels_stay_and_say_why() {
     let m = read_onnx(
         &std::fs::read(light("shufflenet")).unwrap(),
         "shufflenet",
@@ -167,7 +167,7 @@ fn shufflenets_grouped_convs_keep_their_channels_and_say_why() {
     assert!(free.is_empty(), "prunable: {free:?}");
     let why = groups.iter().filter_map(|g| g.fixed.as_deref());
     assert!(
-        why.clone().any(|w| w.contains("groups")),
+        why.clone().any(|w| w.contains("channel shuffle")),
         "{:?}",
         why.collect::<Vec<_>>()
     );
@@ -300,9 +300,10 @@ fn a_network_that_concatenates_prunes_at_offsets_and_keeps_what_moves_whole() {
     // The unit's inner convs and the dense layer's conv may lose channels.
     assert_eq!(fixed("unit.branch2.0"), None);
     assert_eq!(fixed("dense.conv"), None);
-    // A conv in groups, and the classifier's flattened features.
+    // A conv in groups would lose the same channels in each group (prune.rs), but this one
+    // writes into the classifier's flattened features, which stay.
     assert!(
-        fixed("tail").is_some_and(|w| w.contains("groups")),
+        fixed("tail").is_some_and(|w| w.contains("flattens")),
         "{:?}",
         fixed("tail")
     );

@@ -257,18 +257,24 @@ fn tflite_float_files_hold_sigmoid_hard_sigmoid_hard_swish_and_products() {
 /// exact). The hard sigmoid's multiplier is α times a power of two, not exact in f32, so a
 /// value exactly halfway between two steps may round either way in either engine. The bound:
 /// the same top-1 on every image and the logits within one of their steps (measured: the same
-/// integers).
+/// integers). `--hidden`: a hard swish of a classifier's flat hidden layer (MobileNetV3's), whose
+/// gate's conv reads it reshaped to `[1, 1, 1, C]`.
 #[test]
 fn in_full_integer_tflite_litert_gives_modelslims_top1_with_logits_within_one_step() {
-    for gate in ["hardsigmoid", "sigmoid"] {
-        let m = read_onnx(&se_net(&["--gate", gate]), "se_net", None).unwrap();
+    for args in [
+        &["--gate", "hardsigmoid"][..],
+        &["--gate", "sigmoid"],
+        &["--hidden"],
+    ] {
+        let gate = args.join(" ");
+        let m = read_onnx(&se_net(args), "se_net", None).unwrap();
         let x = images(&m);
         let q = int8a8(&m, &x);
         let step = q.quant.logits.unwrap().scale;
         let ours = reloaded_logits(&q, &x);
         let theirs = common::litert_full_integer(&to_tflite(&q).unwrap(), &x, "se-full-int8");
         let d = max_abs_diff(&ours, &theirs);
-        eprintln!("SE net ({gate} gate) full-integer TFLite: max |Δlogit| {d} (step {step})");
+        eprintln!("SE net ({gate}) full-integer TFLite: max |Δlogit| {d} (step {step})");
         assert!(d <= step, "{d} > {step}");
         let top1 = |v: &[Vec<f32>]| {
             v.iter()

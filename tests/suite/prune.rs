@@ -432,3 +432,144 @@ fn pruning_a_concatenation_removes_the_consumers_inputs_at_their_offsets() {
     assert!(d <= 1e-5, "{d}");
     assert!(p.graph().macs([16; 2]) < m.graph().macs([16; 2]));
 }
+
+/// A 1×1 conv into a conv in 4 groups into a 1×1 conv. A grouped conv reads each block of
+/// its input and writes each block of its output in one group, so a channel of either group
+/// is the same channel of every block: zeroing channel 1 of each block of `a` (2 per block)
+/// and channel 2 of each block of `b` (3 per block), pruning must remove exactly those, keep 4
+/// equal groups, and leave the logits as they were.
+#[test]
+fn pruning_a_grouped_conv_removes_the_same_channel_of_every_group() {
+    use modelslim::model::Op;
+    use modelslim::model::arch::Arch;
+    use modelslim::model::graph::Graph;
+    use modelslim::preprocess::Preprocess;
+    use modelslim::tensor::HostTensor;
+    let conv = |name: &str, i: usize, o: usize, k: usize, groups: usize| Op::Conv {
+        name: name.into(),
+        in_channels: i,
+        out_channels: o,
+        kernel: [k; 2],
+        stride: [1; 2],
+        pads: [k / 2; 4],
+        groups,
+        bias: true,
+        dilation: [1; 2],
+    };
+    let mut g = Graph::new();
+    let a = g.push(conv("a", 3, 8, 1, 1), &[0], "a");
+    let a = g.push(Op::Relu, &[a], "a_relu");
+    let b = g.push(conv("b", 8, 12, 3, 4), &[a], "b");
+    let b = g.push(Op::Relu, &[b], "b_relu");
+    let c = g.push(conv("c", 12, 6, 1, 1), &[b], "c");
+    let c = g.push(Op::Relu, &[c], "c_relu");
+    let pooled = g.push(Op::GlobalAvgPool, &[c], "pooled");
+    g.push(
+        Op::Linear {
+            name: "fc".into(),
+            in_features: 6,
+            out_features: 10,
+        },
+        &[pooled],
+        "logits",
+    );
+    let mut rng = modelslim::rng::Rng::new(5);
+    let mut weights = StateDict::new();
+    for (key, shape) in g.param_shapes() {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| rng.normal() as f32 * 0.5).collect();
+        weights.insert(key, HostTensor::new(shape, data));
+    }
+    let arch = Arch {
+        name: "grouped".into(),
+        graph: g,
+        preprocess: Preprocess {
+            crop: 16,
+            resize: 16,
+            ..Preprocess::IMAGENET
+        },
+        fixed_size: true,
+    };
+    let m = Model::new(arch, weights).unwrap();
+    let groups = m.channel_groups();
+    let of = |name: &str| groups.iter().find(|g| g.name == name).unwrap();
+    assert_eq!(of("a").fixed, None);
+    assert!(of("a").members.contains(&Member {
+        blocks: 4,
+        ..member("a.weight", 0)
+    }));
+    assert!(of("a").members.contains(&member("b.weight", 1)));
+    assert!(of("b").members.contains(&Member {
+        blocks: 4,
+        ..member("c.weight", 1)
+    }));
+    // a's channel 1 of each block of 2 (and b's column 1, which reads it), b's channel 2 of
+    // each block of 3 (and c's columns there).
+    let mut z = m.clone();
+    let rows = |z: &mut Model, key: &str, rows: &[usize]| {
+        let t = z.weights.get_mut(key).unwrap();
+        let per = t.data.len() / t.shape[0];
+        for &r in rows {
+            t.data[r * per..(r + 1) * per].fill(0.0);
+        }
+    };
+    let columns = |z: &mut Model, key: &str, columns: &[usize]| {
+        let t = z.weights.get_mut(key).unwrap();
+        let (n, per) = (t.shape[1], t.data.len() / (t.shape[0] * t.shape[1]));
+        for row in t.data.chunks_mut(n * per) {
+            for &c in columns {
+                row[c * per..(c + 1) * per].fill(0.0);
+            }
+        }
+    };
+    for key in ["a.weight", "a.bias"] {
+        rows(&mut z, key, &[1, 3, 5, 7]);
+    }
+    columns(&mut z, "b.weight", &[1]);
+    for key in ["b.weight", "b.bias"] {
+        rows(&mut z, key, &[2, 5, 8, 11]);
+    }
+    columns(&mut z, "c.weight", &[2, 5, 8, 11]);
+    let opts = PruneOptions {
+        importance: Importance::L1,
+        prune_stem: true,
+        scope: PruneScope::All,
+        overrides: [("a", 0.5), ("b", 1.0 / 3.0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        ..Default::default()
+    };
+    let p = z.pruned(&opts).unwrap();
+    assert_eq!(p.weights["a.weight"].shape, vec![4, 3, 1, 1]);
+    assert_eq!(p.weights["b.weight"].shape, vec![8, 1, 3, 3]);
+    assert_eq!(p.weights["c.weight"].shape, vec![6, 8, 1, 1]);
+    let original = &m.weights["b.weight"];
+    for (j, &i) in [0, 1, 3, 4, 6, 7, 9, 10].iter().enumerate() {
+        assert_eq!(
+            p.weights["b.weight"].data[j * 9..(j + 1) * 9],
+            original.data[i * 18..i * 18 + 9],
+            "b row {j}"
+        );
+    }
+    let b = p.graph().nodes.iter().find_map(|n| match &n.op {
+        Op::Conv {
+            name,
+            groups,
+            in_channels,
+            ..
+        } if name == "b" => Some((*groups, *in_channels)),
+        _ => None,
+    });
+    assert_eq!(b, Some((4, 4)));
+    let x: Vec<f32> = (0..3 * 16 * 16)
+        .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
+        .collect();
+    let x = [x];
+    let (zl, pl) = (common::logits(&z, &x), common::logits(&p, &x));
+    let d = common::max_abs_diff(&zl, &pl);
+    let span = zl[0].iter().fold(0f32, |a, v| a.max(v.abs()));
+    eprintln!("grouped conv pruned: max |Δlogit| {d:.2e} (logits up to {span})");
+    assert!(span > 0.1, "logits {span}: a weak comparison");
+    assert!(d <= 1e-5, "{d}");
+}

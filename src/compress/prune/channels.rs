@@ -239,7 +239,7 @@ fn remove_channels(
     for m in &g.members {
         if w.contains_key(&m.key) {
             let at = Member::whole(m.key.clone(), m.axis);
-            segments.entry(at).or_default().push(m.offset(w));
+            segments.entry(at).or_default().extend(m.starts(w, width));
         }
     }
     for (at, offsets) in segments {

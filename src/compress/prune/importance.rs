@@ -89,7 +89,7 @@ pub fn group_width(g: &Group, w: &StateDict) -> usize {
     g.members
         .iter()
         .filter(|m| m.after.is_none())
-        .find_map(|m| w.get(&m.key).map(|t| t.shape[m.axis]))
+        .find_map(|m| w.get(&m.key).map(|t| m.width(t.shape[m.axis])))
         .unwrap_or(0)
 }
 
@@ -115,10 +115,10 @@ fn weight_sums(g: &Group, w: &StateDict, f: impl Fn(f32) -> f64) -> Vec<f64> {
     let mut scores = vec![0f64; width];
     for m in weight_members(g) {
         if let Some(t) = w.get(&m.key) {
-            let r = m.range(w, width);
+            let starts = m.starts(w, width);
             for_each_in_axis(t, m.axis, |c, v| {
-                if r.contains(&c) {
-                    scores[c - r.start] += f(v);
+                if let Some(s) = starts.iter().find(|&&s| (s..s + width).contains(&c)) {
+                    scores[c - s] += f(v);
                 }
             });
         }

@@ -92,12 +92,14 @@ impl ChannelImportance for MeasuredImportance {
                 continue;
             };
             let [rows, channels] = [t.shape[0], t.shape[1]];
-            let seg = m.range(w, width);
-            if seg.end > channels || channels != stats.blocks.len() {
+            let starts = m.starts(w, width);
+            if starts.iter().any(|s| s + width > channels) || channels != stats.blocks.len() {
                 continue;
             }
             let k2 = t.data.len() / (rows * channels).max(1);
-            for (c, score) in seg.zip(scores.iter_mut()) {
+            let seg = starts.iter().flat_map(|&s| (s..s + width).zip(0..width));
+            for (c, k) in seg {
+                let score = &mut scores[k];
                 let b = &stats.blocks[c];
                 for r in 0..rows {
                     let v = &t.data[(r * channels + c) * k2..(r * channels + c + 1) * k2];
