@@ -572,4 +572,17 @@ fn pruning_a_grouped_conv_removes_the_same_channel_of_every_group() {
     eprintln!("grouped conv pruned: max |Δlogit| {d:.2e} (logits up to {span})");
     assert!(span > 0.1, "logits {span}: a weak comparison");
     assert!(d <= 1e-5, "{d}");
+    // The narrower conv in 4 groups, exported: onnxruntime and LiteRT compute the same logits.
+    let onnx = modelslim::export::to_onnx(&p).unwrap();
+    let ort = common::onnxruntime(&onnx, &x, "grouped-pruned", true);
+    let lite = common::litert(
+        &modelslim::export::to_tflite(&p).unwrap(),
+        &x,
+        "grouped-pruned",
+    );
+    for (engine, theirs) in [("onnxruntime", ort), ("LiteRT", lite)] {
+        let d = common::max_abs_diff(&pl, &theirs);
+        eprintln!("grouped conv pruned, {engine}: max |Δlogit| {d:.2e}");
+        assert!(d <= 1e-4 * span, "{engine}: {d}");
+    }
 }
