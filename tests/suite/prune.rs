@@ -7,8 +7,11 @@ use modelslim::compress::{
     ChannelImportance, Group, Importance, Member, PruneOptions, PruneScope, prune_channels,
     prune_channels_by,
 };
-use modelslim::model::Model;
-use modelslim::tensor::StateDict;
+use modelslim::model::arch::Arch;
+use modelslim::model::graph::Graph;
+use modelslim::model::{Model, Op};
+use modelslim::preprocess::Preprocess;
+use modelslim::tensor::{HostTensor, StateDict};
 
 use crate::common;
 
@@ -310,6 +313,63 @@ fn internal_scope_keeps_the_residual_streams_and_prunes_the_block_middles() {
     assert!(groups.iter().filter(|g| g.features).all(|g| g.residual));
 }
 
+/// A conv with a bias, "same" padding and stride 1.
+fn conv(name: &str, i: usize, o: usize, k: usize, groups: usize) -> Op {
+    Op::Conv {
+        name: name.into(),
+        in_channels: i,
+        out_channels: o,
+        kernel: [k; 2],
+        stride: [1; 2],
+        pads: [k / 2; 4],
+        groups,
+        bias: true,
+        dilation: [1; 2],
+    }
+}
+
+/// Graph `g` with seeded weights, on 16×16 inputs.
+fn seeded_16px(name: &str, g: Graph, seed: u64) -> Model {
+    let mut rng = modelslim::rng::Rng::new(seed);
+    let mut weights = StateDict::new();
+    for (key, shape) in g.param_shapes() {
+        let n = shape.iter().product();
+        let data = (0..n).map(|_| rng.normal() as f32 * 0.5).collect();
+        weights.insert(key, HostTensor::new(shape, data));
+    }
+    let arch = Arch {
+        name: name.into(),
+        graph: g,
+        preprocess: Preprocess {
+            crop: 16,
+            resize: 16,
+            ..Preprocess::IMAGENET
+        },
+        fixed_size: true,
+    };
+    Model::new(arch, weights).unwrap()
+}
+
+/// `zeroed` and `pruned` (16×16 inputs) give the same logits (≤ 1e-5) on one input: the input,
+/// the pruned model's logits and their largest magnitude.
+fn same_logits_16px(
+    what: &str,
+    zeroed: &Model,
+    pruned: &Model,
+) -> ([Vec<f32>; 1], Vec<Vec<f32>>, f32) {
+    let x: Vec<f32> = (0..3 * 16 * 16)
+        .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
+        .collect();
+    let x = [x];
+    let (zl, pl) = (common::logits(zeroed, &x), common::logits(pruned, &x));
+    let d = common::max_abs_diff(&zl, &pl);
+    let span = zl[0].iter().fold(0f32, |a, v| a.max(v.abs()));
+    eprintln!("{what} pruned: max |Δlogit| {d:.2e} (logits up to {span})");
+    assert!(span > 0.1, "logits {span}: a weak comparison");
+    assert!(d <= 1e-5, "{d}");
+    (x, pl, span)
+}
+
 /// Two convs concatenated, that concatenation concatenated with a third, read by a 1×1 conv
 /// beside a conv that reads the first's output alone. Channels whose filters are zero give
 /// zeros after their ReLU; pruning them must remove the consumer's input channels at their
@@ -317,22 +377,7 @@ fn internal_scope_keeps_the_residual_streams_and_prunes_the_block_middles() {
 /// logits as they were.
 #[test]
 fn pruning_a_concatenation_removes_the_consumers_inputs_at_their_offsets() {
-    use modelslim::model::Op;
-    use modelslim::model::arch::Arch;
-    use modelslim::model::graph::Graph;
-    use modelslim::preprocess::Preprocess;
-    use modelslim::tensor::HostTensor;
-    let conv = |name: &str, i: usize, o: usize, k: usize| Op::Conv {
-        name: name.into(),
-        in_channels: i,
-        out_channels: o,
-        kernel: [k; 2],
-        stride: [1; 2],
-        pads: [k / 2; 4],
-        groups: 1,
-        bias: true,
-        dilation: [1; 2],
-    };
+    let conv = |name: &str, i: usize, o: usize, k: usize| conv(name, i, o, k, 1);
     let mut g = Graph::new();
     let a = g.push(conv("a", 3, 8, 3), &[0], "a");
     let a = g.push(Op::Relu, &[a], "a_relu");
@@ -356,24 +401,7 @@ fn pruning_a_concatenation_removes_the_consumers_inputs_at_their_offsets() {
         &[pooled],
         "logits",
     );
-    let mut rng = modelslim::rng::Rng::new(3);
-    let mut weights = StateDict::new();
-    for (key, shape) in g.param_shapes() {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| rng.normal() as f32 * 0.5).collect();
-        weights.insert(key, HostTensor::new(shape, data));
-    }
-    let arch = Arch {
-        name: "concat".into(),
-        graph: g,
-        preprocess: Preprocess {
-            crop: 16,
-            resize: 16,
-            ..Preprocess::IMAGENET
-        },
-        fixed_size: true,
-    };
-    let m = Model::new(arch, weights).unwrap();
+    let m = seeded_16px("concat", g, 3);
     // Zero output channels a's 1 and 5, b's 0 and 3, c's 2, and (so that L1 importance,
     // which sums producers' rows and consumers' columns, ranks them last) the columns of
     // `d` at their offsets, 1 5 8+0 8+3 14+2, and of `e` at a's.
@@ -420,16 +448,7 @@ fn pruning_a_concatenation_removes_the_consumers_inputs_at_their_offsets() {
         }
     }
     assert_eq!(p.weights["e.weight"].shape, vec![7, 6, 1, 1]);
-    let x: Vec<f32> = (0..3 * 16 * 16)
-        .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
-        .collect();
-    let x = [x];
-    let (zl, pl) = (common::logits(&z, &x), common::logits(&p, &x));
-    let d = common::max_abs_diff(&zl, &pl);
-    let span = zl[0].iter().fold(0f32, |a, v| a.max(v.abs()));
-    eprintln!("concatenation pruned: max |Δlogit| {d:.2e} (logits up to {span})");
-    assert!(span > 0.1, "logits {span}: a weak comparison");
-    assert!(d <= 1e-5, "{d}");
+    same_logits_16px("concatenation", &z, &p);
     assert!(p.graph().macs([16; 2]) < m.graph().macs([16; 2]));
 }
 
@@ -440,22 +459,6 @@ fn pruning_a_concatenation_removes_the_consumers_inputs_at_their_offsets() {
 /// equal groups, and leave the logits as they were.
 #[test]
 fn pruning_a_grouped_conv_removes_the_same_channel_of_every_group() {
-    use modelslim::model::Op;
-    use modelslim::model::arch::Arch;
-    use modelslim::model::graph::Graph;
-    use modelslim::preprocess::Preprocess;
-    use modelslim::tensor::HostTensor;
-    let conv = |name: &str, i: usize, o: usize, k: usize, groups: usize| Op::Conv {
-        name: name.into(),
-        in_channels: i,
-        out_channels: o,
-        kernel: [k; 2],
-        stride: [1; 2],
-        pads: [k / 2; 4],
-        groups,
-        bias: true,
-        dilation: [1; 2],
-    };
     let mut g = Graph::new();
     let a = g.push(conv("a", 3, 8, 1, 1), &[0], "a");
     let a = g.push(Op::Relu, &[a], "a_relu");
@@ -473,24 +476,7 @@ fn pruning_a_grouped_conv_removes_the_same_channel_of_every_group() {
         &[pooled],
         "logits",
     );
-    let mut rng = modelslim::rng::Rng::new(5);
-    let mut weights = StateDict::new();
-    for (key, shape) in g.param_shapes() {
-        let n = shape.iter().product();
-        let data = (0..n).map(|_| rng.normal() as f32 * 0.5).collect();
-        weights.insert(key, HostTensor::new(shape, data));
-    }
-    let arch = Arch {
-        name: "grouped".into(),
-        graph: g,
-        preprocess: Preprocess {
-            crop: 16,
-            resize: 16,
-            ..Preprocess::IMAGENET
-        },
-        fixed_size: true,
-    };
-    let m = Model::new(arch, weights).unwrap();
+    let m = seeded_16px("grouped", g, 5);
     let groups = m.channel_groups();
     let of = |name: &str| groups.iter().find(|g| g.name == name).unwrap();
     assert_eq!(of("a").fixed, None);
@@ -562,16 +548,7 @@ fn pruning_a_grouped_conv_removes_the_same_channel_of_every_group() {
         _ => None,
     });
     assert_eq!(b, Some((4, 4)));
-    let x: Vec<f32> = (0..3 * 16 * 16)
-        .map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0)
-        .collect();
-    let x = [x];
-    let (zl, pl) = (common::logits(&z, &x), common::logits(&p, &x));
-    let d = common::max_abs_diff(&zl, &pl);
-    let span = zl[0].iter().fold(0f32, |a, v| a.max(v.abs()));
-    eprintln!("grouped conv pruned: max |Δlogit| {d:.2e} (logits up to {span})");
-    assert!(span > 0.1, "logits {span}: a weak comparison");
-    assert!(d <= 1e-5, "{d}");
+    let (x, pl, span) = same_logits_16px("grouped conv", &z, &p);
     // The narrower conv in 4 groups, exported: onnxruntime and LiteRT compute the same logits.
     let onnx = modelslim::export::to_onnx(&p).unwrap();
     let ort = common::onnxruntime(&onnx, &x, "grouped-pruned", true);
