@@ -215,6 +215,11 @@ impl Structure {
                 }
             }
         }
+        let blocks_in = |root: usize| blocks_of.get(&root).copied().unwrap_or(1);
+        // Whether a member of the whole axis in `blocks` blocks is the whole of its segment (a
+        // grouped conv's own input axis holds one block of it).
+        let whole_segment =
+            |root: usize, whole_axis: bool, blocks: usize| whole_axis && blocks == blocks_in(root);
         let mut by_root: BTreeMap<usize, Group> = BTreeMap::new();
         let mut order: Vec<usize> = Vec::new();
         let mut entry = |parent: &mut Vec<usize>, space: usize, name: &str| -> Option<usize> {
@@ -259,11 +264,7 @@ impl Structure {
                 if after.is_none() {
                     whole_root = Some(root);
                 }
-                let blocks = if one_block {
-                    1
-                } else {
-                    blocks_of.get(&root).copied().unwrap_or(1)
-                };
+                let blocks = if one_block { 1 } else { blocks_in(root) };
                 for k in keys {
                     members.push((root, k.clone(), axis, after.clone(), blocks));
                 }
@@ -315,8 +316,7 @@ impl Structure {
         // A segment's extent: a tensor axis that is wholly its group's, else its width.
         let mut extent_of: BTreeMap<usize, Extent> = BTreeMap::new();
         for (root, key, axis, after, blocks) in &members {
-            // A grouped conv's own input axis holds one block, not the segment.
-            if after.is_none() && *blocks == blocks_of.get(root).copied().unwrap_or(1) {
+            if whole_segment(*root, after.is_none(), *blocks) {
                 extent_of.entry(*root).or_insert_with(|| Extent::Axis {
                     key: key.clone(),
                     axis: *axis,
@@ -397,9 +397,10 @@ impl Structure {
                 g.fixed = fixed.remove(&root);
                 // A group with no tensor that is wholly its own has no width to read.
                 if g.fixed.is_none()
-                    && !g.members.iter().any(|m| {
-                        m.after.is_none() && m.blocks == blocks_of.get(&root).copied().unwrap_or(1)
-                    })
+                    && !g
+                        .members
+                        .iter()
+                        .any(|m| whole_segment(root, m.after.is_none(), m.blocks))
                 {
                     g.fixed = Some("no layer's weights hold these channels alone".into());
                 }

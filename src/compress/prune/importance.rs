@@ -115,10 +115,12 @@ fn weight_sums(g: &Group, w: &StateDict, f: impl Fn(f32) -> f64) -> Vec<f64> {
     let mut scores = vec![0f64; width];
     for m in weight_members(g) {
         if let Some(t) = w.get(&m.key) {
-            let starts = m.starts(w, width);
+            // The blocks lie one after another from the member's offset.
+            let start = m.offset(w);
+            let end = start + m.blocks * width;
             for_each_in_axis(t, m.axis, |c, v| {
-                if let Some(s) = starts.iter().find(|&&s| (s..s + width).contains(&c)) {
-                    scores[c - s] += f(v);
+                if (start..end).contains(&c) {
+                    scores[(c - start) % width] += f(v);
                 }
             });
         }
