@@ -390,21 +390,75 @@ impl Graph {
             .collect()
     }
 
+    /// The average pools that fold into the 1×1 conv before them (DenseNet's transitions), each
+    /// as the pool's value, the conv's name and the pool's window: an unpadded `k×k` pool of
+    /// stride `k` reading an unpadded 1×1 conv of stride 1 that nothing else reads. Both are
+    /// linear, so together they are one `k×k` conv of stride `k` whose taps are the 1×1
+    /// weights over `k²`: the same MACs, and no mean of rounded integers between them.
+    pub fn foldable_pools(&self) -> Vec<(usize, String, Hw)> {
+        let readers = self.readers();
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let Op::AvgPool {
+                    kernel,
+                    stride,
+                    pads,
+                    ..
+                } = &n.op
+                else {
+                    return None;
+                };
+                let x = n.inputs[0];
+                let conv = x.checked_sub(1).and_then(|i| self.nodes.get(i))?;
+                match &conv.op {
+                    Op::Conv {
+                        name,
+                        kernel: [1, 1],
+                        stride: [1, 1],
+                        pads: [0, 0, 0, 0],
+                        dilation: [1, 1],
+                        ..
+                    } if kernel == stride && *pads == [0; 4] && readers[x] == 1 => {
+                        Some((n.output, name.clone(), *kernel))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// The same network with every foldable batch norm ([`Graph::foldable_batch_norms`])
     /// folded into its conv, which gains a bias; the conv's value is read in its place. A
     /// batch norm after anything else (a concatenation, a pool: DenseNet's) becomes a 1×1
     /// depthwise conv of its name, a scale and a shift per channel, which quantizes and
-    /// exports like any conv.
+    /// exports like any conv. A foldable average pool ([`Graph::foldable_pools`]) becomes its
+    /// conv's window and stride.
     pub fn folded(&self) -> Graph {
         let fold: BTreeSet<String> = self
             .foldable_batch_norms()
             .into_iter()
             .map(|(bn, _)| bn)
             .collect();
+        let pools: BTreeSet<usize> = self.foldable_pools().into_iter().map(|p| p.0).collect();
         let mut out = Graph::new();
         let mut map: Vec<usize> = (0..self.values.len()).collect();
         for n in &self.nodes {
             let inputs: Vec<usize> = n.inputs.iter().map(|&i| map[i]).collect();
+            if let Op::AvgPool { kernel: k, .. } = &n.op
+                && pools.contains(&n.output)
+            {
+                map[n.output] = inputs[0];
+                if let Some(Op::Conv { kernel, stride, .. }) = out
+                    .nodes
+                    .iter_mut()
+                    .find(|m| m.output == inputs[0])
+                    .map(|m| &mut m.op)
+                {
+                    (*kernel, *stride) = (*k, *k);
+                }
+                continue;
+            }
             if let Op::BatchNorm { name, .. } = &n.op
                 && fold.contains(name)
             {

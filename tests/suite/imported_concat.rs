@@ -202,15 +202,15 @@ fn concat_families_pruned_30_percent_with_refit_run_smaller_and_export_what_mode
     }
 }
 
-/// SqueezeNet's integers are LiteRT's. DenseNet's transitions average 2×2 windows of one
-/// step: a mean of four integers can end in a half, which ONNX's `QuantizeLinear` (and
-/// modelslim) round to even and LiteRT's int8 average pool away from zero, so a few logits
-/// differ by a few steps (docs/exactness.md); the decision does not. (ShuffleNet's average
-/// pools pad and leave the padding out, which TFLite's pool does only with SAME padding: its
-/// TFLite export is refused, naming the pool.)
+/// SqueezeNet's and DenseNet's integers are LiteRT's. DenseNet's transitions average 2×2
+/// windows of their 1×1 conv's output, whose means of four integers would end in halves that
+/// ONNX's `QuantizeLinear` (and modelslim) round to even and LiteRT's int8 average pool away
+/// from zero; folded into one 2×2 conv of stride 2 (`Graph::foldable_pools`), they round once,
+/// as every conv does. (ShuffleNet's average pools pad and leave the padding out, which
+/// TFLite's pool does only with SAME padding: its TFLite export is refused, naming the pool.)
 #[test]
 fn concat_families_as_full_integer_tflite_give_modelslims_integers_in_litert() {
-    for (name, steps_apart) in [("squeezenet", 0.0), ("densenet121", 8.0)] {
+    for name in ["squeezenet", "densenet121"] {
         let (_, m) = seeded(name);
         let calib = calibration_photos(&m.preprocess(), 8);
         let q = int8a8(&m, &calib);
@@ -230,12 +230,89 @@ fn concat_families_as_full_integer_tflite_give_modelslims_integers_in_litert() {
         eprintln!(
             "{name} full-integer TFLite: max |Δ| = {d} (step {step}), same top-1 {same_top1}"
         );
-        assert!(
-            d <= step * steps_apart,
-            "{name}: {d} > {steps_apart} steps of {step}"
+        assert_eq!(
+            d, 0.0,
+            "{name}: LiteRT's logits are {d} from modelslim's (step {step})"
         );
         assert!(same_top1, "{name}: LiteRT's top-1 differs");
     }
+}
+
+/// A 1×1 conv and the unpadded 2×2 average pool of stride 2 after it (a DenseNet transition)
+/// fold into one 2×2 conv of stride 2 with the 1×1 weights over 4 at each tap: the same
+/// logits in float, no pool left. A pool whose conv something else reads too stays.
+#[test]
+fn a_transitions_conv_and_average_pool_fold_into_one_strided_conv() {
+    use crate::prune::{conv, seeded_16px};
+    use modelslim::model::graph::Graph;
+    let net = |shortcut: bool| {
+        let mut g = Graph::new();
+        let a = g.push(conv("a", 3, 8, 3, 1), &[0], "a");
+        let a = g.push(Op::Relu, &[a], "a_relu");
+        let t = g.push(conv("t", 8, 6, 1, 1), &[a], "t");
+        let mut p = g.push(
+            Op::AvgPool {
+                kernel: [2, 2],
+                stride: [2, 2],
+                pads: [0; 4],
+                count_include_pad: true,
+            },
+            &[t],
+            "pool",
+        );
+        if shortcut {
+            let s = g.push(conv("s", 6, 6, 1, 1), &[t], "s");
+            let s = g.push(Op::GlobalAvgPool, &[s], "s_pooled");
+            let q = g.push(Op::GlobalAvgPool, &[p], "pooled");
+            p = g.push(Op::Add, &[q, s], "sum");
+        } else {
+            p = g.push(Op::GlobalAvgPool, &[p], "pooled");
+        }
+        g.push(
+            Op::Linear {
+                name: "fc".into(),
+                in_features: 6,
+                out_features: 5,
+            },
+            &[p],
+            "logits",
+        );
+        seeded_16px("transition", g, 11)
+    };
+    let pools = |m: &Model| {
+        (m.graph().nodes.iter())
+            .filter(|n| matches!(n.op, Op::AvgPool { .. }))
+            .count()
+    };
+    let m = net(false);
+    let f = m.fold_bn().unwrap();
+    assert_eq!((pools(&m), pools(&f)), (1, 0));
+    let t = f.graph().nodes.iter().find_map(|n| match &n.op {
+        Op::Conv {
+            name,
+            kernel,
+            stride,
+            ..
+        } if name == "t" => Some((*kernel, *stride)),
+        _ => None,
+    });
+    assert_eq!(t, Some(([2, 2], [2, 2])));
+    let (w1, w2) = (&m.weights["t.weight"], &f.weights["t.weight"]);
+    assert_eq!(w2.shape, [6, 8, 2, 2]);
+    assert!(
+        w2.data
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == w1.data[i / 4] / 4.0)
+    );
+    let x = [images(&m).remove(0)];
+    let (a, b) = (logits(&m, &x), logits(&f, &x));
+    let span = a[0].iter().fold(0f32, |s, v| s.max(v.abs()));
+    let d = max_abs_diff(&a, &b);
+    eprintln!("folded transition: max |Δlogit| {d:.2e} (logits up to {span})");
+    assert!(span > 0.1 && d <= 1e-5 * span, "{d} of {span}");
+    let kept = net(true);
+    assert_eq!(pools(&kept.fold_bn().unwrap()), 1);
 }
 
 /// The network `tests/golden/make_concat_net.py` writes: every op that moves channels, in the

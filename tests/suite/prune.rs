@@ -314,7 +314,7 @@ fn internal_scope_keeps_the_residual_streams_and_prunes_the_block_middles() {
 }
 
 /// A conv with a bias, "same" padding and stride 1.
-fn conv(name: &str, i: usize, o: usize, k: usize, groups: usize) -> Op {
+pub(crate) fn conv(name: &str, i: usize, o: usize, k: usize, groups: usize) -> Op {
     Op::Conv {
         name: name.into(),
         in_channels: i,
@@ -329,7 +329,7 @@ fn conv(name: &str, i: usize, o: usize, k: usize, groups: usize) -> Op {
 }
 
 /// Graph `g` with seeded weights, on 16×16 inputs.
-fn seeded_16px(name: &str, g: Graph, seed: u64) -> Model {
+pub(crate) fn seeded_16px(name: &str, g: Graph, seed: u64) -> Model {
     let mut rng = modelslim::rng::Rng::new(seed);
     let mut weights = StateDict::new();
     for (key, shape) in g.param_shapes() {

@@ -1,6 +1,7 @@
 //! Batch-norm folding: every batch norm merged into the conv before it (or, after anything
-//! else, made a 1×1 depthwise conv), the first step of weight quantization (the exported
-//! integer convs carry the folded weights and biases).
+//! else, made a 1×1 depthwise conv), and every average pool after a 1×1 conv merged into it
+//! (DenseNet's transitions): the first step of weight quantization (the exported integer convs
+//! carry the folded weights and biases).
 
 use crate::model::{Model, Op};
 use crate::tensor::HostTensor;
@@ -10,7 +11,8 @@ impl Model {
     /// The same network with every batch norm folded into the conv before it:
     /// `w' = w · γ/√(σ²+ε)` per output channel, `b' = β − μ · γ/√(σ²+ε)`. A batch norm
     /// that follows no conv (or one whose output something else reads too) becomes a 1×1
-    /// depthwise conv of weight `γ/√(σ²+ε)` and that bias.
+    /// depthwise conv of weight `γ/√(σ²+ε)` and that bias. An average pool after a 1×1 conv
+    /// joins it ([`Graph::foldable_pools`](crate::model::graph::Graph::foldable_pools)).
     pub fn fold_bn(&self) -> Result<Model> {
         self.clone().into_folded()
     }
@@ -78,6 +80,19 @@ impl Model {
                 format!("{conv}.bias"),
                 HostTensor::new(vec![shift.len()], shift),
             );
+        }
+        // A 1×1 conv and the average pool after it: one conv over the pool's window.
+        for (_, conv, [kh, kw]) in graph.foldable_pools() {
+            let wkey = format!("{conv}.weight");
+            let cw = w
+                .get(&wkey)
+                .ok_or_else(|| Error::Structure(format!("'{wkey}' is missing")))?;
+            let taps = (kh * kw) as f32;
+            let data = (cw.data.iter())
+                .flat_map(|&v| std::iter::repeat_n(v / taps, kh * kw))
+                .collect();
+            let shape = vec![cw.shape[0], cw.shape[1], kh, kw];
+            w.insert(wkey, HostTensor::new(shape, data));
         }
         let out = Model {
             arch: self.arch,
