@@ -61,7 +61,11 @@ impl Model {
     ) -> Result<(Model, KeptChannels)> {
         self.refuse_if_quantized("prune")?;
         let (weights, kept) = prune_channels_kept(self, &self.channel_groups(), opts, criterion)?;
-        let arch = self.arch.with_widths_of(&weights)?;
+        let mut arch = self.arch.with_widths_of(&weights)?;
+        arch.graph = arch.graph.with_slices_kept(&self.arch.graph, |conv| {
+            kept.get(&Member::whole(format!("{conv}.weight"), 0))
+                .cloned()
+        })?;
         Ok((Model::new(arch, weights)?, kept))
     }
 

@@ -10,9 +10,15 @@
 //! have one; a concatenation's has its inputs' segments in order (SqueezeNet, DenseNet,
 //! Inception), so pruning a producer removes the matching input channels of every consumer
 //! at that segment's offset, which follows the widths of the segments before it as they are
-//! pruned. Where no rule keeps a segment's channels in step (a channel shuffle, a slice, an
-//! addition of values concatenated differently, the logits of a classifier conv), its spaces
-//! are fixed and the group says why.
+//! pruned. Where no rule keeps a segment's channels in step (an addition of values
+//! concatenated differently, a flatten, the logits of a classifier conv), its spaces are fixed
+//! and the group says why.
+//!
+//! A slice or a channel shuffle moves channels: each moved channel is joined to where it came
+//! from, and a shuffle joins the same channel of each of its groups (torch's ShuffleNetV2 moves
+//! half of each unit's channels on to the next unit's shuffle). Each union of `(space,
+//! channel)` pairs is a *class*; the spaces it joins are one group whose channels are classes,
+//! each member listing each class's positions along its axis ([`Member::classes`]).
 //!
 //! A conv in `g` groups (ResNeXt, RegNet) reads its input and writes its output in `g` blocks,
 //! each group its own block. Both spaces are then *blocked*: channel `k` of the group is
@@ -20,7 +26,7 @@
 //! keeps `g` equal groups (Torch-Pruning prunes grouped convs the same way). The conv's weight
 //! `[out, in/g, k, k]` holds one block's inputs along its axis 1.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A run of one channel space's channels within a value, `width` of them (as the graph
 /// declares them, before pruning).
@@ -58,6 +64,15 @@ pub enum Layer {
     Norm { name: String, input: Layout },
     /// Spaces whose channels must all stay, and why (a sentence a user reads).
     Fixed { spaces: Vec<usize>, why: String },
+    /// A value whose channels are other values' channels, moved (a slice, a channel
+    /// shuffle): channel `j` of `space` is `from[j]`, a `(space, channel)`.
+    Moved {
+        space: usize,
+        from: Vec<(usize, usize)>,
+    },
+    /// Channels, each a `(space, channel)`, that go together or not at all (channel `j` of
+    /// every group of a shuffle).
+    Together { channels: Vec<Vec<(usize, usize)>> },
 }
 
 /// A network's channel structure: its layers over numbered channel spaces. Space 0 is the
@@ -89,13 +104,15 @@ pub enum Extent {
 /// A tensor axis that belongs to a group: the whole axis, or (`after` given) the group's
 /// channels at an offset along it, after the channels of `after`'s extents; in `blocks`
 /// blocks one after another (a grouped conv's), each the group's width, channel `k` of the
-/// group at `k` in each.
+/// group at `k` in each. Or, in a group of channel classes (`classes` given), the positions
+/// along the axis of each class's channels.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Member {
     pub key: String,
     pub axis: usize,
     pub after: Option<Vec<Extent>>,
     pub blocks: usize,
+    pub classes: Option<Vec<Vec<usize>>>,
 }
 
 impl Member {
@@ -106,6 +123,7 @@ impl Member {
             axis,
             after: None,
             blocks: 1,
+            classes: None,
         }
     }
 
@@ -130,7 +148,23 @@ impl Member {
 
     /// The group's width when this member is the whole of an axis `len` long.
     pub fn width(&self, len: usize) -> usize {
-        len / self.blocks.max(1)
+        match &self.classes {
+            Some(classes) => classes.len(),
+            None => len / self.blocks.max(1),
+        }
+    }
+
+    /// Where each of the group's channels lies along the axis, with the tensors as they are
+    /// now, for a group `width` wide: `(index along the axis, channel of the group)`.
+    pub fn positions(&self, w: &crate::tensor::StateDict, width: usize) -> Vec<(usize, usize)> {
+        match &self.classes {
+            Some(classes) => (classes.iter().enumerate())
+                .flat_map(|(c, at)| at.iter().map(move |&i| (i, c)))
+                .collect(),
+            None => (self.starts(w, width).into_iter())
+                .flat_map(|s| (0..width).map(move |k| (s + k, k)))
+                .collect(),
+        }
     }
 }
 
@@ -167,25 +201,145 @@ fn find(parent: &mut [usize], x: usize) -> usize {
     r
 }
 
+fn join(parent: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra != rb {
+        parent[ra.max(rb)] = ra.min(rb);
+    }
+}
+
+/// Where slices and shuffles move channels, the channels that go together: a union over
+/// `(space, channel)` pairs, spaces already merged to their roots. Spaces whose channels are
+/// joined form a *region*; each union of channels in a region is a *class*, which pruning keeps
+/// or removes whole.
+#[derive(Default)]
+struct Classes {
+    /// Each moved space's (root's) region.
+    region: BTreeMap<usize, usize>,
+    /// Each `(root, channel)`'s class in its region.
+    class: BTreeMap<(usize, usize), usize>,
+    /// Each region's number of classes.
+    count: Vec<usize>,
+    /// Each root's width.
+    width: BTreeMap<usize, usize>,
+}
+
+impl Classes {
+    fn of(layers: &[Layer], parent: &mut [usize]) -> Classes {
+        let mut width: BTreeMap<usize, usize> = BTreeMap::new();
+        for layer in layers {
+            let segments: Vec<&Segment> = match layer {
+                Layer::Conv { input, output, .. } => input.iter().chain(output).collect(),
+                Layer::Linear { input, .. } | Layer::Norm { input, .. } => input.iter().collect(),
+                Layer::Moved { space, from } => {
+                    width.insert(find(parent, *space), from.len());
+                    Vec::new()
+                }
+                Layer::Add { .. }
+                | Layer::Mul { .. }
+                | Layer::Fixed { .. }
+                | Layer::Together { .. } => Vec::new(),
+            };
+            for seg in segments {
+                width.insert(find(parent, seg.space), seg.width);
+            }
+        }
+        // Each (root, channel) a node of the union, numbered as it is met.
+        let mut ids: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        let mut up: Vec<usize> = Vec::new();
+        let mut id = |ids: &mut BTreeMap<(usize, usize), usize>, key: (usize, usize)| {
+            *ids.entry(key).or_insert_with(|| {
+                up.push(up.len());
+                up.len() - 1
+            })
+        };
+        let mut pairs: Vec<(usize, usize)> = Vec::new();
+        for layer in layers {
+            match layer {
+                Layer::Moved { space, from } => {
+                    let r = find(parent, *space);
+                    for (j, &(s, k)) in from.iter().enumerate() {
+                        let a = id(&mut ids, (r, j));
+                        let b = id(&mut ids, (find(parent, s), k));
+                        pairs.push((a, b));
+                    }
+                }
+                Layer::Together { channels } => {
+                    for set in channels {
+                        let at: Vec<usize> = (set.iter())
+                            .map(|&(s, k)| id(&mut ids, (find(parent, s), k)))
+                            .collect();
+                        pairs.extend(at.windows(2).map(|w| (w[0], w[1])));
+                    }
+                }
+                Layer::Conv { .. }
+                | Layer::Linear { .. }
+                | Layer::Norm { .. }
+                | Layer::Add { .. }
+                | Layer::Mul { .. }
+                | Layer::Fixed { .. } => {}
+            }
+        }
+        // Every channel of a root that moves belongs to a class.
+        let roots: BTreeSet<usize> = ids.keys().map(|k| k.0).collect();
+        for &r in &roots {
+            for k in 0..width.get(&r).copied().unwrap_or(0) {
+                id(&mut ids, (r, k));
+            }
+        }
+        for (a, b) in pairs {
+            join(&mut up, a, b);
+        }
+        // Roots whose channels share a class share a region.
+        let index: BTreeMap<usize, usize> =
+            roots.iter().enumerate().map(|(i, &r)| (r, i)).collect();
+        let mut regions: Vec<usize> = (0..roots.len()).collect();
+        let mut first_root: BTreeMap<usize, usize> = BTreeMap::new();
+        for (&(r, _), &n) in &ids {
+            let c = find(&mut up, n);
+            let r0 = *first_root.entry(c).or_insert(r);
+            join(&mut regions, index[&r], index[&r0]);
+        }
+        let mut out = Classes {
+            width,
+            ..Classes::default()
+        };
+        let mut region_no: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut class_no: BTreeMap<usize, usize> = BTreeMap::new();
+        for (&(r, k), &n) in &ids {
+            let top = find(&mut regions, index[&r]);
+            let next = region_no.len();
+            let region = *region_no.entry(top).or_insert(next);
+            if region == out.count.len() {
+                out.count.push(0);
+            }
+            out.region.insert(r, region);
+            let c = find(&mut up, n);
+            let class = *class_no.entry(c).or_insert_with(|| {
+                out.count[region] += 1;
+                out.count[region] - 1
+            });
+            out.class.insert((r, k), class);
+        }
+        out
+    }
+}
+
 impl Structure {
     /// Merge spaces across adds and depthwise convs, then list each group's members.
     pub fn groups(&self) -> Vec<Group> {
         let mut parent: Vec<usize> = (0..=self.spaces).collect();
-        let union = |p: &mut Vec<usize>, a: usize, b: usize| {
-            let (ra, rb) = (find(p, a), find(p, b));
-            if ra != rb {
-                p[ra.max(rb)] = ra.min(rb);
-            }
-        };
         for layer in &self.layers {
             match layer {
-                Layer::Add { a, b } | Layer::Mul { a, b } => union(&mut parent, *a, *b),
+                Layer::Add { a, b } | Layer::Mul { a, b } => join(&mut parent, *a, *b),
                 // A depthwise conv's output is its input's layout already; a conv's own
                 // output is a new space; a classifier's outputs are classes.
                 Layer::Conv { .. }
                 | Layer::Linear { .. }
                 | Layer::Norm { .. }
-                | Layer::Fixed { .. } => {}
+                | Layer::Fixed { .. }
+                | Layer::Moved { .. }
+                | Layer::Together { .. } => {}
             }
         }
         let input_root = find(&mut parent, 0);
@@ -246,6 +400,7 @@ impl Structure {
         type Placed = (usize, String, usize, Option<Layout>, usize);
         let mut members: Vec<Placed> = Vec::new();
         let mut bns: Vec<(usize, String)> = Vec::new();
+        let mut layouts: Vec<Layout> = Vec::new();
         // Every segment of `layout` on `axis` of each of `keys`, in its space's blocks (or in
         // one, `one_block`: a grouped conv's own input axis).
         let mut place = |parent: &mut Vec<usize>,
@@ -255,6 +410,7 @@ impl Structure {
                          (axis, one_block): (usize, bool),
                          name: &str|
          -> Option<usize> {
+            layouts.push(layout.clone());
             let mut whole_root = None;
             for (i, seg) in layout.iter().enumerate() {
                 let Some(root) = entry(parent, seg.space, name) else {
@@ -310,9 +466,84 @@ impl Structure {
                         bns.push((root, name.clone()));
                     }
                 }
-                Layer::Add { .. } | Layer::Mul { .. } | Layer::Fixed { .. } => {}
+                Layer::Add { .. }
+                | Layer::Mul { .. }
+                | Layer::Fixed { .. }
+                | Layer::Moved { .. }
+                | Layer::Together { .. } => {}
             }
         }
+        // Regions of moved channels (slices, shuffles): one group whose channels are classes,
+        // where every value holding them holds nothing else and no conv reads them in groups;
+        // otherwise their spaces are fixed.
+        let classes = Classes::of(&self.layers, &mut parent);
+        let mut why_not: BTreeMap<usize, String> = BTreeMap::new();
+        let region_of = |parent: &mut Vec<usize>, space: usize| {
+            classes.region.get(&find(parent, space)).copied()
+        };
+        for layout in &layouts {
+            let regions: BTreeSet<Option<usize>> = layout
+                .iter()
+                .map(|seg| region_of(&mut parent, seg.space))
+                .collect();
+            if regions.len() > 1 {
+                for r in regions.into_iter().flatten() {
+                    why_not.entry(r).or_insert_with(|| {
+                        "a slice or shuffle moves them, and they are concatenated with channels it does not move".into()
+                    });
+                }
+            }
+        }
+        for layer in &self.layers {
+            if let Layer::Fixed { spaces, why } = layer {
+                for &s in spaces {
+                    if let Some(r) = region_of(&mut parent, s) {
+                        why_not.entry(r).or_insert_with(|| why.clone());
+                    }
+                }
+            }
+        }
+        for (&root, &r) in &classes.region {
+            let why = if root == input_root {
+                Some("they are the input image's channels".to_string())
+            } else if blocks_in(root) > 1 {
+                Some("a slice or shuffle moves them, and a conv reads them in groups".into())
+            } else {
+                fixed.get(&root).cloned()
+            };
+            if let Some(why) = why {
+                why_not.entry(r).or_insert(why);
+            }
+        }
+        for (&root, &r) in &classes.region {
+            if let Some(why) = why_not.get(&r) {
+                fixed.entry(root).or_insert_with(|| why.clone());
+            }
+        }
+        let clean = |root: usize| {
+            classes
+                .region
+                .get(&root)
+                .filter(|r| !why_not.contains_key(r))
+        };
+        // Per region, per tensor axis, each class's positions along it.
+        type Positions = BTreeMap<(String, usize), Vec<BTreeSet<usize>>>;
+        let mut positions: BTreeMap<usize, Positions> = BTreeMap::new();
+        members.retain(|(root, key, axis, after, _)| {
+            let Some(&r) = clean(*root) else {
+                return true;
+            };
+            let offset: usize = after.iter().flatten().map(|seg| seg.width).sum();
+            let at = (positions.entry(r).or_default())
+                .entry((key.clone(), *axis))
+                .or_insert_with(|| vec![BTreeSet::new(); classes.count[r]]);
+            for k in 0..classes.width.get(root).copied().unwrap_or(0) {
+                if let Some(&c) = classes.class.get(&(*root, k)) {
+                    at[c].insert(offset + k);
+                }
+            }
+            false
+        });
         // A segment's extent: a tensor axis that is wholly its group's, else its width.
         let mut extent_of: BTreeMap<usize, Extent> = BTreeMap::new();
         for (root, key, axis, after, blocks) in &members {
@@ -344,6 +575,7 @@ impl Structure {
                 axis,
                 after,
                 blocks,
+                classes: None,
             };
             if let Some(g) = by_root.get_mut(&root)
                 && !g.members.contains(&m)
@@ -387,9 +619,38 @@ impl Structure {
                 "no layer's weights hold these channels alone, so their offset in a concatenation cannot follow them".into()
             });
         }
+        // A region's group: named after its first space's, with every space's batch norms and
+        // flags.
+        let mut regions: BTreeMap<usize, Group> = BTreeMap::new();
+        for &root in &order {
+            let (Some(&r), Some(g)) = (clean(root), by_root.get(&root)) else {
+                continue;
+            };
+            let region = regions.entry(r).or_insert_with(|| Group {
+                members: (positions.remove(&r).unwrap_or_default().into_iter())
+                    .map(|((key, axis), at)| Member {
+                        key,
+                        axis,
+                        after: None,
+                        blocks: 1,
+                        classes: Some(at.into_iter().map(Vec::from_iter).collect()),
+                    })
+                    .collect(),
+                bns: Vec::new(),
+                ..g.clone()
+            });
+            region.bns.extend(g.bns.iter().cloned());
+            region.protected |= protected_roots.contains(&root);
+            region.residual |= residual_roots.contains(&root);
+            region.features |= feature_roots.contains(&root);
+        }
         order
             .into_iter()
             .filter_map(|root| {
+                if let Some(r) = clean(root) {
+                    by_root.remove(&root);
+                    return regions.remove(r);
+                }
                 let mut g = by_root.remove(&root)?;
                 g.protected = protected_roots.contains(&root);
                 g.residual = residual_roots.contains(&root);

@@ -428,6 +428,16 @@ impl Graph {
         let mut layout: Vec<Layout> = vec![Vec::new(); self.values.len()];
         layout[0] = vec![Segment { space: 0, width: 3 }];
         let spaces = |l: &Layout| l.iter().map(|s| s.space).collect::<Vec<_>>();
+        // Channel `j` of a value, as (space, channel of that space).
+        let channel_at = |l: &Layout, mut j: usize| {
+            for seg in l {
+                if j < seg.width {
+                    return (seg.space, j);
+                }
+                j -= seg.width;
+            }
+            (0, 0)
+        };
         // The batch norm that reads each conv's output, if any.
         let bn_after = |conv_out: usize| {
             self.nodes.iter().find_map(|m| match &m.op {
@@ -543,16 +553,12 @@ impl Graph {
                     .iter()
                     .flat_map(|&i| layout[i].iter().copied())
                     .collect(),
-                // A slice's bounds are numbers in the graph: its input keeps its width.
-                Op::Channels { .. } => {
-                    st.layers.push(Layer::Fixed {
-                        spaces: spaces(&x),
-                        why: format!("{} slices them", self.values[n.output]),
-                    });
+                // A slice's channels are its input's, moved (channels.rs follows each).
+                Op::Channels { start, len } => {
                     let out = fresh(&mut st);
-                    st.layers.push(Layer::Fixed {
-                        spaces: spaces(&out),
-                        why: format!("{} is a slice", self.values[n.output]),
+                    st.layers.push(Layer::Moved {
+                        space: out[0].space,
+                        from: (*start..start + len).map(|j| channel_at(&x, j)).collect(),
                     });
                     out
                 }
@@ -570,16 +576,24 @@ impl Graph {
                     });
                     out
                 }
-                // A shuffle interleaves its groups: pruning one would shift the rest.
+                // A shuffle interleaves its groups: output channel `j·g + i` is input channel
+                // `i·k + j`, and channel `j` of every group goes at once, so that the rest
+                // stay a shuffle in `g` groups.
                 Op::ChannelShuffle { groups } => {
-                    let why = format!(
-                        "the channel shuffle {} interleaves them in {groups} groups",
-                        self.values[n.output]
-                    );
+                    let g = (*groups).max(1);
+                    let k = width / g;
                     let out = fresh(&mut st);
-                    let mut all = spaces(&x);
-                    all.extend(spaces(&out));
-                    st.layers.push(Layer::Fixed { spaces: all, why });
+                    st.layers.push(Layer::Moved {
+                        space: out[0].space,
+                        from: (0..width)
+                            .map(|o| channel_at(&x, (o % g) * k + o / g))
+                            .collect(),
+                    });
+                    st.layers.push(Layer::Together {
+                        channels: (0..k)
+                            .map(|j| (0..g).map(|i| channel_at(&x, i * k + j)).collect())
+                            .collect(),
+                    });
                     out
                 }
                 // Per-channel ops keep their input's layout.

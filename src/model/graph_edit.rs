@@ -730,6 +730,101 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// This pruned graph (`self`, its widths read from the pruned weights) with every slice's
+    /// bounds over the channels pruning kept: `original` is the graph before pruning, and
+    /// `kept(conv)` which of its original output channels a conv kept (`None`: all). Each
+    /// value's kept channels follow from its producers' (a concatenation's one after another,
+    /// a shuffle's interleaved); a slice keeps those within its bounds. A shuffle must keep
+    /// the same channels of every group, and a slice at least one.
+    pub fn with_slices_kept(
+        &self,
+        original: &Graph,
+        kept: impl Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<Graph> {
+        let widths = original.channels();
+        let mut out = self.clone();
+        let mut k: Vec<Vec<usize>> = vec![Vec::new(); original.values.len()];
+        k[0] = (0..widths[0]).collect();
+        let all = |v: usize| (0..widths[v]).collect::<Vec<usize>>();
+        for (i, n) in original.nodes.iter().enumerate() {
+            let x = n.inputs.first().map(|&v| k[v].clone()).unwrap_or_default();
+            let broken = |what: &str| {
+                Error::Invalid(format!(
+                    "pruning would leave {} {what}; prune less",
+                    original.values[n.output]
+                ))
+            };
+            k[n.output] = match &n.op {
+                Op::Conv {
+                    name,
+                    in_channels,
+                    out_channels,
+                    groups,
+                    ..
+                } => {
+                    if Op::is_depthwise(*in_channels, *out_channels, *groups) {
+                        x
+                    } else {
+                        kept(name).unwrap_or_else(|| all(n.output))
+                    }
+                }
+                Op::Concat => {
+                    let mut offset = 0;
+                    let mut cat = Vec::new();
+                    for &v in &n.inputs {
+                        cat.extend(k[v].iter().map(|c| c + offset));
+                        offset += widths[v];
+                    }
+                    cat
+                }
+                Op::Channels { start, len } => {
+                    let inside: Vec<usize> = (x.iter())
+                        .filter(|c| (*start..start + len).contains(c))
+                        .map(|c| c - start)
+                        .collect();
+                    if inside.is_empty() {
+                        return Err(broken("a slice of no channels"));
+                    }
+                    if let Some(node) = out.nodes.get_mut(i) {
+                        node.op = Op::Channels {
+                            start: x.iter().filter(|&&c| c < *start).count(),
+                            len: inside.len(),
+                        };
+                    }
+                    inside
+                }
+                Op::ChannelShuffle { groups } => {
+                    let g = (*groups).max(1);
+                    let per = widths[n.inputs[0]] / g;
+                    let had: BTreeSet<usize> = x.iter().copied().collect();
+                    let moved: Vec<usize> = (0..per * g)
+                        .filter(|o| had.contains(&((o % g) * per + o / g)))
+                        .collect();
+                    if moved.len() != had.len() || !moved.len().is_multiple_of(g) {
+                        return Err(broken("a shuffle with unequal groups"));
+                    }
+                    moved
+                }
+                Op::Linear { .. } | Op::Flatten { .. } => all(n.output),
+                Op::BatchNorm { .. }
+                | Op::Relu
+                | Op::Relu6
+                | Op::Add
+                | Op::Mul
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Silu
+                | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
+                | Op::GlobalAvgPool => x,
+            };
+        }
+        Ok(out)
+    }
+}
+
 /// A name's part that is a position in a sequence (`1` in `layer1.1`).
 fn is_index(part: &str) -> bool {
     !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())

@@ -760,8 +760,9 @@ test('a 48×192 ONNX network (RapidOCR\'s classifier, CPU fallback): the size ty
 
 // A network that concatenates, splits, shuffles and flattens channels
 // (tests/golden/make_concat_net.py), loaded as "your own file" and pruned 30 % in the page:
-// the layers no pruning rule may narrow (the shuffled, sliced and flattened channels) are
-// marked "kept whole" on the layer chart with the reason, the rest are narrower.
+// the layers no pruning rule may narrow (channels a shuffle moves into a concatenation with
+// channels it does not move, and the flattened ones) are marked "kept whole" on the layer
+// chart with the reason, the rest are narrower.
 test('a network that concatenates and shuffles channels (ONNX): pruned in the page, the layer chart marks what stays whole', { timeout: 2 * TIMEOUT }, async () => {
   const file = join(OUT, 'concat_net.onnx');
   execFileSync(PYTHON, [join(ROOT, 'tests/golden/make_concat_net.py'), file]);

@@ -131,12 +131,13 @@ fn concat_families_in_int8_export_onnx_files_that_give_modelslims_logits() {
     }
 }
 
-/// The MACs pruning `m` by `ratio` leaves when every group a concatenation reads is kept
-/// whole: what a pruner without offsets into concatenations reaches.
+/// The MACs pruning `m` by `ratio` leaves when every group a concatenation reads, a slice
+/// or a shuffle moves is kept whole: what a pruner without offsets into concatenations or
+/// channel classes reaches.
 fn macs_keeping_concatenated_channels(m: &Model, ratio: f32) -> u64 {
     let mut groups = m.channel_groups();
     for g in &mut groups {
-        if g.members.iter().any(|m| m.after.is_some()) {
+        if (g.members.iter()).any(|m| m.after.is_some() || m.classes.is_some()) {
             g.fixed = Some("concatenated".into());
         }
     }
@@ -151,7 +152,7 @@ fn macs_keeping_concatenated_channels(m: &Model, ratio: f32) -> u64 {
 /// ShuffleNet (v1): each grouped conv reads or writes channels that a shuffle interleaves or
 /// that a downsampling unit concatenates, so pruning finds nothing to remove, and says why.
 #[test]
-fn shufflenets_shuffled_channels_stay_and_say_why() {
+fn shufflenet_v1s_shuffled_channels_stay_and_say_why() {
     let m = read_onnx(
         &std::fs::read(light("shufflenet")).unwrap(),
         "shufflenet",
@@ -167,7 +168,8 @@ fn shufflenets_shuffled_channels_stay_and_say_why() {
     assert!(free.is_empty(), "prunable: {free:?}");
     let why = groups.iter().filter_map(|g| g.fixed.as_deref());
     assert!(
-        why.clone().any(|w| w.contains("channel shuffle")),
+        why.clone()
+            .any(|w| w.contains("shuffle moves them, and a conv reads them in groups")),
         "{:?}",
         why.collect::<Vec<_>>()
     );
@@ -372,8 +374,16 @@ fn a_network_that_concatenates_prunes_at_offsets_and_keeps_what_moves_whole() {
             .find(|g| g.name == name)
             .and_then(|g| g.fixed.clone())
     };
-    // The fire module's expands feed a split and a shuffle: kept, with the reason.
-    assert!(fixed("fire.expand1x1").is_some_and(|w| w.contains("slices")));
+    // The fire module's expand 1×1 feeds the unit's first half, which the shuffle moves into
+    // the dense layer, concatenated there with channels no shuffle moves: kept, with the
+    // reason. Its expand 3×3 is the second half, which only the unit's branch reads: its
+    // channels go with that branch's input channels, and the split's bounds follow.
+    assert!(
+        fixed("fire.expand1x1").is_some_and(|w| w.contains("concatenated with channels")),
+        "{:?}",
+        fixed("fire.expand1x1")
+    );
+    assert_eq!(fixed("fire.expand3x3"), None);
     // The unit's inner convs and the dense layer's conv may lose channels.
     assert_eq!(fixed("unit.branch2.0"), None);
     assert_eq!(fixed("dense.conv"), None);
@@ -395,6 +405,24 @@ fn a_network_that_concatenates_prunes_at_offsets_and_keeps_what_moves_whole() {
     let (before, after) = (m.graph().macs(side), p.graph().macs(side));
     eprintln!("concat net pruned 30 %: {before} → {after} MACs");
     assert!(after < before, "{before} → {after}");
+    let split = |m: &Model| {
+        (m.graph().nodes.iter())
+            .filter_map(|n| match n.op {
+                Op::Channels { start, len } => Some((start, len)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let e3 = |m: &Model| m.weights["fire.expand3x3.weight"].shape[0];
+    eprintln!(
+        "the split: {:?} → {:?} (expand 3×3 {} → {})",
+        split(&m),
+        split(&p),
+        e3(&m),
+        e3(&p)
+    );
+    assert!(e3(&p) < e3(&m));
+    assert_eq!(split(&p), [(0, 12), (12, e3(&p))]);
     let x = images(&m);
     let ours = reloaded_logits(&p, &x);
     let theirs = onnxruntime(&to_onnx(&p).unwrap(), &x, "concat-net-pruned", true);

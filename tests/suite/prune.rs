@@ -563,3 +563,177 @@ fn pruning_a_grouped_conv_removes_the_same_channel_of_every_group() {
         assert!(d <= 1e-4 * span, "{engine}: {d}");
     }
 }
+
+/// A ShuffleNetV2 in miniature: a downsampling unit (two branches concatenated) and two units
+/// that split their input in halves, pass the first on and concatenate it with the second's
+/// branch, each followed by a channel shuffle in 2 groups.
+fn shufflenet_v2_16px() -> Model {
+    let mut g = Graph::new();
+    let relu = |g: &mut Graph, v: usize, name: &str| g.push(Op::Relu, &[v], format!("{name}_relu"));
+    let stem = g.push(conv("stem", 3, 8, 3, 1), &[0], "stem");
+    let stem = relu(&mut g, stem, "stem");
+    // A branch: 1×1 conv, ReLU, depthwise 3×3, 1×1 conv, ReLU.
+    let branch = |g: &mut Graph, x: usize, name: &str| {
+        let a = g.push(
+            conv(&format!("{name}.pw1"), 8, 8, 1, 1),
+            &[x],
+            format!("{name}.pw1"),
+        );
+        let a = relu(g, a, &format!("{name}.pw1"));
+        let a = g.push(
+            conv(&format!("{name}.dw"), 8, 8, 3, 8),
+            &[a],
+            format!("{name}.dw"),
+        );
+        let a = g.push(
+            conv(&format!("{name}.pw2"), 8, 8, 1, 1),
+            &[a],
+            format!("{name}.pw2"),
+        );
+        relu(g, a, &format!("{name}.pw2"))
+    };
+    let shuffled = |g: &mut Graph, a: usize, b: usize, name: &str| {
+        let cat = g.push(Op::Concat, &[a, b], format!("{name}.cat"));
+        g.push(
+            Op::ChannelShuffle { groups: 2 },
+            &[cat],
+            format!("{name}.shuffle"),
+        )
+    };
+    let b1 = g.push(conv("u0.b1.dw", 8, 8, 3, 8), &[stem], "u0.b1.dw");
+    let b1 = g.push(conv("u0.b1.pw", 8, 8, 1, 1), &[b1], "u0.b1.pw");
+    let b1 = relu(&mut g, b1, "u0.b1.pw");
+    let b2 = branch(&mut g, stem, "u0.b2");
+    let mut x = shuffled(&mut g, b1, b2, "u0");
+    for u in ["u1", "u2"] {
+        let x1 = g.push(Op::Channels { start: 0, len: 8 }, &[x], format!("{u}.x1"));
+        let x2 = g.push(Op::Channels { start: 8, len: 8 }, &[x], format!("{u}.x2"));
+        let b = branch(&mut g, x2, &format!("{u}.b2"));
+        x = shuffled(&mut g, x1, b, u);
+    }
+    let h = g.push(conv("head", 16, 12, 1, 1), &[x], "head");
+    let h = relu(&mut g, h, "head");
+    let pooled = g.push(Op::GlobalAvgPool, &[h], "pooled");
+    g.push(
+        Op::Linear {
+            name: "fc".into(),
+            in_features: 12,
+            out_features: 10,
+        },
+        &[pooled],
+        "logits",
+    );
+    seeded_16px("shufflenet_v2", g, 9)
+}
+
+/// A channel shuffle keeps the same channel of each of its groups together, and a slice takes
+/// its channels wherever they were moved: in ShuffleNetV2 the channels the units pass on are
+/// one group of classes, each class a channel of the first unit's branches with every channel
+/// a shuffle or split moves it to. Zeroing two classes everywhere, pruning must remove exactly
+/// those, move the splits' bounds, keep the shuffles in 2 equal groups and the logits as they
+/// were; at 30 % it reaches fewer MACs than keeping every shuffled channel.
+#[test]
+fn pruning_a_shufflenet_v2_removes_channel_classes_through_its_shuffles_and_splits() {
+    let m = shufflenet_v2_16px();
+    let groups = m.channel_groups();
+    let moved: Vec<&Group> = (groups.iter())
+        .filter(|g| g.members.iter().any(|m| m.classes.is_some()))
+        .collect();
+    assert_eq!(
+        moved.len(),
+        1,
+        "{:?}",
+        groups.iter().map(|g| &g.name).collect::<Vec<_>>()
+    );
+    let region = moved[0];
+    assert_eq!(region.fixed, None);
+    // One class per channel of each half of the first shuffle.
+    let classes = |m: &Member| m.classes.as_ref().map(Vec::len);
+    assert!(region.members.iter().all(|m| classes(m) == Some(8)));
+    let mut z = m.clone();
+    let gone = [1, 5];
+    for mem in &region.members {
+        let t = z.weights.get_mut(&mem.key).unwrap();
+        let (n, inner) = (
+            t.shape[mem.axis],
+            t.shape[mem.axis + 1..].iter().product::<usize>(),
+        );
+        let classes = mem.classes.as_ref().unwrap();
+        for o in 0..t.data.len() / (n * inner) {
+            for &c in &gone {
+                for &i in &classes[c] {
+                    t.data[(o * n + i) * inner..(o * n + i + 1) * inner].fill(0.0);
+                }
+            }
+        }
+    }
+    let opts = |ratio: f32| PruneOptions {
+        importance: Importance::L1,
+        scope: PruneScope::All,
+        overrides: [(region.name.clone(), ratio)].into_iter().collect(),
+        ..Default::default()
+    };
+    let p = z.pruned(&opts(0.25)).unwrap();
+    let slices = |m: &Model| {
+        (m.graph().nodes.iter())
+            .filter_map(|n| match n.op {
+                Op::Channels { start, len } => Some((start, len)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    eprintln!("slices {:?} → {:?}", slices(&m), slices(&p));
+    assert_ne!(slices(&p), slices(&m));
+    // Each unit's halves still split its input (12 channels wide now) in two; the halves
+    // differ where the classes removed reach one half further than the other.
+    for pair in slices(&p).chunks(2) {
+        assert_eq!(
+            (pair[0].0, pair[1].0, pair[1].0 + pair[1].1),
+            (0, pair[0].1, 12)
+        );
+    }
+    // Class 5 is channel 5 of each half of the first shuffle alone; class 1 also channels 2
+    // and 3 of each half of the second (channels 2 and 3 of its first half were the first
+    // shuffle's 1), and 4 to 7 of the third: the units are 12, 12 and 8 channels wide.
+    assert_eq!(p.weights["head.weight"].shape, vec![12, 8, 1, 1]);
+    let (x, pl, span) = same_logits_16px("shufflenet v2", &z, &p);
+    let onnx = modelslim::export::to_onnx(&p).unwrap();
+    let ort = common::onnxruntime(&onnx, &x, "shufflenet-v2-pruned", true);
+    let lite = common::litert(
+        &modelslim::export::to_tflite(&p).unwrap(),
+        &x,
+        "shufflenet-v2-pruned",
+    );
+    for (engine, theirs) in [("onnxruntime", ort), ("LiteRT", lite)] {
+        let d = common::max_abs_diff(&pl, &theirs);
+        eprintln!("shufflenet v2 pruned, {engine}: max |Δlogit| {d:.2e}");
+        assert!(d <= 1e-4 * span, "{engine}: {d}");
+    }
+    // 30 % of every group, against the same with the shuffled channels kept.
+    let all = PruneOptions {
+        ratio: 0.3,
+        scope: PruneScope::All,
+        ..Default::default()
+    };
+    let kept: Vec<Group> = (groups.iter().cloned())
+        .map(|mut g| {
+            if g.name == region.name {
+                g.fixed = Some("shuffled".into());
+            }
+            g
+        })
+        .collect();
+    let side = [16; 2];
+    let protecting = (m
+        .arch
+        .with_widths_of(&prune_channels(&m, &kept, &all).unwrap()))
+    .unwrap()
+    .graph
+    .macs(side);
+    let ours = m.pruned(&all).unwrap().graph().macs(side);
+    let before = m.graph().macs(side);
+    eprintln!(
+        "shufflenet v2 pruned 30 %: {before} → {ours} MACs; {protecting} keeping the shuffled channels"
+    );
+    assert!(ours < protecting, "{ours} ≥ {protecting}");
+}

@@ -1,7 +1,7 @@
 //! Structured channel pruning: remove whole channels from every member of a group, so the
 //! network gets physically smaller (new widths, saved with the weights).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::importance::{ChannelImportance, Importance, group_width};
 use crate::model::Model;
@@ -210,7 +210,10 @@ pub fn prune_channels_kept(
                 .collect()
         };
         for ((g, s), keep) in groups.iter().zip(&scores).zip(keeps) {
-            if keep >= s.len() {
+            // A group of channel classes is pruned once, in the last step: its classes'
+            // positions are the unpruned network's.
+            let classed = g.members.iter().any(|m| m.classes.is_some());
+            if keep >= s.len() || (classed && step < steps) {
                 continue;
             }
             let kept = best(s, keep);
@@ -233,25 +236,23 @@ fn remove_channels(
     for &k in kept {
         is_kept[k] = true;
     }
-    // Every offset first: a member's offset may follow another member's tensor (a
+    // Every position first: a member's offset may follow another member's tensor (a
     // concatenation of a value with itself), which must not have shrunk yet.
-    let mut segments: BTreeMap<Member, Vec<usize>> = BTreeMap::new();
+    let mut removed: BTreeMap<Member, BTreeSet<usize>> = BTreeMap::new();
     for m in &g.members {
         if w.contains_key(&m.key) {
             let at = Member::whole(m.key.clone(), m.axis);
-            segments.entry(at).or_default().extend(m.starts(w, width));
+            let gone = m
+                .positions(w, width)
+                .into_iter()
+                .filter(|&(_, k)| !is_kept[k]);
+            removed.entry(at).or_default().extend(gone.map(|(i, _)| i));
         }
     }
-    for (at, offsets) in segments {
+    for (at, gone) in removed {
         let Some(t) = w.get(&at.key) else { continue };
         let n = t.shape[at.axis];
-        let select: Vec<usize> = (0..n)
-            .filter(|&i| {
-                offsets
-                    .iter()
-                    .all(|&o| !(o..o + width).contains(&i) || is_kept[i - o])
-            })
-            .collect();
+        let select: Vec<usize> = (0..n).filter(|i| !gone.contains(i)).collect();
         let sliced = select_axis(t, at.axis, &select);
         w.insert(at.key.clone(), sliced);
         let original = originals.entry(at).or_insert_with(|| (0..n).collect());

@@ -115,12 +115,16 @@ fn weight_sums(g: &Group, w: &StateDict, f: impl Fn(f32) -> f64) -> Vec<f64> {
     let mut scores = vec![0f64; width];
     for m in weight_members(g) {
         if let Some(t) = w.get(&m.key) {
-            // The blocks lie one after another from the member's offset.
-            let start = m.offset(w);
-            let end = start + m.blocks * width;
+            // The group's channel at each index of the axis, if any.
+            let mut channel = vec![None; t.shape[m.axis]];
+            for (i, k) in m.positions(w, width) {
+                if let Some(c) = channel.get_mut(i) {
+                    *c = Some(k);
+                }
+            }
             for_each_in_axis(t, m.axis, |c, v| {
-                if (start..end).contains(&c) {
-                    scores[(c - start) % width] += f(v);
+                if let Some(k) = channel[c] {
+                    scores[k] += f(v);
                 }
             });
         }
@@ -144,11 +148,17 @@ impl ChannelImportance for L2Norm {
 
 impl ChannelImportance for BnScale {
     fn scores(&self, g: &Group, w: &StateDict) -> Vec<f64> {
-        let mut scores = vec![0f64; group_width(g, w)];
+        let width = group_width(g, w);
+        let mut scores = vec![0f64; width];
         for bn in &g.bns {
-            if let Some(gamma) = w.get(&format!("{bn}.weight")) {
-                for (s, v) in scores.iter_mut().zip(&gamma.data) {
-                    *s += v.abs() as f64;
+            let key = format!("{bn}.weight");
+            let (Some(gamma), Some(m)) = (w.get(&key), g.members.iter().find(|m| m.key == key))
+            else {
+                continue;
+            };
+            for (i, k) in m.positions(w, width) {
+                if let Some(v) = gamma.data.get(i) {
+                    scores[k] += v.abs() as f64;
                 }
             }
         }

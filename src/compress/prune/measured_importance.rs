@@ -92,13 +92,12 @@ impl ChannelImportance for MeasuredImportance {
                 continue;
             };
             let [rows, channels] = [t.shape[0], t.shape[1]];
-            let starts = m.starts(w, width);
-            if starts.iter().any(|s| s + width > channels) || channels != stats.blocks.len() {
+            let at = m.positions(w, width);
+            if at.iter().any(|&(c, _)| c >= channels) || channels != stats.blocks.len() {
                 continue;
             }
             let k2 = t.data.len() / (rows * channels).max(1);
-            let seg = starts.iter().flat_map(|&s| (s..s + width).zip(0..width));
-            for (c, k) in seg {
+            for (c, k) in at {
                 let score = &mut scores[k];
                 let b = &stats.blocks[c];
                 for r in 0..rows {
