@@ -550,16 +550,24 @@ fn pruning_a_grouped_conv_removes_the_same_channel_of_every_group() {
     assert_eq!(b, Some((4, 4)));
     let (x, pl, span) = same_logits_16px("grouped conv", &z, &p);
     // The narrower conv in 4 groups, exported: onnxruntime and LiteRT compute the same logits.
-    let onnx = modelslim::export::to_onnx(&p).unwrap();
-    let ort = common::onnxruntime(&onnx, &x, "grouped-pruned", true);
-    let lite = common::litert(
-        &modelslim::export::to_tflite(&p).unwrap(),
-        &x,
-        "grouped-pruned",
-    );
+    exports_give_the_same_logits("grouped-pruned", &p, &x, &pl, span);
+}
+
+/// `m`'s ONNX in onnxruntime and its TFLite in LiteRT give its logits `ours` on inputs `x`,
+/// within 1e-4 of their largest magnitude `span`.
+fn exports_give_the_same_logits(
+    name: &str,
+    m: &Model,
+    x: &[Vec<f32>],
+    ours: &[Vec<f32>],
+    span: f32,
+) {
+    let onnx = modelslim::export::to_onnx(m).unwrap();
+    let ort = common::onnxruntime(&onnx, x, name, true);
+    let lite = common::litert(&modelslim::export::to_tflite(m).unwrap(), x, name);
     for (engine, theirs) in [("onnxruntime", ort), ("LiteRT", lite)] {
-        let d = common::max_abs_diff(&pl, &theirs);
-        eprintln!("grouped conv pruned, {engine}: max |Δlogit| {d:.2e}");
+        let d = common::max_abs_diff(ours, &theirs);
+        eprintln!("{name}, {engine}: max |Δlogit| {d:.2e}");
         assert!(d <= 1e-4 * span, "{engine}: {d}");
     }
 }
@@ -697,18 +705,7 @@ fn pruning_a_shufflenet_v2_removes_channel_classes_through_its_shuffles_and_spli
     // shuffle's 1), and 4 to 7 of the third: the units are 12, 12 and 8 channels wide.
     assert_eq!(p.weights["head.weight"].shape, vec![12, 8, 1, 1]);
     let (x, pl, span) = same_logits_16px("shufflenet v2", &z, &p);
-    let onnx = modelslim::export::to_onnx(&p).unwrap();
-    let ort = common::onnxruntime(&onnx, &x, "shufflenet-v2-pruned", true);
-    let lite = common::litert(
-        &modelslim::export::to_tflite(&p).unwrap(),
-        &x,
-        "shufflenet-v2-pruned",
-    );
-    for (engine, theirs) in [("onnxruntime", ort), ("LiteRT", lite)] {
-        let d = common::max_abs_diff(&pl, &theirs);
-        eprintln!("shufflenet v2 pruned, {engine}: max |Δlogit| {d:.2e}");
-        assert!(d <= 1e-4 * span, "{engine}: {d}");
-    }
+    exports_give_the_same_logits("shufflenet-v2-pruned", &p, &x, &pl, span);
     // 30 % of every group, against the same with the shuffled channels kept.
     let all = PruneOptions {
         ratio: 0.3,
