@@ -12,7 +12,7 @@ tests/e2e's server sends _headers, so the page is tested under the policy.
 
 _headers also makes the page cross-origin isolated (COOP same-origin, COEP credentialless),
 which browsers require before they give a page SharedArrayBuffer: onnxruntime-web's "Check in
-ONNX Runtime" then runs on several threads. `credentialless` rather than `require-corp`, so the
+ONNX Runtime" then runs on several threads, and so does the engine's threaded module. `credentialless` rather than `require-corp`, so the
 weights download from Hugging Face's CDN (a CORS fetch) needs nothing from that host; where a
 browser does not know it, the page is simply not isolated and the check runs on one thread.
 """
@@ -30,7 +30,9 @@ def policy(script_hashes, header):
         "default-src 'self'",
         "script-src 'self' 'wasm-unsafe-eval' " + " ".join(f"'sha256-{h}'" for h in script_hashes),
         f"connect-src 'self' blob: {WEIGHTS_HOSTS}",
-        "worker-src 'self'",
+        # blob:: wasm-bindgen-rayon starts the threaded engine's threads from a blob: copy of its
+        # own worker script (scripts/threaded-module.sh).
+        "worker-src 'self' blob:",
         "img-src 'self' blob: data:",
         "style-src 'self'",
         "object-src 'none'",

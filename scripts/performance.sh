@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes docs/performance.md: native CPU latency (`modelslim bench`), the preset table of
 # scripts/presets.sh (sizes and the CLI's time), what dropping blocks saves in latency
-# (scripts/blocks-latency.sh), the page's two wasm modules
+# (scripts/blocks-latency.sh), the page's three wasm modules
 # (scripts/module-sizes.py after `trunk build --release`) and, in headless Chromium, modelslim
 # against onnxruntime-web (scripts/bench-browser.sh) and before / after compression in the page
 # (tests/e2e/bench.mjs).
@@ -71,7 +71,8 @@ print("| module | raw | gzip | file |\n|---|---:|---:|---|")
 for line in open(sys.argv[1]):
     m = re.match(r"(\w+) module: ([\d.]+) MB raw, ([\d.]+) MB gzip \((.+)\)", line)
     if m:
-        what = {"page": "the page's engine (no training)", "training": "the training engine (autodiff)"}[m.group(1)]
+        what = {"page": "the page's engine (no training)", "training": "the training engine (autodiff)",
+                "threaded": "the threaded engine (CPU only, with training)"}[m.group(1)]
         print(f"| {what} | {m.group(2)} MB | {m.group(3)} MB | `{m.group(4)}` |")
 PY
 MODULES_TIME="$(took $t)"
@@ -144,7 +145,8 @@ EOF
 static host would serve them). Every visitor downloads the page's module before the first
 prediction; \`scripts/test.sh\` fails when it is over 3.6 MB gzipped, or when training leaks
 into it. The training module is fetched only when the user first recovers accuracy or makes
-calibration images.
+calibration images. A page on the CPU that is cross-origin isolated fetches the threaded
+module instead of both (it has training in it, and no WebGPU).
 
 EOF
   cat "$OUT/modules.md"
@@ -164,7 +166,18 @@ given as soon as the model is ready, on the CPU fallback (the seeded ResNet18's 
 generated in the page, EfficientNet-Lite0's served with it).
 
 EOF
-    sed -n '/^|/p' "$OUT/ort.txt"
+    # The benchmark's first table, then its second (the CPU engine on every core).
+    awk '/^[|]/ { print; next } /cores reported/ { exit }' "$OUT/ort.txt"
+    cat <<EOF
+
+The CPU engine on every core, in the same run: where the page is cross-origin isolated it
+starts the threaded module (rayon's threads are web workers on one shared memory) with as
+many threads as the browser reports cores, up to 8; \`?threads=1\` starts the single-threaded
+module. onnxruntime-web runs on one thread and on as many; the ratio is modelslim's threaded
+time over onnxruntime-web's faster one. $(grep -m1 'cores reported' "$OUT/ort.txt").
+
+EOF
+    awk 'seen && /^[|]/ { print } /cores reported/ { seen = 1 }' "$OUT/ort.txt"
     if grep -qE 'cold|onnxruntime-web ' "$OUT/ort.err"; then
       printf '\nWhat the benchmark printed besides the table (cold first runs, errors):\n\n```\n'
       grep -E 'cold|onnxruntime-web ' "$OUT/ort.err" || true

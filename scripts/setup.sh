@@ -60,6 +60,12 @@ if ! rustup target list --installed 2>/dev/null | grep -x wasm32-unknown-unknown
   step "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+# The standard library's source: the threaded engine module builds its own std with atomics
+# (scripts/threaded-module.sh).
+if ! rustup component list --installed 2>/dev/null | grep -x 'rust-src' >/dev/null; then
+  step "adding the rust-src component"
+  rustup component add rust-src
+fi
 
 # The build tools are built for what a build asks of them, not for their own speed: without
 # TLS (they download nothing here: Trunk.toml builds offline and names wasm-bindgen, which is
@@ -182,3 +188,5 @@ done
 
 step "fetching crates (trunk then builds offline)"
 cargo fetch --quiet
+# And the crates the standard library's own build depends on (the threaded module's std).
+RUSTC_BOOTSTRAP=1 cargo fetch --quiet --manifest-path "$(rustc --print sysroot)/lib/rustlib/src/rust/library/Cargo.toml"

@@ -32,12 +32,14 @@ SHORT=1 bash scripts/auto.sh
 step "real ONNX models: docorient's MobileNetV2 in int8 beside onnxruntime's quantizer on the repository's photos; peak memory on a 100 MB ResNet-50 (at most 3 times the file to predict and to compress)"
 SHORT=1 bash scripts/onnx-models.sh
 
-step "trunk build --release (the page, dist/, and the training module beside it)"
+step "trunk build --release (the page, dist/, and the training and threaded modules beside it)"
 trunk build --release
 python3 scripts/module-sizes.py dist
 
-step "cargo clippy for the browser build (wasm32, both modules) -- -D warnings"
-cargo clippy --target wasm32-unknown-unknown --no-default-features --profile wasm-release --quiet -- -D warnings
+# The threaded module's own lines (the thread pool) need a std built with atomics; its CPU-only
+# code with training is checked here, its parallel paths natively.
+step "cargo clippy for the browser build (wasm32: the page's module, and the CPU-only code with training) -- -D warnings"
+cargo clippy --target wasm32-unknown-unknown --no-default-features --features webgpu --profile wasm-release --quiet -- -D warnings
 cargo clippy --target wasm32-unknown-unknown --no-default-features --features training --profile wasm-release --quiet -- -D warnings
 
 step "page end-to-end tests in headless Chromium"

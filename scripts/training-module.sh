@@ -20,6 +20,6 @@ fi
 # The build writes the same file name as the page's module (target/…/modelslim.wasm): Trunk
 # has taken that one already, and the next build links it again from its own artifacts.
 cargo build --offline --quiet --target wasm32-unknown-unknown --profile "$PROFILE" \
-  --no-default-features --features training --lib
+  --no-default-features --features training,webgpu --lib
 wasm-bindgen --target web --no-typescript --out-dir "$STAGING" --out-name modelslim-training \
   "$TARGET/wasm32-unknown-unknown/$DIR/modelslim.wasm"

@@ -69,7 +69,9 @@ impl Backend {
         })
     }
 
-    /// The wgpu backend on the browser's WebGPU.
+    /// The wgpu backend on the browser's WebGPU (not in the threaded module: the `webgpu`
+    /// feature).
+    #[cfg(feature = "webgpu")]
     pub async fn webgpu() -> Result<Self> {
         use burn::tensor::wgpu::WgpuBackend;
         let (device, setup) = Device::wgpu_options()

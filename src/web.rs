@@ -151,10 +151,16 @@ pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
             Some("this browser does not expose WebGPU (navigator.gpu is missing)".to_string()),
         )
     } else {
+        #[cfg(feature = "webgpu")]
         match Backend::webgpu().await {
             Ok(b) => (b, None),
             Err(e) => (Backend::cpu(), Some(e.to_string())),
         }
+        #[cfg(not(feature = "webgpu"))]
+        (
+            Backend::cpu(),
+            Some("this engine module is built for the CPU only".to_string()),
+        )
     };
     let session = Session::new(backend, Batches::BROWSER);
     // The TFLite writer is in the module built with training only (the page's first module has
@@ -167,6 +173,22 @@ pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
     }
 }
 
+/// The threaded module's pool: `await initThreadPool(n)` once, after the module's `init`, in a
+/// worker (the calling thread blocks while the pool works). Its threads are web workers started
+/// from wasm-bindgen-rayon's snippet, on this module's shared memory.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+#[cfg(feature = "threads")]
+fn engine_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(not(feature = "threads"))]
+fn engine_threads() -> usize {
+    1
+}
+
 fn webgpu_exposed() -> bool {
     let global = js_sys::global();
     let nav = js_sys::Reflect::get(&global, &JsValue::from_str("navigator")).ok();
@@ -176,10 +198,22 @@ fn webgpu_exposed() -> bool {
 
 #[wasm_bindgen]
 impl Engine {
-    /// A description of the backend in use, e.g. `WebGPU (SwiftShader Device (Subzero))`.
+    /// A description of the backend in use, e.g. `WebGPU (SwiftShader Device (Subzero))` or
+    /// `CPU (Burn flex) on 4 threads`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        self.session.backend().description.clone()
+        let description = &self.session.backend().description;
+        match engine_threads() {
+            1 => description.clone(),
+            n => format!("{description} on {n} threads"),
+        }
+    }
+
+    /// How many threads the engine's parallel work runs on: the threaded module's pool
+    /// (`initThreadPool`), else 1.
+    #[wasm_bindgen(getter)]
+    pub fn threads(&self) -> usize {
+        engine_threads()
     }
 
     /// `wgpu` or `cpu`.

@@ -65,12 +65,13 @@ export function createActions(store, params) {
           name: e.backendKind === 'wgpu' ? await describeAdapter(e.backend) : e.backend,
           kind: e.backendKind, inWorker: e.inWorker, whyNotWorker: e.whyNotWorker,
           fallbackReason: e.fallbackReason, training: e.training, trainingMs: ctx.get().backend?.trainingMs ?? null,
+          threads: e.threads ?? 1, whyOneThread: e.whyOneThread,
         },
       });
     },
-    /** What `restart` needs: the URL's choice of thread, and the backend. */
+    /** What `restart` needs: the URL's choice of thread and thread count, and the backend. */
     engineOptions(extra) {
-      return { mainThread: params.get('engine') === 'main', ...extra };
+      return { mainThread: params.get('engine') === 'main', threads: params.get('threads'), ...extra };
     },
   };
 

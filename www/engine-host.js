@@ -54,6 +54,7 @@ export function engineHost(post) {
     modelInfo: engine.modelInfo,
     photoCount: engine.photoCount,
     training: engine.training,
+    threads: engine.threads ?? 1,
   });
 
   // After a call succeeds: remember what it gave the engine.
@@ -95,6 +96,8 @@ export function engineHost(post) {
     // The wasm memory, for the page's memory check (tests/e2e: 30 compressions in a row).
     const instance = await bindings.default({ module_or_path: m.module.wasm });
     if (typeof WorkerGlobalScope !== 'undefined') globalThis.__wasmMemory = instance.memory;
+    // The threaded module's pool: its threads are workers started from this one.
+    if (m.module.threads) await bindings.initThreadPool(m.module.threads);
     engine = await bindings.createEngine(m.prefer, m.reason ?? undefined);
     if (m.restore) restore(m.restore);
   }

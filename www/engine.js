@@ -5,7 +5,8 @@
 //
 // Protocol (structured-clone messages; `id` pairs an answer with its request):
 //   page → host
-//     {type: 'init', id, module: {js, wasm}, prefer: 'auto' | 'cpu', reason?, restore?: Snapshot}
+//     {type: 'init', id, module: {js, wasm, threads?}, prefer: 'auto' | 'cpu', reason?, restore?: Snapshot}
+//         `threads`: the threaded module, whose pool of that many threads the host starts
 //     {type: 'call', id, method, args, progress?: true}   method: a key of METHODS; with
 //         `progress`, the host passes a callback as the last argument
 //     {type: 'cancel', id}       the call's callback answers false from now on (the engine stops
@@ -15,14 +16,16 @@
 //     {type: 'progress', id, data: string}   a step of call `id` (JSON); the page may cancel
 //     {type: 'result', id, result, state: State} | {type: 'error', id, error: string, state}
 //     {type: 'lost', reason: string}          the WebGPU device is gone; nothing on it runs again
-//   State    = {backend, backendKind: 'wgpu' | 'cpu', fallbackReason, modelInfo, photoCount, training}
+//   State    = {backend, backendKind: 'wgpu' | 'cpu', fallbackReason, modelInfo, photoCount, training, threads}
 //   Snapshot = {weights: {bytes, info} | {seed} | null, input: string | null (setInput's JSON),
 //               photos: [{bytes, name}], labels: {text, name} | null, photoLabels: [{text, name}],
 //               compressed: {safetensors: Uint8Array, card: string} | null}
 //
-// The engine comes in two modules. The page's has no training (Burn's autodiff would add a
+// The engine comes in three modules. The page's has no training (Burn's autodiff would add a
 // tenth to it); the one with it (distillation, synthesized images) is built beside it
-// (scripts/training-module.sh) and started only when the user first asks for those.
+// (scripts/training-module.sh) and started only when the user first asks for those. The
+// threaded one (scripts/threaded-module.sh) runs on the CPU only, on every core, with training:
+// a page on the CPU starts it where threads can share memory (`threadPlan`).
 /** The calls the page makes: arguments → result. `transfer`: the byte arguments move to the engine. */
 export const METHODS = {
   loadWeights: { transfer: true }, // (bytes: Uint8Array, info: string)
@@ -57,22 +60,48 @@ export const METHODS = {
   topFive: {},                     // (logits: Float32Array) → JSON [{index, label, prob}]
 };
 
-// The training module's files, next to the page.
+// The training module's files, next to the page; and the threaded module's (CPU only, with
+// training: scripts/threaded-module.sh).
 const TRAINING = { js: 'modelslim-training.js', wasm: 'modelslim-training_bg.wasm' };
+const THREADED = { js: 'modelslim-threads.js', wasm: 'modelslim-threads_bg.wasm' };
+// The most threads the engine starts: past this, a pool's wake-ups cost more than the cores give.
+const MAX_THREADS = 8;
 
 // The URLs of a wasm-bindgen module and its .wasm: the page's, which Trunk names by a hash of
 // the build and writes into <meta> elements (Trunk.toml: no loader script, so the main thread
 // never loads it), or the training module's, which carry that hash as a query so that a
 // browser never pairs a cached training module with a newer page.
-function moduleUrls(training) {
+function moduleUrls(which) {
   const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content;
   const js = meta('modelslim-engine');
   const wasm = meta('modelslim-engine-wasm');
   if (!js || !wasm) throw new Error('this page names no engine module (built without Trunk?)');
   const abs = (u) => new URL(u, document.baseURI).href;
-  if (!training) return { js: abs(js), wasm: abs(wasm) };
+  if (!which) return { js: abs(js), wasm: abs(wasm) };
   const build = js.match(/modelslim-([0-9a-f]+)\.js/)?.[1] ?? 'dev';
-  return { js: abs(`${TRAINING.js}?build=${build}`), wasm: abs(`${TRAINING.wasm}?build=${build}`) };
+  return { js: abs(`${which.js}?build=${build}`), wasm: abs(`${which.wasm}?build=${build}`) };
+}
+
+/**
+ * How many threads the engine on the CPU gets here: `{threads, why}`, `why` saying why it runs
+ * on one. Threads share one memory, which browsers give only to cross-origin isolated pages; a
+ * thread waiting for the others blocks, which only a worker may. `asked`: `?threads=N`.
+ */
+export function threadPlan({ asked = null, mainThread = false } = {}) {
+  const one = (why) => ({ threads: 1, why });
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  let threads = Math.min(MAX_THREADS, cores);
+  if (asked !== null) {
+    threads = Number(asked);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 64) return one(`?threads=${asked} is not a thread count from 1 to 64`);
+    if (threads === 1) return one('one thread was requested (?threads=1)');
+  }
+  if (mainThread) return one('the engine runs on the main thread, which may not wait for other threads');
+  if (!globalThis.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+    return one('this page is not cross-origin isolated (its server sends no Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy headers), so its threads cannot share memory');
+  }
+  if (threads < 2) return one('this browser reports one core');
+  return { threads, why: null };
 }
 
 // A channel to a host: {post(message, transfer), onmessage, terminate()}.
@@ -134,14 +163,39 @@ async function connect(channel, init) {
   return conn;
 }
 
+// On the CPU, where threads can share memory: the threaded module in a worker, `threads` of
+// them. It has training in it, so it also serves a request for the training module. Should it
+// not start, the single-threaded module does, and the page says why.
+async function startThreaded(init, plan) {
+  let channel = null;
+  try {
+    channel = workerChannel();
+    const conn = await connect(channel, { ...init, module: { ...moduleUrls(THREADED), threads: plan.threads } });
+    return { conn, whyNotWorker: null, whyOneThread: null };
+  } catch (e) {
+    channel?.terminate();
+    return { why: `the threaded engine did not start (${(e && e.message) || String(e)})` };
+  }
+}
+
 async function start(opts, restore) {
   const init = { module: null, prefer: opts.prefer, reason: opts.reason, restore };
+  const module = moduleUrls(opts.training ? TRAINING : null);
+  // WebGPU runs the network where the page has it; the CPU engine runs on every core it may.
+  const onCpu = opts.prefer === 'cpu' || !globalThis.navigator?.gpu;
+  let whyOneThread = null;
+  if (onCpu) {
+    const plan = threadPlan({ asked: opts.threads ?? null, mainThread: opts.mainThread });
+    const threaded = plan.why === null ? await startThreaded(init, plan) : plan;
+    if (threaded.conn) return threaded;
+    whyOneThread = threaded.why;
+  }
   let whyNotWorker = null;
   if (!opts.mainThread) {
     let channel = null;
     try {
       channel = workerChannel();
-      return { conn: await connect(channel, { ...init, module: moduleUrls(opts.training) }), whyNotWorker };
+      return { conn: await connect(channel, { ...init, module }), whyNotWorker, whyOneThread };
     } catch (e) {
       channel?.terminate();
       whyNotWorker = (e && e.message) || String(e);
@@ -149,14 +203,15 @@ async function start(opts, restore) {
   } else {
     whyNotWorker = 'the main thread was requested (?engine=main)';
   }
-  return { conn: await connect(await mainThreadChannel(), { ...init, module: moduleUrls(opts.training) }), whyNotWorker };
+  return { conn: await connect(await mainThreadChannel(), { ...init, module }), whyNotWorker, whyOneThread };
 }
 
 /**
- * Start an engine: `{prefer, reason, mainThread, training}`. Resolves to a client with a
- * method per METHODS entry (the last argument a callback for those with `progress`), the
- * engine's State as of its last answer (`state`, and a getter per field), `inWorker`,
- * `whyNotWorker`, `onLost`, and `restart(opts, {compressed})`: a new engine (another backend,
+ * Start an engine: `{prefer, reason, mainThread, training, threads}` (`threads`: `?threads=N`).
+ * Resolves to a client with a method per METHODS entry (the last argument a callback for those
+ * with `progress`), the engine's State as of its last answer (`state`, and a getter per field),
+ * `inWorker`, `whyNotWorker`, `whyOneThread` (why an engine on the CPU runs on one thread),
+ * `onLost`, and `restart(opts, {compressed})`: a new engine (another backend,
  * the training module) restored from this one's snapshot, replacing it in this same client.
  */
 export async function createEngine(opts) {
@@ -165,6 +220,7 @@ export async function createEngine(opts) {
     get state() { return current.conn.state; },
     get inWorker() { return current.conn.inWorker; },
     get whyNotWorker() { return current.whyNotWorker; },
+    get whyOneThread() { return current.whyOneThread; },
     onLost: null,
     call(method, args = []) {
       const spec = METHODS[method] ?? {};
@@ -183,7 +239,7 @@ export async function createEngine(opts) {
     },
   };
   current.conn.onLost = (why) => client.onLost?.(why);
-  for (const k of ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount', 'training']) {
+  for (const k of ['backend', 'backendKind', 'fallbackReason', 'modelInfo', 'photoCount', 'training', 'threads']) {
     Object.defineProperty(client, k, { get: () => current.conn.state?.[k] });
   }
   for (const m of Object.keys(METHODS)) client[m] = (...args) => client.call(m, args);

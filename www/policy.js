@@ -112,8 +112,8 @@ export function agreementText(r) {
 }
 
 /** Why latency may not follow size here. */
-export function benchNote(r, backendKind) {
-  const backend = backendKind === 'wgpu' ? 'WebGPU' : 'the CPU (wasm)';
+export function benchNote(r, { kind, threads = 1 } = {}) {
+  const backend = kind === 'wgpu' ? 'WebGPU' : `the CPU (wasm, ${threads === 1 ? 'one thread' : `${threads} threads`})`;
   let s = `Latency is measured here on ${backend}. Fewer channels mean fewer MACs and usually run faster;` +
     ' on WebGPU keep widths multiples of 8 ("round widths"): odd widths can cancel the gain.';
   if (r.quantization !== 'fp32') {

@@ -14,7 +14,7 @@ export function initialState() {
     status: 'loading the engine…',
     error: null,           // one line for the user, or null
     // The engine's answer to "where do you run": see engine.js's State.
-    backend: null,         // {name, kind, inWorker, whyNotWorker, fallbackReason, training, trainingMs}
+    backend: null,         // {name, kind, inWorker, whyNotWorker, fallbackReason, training, trainingMs, threads, whyOneThread}
     startup: { engine: null, model: null, firstTop5: null }, // ms since navigation
     spec: null,            // the core's settingsSpec()
     model: null,           // {info, random}

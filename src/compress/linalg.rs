@@ -21,8 +21,8 @@ const ROW_BLOCK: usize = 64;
 /// (again speed only: the order of every element's updates does not depend on it).
 const PANEL: usize = 32;
 
-/// Run `f(index, row)` on each `len`-long row of `data`: in parallel natively, in order in the
-/// browser (a worker has one thread). Each row is written by one call, so the result does not
+/// Run `f(index, row)` on each `len`-long row of `data`: in parallel where there are threads
+/// (`cfg(parallel)`: natively, and the browser's threaded module), else in order. Each row is written by one call, so the result does not
 /// depend on how rows are shared out.
 pub(crate) fn for_each_row<F>(data: &mut [f64], len: usize, f: F)
 where
@@ -32,7 +32,7 @@ where
         return;
     }
     // Small work is not worth a thread's wake-up (a 9×9 block per channel, say).
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(parallel)]
     if data.len() >= 1 << 12 {
         use rayon::prelude::*;
         data.par_chunks_mut(len)

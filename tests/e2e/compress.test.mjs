@@ -389,28 +389,46 @@ for (const backend of ['wgpu', 'cpu']) {
   });
 }
 
-test('calibrated (GPTQ) int4 on the CPU fallback: the downloaded ONNX gives the page\'s top-1', { timeout: 4 * TIMEOUT }, async () => {
-  const { page, context, problems } = await openPage('?weights=seeded&backend=cpu');
+// GPTQ int4 of ResNet18 on two photos in the page's CPU engine: with `threads` threads (the
+// threaded module) or `?threads=1` (the single-threaded one). Resolves to its logits and file.
+async function gptqOnCpu(threads) {
+  const { page, context, problems } = await openPage(`?weights=seeded&backend=cpu&threads=${threads}`);
+  assert.equal(await page.getAttribute('[data-testid=backend]', 'data-threads'), String(threads));
   await upload(page, PHOTOS_256);
   await page.selectOption('[data-testid=quant]', 'int4');
   await page.selectOption('[data-testid=quant-method]', 'gptq');
   const t0 = Date.now();
   await page.click('[data-testid=compress]');
   await compressedShown(page, 2);
-  console.log(`GPTQ int4 of ResNet18 with 2 photos in the page (CPU fallback): ${((Date.now() - t0) / 1e3).toFixed(1)} s`);
+  console.log(`GPTQ int4 of ResNet18 with 2 photos in the page (CPU, ${threads} thread(s)): ${((Date.now() - t0) / 1e3).toFixed(1)} s`);
+  const original = await lists(page, 'top5-original');
   const compressed = await lists(page, 'top5-compressed');
   const onnx = await download(page, 'download-onnx');
   assert.equal(onnx.name, 'resnet18-int4-gptq.onnx');
-  const ort = onnxruntime(onnx.path, PHOTOS_256, { optimize: false });
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+  return { original, compressed, onnx: { ...onnx, bytes: readFileSync(onnx.path) } };
+}
+
+test('calibrated (GPTQ) int4 on the CPU: two threads write the one thread\'s file; the downloaded ONNX gives the page\'s top-1', { timeout: 4 * TIMEOUT }, async () => {
+  const two = await gptqOnCpu(2);
+  const ort = onnxruntime(two.onnx.path, PHOTOS_256, { optimize: false });
   for (const [i, r] of ort.entries()) {
-    const d = maxLogitDiff(compressed[i].logits, r.logits);
+    const d = maxLogitDiff(two.compressed[i].logits, r.logits);
     console.log(`${r.image}: max |Δlogit| ${d.toExponential(2)}`);
-    assert.equal(r.top5[0].index, compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
+    assert.equal(r.top5[0].index, two.compressed[i].top5[0].index, `${r.image}: onnxruntime's top-1 differs from the page`);
     // Weight-only: both sides use the same dequantized weights in float.
     assert.ok(d <= 1e-3, `${r.image}: logits differ by ${d}`);
   }
-  assert.deepEqual(problems, [], 'the browser console must stay clean');
-  await context.close();
+  // Threads share out rows and columns, never one sum: the same network, the same file. 1e-4
+  // bounds float rounding on logits spanning ~9, should a kernel split a sum after all.
+  const one = await gptqOnCpu(1);
+  for (const [i, o] of one.original.entries()) {
+    const d = maxLogitDiff(o.logits, two.original[i].logits);
+    console.log(`${o.image}: one thread against two, max |Δlogit| ${d.toExponential(2)}`);
+    assert.ok(d <= 1e-4, `${o.image}: the threaded module's logits differ by ${d}`);
+  }
+  assert.ok(one.onnx.bytes.equals(two.onnx.bytes), 'GPTQ on two threads wrote another file than on one');
 });
 
 test('bad settings and missing photos get a message; the page stays usable', { timeout: TIMEOUT }, async () => {

@@ -24,10 +24,16 @@ function distHeaders() {
 /**
  * Serve DIST on 127.0.0.1 (a free port), with its _headers; resolves to { server, base }.
  * `mounts` serves more folders beside it: { '/prefix/': '/abs/dir' } (the benchmark's
- * onnxruntime-web WebGPU backend, which the page itself does not ship).
+ * onnxruntime-web WebGPU backend, which the page itself does not ship). `isolated: false`
+ * leaves out the two headers that make the page cross-origin isolated, as a host that ignores
+ * _headers would.
  */
-export async function serveDist(mounts = {}) {
+export async function serveDist(mounts = {}, { isolated = true } = {}) {
   const headers = distHeaders();
+  if (!isolated) {
+    delete headers['Cross-Origin-Opener-Policy'];
+    delete headers['Cross-Origin-Embedder-Policy'];
+  }
   if (!headers['Content-Security-Policy']) throw new Error(`no Content-Security-Policy in ${DIST}/_headers`);
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);

@@ -218,12 +218,40 @@ test('WebGPU device lost: the page moves to the CPU fallback with its model and 
   await context.close();
 });
 
-test('CPU fallback (forced): same predictions, a visible notice', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
+test('CPU fallback (forced): same predictions on every core, a visible notice', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
   const { page, context, problems } = await openPage('?weights=none&backend=cpu');
   assert.equal(await page.isVisible('#notice'), true);
+  // The page is cross-origin isolated: the threaded module, as many threads as cores (up to 8).
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const threads = Math.min(8, cores);
+  if (threads > 1) {
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-threads'), String(threads));
+    assert.match(await page.textContent('[data-testid=backend]'), new RegExp(`on ${threads} threads`));
+  }
   await predictionFlow(page, 'cpu', 'cpu-fallback.png');
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
+});
+
+// A CPU engine on every core needs a cross-origin isolated page: served without the two
+// headers, the page runs its single-threaded module and says why.
+test('not cross-origin isolated: the CPU engine runs on one thread, says why, and predicts the same', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
+  const plain = await serveDist({}, { isolated: false });
+  try {
+    const { page, context, problems } = await open(browser, plain.base + '?weights=none&backend=cpu', { ready: 'engine' });
+    assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+    assert.equal(await page.getAttribute('[data-testid=backend]', 'data-threads'), '1');
+    assert.match(await page.textContent('#notice'), /CPU engine runs on one thread: this page is not cross-origin isolated/);
+    await page.setInputFiles('[data-testid=weights-file]', weightsFile);
+    await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
+      null, { timeout: 120_000 });
+    await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
+    assertMatchesCli((await top5Lists(page))[0], 'chelsea.png');
+    assert.deepEqual(problems, [], 'the browser console must stay clean');
+    await context.close();
+  } finally {
+    plain.server.close();
+  }
 });
 
 test('weights download blocked: the page says so and offers the file picker', { timeout: 300_000 }, async () => {

@@ -125,7 +125,7 @@ export function mountBench(store, actions) {
     SIZE_CELLS.forEach((c, i) => text(ratio.querySelector(`.${c}`), values[i] ?? ''));
     const { original: o, compressed: c } = s.bench;
     text(ratio.querySelector('.median'), o && c ? `latency ×${(c.median / o.median).toFixed(2)}` : '');
-    text(byId('bench-note'), r ? benchNote(r, s.backend?.kind) : '');
+    text(byId('bench-note'), r ? benchNote(r, s.backend ?? {}) : '');
     for (const f of ['onnx', 'safetensors', 'card']) {
       const a = byId(`download-${f}`);
       const file = r?.files.find((x) => x.format === f);

@@ -15,9 +15,11 @@ export function mountStatus(store) {
     // For the tests: where the engine runs, and how long the move to the training module took.
     el.dataset.kind = b.kind;
     el.dataset.worker = b.inWorker;
+    el.dataset.threads = b.threads;
     if (b.trainingMs !== null) el.dataset.training = `${b.trainingMs} ms`;
     const notices = [];
     if (b.fallbackReason) notices.push(`WebGPU is not in use — running on the CPU fallback, which is slower. Reason: ${b.fallbackReason}.`);
+    if (b.kind === 'cpu' && b.whyOneThread) notices.push(`The CPU engine runs on one thread: ${b.whyOneThread}.`);
     if (!b.inWorker) notices.push(`The engine runs on this page's main thread (${b.whyNotWorker}): the page may not respond while it works.`);
     text(byId('notice'), notices.join(' '));
     byId('notice').hidden = !notices.length;

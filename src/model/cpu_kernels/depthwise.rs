@@ -50,13 +50,13 @@ pub fn depthwise_conv2d(
             clamp_slice(out, bounds);
         }
     };
-    // Natively the planes are spread over the cores (as flex does); a browser worker has one.
-    #[cfg(not(target_family = "wasm"))]
+    // The planes are spread over the cores (as flex does) where there are threads (`cfg(parallel)`).
+    #[cfg(parallel)]
     {
         use rayon::prelude::*;
         output.par_chunks_mut(oh * ow).enumerate().for_each(plane);
     }
-    #[cfg(target_family = "wasm")]
+    #[cfg(not(parallel))]
     output.chunks_mut(oh * ow).enumerate().for_each(plane);
     output
 }

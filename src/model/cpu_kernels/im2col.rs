@@ -79,27 +79,53 @@ pub fn conv2d(
             rows: out_channels,
             depth: c * kh * kw,
             positions,
-            alone,
         };
         let pointwise = shape.kernel == [1, 1] && shape.stride == [1, 1] && shape.pads == [0; 4];
         let tile = (TILE_ELEMENTS / product.depth).max(MIN_TILE).min(positions);
-        PATCHES.with_borrow_mut(|patches| {
-            for start in (0..positions).step_by(tile) {
-                let end = (start + tile).min(positions);
+        let tiles = positions.div_ceil(tile);
+        let columns = Columns {
+            ptr: y.as_mut_ptr(),
+            len: y.len(),
+        };
+        // One tile: its columns of every output row, nothing else. `inside`: its product may
+        // use every core (the tiles themselves run one after another).
+        let run = |t: usize, inside: bool| {
+            let start = t * tile;
+            let end = (start + tile).min(positions);
+            PATCHES.with_borrow_mut(|patches| {
                 if pointwise {
                     // The input's channels are the matrix's rows: no patches needed.
-                    product.accumulate(y, start, end, &x[start..], positions);
+                    product.accumulate(columns, start, end, &x[start..], positions, inside);
                 } else {
                     fill_patches(patches, x, shape, [oh, ow], start, end);
-                    product.accumulate(y, start, end, patches, end - start);
+                    product.accumulate(columns, start, end, patches, end - start, inside);
                 }
-                if let Some(bounds) = clamp {
-                    for row in y.chunks_exact_mut(positions) {
-                        clamp_slice(&mut row[start..end], bounds);
-                    }
+            });
+            if let Some(bounds) = clamp {
+                for row in 0..product.rows {
+                    // SAFETY: `accumulate` checked that `columns` holds `rows × positions`
+                    // values; this tile alone touches columns `start..end` of each row.
+                    let values = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            columns.at(row * positions + start),
+                            end - start,
+                        )
+                    };
+                    clamp_slice(values, bounds);
                 }
             }
-        });
+        };
+        // An image alone spreads its tiles over the cores: each tile's product is whole, so
+        // every output is the same sum in the same order whatever the thread count.
+        #[cfg(parallel)]
+        if alone && tiles > 1 {
+            use rayon::prelude::*;
+            (0..tiles).into_par_iter().for_each(|t| run(t, false));
+            return;
+        }
+        for t in 0..tiles {
+            run(t, alone);
+        }
     });
     output
 }
@@ -109,6 +135,27 @@ thread_local! {
     static PATCHES: std::cell::RefCell<Vec<f32>> = std::cell::RefCell::default();
 }
 
+/// An image's output, `[rows, positions]`, shared by the tiles that write it: each writes its
+/// own columns of every row, so no element has two writers.
+#[derive(Clone, Copy)]
+struct Columns {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: a `Columns` is only written through `Product::accumulate` and a tile's clamp, each
+// within its tile's columns; tiles are disjoint, and the slice it points into outlives them.
+unsafe impl Send for Columns {}
+unsafe impl Sync for Columns {}
+
+impl Columns {
+    /// The address of the `offset`-th value (a closure calling this holds the whole
+    /// `Columns`, which may cross threads, rather than its bare pointer, which may not).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.ptr.wrapping_add(offset)
+    }
+}
+
 /// `W[rows, depth]` times a `[depth, columns]` matrix, accumulated onto columns of the output.
 struct Product<'a> {
     weight: &'a [f32],
@@ -116,61 +163,88 @@ struct Product<'a> {
     depth: usize,
     /// Output positions per channel: the output's row stride.
     positions: usize,
-    /// The image runs alone: the product may use every core (natively).
-    alone: bool,
 }
 
 impl Product<'_> {
-    /// `y[:, start..end] += W · b`, where `b` is `[depth, end − start]` with row stride `b_rs`.
-    fn accumulate(&self, y: &mut [f32], start: usize, end: usize, b: &[f32], b_rs: usize) {
+    /// `y[:, start..end] += W · b`, where `b` is `[depth, end − start]` with row stride `b_rs`;
+    /// on every core when `inside` and the product is large.
+    fn accumulate(
+        &self,
+        y: Columns,
+        start: usize,
+        end: usize,
+        b: &[f32],
+        b_rs: usize,
+        inside: bool,
+    ) {
         let columns = end - start;
         assert!(
             b_rs >= columns && b.len() >= (self.depth - 1) * b_rs + columns,
             "matrix size"
         );
         assert!(
-            y.len() >= self.rows * self.positions && end <= self.positions,
+            y.len >= self.rows * self.positions && end <= self.positions,
             "output size"
         );
         assert!(self.weight.len() >= self.rows * self.depth, "weight size");
-        #[cfg(not(target_family = "wasm"))]
-        let parallelism = if self.alone && self.rows * columns * self.depth >= 192 * 192 * 192 {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
+        let big = inside && self.rows * columns * self.depth >= 192 * 192 * 192;
+        // Rows `rows` of the product.
+        let product = |rows: std::ops::Range<usize>, parallelism: gemm::Parallelism| {
+            // SAFETY: the asserts above keep every access inside the buffers: the product reads
+            // `rows.len() × depth` weights from row `rows.start` (row stride `depth`),
+            // `depth × columns` values of `b` (row stride `b_rs`), and reads and writes
+            // `rows.len() × columns` outputs from row `rows.start`, column `start`, with row
+            // stride `positions`, the last at `(rows.end − 1)·positions + end − 1`; callers
+            // running several at once give them disjoint rows.
+            unsafe {
+                gemm::gemm(
+                    rows.len(),
+                    columns,
+                    self.depth,
+                    y.at(rows.start * self.positions + start),
+                    1,
+                    self.positions as isize,
+                    true,
+                    self.weight.as_ptr().add(rows.start * self.depth),
+                    1,
+                    self.depth as isize,
+                    b.as_ptr(),
+                    1,
+                    b_rs as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
         };
-        #[cfg(target_family = "wasm")]
-        let parallelism = {
-            let _ = self.alone;
-            gemm::Parallelism::None
-        };
-        // SAFETY: the asserts above keep every access inside the slices: the product reads
-        // `rows × depth` weights (row stride `depth`), `depth × columns` values of `b` (row
-        // stride `b_rs`), and reads and writes `rows × columns` outputs starting at column
-        // `start` with row stride `positions`, the last at `(rows − 1)·positions + end − 1`.
-        unsafe {
-            gemm::gemm(
-                self.rows,
-                columns,
-                self.depth,
-                y.as_mut_ptr().add(start),
-                1,
-                self.positions as isize,
-                true,
-                self.weight.as_ptr(),
-                1,
-                self.depth as isize,
-                b.as_ptr(),
-                1,
-                b_rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+        // A large product spreads its rows over the cores, in blocks of at least 65 rows: gemm
+        // then cuts the depth as it does for the whole product (it cuts it otherwise only for
+        // at most 64 rows and columns), so each output is the same sum in the same order
+        // whatever the thread count. Too few rows to share: gemm's own threads.
+        #[cfg(parallel)]
+        if big {
+            use rayon::prelude::*;
+            let blocks = rayon::current_num_threads().min(self.rows / 65);
+            if blocks < 2 {
+                product(0..self.rows, gemm::Parallelism::Rayon(0));
+                return;
+            }
+            let (base, extra) = (self.rows / blocks, self.rows % blocks);
+            (0..blocks).into_par_iter().for_each(|i| {
+                let first = i * base + i.min(extra);
+                product(
+                    first..first + base + usize::from(i < extra),
+                    gemm::Parallelism::None,
+                );
+            });
+            return;
         }
+        #[cfg(not(parallel))]
+        let _ = big;
+        product(0..self.rows, gemm::Parallelism::None);
     }
 }
 

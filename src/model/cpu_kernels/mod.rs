@@ -212,16 +212,16 @@ fn clamp_scalar(values: &mut [f32], [low, high]: [f32; 2]) {
     }
 }
 
-/// Runs `per_image` on each image's output chunk: natively on all cores when there are several
-/// images (`true` tells it the image runs alone, so it may parallelise inside); a browser
-/// worker has one thread.
+/// Runs `per_image` on each image's output chunk: on all cores when there are several images
+/// and threads (`cfg(parallel)`; `true` tells it the image runs alone, so it may parallelise
+/// inside), else in order.
 fn for_each_image(
     out: &mut [f32],
     image_len: usize,
     per_image: impl Fn(usize, &mut [f32], bool) + Sync + Send,
 ) {
     let images = out.len() / image_len.max(1);
-    #[cfg(not(target_family = "wasm"))]
+    #[cfg(parallel)]
     if images > 1 {
         use rayon::prelude::*;
         out.par_chunks_mut(image_len)
@@ -364,6 +364,35 @@ mod tests {
             check(s, filters, false, false, None);
             check(s, filters, false, true, Some([0.0, f32::INFINITY]));
             check(s, filters, false, true, None);
+        }
+    }
+
+    /// One image whose convolution is shared out over threads — by tiles of a large plane, and
+    /// by blocks of rows where the plane is one tile (256 filters on 14×14, as in ResNet18's
+    /// third stage) — gives the same bits on one, two and three threads.
+    #[test]
+    fn a_shared_out_convolution_gives_the_same_bits_on_any_thread_count() {
+        let mut rng = Rng::new(11);
+        for (s, filters) in [
+            (shape([1, 16, 48, 48], [3, 3], [1, 1], [1, 1, 1, 1]), 192),
+            (shape([1, 256, 14, 14], [3, 3], [1, 1], [1, 1, 1, 1]), 256),
+        ] {
+            let x = random(&mut rng, &s.input);
+            let w = random(&mut rng, &[filters, s.input[1], 3, 3]);
+            let run = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool")
+                    .install(|| im2col::conv2d(&x, &w, filters, None, None, &s, Some([0.0, 6.0])))
+            };
+            let one = run(1);
+            assert_eq!(one.len(), filters * s.input[2] * s.input[3]);
+            for threads in [2, 3] {
+                let many = run(threads);
+                let differ = one.iter().zip(&many).filter(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(differ.count(), 0, "{threads} threads, {:?}", s.input);
+            }
         }
     }
 
