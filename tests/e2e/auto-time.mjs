@@ -2,6 +2,7 @@
 // own account of the search (candidates, per-layer costs, photos). Several budgets (3.5,4.5)
 // run one after the other on the same page: the later ones reuse the first one's costs.
 //   node tests/e2e/auto-time.mjs MODEL BUDGET_MB[,BUDGET_MB…] [cpu|wgpu ...]   (after trunk build)
+//   THREADS=N …   the page's ?threads=N (1: the CPU engine's single-threaded module)
 // MODEL: a weights file, or `effnet` for EfficientNet-Lite0 with its real weights (served with
 // the page). Photos: the repository's 16 calibration photos.
 import { ROOT, serveDist, launchChromium } from './harness.mjs';
@@ -22,7 +23,7 @@ for (const backend of backends) {
   const page = await browser.newPage();
   page.on('console', (m) => { if (m.type() === 'error') console.log(`console: ${m.text()}`); });
   const weights = model === 'effnet' ? 'efficientnet-lite0' : 'seeded';
-  await page.goto(`${base}?weights=${weights}${backend === 'cpu' ? '&backend=cpu' : ''}`);
+  await page.goto(`${base}?weights=${weights}${backend === 'cpu' ? '&backend=cpu' : ''}${process.env.THREADS ? `&threads=${process.env.THREADS}` : ''}`);
   await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 600000 });
   if (model !== 'effnet') {
     await page.setInputFiles('[data-testid=weights-file]', model);

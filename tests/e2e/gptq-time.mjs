@@ -1,6 +1,7 @@
 // Time of a GPTQ int4 compression in the page (ResNet18, seeded weights, two photos), on the
 // CPU fallback and on WebGPU, with each step's seconds.
 //   node tests/e2e/gptq-time.mjs [cpu|wgpu ...]   (after trunk build)
+//   THREADS=N …   the page's ?threads=N (1: the CPU engine's single-threaded module)
 import { ROOT, serveDist, launchChromium } from './harness.mjs';
 import { join } from 'node:path';
 const PH = ['chelsea-256.png', 'coffee-256.png'].map((n) => join(ROOT, 'tests/fixtures/photos256', n));
@@ -10,7 +11,7 @@ const browser = await launchChromium();
 for (const backend of backends) {
   const page = await browser.newPage();
   page.on('console', (m) => { if (m.type() === 'error') console.log(`console: ${m.text()}`); });
-  await page.goto(`${base}?weights=seeded${backend === 'cpu' ? '&backend=cpu' : ''}`);
+  await page.goto(`${base}?weights=seeded${backend === 'cpu' ? '&backend=cpu' : ''}${process.env.THREADS ? `&threads=${process.env.THREADS}` : ''}`);
   await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 120000 });
   await page.setInputFiles('[data-testid=upload]', PH);
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=top5-original]').length === 2, null, { timeout: 600000 });
