@@ -11,15 +11,8 @@
 # snippet into Trunk's staging directory. Its build has its own target directory: other flags
 # than the page's, so the two never rebuild each other's dependencies.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-STAGING="${TRUNK_STAGING_DIR:?run by trunk build, as a hook in Trunk.toml}"
-if [[ "${TRUNK_PROFILE:-debug}" == "release" ]]; then PROFILE=wasm-release; DIR=wasm-release; else PROFILE=dev; DIR=debug; fi
-TARGET="${CARGO_TARGET_DIR:-target}/threads"
-BINDGEN="$(awk -F'"' '/^wasm_bindgen/ {print $2}' Trunk.toml)"
-if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN" ]]; then
-  echo "threaded-module.sh: wasm-bindgen $BINDGEN is not on PATH: run scripts/setup.sh, or cargo install wasm-bindgen-cli --version $BINDGEN" >&2
-  exit 1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/module-hook.sh"
+TARGET="$TARGET/threads"
 # 4 GiB: the most a wasm32 memory can hold. A shared memory cannot grow past the maximum it is
 # created with; the browser reserves address space for it, not memory.
 FLAGS=(

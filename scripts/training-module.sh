@@ -6,17 +6,7 @@
 # module every visitor downloads stays 0.33 MB (gzipped) smaller.
 # Writes modelslim-training.js and modelslim-training_bg.wasm into Trunk's staging directory.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-STAGING="${TRUNK_STAGING_DIR:?run by trunk build, as a hook in Trunk.toml}"
-# Trunk's release build uses the wasm-release profile (index.html's data-cargo-profile).
-if [[ "${TRUNK_PROFILE:-debug}" == "release" ]]; then PROFILE=wasm-release; DIR=wasm-release; else PROFILE=dev; DIR=debug; fi
-TARGET="${CARGO_TARGET_DIR:-target}"
-# Trunk keeps its own wasm-bindgen in its cache; this hook needs one on PATH, of the same version.
-BINDGEN="$(awk -F'"' '/^wasm_bindgen/ {print $2}' Trunk.toml)"
-if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN" ]]; then
-  echo "training-module.sh: wasm-bindgen $BINDGEN is not on PATH: run scripts/setup.sh, or cargo install wasm-bindgen-cli --version $BINDGEN" >&2
-  exit 1
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/module-hook.sh"
 # The build writes the same file name as the page's module (target/…/modelslim.wasm): Trunk
 # has taken that one already, and the next build links it again from its own artifacts.
 cargo build --offline --quiet --target wasm32-unknown-unknown --profile "$PROFILE" \

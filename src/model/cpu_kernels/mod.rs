@@ -1,8 +1,8 @@
 //! Convolutions and max pooling on the CPU backend (Burn flex), computed by modelslim rather
 //! than by flex.
 //!
-//! Why: the CPU backend is what every visitor without WebGPU gets, and in a browser worker it
-//! runs on one thread, so every pass over memory counts. Profiled with perf on one thread, flex
+//! Why: the CPU backend is what every visitor without WebGPU gets, and in the page's
+//! single-threaded module it runs on one thread, so every pass over memory counts. Profiled with perf on one thread, flex
 //! spent a third of EfficientNet-Lite0's time in depthwise convolutions at ~3 GMAC/s (see
 //! `depthwise`), and in ResNet18 a third of the time went around the matrix products rather
 //! than into them (see `im2col`); in the browser's profile its max pooling cost more than the
@@ -390,7 +390,10 @@ mod tests {
             assert_eq!(one.len(), filters * s.input[2] * s.input[3]);
             for threads in [2, 3] {
                 let many = run(threads);
-                let differ = one.iter().zip(&many).filter(|(a, b)| a.to_bits() != b.to_bits());
+                let differ = one
+                    .iter()
+                    .zip(&many)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits());
                 assert_eq!(differ.count(), 0, "{threads} threads, {:?}", s.input);
             }
         }
