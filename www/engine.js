@@ -69,8 +69,8 @@ const MAX_THREADS = 8;
 
 // The URLs of a wasm-bindgen module and its .wasm: the page's, which Trunk names by a hash of
 // the build and writes into <meta> elements (Trunk.toml: no loader script, so the main thread
-// never loads it), or the training module's, which carry that hash as a query so that a
-// browser never pairs a cached training module with a newer page.
+// never loads it), or the training or threaded module's (`which`), which carry that hash as a
+// query so that a browser never pairs a cached module with a newer page.
 function moduleUrls(which) {
   const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content;
   const js = meta('modelslim-engine');

@@ -312,8 +312,9 @@ async function engineFetches(query) {
   await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent), null, { timeout: 120_000 });
   const timed = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
   await context.close();
-  const engine = (u) => /\/modelslim-[0-9a-f]+(_bg\.wasm|\.js)$/.test(new URL(u).pathname);
-  return { mainThread: [...new Set([...mainThread, ...timed])].filter(engine), any: any.filter(engine) };
+  // The page's module, or the threaded one (whose threads import its bindings again).
+  const engine = (u) => /\/modelslim-([0-9a-f]+|threads)(_bg\.wasm|\.js)$/.test(new URL(u).pathname);
+  return { mainThread: [...new Set([...mainThread, ...timed])].filter(engine), any: [...new Set(any.filter(engine))] };
 }
 
 test('the main thread never fetches the engine module; the worker does', { timeout: 300_000 }, async () => {
