@@ -12,6 +12,7 @@ pub mod export;
 pub mod labels;
 pub mod limits;
 pub mod model;
+mod parallel;
 pub mod predict;
 pub mod preprocess;
 pub mod quant;

@@ -279,28 +279,6 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize, k: usize, m: usize) -> Vec<f64> {
     out
 }
 
-/// `w[r, from..] -= Σᵢ e[r, i] · u[i0 + i, from..]` for every row `r` of `w` (`rows × cols`),
-/// `e` being `rows × e_cols` and `u` `cols` wide: the terms in ascending `i`.
-#[allow(clippy::too_many_arguments)]
-pub fn sub_product(
-    w: &mut [f64],
-    cols: usize,
-    e: &[f64],
-    e_cols: usize,
-    u: &[f64],
-    i0: usize,
-    from: usize,
-) {
-    for_each_row(w, cols, |r, row| {
-        for (i, &c) in e[r * e_cols..(r + 1) * e_cols].iter().enumerate() {
-            if c != 0.0 {
-                let at = (i0 + i) * cols;
-                sub_scaled(&mut row[from..], c, &u[at + from..at + cols]);
-            }
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

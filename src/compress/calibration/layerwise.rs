@@ -24,7 +24,7 @@ pub(crate) async fn walk_layers<P, F>(
     backend: &Backend,
     batches: &[Vec<Vec<f32>>],
     progress: &mut P,
-    mut visit: impl FnMut(Model, &str, &Gram) -> Result<Model>,
+    mut visit: impl FnMut(Model, &str, &Gram) -> Result<Model> + Send,
 ) -> Result<Model>
 where
     P: FnMut(Progress) -> F,
@@ -72,9 +72,7 @@ where
                         );
                     }
                 }
-                for g in &mut grams {
-                    g.add(cap);
-                }
+                crate::parallel::on_threads(|| grams.iter_mut().for_each(|g| g.add(cap)));
                 Ok(())
             })
             .await?;
@@ -88,7 +86,7 @@ where
                 label: format!("{what}: {name} (layer {done} of {})", layers.len()),
             };
             report(progress, p).await?;
-            model = visit(model, name, &gram)?;
+            model = crate::parallel::on_threads(|| visit(model, name, &gram))?;
         }
     }
     Ok(model)

@@ -10,6 +10,7 @@ use crate::compress::calibration::layer_statistics::Gram;
 use crate::compress::calibration::layerwise::walk_layers;
 use crate::compress::progress::Progress;
 use crate::model::Model;
+use crate::parallel::map_each;
 use crate::quant::{EXACT_WEIGHT_SCALE_BITS, Granularity, QuantizedTensor, qmax, round_up_to_bits};
 use crate::{Error, Result};
 
@@ -95,8 +96,8 @@ fn gptq_layer(
         .map(|g| Gptq::for_layer(gram, g, gptq_opts))
         .collect::<Result<Vec<_>>>()?;
     let ratios: &[f32] = if qt.bits <= 4 { &CLIP_RATIOS } else { &[1.0] };
-    let mut best: Option<(QuantizedTensor, Vec<f64>)> = None;
-    for &ratio in ratios {
+    // The ratios' candidates are independent: on several threads where there are.
+    let candidates = map_each(ratios, |&ratio| {
         let mut cand = qt.clone();
         for s in &mut cand.scales {
             *s *= ratio;
@@ -128,11 +129,12 @@ fn gptq_layer(
                 g,
             ));
         }
-        best = Some(match best {
-            None => (cand, errors),
-            Some(b) => keep_better_rows(b, (cand, errors), cols),
-        });
-    }
+        (cand, errors)
+    });
+    // In the ratios' order, whatever order they finished in.
+    let best = candidates
+        .into_iter()
+        .reduce(|a, b| keep_better_rows(a, b, cols));
     let Some((qt, _)) = best else {
         return Ok(out);
     };
