@@ -197,7 +197,8 @@ impl Classifier {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let out = self.net.forward(self.input(images)?);
+        let input = self.input(images)?;
+        let out = crate::parallel::on_threads(|| self.net.forward(input));
         let classes = out.dims()[1];
         let values = read_values(out).await?;
         // Finite weights can still overflow (a weight of 1e30); a NaN must not reach a report.
@@ -229,9 +230,9 @@ impl Classifier {
     /// Run a batch and read the given values back to the host as computed (activation
     /// calibration, bias correction).
     pub async fn capture(&self, images: &[Vec<f32>], values: &[usize]) -> Result<Vec<Captured>> {
-        let (_, captured) = self
-            .net
-            .run(self.input(images)?, BatchNormMode::Running, values);
+        let input = self.input(images)?;
+        let (_, captured) =
+            crate::parallel::on_threads(|| self.net.run(input, BatchNormMode::Running, values));
         let mut out = Vec::with_capacity(captured.len());
         for (value, t) in captured {
             let dims = t.dims();
@@ -257,11 +258,13 @@ impl Classifier {
             Some(p) => p,
             None => self.net.start(self.input(images)?),
         };
-        let t = match self.net.resume_until(&mut pass, value) {
+        let resume =
+            |pass: &mut Pass| crate::parallel::on_threads(|| self.net.resume_until(pass, value));
+        let t = match resume(&mut pass) {
             Some(t) => t,
             None => {
                 pass = self.net.start(self.input(images)?);
-                self.net.resume_until(&mut pass, value).ok_or_else(|| {
+                resume(&mut pass).ok_or_else(|| {
                     Error::Structure(format!("value {value} is not computed by this network"))
                 })?
             }
