@@ -93,6 +93,10 @@ pub fn gzip_size(data: &[u8]) -> usize {
     enc.finish().map(|c| c.0).unwrap_or(0)
 }
 
+/// Weights (as f32) up to which a model's two files are written and gzipped side by side:
+/// gzip is a single-threaded pass of about a second per 50 MB natively, a few in the page.
+pub const FILES_TOGETHER_BYTES: usize = 64 << 20;
+
 /// A sink that keeps only the number of bytes written to it.
 struct Counter(usize);
 
@@ -134,12 +138,21 @@ impl Model {
         }
     }
 
-    /// Measure the model with both of its files serialised, one file at a time (a large
-    /// network's two files are not held together).
+    /// Measure the model with both of its files serialised: side by side (on two threads where
+    /// there are) when its weights are at most [`FILES_TOGETHER_BYTES`], else one file at a
+    /// time (a large network's two files are not held together).
     pub fn metrics_with_onnx(&self) -> Result<Metrics> {
-        let safetensors = FileSize::of(&self.to_safetensors()?);
-        let onnx = Some(FileSize::of(&to_onnx(self)?));
-        Ok(self.metrics_of_sizes(Bytes { safetensors, onnx }))
+        let safetensors = || -> Result<FileSize> { Ok(FileSize::of(&self.to_safetensors()?)) };
+        let onnx = || -> Result<FileSize> { Ok(FileSize::of(&to_onnx(self)?)) };
+        let (safetensors, onnx) = if self.num_params() * 4 <= FILES_TOGETHER_BYTES {
+            crate::parallel::join(safetensors, onnx)
+        } else {
+            (safetensors(), onnx())
+        };
+        Ok(self.metrics_of_sizes(Bytes {
+            safetensors: safetensors?,
+            onnx: Some(onnx?),
+        }))
     }
 }
 

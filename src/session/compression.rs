@@ -11,7 +11,6 @@ use web_time::Instant;
 use super::card::{AgreementPhotos, CardStep, ModelCard};
 use super::held_back::held_back;
 use super::{Compressed, CompressionReport, FileFormat, Loaded, Session};
-use crate::compress::metrics::{Bytes, FileSize};
 use crate::compress::pipeline::run;
 use crate::compress::{
     Metrics, Plan, Progress, Settings, Shape, agreement, announce, layer_report,
@@ -192,13 +191,10 @@ impl Session {
         };
         model.labels = self.labels();
         // One announcement per piece: each is a point where the page's event loop runs (a
-        // main-thread engine would otherwise freeze for seconds here). Each file is written,
-        // measured and dropped before the next: the downloads write it again when asked.
-        announce(&mut progress, "writing the safetensors file").await?;
-        let safetensors = FileSize::of(&model.to_safetensors()?);
-        announce(&mut progress, "writing the ONNX file").await?;
-        let onnx = Some(FileSize::of(&to_onnx(&model)?));
-        let after = model.metrics_of_sizes(Bytes { safetensors, onnx });
+        // main-thread engine would otherwise freeze for seconds here). The files are measured
+        // and dropped (see `metrics_with_onnx`): the downloads write them again when asked.
+        announce(&mut progress, "writing the safetensors and ONNX files").await?;
+        let after = model.metrics_with_onnx()?;
         let before = self.original_metrics(original, &mut progress).await?;
 
         let reference = self.original_logits(&mut progress).await?;
