@@ -4,6 +4,7 @@
 //   THREADS=N …   the page's ?threads=N (1: the CPU engine's single-threaded module)
 import { ROOT, serveDist, launchChromium } from './harness.mjs';
 import { join } from 'node:path';
+import { stepTable } from '../../www/format.js';
 const PH = ['chelsea-256.png', 'coffee-256.png'].map((n) => join(ROOT, 'tests/fixtures/photos256', n));
 const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'wgpu'];
 const { server, base } = await serveDist();
@@ -23,6 +24,10 @@ for (const backend of backends) {
     || !document.querySelector('[data-testid=error]').hidden, null, { timeout: 1_800_000 });
   const err = await page.evaluate(() => { const e = document.querySelector('[data-testid=error]'); return e.hidden ? null : e.textContent; });
   console.log(`${backend}: GPTQ int4, 2 photos: ${((Date.now() - t0) / 1e3).toFixed(1)} s${err ? ` — error: ${err}` : ''}`);
+  if (!err) {
+    const steps = JSON.parse(await page.getAttribute('#steps-timing', 'data-steps'));
+    for (const row of stepTable(steps)) console.log(`  ${row.seconds.toFixed(1).padStart(6)} s  ${row.label}${row.count > 1 ? ` (${row.count})` : ''}`);
+  }
   await page.close();
 }
 await browser.close(); server.close();
