@@ -495,13 +495,7 @@ pub fn row_output_errors(w: &[f32], deq: &[f32], rows: usize, cols: usize, h: &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
+    use crate::rng::Rng;
 
     /// The sweep shares rows out over threads: the integers (dense and low-rank factors) and
     /// SparseGPT's weights must be the same bits on one thread as on three. 40 rows of 200
@@ -509,9 +503,9 @@ mod tests {
     #[test]
     fn the_sweep_gives_the_same_values_on_any_thread_count() {
         let (rows, cols) = (40, 200);
-        let mut seed = 7;
-        let w: Vec<f32> = (0..rows * cols).map(|_| lcg(&mut seed) as f32).collect();
-        let x: Vec<f32> = (0..50 * cols).map(|_| lcg(&mut seed) as f32).collect();
+        let mut rng = Rng::new(7);
+        let w: Vec<f32> = (0..rows * cols).map(|_| rng.range(-1.0, 1.0)).collect();
+        let x: Vec<f32> = (0..50 * cols).map(|_| rng.range(-1.0, 1.0)).collect();
         let mut h = vec![0f64; cols * cols];
         add_gram(&mut h, &x, &x, 50, cols, cols, true);
         let opts = GptqOptions {
