@@ -94,15 +94,18 @@ pub fn conv2d(
         let run = |t: usize, inside: bool| {
             let start = t * tile;
             let end = (start + tile).min(positions);
-            PATCHES.with_borrow_mut(|patches| {
-                if pointwise {
-                    // The input's channels are the matrix's rows: no patches needed.
-                    product.accumulate(columns, start, end, &x[start..], positions, inside);
-                } else {
-                    fill_patches(patches, x, shape, [oh, ow], start, end);
-                    product.accumulate(columns, start, end, patches, end - start, inside);
-                }
-            });
+            if pointwise {
+                // The input's channels are the matrix's rows: no patches needed.
+                product.accumulate(columns, start, end, &x[start..], positions, inside);
+            } else {
+                // Taken out of the thread's slot rather than borrowed: while a product shared
+                // out over threads waits for its other rows, this thread may run another
+                // convolution's tile, which needs patches of its own.
+                let mut patches = PATCHES.take();
+                fill_patches(&mut patches, x, shape, [oh, ow], start, end);
+                product.accumulate(columns, start, end, &patches, end - start, inside);
+                PATCHES.set(patches);
+            }
             if let Some(bounds) = clamp {
                 for row in 0..product.rows {
                     // SAFETY: `accumulate` checked that `columns` holds `rows × positions`

@@ -399,6 +399,47 @@ mod tests {
         }
     }
 
+    /// Convolutions started from inside the thread pool, several at once (a forward pass runs
+    /// on the pool; two passes may share it): a thread waiting for its product's row blocks
+    /// runs other convolutions' tiles meanwhile, which must neither fail nor change a value.
+    #[test]
+    fn convolutions_nested_in_the_pool_run_side_by_side() {
+        let mut rng = Rng::new(5);
+        let shapes = [
+            (shape([1, 256, 14, 14], [3, 3], [1, 1], [1, 1, 1, 1]), 256),
+            (shape([1, 16, 48, 48], [3, 3], [1, 1], [1, 1, 1, 1]), 64),
+        ];
+        let inputs: Vec<_> = shapes
+            .iter()
+            .map(|(s, filters)| {
+                let x = random(&mut rng, &s.input);
+                let w = random(&mut rng, &[*filters, s.input[1], 3, 3]);
+                (x, w)
+            })
+            .collect();
+        let conv = |i: usize| {
+            let ((s, filters), (x, w)) = (&shapes[i], &inputs[i]);
+            im2col::conv2d(x, w, *filters, None, None, s, None)
+        };
+        let alone: Vec<Vec<f32>> = (0..shapes.len()).map(conv).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("a thread pool");
+        // Two streams of convolutions, as two forward passes would be.
+        let stream = |i: usize| (0..20).map(|_| conv(i)).collect::<Vec<_>>();
+        let (a, b) = pool.install(|| rayon::join(|| stream(0), || stream(1)));
+        for (i, ys) in [a, b].iter().enumerate() {
+            for y in ys {
+                assert!(
+                    y.iter()
+                        .zip(&alone[i])
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                );
+            }
+        }
+    }
+
     /// ResNet18's stem pooling (3×3, stride 2, pad 1) on even and odd sizes, a batch of two,
     /// and a window larger than the stride: the same values as Burn's max_pool2d.
     #[test]
