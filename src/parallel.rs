@@ -40,3 +40,13 @@ pub(crate) fn map_each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync
     #[cfg(not(parallel))]
     items.iter().map(f).collect()
 }
+
+/// `f` run on a pool of its own with `threads` threads: for tests that compare thread counts.
+#[cfg(test)]
+pub(crate) fn on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+        .install(f)
+}

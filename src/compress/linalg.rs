@@ -370,15 +370,11 @@ mod tests {
     fn results_do_not_depend_on_the_thread_count() {
         let n = 150;
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let mut u = spd(n, 1);
-                    cholesky_upper(&mut u, n).unwrap();
-                    invert_upper(&u, n)
-                })
+            crate::parallel::on_pool(threads, || {
+                let mut u = spd(n, 1);
+                cholesky_upper(&mut u, n).unwrap();
+                invert_upper(&u, n)
+            })
         };
         let (one, two) = (run(1), run(2));
         assert!(

@@ -514,24 +514,20 @@ mod tests {
         };
         let scale = |r: usize, _: usize| 0.1 + r as f32 * 0.01;
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let dense = Gptq::new(&h, cols, opts).unwrap();
-                    let low_rank = Gptq::from_inputs(&x, 50, cols, opts).unwrap();
-                    let sparse: Vec<u32> = dense
-                        .sparsify(&w, rows, 0.5)
-                        .iter()
-                        .map(|v| v.to_bits())
-                        .collect();
-                    (
-                        dense.quantize(&w, rows, scale, 7),
-                        low_rank.quantize(&w, rows, scale, 7),
-                        sparse,
-                    )
-                })
+            crate::parallel::on_pool(threads, || {
+                let dense = Gptq::new(&h, cols, opts).unwrap();
+                let low_rank = Gptq::from_inputs(&x, 50, cols, opts).unwrap();
+                let sparse: Vec<u32> = dense
+                    .sparsify(&w, rows, 0.5)
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                (
+                    dense.quantize(&w, rows, scale, 7),
+                    low_rank.quantize(&w, rows, scale, 7),
+                    sparse,
+                )
+            })
         };
         let one = run(1);
         assert!(one.0.iter().any(|&v| v != 0) && one.2.iter().any(|&v| v != 0));

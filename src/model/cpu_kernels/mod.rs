@@ -380,11 +380,9 @@ mod tests {
             let x = random(&mut rng, &s.input);
             let w = random(&mut rng, &[filters, s.input[1], 3, 3]);
             let run = |threads: usize| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("a thread pool")
-                    .install(|| im2col::conv2d(&x, &w, filters, None, None, &s, Some([0.0, 6.0])))
+                crate::parallel::on_pool(threads, || {
+                    im2col::conv2d(&x, &w, filters, None, None, &s, Some([0.0, 6.0]))
+                })
             };
             let one = run(1);
             assert_eq!(one.len(), filters * s.input[2] * s.input[3]);
@@ -422,13 +420,9 @@ mod tests {
             im2col::conv2d(x, w, *filters, None, None, s, None)
         };
         let alone: Vec<Vec<f32>> = (0..shapes.len()).map(conv).collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .expect("a thread pool");
         // Two streams of convolutions, as two forward passes would be.
         let stream = |i: usize| (0..20).map(|_| conv(i)).collect::<Vec<_>>();
-        let (a, b) = pool.install(|| rayon::join(|| stream(0), || stream(1)));
+        let (a, b) = crate::parallel::on_pool(3, || rayon::join(|| stream(0), || stream(1)));
         for (i, ys) in [a, b].iter().enumerate() {
             for y in ys {
                 assert!(
