@@ -152,6 +152,19 @@ type BuildNetwork = fn(
     &Device,
 ) -> Result<Network>;
 
+/// `[N, classes]` logits read back to the host, one row per image.
+async fn read_logits(out: Tensor<2>) -> Result<Vec<Vec<f32>>> {
+    let classes = out.dims()[1];
+    let values = read_values(out).await?;
+    // Finite weights can still overflow (a weight of 1e30); a NaN must not reach a report.
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Invalid(
+            "the model computed NaN or an infinity: its weights or activation scales are out of range (a damaged file?)".into(),
+        ));
+    }
+    Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
+}
+
 /// A model uploaded to a backend, ready to classify preprocessed images.
 pub struct Classifier {
     pub backend: Backend,
@@ -198,19 +211,41 @@ impl Classifier {
             return Ok(Vec::new());
         }
         let input = self.input(images)?;
-        let out = crate::parallel::on_threads(|| self.net.forward(input));
-        let classes = out.dims()[1];
-        let values = read_values(out).await?;
-        // Finite weights can still overflow (a weight of 1e30); a NaN must not reach a report.
-        if values.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Invalid(
-                "the model computed NaN or an infinity: its weights or activation scales are out of range (a damaged file?)".into(),
-            ));
+        read_logits(crate::parallel::on_threads(|| self.net.forward(input))).await
+    }
+
+    /// A pass over `images` that has computed nothing yet, for [`Classifier::advance_to_layer`].
+    pub fn start(&self, images: &[Vec<f32>]) -> Result<Pass> {
+        Ok(self.net.start(self.input(images)?))
+    }
+
+    /// Go on with `pass` up to the input of layer `layer` (every step before it). False when
+    /// the pass has gone beyond it or this network has no such layer.
+    pub fn advance_to_layer(&self, pass: &mut Pass, layer: &str) -> bool {
+        crate::parallel::on_threads(|| self.net.resume_before_layer(pass, layer))
+    }
+
+    /// The logits of passes another upload of the same graph (another precision of one of
+    /// its layers) took part of the way, each the rest of the way with these weights: what
+    /// [`Classifier::logits`] gives where everything before agrees, for the steps after only.
+    /// One row per image, the passes' images in order; the passes side by side where there
+    /// are threads.
+    pub async fn logits_from(&self, passes: &[Pass]) -> Result<Vec<Vec<f32>>> {
+        let outs = crate::parallel::on_threads(|| {
+            crate::parallel::map_each(passes, |p| self.net.finish(p.clone()))
+        });
+        let mut rows = Vec::new();
+        for out in outs {
+            let out = out.ok_or_else(|| {
+                Error::Structure("a pass was resumed by a network with other steps".into())
+            })?;
+            rows.extend(read_logits(out).await?);
         }
-        Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
+        Ok(rows)
     }
 
     /// Per batch norm: the mean and unbiased variance of its input over `images` (one batch,
+
     /// training mode), read back to the host.
     pub async fn batch_norm_statistics(
         &self,

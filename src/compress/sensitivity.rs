@@ -9,6 +9,7 @@ use super::progress::{Progress, report};
 use super::{Granularity, QuantOptions};
 use crate::backend::Backend;
 use crate::model::Model;
+use crate::predict::Classifier;
 use crate::quant::Precision;
 use crate::{Error, Result};
 
@@ -57,6 +58,16 @@ where
             (name.to_string(), params)
         })
         .collect();
+    // Everything before a layer computes the same with it quantized or not: one pass per
+    // batch of the folded original (the graph every quantized model has) goes on from layer
+    // to layer, and each quantized model computes only what comes after its layer.
+    let folded = model.fold_bn()?;
+    let base = Classifier::for_logits(&folded, backend.clone())?;
+    let chunks: Vec<&[Vec<f32>]> = images.chunks(batch.max(1)).collect();
+    let mut passes = chunks
+        .iter()
+        .map(|c| base.start(c))
+        .collect::<Result<Vec<_>>>()?;
     let mut rows = Vec::with_capacity(layers.len());
     for (i, (layer, params)) in layers.iter().enumerate() {
         let p = Progress {
@@ -72,8 +83,23 @@ where
             overrides: [(layer.clone(), precision)].into_iter().collect(),
             exact_scales: false,
         };
-        let q = model.quantized(&opts)?;
-        let a = agreement(&reference, &logits_of(&q, backend, images, batch).await?);
+        let q = Classifier::for_logits(&model.quantized(&opts)?, backend.clone())?;
+        let resumed = passes
+            .iter_mut()
+            .map(|pass| base.advance_to_layer(pass, layer).then(|| pass.clone()))
+            .collect::<Option<Vec<_>>>();
+        let logits = match resumed {
+            Some(passes) => q.logits_from(&passes).await?,
+            // Not a layer of the folded network's steps: the whole network.
+            None => {
+                let mut logits = Vec::with_capacity(images.len());
+                for chunk in &chunks {
+                    logits.extend(q.logits(chunk).await?);
+                }
+                logits
+            }
+        };
+        let a = agreement(&reference, &logits);
         rows.push(Sensitivity {
             layer: layer.clone(),
             params: *params,

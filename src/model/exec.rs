@@ -44,15 +44,21 @@ struct Step {
     op: Compiled,
     inputs: Vec<usize>,
     output: usize,
+    /// The conv or linear layer the step applies, by name.
+    layer: Option<String>,
 }
 
 /// A run of a [`Network`] over one batch that can stop at a value and go on later: the values
 /// computed so far that later steps still read, and the next step. Layer-by-layer calibration
 /// measures the input of one layer after the other; going on from the previous layer's input
 /// costs one forward pass in all instead of one per layer.
+#[derive(Clone)]
 pub struct Pass {
     values: Vec<Option<Tensor<4>>>,
     next_step: usize,
+    /// The [`Network::structure`] of the network that started it: another network may go on
+    /// with it only if it has the same steps.
+    structure: u64,
 }
 
 impl Pass {
@@ -69,6 +75,8 @@ impl Pass {
 /// A graph uploaded to a device.
 pub struct Network {
     steps: Vec<Step>,
+    /// A hash of every step's kind, inputs and output (see [`Pass::structure`]).
+    structure: u64,
     /// Per value: fake-quantize it right after it is computed.
     fake_quant: Vec<Option<ActQuant>>,
     /// Per value: the index of the last step that reads it (to free it early).
@@ -85,6 +93,19 @@ pub enum BatchNormMode<'a> {
     /// With their running statistics, recording the batch's statistics of their inputs (what
     /// data-free synthesis compares with the running ones).
     Observe(&'a mut Vec<BatchStats>),
+}
+
+/// A hash of what each step does (its kind, not its weights), reads and writes: two networks
+/// with the same one run the same steps on the same values.
+fn structure(steps: &[Step]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    for s in steps {
+        std::mem::discriminant(&s.op).hash(&mut h);
+        s.inputs.hash(&mut h);
+        s.output.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Per value: the index of the last step that reads it (`usize::MAX` for the output, which
@@ -241,6 +262,7 @@ impl Network {
                 op,
                 inputs: n.inputs.clone(),
                 output: n.output,
+                layer: n.op.layer_name().map(str::to_string),
             });
         }
         let mut fake_quant = vec![None; graph.values.len()];
@@ -259,6 +281,7 @@ impl Network {
         }
         Ok(Network {
             last_use: last_uses(&steps, graph.values.len(), graph.output),
+            structure: structure(&steps),
             steps,
             fake_quant,
             output: graph.output,
@@ -347,10 +370,12 @@ impl Network {
                 op: Compiled::Conv(conv),
                 inputs,
                 output,
+                layer: step.layer,
             });
         }
         Ok(Network {
             last_use: last_uses(&steps, readers.len(), net.output),
+            structure: structure(&steps),
             steps,
             fake_quant: net.fake_quant,
             output: net.output,
@@ -396,6 +421,7 @@ impl Network {
         let mut pass = Pass {
             values: vec![None; self.fake_quant.len()],
             next_step: 0,
+            structure: self.structure,
         };
         self.store(&mut pass, 0, x, capture, captured);
         pass
@@ -419,6 +445,54 @@ impl Network {
             Some(value),
         );
         pass.values.get(value).cloned().flatten()
+    }
+
+    /// Go on with `pass` until the step that applies layer `layer` is next. False, with the
+    /// pass as it was, when no step applies it or the pass has gone beyond it.
+    pub fn resume_before_layer(&self, pass: &mut Pass, layer: &str) -> bool {
+        let Some(k) = self
+            .steps
+            .iter()
+            .position(|s| s.layer.as_deref() == Some(layer))
+        else {
+            return false;
+        };
+        if pass.next_step > k || pass.structure != self.structure {
+            return false;
+        }
+        // The step before computes its output last: stop there.
+        if let Some(before) = k.checked_sub(1)
+            && pass.next_step <= before
+        {
+            let stop = Some(self.steps[before].output);
+            self.advance(
+                pass,
+                &mut BatchNormMode::Running,
+                &[],
+                &mut Vec::new(),
+                stop,
+            );
+        }
+        pass.next_step == k
+    }
+
+    /// The logits `[N, classes]` of a pass that a network with the same steps (another
+    /// precision of the same graph) started and took part of the way: the rest of the steps
+    /// with this network's weights. `None` when its steps differ.
+    pub fn finish(&self, mut pass: Pass) -> Option<Tensor<2>> {
+        if pass.structure != self.structure {
+            return None;
+        }
+        self.advance(
+            &mut pass,
+            &mut BatchNormMode::Running,
+            &[],
+            &mut Vec::new(),
+            None,
+        );
+        let out = pass.values[self.output].take()?;
+        let [n, k, _, _] = out.dims();
+        Some(out.reshape([n, k]))
     }
 
     /// Whether `pass` has gone beyond the step that computes `value`.
@@ -680,5 +754,53 @@ mod tests {
                 "folded logits differ by {diff} (spread {spread})"
             );
         }
+    }
+
+    /// A pass of the float network stopped before a layer and finished by the network with
+    /// that layer alone in int4 gives that network's own logits, bit for bit: at the first
+    /// layer, at one whose residual addition is fused into it, and at the classifier. A pass
+    /// that went beyond a layer, or a network with other steps, is refused.
+    #[test]
+    fn a_pass_stopped_before_a_layer_goes_on_with_that_layer_quantized() {
+        use crate::compress::QuantOptions;
+        use crate::quant::Precision;
+        let folded = Model::seeded_resnet18(3).fold_bn().unwrap();
+        let graph = folded.graph();
+        let device = Backend::cpu().device;
+        let mut rng = Rng::new(4);
+        let pixels: Vec<f32> = (0..2 * 3 * 40 * 40).map(|_| rng.normal() as f32).collect();
+        let x = || Tensor::<4>::from_data(TensorData::new(pixels.clone(), [2, 3, 40, 40]), &device);
+        let base = Network::build_for_inference(
+            &graph,
+            &folded.weights,
+            &Quantization::default(),
+            &device,
+        )
+        .unwrap();
+        let mut pass = base.start(x());
+        for layer in ["conv1", "layer2.0.conv2", "layer3.1.conv2", "fc"] {
+            let opts = QuantOptions {
+                weights: Precision::F32,
+                overrides: [(layer.to_string(), Precision::Int4)].into_iter().collect(),
+                ..QuantOptions::default()
+            };
+            let q = folded.quantized(&opts).unwrap();
+            let net =
+                Network::build_for_inference(&q.graph(), &q.weights, &q.quant, &device).unwrap();
+            let whole = logits(&net, x());
+            assert_ne!(whole, logits(&base, x()), "{layer} in int4 changed nothing");
+            assert!(base.resume_before_layer(&mut pass, layer), "{layer}");
+            let resumed = net.finish(pass.clone()).unwrap();
+            assert_eq!(
+                resumed.into_data().try_to_vec::<f32>().unwrap(),
+                whole,
+                "{layer}"
+            );
+        }
+        assert!(!base.resume_before_layer(&mut pass, "conv1"));
+        assert!(!base.resume_before_layer(&mut pass, "no.such.layer"));
+        let plain =
+            Network::build(&graph, &folded.weights, &Quantization::default(), &device).unwrap();
+        assert!(plain.finish(base.start(x())).is_none());
     }
 }
