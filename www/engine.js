@@ -195,7 +195,20 @@ async function start(opts, restore) {
     let channel = null;
     try {
       channel = workerChannel();
-      return { conn: await connect(channel, { ...init, module }), whyNotWorker, whyOneThread };
+      const conn = await connect(channel, { ...init, module });
+      // WebGPU exposed but no adapter or device (a blocklisted GPU): the engine fell back to
+      // the CPU, where the threaded module runs faster, told why the CPU.
+      if (!onCpu && conn.state.backendKind === 'cpu') {
+        const plan = threadPlan({ asked: opts.threads ?? null, mainThread: false });
+        const why = conn.state.fallbackReason;
+        const threaded = plan.why === null ? await startThreaded({ ...init, prefer: 'cpu', reason: why }, plan) : plan;
+        if (threaded.conn) {
+          conn.terminate();
+          return threaded;
+        }
+        whyOneThread = threaded.why;
+      }
+      return { conn, whyNotWorker, whyOneThread };
     } catch (e) {
       channel?.terminate();
       whyNotWorker = (e && e.message) || String(e);

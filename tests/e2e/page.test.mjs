@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { ROOT, DIST, serveDist, launchChromium, openPage as open } from './harness.mjs';
+import { ROOT, DIST, serveDist, launchChromium, openPage as open, watchConsole } from './harness.mjs';
 
 const OUT = join(ROOT, 'tests', 'e2e', 'output');
 const BIN = process.env.MODELSLIM_BIN || join(ROOT, 'target', 'release', 'modelslim');
@@ -229,6 +229,34 @@ test('CPU fallback (forced): same predictions on every core, a visible notice', 
     assert.match(await page.textContent('[data-testid=backend]'), new RegExp(`on ${threads} threads`));
   }
   await predictionFlow(page, 'cpu', 'cpu-fallback.png');
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await context.close();
+});
+
+// WebGPU exposed but without an adapter (a blocklisted GPU): the engine falls back to the CPU,
+// and there it runs on every core, the reason in the notice. The engine's worker is served with
+// an adapter request that finds none.
+test('WebGPU exposed without an adapter: the CPU engine on every core, the reason in the notice', { timeout: 2 * FORWARD_TIMEOUT }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  await context.route('**/engine-worker.js*', async (route) => {
+    const response = await route.fetch();
+    const stub = 'if (self.GPU) GPU.prototype.requestAdapter = async () => null;\n';
+    await route.fulfill({ response, body: stub + await response.text() });
+  });
+  const page = await context.newPage();
+  const problems = watchConsole(page);
+  await page.goto(base + '?weights=none');
+  await page.waitForFunction(() => document.querySelector('[data-testid=backend]').dataset.kind, null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => Boolean(navigator.gpu)), true);
+  assert.equal(await page.getAttribute('[data-testid=backend]', 'data-kind'), 'cpu');
+  const threads = Math.min(8, await page.evaluate(() => navigator.hardwareConcurrency));
+  assert.equal(await page.getAttribute('[data-testid=backend]', 'data-threads'), String(threads));
+  assert.match(await page.textContent('#notice'), /CPU fallback.*no graphics adapter/);
+  await page.setInputFiles('[data-testid=weights-file]', weightsFile);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
+    null, { timeout: 120_000 });
+  await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
+  assertMatchesCli((await top5Lists(page))[0], 'chelsea.png');
   assert.deepEqual(problems, [], 'the browser console must stay clean');
   await context.close();
 });
