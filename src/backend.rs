@@ -78,7 +78,7 @@ impl Backend {
             .graphics_api(WgpuBackend::WebGpu)
             .init_with_setup_async()
             .await
-            .map_err(|e| Error::Backend(format!("WebGPU is not available ({e})")))?;
+            .map_err(|e| Error::Backend(webgpu_failure(&e)))?;
         let info = setup.adapter.get_info();
         let name = if info.name.is_empty() {
             "browser adapter".to_string()
@@ -99,5 +99,19 @@ impl Backend {
             BackendKind::Cpu => Ok(Backend::cpu()),
             BackendKind::Wgpu => Backend::wgpu_vulkan(),
         }
+    }
+}
+
+/// Why WebGPU did not start, in a line for the page's notice: wgpu's adapter selector lists
+/// every native API it did not try, which says nothing to a user.
+#[cfg(feature = "webgpu")]
+fn webgpu_failure(e: &burn::tensor::wgpu::WgpuInitError) -> String {
+    use burn::tensor::wgpu::WgpuInitError as E;
+    match e {
+        E::AdapterUnavailable { .. } => "the browser exposes WebGPU but offers no graphics \
+             adapter (its GPU may be blocklisted or WebGPU turned off; in Chrome, chrome://gpu \
+             says which)"
+            .to_string(),
+        other => format!("WebGPU did not start ({other})"),
     }
 }

@@ -245,7 +245,6 @@ impl Classifier {
     }
 
     /// Per batch norm: the mean and unbiased variance of its input over `images` (one batch,
-
     /// training mode), read back to the host.
     pub async fn batch_norm_statistics(
         &self,

@@ -154,6 +154,8 @@ pub async fn create_engine(prefer: String, reason: Option<String>) -> Engine {
         #[cfg(feature = "webgpu")]
         match Backend::webgpu().await {
             Ok(b) => (b, None),
+            // The notice reads "Reason: …": the backend's words without the error's prefix.
+            Err(crate::Error::Backend(why)) => (Backend::cpu(), Some(why)),
             Err(e) => (Backend::cpu(), Some(e.to_string())),
         }
         #[cfg(not(feature = "webgpu"))]
