@@ -27,27 +27,48 @@ pub struct Agreement {
 /// Compare two sets of logits image by image (a single logit is a binary classifier's:
 /// agreement on its sign, KL of its sigmoid).
 pub fn agreement(reference: &[Vec<f32>], other: &[Vec<f32>]) -> Agreement {
-    let n = reference.len().min(other.len());
-    let mut same = 0usize;
-    let mut kl = 0f64;
-    for (a, b) in reference.iter().zip(other) {
-        let (a, b) = (&class_logits(a)[..], &class_logits(b)[..]);
-        same += usize::from(argmax(a) == argmax(b));
-        let (p, q) = (softmax(a), softmax(b));
-        kl += p
-            .iter()
-            .zip(&q)
-            .filter(|(p, _)| **p > 0.0)
-            .map(|(p, q)| *p as f64 * ((*p as f64) / (*q as f64).max(1e-30)).ln())
-            .sum::<f64>();
+    let mut tally = Tally::default();
+    tally.add(reference, other);
+    tally.agreement()
+}
+
+/// [`agreement`] gathered over several sets of images, one after the other: the same numbers
+/// as one comparison of them all.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    n: usize,
+    same: usize,
+    kl: f64,
+}
+
+impl Tally {
+    /// Add the next images' logits, image by image.
+    pub fn add(&mut self, reference: &[Vec<f32>], other: &[Vec<f32>]) {
+        for (a, b) in reference.iter().zip(other) {
+            let (a, b) = (&class_logits(a)[..], &class_logits(b)[..]);
+            self.n += 1;
+            self.same += usize::from(argmax(a) == argmax(b));
+            let (p, q) = (softmax(a), softmax(b));
+            self.kl += p
+                .iter()
+                .zip(&q)
+                .filter(|(p, _)| **p > 0.0)
+                .map(|(p, q)| *p as f64 * ((*p as f64) / (*q as f64).max(1e-30)).ln())
+                .sum::<f64>();
+        }
     }
-    let interval = crate::scores::Count::of(same, n);
-    Agreement {
-        n,
-        agreement: if n > 0 { same as f64 / n as f64 } else { 0.0 },
-        kl: if n > 0 { kl / n as f64 } else { 0.0 },
-        low: interval.as_ref().map_or(0.0, |c| c.low),
-        high: interval.as_ref().map_or(1.0, |c| c.high),
+
+    /// The agreement of every image added.
+    pub fn agreement(&self) -> Agreement {
+        let (n, same) = (self.n, self.same);
+        let interval = crate::scores::Count::of(same, n);
+        Agreement {
+            n,
+            agreement: if n > 0 { same as f64 / n as f64 } else { 0.0 },
+            kl: if n > 0 { self.kl / n as f64 } else { 0.0 },
+            low: interval.as_ref().map_or(0.0, |c| c.low),
+            high: interval.as_ref().map_or(1.0, |c| c.high),
+        }
     }
 }
 

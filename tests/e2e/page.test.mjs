@@ -233,6 +233,16 @@ test('CPU fallback (forced): same predictions on every core, a visible notice', 
   await context.close();
 });
 
+/** Loads the seeded weights file and a photo: the CLI's top-5, and a clean console. */
+async function predictsLikeTheCli(page, problems) {
+  await page.setInputFiles('[data-testid=weights-file]', weightsFile);
+  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
+    null, { timeout: 120_000 });
+  await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
+  assertMatchesCli((await top5Lists(page))[0], 'chelsea.png');
+  assert.deepEqual(problems, [], 'the browser console must stay clean');
+}
+
 // WebGPU exposed but without an adapter (a blocklisted GPU): the engine falls back to the CPU,
 // and there it runs on every core, the reason in the notice. The engine's worker is served with
 // an adapter request that finds none.
@@ -252,12 +262,7 @@ test('WebGPU exposed without an adapter: the CPU engine on every core, the reaso
   const threads = Math.min(8, await page.evaluate(() => navigator.hardwareConcurrency));
   assert.equal(await page.getAttribute('[data-testid=backend]', 'data-threads'), String(threads));
   assert.match(await page.textContent('#notice'), /CPU fallback.*no graphics adapter/);
-  await page.setInputFiles('[data-testid=weights-file]', weightsFile);
-  await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
-    null, { timeout: 120_000 });
-  await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
-  assertMatchesCli((await top5Lists(page))[0], 'chelsea.png');
-  assert.deepEqual(problems, [], 'the browser console must stay clean');
+  await predictsLikeTheCli(page, problems);
   await context.close();
 });
 
@@ -270,12 +275,7 @@ test('not cross-origin isolated: the CPU engine runs on one thread, says why, an
     assert.equal(await page.evaluate(() => crossOriginIsolated), false);
     assert.equal(await page.getAttribute('[data-testid=backend]', 'data-threads'), '1');
     assert.match(await page.textContent('#notice'), /CPU engine runs on one thread: this page is not cross-origin isolated/);
-    await page.setInputFiles('[data-testid=weights-file]', weightsFile);
-    await page.waitForFunction(() => /model ready/.test(document.querySelector('[data-testid=status]').textContent),
-      null, { timeout: 120_000 });
-    await uploadAndWait(page, join(SAMPLES, 'chelsea.png'), 1);
-    assertMatchesCli((await top5Lists(page))[0], 'chelsea.png');
-    assert.deepEqual(problems, [], 'the browser console must stay clean');
+    await predictsLikeTheCli(page, problems);
     await context.close();
   } finally {
     plain.server.close();
