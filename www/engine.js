@@ -163,10 +163,13 @@ async function connect(channel, init) {
   return conn;
 }
 
-// On the CPU, where threads can share memory: the threaded module in a worker, `threads` of
-// them. It has training in it, so it also serves a request for the training module. Should it
-// not start, the single-threaded module does, and the page says why.
-async function startThreaded(init, plan) {
+// On the CPU, where threads can share memory (`threadPlan`): the threaded module in a worker,
+// `threads` of them. It has training in it, so it also serves a request for the training
+// module. Resolves to `{conn, …}`, or `{why}` it does not run (then the single-threaded module
+// does, and the page says why).
+async function startThreaded(init, opts) {
+  const plan = threadPlan({ asked: opts.threads ?? null, mainThread: opts.mainThread });
+  if (plan.why !== null) return plan;
   let channel = null;
   try {
     channel = workerChannel();
@@ -185,8 +188,7 @@ async function start(opts, restore) {
   const onCpu = opts.prefer === 'cpu' || !globalThis.navigator?.gpu;
   let whyOneThread = null;
   if (onCpu) {
-    const plan = threadPlan({ asked: opts.threads ?? null, mainThread: opts.mainThread });
-    const threaded = plan.why === null ? await startThreaded(init, plan) : plan;
+    const threaded = await startThreaded(init, opts);
     if (threaded.conn) return threaded;
     whyOneThread = threaded.why;
   }
@@ -199,9 +201,7 @@ async function start(opts, restore) {
       // WebGPU exposed but no adapter or device (a blocklisted GPU): the engine fell back to
       // the CPU, where the threaded module runs faster, told why the CPU.
       if (!onCpu && conn.state.backendKind === 'cpu') {
-        const plan = threadPlan({ asked: opts.threads ?? null, mainThread: false });
-        const why = conn.state.fallbackReason;
-        const threaded = plan.why === null ? await startThreaded({ ...init, prefer: 'cpu', reason: why }, plan) : plan;
+        const threaded = await startThreaded({ ...init, prefer: 'cpu', reason: conn.state.fallbackReason }, opts);
         if (threaded.conn) {
           conn.terminate();
           return threaded;

@@ -97,9 +97,9 @@ where
     // Everything before a layer computes the same with it quantized or not: one pass per
     // batch of the folded original (folded once; each layer is quantized from it, and every
     // quantized model has its graph) goes on from layer to layer, and each quantized model
-    // computes only what comes after its layer. The passes
-    // hold the activations their later steps read: at most `pass_images` images' at a time,
-    // the layers gone through again for each further group of images.
+    // computes only what comes after its layer. The passes hold the activations their later
+    // steps read: at most `pass_images` images' at a time, the layers gone through again (and
+    // each quantized again) for each further group of images.
     let folded = model.fold_bn()?;
     let base = Classifier::for_logits(&folded, backend.clone())?;
     let pass_images = match pass_images {
@@ -124,13 +124,7 @@ where
                 label: format!("sensitivity of {layer}"),
             };
             report(&mut progress, p).await?;
-            let opts = QuantOptions {
-                weights: Precision::F32,
-                granularity,
-                keep_first_last: false,
-                overrides: [(layer.clone(), precision)].into_iter().collect(),
-                exact_scales: false,
-            };
+            let opts = alone(layer, precision, granularity);
             let q = Classifier::for_logits(&folded.quantized(&opts)?, backend.clone())?;
             let resumed = passes
                 .iter_mut()
@@ -165,6 +159,17 @@ where
         .collect();
     rows.sort_by(|a, b| b.kl.total_cmp(&a.kl));
     Ok(rows)
+}
+
+/// `layer` alone stored in `precision`, every other layer in fp32.
+fn alone(layer: &str, precision: Precision, granularity: Granularity) -> QuantOptions {
+    QuantOptions {
+        weights: Precision::F32,
+        granularity,
+        keep_first_last: false,
+        overrides: [(layer.to_string(), precision)].into_iter().collect(),
+        exact_scales: false,
+    }
 }
 
 /// The most bytes a pass of `base` over `image` holds before any of `layers`: one image's
@@ -215,14 +220,7 @@ mod tests {
         assert_eq!(measured, pairs);
         let reference = pollster::block_on(logits_of(&model, &backend, &images, 2)).unwrap();
         for row in &measured[..3] {
-            let opts = QuantOptions {
-                weights: Precision::F32,
-                granularity: g,
-                keep_first_last: false,
-                overrides: [(row.layer.clone(), p)].into_iter().collect(),
-                exact_scales: false,
-            };
-            let q = model.quantized(&opts).unwrap();
+            let q = model.quantized(&alone(&row.layer, p, g)).unwrap();
             let whole = pollster::block_on(logits_of(&q, &backend, &images, 2)).unwrap();
             let a = crate::compress::agreement(&reference, &whole);
             assert!(a.kl > 0.0, "{}: int4 changed nothing", row.layer);
